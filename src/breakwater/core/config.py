@@ -1,0 +1,262 @@
+"""The validated configuration model: providers, deployments, routes.
+
+One YAML file describes where to call (providers), which upstream model on which provider
+(deployments), and the public model names clients send (routes). Every problem is reported
+with its key path and what was expected, all at once, so ``check-config`` is a to-do list and
+not a game of whack-a-mole.
+
+Credentials are references (``env:NAME`` or ``file:/path``), never values: a config file can be
+committed, printed and diffed without leaking anything. Resolving them is I/O and happens in
+``breakwater.infra.credentials``.
+
+Later features slot in as new optional keys on routes and deployments (``retry``, ``fallbacks``,
+``cache``, ``limits``, ``variants``), which is why every model forbids unknown keys: a typo is an
+error today, and a new key is never silently ignored by an older gateway.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+WireType = Literal["openai", "anthropic", "gemini", "mock"]
+MockWire = Literal["openai", "anthropic", "gemini"]
+Strategy = Literal["ordered", "weighted"]
+
+_SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Model):
+    """Seconds. ``None`` means no limit of that kind (the total limit always applies)."""
+
+    connect: float = Field(default=10.0, gt=0)
+    total: float = Field(default=600.0, gt=0)
+    first_token: float | None = Field(default=None, gt=0)
+    idle: float | None = Field(default=None, gt=0)
+
+
+class Price(_Model):
+    """Price override in USD per million tokens (self-hosted models, negotiated rates)."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+class Provider(_Model):
+    """Where and how to call. ``type`` is the wire protocol; ``host`` picks a row of quirks."""
+
+    type: WireType
+    host: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    # only for type "mock": which wire format the in-process mock speaks, and its fault schedule
+    wire: MockWire = "openai"
+    faults: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("api_key")
+    @classmethod
+    def _reference_only(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REF.match(value):
+            raise ValueError("must be a reference, 'env:NAME' or 'file:/path'; keys are never written inline")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class Deployment(_Model):
+    """One upstream model on one provider."""
+
+    provider: str
+    model: str
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    timeouts: Timeouts | None = None
+    price: Price | None = None
+    # provider-specific fields merged into every upstream request body (e.g. Ollama "options")
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class RouteTarget(_Model):
+    deployment: str
+    weight: float = Field(default=1.0, gt=0)
+
+
+class Route(_Model):
+    """A public model name. Either a list of deployments, or (for ``prefix/*``) a provider."""
+
+    deployments: list[RouteTarget] = Field(default_factory=list)
+    provider: str | None = None
+    strategy: Strategy = "ordered"
+    unsupported_params: Literal["reject", "drop"] = "reject"
+    timeouts: Timeouts | None = None
+    description: str | None = None
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _names_allowed(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"deployment": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class ServerSettings(_Model):
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+
+class Config(_Model):
+    version: Literal[1] = 1
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    providers: dict[str, Provider] = Field(default_factory=dict)
+    deployments: dict[str, Deployment] = Field(default_factory=dict)
+    routes: dict[str, Route] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """The config is invalid; ``problems`` lists every one of them."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse and validate YAML text into a ``Config``.
+
+    Raises:
+        ConfigError: with every problem found, each with its key path.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [Problem(where, f"not valid YAML: {problem}")]) from None
+    return build_config(data if data is not None else {}, source)
+
+
+def build_config(data: Any, source: str = "<config>") -> Config:
+    """Validate already-parsed data (a dict) into a ``Config``."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "expected a mapping at the top level")])
+    problems: list[Problem] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(e) for e in exc.errors()]
+    problems.extend(p for p in cross_check(data) if p not in problems)
+    if problems or config is None:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _problem(error: Any) -> Problem:
+    parts: list[str] = []
+    for item in error["loc"]:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif error["type"] == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return Problem("".join(parts), msg)
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """The entries of a top-level section that are mappings (type errors are reported elsewhere)."""
+    section = data.get(key)
+    if not isinstance(section, dict):
+        return {}
+    return {str(k): v for k, v in section.items() if isinstance(v, dict)}
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names) or "none defined"
+
+
+def cross_check(data: dict[str, Any]) -> list[Problem]:
+    """Checks that span sections: references resolve, wildcards are well formed.
+
+    Works on the raw mapping, not the validated model, so it runs even when field validation
+    failed and ``check-config`` can report both kinds of problem in one pass.
+    """
+    problems: list[Problem] = []
+    providers = _section(data, "providers")
+    deployments = _section(data, "deployments")
+    known_providers = sorted(providers)
+    known_deployments = sorted(deployments)
+
+    def provider_ref(path: str, value: Any) -> None:
+        if isinstance(value, str) and value not in providers:
+            problems.append(Problem(path, f"unknown provider {value!r} (expected one of: {_one_of(known_providers)})"))
+
+    for name, dep in deployments.items():
+        provider_ref(f"deployments.{name}.provider", dep.get("provider"))
+    for name, p in providers.items():
+        if p.get("type") == "openai" and not p.get("base_url") and p.get("host") in (None, "azure", "custom"):
+            problems.append(Problem(f"providers.{name}.base_url", "required unless 'host' names a known host"))
+        if p.get("faults") and p.get("type") != "mock":
+            problems.append(Problem(f"providers.{name}.faults", "only a provider of type 'mock' takes faults"))
+    for name, route in _section(data, "routes").items():
+        path = f"routes.{name}"
+        targets = route.get("deployments") or []
+        if name.endswith("/*"):
+            if route.get("provider") is None:
+                problems.append(Problem(f"{path}.provider", "a wildcard route needs the provider it forwards to"))
+            provider_ref(f"{path}.provider", route.get("provider"))
+            if targets:
+                problems.append(Problem(f"{path}.deployments", "a wildcard route takes 'provider', not deployments"))
+            continue
+        if "*" in name:
+            problems.append(Problem(path, "'*' is only allowed as a final '/*' (e.g. 'openai/*')"))
+        if route.get("provider") is not None:
+            problems.append(Problem(f"{path}.provider", "only wildcard routes ('prefix/*') take a provider"))
+        if not targets:
+            problems.append(Problem(f"{path}.deployments", "a route needs at least one deployment"))
+        if not isinstance(targets, list):
+            continue
+        for i, target in enumerate(targets):
+            ref = target.get("deployment") if isinstance(target, dict) else target
+            if isinstance(ref, str) and ref not in deployments:
+                problems.append(
+                    Problem(
+                        f"{path}.deployments[{i}]",
+                        f"unknown deployment {ref!r} (expected one of: {_one_of(known_deployments)})",
+                    )
+                )
+    return problems

@@ -1,0 +1,264 @@
+"""Canonical request, response, stream-event and usage types.
+
+Every wire protocol (OpenAI, Anthropic, Gemini) is translated to and from these types, so the
+engine and its policies see one shape. The shape follows OpenAI's chat completions closely,
+because that is the most common ingress and the richest parameter set, but content is always
+a list of parts and tool calls are always a list, so translators never branch on "str or list".
+
+Usage is normalised to OpenAI's meaning: ``input_tokens`` counts *all* prompt tokens, including
+the ones read from or written to a prompt cache; ``cached_input_tokens`` and
+``cache_creation_input_tokens`` are subsets of it. Anthropic reports the three separately, so its
+translators add them up on the way in and subtract on the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+ToolChoiceMode = Literal["auto", "none", "required", "named"]
+ResponseFormatType = Literal["text", "json_object", "json_schema"]
+
+
+@dataclass(slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image given by URL; base64 images travel as ``data:<mime>;base64,...`` URLs."""
+
+    url: str
+    detail: str | None = None
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # the JSON text of the arguments, exactly as the model produced it
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: list[ContentPart] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        """The concatenated text parts (images are skipped)."""
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    type: ResponseFormatType
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A chat call in canonical form.
+
+    ``raw`` keeps the client's original OpenAI body so an OpenAI-to-OpenAI call can forward
+    fields this model does not know about untouched (the fast path).
+    """
+
+    model: str
+    messages: list[Message]
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    n: int = 1
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+    #: client fields and content-part types the canonical form does not model, e.g.
+    #: ``reasoning_effort`` or ``messages[0].content[1].type=input_audio``; only an upstream
+    #: that receives the raw body (the OpenAI fast path) can honour them
+    extra_params: list[str] = field(default_factory=list)
+    raw: dict[str, Any] | None = None
+
+    def used_params(self) -> list[str]:
+        """Names (OpenAI spelling) of the optional parameters this request actually sets.
+
+        Adapters compare this list with what their upstream can honour; a parameter left at
+        its neutral value (``n=1``, no tools) is not "used".
+        """
+        used: list[str] = []
+        for name in _OPTIONAL_SCALARS:
+            if getattr(self, name) is not None:
+                used.append(name)
+        if self.stop:
+            used.append("stop")
+        if self.n != 1:
+            used.append("n")
+        if self.tools:
+            used.append("tools")
+        if self.tool_choice is not None:
+            used.append("tool_choice")
+        if self.parallel_tool_calls is not None:
+            used.append("parallel_tool_calls")
+        if self.response_format is not None and self.response_format.type != "text":
+            used.append("response_format")
+        if self.user is not None:
+            used.append("user")
+        used.extend(self.extra_params)
+        return used
+
+
+_OPTIONAL_SCALARS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+)
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Choice:
+    index: int
+    message: Message
+    finish_reason: FinishReason | None
+    logprobs: Any = None
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    """A whole response. ``raw_body`` is the upstream's bytes when they may go out untouched."""
+
+    id: str
+    model: str
+    created: int
+    choices: list[Choice]
+    usage: Usage | None = None
+    raw_body: bytes | None = None
+
+
+# --- streaming -------------------------------------------------------------------------------
+# A stream is a sequence of these events. Translators turn an upstream stream into events and
+# events into the client's stream format; each event carries the choice index it belongs to.
+
+
+@dataclass(slots=True)
+class StreamStart:
+    id: str
+    model: str
+    created: int
+
+
+@dataclass(slots=True)
+class TextDelta:
+    text: str
+    index: int = 0
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of one tool call; ``id`` and ``name`` arrive on the first piece only."""
+
+    tool_index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+    index: int = 0
+
+
+@dataclass(slots=True)
+class FinishEvent:
+    reason: FinishReason
+    index: int = 0
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    usage: Usage
+
+
+@dataclass(slots=True)
+class PassthroughChunk:
+    """An upstream OpenAI chunk forwarded byte-for-byte on the fast path.
+
+    Its usage and finish reasons are read out so accounting works without re-encoding it.
+    """
+
+    data: bytes
+    usage: Usage | None = None
+    finish_reasons: list[FinishReason] = field(default_factory=list)
+
+
+StreamEvent = StreamStart | TextDelta | ToolCallDelta | FinishEvent | UsageEvent | PassthroughChunk
+
+
+# --- embeddings ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    model: str
+    inputs: list[str]
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    model: str
+    vectors: list[list[float]]
+    usage: Usage
+    raw_body: bytes | None = None

@@ -1,0 +1,453 @@
+"""The Anthropic Messages wire protocol, client side (``POST /v1/messages``).
+
+Anthropic differs from the canonical (OpenAI-shaped) form in ways that decide this module:
+system prompts are a top-level field, tool results are ``tool_result`` blocks inside a *user*
+turn, turns must alternate, ``max_tokens`` is required, and usage counts cached prompt tokens
+apart from ``input_tokens`` (see ``breakwater.core.types``: we add them up on the way in).
+
+There is no fast path: a response is always re-encoded for the client, so ``raw_body`` stays
+None (the OpenAI encoder would otherwise send Anthropic bytes to an OpenAI client).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from breakwater.core.errors import (
+    InvalidRequest,
+    MalformedResponse,
+    UnsupportedParameter,
+    UpstreamError,
+    classify_status,
+    parse_retry_after,
+)
+from breakwater.core.types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ContentPart,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FinishEvent,
+    FinishReason,
+    ImagePart,
+    Message,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+    UsageEvent,
+)
+from breakwater.providers.base import HttpRequest, Target
+from breakwater.providers.sse import SSEDecoder
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+#: the Messages API version header; ``Target.api_version`` overrides it
+API_VERSION = "2023-06-01"
+#: Anthropic requires ``max_tokens`` and OpenAI clients usually omit it. 4096 fits every current
+#: Claude model's output limit, so a request without it never fails for being too large.
+DEFAULT_MAX_TOKENS = 4096
+
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",  # a server-tool turn paused early; what came so far is a normal answer
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+# The HTTP status Anthropic documents for each error type. An in-stream ``error`` event carries
+# only the type, so this lets it go through the same ``classify_status`` rules as HTTP errors.
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+_TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none", "named": "tool"}
+
+
+class AnthropicAdapter:
+    wire = "anthropic"
+    # response_format: json_schema only, sent as Anthropic's native structured output
+    # (``output_config.format``); json_object has no Anthropic equivalent (see ``unsupported``)
+    supported_params = frozenset(
+        {
+            "max_tokens", "temperature", "top_p", "top_k", "stop", "tools", "tool_choice",
+            "parallel_tool_calls", "response_format", "user",
+        }
+    )  # fmt: skip
+
+    def unsupported(self, request: ChatRequest, target: Target) -> list[str]:
+        """Parameters of ``request`` Anthropic cannot honour, extras included (there is no fast path)."""
+        out = [p for p in request.used_params() if p not in self.supported_params]
+        if request.response_format is not None and request.response_format.type == "json_object":
+            out.append("response_format")
+        return out
+
+    # 1. errors ---------------------------------------------------------------------------------
+
+    def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
+        message, type_ = _error_text(body)
+        return classify_status(
+            status,
+            f"{type_} {message}",
+            provider=target.provider,
+            retry_after=parse_retry_after({k.lower(): v for k, v in headers.items()}),
+            overloaded=type_ == "overloaded_error",
+        )
+
+    # 2. requests -------------------------------------------------------------------------------
+
+    def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest:
+        body = _chat_body(request, target.model)
+        body.update(target.extra_body)
+        return HttpRequest("POST", _url(target), _headers(target), orjson.dumps(body), request.stream)
+
+    def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest:
+        raise _no_embeddings(target)
+
+    # 3. responses ------------------------------------------------------------------------------
+
+    def chat_response(self, body: bytes, target: Target) -> ChatResponse:
+        data = _json(body, target)
+        try:
+            parts, calls = _content(data["content"])
+            reason = data.get("stop_reason")
+            return ChatResponse(
+                id=str(data.get("id") or "msg_breakwater"),
+                model=str(data.get("model") or target.model),
+                created=int(time.time()),  # Anthropic messages carry no timestamp
+                choices=[
+                    Choice(0, Message("assistant", parts, calls), _FINISH.get(reason, "stop") if reason else None)
+                ],
+                usage=_usage(data.get("usage") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponse(f"{target.provider} sent an unreadable message", provider=target.provider) from exc
+
+    def embeddings_response(self, body: bytes, target: Target) -> EmbeddingResponse:
+        raise _no_embeddings(target)
+
+    # 4. streams --------------------------------------------------------------------------------
+
+    def stream_parser(self, request: ChatRequest, target: Target) -> AnthropicStreamParser:
+        return AnthropicStreamParser(target)
+
+
+class AnthropicStreamParser:
+    """Messages-API SSE events to canonical events.
+
+    Usage arrives in pieces (input in ``message_start``, cumulative totals in ``message_delta``),
+    so it is merged here and emitted once, as a ``UsageEvent``, at ``message_stop``.
+    """
+
+    __slots__ = ("_done", "_sse", "_started", "_target", "_tools", "_usage")
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._sse = SSEDecoder()
+        self._usage: dict[str, Any] = {}
+        self._tools: dict[int, int] = {}  # content block index -> canonical tool_index
+        self._started = False
+        self._done = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.feed(data):
+            self._frame(sse.event, sse.data, events)
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.flush():
+            self._frame(sse.event, sse.data, events)
+        if not self._done:
+            raise self._malformed("ended the stream before message_stop")
+        return events
+
+    def _malformed(self, what: str) -> MalformedResponse:
+        return MalformedResponse(f"{self._target.provider} {what}", provider=self._target.provider)
+
+    def _frame(self, name: str | None, data: str, events: list[StreamEvent]) -> None:
+        if self._done or not data:
+            return
+        try:
+            payload = orjson.loads(data)
+            kind = payload.get("type") or name
+            if kind == "error":
+                raise _stream_error(payload, self._target)
+            if kind == "ping":
+                return
+            if kind == "message_start":
+                message = payload["message"]
+                self._started = True
+                self._merge_usage(message.get("usage"))
+                events.append(
+                    StreamStart(
+                        str(message.get("id") or "msg_breakwater"),
+                        str(message.get("model") or self._target.model),
+                        int(time.time()),
+                    )
+                )
+                return
+            if not self._started:
+                raise self._malformed(f"sent {kind!r} before message_start")
+            if kind == "content_block_start":
+                self._block_start(int(payload["index"]), payload["content_block"], events)
+            elif kind == "content_block_delta":
+                self._block_delta(int(payload["index"]), payload["delta"], events)
+            elif kind == "message_delta":
+                reason = (payload.get("delta") or {}).get("stop_reason")
+                if reason:
+                    events.append(FinishEvent(_FINISH.get(reason, "stop")))
+                self._merge_usage(payload.get("usage"))
+            elif kind == "message_stop":
+                self._done = True
+                events.append(UsageEvent(_usage(self._usage)))
+            # content_block_stop, and event types Anthropic may add later, carry nothing canonical
+        except UpstreamError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise self._malformed("sent an unreadable stream event") from exc
+
+    def _block_start(self, index: int, block: dict[str, Any], events: list[StreamEvent]) -> None:
+        if block["type"] == "tool_use":
+            tool_index = self._tools[index] = len(self._tools)
+            # the input is normally {} here and streamed as input_json_delta; keep it if not
+            arguments = _compact(block["input"]) if block.get("input") else ""
+            events.append(ToolCallDelta(tool_index, arguments, str(block["id"]), str(block["name"])))
+        elif block["type"] == "text" and block.get("text"):
+            events.append(TextDelta(str(block["text"])))
+
+    def _block_delta(self, index: int, delta: dict[str, Any], events: list[StreamEvent]) -> None:
+        if delta["type"] == "text_delta":
+            if delta["text"]:
+                events.append(TextDelta(str(delta["text"])))
+        elif delta["type"] == "input_json_delta" and delta.get("partial_json"):
+            events.append(ToolCallDelta(self._tools[index], str(delta["partial_json"])))
+        # thinking, signature and citation deltas have no canonical form
+
+    def _merge_usage(self, usage: Any) -> None:
+        # message_delta counts are cumulative totals that overwrite; absent ones keep the old value
+        if isinstance(usage, dict):
+            self._usage.update((k, v) for k, v in usage.items() if v is not None)
+
+
+# --- pieces shared by the request and response sides ------------------------------------------
+
+
+def _no_embeddings(target: Target) -> UnsupportedParameter:
+    return UnsupportedParameter(f"provider {target.provider} (anthropic) does not offer embeddings", param="model")
+
+
+def _url(target: Target) -> str:
+    # like the official SDKs, the base URL is the host without /v1
+    return f"{(target.base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages"
+
+
+def _headers(target: Target) -> dict[str, str]:
+    headers = {"content-type": "application/json", "anthropic-version": target.api_version or API_VERSION}
+    headers.update(target.headers)
+    if target.api_key:
+        headers["x-api-key"] = target.api_key
+    return headers
+
+
+def _json(body: bytes, target: Target) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(f"{target.provider} sent invalid JSON", provider=target.provider) from exc
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"{target.provider} sent an unexpected JSON value", provider=target.provider)
+    return data
+
+
+def _error_text(body: bytes) -> tuple[str, str]:
+    """(message, error type) from ``{"type": "error", "error": {"type", "message"}}``."""
+    try:
+        data = orjson.loads(body)
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict):
+            return str(err.get("message") or ""), str(err.get("type") or "")
+    except orjson.JSONDecodeError:
+        pass
+    return body[:500].decode("utf-8", "replace"), ""
+
+
+def _stream_error(payload: dict[str, Any], target: Target) -> UpstreamError:
+    err = payload.get("error")
+    err = err if isinstance(err, dict) else {}
+    type_ = str(err.get("type") or "")
+    return classify_status(
+        _ERROR_STATUS.get(type_, 500),
+        f"{type_} {err.get('message') or ''}",
+        provider=target.provider,
+        overloaded=type_ == "overloaded_error",
+    )
+
+
+def _compact(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _usage(data: dict[str, Any]) -> Usage:
+    read = int(data.get("cache_read_input_tokens") or 0)
+    creation = int(data.get("cache_creation_input_tokens") or 0)
+    details = data.get("output_tokens_details") or {}
+    return Usage(
+        input_tokens=int(data.get("input_tokens") or 0) + read + creation,
+        output_tokens=int(data.get("output_tokens") or 0),
+        cached_input_tokens=read,
+        cache_creation_input_tokens=creation,
+        reasoning_tokens=int(details.get("thinking_tokens") or 0),
+    )
+
+
+def _content(blocks: list[dict[str, Any]]) -> tuple[list[ContentPart], list[ToolCall]]:
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in blocks:
+        if block["type"] == "text":
+            texts.append(str(block["text"]))
+        elif block["type"] == "tool_use":
+            calls.append(ToolCall(str(block["id"]), str(block["name"]), _compact(block.get("input") or {})))
+        # thinking and server-tool blocks have no canonical form and are dropped
+    text = "".join(texts)
+    return ([TextPart(text)] if text else []), calls
+
+
+def _chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """Canonical request to a Messages API body."""
+    system, turns = _turns(request.messages)
+    max_tokens = request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS
+    body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": turns}
+    if system:
+        body["system"] = system[0]["text"] if len(system) == 1 else system
+    if request.stream:
+        body["stream"] = True
+    for name in ("temperature", "top_p", "top_k"):
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    if request.stop:
+        body["stop_sequences"] = request.stop
+    if request.user is not None:
+        body["metadata"] = {"user_id": request.user}
+    # a tool choice among no tools is a no-op; leaving it out avoids a 400 over nothing
+    if request.tools:
+        body["tools"] = [_tool_json(t) for t in request.tools]
+        choice = _tool_choice_json(request.tool_choice, request.parallel_tool_calls)
+        if choice is not None:
+            body["tool_choice"] = choice
+    rf = request.response_format
+    if rf is not None and rf.type == "json_object":
+        raise UnsupportedParameter("Anthropic has no JSON mode without a schema", param="response_format")
+    if rf is not None and rf.type == "json_schema":
+        body["output_config"] = {"format": {"type": "json_schema", "schema": rf.schema or {}}}
+    return body
+
+
+def _turns(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system text blocks, alternating user/assistant turns)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        if m.role in ("system", "developer"):
+            # hoisted wherever they appear: Anthropic has one system prompt, not system turns
+            system.extend({"type": "text", "text": p.text} for p in m.content if isinstance(p, TextPart) and p.text)
+            continue
+        if m.role == "tool":
+            role, blocks = "user", [_tool_result(m, i)]
+        elif m.role == "assistant":
+            role = "assistant"
+            blocks = _blocks(m.content, i) + [_tool_use(c, i, j) for j, c in enumerate(m.tool_calls)]
+        else:
+            role, blocks = "user", _blocks(m.content, i)
+        if turns and turns[-1]["role"] == role:
+            # turns must alternate, and all results for one assistant turn belong in one user turn
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def _blocks(parts: list[ContentPart], i: int) -> list[dict[str, Any]]:
+    # Anthropic rejects empty text blocks, which OpenAI clients send freely (content: "")
+    return [
+        {"type": "text", "text": p.text} if isinstance(p, TextPart) else _image(p, f"messages[{i}].content[{j}]")
+        for j, p in enumerate(parts)
+        if not isinstance(p, TextPart) or p.text
+    ]
+
+
+def _image(part: ImagePart, path: str) -> dict[str, Any]:
+    url = part.url
+    if url.startswith("data:"):
+        header, comma, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not comma or encoding != "base64":
+            raise InvalidRequest(f"'{path}': only base64 data URLs can carry images to Anthropic", param=path)
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise InvalidRequest(f"'{path}': an image must be an http(s) or base64 data URL", param=path)
+
+
+def _tool_result(m: Message, i: int) -> dict[str, Any]:
+    content: str | list[dict[str, Any]]
+    content = m.text() if all(isinstance(p, TextPart) for p in m.content) else _blocks(m.content, i)
+    return {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": content}
+
+
+def _tool_use(call: ToolCall, i: int, j: int) -> dict[str, Any]:
+    # Anthropic wants the input as an object; OpenAI keeps the model's text, which may be anything
+    path = f"messages[{i}].tool_calls[{j}].function.arguments"
+    try:
+        arguments = orjson.loads(call.arguments) if call.arguments.strip() else {}
+    except orjson.JSONDecodeError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise InvalidRequest(f"'{path}': Anthropic needs the arguments as a JSON object", param=path)
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+
+
+def _tool_json(tool: Tool) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        out["description"] = tool.description
+    # OpenAI lets a tool without arguments omit its schema; Anthropic requires an object schema
+    out["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
+    if tool.strict is not None:
+        out["strict"] = tool.strict
+    return out
+
+
+def _tool_choice_json(choice: ToolChoice | None, parallel: bool | None) -> dict[str, Any] | None:
+    if choice is None and parallel is not False:
+        return None
+    mode = choice.mode if choice is not None else "auto"
+    out: dict[str, Any] = {"type": _TOOL_CHOICE[mode]}
+    if choice is not None and mode == "named":
+        out["name"] = choice.name
+    # Anthropic's parallel switch lives on tool_choice, and "none" does not accept it
+    if parallel is False and mode != "none":
+        out["disable_parallel_tool_use"] = True
+    return out

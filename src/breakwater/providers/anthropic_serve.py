@@ -1,0 +1,417 @@
+"""The Anthropic Messages wire format, server side: read client requests, write messages and streams.
+
+The counterpart of ``breakwater.providers.anthropic``. Breakwater's ``POST /v1/messages`` uses
+it, and so does the mock provider when it plays Anthropic.
+
+Requests decode to the canonical form with ``raw`` left None: ``raw`` is the OpenAI body for
+the OpenAI fast path, and an Anthropic body must never be forwarded to an OpenAI upstream.
+Block-level ``cache_control`` and ``tool_result.is_error`` have no canonical field and are
+dropped; block and tool types the canonical form cannot carry are listed in ``extra_params``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from breakwater.core.errors import InvalidRequest
+from breakwater.core.types import (
+    ChatRequest,
+    ChatResponse,
+    ContentPart,
+    FinishEvent,
+    FinishReason,
+    ImagePart,
+    Message,
+    PassthroughChunk,
+    ResponseFormat,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    ToolChoiceMode,
+    Usage,
+    UsageEvent,
+)
+from breakwater.providers import fields as f
+from breakwater.providers.sse import encode_sse
+
+# Fields of a Messages request the canonical form models; anything else is an "extra" parameter.
+_KNOWN = frozenset(
+    {
+        "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
+        "temperature", "top_p", "top_k", "tools", "tool_choice", "output_config",
+    }
+)  # fmt: skip
+_TOOL_CHOICE: dict[str, ToolChoiceMode] = {"auto": "auto", "any": "required", "none": "none", "tool": "named"}
+_STOP: dict[FinishReason, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    "error": "end_turn",  # Anthropic has no such reason; the error itself travels separately
+}
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def decode_chat_request(body: Any) -> ChatRequest:
+    """Validate a Messages API body into a ``ChatRequest``."""
+    body = f.obj(body, "body")
+    model = f.req_str(body, "model")
+    max_tokens = f.opt_int(body, "max_tokens", minimum=1)
+    if max_tokens is None:
+        raise InvalidRequest("'max_tokens' is required", param="max_tokens")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    extra: list[str] = [k for k in body if k not in _KNOWN]
+    messages = _system(body.get("system"))
+    for i, m in enumerate(raw_messages):
+        messages.extend(_message(m, i, extra))
+    tools = [tool for i, t in enumerate(f.opt_list(body, "tools")) if (tool := _tool(t, i, extra)) is not None]
+    tool_choice, parallel = _tool_choice(body.get("tool_choice"))
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        stream=bool(f.opt_bool(body, "stream")),
+        include_usage=True,  # an Anthropic stream always reports usage
+        max_tokens=max_tokens,
+        temperature=f.opt_num(body, "temperature", lo=0, hi=1),
+        top_p=f.opt_num(body, "top_p", lo=0, hi=1),
+        top_k=f.opt_int(body, "top_k", minimum=0),
+        stop=_stop_sequences(body.get("stop_sequences")),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
+        response_format=_output_config(body.get("output_config"), extra),
+        user=_metadata(body.get("metadata"), extra),
+        extra_params=extra,
+    )
+
+
+def _system(value: Any) -> list[Message]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [Message("system", [TextPart(value)])]
+    if not isinstance(value, list):
+        raise f.bad("system", "a string or an array of text blocks")
+    parts: list[ContentPart] = []
+    for j, block in enumerate(value):
+        block = f.obj(block, f"system[{j}]")
+        if block.get("type") != "text":
+            raise f.bad(f"system[{j}].type", "'text'")
+        parts.append(TextPart(f.req_str(block, "text", f"system[{j}].")))
+    return [Message("system", parts)] if parts else []
+
+
+def _message(value: Any, i: int, extra: list[str]) -> list[Message]:
+    """One Anthropic turn; its ``tool_result`` blocks become canonical tool messages first."""
+    path = f"messages[{i}]"
+    m = f.obj(value, path)
+    role = m.get("role")
+    if role not in ("user", "assistant"):
+        raise InvalidRequest(f"'{path}.role': expected 'user' or 'assistant'", param=f"{path}.role")
+    content = m.get("content")
+    if isinstance(content, str):
+        return [Message(role, [TextPart(content)])]
+    if not isinstance(content, list):
+        raise f.bad(f"{path}.content", "a string or an array of content blocks")
+    results: list[Message] = []
+    parts: list[ContentPart] = []
+    calls: list[ToolCall] = []
+    for j, block in enumerate(content):
+        bpath = f"{path}.content[{j}]"
+        block = f.obj(block, bpath)
+        kind = block.get("type")
+        if kind == "tool_use" and role == "assistant":
+            args = f.obj(block.get("input"), bpath + ".input")
+            calls.append(
+                ToolCall(f.req_str(block, "id", bpath + "."), f.req_str(block, "name", bpath + "."), _compact(args))
+            )
+        elif kind == "tool_result" and role == "user":
+            tool_use_id = f.req_str(block, "tool_use_id", bpath + ".")
+            results.append(
+                Message("tool", _result_content(block.get("content"), bpath, extra), tool_call_id=tool_use_id)
+            )
+        elif kind in ("tool_use", "tool_result"):
+            owner = "assistant" if kind == "tool_use" else "user"
+            raise InvalidRequest(f"'{bpath}.type': {kind} blocks belong in {owner} messages", param=bpath + ".type")
+        else:
+            _part(block, kind, bpath, parts, extra)
+    # Anthropic puts tool results first in the user turn; canonical tool messages precede the rest
+    if parts or calls or not results:
+        results.append(Message(role, parts, calls))
+    return results
+
+
+def _part(block: dict[str, Any], kind: Any, path: str, parts: list[ContentPart], extra: list[str]) -> None:
+    if kind == "text":
+        parts.append(TextPart(f.req_str(block, "text", path + ".")))
+    elif kind == "image":
+        source = f.obj(block.get("source"), path + ".source")
+        stype = source.get("type")
+        if stype == "base64":
+            media_type = f.req_str(source, "media_type", path + ".source.")
+            parts.append(ImagePart(f"data:{media_type};base64,{f.req_str(source, 'data', path + '.source.')}"))
+        elif stype == "url":
+            parts.append(ImagePart(f.req_str(source, "url", path + ".source.")))
+        elif isinstance(stype, str):
+            extra.append(f"{path}.source.type={stype}")
+        else:
+            raise f.bad(path + ".source.type", "a string")
+    elif isinstance(kind, str):
+        extra.append(f"{path}.type={kind}")
+    else:
+        raise f.bad(path + ".type", "a string")
+
+
+def _result_content(value: Any, path: str, extra: list[str]) -> list[ContentPart]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [TextPart(value)]
+    if not isinstance(value, list):
+        raise f.bad(path + ".content", "a string or an array of content blocks")
+    parts: list[ContentPart] = []
+    for j, block in enumerate(value):
+        bpath = f"{path}.content[{j}]"
+        block = f.obj(block, bpath)
+        _part(block, block.get("type"), bpath, parts, extra)
+    return parts
+
+
+def _tool(value: Any, i: int, extra: list[str]) -> Tool | None:
+    path = f"tools[{i}]"
+    t = f.obj(value, path)
+    kind = t.get("type")
+    if kind not in (None, "custom"):
+        # server tools (web search, code execution...) run at Anthropic and have no canonical form
+        extra.append(f"{path}.type={kind}")
+        return None
+    schema = t.get("input_schema")
+    if schema is None:
+        raise InvalidRequest(f"'{path}.input_schema' is required", param=f"{path}.input_schema")
+    return Tool(
+        name=f.req_str(t, "name", path + "."),
+        description=f.opt_str(t, "description", path + "."),
+        parameters=f.obj(schema, path + ".input_schema"),
+        strict=f.opt_bool(t, "strict", path + "."),
+    )
+
+
+def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
+    """(tool choice, parallel_tool_calls): Anthropic keeps the parallel switch on tool_choice."""
+    if value is None:
+        return None, None
+    tc = f.obj(value, "tool_choice")
+    kind = tc.get("type")
+    if kind not in _TOOL_CHOICE:
+        raise f.bad("tool_choice.type", "'auto', 'any', 'tool' or 'none'")
+    name = f.req_str(tc, "name", "tool_choice.") if kind == "tool" else None
+    parallel = False if f.opt_bool(tc, "disable_parallel_tool_use", "tool_choice.") else None
+    return ToolChoice(_TOOL_CHOICE[kind], name), parallel
+
+
+def _stop_sequences(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise f.bad("stop_sequences", "an array of strings")
+
+
+def _metadata(value: Any, extra: list[str]) -> str | None:
+    if value is None:
+        return None
+    metadata = f.obj(value, "metadata")
+    extra.extend(f"metadata.{k}" for k in metadata if k != "user_id")
+    return f.opt_str(metadata, "user_id", "metadata.")
+
+
+def _output_config(value: Any, extra: list[str]) -> ResponseFormat | None:
+    if value is None:
+        return None
+    config = f.obj(value, "output_config")
+    extra.extend(f"output_config.{k}" for k in config if k != "format")
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    fmt = f.obj(fmt, "output_config.format")
+    if fmt.get("type") != "json_schema":
+        raise f.bad("output_config.format.type", "'json_schema'")
+    schema = f.obj(fmt.get("schema"), "output_config.format.schema")
+    # Anthropic always decodes against the schema, which is what OpenAI calls strict
+    return ResponseFormat("json_schema", schema=schema, strict=True)
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+def _compact(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    """Canonical usage in Anthropic's terms: ``input_tokens`` excludes the cache reads and writes."""
+    out: dict[str, Any] = {
+        "input_tokens": max(0, usage.input_tokens - usage.cached_input_tokens - usage.cache_creation_input_tokens),
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "cache_read_input_tokens": usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+    if usage.reasoning_tokens:
+        out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return out
+
+
+def _message_id(id_: str) -> str:
+    return id_ if id_.startswith("msg_") else f"msg_{id_}"
+
+
+def _tool_input(arguments: str) -> dict[str, Any]:
+    # Anthropic clients expect an object; an upstream that produced broken JSON leaves nothing to send
+    try:
+        value = orjson.loads(arguments) if arguments.strip() else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def encode_chat_response(response: ChatResponse) -> bytes:
+    """An Anthropic ``message`` object for choice 0 (Anthropic has no ``n``)."""
+    choice = response.choices[0] if response.choices else None
+    content: list[dict[str, Any]] = []
+    reason: FinishReason = "stop"
+    if choice is not None:
+        text = choice.message.text()
+        if text:
+            content.append({"type": "text", "text": text})
+        for call in choice.message.tool_calls:
+            content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call.arguments)})
+        reason = choice.finish_reason or "stop"
+    return orjson.dumps(
+        {
+            "id": _message_id(response.id),
+            "type": "message",
+            "role": "assistant",
+            "model": response.model,
+            "content": content,
+            "stop_reason": _STOP[reason],
+            "stop_sequence": None,  # the canonical form does not say which sequence matched
+            "usage": usage_json(response.usage or Usage()),
+        }
+    )
+
+
+def error_body(message: str, type_: str) -> bytes:
+    """Anthropic's error envelope, used for HTTP errors and for in-stream ``error`` events."""
+    return orjson.dumps({"type": "error", "error": {"type": type_, "message": message}})
+
+
+class StreamEncoder:
+    """Canonical stream events to Messages-API SSE events.
+
+    Canonical usage only arrives at the end, so ``message_start`` reports zero input tokens and
+    the whole usage goes into ``message_delta``, whose counts are cumulative totals: the
+    official SDKs copy its input and cache fields over the ``message_start`` values.
+    """
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._id = "msg_breakwater"
+        self._model = request.model
+        self._started = False
+        self._open: int | None = None  # index of the open content block
+        self._open_text = False
+        self._next = 0
+        self._tools: dict[int, int] = {}  # canonical tool_index -> content block index
+        self._stop: str | None = None
+        self._usage = Usage()
+
+    @staticmethod
+    def _frame(payload: dict[str, Any]) -> bytes:
+        return encode_sse(orjson.dumps(payload), payload["type"])
+
+    def _start(self) -> bytes:
+        # also sent lazily, so a stream that skipped StreamStart is still a valid Anthropic stream
+        if self._started:
+            return b""
+        self._started = True
+        message: dict[str, Any] = {
+            "id": self._id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        return self._frame({"type": "message_start", "message": message})
+
+    def _close(self) -> bytes:
+        if self._open is None:
+            return b""
+        out = self._frame({"type": "content_block_stop", "index": self._open})
+        self._open, self._open_text = None, False
+        return out
+
+    def _begin(self, block: dict[str, Any]) -> bytes:
+        out = self._close()
+        self._open, self._open_text = self._next, block["type"] == "text"
+        self._next += 1
+        return out + self._frame({"type": "content_block_start", "index": self._open, "content_block": block})
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return self._frame({"type": "content_block_delta", "index": index, "delta": delta})
+
+    def encode(self, event: StreamEvent) -> bytes:
+        if isinstance(event, StreamStart):
+            self._id, self._model = _message_id(event.id), event.model
+            return self._start()
+        if isinstance(event, UsageEvent):
+            self._usage = event.usage
+            return b""
+        if isinstance(event, PassthroughChunk):
+            raise TypeError("an OpenAI pass-through chunk cannot be re-encoded as an Anthropic event")
+        if event.index != 0:
+            return b""  # Anthropic messages have a single choice
+        out = self._start()
+        if isinstance(event, TextDelta):
+            if not event.text:
+                return out
+            if not self._open_text:
+                out += self._begin({"type": "text", "text": ""})
+            assert self._open is not None
+            return out + self._delta(self._open, {"type": "text_delta", "text": event.text})
+        if isinstance(event, ToolCallDelta):
+            block = self._tools.get(event.tool_index)
+            if block is None:
+                call_id = event.id or f"toolu_breakwater_{event.tool_index}"
+                out += self._begin({"type": "tool_use", "id": call_id, "name": event.name or "", "input": {}})
+                block = self._tools[event.tool_index] = self._next - 1
+            # an earlier call's late piece goes to its own block by index, as the SDKs accumulate it
+            if event.arguments:
+                out += self._delta(block, {"type": "input_json_delta", "partial_json": event.arguments})
+            return out
+        if isinstance(event, FinishEvent):
+            self._stop = _STOP[event.reason]
+            return out + self._close()
+        raise TypeError(f"unknown stream event {event!r}")
+
+    def end(self) -> bytes:
+        out = self._start() + self._close()
+        delta = {"stop_reason": self._stop or "end_turn", "stop_sequence": None}
+        out += self._frame({"type": "message_delta", "delta": delta, "usage": usage_json(self._usage)})
+        return out + self._frame({"type": "message_stop"})
+
+    def error(self, message: str, type_: str, code: str | None) -> bytes:
+        """An in-stream ``error`` event; Anthropic's envelope has no field for ``code``."""
+        return encode_sse(error_body(message, type_), "error")

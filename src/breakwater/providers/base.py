@@ -1,0 +1,93 @@
+"""What every provider adapter is: the shared vocabulary of the sans-IO translators.
+
+An adapter turns a canonical request into an ``HttpRequest`` description and turns the bytes
+that came back into canonical responses or stream events. It never opens a socket: the engine
+sends the description through its HTTP port, so adapters are tested on recorded wire samples.
+
+Each adapter module has the same skeleton, in this order:
+
+1. ``map_error``: the one place the vendor's error bodies become the error tree;
+2. the request builders (``chat_request``, ``embeddings_request``);
+3. the response parsers (``chat_response``, ``embeddings_response``);
+4. the stream parser, which reuses the response parser's pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from breakwater.core.errors import UpstreamError
+from breakwater.core.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamEvent,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """An upstream call, described but not sent."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A deployment resolved for an adapter: which model, where, and with which credential.
+
+    ``provider`` is the configured provider *name*: it is what errors, logs and metrics show,
+    never the URL or the key.
+    """
+
+    provider: str
+    model: str
+    base_url: str
+    api_key: str | None = None
+    api_version: str | None = None
+    host: str = "custom"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StreamParser(Protocol):
+    """Incremental decoder of one upstream stream into canonical events."""
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        """Decode the next bytes. Raises an ``UpstreamError`` on an in-stream error event."""
+        ...
+
+    def close(self) -> list[StreamEvent]:
+        """The upstream closed. Raises ``MalformedResponse`` if the stream was not finished."""
+        ...
+
+
+class Adapter(Protocol):
+    """The contract every wire-protocol adapter fulfils."""
+
+    wire: str
+    #: OpenAI-spelled optional parameters this wire can carry (see ``ChatRequest.used_params``)
+    supported_params: frozenset[str]
+
+    def unsupported(self, request: ChatRequest, target: Target) -> list[str]:
+        """Parameters ``request`` uses that this wire (and the target's host) cannot honour."""
+        ...
+
+    def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError: ...
+
+    def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest: ...
+
+    def chat_response(self, body: bytes, target: Target) -> ChatResponse: ...
+
+    def stream_parser(self, request: ChatRequest, target: Target) -> StreamParser: ...
+
+    def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest: ...
+
+    def embeddings_response(self, body: bytes, target: Target) -> EmbeddingResponse: ...

@@ -1,0 +1,400 @@
+"""The OpenAI chat completions wire protocol, client side, for OpenAI and every compatible host.
+
+Hosts differ only in data (``breakwater.providers.hosts``): base URL, auth header, Azure's
+deployment URLs, and parameters they cannot honour.
+
+Fast path: when the client also spoke OpenAI (``ChatRequest.raw`` is set), the client's body is
+forwarded with only ``model`` replaced, so fields Breakwater does not model travel untouched, and
+responses and stream chunks go back byte-for-byte (``raw_body`` / ``PassthroughChunk``), read
+only to learn usage and finish reasons.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from breakwater.core.errors import MalformedResponse, UpstreamError, classify_status, parse_retry_after
+from breakwater.core.types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FinishEvent,
+    FinishReason,
+    ImagePart,
+    Message,
+    PassthroughChunk,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+from breakwater.providers.base import HttpRequest, Target
+from breakwater.providers.hosts import host
+from breakwater.providers.sse import SSEDecoder
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+class OpenAIAdapter:
+    wire = "openai"
+    supported_params = frozenset(
+        {
+            "max_tokens", "temperature", "top_p", "stop", "seed", "n", "presence_penalty",
+            "frequency_penalty", "logprobs", "top_logprobs", "tools", "tool_choice",
+            "parallel_tool_calls", "response_format", "user",
+        }
+    )  # fmt: skip
+
+    def unsupported(self, request: ChatRequest, target: Target) -> list[str]:
+        """Parameters of ``request`` this target cannot honour (host quirks, and extras off the fast path)."""
+        quirks = host(target.host).unsupported
+        return [
+            p for p in request.used_params() if p in quirks or (p not in self.supported_params and request.raw is None)
+        ]
+
+    # 1. errors ---------------------------------------------------------------------------------
+
+    def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
+        message, code = _error_text(body)
+        return classify_status(
+            status,
+            f"{code} {message}",
+            provider=target.provider,
+            retry_after=parse_retry_after(dict(headers)),
+            overloaded=code == "overloaded",
+        )
+
+    # 2. requests -------------------------------------------------------------------------------
+
+    def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest:
+        if request.raw is not None:
+            body = dict(request.raw)
+            body["model"] = target.model
+        else:
+            body = _chat_body(request, target.model)
+        if request.stream:
+            # always ask for usage: accounting needs it; the chunk is dropped again on the way
+            # out when the client did not ask (see OpenAIStreamParser)
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        body.update(target.extra_body)
+        return HttpRequest(
+            "POST", _url(target, "chat/completions"), _headers(target), orjson.dumps(body), request.stream
+        )
+
+    def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest:
+        if request.raw is not None:
+            body = dict(request.raw)
+            body["model"] = target.model
+        else:
+            body = {"model": target.model, "input": request.inputs, "encoding_format": request.encoding_format}
+            if request.dimensions is not None:
+                body["dimensions"] = request.dimensions
+            if request.user is not None:
+                body["user"] = request.user
+        return HttpRequest("POST", _url(target, "embeddings"), _headers(target), orjson.dumps(body))
+
+    # 3. responses ------------------------------------------------------------------------------
+
+    def chat_response(self, body: bytes, target: Target) -> ChatResponse:
+        data = _json(body, target)
+        try:
+            choices = [_choice(c) for c in data["choices"]]
+            return ChatResponse(
+                id=str(data.get("id") or "chatcmpl-breakwater"),
+                model=str(data.get("model") or target.model),
+                created=int(data.get("created") or time.time()),
+                choices=choices,
+                usage=_usage(data.get("usage")),
+                raw_body=body,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponse(
+                f"{target.provider} sent an unreadable chat completion", provider=target.provider
+            ) from exc
+
+    def embeddings_response(self, body: bytes, target: Target) -> EmbeddingResponse:
+        data = _json(body, target)
+        try:
+            vectors = [_vector(item["embedding"]) for item in sorted(data["data"], key=lambda d: d.get("index", 0))]
+            usage = data.get("usage") or {}
+            return EmbeddingResponse(
+                model=str(data.get("model") or target.model),
+                vectors=vectors,
+                usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0)),
+                raw_body=body,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponse(f"{target.provider} sent unreadable embeddings", provider=target.provider) from exc
+
+    # 4. streams --------------------------------------------------------------------------------
+
+    def stream_parser(self, request: ChatRequest, target: Target) -> OpenAIStreamParser:
+        return OpenAIStreamParser(target, passthrough=request.raw is not None, include_usage=request.include_usage)
+
+
+class OpenAIStreamParser:
+    """``chat.completion.chunk`` SSE frames to events (or pass-through chunks on the fast path)."""
+
+    __slots__ = ("_done", "_include_usage", "_passthrough", "_sse", "_started", "_target")
+
+    def __init__(self, target: Target, *, passthrough: bool, include_usage: bool) -> None:
+        self._target = target
+        self._passthrough = passthrough
+        self._include_usage = include_usage
+        self._sse = SSEDecoder()
+        self._started = False
+        self._done = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.feed(data):
+            self._frame(sse.data, events)
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.flush():
+            self._frame(sse.data, events)
+        if not self._done:
+            raise MalformedResponse(
+                f"{self._target.provider} ended the stream before it was finished", provider=self._target.provider
+            )
+        return events
+
+    def _frame(self, data: str, events: list[StreamEvent]) -> None:
+        if data == "[DONE]":
+            self._done = True
+            return
+        if self._done:
+            return
+        try:
+            chunk = orjson.loads(data)
+            if "error" in chunk:
+                raise _stream_error(chunk, self._target)
+            choices = chunk.get("choices") or []
+            usage = _usage(chunk.get("usage"))
+            if self._passthrough:
+                finishes = [_FINISH.get(c.get("finish_reason"), "stop") for c in choices if c.get("finish_reason")]
+                if usage is not None and not choices and not self._include_usage:
+                    events.append(UsageEvent(usage))  # asked for by us, not the client: keep it to ourselves
+                else:
+                    events.append(PassthroughChunk(data.encode(), usage, finishes))
+                return
+            if not self._started:
+                self._started = True
+                events.append(
+                    StreamStart(
+                        str(chunk.get("id") or "chatcmpl-breakwater"),
+                        str(chunk.get("model") or self._target.model),
+                        int(chunk.get("created") or time.time()),
+                    )
+                )
+            for c in choices:
+                _choice_events(c, events)
+            if usage is not None:
+                events.append(UsageEvent(usage))
+        except UpstreamError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise MalformedResponse(
+                f"{self._target.provider} sent an unreadable stream chunk", provider=self._target.provider
+            ) from exc
+
+
+def _choice_events(c: dict[str, Any], events: list[StreamEvent]) -> None:
+    index = int(c.get("index") or 0)
+    delta = c.get("delta") or {}
+    text = delta.get("content")
+    if text:
+        events.append(TextDelta(text, index))
+    for tc in delta.get("tool_calls") or ():
+        fn = tc.get("function") or {}
+        events.append(
+            ToolCallDelta(
+                tool_index=int(tc.get("index") or 0),
+                arguments=fn.get("arguments") or "",
+                id=tc.get("id"),
+                name=fn.get("name"),
+                index=index,
+            )
+        )
+    reason = c.get("finish_reason")
+    if reason:
+        events.append(FinishEvent(_FINISH.get(reason, "stop"), index))
+
+
+# --- pieces shared by the request and response sides ------------------------------------------
+
+
+def _url(target: Target, path: str) -> str:
+    row = host(target.host)
+    base = target.base_url
+    if row.azure:
+        version = target.api_version or "2024-10-21"
+        return f"{base}/openai/deployments/{target.model}/{path}?api-version={version}"
+    return f"{base}/{path}"
+
+
+def _headers(target: Target) -> dict[str, str]:
+    headers = {"content-type": "application/json", **target.headers}
+    if target.api_key:
+        if host(target.host).auth == "api-key":
+            headers["api-key"] = target.api_key
+        else:
+            headers["authorization"] = f"Bearer {target.api_key}"
+    return headers
+
+
+def _json(body: bytes, target: Target) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(f"{target.provider} sent invalid JSON", provider=target.provider) from exc
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"{target.provider} sent an unexpected JSON value", provider=target.provider)
+    return data
+
+
+def _error_text(body: bytes) -> tuple[str, str]:
+    try:
+        data = orjson.loads(body)
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict):
+            return str(err.get("message") or ""), str(err.get("code") or err.get("type") or "")
+        if isinstance(err, str):
+            return err, ""
+    except orjson.JSONDecodeError:
+        pass
+    return body[:500].decode("utf-8", "replace"), ""
+
+
+def _stream_error(chunk: dict[str, Any], target: Target) -> UpstreamError:
+    err = chunk.get("error") or {}
+    message = str(err.get("message") or "") if isinstance(err, dict) else str(err)
+    code = str(err.get("code") or err.get("type") or "") if isinstance(err, dict) else ""
+    status = 429 if "rate_limit" in code else 400 if "context_length" in code or "content_filter" in code else 500
+    return classify_status(status, f"{code} {message}", provider=target.provider, overloaded=code == "overloaded")
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    prompt = data.get("prompt_tokens_details") or {}
+    completion = data.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=int(data.get("prompt_tokens") or 0),
+        output_tokens=int(data.get("completion_tokens") or 0),
+        cached_input_tokens=int(prompt.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
+    )
+
+
+def _choice(c: dict[str, Any]) -> Choice:
+    m = c.get("message") or {}
+    calls = [
+        ToolCall(tc["id"], tc["function"]["name"], tc["function"].get("arguments") or "{}")
+        for tc in m.get("tool_calls") or ()
+    ]
+    content = m.get("content")
+    parts: list[TextPart | ImagePart] = [TextPart(content)] if isinstance(content, str) and content else []
+    reason = c.get("finish_reason")
+    return Choice(
+        index=int(c.get("index") or 0),
+        message=Message("assistant", parts, calls),
+        finish_reason=_FINISH.get(reason, "stop") if reason else None,
+        logprobs=c.get("logprobs"),
+    )
+
+
+def _vector(value: Any) -> list[float]:
+    if isinstance(value, str):  # encoding_format=base64: little-endian float32
+        return array.array("f", base64.b64decode(value)).tolist()
+    return [float(x) for x in value]
+
+
+def _chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """Canonical request to an OpenAI body (used when the client spoke another protocol)."""
+    body: dict[str, Any] = {"model": model, "messages": [_message_json(m) for m in request.messages]}
+    if request.stream:
+        body["stream"] = True
+    for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs"):
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    if request.max_tokens is not None:
+        body["max_completion_tokens"] = request.max_tokens
+    if request.stop:
+        body["stop"] = request.stop
+    if request.n != 1:
+        body["n"] = request.n
+    if request.user is not None:
+        body["user"] = request.user
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    **({"description": t.description} if t.description else {}),
+                    "parameters": t.parameters,
+                    **({"strict": t.strict} if t.strict is not None else {}),
+                },
+            }
+            for t in request.tools
+        ]
+    if request.tool_choice is not None:
+        tc = request.tool_choice
+        body["tool_choice"] = {"type": "function", "function": {"name": tc.name}} if tc.mode == "named" else tc.mode
+    if request.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+    rf = request.response_format
+    if rf is not None:
+        if rf.type == "json_schema":
+            js: dict[str, Any] = {"name": rf.name or "response", "schema": rf.schema or {}}
+            if rf.strict is not None:
+                js["strict"] = rf.strict
+            body["response_format"] = {"type": "json_schema", "json_schema": js}
+        else:
+            body["response_format"] = {"type": rf.type}
+    return body
+
+
+def _message_json(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role}
+    if all(isinstance(p, TextPart) for p in m.content):
+        out["content"] = m.text() if m.content or not m.tool_calls else None
+    else:
+        out["content"] = [
+            {"type": "text", "text": p.text}
+            if isinstance(p, TextPart)
+            else {"type": "image_url", "image_url": {"url": p.url, **({"detail": p.detail} if p.detail else {})}}
+            for p in m.content
+        ]
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        out["name"] = m.name
+    return out

@@ -1,0 +1,337 @@
+"""The OpenAI wire format, server side: read client requests, write responses and streams.
+
+The counterpart of ``breakwater.providers.openai`` (which writes requests and reads
+responses). Breakwater's ``/v1/chat/completions`` and ``/v1/embeddings`` use this, and so does
+the mock provider when it plays OpenAI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from breakwater.core.errors import InvalidRequest
+from breakwater.core.types import (
+    ChatRequest,
+    ChatResponse,
+    ContentPart,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FinishEvent,
+    ImagePart,
+    Message,
+    PassthroughChunk,
+    ResponseFormat,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+    UsageEvent,
+)
+from breakwater.providers import fields as f
+from breakwater.providers.sse import encode_sse
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+# Fields of a chat request the canonical form models; anything else is an "extra" parameter.
+_KNOWN = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+        "temperature", "top_p", "stop", "seed", "n", "presence_penalty", "frequency_penalty",
+        "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
+        "response_format", "user",
+    }
+)  # fmt: skip
+DONE = b"data: [DONE]\n\n"
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def decode_chat_request(body: Any) -> ChatRequest:
+    """Validate an OpenAI chat completions body into a ``ChatRequest`` (keeping it as ``raw``)."""
+    body = f.obj(body, "body")
+    model = f.req_str(body, "model")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    extra: list[str] = [k for k in body if k not in _KNOWN]
+    messages = [_message(m, i, extra) for i, m in enumerate(raw_messages)]
+    stream = bool(f.opt_bool(body, "stream"))
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        include_usage = bool(f.opt_bool(f.obj(options, "stream_options"), "include_usage", "stream_options."))
+    max_tokens = f.opt_int(body, "max_completion_tokens", minimum=1)
+    if max_tokens is None:
+        max_tokens = f.opt_int(body, "max_tokens", minimum=1)
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        include_usage=include_usage,
+        max_tokens=max_tokens,
+        temperature=f.opt_num(body, "temperature", lo=0, hi=2),
+        top_p=f.opt_num(body, "top_p", lo=0, hi=1),
+        stop=f.str_list(body.get("stop"), "stop"),
+        seed=f.opt_int(body, "seed"),
+        n=f.opt_int(body, "n", minimum=1) or 1,
+        presence_penalty=f.opt_num(body, "presence_penalty", lo=-2, hi=2),
+        frequency_penalty=f.opt_num(body, "frequency_penalty", lo=-2, hi=2),
+        logprobs=f.opt_bool(body, "logprobs") or None,
+        top_logprobs=f.opt_int(body, "top_logprobs", minimum=0),
+        tools=[_tool(t, i) for i, t in enumerate(f.opt_list(body, "tools"))],
+        tool_choice=_tool_choice(body.get("tool_choice")),
+        parallel_tool_calls=f.opt_bool(body, "parallel_tool_calls"),
+        response_format=_response_format(body.get("response_format")),
+        user=f.opt_str(body, "user"),
+        extra_params=extra,
+        raw=body,
+    )
+
+
+def _message(value: Any, i: int, extra: list[str]) -> Message:
+    path = f"messages[{i}]"
+    m = f.obj(value, path)
+    role = m.get("role")
+    if role not in _ROLES:
+        raise InvalidRequest(f"'{path}.role': expected one of {', '.join(sorted(_ROLES))}", param=f"{path}.role")
+    content = _content(m.get("content"), path, extra)
+    tool_calls = []
+    for j, tc in enumerate(f.opt_list(m, "tool_calls", path + ".")):
+        tpath = f"{path}.tool_calls[{j}]"
+        tc = f.obj(tc, tpath)
+        fn = f.obj(tc.get("function"), tpath + ".function")
+        tool_calls.append(
+            ToolCall(
+                id=f.req_str(tc, "id", tpath + "."),
+                name=f.req_str(fn, "name", tpath + ".function."),
+                arguments=f.opt_str(fn, "arguments", tpath + ".function.") or "{}",
+            )
+        )
+    tool_call_id = f.opt_str(m, "tool_call_id", path + ".")
+    if role == "tool" and tool_call_id is None:
+        raise InvalidRequest(f"'{path}.tool_call_id' is required for a tool message", param=f"{path}.tool_call_id")
+    return Message(
+        role=role,
+        content=content,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+        name=f.opt_str(m, "name", path + "."),
+    )
+
+
+def _content(value: Any, path: str, extra: list[str]) -> list[ContentPart]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [TextPart(value)]
+    if not isinstance(value, list):
+        raise f.bad(f"{path}.content", "a string or an array of content parts")
+    parts: list[ContentPart] = []
+    for j, part in enumerate(value):
+        ppath = f"{path}.content[{j}]"
+        part = f.obj(part, ppath)
+        kind = part.get("type")
+        if kind == "text":
+            parts.append(TextPart(f.req_str(part, "text", ppath + ".")))
+        elif kind == "image_url":
+            image = f.obj(part.get("image_url"), ppath + ".image_url")
+            parts.append(ImagePart(f.req_str(image, "url", ppath + ".image_url."), f.opt_str(image, "detail")))
+        elif isinstance(kind, str):
+            extra.append(f"{ppath}.type={kind}")
+        else:
+            raise f.bad(f"{ppath}.type", "a string")
+    return parts
+
+
+def _tool(value: Any, i: int) -> Tool:
+    path = f"tools[{i}]"
+    t = f.obj(value, path)
+    if t.get("type", "function") != "function":
+        raise InvalidRequest(f"'{path}.type': only 'function' tools are supported", param=f"{path}.type")
+    fn = f.obj(t.get("function"), path + ".function")
+    params = fn.get("parameters") or {"type": "object", "properties": {}}
+    return Tool(
+        name=f.req_str(fn, "name", path + ".function."),
+        description=f.opt_str(fn, "description", path + ".function."),
+        parameters=f.obj(params, path + ".function.parameters"),
+        strict=f.opt_bool(fn, "strict", path + ".function."),
+    )
+
+
+def _tool_choice(value: Any) -> ToolChoice | None:
+    if value is None:
+        return None
+    if value in ("auto", "none", "required"):
+        return ToolChoice(value)
+    if isinstance(value, dict):
+        fn = f.obj(value.get("function"), "tool_choice.function")
+        return ToolChoice("named", f.req_str(fn, "name", "tool_choice.function."))
+    raise f.bad("tool_choice", "'auto', 'none', 'required' or a named function")
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    if value is None:
+        return None
+    rf = f.obj(value, "response_format")
+    kind = rf.get("type")
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind == "json_schema":
+        js = f.obj(rf.get("json_schema"), "response_format.json_schema")
+        schema = js.get("schema") or {}
+        return ResponseFormat(
+            "json_schema",
+            schema=f.obj(schema, "response_format.json_schema.schema"),
+            name=f.opt_str(js, "name", "response_format.json_schema."),
+            strict=f.opt_bool(js, "strict", "response_format.json_schema."),
+        )
+    raise f.bad("response_format.type", "'text', 'json_object' or 'json_schema'")
+
+
+def decode_embeddings_request(body: Any) -> EmbeddingRequest:
+    body = f.obj(body, "body")
+    model = f.req_str(body, "model")
+    inputs = f.str_list(body.get("input"), "input")
+    if not inputs:
+        raise InvalidRequest("'input' is required and must not be empty", param="input")
+    fmt = body.get("encoding_format", "float")
+    if fmt not in ("float", "base64"):
+        raise f.bad("encoding_format", "'float' or 'base64'")
+    return EmbeddingRequest(
+        model=model,
+        inputs=inputs,
+        dimensions=f.opt_int(body, "dimensions", minimum=1),
+        encoding_format=fmt,
+        user=f.opt_str(body, "user"),
+        raw=body,
+    )
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def _tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+
+
+def encode_chat_response(response: ChatResponse) -> bytes:
+    if response.raw_body is not None:
+        return response.raw_body
+    choices = []
+    for c in response.choices:
+        message: dict[str, Any] = {"role": "assistant", "content": c.message.text() or None, "refusal": None}
+        if c.message.tool_calls:
+            message["tool_calls"] = _tool_calls_json(c.message.tool_calls)
+        choices.append({"index": c.index, "message": message, "finish_reason": c.finish_reason, "logprobs": c.logprobs})
+    out: dict[str, Any] = {
+        "id": response.id,
+        "object": "chat.completion",
+        "created": response.created,
+        "model": response.model,
+        "choices": choices,
+    }
+    if response.usage is not None:
+        out["usage"] = usage_json(response.usage)
+    return orjson.dumps(out)
+
+
+def encode_embeddings_response(response: EmbeddingResponse) -> bytes:
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(response.vectors)],
+            "model": response.model,
+            "usage": {"prompt_tokens": response.usage.input_tokens, "total_tokens": response.usage.input_tokens},
+        }
+    )
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> bytes:
+    """OpenAI's error envelope, used for HTTP errors and for in-stream error events."""
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+class StreamEncoder:
+    """Canonical stream events to OpenAI ``chat.completion.chunk`` SSE frames."""
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._include_usage = request.include_usage
+        self._id = "chatcmpl-breakwater"
+        self._model = request.model
+        self._created = 0
+        self._role_sent: set[int] = set()
+
+    def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        if index not in self._role_sent:
+            self._role_sent.add(index)
+            delta = {"role": "assistant", **delta}
+        choice = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return encode_sse(
+            orjson.dumps(
+                {
+                    "id": self._id,
+                    "object": "chat.completion.chunk",
+                    "created": self._created,
+                    "model": self._model,
+                    "choices": [choice],
+                }
+            )
+        )
+
+    def encode(self, event: StreamEvent) -> bytes:
+        if isinstance(event, PassthroughChunk):
+            return encode_sse(event.data)
+        if isinstance(event, TextDelta):
+            return self._chunk(event.index, {"content": event.text})
+        if isinstance(event, ToolCallDelta):
+            call: dict[str, Any] = {"index": event.tool_index, "function": {"arguments": event.arguments}}
+            if event.id is not None:
+                call["id"] = event.id
+                call["type"] = "function"
+            if event.name is not None:
+                call["function"]["name"] = event.name
+            return self._chunk(event.index, {"tool_calls": [call]})
+        if isinstance(event, FinishEvent):
+            return self._chunk(event.index, {}, event.reason)
+        if isinstance(event, StreamStart):
+            self._id, self._model, self._created = event.id, event.model, event.created
+            return b""
+        if isinstance(event, UsageEvent):
+            if not self._include_usage:
+                return b""
+            return encode_sse(
+                orjson.dumps(
+                    {
+                        "id": self._id,
+                        "object": "chat.completion.chunk",
+                        "created": self._created,
+                        "model": self._model,
+                        "choices": [],
+                        "usage": usage_json(event.usage),
+                    }
+                )
+            )
+        raise TypeError(f"unknown stream event {event!r}")
+
+    def end(self) -> bytes:
+        return DONE
+
+    def error(self, message: str, type_: str, code: str | None) -> bytes:
+        return encode_sse(error_body(message, type_, None, code))

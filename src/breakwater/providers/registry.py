@@ -1,0 +1,25 @@
+"""Wire type name -> adapter. Adapters are stateless, so one instance of each serves everything."""
+
+from __future__ import annotations
+
+from breakwater.providers.anthropic import AnthropicAdapter
+from breakwater.providers.base import Adapter
+from breakwater.providers.gemini import GeminiAdapter
+from breakwater.providers.openai import OpenAIAdapter
+
+#: default base URL per wire when a provider names neither ``base_url`` nor a known ``host``
+DEFAULT_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
+
+
+def adapter_for(wire: str) -> Adapter:
+    """A new adapter for ``wire`` ('openai', 'anthropic' or 'gemini')."""
+    if wire == "openai":
+        return OpenAIAdapter()
+    if wire == "anthropic":
+        return AnthropicAdapter()
+    if wire == "gemini":
+        return GeminiAdapter()
+    raise ValueError(f"unknown wire protocol {wire!r}")
