@@ -1,0 +1,142 @@
+"""The ``breakwater`` command: serve | mock | check-config | version. Thin over the layers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from breakwater import __version__
+from breakwater.core.config import Config, ConfigError
+from breakwater.observability.logging import configure_logging
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    result: int = args.run(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="breakwater", description="An LLM gateway.")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, metavar="N")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(run=_serve)
+
+    mock = sub.add_parser("mock", help="run the mock provider (OpenAI, Anthropic and Gemini wire formats)")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=9000)
+    mock.add_argument("--faults", metavar="FILE", help="YAML list of fault rules (see docs/mock.md)")
+    mock.add_argument("--seed", type=int, default=None, help="seed for fault rates (repeatable drills)")
+    mock.set_defaults(run=_mock)
+
+    check = sub.add_parser("check-config", help="validate a config file and report every problem")
+    check.add_argument("file")
+    check.set_defaults(run=_check)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(run=_version)
+    return parser
+
+
+def _version(_args: argparse.Namespace) -> int:
+    print(f"breakwater {__version__}")
+    return 0
+
+
+def _load(path: str | None) -> Config:
+    from breakwater.server.app import load_config
+    from breakwater.server.wiring import check_environment
+
+    config = load_config(path, os.environ)
+    problems = check_environment(config, os.environ)
+    if problems:
+        raise ConfigError(path or "<embedded default>", problems)
+    return config
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"{args.file}: OK ({len(config.providers)} providers, {len(config.deployments)} deployments, "
+        f"{len(config.routes)} routes)"
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 1
+    if args.config:
+        os.environ["BREAKWATER_CONFIG"] = str(Path(args.config).resolve())
+    else:
+        os.environ.pop("BREAKWATER_CONFIG", None)
+    configure_logging(args.log_level)
+    source = args.config or "embedded default"
+    print(f"Breakwater {__version__} listening on http://{args.host}:{args.port} ({source}, {args.workers} worker(s))")
+    for name, route in config.routes.items():
+        where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
+        print(f"  route {name:<24} -> {where}")
+    sys.stdout.flush()
+    uvicorn.run(
+        "breakwater.server.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+    return 0
+
+
+def _mock(args: argparse.Namespace) -> int:
+    import uvicorn
+    import yaml
+
+    from breakwater.infra.clock import SystemRandom
+    from breakwater.infra.mock.app import create_mock_app
+    from breakwater.infra.mock.faults import validate_faults
+
+    rules: list[dict[str, object]] = []
+    if args.faults:
+        rules = yaml.safe_load(Path(args.faults).read_text(encoding="utf-8")) or []
+        problems = validate_faults(rules)
+        if problems:
+            print("refusing to start: " + "; ".join(problems), file=sys.stderr)
+            return 1
+    print(f"Breakwater mock provider listening on http://{args.host}:{args.port} (OpenAI, Anthropic, Gemini)")
+    sys.stdout.flush()
+    uvicorn.run(
+        create_mock_app(rules, rng=SystemRandom(args.seed)),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+    return 0

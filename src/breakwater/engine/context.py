@@ -1,0 +1,25 @@
+"""Per-request context: who asked, what was done. Filled by the server and the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Travels with one request through the engine.
+
+    The server sets the inputs; the engine records what it did (``deployment``, ``attempts``),
+    which the server turns into ``x-breakwater-*`` response headers and observability later
+    turns into the ledger row.
+    """
+
+    request_id: str
+    #: ``x-mock-*`` headers from the client, forwarded to mock deployments only
+    mock_headers: Mapping[str, str] = field(default_factory=dict)
+    route: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    attempts: int = 0
+    dropped_params: list[str] = field(default_factory=list)

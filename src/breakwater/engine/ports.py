@@ -1,0 +1,52 @@
+"""The engine's ports: the only ways the policies touch the world.
+
+Each is a small ``Protocol``; ``breakwater.infra`` implements them for real (aiohttp, system
+clock) and tests pass fakes, so every policy is deterministic under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from breakwater.providers.base import HttpRequest
+
+
+class UpstreamResponse(Protocol):
+    """An upstream answer whose head has arrived. Header names are lower-case."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        ...
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (for streams)."""
+        ...
+
+
+class HttpSender(Protocol):
+    """Sends an ``HttpRequest``. Transport failures raise ``UpstreamTimeout`` or
+    ``UpstreamConnectionError`` (named after ``provider``), never a library's own exception,
+    including while the body is being read or iterated."""
+
+    def open(
+        self, request: HttpRequest, *, provider: str, connect_timeout: float
+    ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RandomSource(Protocol):
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        ...

@@ -1,0 +1,90 @@
+"""Routes: from the public model name a client sends to the deployments that can serve it.
+
+The router is built once from the config (``breakwater.server.wiring``) and is read-only while
+serving, so a lookup is a dict hit. Wildcard routes (``openai/*``) make a deployment on first use
+for each model name after the prefix and keep it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from breakwater.core.config import Timeouts
+from breakwater.core.errors import ModelNotFound
+from breakwater.engine.ports import HttpSender, RandomSource
+from breakwater.providers.base import Adapter, Target
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployment ready to call: adapter, resolved target, sender and limits."""
+
+    name: str
+    adapter: Adapter
+    target: Target
+    sender: HttpSender
+    timeouts: Timeouts
+    #: an in-process or remote mock: the client's ``x-mock-*`` headers are forwarded to it
+    is_mock: bool = False
+    context_window: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    deployments: tuple[Deployment, ...]
+    weights: tuple[float, ...]
+    strategy: Literal["ordered", "weighted"] = "ordered"
+    unsupported_params: Literal["reject", "drop"] = "reject"
+    owner: str = "breakwater"
+
+
+WildcardFactory = Callable[[str], Route]
+
+
+@dataclass(slots=True)
+class Router:
+    """Name lookup and deployment choice. ``wildcards`` maps ``prefix/`` to a route factory."""
+
+    routes: dict[str, Route]
+    wildcards: dict[str, tuple[str, WildcardFactory]] = field(default_factory=dict)
+    rng: RandomSource | None = None
+
+    def resolve(self, model: str) -> Route:
+        route = self.routes.get(model)
+        if route is not None:
+            return route
+        prefix, _, rest = model.partition("/")
+        wildcard = self.wildcards.get(prefix + "/")
+        if wildcard is not None and rest:
+            route = wildcard[1](model)
+            self.routes[model] = route  # made once per model name; later calls are a dict hit
+            return route
+        raise ModelNotFound(
+            f"The model '{model}' does not exist. Available: {', '.join(self.public_names())}", param="model"
+        )
+
+    def public_names(self) -> list[str]:
+        """Configured route names and wildcard patterns (not the per-model routes made from them)."""
+        made = {n for n in self.routes if n.partition("/")[0] + "/" in self.wildcards}
+        names = [n for n in self.routes if n not in made]
+        names.extend(p + "*" for p in self.wildcards)
+        return sorted(names)
+
+    def owner(self, name: str) -> str:
+        if name.endswith("/*"):
+            return self.wildcards[name[:-1]][0]
+        return self.routes[name].owner
+
+    def order(self, route: Route) -> list[Deployment]:
+        """The deployments to try, best first, by the route's strategy."""
+        if route.strategy == "ordered" or len(route.deployments) == 1 or self.rng is None:
+            return list(route.deployments)
+        point = self.rng.random() * sum(route.weights)
+        for i, weight in enumerate(route.weights):
+            point -= weight
+            if point < 0:
+                return [route.deployments[i], *route.deployments[:i], *route.deployments[i + 1 :]]
+        return list(route.deployments)

@@ -1,0 +1,176 @@
+"""The ASGI application: ``create_app(config)`` wires everything; a dict lookup routes requests.
+
+Nothing happens at import time. ``app_from_env`` is the factory uvicorn's worker processes call
+(``--workers N``): it reads the config path the CLI put in ``BREAKWATER_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import orjson
+
+from breakwater.core.config import Config, ConfigError, Problem, parse_config
+from breakwater.core.defaults import default_config
+from breakwater.core.errors import NotFound
+from breakwater.engine.gateway import Gateway
+from breakwater.engine.ports import Clock, RandomSource
+from breakwater.infra.clock import SystemClock, SystemRandom
+from breakwater.infra.http import AiohttpSender
+from breakwater.providers import anthropic_serve, openai_serve
+from breakwater.server import errors
+from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from breakwater.server.endpoints import ChatCodec, Endpoints, request_id
+from breakwater.server.wiring import Wiring, check_environment
+
+log = logging.getLogger("breakwater.server")
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPENAI = ChatCodec(
+    "openai",
+    openai_serve.decode_chat_request,
+    openai_serve.encode_chat_response,
+    openai_serve.StreamEncoder,
+    errors.openai_error,
+)
+ANTHROPIC = ChatCodec(
+    "anthropic",
+    anthropic_serve.decode_chat_request,
+    anthropic_serve.encode_chat_response,
+    anthropic_serve.StreamEncoder,
+    errors.anthropic_error,
+)
+
+
+class BreakwaterApp:
+    """The gateway as an ASGI 3 application."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        environ: Mapping[str, str],
+        clock: Clock | None = None,
+        rng: RandomSource | None = None,
+    ) -> None:
+        self.config = config
+        self.sender = AiohttpSender()
+        wiring = Wiring(config, environ, self.sender, clock or SystemClock(), rng or SystemRandom())
+        self.gateway = Gateway(wiring.router())
+        self.ready = False
+        ep = Endpoints(self.gateway, config.server.max_body_bytes)
+
+        async def chat(scope: Scope, receive: Receive, send: Send) -> None:
+            await ep.chat(OPENAI, scope, receive, send)
+
+        async def messages(scope: Scope, receive: Receive, send: Send) -> None:
+            await ep.chat(ANTHROPIC, scope, receive, send)
+
+        self._routes: dict[tuple[str, str], Handler] = {}
+        for prefix in ("/v1", ""):  # clients configured with or without /v1 in their base URL
+            self._routes[("POST", f"{prefix}/chat/completions")] = chat
+            self._routes[("POST", f"{prefix}/embeddings")] = ep.embeddings
+            self._routes[("GET", f"{prefix}/models")] = ep.models
+        self._routes[("POST", "/v1/messages")] = messages
+        self._routes[("GET", "/healthz")] = self._healthz
+        self._routes[("GET", "/readyz")] = self._readyz
+        self._endpoints = ep
+        self._paths = {path for _, path in self._routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            handler = self._routes.get((scope["method"], scope["path"]))
+            if handler is not None:
+                await handler(scope, receive, send)
+            else:
+                await self._unrouted(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _unrouted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        for prefix in ("/v1/models/", "/models/"):
+            if scope["method"] == "GET" and path.startswith(prefix) and len(path) > len(prefix):
+                await self._endpoints.model(path[len(prefix) :], scope, receive, send)
+                return
+        if path in self._paths:
+            exc = NotFound(f"Method {scope['method']} is not allowed on {path}")
+            status, headers, body = errors.openai_error(exc, request_id(scope))
+            await send_bytes(send, 405, body, headers)
+            return
+        exc = NotFound(f"Unknown path {path}; see GET /v1/models and POST /v1/chat/completions")
+        mapper = errors.anthropic_error if path.startswith("/v1/messages") else errors.openai_error
+        status, headers, body = mapper(exc, request_id(scope))
+        await send_bytes(send, status, body, headers)
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_bytes(send, 200, b'{"status":"ok"}', JSON_HEADERS)
+
+    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = {"status": "ready" if self.ready else "not ready", "routes": self.gateway.router.public_names()}
+        await send_bytes(send, 200 if self.ready else 503, orjson.dumps(body), JSON_HEADERS)
+
+    async def startup(self) -> None:
+        await self.sender.start()
+        self.ready = True
+
+    async def shutdown(self) -> None:
+        self.ready = False
+        await self.sender.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(
+    config: Config,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    rng: RandomSource | None = None,
+) -> BreakwaterApp:
+    """Build the gateway for ``config``.
+
+    Args:
+        config: a validated config (``parse_config`` or ``default_config``).
+        environ: where ``env:`` credential references are read (default ``os.environ``).
+        clock: time source for policies (tests inject a fake).
+        rng: random source for weighted routing and the mock's fault rates.
+
+    Raises:
+        ConfigError: credentials that do not resolve, unknown hosts, bad fault rules.
+    """
+    env = os.environ if environ is None else environ
+    problems = check_environment(config, env)
+    if problems:
+        raise ConfigError("<config>", problems)
+    return BreakwaterApp(config, environ=env, clock=clock, rng=rng)
+
+
+def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
+    """The config at ``path``, or the embedded default when ``path`` is None."""
+    if path is None:
+        return default_config(environ)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    return parse_config(text, path)
+
+
+def app_from_env() -> BreakwaterApp:
+    """Factory for uvicorn workers: config from ``BREAKWATER_CONFIG`` (unset: embedded default)."""
+    return create_app(load_config(os.environ.get("BREAKWATER_CONFIG") or None, os.environ))

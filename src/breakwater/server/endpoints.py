@@ -1,0 +1,155 @@
+"""The client-facing endpoints: chat (OpenAI and Anthropic formats), embeddings, models, health.
+
+Chat is one flow parameterised by the client's wire format (``ChatCodec``): read and decode the
+body, call the engine, encode the answer or the stream. Errors before the response starts go
+through ``breakwater.server.errors`` as an HTTP error; errors after it become an error event in
+the stream, which then ends without the end marker, so it never looks finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from breakwater.core.errors import InvalidRequest
+from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
+from breakwater.engine.context import RequestContext
+from breakwater.engine.gateway import Gateway
+from breakwater.providers import openai_serve
+from breakwater.server import errors
+from breakwater.server.asgi import JSON_HEADERS, SSE_HEADERS, Headers, Receive, Scope, Send, read_json_body, send_bytes
+
+log = logging.getLogger("breakwater.server")
+
+ErrorMapper = Callable[[BaseException, str], tuple[int, Headers, bytes]]
+
+
+class StreamEncoder(Protocol):
+    def encode(self, event: StreamEvent) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+    def error(self, message: str, type_: str, code: str | None) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCodec:
+    """How one client wire format reads requests and writes responses, streams and errors."""
+
+    wire: str
+    decode: Callable[[Any], ChatRequest]
+    encode: Callable[[ChatResponse], bytes]
+    stream_encoder: Callable[[ChatRequest], StreamEncoder]
+    error: ErrorMapper
+
+
+def request_id(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"x-request-id" and 0 < len(value) <= 128:
+            return str(value.decode("latin-1"))
+    return uuid.uuid4().hex
+
+
+def _context(scope: Scope, rid: str) -> RequestContext:
+    mock = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k.startswith(b"x-mock-")}
+    return RequestContext(request_id=rid, mock_headers=mock)
+
+
+def _trace_headers(ctx: RequestContext) -> Headers:
+    headers: Headers = [(b"x-request-id", ctx.request_id.encode())]
+    if ctx.deployment is not None:
+        headers.append((b"x-breakwater-deployment", ctx.deployment.encode()))
+        headers.append((b"x-breakwater-attempts", str(ctx.attempts).encode()))
+    if ctx.dropped_params:
+        headers.append((b"x-breakwater-dropped-params", ",".join(ctx.dropped_params).encode()))
+    return headers
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise InvalidRequest("The request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc.args[0]}") from None
+
+
+class Endpoints:
+    """Handlers bound to one gateway and the server settings."""
+
+    def __init__(self, gateway: Gateway, max_body_bytes: int) -> None:
+        self.gateway = gateway
+        self.max_body_bytes = max_body_bytes
+
+    async def chat(self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send) -> None:
+        rid = request_id(scope)
+        ctx = _context(scope, rid)
+        try:
+            request = codec.decode(parse_json(await read_json_body(scope, receive, self.max_body_bytes)))
+            if request.stream:
+                events = await self.gateway.chat_stream(request, ctx)
+            else:
+                response = await self.gateway.chat(request, ctx)
+                body = codec.encode(response)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
+            status, headers, payload = codec.error(exc, rid)
+            await send_bytes(send, status, payload, headers)
+            return
+        if not request.stream:
+            await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx)])
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_trace_headers(ctx)]})
+        encoder = codec.stream_encoder(request)
+        try:
+            async for event in events:
+                frame = encoder.encode(event)
+                if frame:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            tail = encoder.end()
+        except Exception as exc:  # noqa: BLE001 - after the head is sent, errors travel in the stream
+            message, type_, code = errors.stream_error(exc, rid, codec.wire)
+            log.warning("stream failed after start: %s", message, extra={"request_id": rid})
+            tail = encoder.error(message, type_, code)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rid = request_id(scope)
+        ctx = _context(scope, rid)
+        try:
+            request = openai_serve.decode_embeddings_request(
+                parse_json(await read_json_body(scope, receive, self.max_body_bytes))
+            )
+            response = await self.gateway.embeddings(request, ctx)
+            body = openai_serve.encode_embeddings_response(response)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
+            status, headers, payload = errors.openai_error(exc, rid)
+            await send_bytes(send, status, payload, headers)
+            return
+        await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx)])
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        router = self.gateway.router
+        created = int(time.time())
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": router.owner(name)}
+            for name in router.public_names()
+        ]
+        await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), JSON_HEADERS)
+
+    async def model(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        rid = request_id(scope)
+        try:
+            self.gateway.router.resolve(name)
+        except Exception as exc:  # noqa: BLE001 - ModelNotFound becomes a 404 in OpenAI's format
+            status, headers, payload = errors.openai_error(exc, rid)
+            await send_bytes(send, status, payload, headers)
+            return
+        owner = self.gateway.router.routes[name].owner if name in self.gateway.router.routes else "breakwater"
+        body = {"id": name, "object": "model", "created": int(time.time()), "owned_by": owner}
+        await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)

@@ -1,0 +1,159 @@
+"""Turn a validated config into a running router: adapters, targets, credentials, senders.
+
+This is the one place that knows every layer, which is why it lives in the server. It also
+holds the checks that need more than the config text (known hosts, credentials that resolve,
+valid mock fault rules), shared by ``check-config`` and ``serve`` so both say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from breakwater.core.config import Config, Problem, Timeouts
+from breakwater.core.config import Provider as ProviderConfig
+from breakwater.core.config import Route as RouteConfig
+from breakwater.engine.ports import Clock, HttpSender, RandomSource
+from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
+from breakwater.infra.credentials import CredentialError, resolve
+from breakwater.infra.mock.faults import validate_faults
+from breakwater.infra.mock.service import MockService
+from breakwater.infra.mock.transport import MockSender
+from breakwater.providers.base import Target
+from breakwater.providers.hosts import HOSTS, host
+from breakwater.providers.registry import DEFAULT_BASE_URLS, adapter_for
+
+_MOCK_BASE_URLS = {"openai": "http://mock/v1", "anthropic": "http://mock", "gemini": "http://mock"}
+
+
+def check_environment(config: Config, environ: Mapping[str, str]) -> list[Problem]:
+    """Problems only visible outside the config text: unknown hosts, unresolved credentials, faults."""
+    problems: list[Problem] = []
+    for name, p in config.providers.items():
+        if p.host is not None and p.host not in HOSTS:
+            problems.append(
+                Problem(f"providers.{name}.host", f"unknown host {p.host!r} (expected one of: {', '.join(HOSTS)})")
+            )
+        if p.type != "mock" and p.host == "azure" and not p.api_version:
+            problems.append(Problem(f"providers.{name}.api_version", "Azure OpenAI needs an api_version"))
+        try:
+            resolve(p.api_key, environ)
+        except CredentialError as exc:
+            problems.append(Problem(f"providers.{name}.api_key", str(exc)))
+        for message in validate_faults(p.faults):
+            problems.append(Problem(f"providers.{name}.faults", message))
+    return problems
+
+
+class Wiring:
+    """Builds the ``Router`` for a config; ``sender`` is the shared upstream HTTP client."""
+
+    def __init__(
+        self, config: Config, environ: Mapping[str, str], sender: HttpSender, clock: Clock, rng: RandomSource
+    ) -> None:
+        self.config = config
+        self.environ = environ
+        self.sender = sender
+        self.clock = clock
+        self.rng = rng
+        self._mock_senders: dict[str, HttpSender] = {}
+
+    def router(self) -> Router:
+        routes: dict[str, Route] = {}
+        wildcards: dict[str, tuple[str, WildcardFactory]] = {}
+        for name, route in self.config.routes.items():
+            if name.endswith("/*"):
+                assert route.provider is not None  # guaranteed by cross_check
+                wildcards[name[:-1]] = (route.provider, self._wildcard_factory(route))
+            else:
+                routes[name] = self._route(name, route)
+        return Router(routes=routes, wildcards=wildcards, rng=self.rng)
+
+    def _route(self, name: str, route: RouteConfig) -> Route:
+        deployments = []
+        for t in route.deployments:
+            d = self.config.deployments[t.deployment]
+            deployments.append(
+                self._deployment(
+                    t.deployment,
+                    d.provider,
+                    d.model,
+                    d.timeouts or route.timeouts or Timeouts(),
+                    d.context_window,
+                    dict(d.extra_body),
+                )
+            )
+        first_provider = self.config.deployments[route.deployments[0].deployment].provider
+        return Route(
+            name=name,
+            deployments=tuple(deployments),
+            weights=tuple(t.weight for t in route.deployments),
+            strategy=route.strategy,
+            unsupported_params=route.unsupported_params,
+            owner=first_provider,
+        )
+
+    def _wildcard_factory(self, route: RouteConfig) -> WildcardFactory:
+        provider = route.provider
+        assert provider is not None
+
+        def make(model_name: str) -> Route:
+            upstream = model_name.partition("/")[2]
+            deployment = self._deployment(model_name, provider, upstream, route.timeouts or Timeouts(), None, {})
+            return Route(
+                name=model_name,
+                deployments=(deployment,),
+                weights=(1.0,),
+                unsupported_params=route.unsupported_params,
+                owner=provider,
+            )
+
+        return make
+
+    def _deployment(
+        self,
+        name: str,
+        provider_name: str,
+        model: str,
+        timeouts: Timeouts,
+        context_window: int | None,
+        extra_body: dict[str, object],
+    ) -> Deployment:
+        p = self.config.providers[provider_name]
+        wire = p.wire if p.type == "mock" else p.type
+        target = Target(
+            provider=provider_name,
+            model=model,
+            base_url=self._base_url(p, wire),
+            api_key=resolve(p.api_key, self.environ),
+            api_version=p.api_version,
+            host=p.host or ("openai" if p.type == "openai" and not p.base_url else "custom"),
+            headers=dict(p.headers),
+            extra_body=extra_body,
+        )
+        return Deployment(
+            name=name,
+            adapter=adapter_for(wire),
+            target=target,
+            sender=self._mock_sender(provider_name, p) if p.type == "mock" else self.sender,
+            timeouts=timeouts,
+            is_mock=p.type == "mock" or p.host == "mock",
+            context_window=context_window,
+        )
+
+    def _base_url(self, p: ProviderConfig, wire: str) -> str:
+        if p.base_url:
+            return p.base_url
+        if p.type == "mock":
+            return _MOCK_BASE_URLS[wire]
+        row = host(p.host)
+        if row.base_url:
+            return row.base_url
+        return DEFAULT_BASE_URLS[wire]
+
+    def _mock_sender(self, name: str, p: ProviderConfig) -> HttpSender:
+        # one in-process mock per provider, so its fault schedule counts across its deployments
+        sender = self._mock_senders.get(name)
+        if sender is None:
+            sender = MockSender(MockService(self.clock, self.rng, list(p.faults)))
+            self._mock_senders[name] = sender
+        return sender
