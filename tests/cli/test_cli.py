@@ -1,0 +1,101 @@
+"""The ``breakwater`` command: version, check-config, and serve on the embedded default."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from breakwater import __version__
+from breakwater.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`breakwater version` prints the package version."""
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.strip() == f"breakwater {__version__}"
+
+
+def test_python_dash_m() -> None:
+    """`python -m breakwater version` is the same command."""
+    out = subprocess.run([sys.executable, "-m", "breakwater", "version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"breakwater {__version__}"
+
+
+def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config on a valid file exits 0 and summarises it."""
+    assert main(["check-config", str(ROOT / "examples" / "mock.yaml")]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_check_config_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config on a bad file exits 1 and prints each problem with its key path."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("providers:\n  p: {type: openai, base_url: 'http://x/v1', api_key: sk-inline}\nroutes:\n  r: {deployments: [nope]}\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "providers.p.api_key: must be a reference" in err
+    assert "routes.r.deployments[0]: unknown deployment 'nope'" in err
+    assert "sk-inline" not in err
+
+
+def test_serve_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """serve refuses a bad config with the same messages as check-config."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routes:\n  r: {deployments: [nope]}\n")
+    assert main(["serve", "--config", str(bad)]) == 1
+    assert "routes.r.deployments[0]: unknown deployment 'nope'" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], limit_s: float = 20.0) -> None:
+    """Poll /readyz until it answers 200; fail if the process exits or the limit passes."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited early: {proc.communicate()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
+    pytest.fail("server did not become ready")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_embedded_default(workers: int) -> None:
+    """`breakwater serve` with no config prints its address and routes and answers model "mock" at once."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "breakwater", "serve", "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        r = httpx.post(f"{url}/v1/chat/completions", json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200
+        assert r.json()["choices"][0]["message"]["content"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert f"listening on http://127.0.0.1:{port}" in out
+    assert "route mock" in out

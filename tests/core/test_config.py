@@ -1,0 +1,118 @@
+"""The config model: every problem reported with its key path; examples and defaults are valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from breakwater.core.config import ConfigError, parse_config
+from breakwater.core.defaults import default_config
+from breakwater.server.wiring import check_environment
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+FAKE_ENV = {
+    name: "sk-test"
+    for name in (
+        "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY",
+        "TOGETHER_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY", "OPENROUTER_API_KEY", "FIREWORKS_API_KEY",
+    )
+}  # fmt: skip
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "t.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_examples_are_valid(path: Path, tmp_path: Path) -> None:
+    """Every example config validates, including credentials that resolve from the environment."""
+    secret = tmp_path / "key"
+    secret.write_text("sk-file\n")
+    config = parse_config(path.read_text().replace("/run/secrets/llm_key", str(secret)), path.name)
+    assert config.routes
+    assert check_environment(config, FAKE_ENV) == []
+
+
+def test_all_problems_reported_with_paths() -> None:
+    """Several problems in one file are all reported, each with its key path."""
+    problems = _problems(
+        """
+providers:
+  openai: {type: openai, host: openai, api_key: sk-live-123}
+  weird: {type: carrier-pigeon}
+deployments:
+  fast: {provider: openai, model: gpt-4o, timeouts: {total: 0}}
+  lost: {provider: nowhere, model: x}
+routes:
+  chat: {deployments: [fast, gpt-5]}
+  empty: {deployments: []}
+  typo: {deployments: [fast], stratgy: weighted}
+"""
+    )
+    text = "\n".join(problems)
+    assert "providers.openai.api_key: must be a reference" in text
+    assert "providers.weird.type:" in text
+    assert "deployments.fast.timeouts.total:" in text
+    assert "routes.typo.stratgy: unknown key" in text
+    assert "sk-live-123" not in text
+
+
+def test_cross_references_checked() -> None:
+    """Unknown providers and deployments are reported with the names that do exist."""
+    problems = _problems(
+        """
+providers:
+  openai: {type: openai, host: openai}
+deployments:
+  fast: {provider: openai, model: gpt-4o}
+  lost: {provider: nowhere, model: x}
+routes:
+  chat: {deployments: [fast, gpt-5]}
+  empty: {deployments: []}
+  "bad/*": {deployments: [fast]}
+  "mid*dle": {deployments: [fast]}
+"""
+    )
+    assert "deployments.lost.provider: unknown provider 'nowhere' (expected one of: openai)" in problems
+    assert "routes.chat.deployments[1]: unknown deployment 'gpt-5' (expected one of: fast, lost)" in problems
+    assert "routes.empty.deployments: a route needs at least one deployment" in problems
+    assert "routes.bad/*.provider: a wildcard route needs the provider it forwards to" in problems
+    assert any(p.startswith("routes.mid*dle:") for p in problems)
+
+
+def test_invalid_yaml_names_the_line() -> None:
+    """A YAML syntax error is one problem naming its line."""
+    problems = _problems("providers:\n  a: [unclosed\n")
+    assert len(problems) == 1
+    assert "line" in problems[0]
+    assert "not valid YAML" in problems[0]
+
+
+def test_environment_problems() -> None:
+    """Unset credentials, unknown hosts and Azure without api_version are reported; the key path says where."""
+    config = parse_config(
+        """
+providers:
+  a: {type: openai, host: azure, base_url: "https://x.openai.azure.com", api_key: env:NOPE_KEY}
+  b: {type: openai, host: nosuchhost, base_url: "http://h/v1", api_key: "file:/nonexistent/key"}
+"""
+    )
+    problems = [str(p) for p in check_environment(config, {})]
+    assert "providers.a.api_key: environment variable NOPE_KEY is not set" in problems
+    assert "providers.a.api_version: Azure OpenAI needs an api_version" in problems
+    assert any(p.startswith("providers.b.host: unknown host 'nosuchhost'") for p in problems)
+    assert any(p.startswith("providers.b.api_key: cannot read credential file /nonexistent/key") for p in problems)
+
+
+def test_default_config_follows_environment() -> None:
+    """The embedded default has the mock route, plus a wildcard route per provider key found, honouring base URLs."""
+    assert set(default_config({}).routes) == {"mock"}
+    config = default_config(
+        {"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-2", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    )
+    assert set(config.routes) == {"mock", "openai/*", "anthropic/*"}
+    assert config.providers["openai"].base_url == "http://127.0.0.1:9/v1"
+    assert config.providers["openai"].api_key == "env:OPENAI_API_KEY"

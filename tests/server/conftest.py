@@ -1,0 +1,74 @@
+"""A real gateway on loopback (uvicorn + httptools + uvloop) in front of the mock provider.
+
+Two kinds of route, one per upstream wire format each:
+- ``mock``, ``mock-claude``, ``mock-gemini``: the mock in-process (``type: mock``);
+- ``remote``, ``remote-claude``, ``remote-gemini``: ordinary ``openai`` / ``anthropic`` /
+  ``gemini`` providers whose base URL is a real ``breakwater mock`` server on loopback, so the
+  production path (aiohttp client, sockets, SSE over the wire) is exercised end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from breakwater.core.config import build_config
+from breakwater.infra.mock.app import create_mock_app
+from breakwater.server.app import create_app
+from tests.server.running import serve
+
+#: the provider credential for remote routes; tests assert it never reaches a client
+PLANTED_SECRET = "sk-planted-4f9c2e7a1b"
+
+
+def mock_config(remote_url: str) -> dict[str, Any]:
+    return {
+        "server": {"max_body_bytes": 64 * 1024},
+        "providers": {
+            "mock-openai": {"type": "mock", "wire": "openai"},
+            "mock-anthropic": {"type": "mock", "wire": "anthropic"},
+            "mock-gemini": {"type": "mock", "wire": "gemini"},
+            "remote-openai": {
+                "type": "openai", "host": "mock", "base_url": f"{remote_url}/v1", "api_key": "env:PLANTED_KEY",
+            },
+            "remote-anthropic": {"type": "anthropic", "host": "mock", "base_url": remote_url, "api_key": "env:PLANTED_KEY"},
+            "remote-gemini": {"type": "gemini", "host": "mock", "base_url": remote_url, "api_key": "env:PLANTED_KEY"},
+        },
+        "deployments": {
+            "d-openai": {"provider": "mock-openai", "model": "mock-gpt"},
+            "d-anthropic": {"provider": "mock-anthropic", "model": "mock-claude"},
+            "d-gemini": {"provider": "mock-gemini", "model": "mock-gemini"},
+            "r-openai": {"provider": "remote-openai", "model": "mock-gpt"},
+            "r-anthropic": {"provider": "remote-anthropic", "model": "mock-claude"},
+            "r-gemini": {"provider": "remote-gemini", "model": "mock-gemini"},
+        },
+        "routes": {
+            "mock": {"deployments": ["d-openai"]},
+            "mock-claude": {"deployments": ["d-anthropic"]},
+            "mock-gemini": {"deployments": ["d-gemini"]},
+            "mock-claude-lenient": {"deployments": ["d-anthropic"], "unsupported_params": "drop"},
+            "remote": {"deployments": ["r-openai"]},
+            "remote-claude": {"deployments": ["r-anthropic"]},
+            "remote-gemini": {"deployments": ["r-gemini"]},
+        },
+    }  # fmt: skip
+
+
+ROUTES = ["mock", "mock-claude", "mock-gemini", "remote", "remote-claude", "remote-gemini"]
+
+
+@pytest.fixture(scope="session")
+def mock_server_url() -> Iterator[str]:
+    """A `breakwater mock` server on loopback."""
+    with serve(create_mock_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gateway_url(mock_server_url: str) -> Iterator[str]:
+    """Base URL (no /v1) of a gateway serving ``mock_config`` for the whole session."""
+    app = create_app(build_config(mock_config(mock_server_url)), environ={"PLANTED_KEY": PLANTED_SECRET})
+    with serve(app) as url:
+        yield url
