@@ -39,7 +39,9 @@ def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
 def test_check_config_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """check-config on a bad file exits 1 and prints each problem with its key path."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text("providers:\n  p: {type: openai, base_url: 'http://x/v1', api_key: sk-inline}\nroutes:\n  r: {deployments: [nope]}\n")
+    bad.write_text(
+        "providers:\n  p: {type: openai, base_url: 'http://x/v1', api_key: sk-inline}\nroutes:\n  r: {deployments: [nope]}\n"
+    )
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "providers.p.api_key: must be a reference" in err
@@ -91,7 +93,9 @@ def test_serve_embedded_default(workers: int) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
-        r = httpx.post(f"{url}/v1/chat/completions", json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]})
+        r = httpx.post(
+            f"{url}/v1/chat/completions", json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]}
+        )
         assert r.status_code == 200
         assert r.json()["choices"][0]["message"]["content"]
     finally:

@@ -135,7 +135,9 @@ async def test_idle_timeout_while_streaming() -> None:
 async def test_total_timeout_while_streaming() -> None:
     """Slow tokens that never stall still end at the total deadline."""
     gateway = _mock_gateway({"idle": 5, "total": 0.2})
-    events = await gateway.chat_stream(_hi(stream=True), RequestContext("id", mock_headers={"x-mock-fault": "token_delay=50"}))
+    events = await gateway.chat_stream(
+        _hi(stream=True), RequestContext("id", mock_headers={"x-mock-fault": "token_delay=50"})
+    )
     with pytest.raises(UpstreamTimeout):
         async for _ in events:
             pass

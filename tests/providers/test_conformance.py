@@ -123,7 +123,9 @@ def collect(events: list[StreamEvent]) -> Collected:
         elif isinstance(ev, UsageEvent):
             usage = ev.usage
     ordered = [calls[i] for i in sorted(calls)]
-    return Collected(text, finish, usage, [(c[1], orjson.loads(c[2] or "{}")) for c in ordered], [c[0] for c in ordered])
+    return Collected(
+        text, finish, usage, [(c[1], orjson.loads(c[2] or "{}")) for c in ordered], [c[0] for c in ordered]
+    )
 
 
 def feed_in_pieces(wire: Wire, request: ChatRequest, raw: bytes, seed: int = 7) -> list[StreamEvent]:
@@ -236,7 +238,9 @@ def test_response_round_trip(wire: str) -> None:
     parsed = w.adapter.chat_response(w.encode(original), TARGET)
     choice = parsed.choices[0]
     assert choice.message.text() == "Checking the weather."
-    assert [(c.name, orjson.loads(c.arguments)) for c in choice.message.tool_calls] == [("get_weather", {"city": "Paris"})]
+    assert [(c.name, orjson.loads(c.arguments)) for c in choice.message.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
     assert choice.finish_reason == "tool_calls"
     assert parsed.usage is not None
     assert (parsed.usage.input_tokens, parsed.usage.output_tokens, parsed.usage.cached_input_tokens) == (1500, 42, 1024)

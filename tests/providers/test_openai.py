@@ -13,12 +13,16 @@ ADAPTER = OpenAIAdapter()
 
 
 def _request(body: dict[str, object]) -> ChatRequest:
-    return openai_serve.decode_chat_request({"model": "public", "messages": [{"role": "user", "content": "hi"}], **body})
+    return openai_serve.decode_chat_request(
+        {"model": "public", "messages": [{"role": "user", "content": "hi"}], **body}
+    )
 
 
 def test_fast_path_forwards_unknown_fields_untouched() -> None:
     """Fields Breakwater does not model reach an OpenAI upstream as sent; only the model is replaced."""
-    request = _request({"reasoning_effort": "low", "metadata": {"k": "v"}, "prediction": {"type": "content", "content": "x"}})
+    request = _request(
+        {"reasoning_effort": "low", "metadata": {"k": "v"}, "prediction": {"type": "content", "content": "x"}}
+    )
     http = ADAPTER.chat_request(request, Target("p", "gpt-4.1", "https://api.openai.com/v1", "sk-x", host="openai"))
     body = orjson.loads(http.body)
     assert body["model"] == "gpt-4.1"
@@ -65,7 +69,9 @@ def test_azure_row() -> None:
     request = ChatRequest(model="public", messages=[Message("user", [TextPart("hi")])])
     target = Target("az", "gpt-4o-prod", "https://r.openai.azure.com", "azkey", api_version="2024-10-21", host="azure")
     http = ADAPTER.chat_request(request, target)
-    assert http.url == "https://r.openai.azure.com/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21"
+    assert (
+        http.url == "https://r.openai.azure.com/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21"
+    )
     assert http.headers["api-key"] == "azkey"
     assert "authorization" not in http.headers
 

@@ -84,8 +84,16 @@ def test_tool_result_round(client: anthropic.Anthropic) -> None:
     """A tool_use / tool_result exchange is accepted and answered on every wire."""
     messages = [
         {"role": "user", "content": "Weather in Oslo?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo", "unit": "c"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": json.dumps({"temp": 4})}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo", "unit": "c"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": json.dumps({"temp": 4})}],
+        },
     ]
     for model in ROUTES:
         message = client.messages.create(model=model, max_tokens=100, messages=messages, tools=[TOOL])  # type: ignore[arg-type,list-item]
@@ -127,10 +135,10 @@ def test_missing_max_tokens(gateway_url: str) -> None:
     ],
 )
 @pytest.mark.parametrize("model", ROUTES)
-def test_upstream_errors_raise_sdk_types(client: anthropic.Anthropic, model: str, fault: str, exc: type[Exception]) -> None:
+def test_upstream_errors_raise_sdk_types(
+    client: anthropic.Anthropic, model: str, fault: str, exc: type[Exception]
+) -> None:
     """Injected upstream failures reach the Anthropic client as the SDK's own exception types."""
-    if fault == "status=529" and not model.endswith("-claude"):
-        pytest.skip("529 is Anthropic's own status; other mocks answer 503 for overload")
     with pytest.raises(exc):
         client.messages.create(model=model, max_tokens=50, messages=HELLO, extra_headers={"x-mock-fault": fault})  # type: ignore[arg-type]
 
@@ -140,7 +148,10 @@ def test_stream_error_event(client: anthropic.Anthropic) -> None:
     with (
         pytest.raises(anthropic.APIError),
         client.messages.stream(
-            model="mock-claude", max_tokens=200, messages=HELLO, extra_headers={"x-mock-fault": "cut_after=2"}  # type: ignore[arg-type]
+            model="mock-claude",
+            max_tokens=200,
+            messages=HELLO,
+            extra_headers={"x-mock-fault": "cut_after=2"},  # type: ignore[arg-type]
         ) as stream,
     ):
         for _ in stream:

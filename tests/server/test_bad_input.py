@@ -28,20 +28,68 @@ CHAT_CASES: list[tuple[str, bytes, dict[str, str], int, str | None]] = [
     ("model not a string", orjson.dumps({"model": 5, "messages": HI}), J, 400, "model"),
     ("missing messages", orjson.dumps({"model": "mock"}), J, 400, "messages"),
     ("messages not a list", orjson.dumps({"model": "mock", "messages": "hi"}), J, 400, "messages"),
-    ("bad role", orjson.dumps({"model": "mock", "messages": [{"role": "wizard", "content": "x"}]}), J, 400, "messages[0].role"),
-    ("content wrong type", orjson.dumps({"model": "mock", "messages": [{"role": "user", "content": 5}]}), J, 400, "messages[0].content"),
-    ("temperature string", orjson.dumps({"model": "mock", "messages": HI, "temperature": "hot"}), J, 400, "temperature"),
-    ("temperature out of range", orjson.dumps({"model": "mock", "messages": HI, "temperature": 9}), J, 400, "temperature"),
+    (
+        "bad role",
+        orjson.dumps({"model": "mock", "messages": [{"role": "wizard", "content": "x"}]}),
+        J,
+        400,
+        "messages[0].role",
+    ),
+    (
+        "content wrong type",
+        orjson.dumps({"model": "mock", "messages": [{"role": "user", "content": 5}]}),
+        J,
+        400,
+        "messages[0].content",
+    ),
+    (
+        "temperature string",
+        orjson.dumps({"model": "mock", "messages": HI, "temperature": "hot"}),
+        J,
+        400,
+        "temperature",
+    ),
+    (
+        "temperature out of range",
+        orjson.dumps({"model": "mock", "messages": HI, "temperature": 9}),
+        J,
+        400,
+        "temperature",
+    ),
     ("max_tokens negative", orjson.dumps({"model": "mock", "messages": HI, "max_tokens": -1}), J, 400, "max_tokens"),
     ("stream not bool", orjson.dumps({"model": "mock", "messages": HI, "stream": "yes"}), J, 400, "stream"),
     ("stop wrong type", orjson.dumps({"model": "mock", "messages": HI, "stop": [1, 2]}), J, 400, "stop"),
     ("tools not a list", orjson.dumps({"model": "mock", "messages": HI, "tools": {}}), J, 400, "tools"),
-    ("tool without function", orjson.dumps({"model": "mock", "messages": HI, "tools": [{"type": "function"}]}), J, 400, "tools[0].function"),
-    ("tool message without id", orjson.dumps({"model": "mock", "messages": [{"role": "tool", "content": "x"}]}), J, 400, "messages[0].tool_call_id"),
-    ("bad response_format", orjson.dumps({"model": "mock", "messages": HI, "response_format": {"type": "yaml"}}), J, 400, "response_format.type"),
+    (
+        "tool without function",
+        orjson.dumps({"model": "mock", "messages": HI, "tools": [{"type": "function"}]}),
+        J,
+        400,
+        "tools[0].function",
+    ),
+    (
+        "tool message without id",
+        orjson.dumps({"model": "mock", "messages": [{"role": "tool", "content": "x"}]}),
+        J,
+        400,
+        "messages[0].tool_call_id",
+    ),
+    (
+        "bad response_format",
+        orjson.dumps({"model": "mock", "messages": HI, "response_format": {"type": "yaml"}}),
+        J,
+        400,
+        "response_format.type",
+    ),
     ("unknown model", orjson.dumps({"model": "nope", "messages": HI}), J, 404, "model"),
     ("form content type", b"model=mock", {"content-type": "application/x-www-form-urlencoded"}, 415, None),
-    ("oversize body", orjson.dumps({"model": "mock", "messages": [{"role": "user", "content": "x" * 70_000}]}), J, 413, None),
+    (
+        "oversize body",
+        orjson.dumps({"model": "mock", "messages": [{"role": "user", "content": "x" * 70_000}]}),
+        J,
+        413,
+        None,
+    ),
     ("invalid utf-8", b'{"model": "mock\xff", "messages": []}', J, 400, None),
 ]
 
@@ -57,7 +105,9 @@ def _healthy(url: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "body", "headers", "status", "param"), CHAT_CASES, ids=[c[0] for c in CHAT_CASES])
-def test_chat_bad_input(url: str, name: str, body: bytes, headers: dict[str, str], status: int, param: str | None) -> None:
+def test_chat_bad_input(
+    url: str, name: str, body: bytes, headers: dict[str, str], status: int, param: str | None
+) -> None:
     """Each malformed chat request gets its 4xx with an OpenAI error body naming the field, and the gateway keeps serving."""
     r = httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers, timeout=10)
     assert r.status_code == status, r.text
@@ -75,7 +125,11 @@ ANTHROPIC_CASES: list[tuple[str, dict[str, Any] | bytes, int]] = [
     ("malformed json", b"{nope", 400),
     ("missing max_tokens", {"model": "mock", "messages": HI}, 400),
     ("messages not a list", {"model": "mock", "max_tokens": 5, "messages": {}}, 400),
-    ("bad block type", {"model": "mock", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": 7}]}]}, 400),
+    (
+        "bad block type",
+        {"model": "mock", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": 7}]}]},
+        400,
+    ),
     ("unknown model", {"model": "nope", "max_tokens": 5, "messages": HI}, 404),
 ]
 
@@ -93,7 +147,11 @@ def test_messages_bad_input(url: str, name: str, body: dict[str, Any] | bytes, s
 
 def test_embeddings_bad_input(url: str) -> None:
     """Embeddings with no input or a non-string input are 400s naming 'input'."""
-    for body in ({"model": "mock"}, {"model": "mock", "input": [1, 2]}, {"model": "mock", "input": "x", "dimensions": 0}):
+    for body in (
+        {"model": "mock"},
+        {"model": "mock", "input": [1, 2]},
+        {"model": "mock", "input": "x", "dimensions": 0},
+    ):
         r = httpx.post(f"{url}/v1/embeddings", json=body, timeout=10)
         assert r.status_code == 400, r.text
         assert r.json()["error"]["param"] in ("input", "dimensions")
@@ -111,8 +169,14 @@ def test_unknown_path_and_method(url: str) -> None:
 
 def test_declared_oversize_is_refused_before_reading() -> None:
     """A Content-Length over the limit is refused with 413 from the header alone."""
-    config = build_config({"server": {"max_body_bytes": 100}, "providers": {"m": {"type": "mock"}},
-                           "deployments": {"d": {"provider": "m", "model": "x"}}, "routes": {"mock": {"deployments": ["d"]}}})
+    config = build_config(
+        {
+            "server": {"max_body_bytes": 100},
+            "providers": {"m": {"type": "mock"}},
+            "deployments": {"d": {"provider": "m", "model": "x"}},
+            "routes": {"mock": {"deployments": ["d"]}},
+        }
+    )
     with serve(create_app(config, environ={})) as base:
         r = httpx.post(f"{base}/v1/chat/completions", content=b"x" * 5000, headers=J)
         assert r.status_code == 413

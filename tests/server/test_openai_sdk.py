@@ -66,9 +66,7 @@ def test_plain_completion_is_deterministic(client: openai.OpenAI, model: str) ->
 def test_streamed_completion_with_usage(client: openai.OpenAI, model: str) -> None:
     """A stream with include_usage gives text deltas, one finish_reason and a final usage-only chunk."""
     chunks = list(
-        client.chat.completions.create(
-            model=model, messages=HELLO, stream=True, stream_options={"include_usage": True}
-        )
+        client.chat.completions.create(model=model, messages=HELLO, stream=True, stream_options={"include_usage": True})
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     plain = client.chat.completions.create(model=model, messages=HELLO)
@@ -133,7 +131,11 @@ def test_tool_result_conversation(client: openai.OpenAI) -> None:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo","unit":"c"}'}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo","unit":"c"}'},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 4}'},
@@ -156,8 +158,6 @@ def test_json_schema_output(client: openai.OpenAI, model: str) -> None:
         "required": ["name", "tags", "score"],
         "additionalProperties": False,
     }
-    if model.endswith("-claude"):
-        pytest.skip("the Anthropic wire has no response_format; covered by test_unsupported_parameter_is_400")
     completion = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": "Describe a tide pool"}],

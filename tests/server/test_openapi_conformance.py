@@ -61,7 +61,9 @@ def validate() -> Any:
 
 
 def _post(url: str, body: dict[str, Any], **headers: str) -> httpx.Response:
-    return httpx.post(url, content=orjson.dumps(body), headers={"content-type": "application/json", **headers}, timeout=10)
+    return httpx.post(
+        url, content=orjson.dumps(body), headers={"content-type": "application/json", **headers}, timeout=10
+    )
 
 
 @pytest.mark.parametrize("model", ROUTES)
@@ -70,7 +72,10 @@ def test_chat_completion_matches_schema(gateway_url: str, validate: Any, model: 
     r = _post(f"{gateway_url}/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 200
     validate(r.json(), "CreateChatCompletionResponse")
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+    }
     r = _post(
         f"{gateway_url}/v1/chat/completions",
         {"model": model, "messages": [{"role": "user", "content": "hi"}], "tools": [tool], "tool_choice": "required"},
@@ -81,7 +86,10 @@ def test_chat_completion_matches_schema(gateway_url: str, validate: Any, model: 
 @pytest.mark.parametrize("model", ROUTES)
 def test_stream_chunks_match_schema(gateway_url: str, validate: Any, model: str) -> None:
     """Every streamed chunk, including the usage chunk and tool-call deltas, matches CreateChatCompletionStreamResponse."""
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+    }
     for extra in ({}, {"tools": [tool], "tool_choice": "required"}):
         body = {
             "model": model,
@@ -119,7 +127,10 @@ def test_model_list_matches_schema(gateway_url: str, validate: Any) -> None:
     [
         ({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}, {}),
         ({"model": "mock", "messages": "hi"}, {}),
-        ({"model": "mock", "messages": [{"role": "user", "content": "hi"}]}, {"x-mock-fault": "status=429;retry_after=1"}),
+        (
+            {"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
+            {"x-mock-fault": "status=429;retry_after=1"},
+        ),
         ({"model": "mock-claude", "messages": [{"role": "user", "content": "hi"}], "seed": 1}, {}),
     ],
 )

@@ -14,15 +14,28 @@ FAULTS = ["status=401", "status=403", "status=404", "status=429;retry_after=1", 
 
 
 @pytest.mark.parametrize("route", ["remote", "remote-claude", "remote-gemini"])
-def test_planted_key_never_in_any_response_or_log(gateway_url: str, route: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_planted_key_never_in_any_response_or_log(
+    gateway_url: str, route: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Under every injected upstream failure, plain and streamed, the provider key appears in no response and no log line."""
     caplog.set_level(logging.DEBUG)
     seen: list[str] = []
     for fault in FAULTS:
         for stream in (False, True):
             for path, body in (
-                ("/v1/chat/completions", {"model": route, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}),
-                ("/v1/messages", {"model": route, "stream": stream, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}),
+                (
+                    "/v1/chat/completions",
+                    {"model": route, "stream": stream, "messages": [{"role": "user", "content": "hi"}]},
+                ),
+                (
+                    "/v1/messages",
+                    {
+                        "model": route,
+                        "stream": stream,
+                        "max_tokens": 20,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    },
+                ),
             ):
                 r = httpx.post(f"{gateway_url}{path}", json=body, headers={"x-mock-fault": fault}, timeout=10)
                 seen.append(r.text)

@@ -47,7 +47,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.providers.base import HttpRequest, Target
+from breakwater.providers.base import HttpRequest, Target, error_object, response_object
 from breakwater.providers.sse import SSEDecoder
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -104,7 +104,8 @@ class AnthropicAdapter:
     # 1. errors ---------------------------------------------------------------------------------
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
-        message, type_ = _error_text(body)
+        err = error_object(body)
+        message, type_ = str(err.get("message") or ""), str(err.get("type") or "")
         return classify_status(
             status,
             f"{type_} {message}",
@@ -126,7 +127,7 @@ class AnthropicAdapter:
     # 3. responses ------------------------------------------------------------------------------
 
     def chat_response(self, body: bytes, target: Target) -> ChatResponse:
-        data = _json(body, target)
+        data = response_object(body, target)
         try:
             parts, calls = _content(data["content"])
             reason = data.get("stop_reason")
@@ -268,28 +269,6 @@ def _headers(target: Target) -> dict[str, str]:
     if target.api_key:
         headers["x-api-key"] = target.api_key
     return headers
-
-
-def _json(body: bytes, target: Target) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedResponse(f"{target.provider} sent invalid JSON", provider=target.provider) from exc
-    if not isinstance(data, dict):
-        raise MalformedResponse(f"{target.provider} sent an unexpected JSON value", provider=target.provider)
-    return data
-
-
-def _error_text(body: bytes) -> tuple[str, str]:
-    """(message, error type) from ``{"type": "error", "error": {"type", "message"}}``."""
-    try:
-        data = orjson.loads(body)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict):
-            return str(err.get("message") or ""), str(err.get("type") or "")
-    except orjson.JSONDecodeError:
-        pass
-    return body[:500].decode("utf-8", "replace"), ""
 
 
 def _stream_error(payload: dict[str, Any], target: Target) -> UpstreamError:

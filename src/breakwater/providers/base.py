@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from breakwater.core.errors import UpstreamError
+import orjson
+
+from breakwater.core.errors import MalformedResponse, UpstreamError
 from breakwater.core.types import (
     ChatRequest,
     ChatResponse,
@@ -91,3 +93,36 @@ class Adapter(Protocol):
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest: ...
 
     def embeddings_response(self, body: bytes, target: Target) -> EmbeddingResponse: ...
+
+
+def response_object(body: bytes, target: Target) -> dict[str, Any]:
+    """A successful upstream body as a JSON object, or ``MalformedResponse`` naming the provider."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(f"{target.provider} sent invalid JSON", provider=target.provider) from exc
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"{target.provider} sent an unexpected JSON value", provider=target.provider)
+    return data
+
+
+def error_object(body: bytes) -> dict[str, Any]:
+    """The ``error`` member of a vendor error body, whatever the vendor.
+
+    OpenAI and Gemini put an object there, Anthropic too (beside ``"type": "error"``); Gemini wraps
+    the body in a list on non-SSE streams; some OpenAI-compatible servers put a bare string. A body
+    that is not JSON at all (a proxy's HTML page) gives its first 500 bytes as the message, which
+    only ever feeds ``classify_status``'s text hints.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {"message": body[:500].decode("utf-8", "replace")}
+    if isinstance(data, list) and data:
+        data = data[0]
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        return err
+    if isinstance(err, str):
+        return {"message": err}
+    return {"message": body[:500].decode("utf-8", "replace")}

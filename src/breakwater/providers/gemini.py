@@ -55,7 +55,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.providers.base import HttpRequest, Target
+from breakwater.providers.base import HttpRequest, Target, error_object, response_object
 from breakwater.providers.sse import SSEDecoder
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -96,7 +96,7 @@ class GeminiAdapter:
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
         retry_after = parse_retry_after({k.lower(): v for k, v in headers.items()})
-        return _classify(status, _error_json(body), target.provider, retry_after)
+        return _classify(status, error_object(body), target.provider, retry_after)
 
     # 2. requests -------------------------------------------------------------------------------
 
@@ -116,7 +116,7 @@ class GeminiAdapter:
 
     def chat_response(self, body: bytes, target: Target) -> ChatResponse:
         # raw_body stays None: it means "OpenAI bytes that may go out untouched", which these are not
-        data = _json(body, target)
+        data = response_object(body, target)
         try:
             choices = [_choice(c, i) for i, c in enumerate(data.get("candidates") or ())]
             if not choices:
@@ -135,7 +135,7 @@ class GeminiAdapter:
             raise MalformedResponse(f"{target.provider} sent an unreadable response", provider=target.provider) from exc
 
     def embeddings_response(self, body: bytes, target: Target) -> EmbeddingResponse:
-        data = _json(body, target)
+        data = response_object(body, target)
         try:
             vectors = [[float(x) for x in e["values"]] for e in data["embeddings"]]
             return EmbeddingResponse(target.model, vectors, Usage())  # batchEmbedContents reports no usage
@@ -276,30 +276,6 @@ def _headers(target: Target) -> dict[str, str]:
     if target.api_key:
         headers["x-goog-api-key"] = target.api_key
     return headers
-
-
-def _json(body: bytes, target: Target) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedResponse(f"{target.provider} sent invalid JSON", provider=target.provider) from exc
-    if not isinstance(data, dict):
-        raise MalformedResponse(f"{target.provider} sent an unexpected JSON value", provider=target.provider)
-    return data
-
-
-def _error_json(body: bytes) -> dict[str, Any]:
-    """The ``error`` object of a google.rpc.Status body; streamGenerateContent without alt=sse wraps it in a list."""
-    try:
-        data = orjson.loads(body)
-        if isinstance(data, list) and data:
-            data = data[0]
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict):
-            return err
-    except orjson.JSONDecodeError:
-        pass
-    return {"message": body[:500].decode("utf-8", "replace")}
 
 
 def _classify(status: int, err: dict[str, Any], provider: str, retry_after: float | None) -> UpstreamError:

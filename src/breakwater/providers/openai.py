@@ -40,7 +40,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.providers.base import HttpRequest, Target
+from breakwater.providers.base import HttpRequest, Target, error_object, response_object
 from breakwater.providers.hosts import host
 from breakwater.providers.sse import SSEDecoder
 
@@ -73,7 +73,8 @@ class OpenAIAdapter:
     # 1. errors ---------------------------------------------------------------------------------
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
-        message, code = _error_text(body)
+        err = error_object(body)
+        message, code = str(err.get("message") or ""), str(err.get("code") or err.get("type") or "")
         return classify_status(
             status,
             f"{code} {message}",
@@ -114,7 +115,7 @@ class OpenAIAdapter:
     # 3. responses ------------------------------------------------------------------------------
 
     def chat_response(self, body: bytes, target: Target) -> ChatResponse:
-        data = _json(body, target)
+        data = response_object(body, target)
         try:
             choices = [_choice(c) for c in data["choices"]]
             return ChatResponse(
@@ -131,7 +132,7 @@ class OpenAIAdapter:
             ) from exc
 
     def embeddings_response(self, body: bytes, target: Target) -> EmbeddingResponse:
-        data = _json(body, target)
+        data = response_object(body, target)
         try:
             vectors = [_vector(item["embedding"]) for item in sorted(data["data"], key=lambda d: d.get("index", 0))]
             usage = data.get("usage") or {}
@@ -261,29 +262,6 @@ def _headers(target: Target) -> dict[str, str]:
         else:
             headers["authorization"] = f"Bearer {target.api_key}"
     return headers
-
-
-def _json(body: bytes, target: Target) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedResponse(f"{target.provider} sent invalid JSON", provider=target.provider) from exc
-    if not isinstance(data, dict):
-        raise MalformedResponse(f"{target.provider} sent an unexpected JSON value", provider=target.provider)
-    return data
-
-
-def _error_text(body: bytes) -> tuple[str, str]:
-    try:
-        data = orjson.loads(body)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict):
-            return str(err.get("message") or ""), str(err.get("code") or err.get("type") or "")
-        if isinstance(err, str):
-            return err, ""
-    except orjson.JSONDecodeError:
-        pass
-    return body[:500].decode("utf-8", "replace"), ""
 
 
 def _stream_error(chunk: dict[str, Any], target: Target) -> UpstreamError:

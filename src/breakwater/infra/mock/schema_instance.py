@@ -1,0 +1,430 @@
+"""Build a JSON value that validates against a JSON schema: the mock's "structured output".
+
+The mock answers tool calls and ``json_schema`` response formats with a value built here, so
+a client's own validation (or the gateway's) sees what a well-behaved model would produce.
+The builder is deterministic: the same schema and seed always give the same value, and the
+seed only picks among valid choices (which word, which enum member).
+
+Covered: ``type`` (and type lists), ``enum``, ``const``, ``properties``/``required``/
+``additionalProperties``/``min|maxProperties``, ``items``/``prefixItems``/``contains``/
+``min|maxItems``/``uniqueItems``, ``min|maxLength``, ``pattern`` (a common regex subset),
+``format`` (date, date-time, time, email, uri, uuid, hostname, ipv4, ipv6), numeric bounds
+(inclusive, exclusive in both drafts' spellings) and ``multipleOf``, ``anyOf``/``oneOf``/
+``allOf``, local ``$ref`` (``#/$defs``, ``#/definitions``, any ``#/`` pointer), OpenAPI's
+``nullable`` and Gemini's upper-case type names. ``not`` and ``if``/``then`` are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from breakwater.infra.mock.regex_instance import string_matching
+
+#: words the mock writes with, in its prose and in generated strings
+WORDS = (
+    "mock", "river", "signal", "harbor", "lantern", "quartz", "meadow", "orbit", "cedar", "pixel",
+    "breeze", "copper", "delta", "ember", "falcon", "glacier", "horizon", "island", "jasmine", "kernel",
+    "lattice", "marble", "nectar", "onyx", "prairie", "quiver", "ripple", "summit", "timber", "umbra",
+    "velvet", "willow", "zephyr", "anchor", "beacon", "canyon", "dune", "echo", "fjord", "grove",
+    "haven", "indigo", "juniper", "kelp", "lagoon", "mosaic", "nimbus", "opal", "pebble", "quill",
+    "reef", "saffron", "tundra", "upland", "vortex", "wharf", "yarrow", "zenith", "amber", "birch",
+    "cobalt", "drift", "estuary", "fern",
+)  # fmt: skip
+
+_MAX_DEPTH = 12
+# a schema may ask for more than any model would write; past these the request is refused (400)
+# rather than the mock spending its memory on it
+_MAX_COUNT = 1000
+_MAX_LENGTH = 100_000
+_FORMATS = {
+    "date": "2024-01-15",
+    "date-time": "2024-01-15T10:30:00Z",
+    "time": "10:30:00Z",
+    "email": "mock@example.com",
+    "idn-email": "mock@example.com",
+    "uri": "https://example.com/mock",
+    "iri": "https://example.com/mock",
+    "uri-reference": "https://example.com/mock",
+    "hostname": "example.com",
+    "idn-hostname": "example.com",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "duration": "P1D",
+}
+_TYPE_ORDER = ("object", "array", "string", "integer", "number", "boolean", "null")
+
+
+def instance_for(schema: Mapping[str, Any] | bool, *, seed: int = 0) -> Any:
+    """A value valid against ``schema`` (best effort for ``pattern`` and conflicting keywords).
+
+    Raises:
+        ValueError: the schema is ``false`` (nothing validates) or has an unresolvable ``$ref``.
+    """
+    root = schema if isinstance(schema, Mapping) else {}
+    return _Builder(root).build(schema, seed & 0x7FFFFFFF, 0)
+
+
+def _mix(seed: int, salt: str | int) -> int:
+    """A child seed: stable across runs and processes (crc32, not the salted ``hash()``)."""
+    return zlib.crc32(f"{seed}:{salt}".encode()) & 0x7FFFFFFF
+
+
+class _Builder:
+    __slots__ = ("_root",)
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self._root = root
+
+    def build(self, schema: Mapping[str, Any] | bool, seed: int, depth: int) -> Any:
+        if schema is True:
+            return WORDS[seed % len(WORDS)]
+        if schema is False:
+            raise ValueError("the schema is 'false': no value validates against it")
+        if not isinstance(schema, Mapping):
+            raise ValueError(f"a schema must be an object or a boolean, got {type(schema).__name__}")
+        schema = self._flatten(schema, depth)
+        if "const" in schema:
+            return schema["const"]
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            return enum[seed % len(enum)]
+        for key in ("oneOf", "anyOf"):
+            branches = schema.get(key)
+            if isinstance(branches, list) and branches:
+                return self._branch(schema, key, branches, seed, depth)
+        kind = _pick_type(schema)
+        if kind == "object":
+            return self._object(schema, seed, depth)
+        if kind == "array":
+            return self._array(schema, seed, depth)
+        if kind == "string":
+            return _string(schema, seed)
+        if kind in ("integer", "number"):
+            return _number(schema, seed, integer=kind == "integer")
+        if kind == "boolean":
+            return seed % 2 == 0
+        return None
+
+    # --- composition ----------------------------------------------------------------------
+
+    def _flatten(self, schema: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+        """Resolve ``$ref`` and fold ``allOf`` into one schema, so the rest sees plain keywords."""
+        for _ in range(_MAX_DEPTH):  # a chain of refs to refs ends; a ref cycle must not hang
+            ref = schema.get("$ref")
+            if not isinstance(ref, str):
+                break
+            siblings = {k: v for k, v in schema.items() if k != "$ref"}
+            schema = _merge(self._resolve(ref), siblings)
+        parts = schema.get("allOf")
+        if isinstance(parts, list) and parts:
+            merged: Mapping[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+            for part in parts:
+                if isinstance(part, Mapping):
+                    merged = _merge(merged, self._flatten(part, depth))
+            schema = merged
+        return schema
+
+    def _resolve(self, ref: str) -> Mapping[str, Any]:
+        if not ref.startswith("#"):
+            raise ValueError(f"only local $ref values ('#/...') are supported, got {ref!r}")
+        node: Any = self._root
+        for raw in ref[1:].split("/")[1:] if ref != "#" else []:
+            token = raw.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, Mapping) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]
+            else:
+                raise ValueError(f"$ref {ref!r} does not resolve")
+        if node is True:
+            return {}
+        if not isinstance(node, Mapping):
+            raise ValueError(f"$ref {ref!r} does not point at a schema")
+        return node
+
+    def _branch(self, schema: Mapping[str, Any], key: str, branches: list[Any], seed: int, depth: int) -> Any:
+        """First sensible branch: not ``null`` if anything else is allowed, and for ``oneOf``
+        one whose value no other branch obviously accepts (the value must match exactly one)."""
+        rest = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")}
+        order = sorted(range(len(branches)), key=lambda i: _is_null(branches[i]))
+        first: Any = None
+        for n, i in enumerate(order):
+            branch = branches[i]
+            if not isinstance(branch, (Mapping, bool)) or branch is False:
+                continue
+            merged = _merge(rest, self._flatten(branch, depth)) if isinstance(branch, Mapping) else rest
+            value = self.build(merged, seed, depth + 1)
+            if key == "anyOf":
+                return value
+            if n == 0:
+                first = value
+            others = [b for j, b in enumerate(branches) if j != i]
+            if not any(self._accepts(b, value, depth) for b in others):
+                return value
+        return first
+
+    def _accepts(self, schema: Any, value: Any, depth: int) -> bool:
+        """A cheap, conservative "does this schema accept the value" (unknown keywords: yes)."""
+        if isinstance(schema, bool):
+            return schema
+        if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
+            return True
+        schema = self._flatten(schema, depth)
+        if "const" in schema and schema["const"] != value:
+            return False
+        if isinstance(schema.get("enum"), list) and value not in schema["enum"]:
+            return False
+        types = _types(schema)
+        if types and not any(_is_type(value, t) for t in types):
+            return False
+        if isinstance(value, dict):
+            required = schema.get("required")
+            if isinstance(required, list) and any(r not in value for r in required):
+                return False
+            props = schema.get("properties")
+            if isinstance(props, Mapping):
+                for name, sub in props.items():
+                    if name in value and not self._accepts(sub, value[name], depth + 1):
+                        return False
+                if schema.get("additionalProperties") is False and any(k not in props for k in value):
+                    return False
+        return True
+
+    # --- containers -----------------------------------------------------------------------
+
+    def _object(self, schema: Mapping[str, Any], seed: int, depth: int) -> dict[str, Any]:
+        props = schema.get("properties")
+        props = props if isinstance(props, Mapping) else {}
+        required = [r for r in schema.get("required") or [] if isinstance(r, str)]
+        extra = schema.get("additionalProperties", True)
+        # past the depth limit only what is required is built, so recursive schemas terminate
+        names = list(dict.fromkeys(required + ([] if depth >= _MAX_DEPTH else list(props))))
+        max_props = schema.get("maxProperties")
+        if isinstance(max_props, int) and len(names) > max_props:
+            names = list(dict.fromkeys(required + names))[: max(max_props, len(required))]
+        out: dict[str, Any] = {}
+        for name in names:
+            sub = props.get(name, extra if isinstance(extra, (Mapping, bool)) else True)
+            out[name] = self.build(True if sub is False else sub, _mix(seed, name), depth + 1)
+        min_props = _count(schema, "minProperties")
+        if min_props is not None and min_props > _MAX_COUNT:
+            raise ValueError(f"minProperties {min_props} is more than the mock builds (at most {_MAX_COUNT})")
+        if min_props is not None and extra is not False:
+            n = 0
+            while len(out) < min_props:
+                n += 1
+                key = f"extra_{n}"
+                if key not in out:
+                    out[key] = self.build(extra if isinstance(extra, Mapping) else True, _mix(seed, key), depth + 1)
+        return out
+
+    def _array(self, schema: Mapping[str, Any], seed: int, depth: int) -> list[Any]:
+        prefix = schema.get("prefixItems")
+        items = schema.get("items", True)
+        if isinstance(items, list):  # draft-07 tuple form
+            prefix, items = items, schema.get("additionalItems", True)
+        prefix = prefix if isinstance(prefix, list) else []
+        hi = _count(schema, "maxItems")
+        count = max(_count(schema, "minItems") or 0, len(prefix), 0 if depth >= _MAX_DEPTH else 1)
+        if count > _MAX_COUNT:
+            raise ValueError(f"minItems {count} is more than the mock builds (at most {_MAX_COUNT})")
+        if items is False:
+            count = min(count, len(prefix))
+        if hi is not None:
+            count = min(count, hi)
+        out: list[Any] = []
+        contains = schema.get("contains")
+        if isinstance(contains, (Mapping, bool)) and contains is not False and not prefix and count > 0:
+            out.append(self.build(contains, _mix(seed, "contains"), depth + 1))
+        unique = schema.get("uniqueItems") is True
+        i = 0
+        while len(out) < count and i < count + 32:  # uniqueItems may need a few extra draws
+            sub = prefix[len(out)] if len(out) < len(prefix) else items
+            value = self.build(sub if isinstance(sub, (Mapping, bool)) else True, _mix(seed, i), depth + 1)
+            i += 1
+            if unique and value in out:
+                continue
+            out.append(value)
+        return out
+
+
+# --- scalars ------------------------------------------------------------------------------
+
+
+def _string(schema: Mapping[str, Any], seed: int) -> str:
+    fmt = schema.get("format")
+    if fmt == "uuid":
+        digits = f"{zlib.crc32(str(seed).encode()):08x}{seed:08x}{seed * 7919 & 0xFFFFFFFF:08x}{seed ^ 0x5BD1E995:08x}"
+        value = f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-8{digits[17:20]}-{digits[20:32]}"
+    elif isinstance(fmt, str) and fmt in _FORMATS:
+        value = _FORMATS[fmt]
+    else:
+        value = WORDS[seed % len(WORDS)]
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str) and not _search(pattern, value):
+        value = string_matching(pattern, seed) or value
+    lo = _count(schema, "minLength")
+    hi = _count(schema, "maxLength")
+    if lo is not None and lo > _MAX_LENGTH:
+        raise ValueError(f"minLength {lo} is longer than the mock writes (at most {_MAX_LENGTH})")
+    if lo is not None and len(value) < lo:
+        value = (value + " " + " ".join(WORDS[seed % 8 :]))[:lo].ljust(lo, "x")
+    if hi is not None and len(value) > hi:
+        value = value[:hi]
+    return value
+
+
+def _search(pattern: str, value: str) -> bool:
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return True  # a pattern Python cannot compile: nothing better to offer than the default
+
+
+def _number(schema: Mapping[str, Any], seed: int, *, integer: bool) -> int | float:
+    lo, lo_open = _bound(schema, "minimum", "exclusiveMinimum")
+    hi, hi_open = _bound(schema, "maximum", "exclusiveMaximum")
+    step = schema.get("multipleOf")
+    step = step if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 else None
+    # a seed-chosen value from 1..100 when the bounds allow it, else one inside the bounds; a
+    # "number" gets a fraction so that oneOf [integer, number] can tell the branches apart
+    value = float(1 + seed % 100) + (0 if integer else 0.5)
+    if not _inside(value, lo, lo_open, hi, hi_open):
+        if lo is not None and hi is not None:
+            value = (lo + hi) / 2
+        elif lo is not None:
+            value = lo + 1 if lo_open else lo
+        elif hi is not None:
+            value = hi - 1 if hi_open else hi
+    if integer:
+        value = _int_in(value, lo, lo_open, hi, hi_open)
+    if step is not None:
+        return _multiple(value, step, lo, lo_open, hi, hi_open, integer)
+    return int(value) if integer else value
+
+
+def _inside(v: float, lo: float | None, lo_open: bool, hi: float | None, hi_open: bool) -> bool:
+    if lo is not None and (v < lo or (lo_open and v <= lo)):
+        return False
+    return not (hi is not None and (v > hi or (hi_open and v >= hi)))
+
+
+def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str) -> tuple[float | None, bool]:
+    """(bound, open?) from draft-6+ numeric ``exclusive*`` or draft-4 boolean ``exclusive*``."""
+    inc = _real(schema.get(inclusive))
+    flag = schema.get(exclusive)
+    if isinstance(flag, bool):
+        return inc, flag and inc is not None
+    exc = _real(flag)
+    # both given: the tighter one wins
+    if exc is not None and (inc is None or (exc >= inc if inclusive == "minimum" else exc <= inc)):
+        return exc, True
+    return inc, False
+
+
+def _real(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _count(schema: Mapping[str, Any], key: str) -> int | None:
+    value = schema.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _int_in(value: float, lo: float | None, lo_open: bool, hi: float | None, hi_open: bool) -> int:
+    n = math.ceil(value)
+    if lo is not None:
+        n = max(n, math.floor(lo) + 1 if lo_open else math.ceil(lo))
+    if hi is not None and (n > hi or (hi_open and n >= hi)):
+        n = math.ceil(hi) - 1 if hi_open else math.floor(hi)
+    return n
+
+
+def _multiple(
+    value: float, step: float, lo: float | None, lo_open: bool, hi: float | None, hi_open: bool, integer: bool
+) -> int | float:
+    start = math.ceil(value / step)
+    first = math.ceil(lo / step) if lo is not None else start
+    for k in (start, *range(first, first + 64)):
+        candidate: int | float = k * step
+        if candidate == int(candidate):
+            candidate = int(candidate)
+        elif integer:
+            continue
+        # the check jsonschema makes: the quotient must be a whole number in float arithmetic
+        quotient = candidate / step
+        if quotient == int(quotient) and _inside(candidate, lo, lo_open, hi, hi_open):
+            return candidate
+    return int(value) if integer else value
+
+
+# --- small pieces -------------------------------------------------------------------------
+
+
+def _types(schema: Mapping[str, Any]) -> list[str]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        kinds = [kind.lower()]
+    elif isinstance(kind, list):
+        kinds = [k.lower() for k in kind if isinstance(k, str)]
+    else:
+        return []
+    if schema.get("nullable") is True and "null" not in kinds:
+        kinds.append("null")
+    return kinds
+
+
+def _pick_type(schema: Mapping[str, Any]) -> str:
+    kinds = _types(schema)
+    if kinds:
+        non_null = [k for k in kinds if k != "null"]
+        return min(non_null, key=lambda k: _TYPE_ORDER.index(k) if k in _TYPE_ORDER else 99) if non_null else "null"
+    # no "type": infer it from the keywords present, as a model reading the schema would
+    if any(k in schema for k in ("properties", "required", "additionalProperties", "minProperties")):
+        return "object"
+    if any(k in schema for k in ("items", "prefixItems", "minItems", "maxItems", "contains")):
+        return "array"
+    if any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")):
+        return "number"
+    return "string"
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind == "null":
+        return value is None
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "object":
+        return isinstance(value, dict)
+    return True
+
+
+def _is_null(branch: Any) -> bool:
+    return isinstance(branch, Mapping) and (branch.get("type") == "null" or branch.get("const", 0) is None)
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Shallow merge for ``allOf``/``$ref`` siblings; properties and required are combined."""
+    out = dict(base)
+    for key, value in extra.items():
+        if key == "properties" and isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
+            out[key] = {**out[key], **value}
+        elif key == "required" and isinstance(out.get(key), list) and isinstance(value, list):
+            out[key] = list(dict.fromkeys(out[key] + value))
+        else:
+            out[key] = value
+    return out

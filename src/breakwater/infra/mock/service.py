@@ -1,0 +1,319 @@
+"""The mock provider's request handling, independent of any server or HTTP library.
+
+``MockService.handle`` takes a request (method, path, query, lower-case headers, body bytes)
+and returns a ``MockReply``. The ASGI app (``breakwater mock``) and the in-process sender (a
+deployment of provider type ``mock``) are thin shells around it, so both behave identically.
+
+Routes: OpenAI ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models`` (also
+without the ``/v1`` prefix, and Azure's ``/openai/deployments/{name}/...`` with the model from
+the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` and ``GET
+/v1/models`` when an ``anthropic-version`` header is present; Gemini ``POST /v1beta/models/
+{model}:generateContent``, ``:streamGenerateContent`` (``alt=sse``, else a JSON array),
+``:batchEmbedContents``, ``:embedContent``, ``:countTokens`` and ``GET /v1beta/models``;
+``GET /healthz``. API keys are not checked, whatever header carries them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from breakwater.core.errors import InvalidRequest
+from breakwater.core.types import ChatRequest, ChatResponse
+from breakwater.engine.ports import Clock, RandomSource
+from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset, Faults, FaultSchedule, parse_faults
+from breakwater.infra.mock.model import MockModel, filtered, input_tokens, stream_events
+from breakwater.infra.mock.wires import AnthropicWire, GeminiWire, OpenAIWire, Wire
+
+__all__ = ["ConnectionReset", "MockReply", "MockService"]
+
+_JSON = MappingProxyType({"content-type": "application/json"})
+_SSE = MappingProxyType({"content-type": "text/event-stream", "cache-control": "no-cache"})
+_HEALTH = orjson.dumps({"status": "ok"})
+_AZURE = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
+_GEMINI = re.compile(
+    r"/v1(?:beta|alpha)?/(?:models|tunedModels)/([^/:]+):"
+    r"(generateContent|streamGenerateContent|batchEmbedContents|embedContent|countTokens)"
+)
+# the answer memo: entries, and the largest body worth keeping (bigger ones are rarely repeated)
+_MEMO_SIZE = 512
+_MEMO_MAX_BODY = 16 * 1024
+_GEMINI_KIND = {
+    "generateContent": "chat",
+    "streamGenerateContent": "chat",
+    "batchEmbedContents": "embeddings",
+    "embedContent": "embeddings",
+    "countTokens": "count_tokens",
+}
+
+
+@dataclass(slots=True)
+class MockReply:
+    """An answer: ``body`` for a whole response, or ``chunks`` for a stream (then ``body`` is empty)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    chunks: AsyncIterator[bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    method: str
+    wire: Wire
+    kind: str  # chat | embeddings | models | count_tokens | health
+    model: str | None = None
+    action: str | None = None  # Gemini's verb after the colon
+
+
+class MockService:
+    """The mock provider. ``clock`` paces delays and time windows; ``rng`` draws fault rates.
+
+    Raises:
+        ValueError: ``rules`` is not a valid fault schedule (see ``faults.validate_faults``).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        rng: RandomSource,
+        rules: list[dict[str, Any]] | None = None,
+        *,
+        model: MockModel | None = None,
+    ) -> None:
+        self._clock = clock
+        self._schedule = FaultSchedule(rules, clock, rng)
+        self._model = model or MockModel()
+        self._ids = itertools.count(1)
+        self._memo: dict[tuple[str, bytes], tuple[ChatRequest, ChatResponse]] = {}
+        self.openai, self.anthropic, self.gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
+        self._routes: dict[str, _Route] = {}
+        for prefix in ("/v1", ""):
+            self._routes[prefix + "/chat/completions"] = _Route("POST", self.openai, "chat")
+            self._routes[prefix + "/embeddings"] = _Route("POST", self.openai, "embeddings")
+            self._routes[prefix + "/models"] = _Route("GET", self.openai, "models")
+        self._routes["/v1/messages"] = _Route("POST", self.anthropic, "chat")
+        self._routes["/v1/messages/count_tokens"] = _Route("POST", self.anthropic, "count_tokens")
+        self._routes["/v1beta/models"] = _Route("GET", self.gemini, "models")
+        self._routes["/healthz"] = _Route("GET", self.openai, "health")
+        # the model lists never change: encode them once
+        self._models = {w.name: w.models() for w in (self.openai, self.anthropic, self.gemini)}
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether a fault schedule is configured (else only the x-mock-fault header injects faults)."""
+        return bool(self._schedule)
+
+    async def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> MockReply:
+        """Answer one request. Raises ``ConnectionReset`` when a fault drops the connection."""
+        route = self._routes.get(path) or self._match(path)
+        if route is None:
+            wire = self._guess(path)
+            return self._error(wire, 404, f"Unknown request URL: {method} {path}. Please check the URL and method.")
+        wire = route.wire
+        if route.kind == "models" and "anthropic-version" in headers:
+            wire = self.anthropic
+        if method != route.method:
+            return self._error(wire, 405, f"Method {method} is not allowed for {path}; use {route.method}.")
+        if route.kind == "health":
+            return MockReply(200, dict(_JSON), _HEALTH)
+        faults = self._schedule.select(path, wire.name) if self._schedule else NO_FAULTS
+        spec = headers.get("x-mock-fault")
+        if spec:
+            try:
+                faults = faults.merged(parse_faults(spec))
+            except ValueError as exc:
+                return self._error(wire, 400, f"x-mock-fault: {exc}")
+        if faults is not NO_FAULTS:
+            early = await self._early_faults(wire, faults)
+            if early is not None:
+                return early
+        if route.kind == "models":
+            return MockReply(200, self._headers(_JSON), self._models[wire.name])
+        try:
+            if route.kind == "chat":
+                return self._chat(wire, *self._answer(route, path, body), faults, query)
+            data = orjson.loads(body)
+            if route.kind == "embeddings":
+                return self._embeddings(wire, data, route.model, faults)
+            return self._count_tokens(wire, data, route.model)
+        except orjson.JSONDecodeError:
+            return self._error(wire, 400, "We could not parse the JSON body of your request.")
+        except InvalidRequest as exc:
+            return self._error(wire, 400, exc.message)
+        except (ValueError, TypeError, KeyError, AttributeError, LookupError) as exc:
+            # a body shape the serve modules did not foresee is still the client's error, never a 500
+            return self._error(wire, 400, f"Invalid request: {exc}")
+
+    # --- routing --------------------------------------------------------------------------
+
+    def _match(self, path: str) -> _Route | None:
+        if m := _AZURE.fullmatch(path):
+            return _Route("POST", self.openai, "chat" if m.group(2) == "chat/completions" else "embeddings", m.group(1))
+        if m := _GEMINI.fullmatch(path):
+            return _Route("POST", self.gemini, _GEMINI_KIND[m.group(2)], m.group(1), m.group(2))
+        return None
+
+    def _guess(self, path: str) -> Wire:
+        if path.startswith(("/v1beta", "/v1alpha")) or ":" in path:
+            return self.gemini
+        if path.startswith("/v1/messages"):
+            return self.anthropic
+        return self.openai
+
+    # --- faults ---------------------------------------------------------------------------
+
+    async def _early_faults(self, wire: Wire, faults: Faults) -> MockReply | None:
+        """Faults that act before the request is read: delays, drops, error statuses."""
+        if faults.latency:
+            await self._clock.sleep(faults.latency)
+        if faults.reset:
+            raise ConnectionReset("mock fault: connection reset")
+        if faults.timeout:
+            await self._clock.sleep(LONG_SLEEP)
+            raise ConnectionReset("mock fault: timeout (no answer)")
+        if faults.status is not None:
+            retry_after = faults.retry_after
+            if retry_after is None and faults.status == 429:
+                retry_after = 1.0  # real vendors always say when to come back after a 429
+            return self._error(wire, faults.status, retry_after=retry_after)
+        if faults.context_length:
+            return MockReply(400, self._headers(_JSON), wire.context_length())
+        return None
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    def _answer(self, route: _Route, path: str, body: bytes) -> tuple[ChatRequest, ChatResponse]:
+        """The decoded request and the model's answer, memoised by path and body.
+
+        The model is deterministic, so an identical request (the norm in a load test) needs no
+        decoding or generation again: measured on one core, this is what keeps the mock well
+        ahead of the gateway it is testing. Only the id and timestamp are fresh per reply.
+        """
+        key = (path, body)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        request = route.wire.decode_chat(orjson.loads(body), route.model, route.action == "streamGenerateContent")
+        answer = request, self._model.chat(request)
+        if len(body) <= _MEMO_MAX_BODY:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # a full memo starts over: O(1), and repeated bodies refill it at once
+            self._memo[key] = answer
+        return answer
+
+    def _chat(self, wire: Wire, request: ChatRequest, answer: ChatResponse, faults: Faults, query: str) -> MockReply:
+        n = next(self._ids)
+        response = ChatResponse(
+            f"{wire.id_prefix}mock{n:012x}", answer.model, self._now(), answer.choices, answer.usage
+        )
+        if faults.content_filter == "prompt":
+            blocked = wire.prompt_blocked(request, input_tokens(request))
+            if blocked is not None:
+                status, body = blocked
+                if status != 200 or not request.stream:
+                    return MockReply(status, self._headers(_JSON), body)
+                return MockReply(200, self._headers(_SSE), chunks=_once(b"data: " + body + wire.frame_sep))
+        if faults.content_filter:
+            response = filtered(response)
+        if not request.stream:
+            body = wire.malformed_body if faults.malformed else wire.encode_chat(response)
+            return MockReply(200, self._headers(_JSON), body)
+        frames, end = self._frames(wire, request, response)
+        if faults.malformed:
+            frames.insert(0, wire.malformed_frame)
+        if wire is self.gemini and "alt=sse" not in query:
+            # without alt=sse Gemini streams one JSON array of the chunks; sent here in one piece
+            datas = [f.removeprefix(b"data: ").removesuffix(wire.frame_sep) for f in frames + end]
+            return MockReply(200, self._headers(_JSON), b"[" + b",\r\n".join(datas) + b"]")
+        return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, end, faults))
+
+    def _embeddings(self, wire: Wire, data: Any, model: str | None, faults: Faults) -> MockReply:
+        single = wire is self.gemini and isinstance(data, dict) and "requests" not in data  # :embedContent
+        request = wire.decode_embeddings(data, model)
+        response = self._model.embed(request)
+        if faults.malformed:
+            body = wire.malformed_body
+        elif single:
+            body = orjson.dumps({"embedding": {"values": response.vectors[0]}})
+        else:
+            body = wire.encode_embeddings(response, request)
+        return MockReply(200, self._headers(_JSON), body)
+
+    def _count_tokens(self, wire: Wire, data: Any, model: str | None) -> MockReply:
+        if wire is self.anthropic:
+            if isinstance(data, dict) and "max_tokens" not in data:
+                data["max_tokens"] = 1  # count_tokens bodies have no max_tokens; the decoder needs one
+            tokens = input_tokens(wire.decode_chat(data, model, False))
+            return MockReply(200, self._headers(_JSON), orjson.dumps({"input_tokens": tokens}))
+        if isinstance(data, dict) and isinstance(data.get("generateContentRequest"), dict):
+            data = data["generateContentRequest"]
+        tokens = input_tokens(wire.decode_chat(data, model, False))
+        return MockReply(200, self._headers(_JSON), orjson.dumps({"totalTokens": tokens}))
+
+    # --- streams --------------------------------------------------------------------------
+
+    @staticmethod
+    def _frames(wire: Wire, request: ChatRequest, response: ChatResponse) -> tuple[list[bytes], list[bytes]]:
+        """The stream as single SSE frames, split into the body and the closing frames."""
+        encoder = wire.stream_encoder(request)
+        sep = wire.frame_sep
+        frames: list[bytes] = []
+        for event in stream_events(response):
+            out = encoder.encode(event)
+            if out:
+                frames.extend(f + sep for f in out.split(sep) if f)
+        end = [f + sep for f in encoder.end().split(sep) if f]
+        return frames, end
+
+    async def _paced(self, frames: list[bytes], end: list[bytes], faults: Faults) -> AsyncIterator[bytes]:
+        """Send frames with the stream faults applied; cuts always fall before the closing frames."""
+        limit = len(frames)
+        stall, cut, reset = (
+            min(x, limit) if x is not None else -1 for x in (faults.stall_after, faults.cut_after, faults.reset_after)
+        )
+        frames = frames + end
+        sleep = self._clock.sleep
+        if faults.ttft:
+            await sleep(faults.ttft)
+        delay = faults.token_delay
+        for i in range(len(frames) + 1):
+            if i == stall:
+                await sleep(LONG_SLEEP)
+                raise ConnectionReset("mock fault: stream stalled")
+            if i == reset:
+                raise ConnectionReset("mock fault: connection reset mid-stream")
+            if i == cut or i == len(frames):
+                return
+            if i and delay:
+                await sleep(delay)
+            yield frames[i]
+
+    # --- replies --------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(self._clock.time())
+
+    def _headers(self, base: Mapping[str, str]) -> dict[str, str]:
+        return {**base, "x-request-id": f"req_mock{next(self._ids):012x}"}
+
+    def _error(
+        self, wire: Wire, status: int, message: str | None = None, retry_after: float | None = None
+    ) -> MockReply:
+        headers = self._headers(_JSON)
+        if retry_after is not None:
+            headers["retry-after"] = str(math.ceil(retry_after))  # HTTP allows whole seconds only
+            if wire is self.openai:
+                headers["retry-after-ms"] = str(round(retry_after * 1000))
+        return MockReply(status, headers, wire.error(status, message))
+
+
+async def _once(chunk: bytes) -> AsyncIterator[bytes]:
+    yield chunk

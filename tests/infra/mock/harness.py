@@ -1,0 +1,116 @@
+"""Test harness for the mock provider: a fake clock, a request helper, and httpx2 transports
+that put the official SDKs in front of ``MockService`` without a network.
+
+The fake clock's ``sleep`` advances time instantly and records how long it was asked to wait,
+so latency, stream pacing and schedule windows are tested without real waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import orjson
+
+from breakwater.infra.mock.faults import ConnectionReset
+from breakwater.infra.mock.service import MockReply, MockService
+
+
+class FakeClock:
+    """A clock that only moves when slept on (or told to)."""
+
+    def __init__(self, wall: float = 1_700_000_000.0) -> None:
+        self.now = 0.0
+        self.wall = wall
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.wall + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def call(
+    service: MockService,
+    path: str,
+    body: Any = None,
+    *,
+    method: str = "POST",
+    query: str = "",
+    headers: dict[str, str] | None = None,
+) -> tuple[MockReply, bytes]:
+    """Send one request to the service; returns the reply and its whole body (streams joined)."""
+    raw = body if isinstance(body, bytes) else orjson.dumps(body) if body is not None else b""
+    reply = await service.handle(method, path, query, headers or {}, raw)
+    if reply.chunks is None:
+        return reply, reply.body
+    return reply, b"".join([c async for c in reply.chunks])
+
+
+def async_transport(service: MockService) -> httpx2.MockTransport:
+    """An httpx2 transport whose requests are answered by ``service``, streams chunk by chunk."""
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        body = await request.aread()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            reply = await service.handle(request.method, request.url.path, request.url.query.decode(), headers, body)
+        except ConnectionReset as exc:
+            raise httpx2.ReadError(str(exc), request=request) from exc
+        if reply.chunks is None:
+            return httpx2.Response(reply.status, headers=reply.headers, content=reply.body)
+        chunks = reply.chunks
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            except ConnectionReset as exc:
+                raise httpx2.ReadError(str(exc), request=request) from exc
+
+        return httpx2.Response(reply.status, headers=reply.headers, content=stream())
+
+    return httpx2.MockTransport(handler)
+
+
+def sync_transport(service: MockService) -> httpx2.MockTransport:
+    """The same for synchronous clients: each request runs the service on a fresh event loop."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+
+        async def run() -> tuple[MockReply, bytes]:
+            reply = await service.handle(request.method, request.url.path, request.url.query.decode(), headers, body)
+            if reply.chunks is None:
+                return reply, reply.body
+            return reply, b"".join([c async for c in reply.chunks])
+
+        reply, content = asyncio.run(run())
+        return httpx2.Response(reply.status, headers=reply.headers, content=content)
+
+    return httpx2.MockTransport(handler)
+
+
+def json_of(data: bytes) -> Any:
+    return orjson.loads(data)
+
+
+def sse_data(stream: bytes) -> list[str]:
+    """The ``data:`` payloads of an SSE body, in order."""
+    out = []
+    for frame in stream.replace(b"\r\n", b"\n").split(b"\n\n"):
+        for line in frame.split(b"\n"):
+            if line.startswith(b"data: "):
+                out.append(line[6:].decode())
+    return out
