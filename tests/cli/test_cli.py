@@ -63,14 +63,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[str], limit_s: float = 20.0) -> None:
-    """Poll /readyz until it answers 200; fail if the process exits or the limit passes."""
+def _wait_ready(url: str, proc: subprocess.Popen[str], limit_s: float = 20.0, path: str = "/readyz") -> None:
+    """Poll ``path`` until it answers 200; fail if the process exits or the limit passes."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"server exited early: {proc.communicate()}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -103,3 +103,37 @@ def test_serve_embedded_default(workers: int) -> None:
         out, _ = proc.communicate(timeout=20)
     assert f"listening on http://127.0.0.1:{port}" in out
     assert "route mock" in out
+
+
+def test_mock_command_serves_all_wire_formats(tmp_path: Path) -> None:
+    """`breakwater mock` serves OpenAI, Anthropic and Gemini requests, and applies a faults file."""
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {fault: 'status=503', paths: ['/v1/embeddings']}\n")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "breakwater", "mock", "--port", str(port), "--faults", str(faults)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    hi = [{"role": "user", "content": "hi"}]
+    try:
+        _wait_ready(url, proc, path="/healthz")
+        assert httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": hi}).status_code == 200
+        assert httpx.post(f"{url}/v1/messages", json={"model": "m", "max_tokens": 9, "messages": hi}).status_code == 200
+        gemini = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        assert httpx.post(f"{url}/v1beta/models/m:generateContent", json=gemini).status_code == 200
+        assert httpx.post(f"{url}/v1/embeddings", json={"model": "m", "input": "x"}).status_code == 503
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert f"listening on http://127.0.0.1:{port}" in out
+
+
+def test_mock_command_refuses_bad_faults(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`breakwater mock` refuses a faults file with an invalid rule and says which."""
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("- {fault: 'status=503', rate: 1.5}\n")
+    assert main(["mock", "--faults", str(faults)]) == 1
+    assert "rate" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from breakwater import __version__
 from breakwater.core.config import Config, ConfigError
@@ -81,8 +82,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     try:
         config = _load(args.config)
     except ConfigError as exc:
@@ -98,23 +97,11 @@ def _serve(args: argparse.Namespace) -> int:
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         print(f"  route {name:<24} -> {where}")
-    sys.stdout.flush()
-    uvicorn.run(
-        "breakwater.server.app:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    _run(args, "breakwater.server.app:app_from_env", factory=True, workers=args.workers)
     return 0
 
 
 def _mock(args: argparse.Namespace) -> int:
-    import uvicorn
     import yaml
 
     from breakwater.infra.clock import SystemRandom
@@ -129,14 +116,22 @@ def _mock(args: argparse.Namespace) -> int:
             print("refusing to start: " + "; ".join(problems), file=sys.stderr)
             return 1
     print(f"Breakwater mock provider listening on http://{args.host}:{args.port} (OpenAI, Anthropic, Gemini)")
+    _run(args, create_mock_app(rules, rng=SystemRandom(args.seed)))
+    return 0
+
+
+def _run(args: argparse.Namespace, app: object, **options: Any) -> None:
+    """uvicorn with uvloop and the httptools C parser, no access log (the request path stays lean)."""
+    import uvicorn
+
     sys.stdout.flush()
     uvicorn.run(
-        create_mock_app(rules, rng=SystemRandom(args.seed)),
+        app,  # type: ignore[arg-type]
         host=args.host,
         port=args.port,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_level="warning",
+        **options,
     )
-    return 0

@@ -33,40 +33,58 @@ def req_str(body: JSON, key: str, path: str = "") -> str:
     return value
 
 
-def opt_str(body: JSON, key: str, path: str = "") -> str | None:
-    value = body.get(key)
+# Value readers: check one already-fetched value (``None`` passes through as "absent").
+
+
+def as_str(value: Any, path: str) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise bad(path + key, "a string")
+        raise bad(path, "a string")
     return value
 
 
-def opt_bool(body: JSON, key: str, path: str = "") -> bool | None:
-    value = body.get(key)
+def as_bool(value: Any, path: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
-        raise bad(path + key, "a boolean")
+        raise bad(path, "a boolean")
     return value
 
 
-def opt_int(body: JSON, key: str, path: str = "", minimum: int | None = None) -> int | None:
-    value = body.get(key)
+def as_int(value: Any, path: str, minimum: int | None = None) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise bad(path + key, "an integer")
+        raise bad(path, "an integer")
     if minimum is not None and value < minimum:
-        raise bad(path + key, f"an integer >= {minimum}")
+        raise bad(path, f"an integer >= {minimum}")
     return value
 
 
-def opt_num(body: JSON, key: str, path: str = "", lo: float | None = None, hi: float | None = None) -> float | None:
-    value = body.get(key)
+def as_num(value: Any, path: str, lo: float | None = None, hi: float | None = None) -> float | None:
     if value is None:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise bad(path + key, "a number")
+        raise bad(path, "a number")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise bad(path + key, f"a number between {lo} and {hi}")
+        raise bad(path, f"a number between {lo} and {hi}")
     return float(value)
+
+
+# Field readers: fetch ``key`` from ``body`` and check it; ``path`` prefixes the key in messages.
+
+
+def opt_str(body: JSON, key: str, path: str = "") -> str | None:
+    return as_str(body.get(key), path + key)
+
+
+def opt_bool(body: JSON, key: str, path: str = "") -> bool | None:
+    return as_bool(body.get(key), path + key)
+
+
+def opt_int(body: JSON, key: str, path: str = "", minimum: int | None = None) -> int | None:
+    return as_int(body.get(key), path + key, minimum)
+
+
+def opt_num(body: JSON, key: str, path: str = "", lo: float | None = None, hi: float | None = None) -> float | None:
+    return as_num(body.get(key), path + key, lo, hi)
 
 
 def opt_list(body: JSON, key: str, path: str = "") -> list[Any]:

@@ -7,6 +7,7 @@ the mock provider when it plays OpenAI.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from breakwater.core.types import (
     Message,
     PassthroughChunk,
     ResponseFormat,
+    Role,
     StreamEvent,
     StreamStart,
     TextDelta,
@@ -38,15 +40,6 @@ from breakwater.providers import fields as f
 from breakwater.providers.sse import encode_sse
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-# Fields of a chat request the canonical form models; anything else is an "extra" parameter.
-_KNOWN = frozenset(
-    {
-        "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-        "temperature", "top_p", "stop", "seed", "n", "presence_penalty", "frequency_penalty",
-        "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
-        "response_format", "user",
-    }
-)  # fmt: skip
 DONE = b"data: [DONE]\n\n"
 
 
@@ -54,54 +47,115 @@ DONE = b"data: [DONE]\n\n"
 
 
 def decode_chat_request(body: Any) -> ChatRequest:
-    """Validate an OpenAI chat completions body into a ``ChatRequest`` (keeping it as ``raw``)."""
+    """Validate an OpenAI chat completions body into a ``ChatRequest`` (keeping it as ``raw``).
+
+    This runs on every request, so it visits only the keys the client sent (one dict lookup
+    each) instead of probing for every optional field.
+    """
     body = f.obj(body, "body")
-    model = f.req_str(body, "model")
-    raw_messages = body.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
+    request = ChatRequest(model="", messages=[], raw=body)
+    for key, value in body.items():
+        if value is None:
+            continue
+        setter = _SETTERS.get(key)
+        if setter is None:
+            request.extra_params.append(key)
+        else:
+            setter(request, value)
+    if not request.model:
+        raise InvalidRequest("'model' is required", param="model")
+    if not request.messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-    extra: list[str] = [k for k in body if k not in _KNOWN]
-    messages = [_message(m, i, extra) for i, m in enumerate(raw_messages)]
-    stream = bool(f.opt_bool(body, "stream"))
-    options = body.get("stream_options")
-    include_usage = False
-    if options is not None:
-        include_usage = bool(f.opt_bool(f.obj(options, "stream_options"), "include_usage", "stream_options."))
-    max_tokens = f.opt_int(body, "max_completion_tokens", minimum=1)
-    if max_tokens is None:
-        max_tokens = f.opt_int(body, "max_tokens", minimum=1)
-    return ChatRequest(
-        model=model,
-        messages=messages,
-        stream=stream,
-        include_usage=include_usage,
-        max_tokens=max_tokens,
-        temperature=f.opt_num(body, "temperature", lo=0, hi=2),
-        top_p=f.opt_num(body, "top_p", lo=0, hi=1),
-        stop=f.str_list(body.get("stop"), "stop"),
-        seed=f.opt_int(body, "seed"),
-        n=f.opt_int(body, "n", minimum=1) or 1,
-        presence_penalty=f.opt_num(body, "presence_penalty", lo=-2, hi=2),
-        frequency_penalty=f.opt_num(body, "frequency_penalty", lo=-2, hi=2),
-        logprobs=f.opt_bool(body, "logprobs") or None,
-        top_logprobs=f.opt_int(body, "top_logprobs", minimum=0),
-        tools=[_tool(t, i) for i, t in enumerate(f.opt_list(body, "tools"))],
-        tool_choice=_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=f.opt_bool(body, "parallel_tool_calls"),
-        response_format=_response_format(body.get("response_format")),
-        user=f.opt_str(body, "user"),
-        extra_params=extra,
-        raw=body,
-    )
+    return request
+
+
+def _set_model(r: ChatRequest, v: Any) -> None:
+    if not isinstance(v, str):
+        raise f.bad("model", "a string")
+    r.model = v
+
+
+def _set_messages(r: ChatRequest, v: Any) -> None:
+    if not isinstance(v, list):
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    r.messages = [_message(m, i, r.extra_params) for i, m in enumerate(v)]
+
+
+def _set_stream_options(r: ChatRequest, v: Any) -> None:
+    r.include_usage = bool(f.opt_bool(f.obj(v, "stream_options"), "include_usage", "stream_options."))
+
+
+def _set_max_completion_tokens(r: ChatRequest, v: Any) -> None:
+    r.max_tokens = f.as_int(v, "max_completion_tokens", 1)
+
+
+def _set_max_tokens(r: ChatRequest, v: Any) -> None:
+    value = f.as_int(v, "max_tokens", 1)
+    if r.raw is None or r.raw.get("max_completion_tokens") is None:  # the newer name wins, in any key order
+        r.max_tokens = value
+
+
+def _set_n(r: ChatRequest, v: Any) -> None:
+    r.n = f.as_int(v, "n", 1) or 1
+
+
+def _set_tools(r: ChatRequest, v: Any) -> None:
+    if not isinstance(v, list):
+        raise f.bad("tools", "an array")
+    r.tools = [_tool(t, i) for i, t in enumerate(v)]
+
+
+_Setter = Callable[[ChatRequest, Any], None]
+_SETTERS: dict[str, _Setter] = {
+    "model": _set_model,
+    "messages": _set_messages,
+    "stream": lambda r, v: setattr(r, "stream", bool(f.as_bool(v, "stream"))),
+    "stream_options": _set_stream_options,
+    "max_completion_tokens": _set_max_completion_tokens,
+    "max_tokens": _set_max_tokens,
+    "temperature": lambda r, v: setattr(r, "temperature", f.as_num(v, "temperature", 0, 2)),
+    "top_p": lambda r, v: setattr(r, "top_p", f.as_num(v, "top_p", 0, 1)),
+    "stop": lambda r, v: setattr(r, "stop", f.str_list(v, "stop")),
+    "seed": lambda r, v: setattr(r, "seed", f.as_int(v, "seed")),
+    "n": _set_n,
+    "presence_penalty": lambda r, v: setattr(r, "presence_penalty", f.as_num(v, "presence_penalty", -2, 2)),
+    "frequency_penalty": lambda r, v: setattr(r, "frequency_penalty", f.as_num(v, "frequency_penalty", -2, 2)),
+    "logprobs": lambda r, v: setattr(r, "logprobs", f.as_bool(v, "logprobs") or None),
+    "top_logprobs": lambda r, v: setattr(r, "top_logprobs", f.as_int(v, "top_logprobs", 0)),
+    "tools": _set_tools,
+    "tool_choice": lambda r, v: setattr(r, "tool_choice", _tool_choice(v)),
+    "parallel_tool_calls": lambda r, v: setattr(r, "parallel_tool_calls", f.as_bool(v, "parallel_tool_calls")),
+    "response_format": lambda r, v: setattr(r, "response_format", _response_format(v)),
+    "user": lambda r, v: setattr(r, "user", f.as_str(v, "user")),
+}
 
 
 def _message(value: Any, i: int, extra: list[str]) -> Message:
-    path = f"messages[{i}]"
-    m = f.obj(value, path)
-    role = m.get("role")
+    if not isinstance(value, dict):
+        raise f.bad(f"messages[{i}]", "an object")
+    role = value.get("role")
     if role not in _ROLES:
-        raise InvalidRequest(f"'{path}.role': expected one of {', '.join(sorted(_ROLES))}", param=f"{path}.role")
-    content = _content(m.get("content"), path, extra)
+        raise InvalidRequest(
+            f"'messages[{i}].role': expected one of {', '.join(sorted(_ROLES))}", param=f"messages[{i}].role"
+        )
+    content = value.get("content")
+    parts: list[ContentPart] = (
+        [TextPart(content)] if type(content) is str else _content(content, f"messages[{i}]", extra)
+    )
+    calls = value.get("tool_calls")
+    tool_call_id = value.get("tool_call_id")
+    name = value.get("name")
+    if calls is None and tool_call_id is None and name is None:
+        if role == "tool":
+            raise InvalidRequest(
+                f"'messages[{i}].tool_call_id' is required for a tool message", param=f"messages[{i}].tool_call_id"
+            )
+        return Message(role, parts)  # the common case: role and content only
+    return _full_message(value, i, role, parts)
+
+
+def _full_message(m: dict[str, Any], i: int, role: Role, parts: list[ContentPart]) -> Message:
+    path = f"messages[{i}]"
     tool_calls = []
     for j, tc in enumerate(f.opt_list(m, "tool_calls", path + ".")):
         tpath = f"{path}.tool_calls[{j}]"
@@ -119,7 +173,7 @@ def _message(value: Any, i: int, extra: list[str]) -> Message:
         raise InvalidRequest(f"'{path}.tool_call_id' is required for a tool message", param=f"{path}.tool_call_id")
     return Message(
         role=role,
-        content=content,
+        content=parts,
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
         name=f.opt_str(m, "name", path + "."),
