@@ -8,7 +8,6 @@ the stream, which then ends without the end marker, so it never looks finished.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -24,8 +23,6 @@ from breakwater.engine.gateway import Gateway
 from breakwater.providers import openai_serve
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, SSE_HEADERS, Headers, Receive, Scope, Send, read_json_body, send_bytes
-
-log = logging.getLogger("breakwater.server")
 
 ErrorMapper = Callable[[BaseException, str], tuple[int, Headers, bytes]]
 
@@ -114,7 +111,6 @@ class Endpoints:
             tail = encoder.end()
         except Exception as exc:  # noqa: BLE001 - after the head is sent, errors travel in the stream
             message, type_, code = errors.stream_error(exc, rid, codec.wire)
-            log.warning("stream failed after start: %s", message, extra={"request_id": rid})
             tail = encoder.error(message, type_, code)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 

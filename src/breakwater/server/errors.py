@@ -50,6 +50,19 @@ def classify(exc: BaseException) -> tuple[int, str, str]:
 
 
 def _message(exc: BaseException, request_id: str) -> str:
+    if isinstance(exc, e.UpstreamError):
+        # one line per failed upstream call, for operators; the message never holds a credential
+        log.warning(
+            "upstream call failed: %s",
+            exc.message,
+            extra={
+                "request_id": request_id,
+                "provider": exc.provider,
+                "upstream_status": exc.upstream_status,
+                "error": type(exc).__name__,
+            },
+        )
+        return exc.message
     if isinstance(exc, e.BreakwaterError):
         return exc.message
     # a bug, not a user error: log it whole, show the caller only a reference
