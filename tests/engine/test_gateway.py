@@ -127,8 +127,8 @@ async def test_idle_timeout_while_streaming() -> None:
     events = await gateway.chat_stream(_hi(stream=True), ctx)
     seen = []
     with pytest.raises(UpstreamTimeout):
-        async for event in events:
-            seen.append(event)
+        async for batch in events:
+            seen.extend(batch)
     assert any(isinstance(e, TextDelta) for e in seen)
 
 

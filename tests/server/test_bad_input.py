@@ -181,3 +181,15 @@ def test_declared_oversize_is_refused_before_reading() -> None:
         r = httpx.post(f"{base}/v1/chat/completions", content=b"x" * 5000, headers=J)
         assert r.status_code == 413
         assert r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_request_id_echoed_or_generated(url: str) -> None:
+    """A client's x-request-id comes back on success and error; without one, each response gets a fresh id."""
+    for body in ({"model": "mock", "messages": HI}, {"model": "nope", "messages": HI}):
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "req-abc-123"})
+        assert r.headers["x-request-id"] == "req-abc-123"
+    ids = {
+        httpx.post(f"{url}/v1/chat/completions", json={"model": "mock", "messages": HI}).headers["x-request-id"]
+        for _ in range(3)
+    }
+    assert len(ids) == 3

@@ -31,6 +31,8 @@ BreakwaterError
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class BreakwaterError(Exception):
     """Base of every error Breakwater raises on purpose."""
@@ -231,12 +233,13 @@ def _short(message: str, limit: int = 300) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
-def parse_retry_after(headers: dict[str, str]) -> float | None:
+def parse_retry_after(raw_headers: Mapping[str, str]) -> float | None:
     """Seconds to wait, from ``retry-after-ms`` (preferred, finer) or ``retry-after`` (seconds).
 
     HTTP-date values are ignored: providers send seconds, and a date would need a clock here.
-    Header names must already be lower-case.
+    Header names may be in any case (this runs on error paths only, so folding them is cheap).
     """
+    headers = {k.lower(): v for k, v in raw_headers.items()}
     ms = headers.get("retry-after-ms")
     if ms is not None:
         try:

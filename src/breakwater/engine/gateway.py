@@ -38,8 +38,11 @@ class Gateway:
             raise deployment.adapter.map_error(status, headers, body, deployment.target)
         return deployment.adapter.chat_response(body, deployment.target)
 
-    async def chat_stream(self, request: ChatRequest, ctx: RequestContext) -> AsyncIterator[StreamEvent]:
-        """Open the upstream stream and return its events.
+    async def chat_stream(self, request: ChatRequest, ctx: RequestContext) -> AsyncIterator[list[StreamEvent]]:
+        """Open the upstream stream and return its events, in batches: one per upstream read.
+
+        Batches let the server write everything one upstream read produced in a single send
+        (one syscall instead of one per SSE frame, the largest cost of a stream in profiles).
 
         Everything that can fail before the first byte reaches the client (routing, parameters,
         connect, an error status) raises *here*, so the server can still answer with a proper
@@ -75,7 +78,7 @@ class Gateway:
         response: UpstreamResponse,
         parser: StreamParser,
         deadline: float,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncIterator[list[StreamEvent]]:
         timeouts = deployment.timeouts
         loop = asyncio.get_running_loop()
         async with stack:
@@ -95,10 +98,10 @@ class Gateway:
                 events = parser.feed(chunk)
                 if events:
                     first = False
-                    for event in events:
-                        yield event
-            for event in parser.close():
-                yield event
+                    yield events
+            tail = parser.close()
+            if tail:
+                yield tail
 
     # --- embeddings -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from breakwater.providers.base import HttpRequest
 
 
 class UpstreamResponse(Protocol):
-    """An upstream answer whose head has arrived. Header names are lower-case."""
+    """An upstream answer whose head has arrived. Header lookups must be case-insensitive."""
 
     status: int
     headers: Mapping[str, str]

@@ -37,7 +37,7 @@ class _Response:
         self._resp = resp
         self._provider = provider
         self.status = resp.status
-        self.headers: Mapping[str, str] = {k.lower(): v for k, v in resp.headers.items()}
+        self.headers: Mapping[str, str] = resp.headers  # case-insensitive already; read on error paths only
 
     async def read(self) -> bytes:
         with _mapped(self._provider):

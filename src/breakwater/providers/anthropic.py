@@ -110,7 +110,7 @@ class AnthropicAdapter:
             status,
             f"{type_} {message}",
             provider=target.provider,
-            retry_after=parse_retry_after({k.lower(): v for k, v in headers.items()}),
+            retry_after=parse_retry_after(headers),
             overloaded=type_ == "overloaded_error",
         )
 

@@ -95,7 +95,7 @@ class GeminiAdapter:
     # 1. errors ---------------------------------------------------------------------------------
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
-        retry_after = parse_retry_after({k.lower(): v for k, v in headers.items()})
+        retry_after = parse_retry_after(headers)
         return _classify(status, error_object(body), target.provider, retry_after)
 
     # 2. requests -------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ class OpenAIAdapter:
             status,
             f"{code} {message}",
             provider=target.provider,
-            retry_after=parse_retry_after(dict(headers)),
+            retry_after=parse_retry_after(headers),
             overloaded=code == "overloaded",
         )
 

@@ -23,7 +23,7 @@ from breakwater.infra.http import AiohttpSender
 from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
-from breakwater.server.endpoints import ChatCodec, Endpoints, request_id
+from breakwater.server.endpoints import ChatCodec, Endpoints
 from breakwater.server.wiring import Wiring, check_environment
 
 log = logging.getLogger("breakwater.server")
@@ -100,12 +100,12 @@ class BreakwaterApp:
                 return
         if path in self._paths:
             exc = NotFound(f"Method {scope['method']} is not allowed on {path}")
-            status, headers, body = errors.openai_error(exc, request_id(scope))
+            status, headers, body = errors.openai_error(exc, self._endpoints.ids.of(scope))
             await send_bytes(send, 405, body, headers)
             return
         exc = NotFound(f"Unknown path {path}; see GET /v1/models and POST /v1/chat/completions")
         mapper = errors.anthropic_error if path.startswith("/v1/messages") else errors.openai_error
-        status, headers, body = mapper(exc, request_id(scope))
+        status, headers, body = mapper(exc, self._endpoints.ids.of(scope))
         await send_bytes(send, status, body, headers)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,433 @@
+"""Breakwater side by side with LiteLLM and a bare pass-through proxy, in one run.
+
+    python bench/run.py                 # the full comparison (about 15 minutes)
+    python bench/run.py --quick         # one repeat, shorter points (a few minutes)
+    python bench/run.py --smoke         # Breakwater only, a few seconds, no wrk (run by the tests)
+    python bench/run.py --soak 600      # 10-minute fixed-rate soak of Breakwater, RSS over time
+
+Everything runs on loopback. The system under test is pinned to core 0; the upstream (Breakwater's
+own mock provider) and the load generator (wrk) share core 1. Systems are measured in
+alternation, each point repeated, and the spread reported, because these machines are noisy.
+Results go to ``bench/results/latest.json`` and ``latest.md`` (``--update-docs`` also rewrites
+the table in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import load  # noqa: E402  (bench/load.py: the Python load client for smoke, TTFT and soak)
+import report  # noqa: E402  (bench/report.py: JSON -> Markdown)
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+LITELLM_VERSION = "1.106.2"
+LITELLM_VENV = BENCH / ".venv-litellm"
+MODEL = "bench"
+PROMPT = [{"role": "user", "content": "Say hello in one short sentence."}]
+GATEWAY_CPU, HELPER_CPU = "0", "1"
+
+
+def body(model: str, stream: bool) -> str:
+    data: dict[str, Any] = {"model": model, "messages": PROMPT}
+    if stream:
+        data["stream"] = True
+    return json.dumps(data, separators=(",", ":"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- processes -------------------------------------------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    """RSS of ``pid`` and all its descendants (uvicorn workers are children of a supervisor)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class Running:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str  # chat completions URL
+    model: str
+    startup_s: float | None = None
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def freeze(pid: int, frozen: bool) -> None:
+    """SIGSTOP / SIGCONT a process tree: only the system under test may use the gateway core,
+    so an idle system's background work (LiteLLM has plenty) cannot skew another's figures."""
+    for p in tree(pid):
+        try:
+            os.kill(p, signal.SIGSTOP if frozen else signal.SIGCONT)
+        except ProcessLookupError:
+            continue
+
+
+def spawn(cmd: list[str], cpus: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    pinned = ["taskset", "-c", cpus, *cmd] if shutil.which("taskset") else cmd
+    return subprocess.Popen(
+        pinned, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def first_success(url: str, model: str, proc: subprocess.Popen[bytes], started: float, limit_s: float = 120) -> float:
+    """Seconds from ``started`` until one chat completion through ``url`` succeeds."""
+    while time.monotonic() - started < limit_s:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise RuntimeError(f"process exited with {proc.returncode}: {err}")
+        if load.post_ok(url, body(model, False)):
+            return time.monotonic() - started
+        time.sleep(0.01)  # polling for readiness with a deadline
+    raise RuntimeError(f"{url} did not answer within {limit_s} s")
+
+
+# --- the systems -------------------------------------------------------------------------------------
+
+
+def breakwater_config(mock: str, tmp: Path) -> Path:
+    path = tmp / "breakwater.yaml"
+    path.write_text(
+        "providers:\n"
+        f"  upstream: {{type: openai, base_url: '{mock}/v1', api_key: 'env:BENCH_UPSTREAM_KEY'}}\n"
+        "deployments:\n"
+        "  bench: {provider: upstream, model: bench-model}\n"
+        "routes:\n"
+        "  bench: {deployments: [bench]}\n"
+    )
+    return path
+
+
+def litellm_config(mock: str, tmp: Path) -> Path:
+    path = tmp / "litellm.yaml"
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: bench\n"
+        "    litellm_params:\n"
+        "      model: openai/bench-model\n"
+        f"      api_base: {mock}/v1\n"
+        "      api_key: sk-bench-upstream\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+    )
+    return path
+
+
+def ensure_litellm() -> Path | None:
+    """LiteLLM's proxy in its own virtualenv, pinned; None (with a message) if it cannot be installed."""
+    exe = LITELLM_VENV / "bin" / "litellm"
+    if exe.exists():
+        return exe
+    print(f"installing litellm[proxy]=={LITELLM_VERSION} into {LITELLM_VENV} (once)...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
+            check=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        print(f"LiteLLM could not be installed ({exc}); it is left out of this run", flush=True)
+        return None
+    return exe
+
+
+Starter = Callable[[int, str], tuple[subprocess.Popen[bytes], str]]
+
+
+def starters(mock: str, tmp: Path, with_litellm: bool) -> dict[str, tuple[Starter, str]]:
+    """name -> (start(workers, cpus) -> (process, chat URL), model name)."""
+    py = sys.executable
+    bw_config = breakwater_config(mock, tmp)
+
+    def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        cmd = [py, "-m", "breakwater", "serve", "--config", str(bw_config), "--port", str(port)]
+        proc = spawn([*cmd, "--workers", str(workers)], cpus, {"BENCH_UPSTREAM_KEY": "sk-bench-upstream"})
+        return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    def bare(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        cmd = [py, str(BENCH / "bare_proxy.py"), "--port", str(port), "--upstream", mock, "--workers", str(workers)]
+        return spawn(cmd, cpus), f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    systems: dict[str, tuple[Starter, str]] = {"breakwater": (breakwater, MODEL), "bare-proxy": (bare, "bench-model")}
+    exe = ensure_litellm() if with_litellm else None
+    if exe is not None:
+        lt_config = litellm_config(mock, tmp)
+
+        def litellm(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+            port = free_port()
+            cmd = [str(exe), "--config", str(lt_config), "--host", "127.0.0.1", "--port", str(port)]
+            # no network beyond loopback: the bundled price map instead of a download; no master key,
+            # like Breakwater's config here (virtual keys join both sides when Breakwater has them)
+            env = {
+                "LITELLM_LOG": "ERROR",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+            }
+            proc = spawn([*cmd, "--num_workers", str(workers)], cpus, env)
+            return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+        systems["litellm"] = (litellm, MODEL)
+    return systems
+
+
+@contextmanager
+def running(name: str, start: Starter, model: str, workers: int = 1, cpus: str = GATEWAY_CPU) -> Iterator[Running]:
+    t0 = time.monotonic()
+    proc, url = start(workers, cpus)
+    try:
+        startup = first_success(url, model, proc, t0)
+        yield Running(name, proc, url, model, startup)
+    finally:
+        stop(proc)
+
+
+# --- measuring ---------------------------------------------------------------------------------------
+
+
+def wrk(url: str, payload: str, connections: int, seconds: float) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            HELPER_CPU,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(BENCH / "wrk_report.lua"),
+            url,
+        ],  # fmt: skip
+        env={**os.environ, "BENCH_BODY": payload},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("BENCH_JSON "))
+    raw = json.loads(line[len("BENCH_JSON ") :])
+    seconds_run = raw["duration_us"] / 1e6
+    return {
+        "rps": raw["requests"] / seconds_run,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "errors": raw["errors"] + raw["non2xx"],
+        "requests": raw["requests"],
+    }
+
+
+class PeakRSS:
+    """Samples a process tree's RSS in the background while load runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, rss_bytes(self.pid))
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def compare(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
+    """The side-by-side run: throughput/latency points, TTFT, RSS, start-up, 1 -> 2 workers."""
+    systems = starters(mock, tmp, with_litellm=not args.no_litellm)
+    direct = Running("upstream", subprocess.Popen(["true"]), f"{mock}/v1/chat/completions", "bench-model", 0.0)
+    result: dict[str, Any] = {"points": [], "rss": {}, "startup_s": {}, "ttft": {}, "scaling": {}}
+    concurrencies = [1, 10, 50]
+    with ExitStack() as stack:
+        live = {"upstream": direct}
+        for name, (start, model) in systems.items():
+            live[name] = stack.enter_context(running(name, start, model))
+            result["startup_s"][name] = live[name].startup_s
+            result["rss"][name] = {"idle_mb": rss_bytes(live[name].proc.pid) / 2**20, "peak_mb": 0.0}
+        order = list(live)
+
+        def only(name: str) -> Running:
+            for other in order[1:]:
+                freeze(live[other].proc.pid, other != name)
+            return live[name]
+
+        for name in order:  # warm-up: JIT-free Python still has caches, pools and lazy imports
+            wrk(only(name).url, body(live[name].model, False), 10, args.warmup)
+        for rep in range(args.repeats):
+            for conc in concurrencies:
+                for mode in ("plain", "stream"):
+                    rotated = order[rep % len(order) :] + order[: rep % len(order)]
+                    for name in rotated:
+                        sys_ = only(name)
+                        with PeakRSS(sys_.proc.pid) as peak:
+                            point = wrk(sys_.url, body(sys_.model, mode == "stream"), conc, args.duration)
+                        if name != "upstream":
+                            result["rss"][name]["peak_mb"] = max(result["rss"][name]["peak_mb"], peak.peak / 2**20)
+                        point.update(system=name, mode=mode, concurrency=conc, rep=rep)
+                        result["points"].append(point)
+                        print(f"  {name:<11} {mode:<6} c={conc:<3} rep {rep}: {point['rps']:8.0f} req/s  "
+                              f"p50 {point['p50_ms']:.2f} ms  p99 {point['p99_ms']:.2f} ms  errors {point['errors']}", flush=True)  # fmt: skip
+        for name in order:
+            samples = load.ttft(only(name).url, body(live[name].model, True), args.ttft_samples)
+            result["ttft"][name] = {"p50_ms": statistics.median(samples) * 1000, "p90_ms": _pct(samples, 90) * 1000}
+        for name in order[1:]:
+            freeze(live[name].proc.pid, False)  # so they can shut down
+    for name, (start, model) in systems.items():
+        result["scaling"][name] = {}
+        for workers, cpus in ((1, GATEWAY_CPU), (2, "0,1")):
+            with running(name, start, model, workers, cpus) as sys_:
+                wrk(sys_.url, body(model, False), 50, args.warmup)
+                runs = [wrk(sys_.url, body(model, False), 50, args.duration)["rps"] for _ in range(args.repeats)]
+            result["scaling"][name][str(workers)] = runs
+    return result
+
+
+def _pct(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+@contextmanager
+def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "breakwater", "mock", "--port", str(port)], cpus)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        first_success(f"{url}/v1/chat/completions", "bench-model", proc, time.monotonic())
+        yield url
+    finally:
+        stop(proc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="Breakwater only, a few seconds, Python load client")
+    parser.add_argument("--quick", action="store_true", help="one repeat of shorter points")
+    parser.add_argument("--soak", type=float, metavar="SECONDS", help="fixed-rate soak of Breakwater instead")
+    parser.add_argument("--soak-rate", type=float, default=300.0, help="requests per second during the soak")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    args.repeats, args.duration, args.warmup, args.ttft_samples = (1, 3, 2, 100) if args.quick else (3, 6, 3, 300)
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]), **machine()}
+
+    with tempfile.TemporaryDirectory() as tmpdir, mock_server() as mock:
+        tmp = Path(tmpdir)
+        if args.smoke or args.soak:
+            start, model = starters(mock, tmp, with_litellm=False)["breakwater"]
+            with running("breakwater", start, model) as bw:
+                if args.smoke:
+                    result = {"smoke": load.smoke(bw.url, body(model, False), body(model, True), seconds=3.0)}
+                    result["smoke"]["startup_s"] = bw.startup_s
+                    result["smoke"]["rss_mb"] = rss_bytes(bw.proc.pid) / 2**20
+                else:
+                    result = {
+                        "soak": load.soak(bw.url, body(model, False), args.soak, args.soak_rate, rss_bytes, bw.proc.pid)
+                    }
+            name = "smoke" if args.smoke else "soak"
+        else:
+            if not shutil.which("wrk"):
+                print("wrk is required for the comparison: apt-get install wrk", file=sys.stderr)
+                return 2
+            result = compare(args, tmp, mock)
+            name = "latest"
+    result["meta"] = meta
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    markdown = report.markdown(result)
+    (args.out / f"{name}.md").write_text(markdown)
+    print(markdown)
+    if args.update_docs and name == "latest":
+        report.update_docs(ROOT / "docs" / "benchmarks.md", markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
