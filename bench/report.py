@@ -6,8 +6,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-
 
 def _spread(values: list[float], fmt: str = "{:.0f}") -> str:
     if not values:
@@ -138,9 +136,10 @@ def targets(result: dict[str, Any]) -> list[str]:
     return out
 
 
-def update_docs(path: Path, table: str) -> None:
-    """Replace what stands between the bench markers in ``path`` with ``table``."""
+def update_docs(path: Path, table: str, section: str = "bench") -> None:
+    """Replace what stands between ``<!-- section:start -->`` and ``<!-- section:end -->`` in ``path``."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     text = path.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    path.write_text(f"{head}{START}\n{table}{END}{tail}")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    path.write_text(f"{head}{start}\n{table}{end}{tail}")

@@ -36,8 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import load  # noqa: E402  (bench/load.py: the Python load client for smoke, TTFT and soak)
-import report  # noqa: E402  (bench/report.py: JSON -> Markdown)
+import load  # bench/load.py: the Python load client for smoke, TTFT and soak
+import report  # bench/report.py: JSON -> Markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -46,6 +46,8 @@ LITELLM_VENV = BENCH / ".venv-litellm"
 MODEL = "bench"
 PROMPT = [{"role": "user", "content": "Say hello in one short sentence."}]
 GATEWAY_CPU, HELPER_CPU = "0", "1"
+#: pid -> the temporary file holding that process's stderr
+LOGS: dict[int, Any] = {}
 
 
 def body(model: str, stream: bool) -> str:
@@ -64,17 +66,19 @@ def free_port() -> int:
 # --- processes -------------------------------------------------------------------------------------
 
 
+def _rss_of(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def rss_bytes(pid: int) -> int:
     """RSS of ``pid`` and all its descendants (uvicorn workers are children of a supervisor)."""
-    total = 0
-    for p in tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+    return sum(_rss_of(p) for p in tree(pid))
 
 
 @dataclass
@@ -116,9 +120,20 @@ def freeze(pid: int, frozen: bool) -> None:
 
 def spawn(cmd: list[str], cpus: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     pinned = ["taskset", "-c", cpus, *cmd] if shutil.which("taskset") else cmd
-    return subprocess.Popen(
-        pinned, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # stderr goes to an unbounded temporary file: a pipe nobody reads fills up and then blocks
+    # the process on its next log line, which looks exactly like a hung server
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open as long as the process runs
+    proc = subprocess.Popen(pinned, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
+    LOGS[proc.pid] = log
+    return proc
+
+
+def log_tail(proc: subprocess.Popen[bytes]) -> str:
+    log = LOGS.get(proc.pid)
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace")[-3000:]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -134,8 +149,7 @@ def first_success(url: str, model: str, proc: subprocess.Popen[bytes], started: 
     """Seconds from ``started`` until one chat completion through ``url`` succeeds."""
     while time.monotonic() - started < limit_s:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
-            raise RuntimeError(f"process exited with {proc.returncode}: {err}")
+            raise RuntimeError(f"process exited with {proc.returncode}: {log_tail(proc)}")
         if load.post_ok(url, body(model, False)):
             return time.monotonic() - started
         time.sleep(0.01)  # polling for readiness with a deadline
@@ -247,21 +261,9 @@ def running(name: str, start: Starter, model: str, workers: int = 1, cpus: str =
 
 
 def wrk(url: str, payload: str, connections: int, seconds: float) -> dict[str, float]:
+    cmd = ["taskset", "-c", HELPER_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            HELPER_CPU,
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(BENCH / "wrk_report.lua"),
-            url,
-        ],  # fmt: skip
+        [*cmd, "-s", str(BENCH / "wrk_report.lua"), url],
         env={**os.environ, "BENCH_BODY": payload},
         capture_output=True,
         text=True,
@@ -281,15 +283,19 @@ def wrk(url: str, payload: str, connections: int, seconds: float) -> dict[str, f
 
 
 class PeakRSS:
-    """Samples a process tree's RSS in the background while load runs."""
+    """Samples a process tree's RSS in the background while load runs.
+
+    The tree is listed once, before the load, and each sample reads only those processes'
+    status files: walking all of /proc every sample cost enough CPU to show in the p99.
+    """
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.pids, self.peak, self._stop = tree(pid), 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, rss_bytes(self.pid))
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, sum(_rss_of(p) for p in self.pids))
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -329,6 +335,8 @@ def compare(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
                         sys_ = only(name)
                         with PeakRSS(sys_.proc.pid) as peak:
                             point = wrk(sys_.url, body(sys_.model, mode == "stream"), conc, args.duration)
+                        if point["requests"] == 0:
+                            raise RuntimeError(f"{name} answered nothing in {args.duration} s: {log_tail(sys_.proc)}")
                         if name != "upstream":
                             result["rss"][name]["peak_mb"] = max(result["rss"][name]["peak_mb"], peak.peak / 2**20)
                         point.update(system=name, mode=mode, concurrency=conc, rep=rep)
@@ -397,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.repeats, args.duration, args.warmup, args.ttft_samples = (1, 3, 2, 100) if args.quick else (3, 6, 3, 300)
     args.out.mkdir(parents=True, exist_ok=True)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        # this script's own work (RSS sampling, TTFT client) stays off the gateway's core
+        os.sched_setaffinity(0, {int(HELPER_CPU)})
     meta = {"command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]), **machine()}
 
     with tempfile.TemporaryDirectory() as tmpdir, mock_server() as mock:
@@ -424,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     markdown = report.markdown(result)
     (args.out / f"{name}.md").write_text(markdown)
     print(markdown)
-    if args.update_docs and name == "latest":
-        report.update_docs(ROOT / "docs" / "benchmarks.md", markdown)
+    if args.update_docs and name in ("latest", "soak"):
+        report.update_docs(ROOT / "docs" / "benchmarks.md", markdown, "bench" if name == "latest" else "soak")
     return 0
 
 
