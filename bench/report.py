@@ -49,7 +49,9 @@ def markdown(result: dict[str, Any]) -> str:
             "| t (s) | RSS (MB) |",
             "| --- | --- |",
         ]
-        lines += [f"| {x['t_s']:.0f} | {x['rss_mb']:.1f} |" for x in s["rss"]]
+        rows = s["rss"]
+        shown = [x for i, x in enumerate(rows) if int(x["t_s"]) % 60 < 10 or i == len(rows) - 1]  # one a minute
+        lines += [f"| {x['t_s']:.0f} | {x['rss_mb']:.1f} |" for x in shown]
         return "\n".join(lines) + "\n"
 
     systems = list(dict.fromkeys(p["system"] for p in result["points"]))
