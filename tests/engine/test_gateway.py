@@ -64,7 +64,7 @@ async def test_weighted_strategy_uses_the_random_source() -> None:
     sender = RecordingSender()
     route = Route("r", (_deployment("a", sender), _deployment("b", sender)), (1.0, 3.0), strategy="weighted")
     for draw, expected in ((0.1, "a"), (0.3, "b"), (0.99, "b")):
-        gateway = Gateway(Router({"r": route}, rng=FixedRandom(draw)))
+        gateway = Gateway(Router({"r": route}, rng=FixedRandom(draw)), SystemClock(), FixedRandom(draw))
         ctx = RequestContext("id")
         await gateway.chat(_hi(), ctx)
         assert ctx.deployment == expected
@@ -72,7 +72,9 @@ async def test_weighted_strategy_uses_the_random_source() -> None:
 
 async def test_unknown_model_lists_available() -> None:
     """An unknown model raises ModelNotFound listing routes and wildcard patterns."""
-    gateway = Gateway(Router({"r": Route("r", (_deployment("a", RecordingSender()),), (1.0,))}))
+    gateway = Gateway(
+        Router({"r": Route("r", (_deployment("a", RecordingSender()),), (1.0,))}), SystemClock(), FixedRandom(0.5)
+    )
     with pytest.raises(ModelNotFound) as info:
         await gateway.chat(_hi("zzz"), RequestContext("id"))
     assert "r" in info.value.message
@@ -83,7 +85,7 @@ async def test_unsupported_rejected_or_dropped() -> None:
     sender = RecordingSender()
     strict = Route("r", (_deployment("a", sender, wire="anthropic"),), (1.0,))
     with pytest.raises(UnsupportedParameter) as info:
-        await Gateway(Router({"r": strict})).chat(_hi(seed=3), RequestContext("id"))
+        await Gateway(Router({"r": strict}), SystemClock(), FixedRandom(0.5)).chat(_hi(seed=3), RequestContext("id"))
     assert info.value.param == "seed"
     assert sender.sent == []  # nothing was sent upstream
 
@@ -95,7 +97,7 @@ async def test_mock_headers_only_reach_mock_deployments() -> None:
         "real": Route("real", (_deployment("a", sender),), (1.0,)),
         "fake": Route("fake", (_deployment("b", sender, is_mock=True),), (1.0,)),
     }
-    gateway = Gateway(Router(routes))
+    gateway = Gateway(Router(routes), SystemClock(), FixedRandom(0.5))
     for name in ("real", "fake"):
         await gateway.chat(_hi(name), RequestContext("id", mock_headers={"x-mock-fault": "status=500"}))
     assert "x-mock-fault" not in sender.sent[0].headers
@@ -110,7 +112,9 @@ def _mock_gateway(timeouts: dict[str, float]) -> Gateway:
             "routes": {"r": {"deployments": ["d"]}},
         }
     )
-    return Gateway(Wiring(config, {}, RecordingSender(), SystemClock(), FixedRandom(0.5)).router())
+    return Gateway(
+        Wiring(config, {}, RecordingSender(), SystemClock(), FixedRandom(0.5)).router(), SystemClock(), FixedRandom(0.5)
+    )
 
 
 async def test_first_token_timeout_non_streaming() -> None:

@@ -23,8 +23,14 @@ from tests.server.running import serve
 PLANTED_SECRET = "sk-planted-4f9c2e7a1b"
 
 
+#: the SDK and wire tests inject one fault per request and check what the client sees, so these
+#: routes make one attempt and their breakers never trip (tests/chaos covers those policies)
+ONE_SHOT = {"retry": {"max_attempts": 1}}
+NO_BREAKER = {"breaker": {"consecutive_failures": 1000000, "min_volume": 1000000, "cool_down_on_429": False}}
+
+
 def mock_config(remote_url: str) -> dict[str, Any]:
-    return {
+    config = {
         "server": {"max_body_bytes": 64 * 1024},
         "providers": {
             "mock-openai": {"type": "mock", "wire": "openai"},
@@ -54,6 +60,11 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "remote-gemini": {"deployments": ["r-gemini"]},
         },
     }  # fmt: skip
+    for route in config["routes"].values():
+        route.update(ONE_SHOT)
+    for deployment in config["deployments"].values():
+        deployment.update(NO_BREAKER)
+    return config
 
 
 ROUTES = ["mock", "mock-claude", "mock-gemini", "remote", "remote-claude", "remote-gemini"]

@@ -156,3 +156,17 @@ def test_stream_error_event(client: anthropic.Anthropic) -> None:
     ):
         for _ in stream:
             pass
+
+
+def test_sdk_does_not_retry_on_top_of_the_gateway(gateway_url: str) -> None:
+    """With its default retries on, the Anthropic SDK sends one request for an upstream 529."""
+    import httpx2
+
+    sent: list[object] = []
+    http = httpx2.Client(event_hooks={"request": [sent.append]})
+    client = anthropic.Anthropic(base_url=gateway_url, api_key="unused", http_client=http)
+    with pytest.raises(anthropic.OverloadedError):
+        client.messages.create(
+            model="mock-claude", max_tokens=10, messages=HELLO, extra_headers={"x-mock-fault": "status=529"}
+        )  # type: ignore[arg-type]
+    assert len(sent) == 1

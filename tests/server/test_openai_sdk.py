@@ -264,3 +264,17 @@ def test_authentication_header_is_not_required_yet(gateway_url: str) -> None:
     """Until virtual keys exist, any or no API key is accepted (documented in docs/api.md)."""
     other = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="anything-else", max_retries=0)
     assert other.chat.completions.create(model="mock", messages=HELLO).choices[0].message.content
+
+
+@pytest.mark.parametrize("fault", ["status=500", "status=503", "status=429;retry_after=1"])
+def test_sdk_does_not_retry_on_top_of_the_gateway(gateway_url: str, fault: str) -> None:
+    """With its default retries on, the SDK sends one request: the gateway says x-should-retry: false after its own retries."""
+    import httpx2
+
+    sent: list[object] = []
+    http = httpx2.Client(event_hooks={"request": [sent.append]})
+    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", http_client=http)  # default max_retries=2
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="mock", messages=HELLO, extra_headers={"x-mock-fault": fault})
+    assert len(sent) == 1
+    assert info.value.response.headers["x-should-retry"] == "false"

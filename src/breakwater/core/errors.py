@@ -25,7 +25,8 @@ BreakwaterError
     ├── UpstreamServerError       5xx (retryable)
     ├── UpstreamTimeout           no answer in time (retryable)
     ├── UpstreamConnectionError   refused / reset / DNS (retryable)
-    └── MalformedResponse         the upstream spoke garbage (retryable)
+    ├── MalformedResponse         the upstream spoke garbage (retryable)
+    └── Unavailable               every attempt on every deployment failed (503)
 ```
 """
 
@@ -159,6 +160,12 @@ class UpstreamConnectionError(UpstreamError):
 class MalformedResponse(UpstreamError):
     retryable = True
     code = "upstream_malformed_response"
+
+
+class Unavailable(UpstreamError):
+    """Every attempt failed or was skipped; the message lists each deployment and why."""
+
+    code = "all_deployments_failed"
 
 
 _CONTEXT_HINTS = (

@@ -22,4 +22,6 @@ class RequestContext:
     deployment: str | None = None
     provider: str | None = None
     attempts: int = 0
+    #: served by a deployment other than the route's first choice
+    fallback: bool = False
     dropped_params: list[str] = field(default_factory=list)

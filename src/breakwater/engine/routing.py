@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from breakwater.core.config import Timeouts
+from breakwater.core.config import BreakerPolicy, RetryPolicy, Timeouts
 from breakwater.core.errors import ModelNotFound
 from breakwater.engine.ports import HttpSender, RandomSource
 from breakwater.providers.base import Adapter, Target
@@ -29,6 +29,7 @@ class Deployment:
     #: an in-process or remote mock: the client's ``x-mock-*`` headers are forwarded to it
     is_mock: bool = False
     context_window: int | None = None
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Route:
     strategy: Literal["ordered", "weighted"] = "ordered"
     unsupported_params: Literal["reject", "drop"] = "reject"
     owner: str = "breakwater"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 WildcardFactory = Callable[[str], Route]

@@ -60,8 +60,10 @@ class BreakwaterApp:
     ) -> None:
         self.config = config
         self.sender = AiohttpSender()
-        wiring = Wiring(config, environ, self.sender, clock or SystemClock(), rng or SystemRandom())
-        self.gateway = Gateway(wiring.router())
+        clock = clock or SystemClock()
+        rng = rng or SystemRandom()
+        wiring = Wiring(config, environ, self.sender, clock, rng)
+        self.gateway = Gateway(wiring.router(), clock, rng, on_breaker_transition=_log_transition)
         self.ready = False
         ep = Endpoints(self.gateway, config.server.max_body_bytes)
 
@@ -138,6 +140,11 @@ class BreakwaterApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _log_transition(deployment: str, old: str, new: str) -> None:
+    level = logging.WARNING if new == "open" else logging.INFO
+    log.log(level, "circuit breaker %s: %s -> %s", deployment, old, new, extra={"deployment": deployment})
 
 
 def create_app(

@@ -85,6 +85,8 @@ def _trace_headers(ctx: RequestContext) -> Headers:
     if ctx.deployment is not None:
         headers.append((b"x-breakwater-deployment", ctx.deployment.encode()))
         headers.append((b"x-breakwater-attempts", str(ctx.attempts).encode()))
+        if ctx.fallback:
+            headers.append((b"x-breakwater-fallback", b"true"))
     if ctx.dropped_params:
         headers.append((b"x-breakwater-dropped-params", ",".join(ctx.dropped_params).encode()))
     return headers

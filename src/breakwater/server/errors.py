@@ -36,6 +36,7 @@ _TABLE: dict[type[BaseException], tuple[int, str, str]] = {
     e.RateLimited: (429, "rate_limit_error", "rate_limit_error"),
     e.Overloaded: (503, "service_unavailable_error", "overloaded_error"),
     e.UpstreamTimeout: (504, "timeout_error", "timeout_error"),
+    e.Unavailable: (503, "service_unavailable_error", "api_error"),
     e.UpstreamError: (502, "api_error", "api_error"),
 }
 _INTERNAL = (500, "api_error", "api_error")
@@ -75,6 +76,10 @@ def _headers(exc: BaseException, request_id: str) -> Headers:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    if isinstance(exc, e.UpstreamError):
+        # the gateway has already retried and fallen back; the OpenAI and Anthropic SDKs honour
+        # this header, so their own retries do not multiply ours
+        headers.append((b"x-should-retry", b"false"))
     return headers
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from breakwater.core.config import Config, Problem, Timeouts
+from breakwater.core.config import BreakerPolicy, Config, Problem, Timeouts
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
@@ -80,6 +80,7 @@ class Wiring:
                     d.timeouts or route.timeouts or Timeouts(),
                     d.context_window,
                     dict(d.extra_body),
+                    d.breaker,
                 )
             )
         first_provider = self.config.deployments[route.deployments[0].deployment].provider
@@ -90,6 +91,7 @@ class Wiring:
             strategy=route.strategy,
             unsupported_params=route.unsupported_params,
             owner=first_provider,
+            retry=route.retry,
         )
 
     def _wildcard_factory(self, route: RouteConfig) -> WildcardFactory:
@@ -105,6 +107,7 @@ class Wiring:
                 weights=(1.0,),
                 unsupported_params=route.unsupported_params,
                 owner=provider,
+                retry=route.retry,
             )
 
         return make
@@ -117,6 +120,7 @@ class Wiring:
         timeouts: Timeouts,
         context_window: int | None,
         extra_body: dict[str, object],
+        breaker: BreakerPolicy | None = None,
     ) -> Deployment:
         p = self.config.providers[provider_name]
         wire = p.wire if p.type == "mock" else p.type
@@ -138,6 +142,7 @@ class Wiring:
             timeouts=timeouts,
             is_mock=p.type == "mock" or p.host == "mock",
             context_window=context_window,
+            breaker=breaker or BreakerPolicy(),
         )
 
     def _base_url(self, p: ProviderConfig, wire: str) -> str:
