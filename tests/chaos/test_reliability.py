@@ -18,21 +18,8 @@ from breakwater.core.errors import RateLimited, Unavailable, UpstreamBadRequest
 from breakwater.core.types import ChatRequest, Message, TextDelta, TextPart
 from breakwater.engine.context import RequestContext
 from breakwater.engine.gateway import Gateway
+from breakwater.infra.clock import ManualClock as FakeClock
 from breakwater.server.wiring import Wiring
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class SeededRandom:

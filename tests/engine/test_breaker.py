@@ -6,20 +6,7 @@ from typing import Any
 
 from breakwater.core.config import BreakerPolicy
 from breakwater.engine.breaker import CircuitBreaker
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from breakwater.infra.clock import ManualClock as FakeClock
 
 
 def _breaker(clock: FakeClock, transitions: list[tuple[str, str, str]] | None = None, **policy: Any) -> CircuitBreaker:

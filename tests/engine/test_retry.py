@@ -24,20 +24,7 @@ from breakwater.core.errors import (
     classify_status,
 )
 from breakwater.engine.retry import RetryBudget, backoff_delay, should_retry
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from breakwater.infra.clock import ManualClock as FakeClock
 
 
 class FixedRandom:

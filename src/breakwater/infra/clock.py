@@ -28,3 +28,30 @@ class SystemRandom:
 
     def random(self) -> float:
         return self._rng.random()
+
+
+class ManualClock:
+    """A clock that moves only when slept on or advanced: for tests and chaos drills.
+
+    ``sleep`` returns at once after moving time forward, so backoff, cool-downs, breaker windows
+    and the mock's fault windows run deterministically and instantly. Shipped in the package
+    (like ``SystemRandom(seed)``) so users' own tests can drive Breakwater the same way.
+    """
+
+    def __init__(self, now: float = 0.0, wall: float = 1_700_000_000.0) -> None:
+        self.now = now
+        self.wall = wall
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.wall + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
