@@ -119,7 +119,9 @@ def freeze(pid: int, frozen: bool) -> None:
 
 
 def spawn(cmd: list[str], cpus: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    pinned = ["taskset", "-c", cpus, *cmd] if shutil.which("taskset") else cmd
+    # pin only where there are cores to pin to (a 1-core machine runs everything unpinned)
+    can_pin = shutil.which("taskset") is not None and (os.cpu_count() or 1) > 1
+    pinned = ["taskset", "-c", cpus, *cmd] if can_pin else cmd
     # stderr goes to an unbounded temporary file: a pipe nobody reads fills up and then blocks
     # the process on its next log line, which looks exactly like a hung server
     log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open as long as the process runs
@@ -261,7 +263,9 @@ def running(name: str, start: Starter, model: str, workers: int = 1, cpus: str =
 
 
 def wrk(url: str, payload: str, connections: int, seconds: float) -> dict[str, float]:
-    cmd = ["taskset", "-c", HELPER_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    if (os.cpu_count() or 1) > 1:
+        cmd = ["taskset", "-c", HELPER_CPU, *cmd]
     out = subprocess.run(
         [*cmd, "-s", str(BENCH / "wrk_report.lua"), url],
         env={**os.environ, "BENCH_BODY": payload},
