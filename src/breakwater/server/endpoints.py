@@ -92,6 +92,12 @@ def _trace_headers(ctx: RequestContext) -> Headers:
     return headers
 
 
+async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, rid: str) -> None:
+    """Answer with ``exc`` mapped to status, headers and body in the client's error format."""
+    status, headers, payload = mapper(exc, rid)
+    await send_bytes(send, status, payload, headers)
+
+
 def parse_json(body: bytes) -> Any:
     if not body:
         raise InvalidRequest("The request body is empty; expected a JSON object")
@@ -120,8 +126,7 @@ class Endpoints:
                 response = await self.gateway.chat(request, ctx)
                 body = codec.encode(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            status, headers, payload = codec.error(exc, rid)
-            await send_bytes(send, status, payload, headers)
+            await _fail(send, codec.error, exc, rid)
             return
         if not request.stream:
             await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx)])
@@ -149,8 +154,7 @@ class Endpoints:
             response = await self.gateway.embeddings(request, ctx)
             body = openai_serve.encode_embeddings_response(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            status, headers, payload = errors.openai_error(exc, rid)
-            await send_bytes(send, status, payload, headers)
+            await _fail(send, errors.openai_error, exc, rid)
             return
         await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx)])
 
@@ -168,8 +172,7 @@ class Endpoints:
         try:
             self.gateway.router.resolve(name)
         except Exception as exc:  # noqa: BLE001 - ModelNotFound becomes a 404 in OpenAI's format
-            status, headers, payload = errors.openai_error(exc, rid)
-            await send_bytes(send, status, payload, headers)
+            await _fail(send, errors.openai_error, exc, rid)
             return
         owner = self.gateway.router.routes[name].owner if name in self.gateway.router.routes else "breakwater"
         body = {"id": name, "object": "model", "created": int(time.time()), "owned_by": owner}
