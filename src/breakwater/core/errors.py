@@ -13,6 +13,9 @@ BreakwaterError
 │   ├── UnsupportedMediaType
 │   ├── AuthenticationFailed      the caller's key is missing or wrong
 │   └── NotFound                  no such path / method
+├── Saturated                     the gateway's own backpressure: a deployment is at max
+│                                 concurrency and the request cannot wait (retryable, retry_after)
+├── ShuttingDown                  the gateway stopped before the request finished (retryable)
 └── UpstreamError                 the provider failed (carries provider, upstream_status)
     ├── UpstreamAuthError         the provider rejected *our* credentials (401)
     ├── UpstreamPermissionError   403
@@ -88,6 +91,18 @@ class AuthenticationFailed(RequestError):
 
 class NotFound(RequestError):
     code = "not_found"
+
+
+class Saturated(BreakwaterError):
+    """A deployment is at its ``max_concurrency`` and the request cannot wait for a slot.
+
+    Raised by the gateway's own backpressure (``engine/admission.py``) before any upstream call:
+    the queue is full, or the expected wait exceeds the request's deadline. ``retry_after`` is the
+    estimated wait in whole seconds (at least 1). Not an ``UpstreamError``: no provider failed.
+    """
+
+    retryable = True
+    code = "deployment_saturated"
 
 
 class UpstreamError(BreakwaterError):
@@ -166,6 +181,13 @@ class Unavailable(UpstreamError):
     """Every attempt failed or was skipped; the message lists each deployment and why."""
 
     code = "all_deployments_failed"
+
+
+class ShuttingDown(BreakwaterError):
+    """The gateway is shutting down and cut the request (its drain deadline passed)."""
+
+    retryable = True
+    code = "shutting_down"
 
 
 _CONTEXT_HINTS = (

@@ -10,7 +10,10 @@ Decisions where vendors differ:
 - the provider rejecting *Breakwater's* credentials (401/403) or not knowing the deployment's
   model (404) is a gateway misconfiguration, not the caller's fault: 502, not 401/404;
 - Anthropic's "overloaded" is 529 on ``/v1/messages`` (as Anthropic sends it) and 503 on OpenAI
-  routes (OpenAI clients know 503, not 529).
+  routes (OpenAI clients know 503, not 529);
+- the gateway's own backpressure (``Saturated``: a deployment at its ``max_concurrency`` with no
+  room to wait) is 429 with ``Retry-After`` and *without* ``x-should-retry: false``: the gateway
+  did not retry it, so the SDK's own retry may.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ _TABLE: dict[type[BaseException], tuple[int, str, str]] = {
     e.AuthenticationFailed: (401, "invalid_request_error", "authentication_error"),
     e.UpstreamBadRequest: (400, "invalid_request_error", "invalid_request_error"),
     e.RateLimited: (429, "rate_limit_error", "rate_limit_error"),
+    e.Saturated: (429, "rate_limit_error", "rate_limit_error"),
     e.Overloaded: (503, "service_unavailable_error", "overloaded_error"),
     e.UpstreamTimeout: (504, "timeout_error", "timeout_error"),
     e.Unavailable: (503, "service_unavailable_error", "api_error"),
+    e.ShuttingDown: (503, "service_unavailable_error", "api_error"),
     e.UpstreamError: (502, "api_error", "api_error"),
 }
 _INTERNAL = (500, "api_error", "api_error")
