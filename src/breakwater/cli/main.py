@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 from breakwater import __version__
 from breakwater.core.config import Config, ConfigError
@@ -97,8 +99,19 @@ def _serve(args: argparse.Namespace) -> int:
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         print(f"  route {name:<24} -> {where}")
-    _run(args, "breakwater.server.app:app_from_env", factory=True, workers=args.workers)
+    _run(
+        args,
+        "breakwater.server.app:app_from_env",
+        factory=True,
+        workers=args.workers,
+        # after the drain delay (server/drain.py), how long in-flight requests may take to finish
+        timeout_graceful_shutdown=config.server.drain_timeout_s,
+    )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -121,10 +134,16 @@ def _mock(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, app: object, **options: Any) -> None:
-    """uvicorn with uvloop and the httptools C parser, no access log (the request path stays lean)."""
+    """uvicorn with uvloop and the httptools C parser, no access log (the request path stays lean).
+
+    SIGTERM ends the process with status 0: uvicorn handles it gracefully, then re-raises it
+    against the handler that was installed before it started (``Server.capture_signals``), which
+    would otherwise be the default one, killing the process by the signal it has just handled.
+    """
     import uvicorn
 
     sys.stdout.flush()
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=args.host,
