@@ -116,3 +116,26 @@ def test_default_config_follows_environment() -> None:
     assert set(config.routes) == {"mock", "openai/*", "anthropic/*"}
     assert config.providers["openai"].base_url == "http://127.0.0.1:9/v1"
     assert config.providers["openai"].api_key == "env:OPENAI_API_KEY"
+
+
+def test_fallback_routes_are_checked() -> None:
+    """Fallback lists must name other, existing, non-wildcard routes; each bad entry is reported with its path."""
+    problems = _problems(
+        """
+providers: {m: {type: mock}}
+deployments: {d: {provider: m, model: x}}
+routes:
+  a:
+    deployments: [d]
+    fallbacks: {general: [a, nope], context_window: ["m/*"], content_filter: [b]}
+  b: {deployments: [d], strategy: fastest}
+  "m/*": {provider: m}
+"""
+    )
+    assert "routes.a.fallbacks.general[0]: a route cannot fall back to itself" in problems
+    assert any(
+        p.startswith("routes.a.fallbacks.general[1]: unknown route 'nope' (expected one of: a, b)") for p in problems
+    )
+    assert any(p.startswith("routes.a.fallbacks.context_window[0]: unknown route 'm/*'") for p in problems)
+    assert not any("content_filter" in p for p in problems)
+    assert any(p.startswith("routes.b.strategy:") for p in problems)

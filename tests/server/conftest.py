@@ -49,6 +49,7 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "r-openai": {"provider": "remote-openai", "model": "mock-gpt"},
             "r-anthropic": {"provider": "remote-anthropic", "model": "mock-claude"},
             "r-gemini": {"provider": "remote-gemini", "model": "mock-gemini"},
+            "d-narrow": {"provider": "mock-openai", "model": "mock-gpt", "max_concurrency": 1, "max_queue": 0},
         },
         "routes": {
             "mock": {"deployments": ["d-openai"]},
@@ -58,6 +59,7 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "remote": {"deployments": ["r-openai"]},
             "remote-claude": {"deployments": ["r-anthropic"]},
             "remote-gemini": {"deployments": ["r-gemini"]},
+            "mock-narrow": {"deployments": ["d-narrow"]},
         },
     }  # fmt: skip
     for route in config["routes"].values():

@@ -144,7 +144,8 @@ def test_upstream_errors_raise_sdk_types(
 
 
 def test_stream_error_event(client: anthropic.Anthropic) -> None:
-    """An upstream stream cut mid-way becomes an Anthropic error event that the SDK raises."""
+    """An upstream stream cut mid-way ends with stop_reason "error", then an error event that the SDK raises."""
+    events = []
     with (
         pytest.raises(anthropic.APIError),
         client.messages.stream(
@@ -154,8 +155,10 @@ def test_stream_error_event(client: anthropic.Anthropic) -> None:
             extra_headers={"x-mock-fault": "cut_after=2"},  # type: ignore[arg-type]
         ) as stream,
     ):
-        for _ in stream:
-            pass
+        for event in stream:
+            events.append(event)
+    assert [e.delta.stop_reason for e in events if e.type == "message_delta"] == ["error"]
+    assert not any(e.type == "message_stop" for e in events)
 
 
 def test_sdk_does_not_retry_on_top_of_the_gateway(gateway_url: str) -> None:

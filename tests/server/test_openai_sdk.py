@@ -251,13 +251,19 @@ def test_upstream_errors_raise_sdk_types(client: openai.OpenAI, model: str, faul
 
 @pytest.mark.parametrize("model", ROUTES)
 def test_stream_cut_midway_is_an_error_not_a_finished_stream(client: openai.OpenAI, model: str) -> None:
-    """An upstream stream cut mid-way reaches the client as an APIError, never as a clean end."""
+    """An upstream stream cut mid-way ends with a chunk whose finish_reason is "error", then an APIError;
+    never a clean end."""
     stream = client.chat.completions.create(
         model=model, messages=HELLO, stream=True, extra_headers={"x-mock-fault": "cut_after=2"}
     )
+    chunks = []
     with pytest.raises(openai.APIError):
-        for _ in stream:
-            pass
+        for chunk in stream:
+            chunks.append(chunk)
+    assert chunks, "the events before the failure reach the client"
+    assert [c.finish_reason for chunk in chunks for c in chunk.choices if c.finish_reason] == ["error"]
+    assert chunks[-1].choices[0].finish_reason == "error"
+    assert chunks[-1].id == chunks[0].id
 
 
 def test_authentication_header_is_not_required_yet(gateway_url: str) -> None:

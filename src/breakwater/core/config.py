@@ -26,9 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 WireType = Literal["openai", "anthropic", "gemini", "mock"]
 MockWire = Literal["openai", "anthropic", "gemini"]
-Strategy = Literal["ordered", "weighted"]
+Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
 
 _SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
+
+
+def _secret_reference(value: str | None) -> str | None:
+    if value is not None and not _SECRET_REF.match(value):
+        raise ValueError("must be a reference, 'env:NAME' or 'file:/path'; keys are never written inline")
+    return value
 
 
 class _Model(BaseModel):
@@ -99,9 +105,7 @@ class Provider(_Model):
     @field_validator("api_key")
     @classmethod
     def _reference_only(cls, value: str | None) -> str | None:
-        if value is not None and not _SECRET_REF.match(value):
-            raise ValueError("must be a reference, 'env:NAME' or 'file:/path'; keys are never written inline")
-        return value
+        return _secret_reference(value)
 
     @field_validator("base_url")
     @classmethod
@@ -121,6 +125,10 @@ class Deployment(_Model):
     timeouts: Timeouts | None = None
     price: Price | None = None
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    #: at most this many requests in flight to the deployment; more wait in a fair queue
+    max_concurrency: int | None = Field(default=None, ge=1)
+    #: requests that may wait for a slot (with ``max_concurrency``); beyond that, 429 at once
+    max_queue: int = Field(default=100, ge=0)
     # provider-specific fields merged into every upstream request body (e.g. Ollama "options")
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
@@ -128,6 +136,21 @@ class Deployment(_Model):
 class RouteTarget(_Model):
     deployment: str
     weight: float = Field(default=1.0, gt=0)
+
+
+class Fallbacks(_Model):
+    """Other routes to try, by why this route failed. Each list is tried in order."""
+
+    #: after every deployment of the route failed with a retryable error
+    general: list[str] = Field(default_factory=list)
+    #: when the prompt does not fit any deployment's context window (estimated before sending,
+    #: or the upstream said so)
+    context_window: list[str] = Field(default_factory=list)
+    #: when the upstream refused the content
+    content_filter: list[str] = Field(default_factory=list)
+    #: when content is refused and no content_filter route serves it: answer with this text
+    #: (finish_reason ``content_filter``) instead of an error
+    content_filter_message: str | None = None
 
 
 class Route(_Model):
@@ -139,6 +162,12 @@ class Route(_Model):
     unsupported_params: Literal["reject", "drop"] = "reject"
     timeouts: Timeouts | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    fallbacks: Fallbacks = Field(default_factory=Fallbacks)
+    #: a deployment at its ``max_concurrency`` is skipped for the next one instead of queueing
+    overflow: bool = False
+    #: a stream that fails after sending: ``error`` ends it with an error; ``continue`` resumes it
+    #: on another deployment with the text so far as an assistant prefix
+    stream_failure: Literal["error", "continue"] = "error"
     description: str | None = None
 
     @field_validator("deployments", mode="before")
@@ -151,6 +180,18 @@ class Route(_Model):
 
 class ServerSettings(_Model):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    #: after SIGTERM, seconds to keep serving with /readyz at 503 so load balancers stop sending
+    #: (0: stop accepting at once; 5 or more behind Kubernetes)
+    drain_delay_s: float = Field(default=0.0, ge=0)
+    #: then, seconds in-flight requests and streams may take to finish before they are cut
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    #: ``env:NAME`` or ``file:/path``: the bearer token ``/admin/*`` requires (unset: open)
+    admin_key: str | None = None
+
+    @field_validator("admin_key")
+    @classmethod
+    def _reference_only(cls, value: str | None) -> str | None:
+        return _secret_reference(value)
 
 
 class Config(_Model):
@@ -264,8 +305,10 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(f"providers.{name}.base_url", "required unless 'host' names a known host"))
         if p.get("faults") and p.get("type") != "mock":
             problems.append(Problem(f"providers.{name}.faults", "only a provider of type 'mock' takes faults"))
-    for name, route in _section(data, "routes").items():
+    routes = _section(data, "routes")
+    for name, route in routes.items():
         path = f"routes.{name}"
+        _check_fallbacks(path, name, route.get("fallbacks"), routes, problems)
         targets = route.get("deployments") or []
         if name.endswith("/*"):
             if route.get("provider") is None:
@@ -292,3 +335,24 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _check_fallbacks(
+    path: str, name: str, fallbacks: Any, routes: dict[str, dict[str, Any]], problems: list[Problem]
+) -> None:
+    """Fallback lists name other, non-wildcard routes."""
+    if not isinstance(fallbacks, dict):
+        return
+    known = sorted(r for r in routes if not r.endswith("/*"))
+    for kind in ("general", "context_window", "content_filter"):
+        refs = fallbacks.get(kind)
+        if not isinstance(refs, list):
+            continue
+        for i, ref in enumerate(refs):
+            where = f"{path}.fallbacks.{kind}[{i}]"
+            if not isinstance(ref, str):
+                continue
+            if ref == name:
+                problems.append(Problem(where, "a route cannot fall back to itself"))
+            elif ref not in routes or ref.endswith("/*"):
+                problems.append(Problem(where, f"unknown route {ref!r} (expected one of: {_one_of(known)})"))

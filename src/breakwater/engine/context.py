@@ -22,6 +22,14 @@ class RequestContext:
     deployment: str | None = None
     provider: str | None = None
     attempts: int = 0
-    #: served by a deployment other than the route's first choice
+    #: the caller, from ``x-breakwater-user`` (the OpenAI ``user`` field is the fallback): the
+    #: unit of fairness when requests queue for a deployment
+    user: str | None = None
+    #: served by a deployment other than the route's first choice, or by a fallback route
     fallback: bool = False
+    #: the fallback route that served the request, when one did
+    fallback_route: str | None = None
     dropped_params: list[str] = field(default_factory=list)
+    #: seconds spent waiting on upstreams, backoff and queues: the request's time minus this is
+    #: the gateway's own overhead (``x-breakwater-overhead-ms``)
+    waited_s: float = 0.0

@@ -3,8 +3,12 @@
 ``Gateway`` is what the server calls. Each public method describes *one attempt* on one
 deployment; ``_attempts`` runs it across the route's deployments with the policies:
 
-- deployments in the route's order, skipping those whose circuit breaker is open or cooling
-  down after a 429 (``engine/breaker.py``);
+- deployments in the order the route's strategy gives (``engine/routing.py``), skipping those
+  whose circuit breaker is open or cooling down after a 429 (``engine/breaker.py``) and those
+  whose context window the prompt does not fit (``core/tokens.py``);
+- a deployment with ``max_concurrency`` admits requests through its fair queue
+  (``engine/admission.py``); with the route's ``overflow`` a saturated deployment is passed
+  over for the next one instead;
 - a failed attempt moves on to the next deployment (fallback); coming back to a deployment
   already tried is a *retry*, which needs the deployment's retry budget and waits a backoff
   with full jitter, at least the upstream's Retry-After, never past the deadline
@@ -13,8 +17,12 @@ deployment; ``_attempts`` runs it across the route's deployments with the polici
   failure is returned at once, since any deployment would refuse it the same way;
 - when everything failed, one error lists each attempt and why.
 
+``_serve`` wraps that with the route's fallback routes: ``general`` after the route is
+exhausted, ``context_window`` when the prompt is too long for it, ``content_filter`` (or a
+fixed answer) when the upstream refused the content. One deadline covers the whole request.
+
 Streams fall back transparently until their first events arrive; after that, failures travel
-in the stream.
+in the stream, or resume on another deployment (``engine/stream.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 from breakwater.core.errors import (
+    ContentFiltered,
+    ContextLengthExceeded,
     Overloaded,
     RateLimited,
     Unavailable,
@@ -33,18 +43,56 @@ from breakwater.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
+from breakwater.core.tokens import requested_tokens
+from breakwater.core.types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FinishEvent,
+    Message,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+)
+from breakwater.engine.admission import ConcurrencyLimiter
+from breakwater.engine.admission import Lease as Slot
 from breakwater.engine.breaker import CircuitBreaker
 from breakwater.engine.context import RequestContext
 from breakwater.engine.params import drop_params
 from breakwater.engine.ports import Clock, RandomSource, UpstreamResponse
 from breakwater.engine.retry import RetryBudget, backoff_delay, should_retry
 from breakwater.engine.routing import Deployment, Route, Router
+from breakwater.engine.stats import DeploymentStats
+from breakwater.engine.stream import WatchedStream
 from breakwater.providers.base import HttpRequest, StreamParser
+from breakwater.providers.openai import passthrough_text
 
 T = TypeVar("T")
-Attempt = Callable[[Deployment, float], Awaitable[T]]
+#: one attempt of a call on one deployment of a route, within ``budget_s`` seconds
+Attempt = Callable[[Route, Deployment, float, "Lease"], Awaitable[T]]
 OnTransition = Callable[[str, str, str], None]
+
+
+class Lease:
+    """What one attempt holds on its deployment: an in-flight count and maybe a concurrency slot."""
+
+    __slots__ = ("_slot", "_stats")
+
+    def __init__(self, stats: DeploymentStats, slot: Slot | None) -> None:
+        self._stats: DeploymentStats | None = stats
+        self._slot = slot
+        stats.in_flight += 1
+
+    def release(self) -> None:
+        """Give it back; safe to call more than once."""
+        if self._stats is not None:
+            self._stats.in_flight -= 1
+            self._stats = None
+            if self._slot is not None:
+                self._slot.release()
 
 
 class Gateway:
@@ -61,6 +109,8 @@ class Gateway:
         self.clock = clock
         self.rng = rng
         self.breakers: dict[str, CircuitBreaker] = {}
+        self.stats: dict[str, DeploymentStats] = {}
+        self.limiters: dict[str, ConcurrencyLimiter] = {}
         self._budgets: dict[str, RetryBudget] = {}
         self._on_transition = on_breaker_transition
 
@@ -71,6 +121,21 @@ class Gateway:
             self.breakers[deployment.name] = breaker
         return breaker
 
+    def _stats(self, deployment: Deployment) -> DeploymentStats:
+        stats = self.stats.get(deployment.name)
+        if stats is None:
+            stats = self.stats[deployment.name] = DeploymentStats()
+        return stats
+
+    def _limiter(self, deployment: Deployment) -> ConcurrencyLimiter | None:
+        if deployment.max_concurrency is None:
+            return None
+        limiter = self.limiters.get(deployment.name)
+        if limiter is None:
+            limiter = ConcurrencyLimiter(deployment.name, deployment.max_concurrency, deployment.max_queue, self.clock)
+            self.limiters[deployment.name] = limiter
+        return limiter
+
     def _budget(self, deployment: Deployment, route: Route) -> RetryBudget:
         budget = self._budgets.get(deployment.name)
         if budget is None:
@@ -78,21 +143,54 @@ class Gateway:
             self._budgets[deployment.name] = budget
         return budget
 
+    def deployments(self) -> list[dict[str, object]]:
+        """Every deployment that has been used: breaker, load and latency (the admin view)."""
+        names = sorted(set(self.breakers) | set(self.stats))
+        out: list[dict[str, object]] = []
+        for name in names:
+            breaker = self.breakers.get(name)
+            limiter = self.limiters.get(name)
+            row: dict[str, object] = {"name": name}
+            row["breaker"] = breaker.snapshot() if breaker is not None else {"state": "closed"}
+            row.update(self.stats.get(name, DeploymentStats()).snapshot())
+            if limiter is not None:
+                row["queue"] = limiter.snapshot()
+            out.append(row)
+        return out
+
     # --- chat -----------------------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest, ctx: RequestContext) -> ChatResponse:
         route = self.router.resolve(request.model)
 
-        async def attempt(deployment: Deployment, budget_s: float) -> ChatResponse:
+        async def attempt(route: Route, deployment: Deployment, budget_s: float, lease: Lease) -> ChatResponse:
             prepared = self._prepare(route, deployment, request, ctx)
             http = self._http(deployment, deployment.adapter.chat_request(prepared, deployment.target), ctx)
             limit = _first_token_limit(deployment, budget_s)
             status, headers, body = await self._exchange(deployment, http, limit)
             if status >= 400:
                 raise deployment.adapter.map_error(status, headers, body, deployment.target)
-            return deployment.adapter.chat_response(body, deployment.target)
+            response = deployment.adapter.chat_response(body, deployment.target)
+            if _refused(response) and _handles_refusals(route):
+                raise ContentFiltered(
+                    f"{deployment.target.provider} (deployment '{deployment.name}') refused the content "
+                    "(finish_reason content_filter)",
+                    provider=deployment.target.provider,
+                )
+            return response
 
-        return await self._attempts(route, ctx, attempt)
+        try:
+            return await self._serve(route, ctx, attempt, request)
+        except ContentFiltered:
+            message = route.fallbacks.content_filter_message
+            if message is None:
+                raise
+            return ChatResponse(
+                id=f"chatcmpl-{ctx.request_id}",
+                model=request.model,
+                created=int(self.clock.time()),
+                choices=[Choice(0, Message("assistant", [TextPart(message)]), "content_filter")],
+            )
 
     async def chat_stream(self, request: ChatRequest, ctx: RequestContext) -> AsyncIterator[list[StreamEvent]]:
         """Open the upstream stream and return its events, in batches: one per upstream read.
@@ -100,11 +198,25 @@ class Gateway:
         Everything up to the first events (routing, parameters, connect, an error status, a
         stream that dies before saying anything) raises *here* or falls back to the next
         deployment, so the client never sees a failed start. Batches let the server write what
-        one upstream read produced in a single send.
+        one upstream read produced in a single send. Close the stream (``aclose``) when
+        abandoning it early.
         """
         route = self.router.resolve(request.model)
+        deadline = self._deadline(route)
+        try:
+            return await self._serve(route, ctx, self._stream_attempt(request, ctx, deadline), request, deadline)
+        except ContentFiltered:
+            message = route.fallbacks.content_filter_message
+            if message is None:
+                raise
+            return _canned_stream(f"chatcmpl-{ctx.request_id}", request.model, int(self.clock.time()), message)
 
-        async def attempt(deployment: Deployment, budget_s: float) -> AsyncIterator[list[StreamEvent]]:
+    def _stream_attempt(
+        self, request: ChatRequest, ctx: RequestContext, deadline: float
+    ) -> Attempt[AsyncIterator[list[StreamEvent]]]:
+        async def attempt(
+            route: Route, deployment: Deployment, budget_s: float, lease: Lease
+        ) -> AsyncIterator[list[StreamEvent]]:
             prepared = self._prepare(route, deployment, request, ctx)
             http = self._http(deployment, deployment.adapter.chat_request(prepared, deployment.target), ctx)
             events = await self._open_stream(deployment, prepared, http, budget_s)
@@ -115,9 +227,31 @@ class Gateway:
             except BaseException:
                 await events.aclose()
                 raise
-            return self._watched(deployment, first, events)
+            breaker, stats = self.breaker(deployment), self._stats(deployment)
 
-        return await self._attempts(route, ctx, attempt)
+            def failed() -> None:
+                stats.failures += 1
+                breaker.record_failure()
+
+            resume = None
+            if route.stream_failure == "continue" and request.n == 1:
+                resume = self._resumer(route, deployment, request, ctx, deadline)
+            return WatchedStream(
+                first, events, on_failure=failed, release=lease.release, resume=resume, text_of=passthrough_text
+            )
+
+        return attempt
+
+    def _resumer(
+        self, route: Route, failed: Deployment, request: ChatRequest, ctx: RequestContext, deadline: float
+    ) -> Callable[[str], Awaitable[AsyncIterator[list[StreamEvent]]]]:
+        async def resume(text: str) -> AsyncIterator[list[StreamEvent]]:
+            continued = _with_prefix(request, text)
+            ctx.fallback = True
+            attempt = self._stream_attempt(continued, ctx, deadline)
+            return await self._attempts(route, ctx, attempt, deadline, stream=True, avoid=failed.name)
+
+        return resume
 
     async def _open_stream(
         self, deployment: Deployment, request: ChatRequest, http: HttpRequest, budget_s: float
@@ -142,19 +276,6 @@ class Gateway:
             raise
         parser = deployment.adapter.stream_parser(request, deployment.target)
         return self._events(deployment, stack, response, parser, deadline)
-
-    async def _watched(
-        self, deployment: Deployment, first: list[StreamEvent], rest: AsyncIterator[list[StreamEvent]]
-    ) -> AsyncIterator[list[StreamEvent]]:
-        """The started stream; a failure after the start still counts against the breaker."""
-        if first:
-            yield first
-        try:
-            async for batch in rest:
-                yield batch
-        except UpstreamError:
-            self.breaker(deployment).record_failure()
-            raise
 
     async def _events(
         self,
@@ -193,60 +314,141 @@ class Gateway:
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         route = self.router.resolve(request.model)
 
-        async def attempt(deployment: Deployment, budget_s: float) -> EmbeddingResponse:
+        async def attempt(route: Route, deployment: Deployment, budget_s: float, lease: Lease) -> EmbeddingResponse:
             http = self._http(deployment, deployment.adapter.embeddings_request(request, deployment.target), ctx)
             status, headers, body = await self._exchange(deployment, http, min(deployment.timeouts.total, budget_s))
             if status >= 400:
                 raise deployment.adapter.map_error(status, headers, body, deployment.target)
             return deployment.adapter.embeddings_response(body, deployment.target)
 
-        return await self._attempts(route, ctx, attempt)
+        return await self._serve(route, ctx, attempt, None)
 
     # --- the policies ---------------------------------------------------------------------------
 
-    async def _attempts(self, route: Route, ctx: RequestContext, attempt: Attempt[T]) -> T:
-        order = self.router.order(route)
+    def _deadline(self, route: Route) -> float:
+        limit = route.deadline_s if route.deadline_s is not None else route.deployments[0].timeouts.total
+        return self.clock.monotonic() + limit
+
+    async def _serve(
+        self,
+        route: Route,
+        ctx: RequestContext,
+        attempt: Attempt[T],
+        request: ChatRequest | None,
+        deadline: float | None = None,
+    ) -> T:
+        """The route's attempts, then its fallback routes for the kind of failure, in order."""
+        deadline = self._deadline(route) if deadline is None else deadline
+        stream = request is not None and request.stream
         ctx.route = route.name
-        policy = route.retry
-        start = self.clock.monotonic()
-        deadline = start + order[0].timeouts.total
+        try:
+            return await self._attempts(route, ctx, attempt, deadline, stream=stream, request=request)
+        except UpstreamError as exc:
+            first = exc
+            backups = _fallback_routes(route, exc)
+            if not backups:
+                raise
+        for name in backups:
+            backup = self.router.resolve(name)
+            ctx.fallback, ctx.fallback_route = True, backup.name
+            try:
+                return await self._attempts(backup, ctx, attempt, deadline, stream=stream, request=request)
+            except UpstreamError as exc:
+                if type(exc) is not type(first) and not (exc.retryable or isinstance(exc, Unavailable)):
+                    raise  # a new kind of failure (the client's request is wrong): say so
+                continue
+        raise first
+
+    async def _attempts(
+        self,
+        route: Route,
+        ctx: RequestContext,
+        attempt: Attempt[T],
+        deadline: float,
+        *,
+        stream: bool,
+        request: ChatRequest | None = None,
+        avoid: str | None = None,
+    ) -> T:
+        order = self.router.order(route, self.stats, stream=stream)
+        if avoid is not None:
+            order.sort(key=lambda d: d.name == avoid)
         failures: list[str] = []
+        if request is not None and any(d.context_window is not None for d in order):
+            order = _fitting(order, requested_tokens(request), failures)
+            if not order:
+                raise ContextLengthExceeded(
+                    f"model '{route.name}': the prompt does not fit any deployment ({'; '.join(failures)})",
+                    param="messages",
+                )
+        policy = route.retry
         last: UpstreamError | None = None
         tried: set[str] = set()
-        retries = 0
-        index = 0
-        while ctx.attempts < policy.max_attempts:
+        attempts = retries = index = 0
+        clock = self.clock
+        while attempts < policy.max_attempts and clock.monotonic() < deadline:
             if index >= len(order):
                 index = 0
                 if not tried:
                     break  # every deployment skipped: nothing to come back to
             deployment = order[index]
             index += 1
+            stats = self._stats(deployment)
             breaker = self.breaker(deployment)
             if not breaker.allow():
+                stats.skipped += 1
                 failures.append(f"{deployment.name}: skipped ({breaker.snapshot()['state']}, cooling down)")
                 if len(failures) > 4 * len(order):
                     break
                 continue
-            remaining = deadline - self.clock.monotonic()
             budget = self._budget(deployment, route)
             if deployment.name in tried:
                 # coming back to a deployment is a retry: budgeted, and after a backoff
                 retries += 1
+                remaining = deadline - clock.monotonic()
                 delay = backoff_delay(retries, policy, self.rng, last.retry_after if last else None, remaining)
                 if delay is None or not budget.try_spend():
                     breaker.release_probe()
                     break
-                await self.clock.sleep(delay)
-                remaining = deadline - self.clock.monotonic()
-            else:
+                stats.retries += 1
+                ctx.waited_s += delay
+                await clock.sleep(delay)
+            limiter = self._limiter(deployment)
+            slot: Slot | None = None
+            if limiter is not None:
+                if route.overflow and index < len(order):
+                    slot = limiter.try_acquire()
+                    if slot is None:
+                        stats.skipped += 1
+                        breaker.release_probe()
+                        failures.append(f"{deployment.name}: skipped (at its max_concurrency, overflowing)")
+                        continue
+                else:
+                    queued_at = clock.monotonic()
+                    try:
+                        slot = await limiter.acquire(_tenant(ctx, request), deadline)
+                    except BaseException:
+                        breaker.release_probe()
+                        raise
+                    ctx.waited_s += clock.monotonic() - queued_at
+            if deployment.name not in tried:
                 budget.record_request()
             tried.add(deployment.name)
+            attempts += 1
             ctx.attempts += 1
-            _record(ctx, deployment, fallback=deployment is not order[0])
+            stats.attempts += 1
+            fallback = deployment is not order[0]
+            if fallback:
+                stats.fallbacks += 1
+            _record(ctx, deployment, fallback=fallback)
+            lease = Lease(stats, slot)
+            started = clock.monotonic()
             try:
-                result = await attempt(deployment, max(remaining, 0.001))
+                # a queue wait can end at the deadline itself: the attempt then times out at once
+                result = await attempt(route, deployment, max(deadline - started, 0.0), lease)
             except UpstreamError as exc:
+                lease.release()
+                ctx.waited_s += clock.monotonic() - started
                 last = exc
                 failures.append(f"{deployment.name}: {exc.message}")
                 if isinstance(exc, RateLimited):
@@ -254,6 +456,7 @@ class Gateway:
                         breaker.cool_down(exc.retry_after if exc.retry_after is not None else 1.0)
                     breaker.release_probe()
                 elif exc.retryable:
+                    stats.failures += 1
                     breaker.record_failure()
                 else:
                     breaker.release_probe()
@@ -261,9 +464,15 @@ class Gateway:
                     raise
                 continue
             except BaseException:
+                lease.release()
                 breaker.release_probe()
                 raise
+            elapsed = clock.monotonic() - started
+            ctx.waited_s += elapsed
+            stats.observe(elapsed, stream=stream)
             breaker.record_success()
+            if not stream:
+                lease.release()  # a stream gives it back when it ends (WatchedStream)
             return result
         raise _exhausted(route, failures, last)
 
@@ -328,3 +537,52 @@ def _earliest(deadline: float, now: float, limit: float | None) -> float:
 def _timeout(deployment: Deployment, when: str) -> UpstreamTimeout:
     provider = deployment.target.provider
     return UpstreamTimeout(f"{provider} (deployment '{deployment.name}') timed out {when}", provider=provider)
+
+
+def _tenant(ctx: RequestContext, request: ChatRequest | None) -> str:
+    return ctx.user or (request.user if request is not None else None) or ""
+
+
+def _fitting(order: list[Deployment], tokens: int, failures: list[str]) -> list[Deployment]:
+    """The deployments whose context window fits ``tokens``; the others are noted in ``failures``."""
+    fit: list[Deployment] = []
+    for d in order:
+        if d.context_window is not None and tokens > d.context_window:
+            failures.append(f"{d.name}: skipped (~{tokens} tokens requested, context window {d.context_window})")
+        else:
+            fit.append(d)
+    return fit
+
+
+def _fallback_routes(route: Route, exc: UpstreamError) -> list[str]:
+    """The fallback routes for this kind of failure (none for a request the client got wrong)."""
+    fallbacks = route.fallbacks
+    if isinstance(exc, ContextLengthExceeded):
+        return fallbacks.context_window
+    if isinstance(exc, ContentFiltered):
+        return fallbacks.content_filter
+    if exc.retryable or isinstance(exc, Unavailable):
+        return fallbacks.general
+    return []
+
+
+def _handles_refusals(route: Route) -> bool:
+    return bool(route.fallbacks.content_filter) or route.fallbacks.content_filter_message is not None
+
+
+def _refused(response: ChatResponse) -> bool:
+    """Every choice was stopped by the upstream's content filter (Azure answers 200 with this)."""
+    return bool(response.choices) and all(c.finish_reason == "content_filter" for c in response.choices)
+
+
+def _with_prefix(request: ChatRequest, text: str) -> ChatRequest:
+    """``request`` asking the model to continue ``text``, given as a trailing assistant message."""
+    messages = [*request.messages, Message("assistant", [TextPart(text)])]
+    raw = request.raw
+    if raw is not None:
+        raw = {**raw, "messages": [*raw.get("messages", []), {"role": "assistant", "content": text}]}
+    return dataclasses.replace(request, messages=messages, raw=raw)
+
+
+async def _canned_stream(id_: str, model: str, created: int, text: str) -> AsyncIterator[list[StreamEvent]]:
+    yield [StreamStart(id_, model, created), TextDelta(text), FinishEvent("content_filter")]

@@ -7,13 +7,14 @@ for each model name after the prefix and keep it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from breakwater.core.config import BreakerPolicy, RetryPolicy, Timeouts
+from breakwater.core.config import BreakerPolicy, Fallbacks, RetryPolicy, Strategy, Timeouts
 from breakwater.core.errors import ModelNotFound
 from breakwater.engine.ports import HttpSender, RandomSource
+from breakwater.engine.stats import DeploymentStats
 from breakwater.providers.base import Adapter, Target
 
 
@@ -30,6 +31,8 @@ class Deployment:
     is_mock: bool = False
     context_window: int | None = None
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    max_concurrency: int | None = None
+    max_queue: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +40,16 @@ class Route:
     name: str
     deployments: tuple[Deployment, ...]
     weights: tuple[float, ...]
-    strategy: Literal["ordered", "weighted"] = "ordered"
+    strategy: Strategy = "ordered"
     unsupported_params: Literal["reject", "drop"] = "reject"
     owner: str = "breakwater"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    fallbacks: Fallbacks = field(default_factory=Fallbacks)
+    #: the whole request's time limit across attempts and fallbacks: the route's own
+    #: ``timeouts.total`` when it sets one, else its first deployment's
+    deadline_s: float | None = None
+    overflow: bool = False
+    stream_failure: Literal["error", "continue"] = "error"
 
 
 WildcardFactory = Callable[[str], Route]
@@ -80,13 +89,29 @@ class Router:
             return self.wildcards[name[:-1]][0]
         return self.routes[name].owner
 
-    def order(self, route: Route) -> list[Deployment]:
-        """The deployments to try, best first, by the route's strategy."""
-        if route.strategy == "ordered" or len(route.deployments) == 1 or self.rng is None:
-            return list(route.deployments)
-        point = self.rng.random() * sum(route.weights)
-        for i, weight in enumerate(route.weights):
-            point -= weight
-            if point < 0:
-                return [route.deployments[i], *route.deployments[:i], *route.deployments[i + 1 :]]
-        return list(route.deployments)
+    def order(
+        self, route: Route, stats: Mapping[str, DeploymentStats] | None = None, *, stream: bool = False
+    ) -> list[Deployment]:
+        """The deployments to try, best first, by the route's strategy; the rest are fallbacks.
+
+        ``ordered`` keeps the listed order; ``weighted`` draws the first choice by weight;
+        ``least_in_flight`` and ``lowest_latency`` sort by the deployments' live ``stats``
+        (ties keep the listed order, so equal deployments behave like ``ordered``).
+        """
+        deployments = route.deployments
+        if route.strategy == "ordered" or len(deployments) == 1:
+            return list(deployments)
+        if route.strategy == "weighted":
+            if self.rng is None:
+                return list(deployments)
+            point = self.rng.random() * sum(route.weights)
+            for i, weight in enumerate(route.weights):
+                point -= weight
+                if point < 0:
+                    return [deployments[i], *deployments[:i], *deployments[i + 1 :]]
+            return list(deployments)
+        known = stats or {}
+        empty = DeploymentStats()
+        if route.strategy == "least_in_flight":
+            return sorted(deployments, key=lambda d: known.get(d.name, empty).in_flight)
+        return sorted(deployments, key=lambda d: known.get(d.name, empty).expected(stream=stream))

@@ -413,5 +413,13 @@ class StreamEncoder:
         return out + self._frame({"type": "message_stop"})
 
     def error(self, message: str, type_: str, code: str | None) -> bytes:
-        """An in-stream ``error`` event; Anthropic's envelope has no field for ``code``."""
-        return encode_sse(error_body(message, type_), "error")
+        """A ``message_delta`` with ``stop_reason: "error"``, then an ``error`` event.
+
+        The open content block is closed first, so what was sent stays readable; no
+        ``message_stop`` follows, so the message never looks complete. Anthropic's error
+        envelope has no field for ``code``.
+        """
+        out = self._start() + self._close()
+        delta = {"stop_reason": "error", "stop_sequence": None}
+        out += self._frame({"type": "message_delta", "delta": delta, "usage": usage_json(self._usage)})
+        return out + encode_sse(error_body(message, type_), "error")

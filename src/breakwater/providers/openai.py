@@ -220,6 +220,26 @@ class OpenAIStreamParser:
             ) from exc
 
 
+def passthrough_text(chunk: PassthroughChunk) -> str:
+    """The text a forwarded chunk adds to choice 0 (to resume a broken stream from it).
+
+    Raises:
+        ValueError: the chunk is unreadable, or carries another choice or a tool call, so the
+            text so far cannot be told from it.
+    """
+    try:
+        data = orjson.loads(chunk.data)
+        text = ""
+        for c in data.get("choices") or []:
+            delta = c.get("delta") or {}
+            if c.get("index", 0) != 0 or delta.get("tool_calls"):
+                raise ValueError("not a plain text chunk of choice 0")
+            text += delta.get("content") or ""
+        return text
+    except (TypeError, AttributeError) as exc:
+        raise ValueError("unreadable chunk") from exc
+
+
 def _choice_events(c: dict[str, Any], events: list[StreamEvent]) -> None:
     index = int(c.get("index") or 0)
     delta = c.get("delta") or {}

@@ -331,6 +331,8 @@ class StreamEncoder:
         self._model = request.model
         self._created = 0
         self._role_sent: set[int] = set()
+        self._choices = request.n
+        self._last: PassthroughChunk | None = None
 
     def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         if index not in self._role_sent:
@@ -351,6 +353,7 @@ class StreamEncoder:
 
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, PassthroughChunk):
+            self._last = event
             return encode_sse(event.data)
         if isinstance(event, TextDelta):
             return self._chunk(event.index, {"content": event.text})
@@ -388,4 +391,16 @@ class StreamEncoder:
         return DONE
 
     def error(self, message: str, type_: str, code: str | None) -> bytes:
-        return encode_sse(error_body(message, type_, None, code))
+        """A final chunk per choice with ``finish_reason: "error"``, then the error event.
+
+        A client that only looks at finish reasons sees the answer did not finish; the SDKs
+        raise on the error event. No ``[DONE]`` follows: the stream never looks complete.
+        """
+        if self._last is not None:  # forwarded chunks: keep their id and model
+            try:
+                data = orjson.loads(self._last.data)
+                self._id, self._model, self._created = data["id"], data["model"], data["created"]
+            except (ValueError, KeyError, TypeError):
+                pass  # an unreadable chunk was forwarded as is; the defaults will do for the tail
+        out = b"".join(self._chunk(i, {}, "error") for i in range(self._choices))
+        return out + encode_sse(error_body(message, type_, None, code))

@@ -20,10 +20,14 @@ from breakwater.core.errors import NotFound
 from breakwater.engine.gateway import Gateway
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.clock import SystemClock, SystemRandom
+from breakwater.infra.credentials import resolve
 from breakwater.infra.http import AiohttpSender
 from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server import errors
+from breakwater.server.admin import Admin
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from breakwater.server.disconnect import CancelOnDisconnect
+from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints
 from breakwater.server.wiring import Wiring, check_environment
 
@@ -65,6 +69,9 @@ class BreakwaterApp:
         wiring = Wiring(config, environ, self.sender, clock, rng)
         self.gateway = Gateway(wiring.router(), clock, rng, on_breaker_transition=_log_transition)
         self.ready = False
+        #: set at once by the first SIGTERM (``/readyz`` answers 503 "draining"); see server/drain.py
+        self.draining = False
+        self.drain = Drain(config.server.drain_delay_s, self._start_draining)
         ep = Endpoints(self.gateway, config.server.max_body_bytes)
 
         async def chat(scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,12 +80,18 @@ class BreakwaterApp:
         async def messages(scope: Scope, receive: Receive, send: Send) -> None:
             await ep.chat(ANTHROPIC, scope, receive, send)
 
+        # the routes that call upstream: a client that disconnects cancels the call at once
+        guarded_chat = CancelOnDisconnect(chat, ep.ids, OPENAI.error)
+        guarded_embeddings = CancelOnDisconnect(ep.embeddings, ep.ids, errors.openai_error)
         self._routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):  # clients configured with or without /v1 in their base URL
-            self._routes[("POST", f"{prefix}/chat/completions")] = chat
-            self._routes[("POST", f"{prefix}/embeddings")] = ep.embeddings
+            self._routes[("POST", f"{prefix}/chat/completions")] = guarded_chat
+            self._routes[("POST", f"{prefix}/embeddings")] = guarded_embeddings
             self._routes[("GET", f"{prefix}/models")] = ep.models
-        self._routes[("POST", "/v1/messages")] = messages
+        self._routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, ep.ids, ANTHROPIC.error)
+        admin = Admin(self.gateway, resolve(config.server.admin_key, environ))
+        self._routes[("GET", "/admin/deployments")] = admin.deployments
+        self._routes[("GET", "/metrics")] = admin.metrics
         self._routes[("GET", "/healthz")] = self._healthz
         self._routes[("GET", "/readyz")] = self._readyz
         self._endpoints = ep
@@ -115,8 +128,13 @@ class BreakwaterApp:
         await send_bytes(send, 200, b'{"status":"ok"}', JSON_HEADERS)
 
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = {"status": "ready" if self.ready else "not ready", "routes": self.gateway.router.public_names()}
-        await send_bytes(send, 200 if self.ready else 503, orjson.dumps(body), JSON_HEADERS)
+        status = "draining" if self.draining else "ready" if self.ready else "not ready"
+        body = {"status": status, "routes": self.gateway.router.public_names()}
+        await send_bytes(send, 200 if status == "ready" else 503, orjson.dumps(body), JSON_HEADERS)
+
+    def _start_draining(self) -> None:
+        self.draining = True
+        self.ready = False
 
     async def startup(self) -> None:
         await self.sender.start()
@@ -124,10 +142,12 @@ class BreakwaterApp:
         # out of the collector's reach so full collections only walk per-request garbage.
         gc.collect()
         gc.freeze()
+        self.drain.install()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        self.drain.uninstall()
         await self.sender.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -8,6 +8,7 @@ the stream, which then ends without the end marker, so it never looks finished.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from breakwater.core.errors import InvalidRequest
+from breakwater.core.errors import InvalidRequest, ShuttingDown
 from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
 from breakwater.engine.context import RequestContext
 from breakwater.engine.gateway import Gateway
@@ -68,8 +69,9 @@ class RequestIds:
         return self.new()
 
     def context(self, scope: Scope) -> RequestContext:
-        """The request's context: its id and the ``x-mock-*`` headers, in one pass over the headers."""
+        """The request's context: its id, user and ``x-mock-*`` headers, in one pass over the headers."""
         rid: str | None = None
+        user: str | None = None
         mock: dict[str, str] = {}
         for key, value in scope["headers"]:
             if key.startswith(b"x-"):
@@ -77,18 +79,21 @@ class RequestIds:
                     rid = value.decode("latin-1")
                 elif key.startswith(b"x-mock-"):
                     mock[key.decode("latin-1")] = value.decode("latin-1")
-        return RequestContext(request_id=rid or self.new(), mock_headers=mock)
+                elif key == b"x-breakwater-user" and 0 < len(value) <= 256:
+                    user = value.decode("latin-1")
+        return RequestContext(request_id=rid or self.new(), mock_headers=mock, user=user)
 
 
-def _trace_headers(ctx: RequestContext) -> Headers:
+def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
     headers: Headers = [(b"x-request-id", ctx.request_id.encode())]
     if ctx.deployment is not None:
         headers.append((b"x-breakwater-deployment", ctx.deployment.encode()))
         headers.append((b"x-breakwater-attempts", str(ctx.attempts).encode()))
         if ctx.fallback:
-            headers.append((b"x-breakwater-fallback", b"true"))
+            headers.append((b"x-breakwater-fallback", (ctx.fallback_route or "true").encode()))
     if ctx.dropped_params:
         headers.append((b"x-breakwater-dropped-params", ",".join(ctx.dropped_params).encode()))
+    headers.append((b"x-breakwater-overhead-ms", b"%.2f" % (max(overhead_s - ctx.waited_s, 0.0) * 1000)))
     return headers
 
 
@@ -112,10 +117,12 @@ class Endpoints:
 
     def __init__(self, gateway: Gateway, max_body_bytes: int) -> None:
         self.gateway = gateway
+        self.clock = gateway.clock
         self.max_body_bytes = max_body_bytes
         self.ids = RequestIds()
 
     async def chat(self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send) -> None:
+        started = self.clock.monotonic()
         ctx = self.ids.context(scope)
         rid = ctx.request_id
         try:
@@ -129,22 +136,38 @@ class Endpoints:
             await _fail(send, codec.error, exc, rid)
             return
         if not request.stream:
-            await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx)])
+            await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
             return
-        await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *_trace_headers(ctx)]})
+        head = [*SSE_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
         encoder = codec.stream_encoder(request)
         try:
-            async for batch in events:
-                frames = b"".join([encoder.encode(event) for event in batch])
-                if frames:
-                    await send({"type": "http.response.body", "body": frames, "more_body": True})
+            try:
+                async for batch in events:
+                    frames = b"".join([encoder.encode(event) for event in batch])
+                    if frames:
+                        await send({"type": "http.response.body", "body": frames, "more_body": True})
+            finally:
+                # closed here, not by the GC: a stream abandoned because its client left or the
+                # server is stopping releases its upstream connection at once
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             tail = encoder.end()
         except Exception as exc:  # noqa: BLE001 - after the head is sent, errors travel in the stream
             message, type_, code = errors.stream_error(exc, rid, codec.wire)
             tail = encoder.error(message, type_, code)
+        except asyncio.CancelledError:
+            # the client left (server/disconnect.py) or the server cut the stream at its drain
+            # deadline: end it with an error event so it never looks finished, then keep unwinding
+            cut = ShuttingDown("The gateway is shutting down and cut this stream; retry the request")
+            message, type_, code = errors.stream_error(cut, rid, codec.wire)
+            await send({"type": "http.response.body", "body": encoder.error(message, type_, code), "more_body": False})
+            raise
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = self.clock.monotonic()
         ctx = self.ids.context(scope)
         rid = ctx.request_id
         try:
@@ -156,7 +179,7 @@ class Endpoints:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
             await _fail(send, errors.openai_error, exc, rid)
             return
-        await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx)])
+        await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.gateway.router

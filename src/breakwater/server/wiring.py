@@ -7,6 +7,7 @@ valid mock fault rules), shared by ``check-config`` and ``serve`` so both say th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from breakwater.core.config import BreakerPolicy, Config, Problem, Timeouts
@@ -28,6 +29,10 @@ _MOCK_BASE_URLS = {"openai": "http://mock/v1", "anthropic": "http://mock", "gemi
 def check_environment(config: Config, environ: Mapping[str, str]) -> list[Problem]:
     """Problems only visible outside the config text: unknown hosts, unresolved credentials, faults."""
     problems: list[Problem] = []
+    try:
+        resolve(config.server.admin_key, environ)
+    except CredentialError as exc:
+        problems.append(Problem("server.admin_key", str(exc)))
     for name, p in config.providers.items():
         if p.host is not None and p.host not in HOSTS:
             problems.append(
@@ -72,16 +77,17 @@ class Wiring:
         deployments = []
         for t in route.deployments:
             d = self.config.deployments[t.deployment]
+            deployment = self._deployment(
+                t.deployment,
+                d.provider,
+                d.model,
+                d.timeouts or route.timeouts or Timeouts(),
+                d.context_window,
+                dict(d.extra_body),
+                d.breaker,
+            )
             deployments.append(
-                self._deployment(
-                    t.deployment,
-                    d.provider,
-                    d.model,
-                    d.timeouts or route.timeouts or Timeouts(),
-                    d.context_window,
-                    dict(d.extra_body),
-                    d.breaker,
-                )
+                dataclasses.replace(deployment, max_concurrency=d.max_concurrency, max_queue=d.max_queue)
             )
         first_provider = self.config.deployments[route.deployments[0].deployment].provider
         return Route(
@@ -92,6 +98,10 @@ class Wiring:
             unsupported_params=route.unsupported_params,
             owner=first_provider,
             retry=route.retry,
+            fallbacks=route.fallbacks,
+            deadline_s=route.timeouts.total if route.timeouts else None,
+            overflow=route.overflow,
+            stream_failure=route.stream_failure,
         )
 
     def _wildcard_factory(self, route: RouteConfig) -> WildcardFactory:
@@ -108,6 +118,8 @@ class Wiring:
                 unsupported_params=route.unsupported_params,
                 owner=provider,
                 retry=route.retry,
+                fallbacks=route.fallbacks,
+                stream_failure=route.stream_failure,
             )
 
         return make

@@ -1,0 +1,134 @@
+"""A started stream, watched: failures after the start count, and may be resumed elsewhere.
+
+Once a stream's first events have gone to the client, the gateway can no longer change its
+status or start over. What it can still do:
+
+- count a failure against the deployment that broke (its breaker and stats);
+- give the deployment's concurrency slot back when the stream ends, however it ends;
+- optionally (route ``stream_failure: continue``) resume: ask another deployment to continue
+  from the text sent so far, given as an assistant prefix, and splice its events into the
+  same stream. Only a plain text answer with one choice can be resumed; a stream that was in
+  the middle of a tool call, or had already finished, ends with the error instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from breakwater.core.errors import UpstreamError
+from breakwater.core.types import FinishEvent, PassthroughChunk, StreamEvent, StreamStart, TextDelta, ToolCallDelta
+
+#: given the text streamed so far, open a stream that continues it (already past its first events)
+Resume = Callable[[str], Awaitable[AsyncIterator[list[StreamEvent]]]]
+
+
+class WatchedStream:
+    """An async iterator of event batches over one upstream stream (and its continuations).
+
+    ``release`` runs exactly once, when the stream is exhausted, fails or is closed; call
+    ``aclose`` when abandoning it early so the upstream connection is released at once.
+    """
+
+    def __init__(
+        self,
+        first: list[StreamEvent],
+        rest: AsyncIterator[list[StreamEvent]],
+        *,
+        on_failure: Callable[[], None],
+        release: Callable[[], None],
+        resume: Resume | None = None,
+        text_of: Callable[[PassthroughChunk], str] | None = None,
+    ) -> None:
+        self._pending: list[StreamEvent] | None = first or None
+        self._rest = rest
+        self._on_failure = on_failure
+        self._release: Callable[[], None] | None = release
+        self._resume = resume
+        self._text_of = text_of
+        self._text: list[str] = []
+        self._continued = False
+        if first:
+            self._track(first)
+
+    def __aiter__(self) -> WatchedStream:
+        return self
+
+    async def __anext__(self) -> list[StreamEvent]:
+        if self._pending is not None:
+            batch, self._pending = self._pending, None
+            return batch
+        while True:
+            try:
+                batch = await anext(self._rest)
+            except StopAsyncIteration:
+                await self.aclose()
+                raise
+            except UpstreamError:
+                if (
+                    self._release is not None
+                ):  # the first failure is this deployment's; later ones are counted by the continuation
+                    self._on_failure()
+                resumed = await self._try_resume()
+                if resumed is None:
+                    await self.aclose()
+                    raise
+                continue
+            if self._continued:
+                batch = [e for e in batch if not isinstance(e, StreamStart)]
+            if self._resume is not None:
+                self._track(batch)
+            if batch:
+                return batch
+
+    async def _try_resume(self) -> AsyncIterator[list[StreamEvent]] | None:
+        resume, self._resume = self._resume, None  # one continuation per stream
+        if resume is None:
+            return None
+        self._finish_own()
+        old = self._rest
+        await _close(old)
+        try:
+            self._rest = await resume("".join(self._text))
+        except UpstreamError:
+            return None
+        self._continued = True
+        return self._rest
+
+    def _track(self, batch: list[StreamEvent]) -> None:
+        """Collect the text of choice 0; anything that cannot be resumed turns resuming off."""
+        if self._resume is None:
+            return
+        for event in batch:
+            if isinstance(event, TextDelta):
+                if event.index != 0:
+                    self._resume = None
+                    return
+                self._text.append(event.text)
+            elif isinstance(event, PassthroughChunk):
+                if event.finish_reasons or self._text_of is None:
+                    self._resume = None
+                    return
+                try:
+                    self._text.append(self._text_of(event))
+                except ValueError:
+                    self._resume = None
+                    return
+            elif isinstance(event, (ToolCallDelta, FinishEvent)):
+                self._resume = None
+                return
+
+    def _finish_own(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    async def aclose(self) -> None:
+        self._finish_own()
+        await _close(self._rest)
+
+
+async def _close(iterator: Any) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
