@@ -8,59 +8,12 @@ the injected clock.
 
 from __future__ import annotations
 
-import random
-from typing import Any
-
 import pytest
 
-from breakwater.core.config import build_config
 from breakwater.core.errors import RateLimited, Unavailable, UpstreamBadRequest
-from breakwater.core.types import ChatRequest, Message, TextDelta, TextPart
+from breakwater.core.types import TextDelta
 from breakwater.engine.context import RequestContext
-from breakwater.engine.gateway import Gateway
-from breakwater.infra.clock import ManualClock as FakeClock
-from breakwater.server.wiring import Wiring
-
-
-class SeededRandom:
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-
-    def random(self) -> float:
-        return self._rng.random()
-
-
-def gateway(
-    faults_a: list[dict[str, Any]],
-    faults_b: list[dict[str, Any]] | None = None,
-    *,
-    retry: dict[str, Any] | None = None,
-    breaker: dict[str, Any] | None = None,
-    seed: int = 1,
-) -> tuple[Gateway, FakeClock, list[tuple[str, str, str]]]:
-    """A route `r` over deployment `a` (and `b` when faults_b is given), each on its own mock."""
-    providers = {"pa": {"type": "mock", "faults": faults_a}}
-    deployments = {"a": {"provider": "pa", "model": "m", "breaker": breaker or {}}}
-    names = ["a"]
-    if faults_b is not None:
-        providers["pb"] = {"type": "mock", "faults": faults_b}
-        deployments["b"] = {"provider": "pb", "model": "m", "breaker": breaker or {}}
-        names.append("b")
-    config = build_config(
-        {
-            "providers": providers,
-            "deployments": deployments,
-            "routes": {"r": {"deployments": names, "retry": retry or {}}},
-        }
-    )
-    clock, rng = FakeClock(), SeededRandom(seed)
-    transitions: list[tuple[str, str, str]] = []
-    router = Wiring(config, {}, sender=None, clock=clock, rng=rng).router()  # type: ignore[arg-type]
-    return Gateway(router, clock, rng, lambda *t: transitions.append(t)), clock, transitions
-
-
-def hi(stream: bool = False) -> ChatRequest:
-    return ChatRequest(model="r", messages=[Message("user", [TextPart("hello")])], stream=stream)
+from tests.chaos.harness import gateway, hi
 
 
 async def test_fallback_to_next_deployment_on_503() -> None:

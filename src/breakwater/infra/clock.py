@@ -20,6 +20,30 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
+class LoopClock:
+    """Time of the running event loop: ``monotonic`` is ``loop.time()``, ``sleep`` is ``asyncio.sleep``.
+
+    The engine's network timeouts (connect, first token, idle, total) are ``asyncio`` timers on
+    the loop's time; this clock puts backoff, breaker windows, deadlines and the mock's delays on
+    that same time line. Under a virtual-time loop (the ``looptime`` pytest plugin, as in the
+    chaos suite) the whole gateway runs in virtual time: a stalled upstream times out at exactly
+    its limit, and at once. ``time()`` is ``wall`` plus the loop's time, a repeatable stand-in
+    for wall time like ``ManualClock``'s. Call it only while the loop runs.
+    """
+
+    def __init__(self, wall: float = 1_700_000_000.0) -> None:
+        self.wall = wall
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def time(self) -> float:
+        return self.wall + self.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 class SystemRandom:
     """A seedable ``random.Random``; pass a seed in tests and chaos drills for repeatable runs."""
 
