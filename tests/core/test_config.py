@@ -139,3 +139,13 @@ routes:
     assert any(p.startswith("routes.a.fallbacks.context_window[0]: unknown route 'm/*'") for p in problems)
     assert not any("content_filter" in p for p in problems)
     assert any(p.startswith("routes.b.strategy:") for p in problems)
+
+
+def test_reliability_guide_example_is_valid() -> None:
+    """The complete example at the top of docs/reliability.md validates, credentials included."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(example, "docs/reliability.md")
+    assert config.routes["chat"].fallbacks.general == ["chat-backup"]
+    assert config.routes["chat"].stream_failure == "continue"
+    assert check_environment(config, FAKE_ENV) == []

@@ -319,3 +319,30 @@ def test_gateway_serves_normally_after_a_disconnect(gateway: tuple[str, WatchedC
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200")
     assert b'"finish_reason":"stop"' in answer
+
+
+async def test_a_quick_answer_starts_no_watcher() -> None:
+    """A handler that answers before the watch delay leaves no task and no timer behind, and nothing was watched."""
+    inbox = [BODY]
+    watched: list[bool] = []
+
+    async def receive() -> dict[str, Any]:
+        if inbox:
+            return inbox.pop()
+        watched.append(True)
+        return {"type": "http.disconnect"}
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    loop = asyncio.get_running_loop()
+    guard = CancelOnDisconnect(handler, RequestIds(), errors.openai_error, watch_after_s=60)
+    await guard(scope(), receive, send)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert not [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+    assert watched == []
