@@ -36,6 +36,7 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "mock-openai": {"type": "mock", "wire": "openai"},
             "mock-anthropic": {"type": "mock", "wire": "anthropic"},
             "mock-gemini": {"type": "mock", "wire": "gemini"},
+            "mock-flaky": {"type": "mock", "wire": "openai", "faults": [{"fault": "reset_after=4"}]},
             "remote-openai": {
                 "type": "openai", "host": "mock", "base_url": f"{remote_url}/v1", "api_key": "env:PLANTED_KEY",
             },
@@ -49,6 +50,7 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "r-openai": {"provider": "remote-openai", "model": "mock-gpt"},
             "r-anthropic": {"provider": "remote-anthropic", "model": "mock-claude"},
             "r-gemini": {"provider": "remote-gemini", "model": "mock-gemini"},
+            "d-flaky": {"provider": "mock-flaky", "model": "mock-gpt"},
             "d-narrow": {"provider": "mock-openai", "model": "mock-gpt", "max_concurrency": 1, "max_queue": 0},
         },
         "routes": {
@@ -60,6 +62,7 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "remote-claude": {"deployments": ["r-anthropic"]},
             "remote-gemini": {"deployments": ["r-gemini"]},
             "mock-narrow": {"deployments": ["d-narrow"]},
+            "mock-resume": {"deployments": ["d-flaky", "d-openai"], "stream_failure": "continue"},
         },
     }  # fmt: skip
     for route in config["routes"].values():
