@@ -83,7 +83,23 @@ async def test_all_fallbacks_failing_reports_the_first_route() -> None:
     )
     with pytest.raises(Unavailable) as info:
         await gw.chat(ask("main"), RequestContext("t"))
-    assert "model 'main'" in info.value.message
+    assert info.value.message.startswith("model 'main'")
+    assert "then fallback route model 'backup'" in info.value.message
+
+
+async def test_a_transient_failure_of_the_fallback_route_is_what_the_client_gets() -> None:
+    """A context-window fallback route that is down answers 503-class (retry later), not the original 400."""
+    gw = gateway(
+        {"small": {"context_window": 50}, "long": {"faults": [{"fault": "status=503"}]}},
+        {
+            "r": {"deployments": ["small"], "fallbacks": {"context_window": ["r-long"]}},
+            "r-long": {"deployments": ["long"], "retry": {"max_attempts": 1}},
+        },
+    )
+    with pytest.raises(Unavailable) as info:
+        await gw.chat(ask("r", "word " * 200), RequestContext("t"))
+    assert "context window 50" in info.value.message
+    assert "then fallback route model 'r-long'" in info.value.message
 
 
 async def test_context_window_is_checked_before_sending() -> None:

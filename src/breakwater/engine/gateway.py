@@ -31,7 +31,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from breakwater.core.errors import (
     ContentFiltered,
@@ -348,6 +348,8 @@ class Gateway:
             backups = _fallback_routes(route, exc)
             if not backups:
                 raise
+        last: UpstreamError = first
+        tried = [first.message]
         for name in backups:
             backup = self.router.resolve(name)
             ctx.fallback, ctx.fallback_route = True, backup.name
@@ -356,8 +358,12 @@ class Gateway:
             except UpstreamError as exc:
                 if type(exc) is not type(first) and not (exc.retryable or isinstance(exc, Unavailable)):
                     raise  # a new kind of failure (the client's request is wrong): say so
-                continue
-        raise first
+                last = exc
+                tried.append(f"then fallback route {exc.message}")
+        # the class of the last failure when it was transient (so the client retries later),
+        # else the route's own; the message tells the whole story
+        final = last if last.retryable or isinstance(last, Unavailable) else first
+        _raise_as(final, "; ".join(tried))
 
     async def _attempts(
         self,
@@ -412,7 +418,11 @@ class Gateway:
                     break
                 stats.retries += 1
                 ctx.waited_s += delay
-                await clock.sleep(delay)
+                try:
+                    await clock.sleep(delay)
+                except BaseException:  # cancelled (client gone): a half-open probe slot must not leak
+                    breaker.release_probe()
+                    raise
             limiter = self._limiter(deployment)
             slot: Slot | None = None
             if limiter is not None:
@@ -537,6 +547,18 @@ def _earliest(deadline: float, now: float, limit: float | None) -> float:
 def _timeout(deployment: Deployment, when: str) -> UpstreamTimeout:
     provider = deployment.target.provider
     return UpstreamTimeout(f"{provider} (deployment '{deployment.name}') timed out {when}", provider=provider)
+
+
+def _raise_as(exc: UpstreamError, message: str) -> NoReturn:
+    """Raise an error of ``exc``'s class and fields with ``message``."""
+    raise type(exc)(
+        message,
+        provider=exc.provider,
+        upstream_status=exc.upstream_status,
+        param=exc.param,
+        retry_after=exc.retry_after,
+        code=exc.code,
+    ) from exc
 
 
 def _tenant(ctx: RequestContext, request: ChatRequest | None) -> str:

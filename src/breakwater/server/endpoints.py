@@ -139,10 +139,12 @@ class Endpoints:
             await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
             return
         head = [*SSE_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)]
-        await send({"type": "http.response.start", "status": 200, "headers": head})
         encoder = codec.stream_encoder(request)
         try:
             try:
+                # inside the try: a stream must be closed (its deployment slot given back) even
+                # when the client is gone before the head could be sent
+                await send({"type": "http.response.start", "status": 200, "headers": head})
                 async for batch in events:
                     frames = b"".join([encoder.encode(event) for event in batch])
                     if frames:
