@@ -23,7 +23,7 @@ from breakwater.core.config import build_config
 from breakwater.infra.clock import SystemClock
 from breakwater.server import errors
 from breakwater.server.app import create_app
-from breakwater.server.disconnect import CancelOnDisconnect
+from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.endpoints import RequestIds
 from tests.server.running import serve
 
@@ -191,24 +191,32 @@ async def test_a_request_cut_by_the_server_gets_a_503() -> None:
     assert orjson.loads(sent[1]["body"])["error"]["code"] == "shutting_down"
 
 
-async def test_a_new_request_id_reaches_the_handler() -> None:
-    """Without a client x-request-id, the handler sees the id the wrapper generated (and would log)."""
+async def test_the_log_names_the_id_the_handler_chose(records: Records) -> None:
+    """Without a client x-request-id, the "client disconnected" line names the id the handler generated."""
     seen: list[str] = []
     ids = RequestIds()
+    gone = asyncio.Event()
+    inbox = [BODY]
 
     async def handler(scope: Any, receive: Any, send: Any) -> None:
         seen.append(ids.context(scope).request_id)
+        await receive()
+        gone.set()
+        await asyncio.Event().wait()
 
     async def receive() -> dict[str, Any]:
-        raise AssertionError("not read")
+        if inbox:
+            return inbox.pop()
+        await gone.wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: Any) -> None:
         pass
 
-    s = scope([(b"x-request-id", b"")])  # present but not sane: replaced, as the handler would
-    await CancelOnDisconnect(handler, ids, errors.openai_error)(s, receive, send)
-    assert seen and seen[0] != ""
-    assert s["headers"][-1] == (b"x-request-id", seen[0].encode())
+    await asyncio.wait_for(CancelOnDisconnect(handler, ids, errors.openai_error)(scope(), receive, send), WAIT_S)
+    assert seen and seen[0]
+    assert records.messages() == ["client disconnected"]
+    assert records.records[0].request_id == seen[0]  # type: ignore[attr-defined]
 
 
 # --- a real gateway --------------------------------------------------------------------------
@@ -322,7 +330,7 @@ def test_gateway_serves_normally_after_a_disconnect(gateway: tuple[str, WatchedC
 
 
 async def test_a_quick_answer_starts_no_watcher() -> None:
-    """A handler that answers before the watch delay leaves no task and no timer behind, and nothing was watched."""
+    """With the app's sweeper running, a handler that answers within the watch delay starts no watcher task."""
     inbox = [BODY]
     watched: list[bool] = []
 
@@ -340,9 +348,41 @@ async def test_a_quick_answer_starts_no_watcher() -> None:
     async def send(message: dict[str, Any]) -> None:
         pass
 
-    loop = asyncio.get_running_loop()
-    guard = CancelOnDisconnect(handler, RequestIds(), errors.openai_error, watch_after_s=60)
-    await guard(scope(), receive, send)
-    assert asyncio.all_tasks() == {asyncio.current_task()}
-    assert not [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
-    assert watched == []
+    watch = DisconnectWatch(after_s=60)
+    watch.start()
+    try:
+        sweeper = asyncio.all_tasks() - {asyncio.current_task()}
+        await CancelOnDisconnect(handler, RequestIds(), errors.openai_error, watch)(scope(), receive, send)
+        assert asyncio.all_tasks() - {asyncio.current_task()} == sweeper  # no watcher was started
+        assert watched == []
+    finally:
+        await watch.stop()
+
+
+async def test_the_sweeper_watches_a_request_still_running_after_the_delay(records: Records) -> None:
+    """With the sweeper, a request still running after the delay is watched, and its disconnect cancels it."""
+    gone = asyncio.Event()
+    inbox = [BODY]
+
+    async def receive() -> dict[str, Any]:
+        if inbox:
+            return inbox.pop()
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        gone.set()  # the client is gone already; only a watcher can notice
+        await asyncio.Event().wait()
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    watch = DisconnectWatch(after_s=0.0, interval_s=0.001)
+    watch.start()
+    try:
+        guard = CancelOnDisconnect(handler, RequestIds(), errors.openai_error, watch)
+        await asyncio.wait_for(guard(scope(), receive, send), WAIT_S)
+        assert records.messages() == ["client disconnected"]
+    finally:
+        await watch.stop()

@@ -171,7 +171,7 @@ class Gateway:
             if status >= 400:
                 raise deployment.adapter.map_error(status, headers, body, deployment.target)
             response = deployment.adapter.chat_response(body, deployment.target)
-            if _refused(response) and _handles_refusals(route):
+            if route.handles_refusals and _refused(response):
                 raise ContentFiltered(
                     f"{deployment.target.provider} (deployment '{deployment.name}') refused the content "
                     "(finish_reason content_filter)",
@@ -380,7 +380,7 @@ class Gateway:
         if avoid is not None:
             order.sort(key=lambda d: d.name == avoid)
         failures: list[str] = []
-        if request is not None and any(d.context_window is not None for d in order):
+        if request is not None and route.has_windows:
             order = _fitting(order, requested_tokens(request), failures)
             if not order:
                 raise ContextLengthExceeded(
@@ -392,7 +392,7 @@ class Gateway:
         tried: set[str] = set()
         attempts = retries = index = 0
         clock = self.clock
-        while attempts < policy.max_attempts and clock.monotonic() < deadline:
+        while attempts < policy.max_attempts and (attempts == 0 or clock.monotonic() < deadline):
             if index >= len(order):
                 index = 0
                 if not tried:
@@ -586,10 +586,6 @@ def _fallback_routes(route: Route, exc: UpstreamError) -> list[str]:
     if exc.retryable or isinstance(exc, Unavailable):
         return fallbacks.general
     return []
-
-
-def _handles_refusals(route: Route) -> bool:
-    return bool(route.fallbacks.content_filter) or route.fallbacks.content_filter_message is not None
 
 
 def _refused(response: ChatResponse) -> bool:

@@ -50,6 +50,17 @@ class Route:
     deadline_s: float | None = None
     overflow: bool = False
     stream_failure: Literal["error", "continue"] = "error"
+    #: derived: some deployment has a context window to check prompts against
+    has_windows: bool = field(init=False, default=False)
+    #: derived: a content-filter refusal goes to a fallback route or a fixed answer
+    handles_refusals: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        # derived once here, so the request path reads a flag instead of scanning the config
+        windows = any(d.context_window is not None for d in self.deployments)
+        refusals = bool(self.fallbacks.content_filter) or self.fallbacks.content_filter_message is not None
+        object.__setattr__(self, "has_windows", windows)
+        object.__setattr__(self, "handles_refusals", refusals)
 
 
 WildcardFactory = Callable[[str], Route]

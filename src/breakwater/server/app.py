@@ -26,7 +26,7 @@ from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server import errors
 from breakwater.server.admin import Admin
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
-from breakwater.server.disconnect import CancelOnDisconnect
+from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints
 from breakwater.server.wiring import Wiring, check_environment
@@ -81,14 +81,15 @@ class BreakwaterApp:
             await ep.chat(ANTHROPIC, scope, receive, send)
 
         # the routes that call upstream: a client that disconnects cancels the call at once
-        guarded_chat = CancelOnDisconnect(chat, ep.ids, OPENAI.error)
-        guarded_embeddings = CancelOnDisconnect(ep.embeddings, ep.ids, errors.openai_error)
+        self.disconnects = DisconnectWatch()
+        guarded_chat = CancelOnDisconnect(chat, ep.ids, OPENAI.error, self.disconnects)
+        guarded_embeddings = CancelOnDisconnect(ep.embeddings, ep.ids, errors.openai_error, self.disconnects)
         self._routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):  # clients configured with or without /v1 in their base URL
             self._routes[("POST", f"{prefix}/chat/completions")] = guarded_chat
             self._routes[("POST", f"{prefix}/embeddings")] = guarded_embeddings
             self._routes[("GET", f"{prefix}/models")] = ep.models
-        self._routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, ep.ids, ANTHROPIC.error)
+        self._routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, ep.ids, ANTHROPIC.error, self.disconnects)
         admin = Admin(self.gateway, resolve(config.server.admin_key, environ))
         self._routes[("GET", "/admin/deployments")] = admin.deployments
         self._routes[("GET", "/metrics")] = admin.metrics
@@ -143,11 +144,13 @@ class BreakwaterApp:
         gc.collect()
         gc.freeze()
         self.drain.install()
+        self.disconnects.start()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
         self.drain.uninstall()
+        await self.disconnects.stop()
         await self.sender.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

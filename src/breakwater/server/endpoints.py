@@ -28,6 +28,9 @@ from breakwater.server.asgi import JSON_HEADERS, SSE_HEADERS, Headers, Receive, 
 
 ErrorMapper = Callable[[BaseException, str], tuple[int, Headers, bytes]]
 
+#: where a request's id is left in its ASGI scope once chosen
+SCOPE_KEY = "breakwater.request_id"
+
 
 class StreamEncoder(Protocol):
     def encode(self, event: StreamEvent) -> bytes: ...
@@ -63,10 +66,14 @@ class RequestIds:
         return f"{self._prefix}{next(self._count):010x}"
 
     def of(self, scope: Scope) -> str:
+        rid = scope.get(SCOPE_KEY)
+        if isinstance(rid, str):
+            return rid
         for key, value in scope["headers"]:
             if key == b"x-request-id" and 0 < len(value) <= 128:
-                return str(value.decode("latin-1"))
-        return self.new()
+                rid = value.decode("latin-1")
+        scope[SCOPE_KEY] = rid = rid or self.new()
+        return rid
 
     def context(self, scope: Scope) -> RequestContext:
         """The request's context: its id, user and ``x-mock-*`` headers, in one pass over the headers."""
@@ -81,7 +88,8 @@ class RequestIds:
                     mock[key.decode("latin-1")] = value.decode("latin-1")
                 elif key == b"x-breakwater-user" and 0 < len(value) <= 256:
                     user = value.decode("latin-1")
-        return RequestContext(request_id=rid or self.new(), mock_headers=mock, user=user)
+        scope[SCOPE_KEY] = rid = rid or self.new()  # for wrappers that log about the request
+        return RequestContext(request_id=rid, mock_headers=mock, user=user)
 
 
 def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
