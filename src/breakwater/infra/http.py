@@ -49,6 +49,10 @@ class _Response:
                 yield chunk
 
 
+#: how many stale pooled connections one request may run into before it is a real failure
+_STALE_RETRIES = 3
+
+
 class AiohttpSender:
     """Sends upstream requests over one shared ``aiohttp.ClientSession``."""
 
@@ -75,9 +79,22 @@ class AiohttpSender:
             raise RuntimeError("AiohttpSender.start() was not awaited")
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_connect=connect_timeout)
         with _mapped(provider):
-            resp = await self._session.request(
-                request.method, request.url, data=request.body, headers=request.headers, timeout=timeout
-            )
+            for stale in range(_STALE_RETRIES + 1):
+                try:
+                    resp = await self._session.request(
+                        request.method, request.url, data=request.body, headers=request.headers, timeout=timeout
+                    )
+                    break
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                    # A pooled connection the upstream closed while idle (its keep-alive is often
+                    # shorter than ours; uvicorn's is 5 s), found out only by sending on it: the
+                    # server hung up without answering, or the request could not even be written.
+                    # It did not take the request, so send it again on another connection instead
+                    # of reporting an upstream failure (a burst of these after an idle spell, or
+                    # after the process was paused, would otherwise trip the breaker). A failed
+                    # *new* connection (refused, DNS) is a real failure and is not retried here.
+                    if isinstance(exc, aiohttp.ClientConnectorError) or stale == _STALE_RETRIES:
+                        raise
         try:
             yield _Response(resp, provider)
         finally:
