@@ -68,8 +68,10 @@ def records() -> Iterator[Records]:
 # --- the wrapper alone -----------------------------------------------------------------------
 
 
-async def test_disconnect_cancels_the_handler(records: Records) -> None:
-    """A disconnect after the body cancels the handler at once; the wrapper returns quietly and logs the id."""
+@pytest.mark.parametrize("swept", [False, True], ids=["watched-at-once", "watched-by-the-sweeper"])
+async def test_disconnect_cancels_the_handler(records: Records, swept: bool) -> None:
+    """A disconnect after the body cancels the handler (watched at once, or by the app's sweeper once the
+    request outlives its delay); the wrapper returns quietly and logs the id."""
     gone = asyncio.Event()
     handler_cancelled = asyncio.Event()
     inbox = [BODY]
@@ -92,8 +94,15 @@ async def test_disconnect_cancels_the_handler(records: Records) -> None:
     async def send(message: Any) -> None:
         raise AssertionError("nothing is sent to a client that left")
 
-    guard = CancelOnDisconnect(handler, RequestIds(), errors.openai_error)
-    await asyncio.wait_for(guard(scope([(b"x-request-id", b"req-7")]), receive, send), WAIT_S)
+    watch = DisconnectWatch(after_s=0.0, interval_s=0.001) if swept else None
+    if watch is not None:
+        watch.start()
+    try:
+        guard = CancelOnDisconnect(handler, RequestIds(), errors.openai_error, watch)
+        await asyncio.wait_for(guard(scope([(b"x-request-id", b"req-7")]), receive, send), WAIT_S)
+    finally:
+        if watch is not None:
+            await watch.stop()
     assert handler_cancelled.is_set()
     assert records.messages() == ["client disconnected"]
     assert records.records[0].request_id == "req-7"  # type: ignore[attr-defined]
@@ -355,34 +364,5 @@ async def test_a_quick_answer_starts_no_watcher() -> None:
         await CancelOnDisconnect(handler, RequestIds(), errors.openai_error, watch)(scope(), receive, send)
         assert asyncio.all_tasks() - {asyncio.current_task()} == sweeper  # no watcher was started
         assert watched == []
-    finally:
-        await watch.stop()
-
-
-async def test_the_sweeper_watches_a_request_still_running_after_the_delay(records: Records) -> None:
-    """With the sweeper, a request still running after the delay is watched, and its disconnect cancels it."""
-    gone = asyncio.Event()
-    inbox = [BODY]
-
-    async def receive() -> dict[str, Any]:
-        if inbox:
-            return inbox.pop()
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def handler(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        gone.set()  # the client is gone already; only a watcher can notice
-        await asyncio.Event().wait()
-
-    async def send(message: dict[str, Any]) -> None:
-        pass
-
-    watch = DisconnectWatch(after_s=0.0, interval_s=0.001)
-    watch.start()
-    try:
-        guard = CancelOnDisconnect(handler, RequestIds(), errors.openai_error, watch)
-        await asyncio.wait_for(guard(scope(), receive, send), WAIT_S)
-        assert records.messages() == ["client disconnected"]
     finally:
         await watch.stop()
