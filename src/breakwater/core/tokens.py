@@ -1,4 +1,9 @@
-"""A quick, offline estimate of how many tokens a prompt takes, for context-window checks.
+"""How many tokens a prompt takes, offline, for context-window checks and estimates.
+
+``estimate_prompt_tokens`` walks the request and counts its text with a ``count`` function:
+the model's real tokenizer when the gateway has one (``breakwater.infra.tokenizers``, tiktoken
+with its rank files shipped in the package), else ``byte_estimate``. Message framing and
+images are counted as OpenAI's chat format counts them.
 
 About four bytes of UTF-8 per token holds for English on every current tokenizer and
 overestimates slightly for code; CJK text (three bytes a character, about one token each) is
@@ -8,6 +13,8 @@ context-length error.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 
@@ -21,24 +28,36 @@ IMAGE_LOW = 85
 BYTES_PER_TOKEN = 4
 
 
-def estimate_prompt_tokens(request: ChatRequest) -> int:
-    """Estimated input tokens of ``request``: messages, tool calls and tool definitions."""
-    size = 0
+#: counts the tokens of a text
+TextCounter = Callable[[str], int]
+
+
+def byte_estimate(text: str) -> int:
+    """About four bytes of UTF-8 a token, rounded up: the fallback when no tokenizer is loaded."""
+    return -(-len(text.encode()) // BYTES_PER_TOKEN)
+
+
+def estimate_prompt_tokens(request: ChatRequest, count: TextCounter = byte_estimate) -> int:
+    """Input tokens of ``request``: messages, tool calls and tool definitions."""
+    texts: list[str] = []
     tokens = 3  # every reply is primed with a few tokens
     for message in request.messages:
         tokens += PER_MESSAGE
         for part in message.content:
             if isinstance(part, TextPart):
-                size += len(part.text.encode())
+                texts.append(part.text)
             elif isinstance(part, ImagePart):
                 tokens += IMAGE_LOW if part.detail == "low" else IMAGE
         for call in message.tool_calls:
-            size += len(call.name) + len(call.arguments.encode())
+            texts.append(call.name)
+            texts.append(call.arguments)
     for tool in request.tools:
-        size += len(orjson.dumps(tool.parameters)) + len(tool.name) + len((tool.description or "").encode())
-    return tokens + -(-size // BYTES_PER_TOKEN)
+        texts.append(tool.name)
+        texts.append(tool.description or "")
+        texts.append(orjson.dumps(tool.parameters).decode())
+    return tokens + count("\n".join(texts))
 
 
-def requested_tokens(request: ChatRequest) -> int:
+def requested_tokens(request: ChatRequest, count: TextCounter = byte_estimate) -> int:
     """Input estimate plus the output the client asked room for (``max_tokens``)."""
-    return estimate_prompt_tokens(request) + (request.max_tokens or 0)
+    return estimate_prompt_tokens(request, count) + (request.max_tokens or 0)

@@ -43,7 +43,7 @@ from breakwater.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from breakwater.core.tokens import requested_tokens
+from breakwater.core.tokens import TextCounter, byte_estimate, requested_tokens
 from breakwater.core.types import (
     ChatRequest,
     ChatResponse,
@@ -62,7 +62,7 @@ from breakwater.engine.admission import Lease as Slot
 from breakwater.engine.breaker import CircuitBreaker
 from breakwater.engine.context import RequestContext
 from breakwater.engine.params import drop_params
-from breakwater.engine.ports import Clock, RandomSource, UpstreamResponse
+from breakwater.engine.ports import Clock, RandomSource, TokenCounters, UpstreamResponse
 from breakwater.engine.retry import RetryBudget, backoff_delay, should_retry
 from breakwater.engine.routing import Deployment, Route, Router
 from breakwater.engine.stats import DeploymentStats
@@ -104,8 +104,11 @@ class Gateway:
         clock: Clock,
         rng: RandomSource,
         on_breaker_transition: OnTransition | None = None,
+        tokens: TokenCounters | None = None,
     ) -> None:
         self.router = router
+        #: the real tokenizers when loaded; without them prompts are measured by ``byte_estimate``
+        self.tokens = tokens
         self.clock = clock
         self.rng = rng
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -381,7 +384,7 @@ class Gateway:
             order.sort(key=lambda d: d.name == avoid)
         failures: list[str] = []
         if request is not None and route.has_windows:
-            order = _fitting(order, requested_tokens(request), failures)
+            order = _fitting(order, requested_tokens(request, self._counter(order)), failures)
             if not order:
                 raise ContextLengthExceeded(
                     f"model '{route.name}': the prompt does not fit any deployment ({'; '.join(failures)})",
@@ -485,6 +488,14 @@ class Gateway:
                 lease.release()  # a stream gives it back when it ends (WatchedStream)
             return result
         raise _exhausted(route, failures, last)
+
+    def _counter(self, order: list[Deployment]) -> TextCounter:
+        """Counts text with the tokenizer of the first deployment's model (one count per request)."""
+        tokens = self.tokens
+        if tokens is None or not order:
+            return byte_estimate
+        target = order[0].target
+        return lambda text: tokens.count(target.provider, target.model, text)
 
     def _prepare(self, route: Route, deployment: Deployment, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
         unsupported = deployment.adapter.unsupported(request, deployment.target)

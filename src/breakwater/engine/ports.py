@@ -50,3 +50,9 @@ class RandomSource(Protocol):
     def random(self) -> float:
         """A float in [0, 1)."""
         ...
+
+
+class TokenCounters(Protocol):
+    """The token counter for a model (``breakwater.infra.tokenizers.Tokenizers``)."""
+
+    def count(self, provider: str | None, model: str, text: str) -> int: ...

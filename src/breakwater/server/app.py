@@ -6,6 +6,7 @@ Nothing happens at import time. ``app_from_env`` is the factory uvicorn's worker
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -22,6 +23,7 @@ from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.credentials import resolve
 from breakwater.infra.http import AiohttpSender
+from breakwater.infra.tokenizers import Tokenizers
 from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server import errors
 from breakwater.server.admin import Admin
@@ -67,7 +69,10 @@ class BreakwaterApp:
         clock = clock or SystemClock()
         rng = rng or SystemRandom()
         wiring = Wiring(config, environ, self.sender, clock, rng)
-        self.gateway = Gateway(wiring.router(), clock, rng, on_breaker_transition=_log_transition)
+        self.tokenizers = Tokenizers()
+        self.gateway = Gateway(
+            wiring.router(), clock, rng, on_breaker_transition=_log_transition, tokens=self.tokenizers
+        )
         self.ready = False
         #: set at once by the first SIGTERM (``/readyz`` answers 503 "draining"); see server/drain.py
         self.draining = False
@@ -139,6 +144,8 @@ class BreakwaterApp:
 
     async def startup(self) -> None:
         await self.sender.start()
+        # the tokenizers' rank files (a few MB, ~0.3 s) are read before the first request, off the loop
+        await asyncio.to_thread(self.tokenizers.warm)
         # Everything alive now (modules, config, routes) lives as long as the process: move it
         # out of the collector's reach so full collections only walk per-request garbage.
         gc.collect()

@@ -1,0 +1,71 @@
+"""The shipped tiktoken encodings: verified, exact, offline; and which model counts with which."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from importlib import resources
+
+import pytest
+
+from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens
+from breakwater.core.types import ChatRequest, Message, TextPart
+from breakwater.infra import tokenizers
+from breakwater.infra.tokenizers import EXPECTED_SHA256, Tokenizers, encoding_for, load_encoding
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SHA256))
+def test_shipped_rank_files_match_the_hashes_tiktoken_publishes(name: str) -> None:
+    raw = gzip.decompress(resources.files(tokenizers).joinpath(f"{name}.tiktoken.gz").read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == EXPECTED_SHA256[name]
+
+
+def test_token_ids_are_tiktokens_own() -> None:
+    # ids from tiktoken's published examples: the encodings are the real ones, not look-alikes
+    assert load_encoding("cl100k_base").encode_ordinary("hello world") == [15339, 1917]
+    assert load_encoding("o200k_base").encode_ordinary("hello world") == [24912, 2375]
+    assert load_encoding("o200k_base").n_vocab == 200019
+
+
+def test_a_damaged_rank_file_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(EXPECTED_SHA256, "cl100k_base", "0" * 64)
+    load_encoding.cache_clear()
+    try:
+        with pytest.raises(tokenizers.TokenizerDataError, match="damaged"):
+            load_encoding("cl100k_base")
+    finally:
+        monkeypatch.undo()
+        load_encoding.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "expected"),
+    [
+        ("openai", "gpt-4o-mini", ("o200k_base", 1.0, True)),
+        ("openai", "gpt-5", ("o200k_base", 1.0, True)),
+        ("azure", "o3-mini", ("o200k_base", 1.0, True)),
+        ("openai", "gpt-4-turbo", ("cl100k_base", 1.0, True)),
+        ("openai", "text-embedding-3-small", ("cl100k_base", 1.0, True)),
+        ("anthropic", "claude-sonnet-4-5", ("cl100k_base", 1.1, False)),
+        ("gemini", "gemini-2.5-flash", ("o200k_base", 1.0, False)),
+        ("vllm", "meta-llama/Llama-3.1-8B-Instruct", ("cl100k_base", 1.0, False)),
+    ],
+)
+def test_encoding_per_model(provider: str, model: str, expected: tuple[str, float, bool]) -> None:
+    assert encoding_for(provider, model) == expected
+
+
+def test_counts_for_anthropic_are_the_cl100k_count_plus_ten_percent() -> None:
+    tok = Tokenizers()
+    text = "The quick brown fox jumps over the lazy dog. " * 20
+    base = len(load_encoding("cl100k_base").encode_ordinary(text))
+    assert tok.count("anthropic", "claude-3-5-haiku", text) == -(-base * 11 // 10)
+    assert tok.count("openai", "gpt-4", text) == base
+
+
+def test_prompt_estimate_uses_the_given_counter() -> None:
+    request = ChatRequest(model="m", messages=[Message("user", [TextPart("hello world")])])
+    exact = estimate_prompt_tokens(request, Tokenizers().counter("openai", "gpt-4o").count)
+    # 3 priming + 4 per message + 2 tokens of text
+    assert exact == 3 + 4 + 2
+    assert estimate_prompt_tokens(request) == 3 + 4 + byte_estimate("hello world")
