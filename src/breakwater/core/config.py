@@ -24,6 +24,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from breakwater.core import pricing
+
 WireType = Literal["openai", "anthropic", "gemini", "mock"]
 MockWire = Literal["openai", "anthropic", "gemini"]
 Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
@@ -81,12 +83,26 @@ class BreakerPolicy(_Model):
 
 
 class Price(_Model):
-    """Price override in USD per million tokens (self-hosted models, negotiated rates)."""
+    """Price override in USD per million tokens (self-hosted models, negotiated rates).
 
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
-    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
-    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0)
+    Written as numbers or strings, they become ``Decimal`` as written (``"0.3"`` is exactly
+    0.3). Unset rates fall back: cache rates to the input rate, reasoning to the output rate.
+    """
+
+    input_per_mtok: Decimal = Field(ge=0, allow_inf_nan=False)
+    output_per_mtok: Decimal = Field(ge=0, allow_inf_nan=False)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+    reasoning_per_mtok: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def to_price(self) -> pricing.Price:
+        return pricing.Price(
+            input=self.input_per_mtok,
+            output=self.output_per_mtok,
+            cached_input=self.cached_input_per_mtok,
+            cache_write=self.cache_write_per_mtok,
+            reasoning=self.reasoning_per_mtok,
+        )
 
 
 class Provider(_Model):
@@ -194,9 +210,36 @@ class ServerSettings(_Model):
         return _secret_reference(value)
 
 
+class LedgerSettings(_Model):
+    """Where the request ledger (one row per request) is written."""
+
+    enabled: bool = True
+    #: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://user@host/db``; a
+    #: URL with a password belongs in the environment or a file: ``env:NAME`` / ``file:/path``
+    url: str = "sqlite:///breakwater-ledger.db"
+    #: append-only file rows go to while the database is slow or down; replayed in order after
+    spool_path: str = "breakwater-ledger.spool"
+    batch_size: int = Field(default=500, ge=1)
+    flush_interval_s: float = Field(default=0.2, gt=0)
+    #: rows older than this are deleted in the background (``None``: kept for ever)
+    retention_days: float | None = Field(default=30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value.startswith(("env:", "file:")):
+            return value
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///path, postgresql://..., or an env:NAME / file:/path reference")
+        if re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", value):
+            raise ValueError("a database password does not belong in the config: use url: env:NAME or file:/path")
+        return value
+
+
 class Config(_Model):
     version: Literal[1] = 1
     server: ServerSettings = Field(default_factory=ServerSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     providers: dict[str, Provider] = Field(default_factory=dict)
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     routes: dict[str, Route] = Field(default_factory=dict)
