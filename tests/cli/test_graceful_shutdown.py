@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ def _config(tmp_path: Path, drain_delay_s: float, drain_timeout_s: float) -> Pat
     path = tmp_path / "gateway.yaml"
     path.write_text(
         f"server: {{drain_delay_s: {drain_delay_s}, drain_timeout_s: {drain_timeout_s}}}\n"
+        f"ledger: {{url: 'sqlite:///{tmp_path}/ledger.db', spool_path: '{tmp_path}/ledger.spool'}}\n"
         "providers:\n  m: {type: mock, wire: openai}\n"
         "deployments:\n  d: {provider: m, model: mock-gpt, timeouts: {total: 600, first_token: 600, idle: 600}}\n"
         "routes:\n  slow: {deployments: [d], retry: {max_attempts: 1}}\n"
@@ -193,3 +195,44 @@ def test_second_sigterm_exits_at_once(start: Callable[..., Gateway]) -> None:
     assert time.monotonic() - sent < 10
     assert stream.done.wait(10)
     assert "[DONE]" not in stream.events()
+
+
+def test_sigterm_mid_load_flushes_every_ledger_row(start: Callable[..., Gateway], tmp_path: Path) -> None:
+    """Requests keep coming while SIGTERM lands: every request that got an answer has exactly
+    one ledger row once the process has exited (the writer flushes at shutdown)."""
+    gw = start(drain_delay_s=0, drain_timeout_s=20)
+    answered: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(
+                        f"{gw.url}/v1/chat/completions",
+                        json={"model": "slow", "messages": HI},
+                        headers={"x-mock-fault": "latency=20"},
+                    )
+                except httpx.TransportError:
+                    return  # the gateway stopped accepting: this request never reached it
+                with lock:
+                    answered.append(r.headers["x-request-id"])
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(6)]
+    for t in threads:
+        t.start()
+    _until(lambda: len(answered) >= 30, 20, "30 requests were answered")
+    gw.terminate()
+    assert gw.proc.wait(timeout=30) == 0
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    try:
+        ids = [r[0] for r in db.execute("SELECT request_id FROM breakwater_ledger")]
+    finally:
+        db.close()
+    assert len(ids) == len(set(ids)), "every row lands once"
+    assert set(answered) <= set(ids), f"{len(set(answered) - set(ids))} answered requests have no row"
+    assert not (tmp_path / "ledger.spool").exists() or (tmp_path / "ledger.spool").stat().st_size == 0

@@ -10,6 +10,7 @@ Two kinds of route, one per upstream wire format each:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,10 @@ ONE_SHOT = {"retry": {"max_attempts": 1}}
 NO_BREAKER = {"breaker": {"consecutive_failures": 1000000, "min_volume": 1000000, "cool_down_on_429": False}}
 
 
+#: a price override on some mock deployments (USD per million tokens), for the ledger's cost
+PRICE = {"input_per_mtok": "1.25", "output_per_mtok": "10", "cached_input_per_mtok": "0.125"}
+
+
 def mock_config(remote_url: str) -> dict[str, Any]:
     config = {
         "server": {"max_body_bytes": 64 * 1024},
@@ -44,10 +49,10 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "remote-gemini": {"type": "gemini", "host": "mock", "base_url": remote_url, "api_key": "env:PLANTED_KEY"},
         },
         "deployments": {
-            "d-openai": {"provider": "mock-openai", "model": "mock-gpt"},
-            "d-anthropic": {"provider": "mock-anthropic", "model": "mock-claude"},
+            "d-openai": {"provider": "mock-openai", "model": "mock-gpt", "price": PRICE},
+            "d-anthropic": {"provider": "mock-anthropic", "model": "mock-claude", "price": PRICE},
             "d-gemini": {"provider": "mock-gemini", "model": "mock-gemini"},
-            "r-openai": {"provider": "remote-openai", "model": "mock-gpt"},
+            "r-openai": {"provider": "remote-openai", "model": "mock-gpt", "price": PRICE},
             "r-anthropic": {"provider": "remote-anthropic", "model": "mock-claude"},
             "r-gemini": {"provider": "remote-gemini", "model": "mock-gemini"},
             "d-flaky": {"provider": "mock-flaky", "model": "mock-gpt"},
@@ -83,8 +88,20 @@ def mock_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def gateway_url(mock_server_url: str) -> Iterator[str]:
+def ledger_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SQLite ledger of the session's gateway."""
+    return tmp_path_factory.mktemp("ledger") / "ledger.db"
+
+
+@pytest.fixture(scope="session")
+def gateway_url(mock_server_url: str, ledger_path: Path) -> Iterator[str]:
     """Base URL (no /v1) of a gateway serving ``mock_config`` for the whole session."""
-    app = create_app(build_config(mock_config(mock_server_url)), environ={"PLANTED_KEY": PLANTED_SECRET})
+    config = mock_config(mock_server_url)
+    config["ledger"] = {
+        "url": f"sqlite:///{ledger_path}",
+        "spool_path": str(ledger_path.with_suffix(".spool")),
+        "flush_interval_s": 0.05,
+    }
+    app = create_app(build_config(config), environ={"PLANTED_KEY": PLANTED_SECRET})
     with serve(app) as url:
         yield url

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from breakwater.engine.accounting import Tally
+
 
 @dataclass(slots=True)
 class RequestContext:
@@ -33,3 +35,15 @@ class RequestContext:
     #: seconds spent waiting on upstreams, backoff and queues: the request's time minus this is
     #: the gateway's own overhead (``x-breakwater-overhead-ms``)
     waited_s: float = 0.0
+    #: free-form attribution (feature, environment, experiment) from ``x-breakwater-tags``
+    tags: dict[str, str] = field(default_factory=dict)
+    #: the virtual key that authenticated the request (issue 6), by id
+    key_id: str | None = None
+    #: wall-clock time the request arrived (unix seconds) and the monotonic time that matches it
+    started_at: float = 0.0
+    started_mono: float = 0.0
+    stream: bool = False
+    #: the upstream model name of the deployment that served (its reported name lands in ``tally``)
+    upstream_model: str | None = None
+    #: usage, finish reason and first-event time, filled as the answer passes
+    tally: Tally = field(default_factory=Tally)

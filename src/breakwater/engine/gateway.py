@@ -180,6 +180,7 @@ class Gateway:
                     "(finish_reason content_filter)",
                     provider=deployment.target.provider,
                 )
+            ctx.tally.response(response)
             return response
 
         try:
@@ -188,6 +189,7 @@ class Gateway:
             message = route.fallbacks.content_filter_message
             if message is None:
                 raise
+            ctx.tally.finish_reason = "content_filter"
             return ChatResponse(
                 id=f"chatcmpl-{ctx.request_id}",
                 model=request.model,
@@ -212,6 +214,7 @@ class Gateway:
             message = route.fallbacks.content_filter_message
             if message is None:
                 raise
+            ctx.tally.finish_reason = "content_filter"
             return _canned_stream(f"chatcmpl-{ctx.request_id}", request.model, int(self.clock.time()), message)
 
     def _stream_attempt(
@@ -231,6 +234,10 @@ class Gateway:
                 await events.aclose()
                 raise
             breaker, stats = self.breaker(deployment), self._stats(deployment)
+            tally = ctx.tally
+            if tally.first_event_at is None:
+                tally.first_event_at = self.clock.monotonic()
+            tally.observe(first)
 
             def failed() -> None:
                 stats.failures += 1
@@ -240,7 +247,13 @@ class Gateway:
             if route.stream_failure == "continue" and request.n == 1:
                 resume = self._resumer(route, deployment, request, ctx, deadline)
             return WatchedStream(
-                first, events, on_failure=failed, release=lease.release, resume=resume, text_of=passthrough_text
+                first,
+                events,
+                on_failure=failed,
+                release=lease.release,
+                resume=resume,
+                text_of=passthrough_text,
+                on_batch=tally.observe,
             )
 
         return attempt
@@ -531,6 +544,7 @@ class Gateway:
 def _record(ctx: RequestContext, deployment: Deployment, *, fallback: bool) -> None:
     ctx.deployment = deployment.name
     ctx.provider = deployment.target.provider
+    ctx.upstream_model = deployment.target.model
     ctx.fallback = ctx.fallback or fallback
 
 

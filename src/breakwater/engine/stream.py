@@ -39,6 +39,7 @@ class WatchedStream:
         release: Callable[[], None],
         resume: Resume | None = None,
         text_of: Callable[[PassthroughChunk], str] | None = None,
+        on_batch: Callable[[list[StreamEvent]], None] | None = None,
     ) -> None:
         self._pending: list[StreamEvent] | None = first or None
         self._rest = rest
@@ -48,6 +49,8 @@ class WatchedStream:
         self._text_of = text_of
         self._text: list[str] = []
         self._continued = False
+        #: sees every batch after the first (which the caller has seen already): accounting
+        self._on_batch = on_batch
         if first:
             self._track(first)
 
@@ -76,6 +79,8 @@ class WatchedStream:
                 continue
             if self._continued:
                 batch = [e for e in batch if not isinstance(e, StreamStart)]
+            elif self._on_batch is not None:  # a continuation does its own accounting
+                self._on_batch(batch)
             if self._resume is not None:
                 self._track(batch)
             if batch:

@@ -20,10 +20,13 @@ from breakwater.core.defaults import default_config
 from breakwater.core.errors import NotFound
 from breakwater.engine.gateway import Gateway
 from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.prices import PriceBook
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.credentials import resolve
 from breakwater.infra.http import AiohttpSender
 from breakwater.infra.tokenizers import Tokenizers
+from breakwater.observability.ledger.service import Ledger, store_for
+from breakwater.observability.recorder import Recorder
 from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server import errors
 from breakwater.server.admin import Admin
@@ -77,7 +80,12 @@ class BreakwaterApp:
         #: set at once by the first SIGTERM (``/readyz`` answers 503 "draining"); see server/drain.py
         self.draining = False
         self.drain = Drain(config.server.drain_delay_s, self._start_draining)
-        ep = Endpoints(self.gateway, config.server.max_body_bytes)
+        self.ledger = _ledger(config, environ, clock)
+        self.prices = PriceBook(wiring.price_overrides())
+        recorder = None
+        if self.ledger is not None:
+            recorder = Recorder(self.ledger.submit, self.prices, wiring.price_host, self.tokenizers)
+        ep = Endpoints(self.gateway, config.server.max_body_bytes, recorder)
 
         async def chat(scope: Scope, receive: Receive, send: Send) -> None:
             await ep.chat(OPENAI, scope, receive, send)
@@ -152,6 +160,8 @@ class BreakwaterApp:
         gc.freeze()
         self.drain.install()
         self.disconnects.start()
+        if self.ledger is not None:
+            await self.ledger.start()
         self.ready = True
 
     async def shutdown(self) -> None:
@@ -159,6 +169,8 @@ class BreakwaterApp:
         self.drain.uninstall()
         await self.disconnects.stop()
         await self.sender.close()
+        if self.ledger is not None:
+            await self.ledger.stop()  # after the last request: every row flushed, or spooled
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -170,6 +182,22 @@ class BreakwaterApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _ledger(config: Config, environ: Mapping[str, str], clock: Clock) -> Ledger | None:
+    settings = config.ledger
+    if not settings.enabled:
+        return None
+    url = (resolve(settings.url, environ) or "") if settings.url.startswith(("env:", "file:")) else settings.url
+    retention = None if settings.retention_days is None else settings.retention_days * 86400
+    return Ledger(
+        store_for(url),
+        settings.spool_path,
+        batch_size=settings.batch_size,
+        flush_interval_s=settings.flush_interval_s,
+        retention_s=retention,
+        clock=clock,
+    )
 
 
 def _log_transition(deployment: str, old: str, new: str) -> None:

@@ -79,6 +79,7 @@ class RequestIds:
         """The request's context: its id, user and ``x-mock-*`` headers, in one pass over the headers."""
         rid: str | None = None
         user: str | None = None
+        tags: dict[str, str] = {}
         mock: dict[str, str] = {}
         for key, value in scope["headers"]:
             if key.startswith(b"x-"):
@@ -88,8 +89,28 @@ class RequestIds:
                     mock[key.decode("latin-1")] = value.decode("latin-1")
                 elif key == b"x-breakwater-user" and 0 < len(value) <= 256:
                     user = value.decode("latin-1")
+                elif key == b"x-breakwater-tags":
+                    tags = parse_tags(value.decode("latin-1"))
         scope[SCOPE_KEY] = rid = rid or self.new()  # for wrappers that log about the request
-        return RequestContext(request_id=rid, mock_headers=mock, user=user)
+        return RequestContext(request_id=rid, mock_headers=mock, user=user, tags=tags)
+
+
+#: at most this many tags a request, keys and values cut to these lengths (they reach the ledger)
+MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 16, 64, 256
+
+
+def parse_tags(header: str) -> dict[str, str]:
+    """``x-breakwater-tags: feature=search, env=prod`` -> ``{"feature": "search", "env": "prod"}``.
+
+    A bare word is a tag with an empty value; malformed pieces are skipped, never an error.
+    """
+    tags: dict[str, str] = {}
+    for piece in header.split(","):
+        key, _, value = piece.partition("=")
+        key = key.strip()[:MAX_TAG_KEY]
+        if key and len(tags) < MAX_TAGS:
+            tags[key] = value.strip()[:MAX_TAG_VALUE]
+    return tags
 
 
 def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
@@ -105,10 +126,28 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
     return headers
 
 
-async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, rid: str) -> None:
+async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, rid: str) -> int:
     """Answer with ``exc`` mapped to status, headers and body in the client's error format."""
     status, headers, payload = mapper(exc, rid)
     await send_bytes(send, status, payload, headers)
+    return status
+
+
+class Recorder(Protocol):
+    """Takes each finished request (``breakwater.observability.recorder.Recorder``)."""
+
+    def record(
+        self,
+        ctx: RequestContext,
+        request: ChatRequest | None,
+        status: int,
+        error: BaseException | None,
+        now_mono: float,
+    ) -> object: ...
+
+
+#: the status a request whose client left before the answer was complete is recorded with (nginx's)
+CLIENT_CLOSED = 499
 
 
 def parse_json(body: bytes) -> Any:
@@ -123,28 +162,47 @@ def parse_json(body: bytes) -> Any:
 class Endpoints:
     """Handlers bound to one gateway and the server settings."""
 
-    def __init__(self, gateway: Gateway, max_body_bytes: int) -> None:
+    def __init__(self, gateway: Gateway, max_body_bytes: int, recorder: Recorder | None = None) -> None:
         self.gateway = gateway
         self.clock = gateway.clock
         self.max_body_bytes = max_body_bytes
         self.ids = RequestIds()
+        self.recorder = recorder
+
+    def _context(self, scope: Scope) -> RequestContext:
+        ctx = self.ids.context(scope)
+        ctx.started_mono = self.clock.monotonic()
+        ctx.started_at = self.clock.time()
+        return ctx
+
+    def _record(
+        self, ctx: RequestContext, request: ChatRequest | None, status: int, error: BaseException | None
+    ) -> None:
+        if self.recorder is not None:
+            self.recorder.record(ctx, request, status, error, self.clock.monotonic())
 
     async def chat(self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send) -> None:
-        started = self.clock.monotonic()
-        ctx = self.ids.context(scope)
+        ctx = self._context(scope)
+        started = ctx.started_mono
         rid = ctx.request_id
+        request: ChatRequest | None = None
         try:
             request = codec.decode(parse_json(await read_json_body(scope, receive, self.max_body_bytes)))
+            ctx.stream = request.stream
             if request.stream:
                 events = await self.gateway.chat_stream(request, ctx)
             else:
                 response = await self.gateway.chat(request, ctx)
                 body = codec.encode(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            await _fail(send, codec.error, exc, rid)
+            self._record(ctx, request, await _fail(send, codec.error, exc, rid), exc)
             return
+        except asyncio.CancelledError as exc:
+            self._record(ctx, request, CLIENT_CLOSED, exc)
+            raise
         if not request.stream:
             await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
+            self._record(ctx, request, 200, None)
             return
         head = [*SSE_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)]
         encoder = codec.stream_encoder(request)
@@ -164,17 +222,21 @@ class Endpoints:
                 if aclose is not None:
                     await aclose()
             tail = encoder.end()
+            failure: BaseException | None = None
         except Exception as exc:  # noqa: BLE001 - after the head is sent, errors travel in the stream
             message, type_, code = errors.stream_error(exc, rid, codec.wire)
             tail = encoder.error(message, type_, code)
-        except asyncio.CancelledError:
+            failure = exc
+        except asyncio.CancelledError as exc:
             # the client left (server/disconnect.py) or the server cut the stream at its drain
             # deadline: end it with an error event so it never looks finished, then keep unwinding
+            self._record(ctx, request, CLIENT_CLOSED, exc)
             cut = ShuttingDown("The gateway is shutting down and cut this stream; retry the request")
             message, type_, code = errors.stream_error(cut, rid, codec.wire)
             await send({"type": "http.response.body", "body": encoder.error(message, type_, code), "more_body": False})
             raise
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+        self._record(ctx, request, 200, failure)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = self.clock.monotonic()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from breakwater.core.config import BreakerPolicy, Config, Problem, Timeouts
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
+from breakwater.core.pricing import Price
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
 from breakwater.infra.credentials import CredentialError, resolve
@@ -156,6 +157,23 @@ class Wiring:
             context_window=context_window,
             breaker=breaker or BreakerPolicy(),
         )
+
+    def price_host(self, provider: str) -> str | None:
+        """Whose list prices a provider's models are billed at: its host, or the vendor its wire
+        names when it calls that vendor's own API; ``None`` for mocks and self-hosted servers
+        (give their deployments a ``price:`` in the config)."""
+        p = self.config.providers.get(provider)
+        if p is None:
+            return None
+        if p.type == "mock" or p.host == "mock":
+            return None
+        if p.host is not None:
+            return p.host
+        return p.type if not p.base_url else None
+
+    def price_overrides(self) -> dict[str, Price]:
+        """The deployments' configured prices, by deployment name."""
+        return {name: d.price.to_price() for name, d in self.config.deployments.items() if d.price is not None}
 
     def _base_url(self, p: ProviderConfig, wire: str) -> str:
         if p.base_url:

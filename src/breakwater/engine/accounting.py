@@ -1,0 +1,71 @@
+"""What a request consumed, as it happens: usage, finish reason, first-event time, upstream model.
+
+The engine fills one ``Tally`` per request: from the whole response of a plain call, or batch
+by batch as a stream passes (``WatchedStream`` calls ``observe``). The upstream's reported
+usage is authoritative; when none arrives (some self-hosted servers ignore
+``stream_options.include_usage``), the content chunks seen are kept so the ledger can
+estimate, and mark the row as estimated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from breakwater.core.types import (
+    ChatResponse,
+    FinishEvent,
+    PassthroughChunk,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+
+
+@dataclass(slots=True)
+class Tally:
+    usage: Usage | None = None
+    #: the first choice's finish reason
+    finish_reason: str | None = None
+    #: the model the upstream says answered (may differ from the configured name: dated snapshots)
+    model: str | None = None
+    #: monotonic time the first events of the answer arrived (streams), for time to first token
+    first_event_at: float | None = None
+    #: content-bearing stream events seen: about one token each, the estimate without usage
+    chunks: int = 0
+    #: the answer's text, kept only for a plain response that reported no usage (to estimate it)
+    output_text: str | None = None
+
+    def response(self, response: ChatResponse) -> None:
+        self.usage = response.usage
+        self.model = response.model or self.model
+        if response.choices:
+            self.finish_reason = response.choices[0].finish_reason
+        if response.usage is None:
+            self.output_text = "".join(
+                part.text
+                for choice in response.choices
+                for part in choice.message.content
+                if isinstance(part, TextPart)
+            )
+
+    def observe(self, batch: list[StreamEvent]) -> None:
+        for event in batch:
+            if isinstance(event, PassthroughChunk):
+                self.chunks += 1
+                if event.usage is not None:
+                    self.usage = event.usage
+                if event.finish_reasons and self.finish_reason is None:
+                    self.finish_reason = event.finish_reasons[0]
+            elif isinstance(event, (TextDelta, ToolCallDelta)):
+                self.chunks += 1
+            elif isinstance(event, UsageEvent):
+                self.usage = event.usage
+            elif isinstance(event, FinishEvent):
+                if event.index == 0:
+                    self.finish_reason = event.reason
+            elif isinstance(event, StreamStart) and event.model:
+                self.model = event.model

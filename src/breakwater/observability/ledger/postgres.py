@@ -1,0 +1,180 @@
+"""The ledger in PostgreSQL: shared by every replica.
+
+One connection, used under a lock (the writer's batches and retention's deletes take turns), and
+thrown away after any failure: the next call connects afresh, so a restarted or unreachable server
+needs no special recovery path. The table and indexes are (re)ensured on every new connection, so
+a store opened while the server was down still works once it is back. Each call is bounded by
+``command_timeout_s``, so a hung server turns into an exception the writer can spool on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from decimal import Decimal
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+
+from breakwater.observability.ledger.row import COLUMNS, LedgerRow
+
+_TYPES = {
+    "id": "TEXT PRIMARY KEY",
+    "request_id": "TEXT NOT NULL",
+    "trace_id": "TEXT",
+    "ts": "DOUBLE PRECISION NOT NULL",
+    "key_id": "TEXT NOT NULL",
+    "user": "TEXT NOT NULL",
+    "tags": "JSONB NOT NULL",
+    "route": "TEXT NOT NULL",
+    "deployment": "TEXT NOT NULL",
+    "provider": "TEXT NOT NULL",
+    "upstream_model": "TEXT NOT NULL",
+    "attempts": "INTEGER NOT NULL",
+    "fallback": "BOOLEAN NOT NULL",
+    "status": "INTEGER NOT NULL",
+    "error_class": "TEXT",
+    "finish_reason": "TEXT",
+    "input_tokens": "BIGINT NOT NULL",
+    "cached_input_tokens": "BIGINT NOT NULL",
+    "cache_write_tokens": "BIGINT NOT NULL",
+    "output_tokens": "BIGINT NOT NULL",
+    "reasoning_tokens": "BIGINT NOT NULL",
+    "cost_usd": "NUMERIC(20,10)",
+    "latency_ms": "DOUBLE PRECISION NOT NULL",
+    "ttft_ms": "DOUBLE PRECISION",
+    "output_tps": "DOUBLE PRECISION",
+    "stream": "BOOLEAN NOT NULL",
+    "cache": "TEXT",
+    "usage_estimated": "BOOLEAN NOT NULL",
+    "prompt": "TEXT",
+    "response": "TEXT",
+}
+_IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
+_COLS = ", ".join(f'"{c}"' for c in COLUMNS)
+
+
+def _to_params(row: LedgerRow) -> tuple[Any, ...]:
+    # asyncpg's default jsonb codec takes JSON text.
+    return tuple(orjson.dumps(row.tags).decode() if name == "tags" else getattr(row, name) for name in COLUMNS)
+
+
+def _from_record(record: Any) -> LedgerRow:
+    data = {name: record[name] for name in COLUMNS}
+    data["tags"] = orjson.loads(data["tags"])
+    cost = data["cost_usd"]
+    data["cost_usd"] = None if cost is None else Decimal(cost)
+    return LedgerRow(**data)
+
+
+class PostgresLedger:
+    """The ledger store over one PostgreSQL connection, re-opened after any failure.
+
+    Args:
+        dsn: ``postgresql://user@host:port/db``.
+        table: table name (lower-case identifier); the indexes are named after it.
+        command_timeout_s: bound on every statement, and on connecting.
+        delete_chunk: rows per retention ``DELETE`` statement.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        table: str = "breakwater_ledger",
+        command_timeout_s: float = 5.0,
+        delete_chunk: int = 5000,
+    ) -> None:
+        if not _IDENT.fullmatch(table):
+            raise ValueError(f"ledger table name must be a lower-case identifier, got {table!r}")
+        self._dsn = dsn
+        self.table = table
+        self._timeout = command_timeout_s
+        self._delete_chunk = delete_chunk
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+        placeholders = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
+        self._insert = f"INSERT INTO {table} ({_COLS}) VALUES ({placeholders}) ON CONFLICT (id) DO NOTHING"
+
+    async def _connection(self) -> Any:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        self._conn = None
+        conn = await asyncpg.connect(self._dsn, timeout=self._timeout, command_timeout=self._timeout)
+        try:
+            columns = ", ".join(f'"{c}" {_TYPES[c]}' for c in COLUMNS)
+            t = self.table
+            # seq: write order, so readers (and the tests) can see batches landed in order.
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {t} (seq BIGINT GENERATED ALWAYS AS IDENTITY, {columns});"
+                f"CREATE INDEX IF NOT EXISTS {t}_ts ON {t} (ts);"
+                f'CREATE INDEX IF NOT EXISTS {t}_ts_user ON {t} (ts, "user");'
+                f"CREATE INDEX IF NOT EXISTS {t}_ts_route ON {t} (ts, route);"
+            )
+        except BaseException:
+            conn.terminate()
+            raise
+        self._conn = conn
+        return conn
+
+    def _discard(self) -> None:
+        # After a timeout, a cancellation or a lost socket the connection's state is unknown.
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                return await getattr(conn, method)(*args)
+            except BaseException:
+                self._discard()
+                raise
+
+    async def open(self) -> None:
+        """Connect and create the table and its indexes if missing."""
+        async with self._lock:
+            await self._connection()
+
+    async def write(self, rows: list[LedgerRow]) -> None:
+        """Insert the rows in one transaction; rows whose ``id`` is already stored are skipped."""
+        if not rows:
+            return
+        params = [_to_params(r) for r in rows]
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                async with conn.transaction():
+                    await conn.executemany(self._insert, params)
+            except BaseException:
+                self._discard()
+                raise
+
+    async def delete_before(self, ts: float) -> int:
+        """Delete rows that started before ``ts``, one chunk per statement; return how many."""
+        total = 0
+        sql = f"DELETE FROM {self.table} WHERE ctid IN (SELECT ctid FROM {self.table} WHERE ts < $1 LIMIT $2)"
+        while True:
+            status: str = await self._call("execute", sql, ts, self._delete_chunk)
+            deleted = int(status.split()[-1])
+            total += deleted
+            if deleted < self._delete_chunk:
+                return total
+
+    async def count(self) -> int:
+        """How many rows the ledger holds."""
+        return int(await self._call("fetchval", f"SELECT count(*) FROM {self.table}"))
+
+    async def fetch(self, *, since: float = 0.0, limit: int = 10_000) -> list[LedgerRow]:
+        """Rows that started at or after ``since``, in the order they were written."""
+        sql = f"SELECT {_COLS} FROM {self.table} WHERE ts >= $1 ORDER BY seq LIMIT $2"
+        return [_from_record(r) for r in await self._call("fetch", sql, since, limit)]
+
+    async def close(self) -> None:
+        """Close the connection (the store can be opened again)."""
+        async with self._lock:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await conn.close(timeout=self._timeout)

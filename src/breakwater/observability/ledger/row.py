@@ -1,0 +1,73 @@
+"""One request ledger row: what one request cost, who sent it, where it went, how it ended.
+
+The row is the unit the writer batches, the stores insert and the disk spool holds. ``id`` is the
+primary key in every store, so writing the same row twice (a spool replay after a write whose
+reply was lost) is a no-op: delivery is at-least-once, storage exactly-once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    """One row per request; ``ts`` is the request start in unix seconds."""
+
+    id: str
+    request_id: str
+    trace_id: str | None
+    ts: float
+    key_id: str
+    user: str
+    tags: dict[str, str]
+    route: str
+    deployment: str
+    provider: str
+    upstream_model: str
+    attempts: int
+    fallback: bool
+    status: int
+    error_class: str | None
+    finish_reason: str | None
+    input_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal | None
+    latency_ms: float
+    ttft_ms: float | None
+    output_tps: float | None
+    stream: bool
+    cache: str | None
+    usage_estimated: bool
+    prompt: str | None
+    response: str | None
+
+    def to_json(self) -> bytes:
+        """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
+        data = asdict(self)
+        if self.cost_usd is not None:
+            data["cost_usd"] = str(self.cost_usd)
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> LedgerRow:
+        """The row ``to_json`` wrote.
+
+        Raises:
+            orjson.JSONDecodeError, TypeError, KeyError: the text is not a row (e.g. a torn spool line).
+        """
+        data: dict[str, Any] = orjson.loads(raw)
+        cost = data.get("cost_usd")
+        data["cost_usd"] = None if cost is None else Decimal(cost)
+        return cls(**{name: data[name] for name in COLUMNS})
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
+"""Column names, in field order: every store's INSERT and SELECT use this order."""

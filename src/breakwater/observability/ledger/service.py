@@ -1,0 +1,75 @@
+"""The ledger as the app runs it: a store picked by URL, its writer and its retention task.
+
+Start-up never waits on the database: if it cannot be reached, the writer spools rows to disk
+and replays them, in order, once it can (``writer.py``). Shutdown flushes everything, to the
+store or, if it is still down, to the spool, which the next start replays.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from breakwater.engine.ports import Clock
+from breakwater.observability.ledger.postgres import PostgresLedger
+from breakwater.observability.ledger.row import LedgerRow
+from breakwater.observability.ledger.sqlite import SqliteLedger
+from breakwater.observability.ledger.writer import LedgerWriter, Retention
+
+log = logging.getLogger("breakwater.ledger")
+
+Store = SqliteLedger | PostgresLedger
+
+
+def store_for(url: str) -> Store:
+    """``sqlite:///relative.db`` / ``sqlite:////absolute.db`` or ``postgresql://...``."""
+    if url.startswith("sqlite:///"):
+        return SqliteLedger(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresLedger(url)
+    raise ValueError("ledger url must start with sqlite:/// or postgresql://")
+
+
+class Ledger:
+    """Owns the store, the writer and the retention task for the app's lifetime."""
+
+    def __init__(
+        self,
+        store: Store,
+        spool_path: str | Path,
+        *,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.2,
+        retention_s: float | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.writer = LedgerWriter(
+            store, spool_path, batch_size=batch_size, flush_interval_s=flush_interval_s, clock=clock
+        )
+        self.retention = None if retention_s is None else Retention(store, retention_s, 3600.0, clock=clock)
+
+    def submit(self, row: LedgerRow) -> None:
+        self.writer.submit(row)
+
+    async def start(self) -> None:
+        try:
+            await self.store.open()
+        except Exception as exc:  # noqa: BLE001 - a database that is down must not stop the gateway
+            log.warning(
+                "ledger database unreachable at start-up (%s); rows spool to %s until it returns",
+                type(exc).__name__,
+                self.writer.spool_path,
+            )
+        self.writer.start()
+        if self.retention is not None:
+            self.retention.start()
+
+    async def stop(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
+        await self.writer.stop()
+        try:
+            await self.store.close()
+        except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; nothing is lost
+            log.warning("ledger store did not close cleanly: %s", type(exc).__name__)

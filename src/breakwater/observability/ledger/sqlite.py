@@ -1,0 +1,187 @@
+"""The ledger in one SQLite file: the single-process default.
+
+All database work runs on one dedicated thread: a ``sqlite3`` connection is not thread-safe, and
+one thread also serialises the writer's batches and retention's deletes without a lock. The file
+is in WAL mode with ``synchronous=NORMAL``: readers (the dashboard, ``sqlite3`` on the command
+line) never block the writer, and a commit costs no fsync (a power loss may lose the last
+commits, never corrupt the file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from breakwater.observability.ledger.row import COLUMNS, LedgerRow
+
+T = TypeVar("T")
+
+_TYPES = {
+    "id": "TEXT PRIMARY KEY",
+    "request_id": "TEXT NOT NULL",
+    "trace_id": "TEXT",
+    "ts": "REAL NOT NULL",
+    "key_id": "TEXT NOT NULL",
+    "user": "TEXT NOT NULL",
+    "tags": "TEXT NOT NULL",
+    "route": "TEXT NOT NULL",
+    "deployment": "TEXT NOT NULL",
+    "provider": "TEXT NOT NULL",
+    "upstream_model": "TEXT NOT NULL",
+    "attempts": "INTEGER NOT NULL",
+    "fallback": "INTEGER NOT NULL",
+    "status": "INTEGER NOT NULL",
+    "error_class": "TEXT",
+    "finish_reason": "TEXT",
+    "input_tokens": "INTEGER NOT NULL",
+    "cached_input_tokens": "INTEGER NOT NULL",
+    "cache_write_tokens": "INTEGER NOT NULL",
+    "output_tokens": "INTEGER NOT NULL",
+    "reasoning_tokens": "INTEGER NOT NULL",
+    "cost_usd": "TEXT",  # exact decimal as text: SQLite's NUMERIC would round through a double
+    "latency_ms": "REAL NOT NULL",
+    "ttft_ms": "REAL",
+    "output_tps": "REAL",
+    "stream": "INTEGER NOT NULL",
+    "cache": "TEXT",
+    "usage_estimated": "INTEGER NOT NULL",
+    "prompt": "TEXT",
+    "response": "TEXT",
+}
+_BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
+_TABLE = "breakwater_ledger"
+_COLS = ", ".join(f'"{c}"' for c in COLUMNS)
+
+
+def _to_params(row: LedgerRow) -> tuple[Any, ...]:
+    return tuple(
+        orjson.dumps(row.tags).decode()
+        if name == "tags"
+        else (None if row.cost_usd is None else str(row.cost_usd))
+        if name == "cost_usd"
+        else getattr(row, name)
+        for name in COLUMNS
+    )
+
+
+def _from_record(record: tuple[Any, ...]) -> LedgerRow:
+    data = dict(zip(COLUMNS, record, strict=True))
+    data["tags"] = orjson.loads(data["tags"])
+    data["cost_usd"] = None if data["cost_usd"] is None else Decimal(data["cost_usd"])
+    for name in _BOOLS:
+        data[name] = bool(data[name])
+    return LedgerRow(**data)
+
+
+class SqliteLedger:
+    """The ledger store over one SQLite file.
+
+    Args:
+        path: the database file (created with its table and indexes on ``open``).
+        delete_chunk: rows per retention ``DELETE`` transaction, so a large purge never holds the
+            write lock for long.
+    """
+
+    def __init__(self, path: str | Path, *, delete_chunk: int = 5000) -> None:
+        self.path = Path(path)
+        self._delete_chunk = delete_chunk
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("SqliteLedger is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _db(self) -> sqlite3.Connection:
+        # (Re)open on first use: a store whose `open` failed (disk full, directory missing) then
+        # recovers on the writer's next retry instead of failing for good.
+        if self._conn is None:
+            self._open()
+        assert self._conn is not None
+        return self._conn
+
+    async def open(self) -> None:
+        """Open the file on the store's thread; create the table and its indexes if missing."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="breakwater-ledger-sqlite")
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        # isolation_level=None: no implicit transactions; `write` opens its own, one per batch.
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        columns = ", ".join(f'"{c}" {_TYPES[c]}' for c in COLUMNS)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} ({columns})")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_ts ON {_TABLE} (ts)")
+        conn.execute(f'CREATE INDEX IF NOT EXISTS {_TABLE}_ts_user ON {_TABLE} (ts, "user")')
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_ts_route ON {_TABLE} (ts, route)")
+        self._conn = conn
+
+    async def write(self, rows: list[LedgerRow]) -> None:
+        """Insert the rows in one transaction; rows whose ``id`` is already stored are skipped."""
+        if rows:
+            await self._run(self._write, [_to_params(r) for r in rows])
+
+    def _write(self, params: list[tuple[Any, ...]]) -> None:
+        conn = self._db()
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(
+                f"INSERT INTO {_TABLE} ({_COLS}) VALUES ({placeholders}) ON CONFLICT(id) DO NOTHING", params
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def delete_before(self, ts: float) -> int:
+        """Delete rows that started before ``ts``, one chunk per transaction; return how many."""
+        total = 0
+        while True:
+            deleted = await self._run(self._delete_chunk_before, ts)
+            total += deleted
+            if deleted < self._delete_chunk:
+                return total
+
+    def _delete_chunk_before(self, ts: float) -> int:
+        cur = self._db().execute(
+            f"DELETE FROM {_TABLE} WHERE rowid IN (SELECT rowid FROM {_TABLE} WHERE ts < ? LIMIT ?)",
+            (ts, self._delete_chunk),
+        )
+        return cur.rowcount
+
+    async def count(self) -> int:
+        """How many rows the ledger holds."""
+        return await self._run(lambda: int(self._db().execute(f"SELECT count(*) FROM {_TABLE}").fetchone()[0]))
+
+    async def fetch(self, *, since: float = 0.0, limit: int = 10_000) -> list[LedgerRow]:
+        """Rows that started at or after ``since``, in the order they were written."""
+
+        def query() -> list[LedgerRow]:
+            cur = self._db().execute(
+                f"SELECT {_COLS} FROM {_TABLE} WHERE ts >= ? ORDER BY rowid LIMIT ?", (since, limit)
+            )
+            return [_from_record(r) for r in cur.fetchall()]
+
+        return await self._run(query)
+
+    async def close(self) -> None:
+        """Close the file and stop the store's thread."""
+        if self._executor is None:
+            return
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+        self._executor = None

@@ -1,0 +1,116 @@
+"""Turns a finished request into its ledger row: tokens, cost, latency, attribution.
+
+``Recorder.record`` runs once per request after its last byte went out (success or failure)
+and only builds a row and hands it to the ``LedgerWriter``'s in-memory queue: the database
+write happens later, in batches, off the request path.
+
+Usage reported by the upstream is authoritative. When none came (a self-hosted server that
+ignores ``stream_options.include_usage``, an upstream that failed mid-stream), the row is
+marked ``usage_estimated`` and counted from the prompt (the deployment's tokenizer) and the
+content chunks streamed (about one token each) or the answer's text. Cost is
+``core.pricing.cost`` at the deployment's price (``engine.prices.PriceBook``); with no known
+price it is ``None`` (and counted in ``PriceBook.unknown``), never a guess.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable
+from decimal import Decimal
+
+from breakwater.core.pricing import cost
+from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens
+from breakwater.core.types import ChatRequest, Usage
+from breakwater.engine.context import RequestContext
+from breakwater.engine.ports import TokenCounters
+from breakwater.engine.prices import PriceBook
+from breakwater.observability.ledger.row import LedgerRow
+
+#: provider name -> whose list prices it is billed at (``Wiring.price_host``)
+HostOf = Callable[[str], str | None]
+
+
+class Recorder:
+    """Builds one ``LedgerRow`` per request and submits it to ``sink`` (the ledger writer)."""
+
+    def __init__(
+        self,
+        sink: Callable[[LedgerRow], None],
+        prices: PriceBook,
+        host_of: HostOf,
+        tokens: TokenCounters | None = None,
+    ) -> None:
+        self._sink = sink
+        self._prices = prices
+        self._host_of = host_of
+        self._tokens = tokens
+        self._prefix = secrets.token_hex(6)
+        self._ids = itertools.count(1)
+
+    def record(
+        self,
+        ctx: RequestContext,
+        request: ChatRequest | None,
+        status: int,
+        error: BaseException | None,
+        now_mono: float,
+    ) -> LedgerRow:
+        tally = ctx.tally
+        latency_s = max(now_mono - ctx.started_mono, 0.0)
+        ttft_s = None
+        if ctx.stream and tally.first_event_at is not None:
+            ttft_s = max(tally.first_event_at - ctx.started_mono, 0.0)
+        usage, estimated = tally.usage, False
+        if usage is None and ctx.deployment is not None and request is not None:
+            usage, estimated = self._estimate(ctx, request), True
+        usage = usage or Usage()
+        cost_usd: Decimal | None = None
+        if ctx.deployment is not None and ctx.upstream_model is not None:
+            price = self._prices.price_for(ctx.deployment, self._host_of(ctx.provider or ""), ctx.upstream_model)
+            if price is not None:
+                cost_usd = cost(usage, price).total
+        generating_s = latency_s - (ttft_s or 0.0)
+        tps = usage.output_tokens / generating_s if usage.output_tokens and generating_s > 0 else None
+        row = LedgerRow(
+            id=f"{self._prefix}{next(self._ids):010x}",
+            request_id=ctx.request_id,
+            trace_id=None,
+            ts=ctx.started_at,
+            key_id=ctx.key_id or "",
+            user=ctx.user or (request.user if request is not None and request.user else ""),
+            tags=ctx.tags,
+            route=ctx.route or (request.model if request is not None else ""),
+            deployment=ctx.deployment or "",
+            provider=ctx.provider or "",
+            upstream_model=tally.model or ctx.upstream_model or "",
+            attempts=ctx.attempts,
+            fallback=ctx.fallback,
+            status=status,
+            error_class=type(error).__name__ if error is not None else None,
+            finish_reason=tally.finish_reason,
+            input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_creation_input_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=cost_usd,
+            latency_ms=round(latency_s * 1000, 3),
+            ttft_ms=None if ttft_s is None else round(ttft_s * 1000, 3),
+            output_tps=None if tps is None else round(tps, 2),
+            stream=ctx.stream,
+            cache=None,
+            usage_estimated=estimated,
+            prompt=None,
+            response=None,
+        )
+        self._sink(row)
+        return row
+
+    def _estimate(self, ctx: RequestContext, request: ChatRequest) -> Usage:
+        tokens, model = self._tokens, ctx.upstream_model or request.model
+        provider = self._host_of(ctx.provider or "")
+        count = byte_estimate if tokens is None else (lambda text: tokens.count(provider, model, text))
+        tally = ctx.tally
+        output = tally.chunks if ctx.stream else count(tally.output_text or "")
+        return Usage(input_tokens=estimate_prompt_tokens(request, count), output_tokens=output)

@@ -1,0 +1,29 @@
+"""The ledger row's JSON form, used by the disk spool."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from breakwater.observability.ledger import COLUMNS, LedgerRow
+
+from .rows import make_row
+
+
+def test_json_round_trip_keeps_every_field() -> None:
+    """A row read back from its JSON equals the original, with and without optional fields."""
+    for i in (0, 1):
+        row = make_row(i)
+        assert LedgerRow.from_json(row.to_json()) == row
+
+
+def test_cost_is_an_exact_decimal_string() -> None:
+    """The cost goes to JSON as a string, so no float rounding touches it."""
+    row = make_row(0)
+    row.cost_usd = Decimal("0.1234567891")
+    assert b'"cost_usd":"0.1234567891"' in row.to_json()
+    assert LedgerRow.from_json(row.to_json()).cost_usd == Decimal("0.1234567891")
+
+
+def test_columns_follow_the_fields() -> None:
+    """COLUMNS names every field once, id first."""
+    assert COLUMNS[0] == "id" and len(set(COLUMNS)) == len(COLUMNS) == 30

@@ -1,0 +1,135 @@
+"""Every request leaves one ledger row: the official SDKs call a running gateway, then the test
+reads the SQLite ledger it wrote (in the background, in batches) and checks each field."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+def _row(ledger_path: Path, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The row of ``request_id``, once the writer has flushed it (bounded wait on a condition)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if ledger_path.exists():
+            db = sqlite3.connect(ledger_path)
+            db.row_factory = sqlite3.Row
+            try:
+                found = db.execute("SELECT * FROM breakwater_ledger WHERE request_id = ?", (request_id,)).fetchall()
+            except sqlite3.OperationalError:  # table not created yet
+                found = []
+            finally:
+                db.close()
+            if found:
+                assert len(found) == 1, "one row per request"
+                return dict(found[0])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no ledger row for {request_id} after {timeout_s}s")
+        time.sleep(0.02)
+
+
+def _cost(input_tokens: int, output_tokens: int, cached: int = 0) -> Decimal:
+    # the conftest PRICE: 1.25 in, 0.125 cached in, 10 out, USD per million tokens
+    return (
+        Decimal(input_tokens - cached) * Decimal("1.25") + Decimal(cached) * Decimal("0.125")
+        + Decimal(output_tokens) * Decimal(10)
+    ) / Decimal(1_000_000)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(gateway_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.mark.parametrize("model", ["mock", "remote"])
+def test_a_plain_call_is_one_row_with_usage_and_cost(client: openai.OpenAI, ledger_path: Path, model: str) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model=model,
+        messages=HELLO,  # type: ignore[arg-type]
+        user="alice",
+        extra_headers={"x-breakwater-tags": "feature=search, env=test"},
+    )
+    completion = raw.parse()
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    usage = completion.usage
+    assert usage is not None
+    assert row["status"] == 200 and row["error_class"] is None
+    assert row["route"] == model and row["deployment"] == ("d-openai" if model == "mock" else "r-openai")
+    assert row["user"] == "alice"
+    assert '"feature":"search"' in row["tags"] and '"env":"test"' in row["tags"]
+    assert (row["input_tokens"], row["output_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert row["finish_reason"] == completion.choices[0].finish_reason
+    assert Decimal(row["cost_usd"]) == _cost(usage.prompt_tokens, usage.completion_tokens)
+    assert row["stream"] == 0 and row["usage_estimated"] == 0 and row["ttft_ms"] is None
+    assert row["latency_ms"] > 0 and row["attempts"] == 1
+
+
+@pytest.mark.parametrize("model", ["mock", "remote"])
+def test_a_stream_the_client_asked_no_usage_for_is_still_priced(
+    client: openai.OpenAI, ledger_path: Path, model: str
+) -> None:
+    with client.chat.completions.with_streaming_response.create(
+        model=model,
+        messages=HELLO,
+        stream=True,  # type: ignore[arg-type]
+    ) as response:
+        rid = response.headers["x-request-id"]
+        chunks = list(response.parse())
+    # the gateway asked the upstream for usage, and kept that chunk to itself
+    assert all(chunk.usage is None for chunk in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    row = _row(ledger_path, rid)
+    assert row["stream"] == 1 and row["usage_estimated"] == 0
+    assert row["output_tokens"] > 0 and row["input_tokens"] > 0 and text
+    assert Decimal(row["cost_usd"]) == _cost(row["input_tokens"], row["output_tokens"])
+    assert row["ttft_ms"] is not None and 0 <= row["ttft_ms"] <= row["latency_ms"]
+    assert row["finish_reason"] == "stop"
+
+
+def test_a_stream_with_client_usage_matches_what_the_client_saw(client: openai.OpenAI, ledger_path: Path) -> None:
+    with client.chat.completions.with_streaming_response.create(
+        model="mock-claude",
+        messages=HELLO,  # type: ignore[arg-type]
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as response:
+        rid = response.headers["x-request-id"]
+        chunks = list(response.parse())
+    usage = chunks[-1].usage
+    assert usage is not None
+    row = _row(ledger_path, rid)
+    assert (row["input_tokens"], row["output_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert row["provider"] == "mock-anthropic" and Decimal(row["cost_usd"]) > 0
+
+
+def test_a_failed_request_has_its_row_too(client: openai.OpenAI, ledger_path: Path) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="no-such-model", messages=HELLO)  # type: ignore[arg-type]
+    row = _row(ledger_path, info.value.response.headers["x-request-id"])
+    assert row["status"] == 404 and row["error_class"] == "ModelNotFound"
+    assert row["deployment"] == "" and row["cost_usd"] is None and row["input_tokens"] == 0
+
+
+def test_a_model_without_a_price_has_no_cost(client: openai.OpenAI, ledger_path: Path) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="mock-gemini", messages=HELLO)  # type: ignore[arg-type]
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert row["status"] == 200 and row["output_tokens"] > 0
+    assert row["cost_usd"] is None, "an unknown price is null, never a guess"
+
+
+def test_the_anthropic_ingress_is_recorded(gateway_url: str, ledger_path: Path) -> None:
+    client = anthropic.Anthropic(base_url=gateway_url, api_key="unused", max_retries=0)
+    raw = client.messages.with_raw_response.create(model="mock-claude", max_tokens=50, messages=HELLO)  # type: ignore[arg-type]
+    message = raw.parse()
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert row["output_tokens"] == message.usage.output_tokens
+    assert row["route"] == "mock-claude" and row["finish_reason"] == "stop"
