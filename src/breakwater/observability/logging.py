@@ -1,12 +1,49 @@
-"""Structured JSON logs on stderr, one object per line, with the request id when there is one."""
+"""Structured JSON logs on stderr, one object per line, with the request id when there is one.
+
+Every line passes through ``Redactor`` before it is written: the secret values the app was
+configured with (provider keys, the admin key, a database URL), plus anything shaped like an
+API key or a bearer token, become ``[REDACTED]``, whatever logged them.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+from collections.abc import Iterable
 
 import orjson
+
+#: shapes of credentials worth hiding even when the gateway was not told the value
+_SHAPES = re.compile(
+    r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"  # OpenAI / Anthropic (sk-ant-...) style keys
+    r"|\bAIza[0-9A-Za-z_-]{20,}"  # Google API keys
+    r"|\bbw-[A-Za-z0-9_-]{8,}"  # Breakwater virtual keys
+)
+REDACTED = "[REDACTED]"
+
+
+class Redactor:
+    """Replaces known secret values and credential-shaped strings in text."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, values: Iterable[str | None]) -> None:
+        """Remember secret values to hide (values shorter than 6 characters are ignored)."""
+        self._values.update(v for v in values if v and len(v) >= 6)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return _SHAPES.sub(REDACTED, text)
+
+
+#: the process's redactor: the app adds the secrets it resolved (``server/app.py``)
+redactor = Redactor()
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -26,7 +63,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        return redactor(orjson.dumps(out, default=str).decode())
 
 
 def configure_logging(level: str = "info") -> None:
