@@ -161,10 +161,16 @@ def first_success(url: str, model: str, proc: subprocess.Popen[bytes], started: 
 # --- the systems -------------------------------------------------------------------------------------
 
 
-def breakwater_config(mock: str, tmp: Path) -> Path:
-    path = tmp / "breakwater.yaml"
+def breakwater_config(mock: str, tmp: Path, ledger: bool = True) -> Path:
+    """The benchmark's gateway config; the ledger (SQLite in ``tmp``) is on, as it is by default."""
+    path = tmp / ("breakwater.yaml" if ledger else "breakwater-noledger.yaml")
+    ledger_yaml = (
+        f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
+        if ledger
+        else "ledger: {enabled: false}\n"
+    )
     path.write_text(
-        "providers:\n"
+        ledger_yaml + "providers:\n"
         f"  upstream: {{type: openai, base_url: '{mock}/v1', api_key: 'env:BENCH_UPSTREAM_KEY'}}\n"
         "deployments:\n"
         "  bench: {provider: upstream, model: bench-model}\n"
@@ -210,16 +216,22 @@ def ensure_litellm() -> Path | None:
 Starter = Callable[[int, str], tuple[subprocess.Popen[bytes], str]]
 
 
-def starters(mock: str, tmp: Path, with_litellm: bool) -> dict[str, tuple[Starter, str]]:
-    """name -> (start(workers, cpus) -> (process, chat URL), model name)."""
-    py = sys.executable
-    bw_config = breakwater_config(mock, tmp)
+def breakwater_starter(mock: str, tmp: Path, ledger: bool = True) -> Starter:
+    bw_config = breakwater_config(mock, tmp, ledger)
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
-        cmd = [py, "-m", "breakwater", "serve", "--config", str(bw_config), "--port", str(port)]
+        cmd = [sys.executable, "-m", "breakwater", "serve", "--config", str(bw_config), "--port", str(port)]
         proc = spawn([*cmd, "--workers", str(workers)], cpus, {"BENCH_UPSTREAM_KEY": "sk-bench-upstream"})
         return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    return breakwater
+
+
+def starters(mock: str, tmp: Path, with_litellm: bool) -> dict[str, tuple[Starter, str]]:
+    """name -> (start(workers, cpus) -> (process, chat URL), model name)."""
+    py = sys.executable
+    breakwater = breakwater_starter(mock, tmp)
 
     def bare(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
@@ -397,6 +409,31 @@ def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
         stop(proc)
 
 
+def ledger_cost(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
+    """Throughput at c=50 (plain) with the ledger on and off, interleaved runs of each."""
+    rps: dict[str, list[float]] = {"ledger": [], "no-ledger": []}
+    with ExitStack() as stack:
+        live = {
+            "ledger": stack.enter_context(running("ledger", breakwater_starter(mock, tmp, True), MODEL)),
+            "no-ledger": stack.enter_context(running("no-ledger", breakwater_starter(mock, tmp, False), MODEL)),
+        }
+        for name, sys_ in live.items():
+            freeze(live["no-ledger" if name == "ledger" else "ledger"].proc.pid, True)
+            freeze(sys_.proc.pid, False)
+            wrk(sys_.url, body(MODEL, False), 50, args.warmup)
+        for rep in range(args.repeats * 2):
+            for name in ("ledger", "no-ledger") if rep % 2 == 0 else ("no-ledger", "ledger"):
+                other = "no-ledger" if name == "ledger" else "ledger"
+                freeze(live[other].proc.pid, True)
+                freeze(live[name].proc.pid, False)
+                rps[name].append(wrk(live[name].url, body(MODEL, False), 50, args.duration)["rps"])
+                print(f"  {name:<10} rep {rep}: {rps[name][-1]:8.0f} req/s", flush=True)
+        for sys_ in live.values():
+            freeze(sys_.proc.pid, False)
+    with_l, without = statistics.median(rps["ledger"]), statistics.median(rps["no-ledger"])
+    return {"ledger_cost": {"rps": rps, "median_with": with_l, "median_without": without, "cost": 1 - with_l / without}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="Breakwater only, a few seconds, Python load client")
@@ -404,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=float, metavar="SECONDS", help="fixed-rate soak of Breakwater instead")
     parser.add_argument("--soak-rate", type=float, default=300.0, help="requests per second during the soak")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--ledger-cost", action="store_true", help="throughput with the ledger on vs off")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -428,6 +466,13 @@ def main(argv: list[str] | None = None) -> int:
                         "soak": load.soak(bw.url, body(model, False), args.soak, args.soak_rate, rss_bytes, bw.proc.pid)
                     }
             name = "smoke" if args.smoke else "soak"
+        elif args.ledger_cost:
+            result = ledger_cost(args, tmp, mock)
+            (args.out / "ledger-cost.json").write_text(json.dumps(result, indent=2))
+            cost = result["ledger_cost"]
+            print(f"ledger on {cost['median_with']:.0f} req/s, off {cost['median_without']:.0f} req/s: "
+                  f"costs {cost['cost'] * 100:.1f}% of throughput")  # fmt: skip
+            return 0
         else:
             if not shutil.which("wrk"):
                 print("wrk is required for the comparison: apt-get install wrk", file=sys.stderr)
