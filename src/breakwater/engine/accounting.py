@@ -23,6 +23,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
+from breakwater.providers.openai import passthrough_text
 
 
 @dataclass(slots=True)
@@ -36,15 +37,18 @@ class Tally:
     first_event_at: float | None = None
     #: content-bearing stream events seen: about one token each, the estimate without usage
     chunks: int = 0
-    #: the answer's text, kept only for a plain response that reported no usage (to estimate it)
+    #: the answer's text, kept for a plain response that reported no usage (to estimate it) and
+    #: for a request whose content is captured
     output_text: str | None = None
+    #: keep the answer's text (``observability/capture.py`` sampled this request)
+    capture: bool = False
 
     def response(self, response: ChatResponse) -> None:
         self.usage = response.usage
         self.model = response.model or self.model
         if response.choices:
             self.finish_reason = response.choices[0].finish_reason
-        if response.usage is None:
+        if response.usage is None or self.capture:
             self.output_text = "".join(
                 part.text
                 for choice in response.choices
@@ -53,6 +57,8 @@ class Tally:
             )
 
     def observe(self, batch: list[StreamEvent]) -> None:
+        if self.capture:
+            self._keep_text(batch)
         for event in batch:
             if isinstance(event, PassthroughChunk):
                 self.chunks += 1
@@ -69,3 +75,15 @@ class Tally:
                     self.finish_reason = event.reason
             elif isinstance(event, StreamStart) and event.model:
                 self.model = event.model
+
+    def _keep_text(self, batch: list[StreamEvent]) -> None:
+        pieces = [self.output_text or ""]
+        for event in batch:
+            if isinstance(event, TextDelta) and event.index == 0:
+                pieces.append(event.text)
+            elif isinstance(event, PassthroughChunk):
+                try:
+                    pieces.append(passthrough_text(event))
+                except ValueError:
+                    pass  # not a plain text chunk (tool call, several choices): nothing to keep
+        self.output_text = "".join(pieces)

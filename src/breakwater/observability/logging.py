@@ -8,20 +8,14 @@ API key or a bearer token, become ``[REDACTED]``, whatever logged them.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from collections.abc import Iterable
 
 import orjson
 
-#: shapes of credentials worth hiding even when the gateway was not told the value
-_SHAPES = re.compile(
-    r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"  # OpenAI / Anthropic (sk-ant-...) style keys
-    r"|\bAIza[0-9A-Za-z_-]{20,}"  # Google API keys
-    r"|\bbw-[A-Za-z0-9_-]{8,}"  # Breakwater virtual keys
-)
+from breakwater.observability.redact import redact_secrets
+
 REDACTED = "[REDACTED]"
 
 
@@ -39,7 +33,7 @@ class Redactor:
         for value in self._values:
             if value in text:
                 text = text.replace(value, REDACTED)
-        return _SHAPES.sub(REDACTED, text)
+        return redact_secrets(text)
 
 
 #: the process's redactor: the app adds the secrets it resolved (``server/app.py``)
