@@ -1,21 +1,29 @@
-"""Prometheus metrics read from the gateway's live state when scraped.
+"""The ``/metrics`` body: live state read when scraped, plus the per-request metrics.
 
-The request path only bumps plain integers on each deployment's ``DeploymentStats``; this
-collector turns them, the circuit breakers and the queues into metric families at scrape time,
-so metrics cost the request path nothing. The values are per process: with several workers
-each scrape sees the worker that answered it.
+The request path only bumps plain integers on each deployment's ``DeploymentStats``; the
+collectors here turn them, the circuit breakers, the queues and the ledger writer into metric
+families at scrape time, so they cost the request path nothing. Those live-state values are
+per process: with several workers each scrape sees the worker that answered it (no ``pid``
+label: it would churn series on every restart and still show one worker per scrape).
+
+The per-request counters and histograms (``request_metrics.py``) are exact across workers: in
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set, as ``breakwater serve --workers N`` does)
+every scrape sums them over all workers' files with prometheus-client's ``MultiProcessCollector``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from breakwater.engine.gateway import Gateway
 from breakwater.engine.stats import DeploymentStats
+from breakwater.observability.ledger.writer import LedgerWriter
+from breakwater.observability.request_metrics import RequestMetrics
 
 BREAKER_STATES = ("closed", "half_open", "open")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -98,12 +106,69 @@ def _count(stats: DeploymentStats, field: str) -> int:
     return value
 
 
-class Metrics:
-    """The ``/metrics`` body for one gateway."""
+class LedgerCollector(Collector):
+    """Health of the ledger writer: rows waiting, spooled, dropped, and how far behind it writes."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, writer: LedgerWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        w = self._writer
+        yield GaugeMetricFamily(
+            "breakwater_ledger_pending_rows", "Ledger rows in memory, not yet written nor spooled.", value=w.pending
+        )
+        yield GaugeMetricFamily(
+            "breakwater_ledger_spool_rows", "Ledger rows in the disk spool, not yet replayed.", value=w.spooled_rows
+        )
+        yield CounterMetricFamily(
+            "breakwater_ledger_dropped_rows",
+            "Ledger rows lost: neither stored nor spooled (each is logged at ERROR).",
+            value=w.dropped,
+        )
+        lag = GaugeMetricFamily(
+            "breakwater_ledger_write_lag_seconds",
+            "Age of the oldest row of the last batch the store accepted (absent before the first write).",
+        )
+        if w.last_write_lag_s is not None:
+            lag.add_metric([], w.last_write_lag_s)
+        yield lag
+
+
+class Metrics:
+    """The ``/metrics`` body for one app, and the request metrics its recorder feeds.
+
+    Args:
+        gateway: breakers, load and attempt counters (per worker).
+        routes: configured route names (the request metrics' route label set).
+        deployments: configured deployment names.
+        ledger: the ledger writer, or ``None`` when the ledger is disabled (per worker).
+        multiproc_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers share the request metrics.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        routes: Iterable[str],
+        deployments: Iterable[str],
+        ledger: LedgerWriter | None = None,
+        multiproc_dir: str | None = None,
+    ) -> None:
+        self.multiproc_dir = multiproc_dir
         self.registry = CollectorRegistry(auto_describe=False)
+        if multiproc_dir is None:
+            self.requests = RequestMetrics(routes, deployments, self.registry)
+        else:
+            # every worker writes the request metrics to the shared files; a scrape sums them all
+            self.requests = RequestMetrics(routes, deployments, None)
+            multiprocess.MultiProcessCollector(self.registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
         self.registry.register(GatewayCollector(gateway))
+        if ledger is not None:
+            self.registry.register(LedgerCollector(ledger))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """At shutdown: drop this worker's live gauge files (its counters stay, still counted)."""
+        if self.multiproc_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.multiproc_dir)  # type: ignore[no-untyped-call]

@@ -1,0 +1,176 @@
+"""Per-request Prometheus metrics, fed one ``LedgerRow`` per finished request.
+
+``RequestMetrics.observe`` runs on the request path (the recorder's sink), so it only looks up
+labelled children it has cached by label tuple and bumps them: no label validation, no registry
+lookup per request. Labels stay bounded: a route or deployment name that is not in the config
+(a 404 for whatever model name the client sent) becomes ``other``; one made from a wildcard
+route (``openai/gpt-4o`` under ``openai/*``) becomes the pattern. Users and tags are never labels.
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before ``prometheus_client`` is
+imported), the values live in that directory's memory-mapped files and ``/metrics`` sums them
+over every worker (``observability/metrics.py``); otherwise they live in a registry per app, so
+many apps in one process (tests) never share a series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from breakwater.observability.ledger.row import LedgerRow
+
+OTHER = "other"
+"""Label for a route or deployment name the config does not know."""
+
+TOKEN_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
+
+# LLM requests run from tens of milliseconds (a cache hit, an error) to minutes (long generations)
+DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _Children:
+    """The labelled children one (route, deployment) pair bumps on every request."""
+
+    __slots__ = ("cost", "duration", "estimated", "tokens", "ttft", "unpriced")
+
+    def __init__(self, m: RequestMetrics, route: str, deployment: str) -> None:
+        self.duration = m.duration.labels(route)
+        self.ttft = m.ttft.labels(route)
+        self.tokens = tuple(m.tokens.labels(route, deployment, kind) for kind in TOKEN_KINDS)
+        self.cost = m.cost.labels(route, deployment)
+        self.estimated = m.usage_estimated.labels(route)
+        self.unpriced = m.unpriced.labels(deployment) if deployment else None
+
+
+class RequestMetrics:
+    """Request counters and histograms of one app.
+
+    Args:
+        routes: configured route names; ``prefix/*`` patterns cover the routes made from them.
+        deployments: configured deployment names.
+        registry: where the metrics are registered; ``None`` in multiprocess mode, where the
+            ``MultiProcessCollector`` reads them from the shared directory instead.
+    """
+
+    def __init__(self, routes: Iterable[str], deployments: Iterable[str], registry: CollectorRegistry | None) -> None:
+        names = set(routes)
+        self._wildcards = {n[:-1] for n in names if n.endswith("/*")}  # "openai/"
+        self._routes = names - {p + "*" for p in self._wildcards}
+        self._deployments = set(deployments)
+        self.requests = Counter(
+            "breakwater_requests",
+            "Finished requests by HTTP status (499: the client went away).",
+            ["route", "deployment", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "breakwater_request_duration_seconds",
+            "Whole request time, first byte in to last byte out.",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "breakwater_time_to_first_token_seconds",
+            "Streams only: request start to the first event from upstream.",
+            ["route"],
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "breakwater_tokens",
+            "Tokens by kind (as reported upstream, or estimated; see breakwater_usage_estimated_total).",
+            ["route", "deployment", "kind"],
+            registry=registry,
+        )
+        self.cost = Counter(
+            "breakwater_cost_usd",
+            "Cost in US dollars at the deployment's price (unpriced requests add nothing).",
+            ["route", "deployment"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "breakwater_errors", "Failed requests by error class.", ["route", "error_class"], registry=registry
+        )
+        self.finish_reasons = Counter(
+            "breakwater_finish_reasons", "Answers by finish reason.", ["route", "reason"], registry=registry
+        )
+        self.usage_estimated = Counter(
+            "breakwater_usage_estimated",
+            "Requests whose token counts were estimated (upstream reported no usage).",
+            ["route"],
+            registry=registry,
+        )
+        self.unpriced = Counter(
+            "breakwater_unpriced_requests",
+            "Requests sent to a deployment whose price is unknown (no cost recorded).",
+            ["deployment"],
+            registry=registry,
+        )
+        self._pairs: dict[tuple[str, str], _Children] = {}
+        self._statuses: dict[tuple[str, str, int], Counter] = {}
+        self._errors: dict[tuple[str, str], Counter] = {}
+        self._reasons: dict[tuple[str, str], Counter] = {}
+
+    def route_label(self, name: str) -> str:
+        if name in self._routes:
+            return name
+        prefix, sep, rest = name.partition("/")
+        if sep and rest and prefix + "/" in self._wildcards:
+            return prefix + "/*"
+        return OTHER
+
+    def deployment_label(self, name: str) -> str:
+        """The name, its wildcard pattern, ``other``, or ``""`` when no deployment was chosen."""
+        if not name or name in self._deployments:
+            return name
+        return self.route_label(name)  # wildcard routes name their one deployment after the model
+
+    def observe(self, row: LedgerRow) -> None:
+        """Count one finished request."""
+        route = self.route_label(row.route)
+        deployment = self.deployment_label(row.deployment)
+        pair = self._pairs.get((route, deployment))
+        if pair is None:
+            pair = self._pairs[(route, deployment)] = _Children(self, route, deployment)
+        key = (route, deployment, row.status)
+        requests = self._statuses.get(key)
+        if requests is None:
+            requests = self._statuses[key] = self.requests.labels(route, deployment, str(row.status))
+        requests.inc()
+        pair.duration.observe(row.latency_ms / 1000)
+        if row.stream and row.ttft_ms is not None:
+            pair.ttft.observe(row.ttft_ms / 1000)
+        for child, count in zip(
+            pair.tokens,
+            (
+                row.input_tokens,
+                row.cached_input_tokens,
+                row.cache_write_tokens,
+                row.output_tokens,
+                row.reasoning_tokens,
+            ),
+            strict=True,
+        ):
+            if count:
+                child.inc(count)
+        if row.cost_usd is not None:
+            if row.cost_usd:
+                pair.cost.inc(float(row.cost_usd))
+        elif pair.unpriced is not None:
+            pair.unpriced.inc()
+        if row.usage_estimated:
+            pair.estimated.inc()
+        if row.error_class is not None:
+            self._counter(self._errors, self.errors, route, row.error_class).inc()
+        if row.finish_reason is not None:
+            self._counter(self._reasons, self.finish_reasons, route, row.finish_reason).inc()
+
+    @staticmethod
+    def _counter(cache: dict[tuple[str, str], Counter], family: Counter, route: str, value: str) -> Counter:
+        child = cache.get((route, value))
+        if child is None:
+            child = cache[(route, value)] = family.labels(route, value)
+        return child
