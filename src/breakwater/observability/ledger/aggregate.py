@@ -1,0 +1,240 @@
+"""Reading usage back: ledger rows grouped by user, route, model, deployment, key, day or tag.
+
+One SQL statement per dialect does all the work inside the database, so a query over a busy day
+never brings the rows into Python: the rows of the window are numbered per group by latency
+(``ROW_NUMBER``) to take nearest-rank percentiles, grouped, ordered by cost then requests, counted
+(``COUNT(*) OVER ()`` after grouping: the number of groups, for pagination) and cut to one page.
+
+Cost is exact in both stores. PostgreSQL sums its ``NUMERIC(20,10)`` column. SQLite stores the
+decimal as text; each row's cost is turned into integer units of 1e-10 USD (the PostgreSQL scale)
+through a double, which is exact for any per-request cost below ~$400,000 (15 significant
+digits), and the integers are summed exactly. Both report the sum as a decimal string with ten
+places, so the two stores answer the same query with the same text.
+
+SQLite is read through its own read-only connection on a worker thread: in WAL mode a reader
+never blocks the ledger writer, and the writer's thread is never held by a long query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from breakwater.observability.ledger.sqlite import SqliteLedger
+
+if TYPE_CHECKING:
+    from breakwater.observability.ledger.postgres import PostgresLedger
+
+BY = ("user", "route", "model", "deployment", "key", "day", "tag")
+"""What usage can be grouped by (``tag`` needs a tag key)."""
+
+_COLUMN = {"user": '"user"', "route": "route", "model": "upstream_model", "deployment": "deployment", "key": "key_id"}
+_TABLE = "breakwater_ledger"  # SqliteLedger's fixed table
+_SCALE = Decimal("1E-10")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_MAX_LIMIT = 1000
+
+# the nearest-rank index ceil(p * n) for p in percent, in integer arithmetic (SQLite has no ceil)
+_RANKS = {"latency_p50_ms": 50, "latency_p95_ms": 95, "latency_p99_ms": 99}
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePage:
+    """One page of groups, best-paying first, and the number of groups in the whole window.
+
+    ``total`` is 0 when the page is past the last group.
+    """
+
+    groups: list[dict[str, Any]]
+    total: int
+    offset: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.offset + len(self.groups) < self.total
+
+
+def parse_by(text: str) -> tuple[str, str | None]:
+    """``user`` → ``("user", None)``; ``tag:team`` → ``("tag", "team")``.
+
+    Raises:
+        ValueError: not one of ``BY``, or ``tag`` without a key.
+    """
+    by, _, tag_key = text.partition(":")
+    if by not in BY or (by == "tag") != bool(tag_key):
+        raise ValueError(f"group by must be one of {', '.join(b for b in BY if b != 'tag')} or tag:<key>, got {text!r}")
+    return by, tag_key or None
+
+
+def parse_instant(text: str, now: float) -> float:
+    """Unix seconds for ``1732300000``, ``24h`` / ``7d`` / ``30m`` (ago), or an ISO date or time (UTC if naive).
+
+    Raises:
+        ValueError: none of those forms.
+    """
+    text = text.strip()
+    match = _DURATION.fullmatch(text)
+    if match:
+        return now - float(match.group(1)) * _SECONDS[match.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"expected unix seconds, a duration ago (24h, 7d) or an ISO date/time (2026-11-01), got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+async def aggregate(
+    store: SqliteLedger | PostgresLedger,
+    *,
+    by: str,
+    since: float,
+    until: float,
+    limit: int = 50,
+    offset: int = 0,
+    tag_key: str | None = None,
+) -> UsagePage:
+    """Usage per group for rows with ``since <= ts < until``, ordered by cost, then requests.
+
+    Each group: ``group`` (the user, route, ...; ``None`` for rows without the tag), ``requests``,
+    ``errors`` (status >= 400), ``error_rate``, ``input_tokens``, ``cached_input_tokens``,
+    ``output_tokens``, ``cost_usd`` (exact decimal string; rows without a cost count as 0) and
+    ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_p99_ms`` (nearest rank).
+
+    Args:
+        store: the ledger store to read.
+        by: one of ``BY``.
+        since: window start, unix seconds (inclusive).
+        until: window end, unix seconds (exclusive).
+        limit: groups per page (1..1000).
+        offset: groups to skip.
+        tag_key: the tag whose value groups the rows, when ``by == "tag"``.
+
+    Raises:
+        ValueError: a bad ``by``, ``tag_key``, ``limit`` or ``offset``.
+    """
+    if by not in BY:
+        raise ValueError(f"cannot group by {by!r}")
+    if (by == "tag") != (tag_key is not None) or tag_key == "":
+        raise ValueError("a tag key is needed with (and only with) by='tag'")
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {_MAX_LIMIT}")
+    if offset < 0:
+        raise ValueError("offset must not be negative")
+    if isinstance(store, SqliteLedger):
+        if tag_key is not None and ('"' in tag_key or "\\" in tag_key):
+            raise ValueError("a tag key cannot hold a double quote or a backslash")
+        rows = await asyncio.to_thread(_sqlite_query, store, by, since, until, limit, offset, tag_key)
+        return _page(rows, offset)
+    return await _postgres_query(store, by, since, until, limit, offset, tag_key)
+
+
+def _percentiles() -> str:
+    return ", ".join(
+        f"MAX(CASE WHEN rn = ({p} * n + 99) / 100 THEN latency_ms END) AS {name}" for name, p in _RANKS.items()
+    )
+
+
+def _sqlite_query(
+    store: SqliteLedger, by: str, since: float, until: float, limit: int, offset: int, tag_key: str | None
+) -> list[tuple[Any, ...]]:
+    params: list[Any] = []
+    if by == "day":
+        group = "date(ts, 'unixepoch')"
+    elif by == "tag":
+        group = "json_extract(tags, ?)"
+        params.append(f'$."{tag_key}"')  # bound, never spliced: the key is data
+    else:
+        group = _COLUMN[by]
+    params += [since, until, limit, offset]
+    sql = f"""
+        WITH base AS (
+            SELECT {group} AS g, status, input_tokens, cached_input_tokens, output_tokens, latency_ms,
+                   CAST(ROUND(CAST(cost_usd AS REAL) * 1e10) AS INTEGER) AS cost_units
+            FROM {_TABLE} WHERE ts >= ? AND ts < ?
+        ), r AS (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency_ms) AS rn,
+                   COUNT(*) OVER (PARTITION BY g) AS n
+            FROM base
+        )
+        SELECT g, COUNT(*), SUM(status >= 400), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
+               COALESCE(SUM(cost_units), 0) AS cost, {_percentiles()}, COUNT(*) OVER () AS total
+        FROM r GROUP BY g ORDER BY cost DESC, COUNT(*) DESC, g IS NULL, g LIMIT ? OFFSET ?
+    """
+    uri = f"{store.path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.OperationalError:
+        if not store.path.exists():
+            return []  # nothing written yet
+        raise
+    try:
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_TABLE,)).fetchone()
+        if exists is None:
+            return []
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def _postgres_query(
+    store: PostgresLedger, by: str, since: float, until: float, limit: int, offset: int, tag_key: str | None
+) -> UsagePage:
+    params: list[Any] = [since, until, limit, offset]
+    if by == "day":
+        group = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    elif by == "tag":
+        group = "tags->>$5"
+        params.append(tag_key)
+    else:
+        group = _COLUMN[by]
+    percentiles = ", ".join(
+        f"percentile_disc({p / 100}) WITHIN GROUP (ORDER BY latency_ms) AS {name}" for name, p in _RANKS.items()
+    )
+    sql = f"""
+        SELECT {group} AS g, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens),
+               sum(cached_input_tokens), sum(output_tokens), COALESCE(sum(cost_usd), 0) AS cost,
+               {percentiles}, count(*) OVER () AS total
+        FROM {store.table} WHERE ts >= $1 AND ts < $2
+        GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
+    """
+    # the store's own connection and lock (PostgresLedger has no public read-query method)
+    records = await store._call("fetch", sql, *params)
+    return _page([tuple(r) for r in records], offset)
+
+
+def _page(rows: list[tuple[Any, ...]], offset: int) -> UsagePage:
+    groups = []
+    for g, requests, errors, input_t, cached_t, output_t, cost, p50, p95, p99, _ in rows:
+        # SQLite: integer units of 1e-10 USD; PostgreSQL: a Decimal already
+        value = Decimal(cost).scaleb(-10) if isinstance(cost, int) else Decimal(cost)
+        groups.append(
+            {
+                "group": g,
+                "requests": int(requests),
+                "errors": int(errors),
+                "error_rate": int(errors) / int(requests),
+                "input_tokens": int(input_t),
+                "cached_input_tokens": int(cached_t),
+                "output_tokens": int(output_t),
+                "cost_usd": format(value.quantize(_SCALE), "f"),
+                "latency_p50_ms": float(p50),
+                "latency_p95_ms": float(p95),
+                "latency_p99_ms": float(p99),
+            }
+        )
+    total = int(rows[0][-1]) if rows else 0
+    return UsagePage(groups, total, offset)
