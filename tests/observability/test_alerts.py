@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from aiohttp import web
 
+from breakwater.core.config import build_config
 from breakwater.observability.alerts import (
     AlertRules,
     Alerts,
@@ -20,6 +21,7 @@ from breakwater.observability.alerts import (
     WebhookDelivery,
 )
 from breakwater.observability.ledger.row import LedgerRow
+from breakwater.server.app import create_app
 from tests.observability.ledger.rows import make_row
 
 NOW = 1_800_000_000.0
@@ -132,3 +134,19 @@ async def test_a_dead_webhook_is_logged_not_raised(caplog: pytest.LogCaptureFixt
     assert len(await task.run_once()) == 1
     await task.stop()
     assert any("alert webhook failed" in r.getMessage() for r in caplog.records)
+
+
+def test_the_app_builds_its_alert_task_from_the_config() -> None:
+    base = {
+        "ledger": {"enabled": False},
+        "providers": {"m": {"type": "mock"}},
+        "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
+        "routes": {"r": {"deployments": ["d"]}},
+    }
+    assert create_app(build_config(base), environ={}).alerts is None, "no rule, no task"
+    config = {**base, "alerts": {"webhook": "env:HOOK", "error_rate": {"threshold": 0.1}, "spend_outlier": {}}}
+    app = create_app(build_config(config), environ={"HOOK": "http://127.0.0.1:9/x"})
+    assert app.alerts is not None
+    rules = app.alerts.alerts.rules
+    assert rules.error_rate == ErrorRate(threshold=0.1) and rules.spend_outlier == SpendOutlier()
+    assert rules.length_share is None and rules.p95_latency is None

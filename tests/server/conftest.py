@@ -68,6 +68,7 @@ def mock_config(remote_url: str) -> dict[str, Any]:
             "remote-gemini": {"deployments": ["r-gemini"]},
             "mock-narrow": {"deployments": ["d-narrow"]},
             "mock-resume": {"deployments": ["d-flaky", "d-openai"], "stream_failure": "continue"},
+            "mock-captured": {"deployments": ["d-openai"], "capture": {"enabled": True}},
         },
     }  # fmt: skip
     for route in config["routes"].values():

@@ -13,6 +13,8 @@ import anthropic
 import openai
 import pytest
 
+from breakwater.observability.redact import redact
+
 HELLO = [{"role": "user", "content": "Hello there"}]
 
 
@@ -133,3 +135,43 @@ def test_the_anthropic_ingress_is_recorded(gateway_url: str, ledger_path: Path) 
     row = _row(ledger_path, raw.headers["x-request-id"])
     assert row["output_tokens"] == message.usage.output_tokens
     assert row["route"] == "mock-claude" and row["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_captured_route_stores_prompt_and_answer_redacted(
+    client: openai.OpenAI, ledger_path: Path, stream: bool
+) -> None:
+    prompt = "Mail jane.doe@example.com my key sk-proj-abcdefghijklmnop and card 4111 1111 1111 1111"
+    messages = [{"role": "user", "content": prompt}]
+    if stream:
+        with client.chat.completions.with_streaming_response.create(
+            model="mock-captured",
+            messages=messages,
+            stream=True,  # type: ignore[arg-type]
+        ) as response:
+            rid = response.headers["x-request-id"]
+            text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    else:
+        raw = client.chat.completions.with_raw_response.create(model="mock-captured", messages=messages)  # type: ignore[arg-type]
+        rid, text = raw.headers["x-request-id"], raw.parse().choices[0].message.content or ""
+    row = _row(ledger_path, rid)
+    assert row["prompt"] is not None and row["response"] is not None
+    for secret in ("jane.doe@example.com", "sk-proj-abcdefghijklmnop", "4111 1111 1111 1111"):
+        assert secret not in row["prompt"]
+    assert "[EMAIL]" in row["prompt"] and "[REDACTED]" in row["prompt"] and "[CARD]" in row["prompt"]
+    assert text and row["response"] == redact(text)
+
+
+def test_routes_without_capture_store_no_content(client: openai.OpenAI, ledger_path: Path) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="mock", messages=HELLO)  # type: ignore[arg-type]
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert row["prompt"] is None and row["response"] is None
+
+
+def test_embeddings_are_recorded(client: openai.OpenAI, ledger_path: Path) -> None:
+    raw = client.embeddings.with_raw_response.create(model="mock", input=["one", "two"])
+    result = raw.parse()
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert row["status"] == 200 and row["route"] == "mock" and row["deployment"] == "d-openai"
+    assert row["input_tokens"] == result.usage.prompt_tokens > 0 and row["output_tokens"] == 0
+    assert Decimal(row["cost_usd"]) == _cost(result.usage.prompt_tokens, 0)

@@ -1,17 +1,21 @@
-"""The ``breakwater`` command: serve | mock | check-config | version. Thin over the layers."""
+"""The ``breakwater`` command: serve | mock | check-config | usage | version. Thin over the layers."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from breakwater import __version__
+from breakwater.cli import usage
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -48,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and report every problem")
     check.add_argument("file")
     check.set_defaults(run=_check)
+
+    usage.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
@@ -99,15 +105,36 @@ def _serve(args: argparse.Namespace) -> int:
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         print(f"  route {name:<24} -> {where}")
-    _run(
-        args,
-        "breakwater.server.app:app_from_env",
-        factory=True,
-        workers=args.workers,
-        # after the drain delay (server/drain.py), how long in-flight requests may take to finish
-        timeout_graceful_shutdown=config.server.drain_timeout_s,
-    )
+    with _metrics_dir(args.workers):
+        _run(
+            args,
+            "breakwater.server.app:app_from_env",
+            factory=True,
+            workers=args.workers,
+            # after the drain delay (server/drain.py), how long in-flight requests may take to finish
+            timeout_graceful_shutdown=config.server.drain_timeout_s,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers, a fresh ``PROMETHEUS_MULTIPROC_DIR`` they share, removed at exit.
+
+    It must be in the environment before uvicorn spawns the workers: each imports
+    prometheus-client afresh and picks memory-mapped values only if the variable is set then.
+    An operator's own ``PROMETHEUS_MULTIPROC_DIR`` is used as it is and left in place.
+    """
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="breakwater-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> NoReturn:

@@ -169,6 +169,14 @@ class Fallbacks(_Model):
     content_filter_message: str | None = None
 
 
+class CaptureSettings(_Model):
+    """Store prompts and answers (redacted) in the ledger for a sample of a route's requests."""
+
+    enabled: bool = False
+    sample_rate: float = Field(default=1.0, gt=0, le=1)
+    max_chars: int = Field(default=20_000, ge=1)
+
+
 class Route(_Model):
     """A public model name. Either a list of deployments, or (for ``prefix/*``) a provider."""
 
@@ -184,6 +192,8 @@ class Route(_Model):
     #: a stream that fails after sending: ``error`` ends it with an error; ``continue`` resumes it
     #: on another deployment with the text so far as an assistant prefix
     stream_failure: Literal["error", "continue"] = "error"
+    #: prompt and answer capture into the ledger (off by default; see docs/observability.md)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
     description: str | None = None
 
     @field_validator("deployments", mode="before")
@@ -236,10 +246,73 @@ class LedgerSettings(_Model):
         return value
 
 
+class TracingSettings(_Model):
+    """OpenTelemetry traces (GenAI semantic conventions), built after each request ends."""
+
+    enabled: bool = False
+    #: ``otlp``: OTLP over HTTP (protobuf) to ``endpoint``; ``console``: stdout; ``none``: nowhere
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    #: the collector's traces URL, ``http://collector:4318/v1/traces`` (a bare ``http://host:4318``
+    #: gets ``/v1/traces``); unset: the ``OTEL_EXPORTER_OTLP_*`` environment, else localhost:4318
+    endpoint: str | None = None
+    #: sent with every export; a value that is a secret goes in as ``env:NAME`` or ``file:/path``
+    headers: dict[str, str] = Field(default_factory=dict)
+    service_name: str = "breakwater"
+    #: share of new traces kept; a caller's ``traceparent`` sampling decision always wins
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    #: prompts and answers as span events; off by default (they may hold personal data)
+    capture_content: bool = False
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+
+class SpendOutlierRule(_Model):
+    factor: float = Field(default=10.0, gt=1)
+    window_s: float = Field(default=3600.0, gt=0)
+    min_spend_usd: float = Field(default=0.10, ge=0)
+
+
+class LengthShareRule(_Model):
+    threshold: float = Field(default=0.2, gt=0, le=1)
+    window_s: float = Field(default=900.0, gt=0)
+    min_requests: int = Field(default=50, ge=1)
+
+
+class ErrorRateRule(_Model):
+    threshold: float = Field(default=0.05, gt=0, le=1)
+    window_s: float = Field(default=300.0, gt=0)
+    min_requests: int = Field(default=50, ge=1)
+
+
+class P95LatencyRule(_Model):
+    threshold_ms: float = Field(default=10_000.0, gt=0)
+    window_s: float = Field(default=300.0, gt=0)
+    min_requests: int = Field(default=50, ge=1)
+
+
+class AlertSettings(_Model):
+    """Alert rules (each off unless given) and where alerts go besides the log."""
+
+    #: a URL, or ``env:NAME`` / ``file:/path`` when the URL carries a token (Slack, PagerDuty)
+    webhook: str | None = None
+    interval_s: float = Field(default=60.0, gt=0)
+    spend_outlier: SpendOutlierRule | None = None
+    length_share: LengthShareRule | None = None
+    error_rate: ErrorRateRule | None = None
+    p95_latency: P95LatencyRule | None = None
+
+
 class Config(_Model):
     version: Literal[1] = 1
     server: ServerSettings = Field(default_factory=ServerSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     providers: dict[str, Provider] = Field(default_factory=dict)
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     routes: dict[str, Route] = Field(default_factory=dict)

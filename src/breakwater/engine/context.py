@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from breakwater.engine.accounting import Tally
 
+#: ``(deployment, provider, upstream model, start_mono, end_mono, error class name or None)``: a
+#: plain tuple so recording an attempt costs one allocation on the request path
+Attempt = tuple[str, str, str, float, float, str | None]
+
 
 @dataclass(slots=True)
 class RequestContext:
@@ -47,3 +51,11 @@ class RequestContext:
     upstream_model: str | None = None
     #: usage, finish reason and first-event time, filled as the answer passes
     tally: Tally = field(default_factory=Tally)
+    #: W3C trace context: the caller's (``traceparent``) or a fresh random id; 0 means none
+    trace_id: int = 0
+    #: the caller's span (from ``traceparent``): the gateway's server span becomes its child
+    parent_span_id: int | None = None
+    #: the caller's sampling decision (``traceparent`` flags); True when there was no caller span
+    sampled: bool = True
+    #: one ``Attempt`` per upstream call, in order: traces are built from these after the request
+    attempt_log: list[Attempt] = field(default_factory=list)

@@ -335,7 +335,9 @@ class Gateway:
             status, headers, body = await self._exchange(deployment, http, min(deployment.timeouts.total, budget_s))
             if status >= 400:
                 raise deployment.adapter.map_error(status, headers, body, deployment.target)
-            return deployment.adapter.embeddings_response(body, deployment.target)
+            response = deployment.adapter.embeddings_response(body, deployment.target)
+            ctx.tally.usage, ctx.tally.model = response.usage, response.model or None
+            return response
 
         return await self._serve(route, ctx, attempt, None)
 
@@ -474,7 +476,9 @@ class Gateway:
                 result = await attempt(route, deployment, max(deadline - started, 0.0), lease)
             except UpstreamError as exc:
                 lease.release()
-                ctx.waited_s += clock.monotonic() - started
+                ended = clock.monotonic()
+                ctx.waited_s += ended - started
+                _log_attempt(ctx, deployment, started, ended, type(exc).__name__)
                 last = exc
                 failures.append(f"{deployment.name}: {exc.message}")
                 if isinstance(exc, RateLimited):
@@ -489,11 +493,14 @@ class Gateway:
                 if not should_retry(exc):
                     raise
                 continue
-            except BaseException:
+            except BaseException as exc:
                 lease.release()
                 breaker.release_probe()
+                _log_attempt(ctx, deployment, started, clock.monotonic(), type(exc).__name__)
                 raise
-            elapsed = clock.monotonic() - started
+            ended = clock.monotonic()
+            _log_attempt(ctx, deployment, started, ended, None)
+            elapsed = ended - started
             ctx.waited_s += elapsed
             stats.observe(elapsed, stream=stream)
             breaker.record_success()
@@ -546,6 +553,11 @@ def _record(ctx: RequestContext, deployment: Deployment, *, fallback: bool) -> N
     ctx.provider = deployment.target.provider
     ctx.upstream_model = deployment.target.model
     ctx.fallback = ctx.fallback or fallback
+
+
+def _log_attempt(ctx: RequestContext, deployment: Deployment, started: float, ended: float, error: str | None) -> None:
+    target = deployment.target
+    ctx.attempt_log.append((deployment.name, target.provider, target.model, started, ended, error))
 
 
 def _exhausted(route: Route, failures: list[str], last: UpstreamError | None) -> UpstreamError:

@@ -18,6 +18,7 @@ import itertools
 import secrets
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from breakwater.core.pricing import cost
 from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens
@@ -25,7 +26,11 @@ from breakwater.core.types import ChatRequest, Usage
 from breakwater.engine.context import RequestContext
 from breakwater.engine.ports import TokenCounters
 from breakwater.engine.prices import PriceBook
+from breakwater.observability.capture import Capture
 from breakwater.observability.ledger.row import LedgerRow
+
+if TYPE_CHECKING:  # opentelemetry is imported only by a gateway with tracing on
+    from breakwater.observability.tracing import Tracer
 
 #: provider name -> whose list prices it is billed at (``Wiring.price_host``)
 HostOf = Callable[[str], str | None]
@@ -40,8 +45,12 @@ class Recorder:
         prices: PriceBook,
         host_of: HostOf,
         tokens: TokenCounters | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._sink = sink
+        #: prompt/answer capture, when some route asks for it (set by the app)
+        self.capture: Capture | None = None
+        self._tracer = tracer
         self._prices = prices
         self._host_of = host_of
         self._tokens = tokens
@@ -75,7 +84,7 @@ class Recorder:
         row = LedgerRow(
             id=f"{self._prefix}{next(self._ids):010x}",
             request_id=ctx.request_id,
-            trace_id=None,
+            trace_id=f"{ctx.trace_id:032x}" if ctx.trace_id else None,
             ts=ctx.started_at,
             key_id=ctx.key_id or "",
             user=ctx.user or (request.user if request is not None and request.user else ""),
@@ -104,7 +113,11 @@ class Recorder:
             prompt=None,
             response=None,
         )
+        if self.capture is not None and ctx.tally.capture:
+            self.capture.fill(row, ctx, request)
         self._sink(row)
+        if self._tracer is not None:
+            self._tracer.record(ctx, request, row, now_mono)
         return row
 
     def _estimate(self, ctx: RequestContext, request: ChatRequest) -> Usage:

@@ -1,30 +1,43 @@
-"""Operator endpoints: ``GET /admin/deployments`` (breakers, load, latency) and ``GET /metrics``.
+"""Operator endpoints: ``GET /admin/deployments``, ``GET /admin/usage`` and ``GET /metrics``.
 
-Both are read-only views of live state and carry no secrets (deployment names, states and
-counts). When ``server.admin_key`` is configured, ``/admin/*`` needs it as a bearer token;
+``/admin/deployments`` shows breakers, load and latency; ``/admin/usage`` the ledger grouped by
+user, route, model, ... (``observability/ledger/aggregate.py``). All are read-only views and carry
+no secrets (deployment names, states, counts, usage figures). When ``server.admin_key`` is
+configured, ``/admin/*`` needs it as a bearer token;
 ``/metrics`` stays open for the scraper, as is usual inside a cluster.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import parse_qs
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from breakwater.core.errors import AuthenticationFailed
+from breakwater.core.errors import AuthenticationFailed, BreakwaterError, InvalidRequest, NotFound, Unavailable
 from breakwater.engine.gateway import Gateway
+from breakwater.observability.ledger.aggregate import UsagePage, aggregate, parse_by, parse_instant
+from breakwater.observability.ledger.service import Store
 from breakwater.observability.metrics import CONTENT_TYPE, Metrics
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, header, send_bytes
+
+T = TypeVar("T")
 
 
 class Admin:
     """The operator views of one gateway."""
 
-    def __init__(self, gateway: Gateway, admin_key: str | None) -> None:
+    def __init__(self, gateway: Gateway, admin_key: str | None, metrics: Metrics) -> None:
         self.gateway = gateway
         self._key = admin_key.encode() if admin_key else None
-        self._metrics = Metrics(gateway)
+        self._metrics = metrics
 
     async def deployments(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every deployment used so far: breaker snapshot, in-flight, queue, latency, counters."""
@@ -35,6 +48,36 @@ class Admin:
 
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._metrics.render(), [(b"content-type", CONTENT_TYPE.encode())])
+
+    def usage(self, store: Store | None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """``GET /admin/usage``: ledger usage per group, costliest first, paged by ``page_token``.
+
+        Query: ``by`` (user | route | model | deployment | key | day | tag:<key>, default user),
+        ``since`` / ``until`` (unix seconds, ISO date/time or a duration ago like ``24h``; default
+        the last 24 hours), ``limit`` (1..1000, default 50), ``page_token`` (from the last page).
+
+        Args:
+            store: the ledger store; None when the ledger is disabled (every call answers 404).
+        """
+
+        async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+            if not await self._authorised(scope, send):
+                return
+            try:
+                if store is None:
+                    raise NotFound("The request ledger is disabled (ledger.enabled: false): there is no usage to read")
+                query = _UsageQuery.parse(scope.get("query_string", b""), self.gateway.clock.time())
+                page = await _read_usage(store, query)
+            except BreakwaterError as exc:
+                status, headers, body = errors.openai_error(exc, "admin")
+                await send_bytes(send, status, body, headers)
+                return
+            after = query.offset + len(page.groups)
+            token = _encode_token(after) if page.has_more else None
+            body = orjson.dumps({"object": "list", "data": page.groups, "next_page_token": token})
+            await send_bytes(send, 200, body, JSON_HEADERS)
+
+        return handler
 
     async def _authorised(self, scope: Scope, send: Send) -> bool:
         if self._key is None:
@@ -48,3 +91,70 @@ class Admin:
         )
         await send_bytes(send, status, body, headers)
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class _UsageQuery:
+    by: str
+    tag_key: str | None
+    since: float
+    until: float
+    limit: int
+    offset: int
+
+    @classmethod
+    def parse(cls, raw: bytes, now: float) -> _UsageQuery:
+        """The query string of ``GET /admin/usage``; InvalidRequest (400) naming the bad parameter."""
+        params = {k: v[-1] for k, v in parse_qs(raw.decode("latin-1")).items()}
+        unknown = set(params) - {"by", "since", "until", "limit", "page_token"}
+        if unknown:
+            raise InvalidRequest(f"Unknown query parameter {sorted(unknown)[0]!r}", param=sorted(unknown)[0])
+        everyone: tuple[str, str | None] = ("user", None)
+        by, tag_key = _param(params, "by", parse_by, everyone)
+        since = _param(params, "since", lambda v: parse_instant(v, now), now - 86400.0)
+        until = _param(params, "until", lambda v: parse_instant(v, now), now)
+        limit = _param(params, "limit", int, 50)
+        offset = _param(params, "page_token", _decode_token, 0)
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("Invalid limit: must be between 1 and 1000", param="limit")
+        if since >= until:
+            raise InvalidRequest("Invalid since: must be before until", param="since")
+        return cls(by, tag_key, since, until, limit, offset)
+
+
+def _param(params: dict[str, str], name: str, read: Callable[[str], T], default: T) -> T:
+    if name not in params:
+        return default
+    try:
+        return read(params[name])
+    except ValueError as exc:
+        raise InvalidRequest(f"Invalid {name}: {exc}", param=name) from None
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"usage:{offset}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        text = ""
+    kind, _, offset = text.partition(":")
+    if kind == "usage" and offset.isascii() and offset.isdigit():
+        return int(offset)
+    raise ValueError("not a page token from this endpoint")
+
+
+async def _read_usage(store: Store, q: _UsageQuery) -> UsagePage:
+    try:
+        return await aggregate(
+            store, by=q.by, since=q.since, until=q.until, limit=q.limit, offset=q.offset, tag_key=q.tag_key
+        )
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # OSError: a refused connection or a timeout (TimeoutError is one)
+        raise Unavailable(
+            f"The ledger database cannot be read: {type(exc).__name__}", code="ledger_unavailable"
+        ) from exc

@@ -12,8 +12,10 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
+from pydantic import BaseModel
 
 from breakwater.core.config import Config, ConfigError, Problem, parse_config
 from breakwater.core.defaults import default_config
@@ -22,10 +24,24 @@ from breakwater.engine.gateway import Gateway
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.prices import PriceBook
 from breakwater.infra.clock import SystemClock, SystemRandom
-from breakwater.infra.credentials import resolve
+from breakwater.infra.credentials import CredentialError, resolve
 from breakwater.infra.http import AiohttpSender
 from breakwater.infra.tokenizers import Tokenizers
+from breakwater.observability.alerts import (
+    AlertRules,
+    Alerts,
+    AlertTask,
+    ErrorRate,
+    LengthShare,
+    P95Latency,
+    SpendOutlier,
+    WebhookDelivery,
+)
+from breakwater.observability.capture import Capture, CapturePolicy
+from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.ledger.service import Ledger, store_for
+from breakwater.observability.logging import redactor
+from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server import errors
@@ -35,6 +51,9 @@ from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints
 from breakwater.server.wiring import Wiring, check_environment
+
+if TYPE_CHECKING:  # opentelemetry is imported only when tracing is on (``_tracer``)
+    from breakwater.observability.tracing import Tracer
 
 log = logging.getLogger("breakwater.server")
 
@@ -72,6 +91,7 @@ class BreakwaterApp:
         clock = clock or SystemClock()
         rng = rng or SystemRandom()
         wiring = Wiring(config, environ, self.sender, clock, rng)
+        redactor.add(wiring.secrets())  # no log line of this process shows them
         self.tokenizers = Tokenizers()
         self.gateway = Gateway(
             wiring.router(), clock, rng, on_breaker_transition=_log_transition, tokens=self.tokenizers
@@ -82,9 +102,35 @@ class BreakwaterApp:
         self.drain = Drain(config.server.drain_delay_s, self._start_draining)
         self.ledger = _ledger(config, environ, clock)
         self.prices = PriceBook(wiring.price_overrides())
-        recorder = None
-        if self.ledger is not None:
-            recorder = Recorder(self.ledger.submit, self.prices, wiring.price_host, self.tokenizers)
+        self.metrics = Metrics(
+            self.gateway,
+            config.routes,
+            config.deployments,
+            None if self.ledger is None else self.ledger.writer,
+            environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        )
+        #: None unless ``tracing.enabled``; tests add an in-memory span processor to it
+        self.tracer = _tracer(config, environ)
+        #: None unless some alert rule is configured
+        self.alerts = _alerts(config, environ, clock)
+        recorder = Recorder(
+            _sink(
+                self.metrics.requests.observe,
+                None if self.ledger is None else self.ledger.submit,
+                None if self.alerts is None else self.alerts.alerts.observe,
+            ),
+            self.prices,
+            wiring.price_host,
+            self.tokenizers,
+            self.tracer,
+        )
+        policies = {
+            name: CapturePolicy(route.capture.sample_rate, route.capture.max_chars)
+            for name, route in config.routes.items()
+            if route.capture.enabled
+        }
+        if policies:
+            recorder.capture = Capture(policies, rng.random)
         ep = Endpoints(self.gateway, config.server.max_body_bytes, recorder)
 
         async def chat(scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,8 +149,9 @@ class BreakwaterApp:
             self._routes[("POST", f"{prefix}/embeddings")] = guarded_embeddings
             self._routes[("GET", f"{prefix}/models")] = ep.models
         self._routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, ep.ids, ANTHROPIC.error, self.disconnects)
-        admin = Admin(self.gateway, resolve(config.server.admin_key, environ))
+        admin = Admin(self.gateway, resolve(config.server.admin_key, environ), self.metrics)
         self._routes[("GET", "/admin/deployments")] = admin.deployments
+        self._routes[("GET", "/admin/usage")] = admin.usage(None if self.ledger is None else self.ledger.store)
         self._routes[("GET", "/metrics")] = admin.metrics
         self._routes[("GET", "/healthz")] = self._healthz
         self._routes[("GET", "/readyz")] = self._readyz
@@ -162,6 +209,8 @@ class BreakwaterApp:
         self.disconnects.start()
         if self.ledger is not None:
             await self.ledger.start()
+        if self.alerts is not None:
+            self.alerts.start()
         self.ready = True
 
     async def shutdown(self) -> None:
@@ -171,6 +220,11 @@ class BreakwaterApp:
         await self.sender.close()
         if self.ledger is not None:
             await self.ledger.stop()  # after the last request: every row flushed, or spooled
+        if self.alerts is not None:
+            await self.alerts.stop()
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
+        self.metrics.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -184,11 +238,21 @@ class BreakwaterApp:
                 return
 
 
+def ledger_url(config: Config, environ: Mapping[str, str]) -> str:
+    """The ledger's database URL, its ``env:`` / ``file:`` reference resolved.
+
+    Raises:
+        CredentialError: the reference names nothing.
+    """
+    url = config.ledger.url
+    return (resolve(url, environ) or "") if url.startswith(("env:", "file:")) else url
+
+
 def _ledger(config: Config, environ: Mapping[str, str], clock: Clock) -> Ledger | None:
     settings = config.ledger
     if not settings.enabled:
         return None
-    url = (resolve(settings.url, environ) or "") if settings.url.startswith(("env:", "file:")) else settings.url
+    url = ledger_url(config, environ)
     retention = None if settings.retention_days is None else settings.retention_days * 86400
     return Ledger(
         store_for(url),
@@ -198,6 +262,61 @@ def _ledger(config: Config, environ: Mapping[str, str], clock: Clock) -> Ledger 
         retention_s=retention,
         clock=clock,
     )
+
+
+def _tracer(config: Config, environ: Mapping[str, str]) -> Tracer | None:
+    settings = config.tracing
+    if not settings.enabled:
+        return None
+    headers: dict[str, str] = {}
+    problems: list[Problem] = []
+    for name, value in settings.headers.items():
+        try:
+            headers[name] = (resolve(value, environ) or "") if value.startswith(("env:", "file:")) else value
+        except CredentialError as exc:
+            problems.append(Problem(f"tracing.headers.{name}", str(exc)))
+    if problems:
+        raise ConfigError("<config>", problems)
+    from breakwater.observability.tracing import Tracer, exporter_processor, provider_systems
+
+    return Tracer(settings, provider_systems(config.providers), exporter_processor(settings, headers))
+
+
+def _sink(*consumers: Callable[[LedgerRow], None] | None) -> Callable[[LedgerRow], None]:
+    """Each finished request's row goes to every consumer given (metrics, ledger, alerts)."""
+    live = [c for c in consumers if c is not None]
+    if len(live) == 1:
+        return live[0]
+
+    def each(row: LedgerRow) -> None:
+        for consume in live:
+            consume(row)
+
+    return each
+
+
+Rule = TypeVar("Rule")
+
+
+def _alerts(config: Config, environ: Mapping[str, str], clock: Clock) -> AlertTask | None:
+    settings = config.alerts
+    rules = AlertRules(
+        spend_outlier=_rule(SpendOutlier, settings.spend_outlier),
+        length_share=_rule(LengthShare, settings.length_share),
+        error_rate=_rule(ErrorRate, settings.error_rate),
+        p95_latency=_rule(P95Latency, settings.p95_latency),
+    )
+    if rules.horizon_s() == 0:
+        return None
+    webhook = settings.webhook
+    if webhook is not None and webhook.startswith(("env:", "file:")):
+        webhook = resolve(webhook, environ)
+    delivery = WebhookDelivery(webhook) if webhook else None
+    return AlertTask(Alerts(rules), settings.interval_s, clock.time, delivery)
+
+
+def _rule(kind: Callable[..., Rule], settings: BaseModel | None) -> Rule | None:
+    return None if settings is None else kind(**settings.model_dump())
 
 
 def _log_transition(deployment: str, old: str, new: str) -> None:

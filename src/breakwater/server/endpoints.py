@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -61,6 +62,8 @@ class RequestIds:
     def __init__(self) -> None:
         self._prefix = secrets.token_hex(6)
         self._count = itertools.count(1)
+        #: trace ids for requests without a ``traceparent`` (seeded from the OS; not a secret)
+        self._trace_ids = random.Random()
 
     def new(self) -> str:
         return f"{self._prefix}{next(self._count):010x}"
@@ -76,13 +79,17 @@ class RequestIds:
         return rid
 
     def context(self, scope: Scope) -> RequestContext:
-        """The request's context: its id, user and ``x-mock-*`` headers, in one pass over the headers."""
+        """The request's context: its id, user, trace context and ``x-mock-*`` headers, in one pass
+        over the headers."""
         rid: str | None = None
         user: str | None = None
         tags: dict[str, str] = {}
         mock: dict[str, str] = {}
+        parent: tuple[int, int, bool] | None = None
         for key, value in scope["headers"]:
-            if key.startswith(b"x-"):
+            if key == b"traceparent":
+                parent = _traceparent(value)
+            elif key.startswith(b"x-"):
                 if key == b"x-request-id" and 0 < len(value) <= 128:
                     rid = value.decode("latin-1")
                 elif key.startswith(b"x-mock-"):
@@ -92,7 +99,31 @@ class RequestIds:
                 elif key == b"x-breakwater-tags":
                     tags = parse_tags(value.decode("latin-1"))
         scope[SCOPE_KEY] = rid = rid or self.new()  # for wrappers that log about the request
-        return RequestContext(request_id=rid, mock_headers=mock, user=user, tags=tags)
+        ctx = RequestContext(request_id=rid, mock_headers=mock, user=user, tags=tags)
+        if parent is None:
+            ctx.trace_id = self._trace_ids.getrandbits(128) or 1
+        else:
+            ctx.trace_id, ctx.parent_span_id, ctx.sampled = parent
+        return ctx
+
+
+def _traceparent(value: bytes) -> tuple[int, int, bool] | None:
+    """``00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`` -> (trace id, span id, sampled).
+
+    W3C Trace Context level 1: an unknown higher version may append fields after a ``-``; version
+    ``ff``, all-zero ids and anything malformed make the header ignored (a new trace starts).
+    """
+    if len(value) < 55 or (len(value) > 55 and (value[:2] == b"00" or value[55:56] != b"-")):
+        return None
+    if value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-" or value[:2] == b"ff":
+        return None
+    digits = value[:2] + value[3:35] + value[36:52] + value[53:55]
+    if digits.strip(b"0123456789abcdef"):  # not all lowercase hex
+        return None
+    trace_id, span_id = int(value[3:35], 16), int(value[36:52], 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, bool(int(value[53:55], 16) & 1)
 
 
 #: at most this many tags a request, keys and values cut to these lengths (they reach the ledger)
@@ -135,6 +166,9 @@ async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, rid: str) -
 
 class Recorder(Protocol):
     """Takes each finished request (``breakwater.observability.recorder.Recorder``)."""
+
+    #: ``observability.capture.Capture`` when some route captures content, else None
+    capture: Any
 
     def record(
         self,
@@ -189,6 +223,9 @@ class Endpoints:
         try:
             request = codec.decode(parse_json(await read_json_body(scope, receive, self.max_body_bytes)))
             ctx.stream = request.stream
+            recorder = self.recorder
+            if recorder is not None and recorder.capture is not None:
+                ctx.tally.capture = recorder.capture.wants(request.model)
             if request.stream:
                 events = await self.gateway.chat_stream(request, ctx)
             else:
@@ -239,19 +276,24 @@ class Endpoints:
         self._record(ctx, request, 200, failure)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = self.clock.monotonic()
-        ctx = self.ids.context(scope)
+        ctx = self._context(scope)
+        started = ctx.started_mono
         rid = ctx.request_id
         try:
             request = openai_serve.decode_embeddings_request(
                 parse_json(await read_json_body(scope, receive, self.max_body_bytes))
             )
+            ctx.route = request.model
             response = await self.gateway.embeddings(request, ctx)
             body = openai_serve.encode_embeddings_response(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            await _fail(send, errors.openai_error, exc, rid)
+            self._record(ctx, None, await _fail(send, errors.openai_error, exc, rid), exc)
             return
+        except asyncio.CancelledError as exc:
+            self._record(ctx, None, CLIENT_CLOSED, exc)
+            raise
         await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
+        self._record(ctx, None, 200, None)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = self.gateway.router

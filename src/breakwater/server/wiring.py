@@ -158,6 +158,14 @@ class Wiring:
             breaker=breaker or BreakerPolicy(),
         )
 
+    def secrets(self) -> list[str]:
+        """Every secret value the config references (provider keys, admin key), for redaction."""
+        found = [resolve(p.api_key, self.environ) for p in self.config.providers.values() if p.api_key]
+        for ref in (self.config.server.admin_key, self.config.ledger.url):
+            if ref is not None and ref.startswith(("env:", "file:")):
+                found.append(resolve(ref, self.environ))
+        return [value for value in found if value]
+
     def price_host(self, provider: str) -> str | None:
         """Whose list prices a provider's models are billed at: its host, or the vendor its wire
         names when it calls that vendor's own API; ``None`` for mocks and self-hosted servers
