@@ -11,6 +11,7 @@ from typing import Any
 
 import anthropic
 import openai
+import orjson
 import pytest
 
 from breakwater.observability.redact import redact
@@ -175,3 +176,20 @@ def test_embeddings_are_recorded(client: openai.OpenAI, ledger_path: Path) -> No
     assert row["status"] == 200 and row["route"] == "mock" and row["deployment"] == "d-openai"
     assert row["input_tokens"] == result.usage.prompt_tokens > 0 and row["output_tokens"] == 0
     assert Decimal(row["cost_usd"]) == _cost(result.usage.prompt_tokens, 0)
+
+
+def test_openai_metadata_becomes_tags_and_the_header_wins(client: openai.OpenAI, ledger_path: Path) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock-claude",  # not an OpenAI upstream: metadata is the gateway's, not forwarded as a parameter
+        messages=HELLO,  # type: ignore[arg-type]
+        metadata={"feature": "from-body", "experiment": "b"},
+        extra_headers={"x-breakwater-tags": "feature=from-header"},
+    )
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert orjson.loads(row["tags"]) == {"feature": "from-header", "experiment": "b"}
+
+
+def test_malformed_metadata_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="mock", messages=HELLO, metadata={"k": 3})  # type: ignore[arg-type, dict-item]
+    assert info.value.body["param"] == "metadata.k"  # type: ignore[index]

@@ -108,6 +108,8 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
+    #: OpenAI's ``metadata`` (string pairs): attribution tags for the ledger, like ``x-breakwater-tags``
+    metadata: dict[str, str] | None = None
     #: client fields and content-part types the canonical form does not model, e.g.
     #: ``reasoning_effort`` or ``messages[0].content[1].type=input_audio``; only an upstream
     #: that receives the raw body (the OpenAI fast path) can honour them

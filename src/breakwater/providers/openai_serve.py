@@ -127,7 +127,19 @@ _SETTERS: dict[str, _Setter] = {
     "parallel_tool_calls": lambda r, v: setattr(r, "parallel_tool_calls", f.as_bool(v, "parallel_tool_calls")),
     "response_format": lambda r, v: setattr(r, "response_format", _response_format(v)),
     "user": lambda r, v: setattr(r, "user", f.as_str(v, "user")),
+    "metadata": lambda r, v: setattr(r, "metadata", _metadata(v)),
 }
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    """OpenAI's shape: at most 16 pairs, keys up to 64 characters, string values up to 512."""
+    pairs = f.obj(value, "metadata")
+    if len(pairs) > 16:
+        raise f.bad("metadata", "at most 16 key-value pairs")
+    for key, item in pairs.items():
+        if len(key) > 64 or not isinstance(item, str) or len(item) > 512:
+            raise f.bad(f"metadata.{key}", "a string of at most 512 characters, under a key of at most 64")
+    return dict(pairs)
 
 
 def _message(value: Any, i: int, extra: list[str]) -> Message:

@@ -223,6 +223,8 @@ class Endpoints:
         try:
             request = codec.decode(parse_json(await read_json_body(scope, receive, self.max_body_bytes)))
             ctx.stream = request.stream
+            if request.metadata:
+                ctx.tags = {**request.metadata, **ctx.tags}  # the header wins a clash
             recorder = self.recorder
             if recorder is not None and recorder.capture is not None:
                 ctx.tally.capture = recorder.capture.wants(request.model)
