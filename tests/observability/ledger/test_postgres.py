@@ -7,7 +7,6 @@ absent, a failure under ``BREAKWATER_REQUIRE_SERVICES=1``. Each test uses its ow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from breakwater.observability.ledger import LedgerRow, LedgerWriter
 from breakwater.observability.ledger.postgres import PostgresLedger
 
 from ...conftest import require_service
+from ...tcp_proxy import TcpProxy
 from .rows import T0, make_row, wait_for
 
 HOST, PORT = "127.0.0.1", 5432
@@ -80,73 +80,26 @@ async def test_a_dead_server_raises_and_the_store_reconnects(table: str) -> None
         await proxy.cut()
 
 
-class TcpProxy:
-    """A loopback TCP forwarder that can be cut (listener and every connection closed) and restored on the same port."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-        self.connections = 0
-
-    @classmethod
-    async def start(cls, target_host: str, target_port: int) -> TcpProxy:
-        proxy = cls(target_host, target_port)
-        await proxy.restore()
-        return proxy
-
-    async def restore(self) -> None:
-        self._server = await asyncio.start_server(self._handle, HOST, self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for w in list(self._writers):
-            w.transport.abort()
-        self._writers.clear()
-
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            up_r, up_w = await asyncio.open_connection(*self._target)
-        except OSError:
-            client_w.transport.abort()
-            return
-        self._writers |= {client_w, up_w}
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            w.transport.abort()
-
-        await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
-        self._writers -= {client_w, up_w}
-
-
 async def test_database_down_mid_load_loses_nothing(table: str, tmp_path: Path) -> None:
     """Cutting the database mid-load: submits keep succeeding, the spool grows; on restore every row lands once, in order."""
     proxy = await TcpProxy.start(HOST, PORT)
     store = PostgresLedger(f"postgresql://postgres@{HOST}:{proxy.port}/test", table=table, command_timeout_s=2)
     spool = tmp_path / "ledger.jsonl"
-    writer = LedgerWriter(store, spool, batch_size=50, flush_interval_s=0.005, retry_initial_s=0.01, retry_max_s=0.05)
+    writer = LedgerWriter(store, spool, batch_size=200, flush_interval_s=0.005, retry_initial_s=0.01, retry_max_s=0.05)
     submitted: list[LedgerRow] = []
     producing = True
 
     async def produce() -> None:
         i = 0
         while producing:
-            for _ in range(20):  # bursts of 20 rows, then let the writer run
+            for _ in range(10):  # bursts of 10 rows, then let the writer run
                 row = make_row(i, prefix="load")
                 writer.submit(row)  # must never raise nor block, whatever the database does
                 submitted.append(row)
                 i += 1
-            await asyncio.sleep(0.001)  # pacing the load, not synchronisation
+            # Pacing the load (not synchronisation): at most 5000 rows/s, below what the store
+            # takes through the proxy, or no replay could ever catch up.
+            await asyncio.sleep(0.002)
 
     writer.start()
     producer = asyncio.create_task(produce())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -76,6 +77,37 @@ async def test_rows_spool_in_order_then_replay_once_in_order(tmp_path: Path) -> 
         assert writer.last_write_lag_s is not None
     finally:
         await writer.stop()
+
+
+async def test_a_load_outpacing_the_spool_does_not_starve_store_retries(tmp_path: Path) -> None:
+    """Each pass takes only the rows pending when it starts: a producer adding rows faster than
+    spool appends finish cannot hold the writer in one pass, so the store is still retried."""
+    store, spool = FlakyStore(), tmp_path / "ledger.jsonl"
+    writer = _writer(store, spool)
+    submitted: list[LedgerRow] = []
+    producing = True
+
+    async def produce() -> None:
+        i = 0
+        while producing:
+            for _ in range(10):
+                row = make_row(i)
+                writer.submit(row)
+                submitted.append(row)
+                i += 1
+            await asyncio.sleep(0)  # every loop turn: far faster than a spool append on a thread
+
+    store.down = True
+    writer.start()
+    producer = asyncio.create_task(produce())
+    try:
+        await wait_for(lambda: store.refused >= 3, "three store retries while the load goes on")
+    finally:
+        producing = False
+        await producer
+        store.down = False
+        await writer.stop()
+    assert store.rows == submitted and writer.dropped == 0 and not spool.exists()
 
 
 async def test_a_spool_left_by_an_earlier_run_is_replayed_first(tmp_path: Path) -> None:

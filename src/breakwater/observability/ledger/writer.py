@@ -103,7 +103,7 @@ class LedgerWriter:
         store: where rows go; its ``write`` must skip rows whose ``id`` it already holds.
         spool_path: the spool file (JSON lines); its directory is created when first needed.
         batch_size: most rows per store write (and per replay step).
-        flush_interval_s: pause between flushes; each flush drains everything pending.
+        flush_interval_s: pause between flushes; each flush takes the rows pending when it starts.
         retry_initial_s: first backoff after a failed write; doubles up to ``retry_max_s``.
         retry_max_s: longest backoff between store retries while spooling.
         max_pending: rows held in memory at most; beyond it ``submit`` drops (counted, logged).
@@ -222,7 +222,15 @@ class LedgerWriter:
         await self._flush(final=True)
 
     async def _flush(self, *, final: bool) -> None:
-        """Write what is pending; ``final`` tries the store once more regardless of backoff."""
+        """Write what is pending; ``final`` tries the store once more regardless of backoff and
+        repeats until nothing is left (rows may still arrive while the app shuts down)."""
+        await self._flush_once(final=final)
+        while final and self._pending:
+            await self._flush_once(final=final)
+
+    async def _flush_once(self, *, final: bool) -> None:
+        """One pass over the rows pending when it starts: under a load that outpaces the store,
+        later rows wait for the next pass, so a pass always ends and the store is retried."""
         if self._spooling:
             # Retry the store before spooling what is queued: if the spool itself is failing, the
             # queued rows then still reach the store once it is back. Either way they follow the spool.
@@ -230,8 +238,10 @@ class LedgerWriter:
             if not (due and await self._replay()):
                 await self._spool_pending()
                 return
-        while self._pending:
-            batch = self._take()
+        budget = len(self._pending)
+        while budget > 0:
+            batch = self._take(budget)
+            budget -= len(batch)
             try:
                 await self._store.write(batch)
             except Exception as exc:  # noqa: BLE001 - any store failure means "spool and retry", logged here
@@ -243,8 +253,8 @@ class LedgerWriter:
                 return
             self._wrote(batch)
 
-    def _take(self) -> list[LedgerRow]:
-        n = min(self._batch_size, len(self._pending))
+    def _take(self, most: int) -> list[LedgerRow]:
+        n = min(self._batch_size, most, len(self._pending))
         return [self._pending.popleft() for _ in range(n)]
 
     def _wrote(self, batch: list[LedgerRow]) -> None:
@@ -257,8 +267,11 @@ class LedgerWriter:
         self._retry_delay = min(self._retry_max, self._retry_delay * 2)
 
     async def _spool_pending(self) -> None:
-        while self._pending:
-            await self._spool(self._take())
+        """Everything pending, in one append (one fsync) however many rows it is."""
+        if self._pending:
+            batch = list(self._pending)
+            self._pending.clear()
+            await self._spool(batch)
 
     async def _spool(self, batch: list[LedgerRow]) -> None:
         try:
@@ -293,6 +306,10 @@ class LedgerWriter:
             self._wrote(batch)
             self._spool_offset = end
             self.spooled_rows = max(0, self.spooled_rows - len(lines))
+            if len(self._pending) >= self._batch_size:
+                # A long replay under load: new rows join the spool's end (order kept) rather
+                # than pile up in memory until the replay is over.
+                await self._spool_pending()
         try:
             await asyncio.to_thread(self.spool_path.unlink)
         except (FileNotFoundError, NotADirectoryError):

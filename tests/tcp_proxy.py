@@ -1,0 +1,58 @@
+"""A loopback TCP forwarder for outage tests: cut (listener and every connection closed) and
+restored on the same port, so a client configured with its port sees a database go away and return."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+HOST = "127.0.0.1"
+
+
+class TcpProxy:
+    """A loopback TCP forwarder that can be cut (listener and every connection closed) and restored on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+        self.connections = 0
+
+    @classmethod
+    async def start(cls, target_host: str, target_port: int) -> TcpProxy:
+        proxy = cls(target_host, target_port)
+        await proxy.restore()
+        return proxy
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._handle, HOST, self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for w in list(self._writers):
+            w.transport.abort()
+        self._writers.clear()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_r, up_w = await asyncio.open_connection(*self._target)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._writers |= {client_w, up_w}
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.transport.abort()
+
+        await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
+        self._writers -= {client_w, up_w}
