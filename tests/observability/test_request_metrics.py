@@ -91,6 +91,25 @@ def test_counts_sums_and_buckets() -> None:
     assert _get(s, "breakwater_finish_reasons_total", route="fast", reason="stop") == 3
 
 
+def test_upstream_time_and_gateway_overhead_histograms() -> None:
+    """Upstream time and the gateway's own overhead each get a histogram; a request that never
+    reached an upstream (no upstream time) counts in the overhead only."""
+    m, registry = _metrics()
+    m.observe(_row(upstream_ms=290.0, overhead_ms=0.4))
+    m.observe(_row(upstream_ms=1500.0, overhead_ms=3.0))
+    m.observe(_row(route="nope", deployment="", status=404, upstream_ms=None, overhead_ms=0.2))
+    s = _samples(registry)
+    up, over = "breakwater_upstream_duration_seconds", "breakwater_gateway_overhead_seconds"
+    assert _get(s, f"{up}_count", route="fast") == 2
+    assert abs(_get(s, f"{up}_sum", route="fast") - 1.79) < 1e-9
+    assert _get(s, f"{up}_bucket", route="fast", le="0.5") == 1
+    assert _get(s, f"{up}_count", route="other") == 0
+    assert _get(s, f"{over}_count", route="fast") == 2
+    assert _get(s, f"{over}_bucket", route="fast", le="0.0005") == 1
+    assert _get(s, f"{over}_bucket", route="fast", le="0.005") == 2
+    assert _get(s, f"{over}_count", route="other") == 1
+
+
 def test_errors_estimates_and_unpriced() -> None:
     """Failures count by status and error class; estimated usage and unknown prices are counted."""
     m, registry = _metrics()

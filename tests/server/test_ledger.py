@@ -193,3 +193,16 @@ def test_malformed_metadata_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="mock", messages=HELLO, metadata={"k": 3})  # type: ignore[arg-type, dict-item]
     assert info.value.body["param"] == "metadata.k"  # type: ignore[index]
+
+
+def test_upstream_time_and_overhead_split_the_latency(client: openai.OpenAI, ledger_path: Path) -> None:
+    """The mock waits 120 ms before answering: that is upstream time; the rest is the gateway's overhead."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock",
+        messages=HELLO,  # type: ignore[arg-type]
+        extra_headers={"x-mock-fault": "latency=120"},
+    )
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert 120 <= row["upstream_ms"] <= row["latency_ms"]
+    assert row["overhead_ms"] == pytest.approx(row["latency_ms"] - row["upstream_ms"], abs=0.01)
+    assert row["overhead_ms"] < row["upstream_ms"]

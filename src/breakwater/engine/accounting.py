@@ -35,6 +35,8 @@ class Tally:
     model: str | None = None
     #: monotonic time the first events of the answer arrived (streams), for time to first token
     first_event_at: float | None = None
+    #: monotonic time the latest batch of the stream arrived (the end of its upstream time)
+    last_event_at: float | None = None
     #: content-bearing stream events seen: about one token each, the estimate without usage
     chunks: int = 0
     #: the answer's text, kept for a plain response that reported no usage (to estimate it) and

@@ -234,10 +234,15 @@ class Gateway:
                 await events.aclose()
                 raise
             breaker, stats = self.breaker(deployment), self._stats(deployment)
-            tally = ctx.tally
+            tally, clock = ctx.tally, self.clock
+            tally.last_event_at = clock.monotonic()
             if tally.first_event_at is None:
-                tally.first_event_at = self.clock.monotonic()
+                tally.first_event_at = tally.last_event_at
             tally.observe(first)
+
+            def on_batch(batch: list[StreamEvent]) -> None:
+                tally.last_event_at = clock.monotonic()
+                tally.observe(batch)
 
             def failed() -> None:
                 stats.failures += 1
@@ -253,7 +258,7 @@ class Gateway:
                 release=lease.release,
                 resume=resume,
                 text_of=passthrough_text,
-                on_batch=tally.observe,
+                on_batch=on_batch,
             )
 
         return attempt

@@ -79,6 +79,7 @@ class Recorder:
             price = self._prices.price_for(ctx.deployment, self._host_of(ctx.provider or ""), ctx.upstream_model)
             if price is not None:
                 cost_usd = cost(usage, price).total
+        upstream_s, overhead_s = _split(ctx, latency_s)
         generating_s = latency_s - (ttft_s or 0.0)
         tps = usage.output_tokens / generating_s if usage.output_tokens and generating_s > 0 else None
         row = LedgerRow(
@@ -112,6 +113,8 @@ class Recorder:
             usage_estimated=estimated,
             prompt=None,
             response=None,
+            upstream_ms=None if upstream_s is None else round(upstream_s * 1000, 3),
+            overhead_ms=round(overhead_s * 1000, 3),
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)
@@ -127,3 +130,18 @@ class Recorder:
         tally = ctx.tally
         output = tally.chunks if ctx.stream else count(tally.output_text or "")
         return Usage(input_tokens=estimate_prompt_tokens(request, count), output_tokens=output)
+
+
+def _split(ctx: RequestContext, latency_s: float) -> tuple[float | None, float]:
+    """(upstream time, gateway overhead) of a finished request. Upstream time is every attempt's
+    call (for a stream, the attempt lasts to its first event) plus a stream's time from its first
+    event to its last; the overhead is what remains of the latency once upstream time, backoff
+    and queue waits (``ctx.waited_s`` holds all three, streams' tails excepted) are taken out."""
+    tally = ctx.tally
+    tail = 0.0
+    if ctx.stream and tally.first_event_at is not None and tally.last_event_at is not None:
+        tail = max(tally.last_event_at - tally.first_event_at, 0.0)
+    overhead = max(latency_s - ctx.waited_s - tail, 0.0)
+    if not ctx.attempt_log:
+        return None, overhead
+    return sum(ended - started for _, _, _, started, ended, _ in ctx.attempt_log) + tail, overhead

@@ -28,16 +28,20 @@ TOKEN_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
 # LLM requests run from tens of milliseconds (a cache hit, an error) to minutes (long generations)
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+# the gateway's own share is sub-millisecond when healthy: the buckets resolve that range
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class _Children:
     """The labelled children one (route, deployment) pair bumps on every request."""
 
-    __slots__ = ("cost", "duration", "estimated", "tokens", "ttft", "unpriced")
+    __slots__ = ("cost", "duration", "estimated", "overhead", "tokens", "ttft", "unpriced", "upstream")
 
     def __init__(self, m: RequestMetrics, route: str, deployment: str) -> None:
         self.duration = m.duration.labels(route)
         self.ttft = m.ttft.labels(route)
+        self.upstream = m.upstream.labels(route)
+        self.overhead = m.overhead.labels(route)
         self.tokens = tuple(m.tokens.labels(route, deployment, kind) for kind in TOKEN_KINDS)
         self.cost = m.cost.labels(route, deployment)
         self.estimated = m.usage_estimated.labels(route)
@@ -77,6 +81,20 @@ class RequestMetrics:
             "Streams only: request start to the first event from upstream.",
             ["route"],
             buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.upstream = Histogram(
+            "breakwater_upstream_duration_seconds",
+            "Time spent in upstream calls, every attempt (a stream: to its last event).",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            "breakwater_gateway_overhead_seconds",
+            "Request time the gateway added: total minus upstream time, backoff and queue waits.",
+            ["route"],
+            buckets=OVERHEAD_BUCKETS,
             registry=registry,
         )
         self.tokens = Counter(
@@ -143,6 +161,10 @@ class RequestMetrics:
         pair.duration.observe(row.latency_ms / 1000)
         if row.stream and row.ttft_ms is not None:
             pair.ttft.observe(row.ttft_ms / 1000)
+        if row.upstream_ms is not None:
+            pair.upstream.observe(row.upstream_ms / 1000)
+        if row.overhead_ms is not None:
+            pair.overhead.observe(row.overhead_ms / 1000)
         for child, count in zip(
             pair.tokens,
             (

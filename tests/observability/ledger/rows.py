@@ -46,6 +46,8 @@ def make_row(i: int, *, prefix: str = "r") -> LedgerRow:
         usage_estimated=not full,
         prompt="héllo ☃" if full else None,
         response='{"a": "b"}' if full else None,
+        upstream_ms=9.75 + i if full else None,
+        overhead_ms=0.125 if full else None,
     )
 
 

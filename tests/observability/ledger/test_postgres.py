@@ -15,6 +15,7 @@ import pytest
 
 from breakwater.observability.ledger import LedgerRow, LedgerWriter
 from breakwater.observability.ledger.postgres import PostgresLedger
+from breakwater.observability.ledger.row import ADDED_COLUMNS
 
 from ...conftest import require_service
 from ...tcp_proxy import TcpProxy
@@ -49,6 +50,24 @@ async def test_round_trip_and_idempotent_writes(table: str) -> None:
         assert {f"{table}_ts", f"{table}_ts_user", f"{table}_ts_route"} <= {r["indexname"] for r in indexes}
     finally:
         await store.close()
+
+
+async def test_a_table_from_before_the_added_columns_gains_them(table: str) -> None:
+    """A table made by an earlier version gets the new columns on connect; its rows stay."""
+    store = PostgresLedger(DSN, table=table)
+    await store.open()
+    await store.write([make_row(0)])
+    for name in ADDED_COLUMNS:  # back to the first schema
+        await store._call("execute", f"ALTER TABLE {table} DROP COLUMN {name}")
+    await store.close()
+    store = PostgresLedger(DSN, table=table)
+    try:
+        await store.write([make_row(2)])
+        old, new = await store.fetch()
+    finally:
+        await store.close()
+    assert old.id == make_row(0).id and old.upstream_ms is None
+    assert new == make_row(2) and new.upstream_ms is not None
 
 
 async def test_delete_before_in_chunks(table: str) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
+
 from breakwater.observability.ledger import COLUMNS, LedgerRow
+from breakwater.observability.ledger.row import ADDED_COLUMNS
 
 from .rows import make_row
 
@@ -26,4 +29,16 @@ def test_cost_is_an_exact_decimal_string() -> None:
 
 def test_columns_follow_the_fields() -> None:
     """COLUMNS names every field once, id first."""
-    assert COLUMNS[0] == "id" and len(set(COLUMNS)) == len(COLUMNS) == 30
+    assert COLUMNS[0] == "id" and len(set(COLUMNS)) == len(COLUMNS) == 32
+    assert COLUMNS[-len(ADDED_COLUMNS) :] == ADDED_COLUMNS
+
+
+def test_a_spool_line_from_before_the_added_columns_still_loads() -> None:
+    """A spool written by an earlier version (no upstream/overhead times) is replayed, not dropped."""
+    row = make_row(1)
+    old = orjson.loads(row.to_json())
+    for name in ADDED_COLUMNS:
+        del old[name]
+    loaded = LedgerRow.from_json(orjson.dumps(old))
+    assert (loaded.upstream_ms, loaded.overhead_ms) == (None, None)
+    assert loaded.id == row.id and loaded.cost_usd == row.cost_usd

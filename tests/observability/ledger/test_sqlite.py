@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from breakwater.observability.ledger import SqliteLedger
+from breakwater.observability.ledger.row import ADDED_COLUMNS
 
 from .rows import T0, make_row
 
@@ -96,3 +97,24 @@ async def test_a_failed_open_recovers_on_the_next_write(tmp_path: Path) -> None:
         assert await store.count() == 1
     finally:
         await store.close()
+
+
+async def test_a_ledger_file_from_before_the_added_columns_gains_them(tmp_path: Path) -> None:
+    """Opening a table made by an earlier version adds the new columns; its rows stay, new rows fill them."""
+    path = tmp_path / "ledger.db"
+    store = SqliteLedger(path)
+    await store.open()
+    await store.write([make_row(0)])
+    await store.close()
+    with sqlite3.connect(path) as db:  # back to the first schema
+        for name in ADDED_COLUMNS:
+            db.execute(f"ALTER TABLE breakwater_ledger DROP COLUMN {name}")
+    store = SqliteLedger(path)
+    await store.open()
+    try:
+        await store.write([make_row(2)])
+        old, new = await store.fetch()
+    finally:
+        await store.close()
+    assert old.id == make_row(0).id and old.upstream_ms is None
+    assert new == make_row(2) and new.upstream_ms is not None

@@ -1,9 +1,11 @@
 """Reading usage back: ledger rows grouped by user, route, model, deployment, key, day or tag.
 
 One SQL statement per dialect does all the work inside the database, so a query over a busy day
-never brings the rows into Python: the rows of the window are numbered per group by latency
-(``ROW_NUMBER``) to take nearest-rank percentiles, grouped, ordered by cost then requests, counted
-(``COUNT(*) OVER ()`` after grouping: the number of groups, for pagination) and cut to one page.
+never brings the rows into Python. The rows of the window are grouped, ordered by cost then
+requests, counted (``COUNT(*) OVER ()`` after grouping: the number of groups, for pagination) and
+cut to one page; latencies are ranked per group (``ROW_NUMBER``) for nearest-rank percentiles.
+PostgreSQL does it in one pass with ``percentile_disc``; SQLite finds the page's groups first and
+ranks the latencies of those groups alone, so the sort, the costly part, shrinks with the page.
 
 Cost is exact in both stores. PostgreSQL sums its ``NUMERIC(20,10)`` column. SQLite stores the
 decimal as text; each row's cost is turned into integer units of 1e-10 USD (the PostgreSQL scale)
@@ -142,37 +144,52 @@ async def aggregate(
     return await _postgres_query(store, by, since, until, limit, offset, tag_key)
 
 
+def _rank(p: int) -> str:
+    """The nearest-rank index ceil(p% of k) in integer arithmetic (SQLite has no ceil)."""
+    return f"({p} * k + 99) / 100"
+
+
 def _percentiles() -> str:
-    return ", ".join(
-        f"MAX(CASE WHEN rn = ({p} * n + 99) / 100 THEN latency_ms END) AS {name}" for name, p in _RANKS.items()
-    )
+    return ", ".join(f"MAX(CASE WHEN rn = {_rank(p)} THEN latency_ms END) AS {name}" for name, p in _RANKS.items())
 
 
 def _sqlite_query(
     store: SqliteLedger, by: str, since: float, until: float, limit: int, offset: int, tag_key: str | None
 ) -> list[tuple[Any, ...]]:
-    params: list[Any] = []
+    params: list[Any] = [since, until, limit, offset]
     if by == "day":
         group = "date(ts, 'unixepoch')"
     elif by == "tag":
-        group = "json_extract(tags, ?)"
+        group = "json_extract(tags, ?5)"
         params.append(f'$."{tag_key}"')  # bound, never spliced: the key is data
     else:
         group = _COLUMN[by]
-    params += [since, until, limit, offset]
+    # The page's groups first (sums only, no sort of the rows); then latencies are ranked for
+    # those groups alone, so grouping by user sorts the latencies of 50 users, not of every user.
     sql = f"""
-        WITH base AS (
-            SELECT {group} AS g, status, input_tokens, cached_input_tokens, output_tokens, latency_ms,
-                   CAST(ROUND(CAST(cost_usd AS REAL) * 1e10) AS INTEGER) AS cost_units
-            FROM {_TABLE} WHERE ts >= ? AND ts < ?
-        ), r AS (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY g ORDER BY latency_ms) AS rn,
-                   COUNT(*) OVER (PARTITION BY g) AS n
-            FROM base
+        WITH page AS (
+            SELECT {group} AS g, COUNT(*) AS n, SUM(status >= 400) AS errors, SUM(input_tokens) AS i,
+                   SUM(cached_input_tokens) AS c, SUM(output_tokens) AS o,
+                   COALESCE(SUM(CAST(ROUND(CAST(cost_usd AS REAL) * 1e10) AS INTEGER)), 0) AS cost,
+                   COUNT(*) OVER () AS total
+            FROM {_TABLE} WHERE ts >= ?1 AND ts < ?2
+            GROUP BY g ORDER BY cost DESC, n DESC, g IS NULL, g LIMIT ?3 OFFSET ?4
+        ), ranked AS (
+            SELECT g, latency_ms, ROW_NUMBER() OVER w AS rn,
+                   COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS k
+            FROM (
+                SELECT {group} AS g, latency_ms FROM {_TABLE}
+                WHERE ts >= ?1 AND ts < ?2 AND ({group} IN (SELECT g FROM page)
+                      OR ({group} IS NULL AND EXISTS (SELECT 1 FROM page WHERE g IS NULL)))
+            )
+            WINDOW w AS (PARTITION BY g ORDER BY latency_ms)  -- one sort serves both
+        ), picks AS (
+            SELECT g, {_percentiles()} FROM ranked
+            WHERE rn IN ({", ".join(_rank(p) for p in _RANKS.values())}) GROUP BY g
         )
-        SELECT g, COUNT(*), SUM(status >= 400), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
-               COALESCE(SUM(cost_units), 0) AS cost, {_percentiles()}, COUNT(*) OVER () AS total
-        FROM r GROUP BY g ORDER BY cost DESC, COUNT(*) DESC, g IS NULL, g LIMIT ? OFFSET ?
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, {", ".join(f"q.{name}" for name in _RANKS)}, p.total
+        FROM page p LEFT JOIN picks q ON q.g IS p.g
+        ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
     """
     uri = f"{store.path.resolve().as_uri()}?mode=ro"
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from breakwater.observability.ledger.row import COLUMNS, LedgerRow
+from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow
 
 _TYPES = {
     "id": "TEXT PRIMARY KEY",
@@ -50,6 +50,8 @@ _TYPES = {
     "usage_estimated": "BOOLEAN NOT NULL",
     "prompt": "TEXT",
     "response": "TEXT",
+    "upstream_ms": "DOUBLE PRECISION",
+    "overhead_ms": "DOUBLE PRECISION",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -111,6 +113,7 @@ class PostgresLedger:
                 f"CREATE INDEX IF NOT EXISTS {t}_ts ON {t} (ts);"
                 f'CREATE INDEX IF NOT EXISTS {t}_ts_user ON {t} (ts, "user");'
                 f"CREATE INDEX IF NOT EXISTS {t}_ts_route ON {t} (ts, route);"
+                + "".join(f'ALTER TABLE {t} ADD COLUMN IF NOT EXISTS "{c}" {_TYPES[c]};' for c in ADDED_COLUMNS)
             )
         except BaseException:
             conn.terminate()

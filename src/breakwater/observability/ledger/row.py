@@ -48,6 +48,12 @@ class LedgerRow:
     usage_estimated: bool
     prompt: str | None
     response: str | None
+    # Columns added after the first schema (ADDED_COLUMNS): defaulted, so spool lines written by an
+    # earlier version still load, and stores add them to an existing table.
+    #: time spent in upstream calls, every attempt (a stream: until its last event)
+    upstream_ms: float | None = None
+    #: what the gateway itself added: total latency minus upstream time, backoff and queue waits
+    overhead_ms: float | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -66,8 +72,11 @@ class LedgerRow:
         data: dict[str, Any] = orjson.loads(raw)
         cost = data.get("cost_usd")
         data["cost_usd"] = None if cost is None else Decimal(cost)
-        return cls(**{name: data[name] for name in COLUMNS})
+        return cls(**{name: data[name] for name in COLUMNS if name in data})
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 """Column names, in field order: every store's INSERT and SELECT use this order."""
+
+ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms")
+"""Nullable columns added after the first schema: each store adds them to a table that lacks them."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from breakwater.observability.ledger.row import COLUMNS, LedgerRow
+from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow
 
 T = TypeVar("T")
 
@@ -54,6 +54,8 @@ _TYPES = {
     "usage_estimated": "INTEGER NOT NULL",
     "prompt": "TEXT",
     "response": "TEXT",
+    "upstream_ms": "REAL",
+    "overhead_ms": "REAL",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _TABLE = "breakwater_ledger"
@@ -125,6 +127,10 @@ class SqliteLedger:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_ts ON {_TABLE} (ts)")
         conn.execute(f'CREATE INDEX IF NOT EXISTS {_TABLE}_ts_user ON {_TABLE} (ts, "user")')
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_ts_route ON {_TABLE} (ts, route)")
+        present = {r[1] for r in conn.execute(f"PRAGMA table_info({_TABLE})")}
+        for name in ADDED_COLUMNS:
+            if name not in present:  # a ledger file from an earlier version
+                conn.execute(f'ALTER TABLE {_TABLE} ADD COLUMN "{name}" {_TYPES[name]}')
         self._conn = conn
 
     async def write(self, rows: list[LedgerRow]) -> None:
