@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 
+from breakwater.engine.tasks import stop_task
 from breakwater.observability.ledger.row import LedgerRow
 
 log = logging.getLogger("breakwater.alerts")
@@ -298,11 +299,6 @@ class AlertTask:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(task)
         if self._webhook is not None:
             await self._webhook.close()

@@ -31,6 +31,7 @@ import logging
 from collections.abc import Awaitable
 
 from breakwater.core.errors import ShuttingDown
+from breakwater.engine.tasks import stop_task
 from breakwater.server.asgi import ASGIApp, Message, Receive, Scope, Send, send_bytes
 from breakwater.server.endpoints import SCOPE_KEY, ErrorMapper, RequestIds
 
@@ -59,12 +60,7 @@ class DisconnectWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass  # the cancellation asked for just above
+        await stop_task(task)
         for call in self._calls:
             call.start_watching()
         self._calls.clear()

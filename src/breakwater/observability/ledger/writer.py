@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from breakwater.engine.ports import Clock
+from breakwater.engine.tasks import stop_task
 from breakwater.observability.ledger.row import LedgerRow
 
 log = logging.getLogger("breakwater.ledger")
@@ -374,12 +375,7 @@ class Retention:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:
