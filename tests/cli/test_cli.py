@@ -63,6 +63,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``python -m breakwater ARGS``, output piped as text; provider API keys are left out of its
+    environment (``env`` replaces that environment, already filtered by the caller)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "breakwater", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
 def _wait_ready(url: str, proc: subprocess.Popen[str], limit_s: float = 20.0, path: str = "/readyz") -> None:
     """Poll ``path`` until it answers 200; fail if the process exits or the limit passes."""
     deadline = time.monotonic() + limit_s
@@ -82,14 +92,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], limit_s: float = 20.0, pa
 def test_serve_embedded_default(workers: int) -> None:
     """`breakwater serve` with no config prints its address and routes and answers model "mock" at once."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "breakwater", "serve", "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = _spawn("serve", "--port", str(port), "--workers", str(workers))
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)

@@ -8,11 +8,9 @@ against a deadline; none sleeps for synchronisation.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +21,7 @@ import httpx2 as httpx
 import orjson
 import pytest
 
-from tests.cli.test_cli import _free_port, _wait_ready
+from tests.cli.test_cli import _free_port, _spawn, _wait_ready
 
 HI = [{"role": "user", "content": "hi"}]  # the mock answers "hi" in 8 stream frames
 
@@ -60,15 +58,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     def run(drain_delay_s: float, drain_timeout_s: float, workers: int = 1) -> Gateway:
         port = _free_port()
         config = _config(tmp_path, drain_delay_s, drain_timeout_s)
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-        args = ["serve", "--config", str(config), "--port", str(port), "--workers", str(workers)]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "breakwater", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        proc = _spawn("serve", "--config", str(config), "--port", str(port), "--workers", str(workers))
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, proc)

@@ -10,10 +10,7 @@ test creates its own database and drops it.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,7 +22,7 @@ import asyncpg
 import httpx2 as httpx
 import pytest
 
-from tests.cli.test_cli import _free_port, _wait_ready
+from tests.cli.test_cli import _free_port, _spawn, _wait_ready
 from tests.conftest import require_service
 from tests.tcp_proxy import TcpProxy
 
@@ -113,14 +110,7 @@ def test_postgres_down_mid_load_loses_nothing(loop: Loop, database: str, tmp_pat
         "routes:\n  chat: {deployments: [d], retry: {max_attempts: 1}}\n"
     )
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "breakwater", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = _spawn("serve", "--config", str(config), "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     answered: list[tuple[str, int, str]] = []  # (request id, status, user)
     lock = threading.Lock()

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx2 as httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.test_cli import _free_port, _wait_ready
+from tests.cli.test_cli import _free_port, _spawn, _wait_ready
 
 N = 40
 HI = [{"role": "user", "content": "hi"}]
@@ -61,9 +59,7 @@ def test_two_workers_report_one_total(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env["TMPDIR"] = str(temp)
     args = ["serve", "--config", str(_config(tmp_path)), "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "breakwater", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    proc = _spawn(*args, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)

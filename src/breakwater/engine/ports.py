@@ -6,6 +6,8 @@ clock) and tests pass fakes, so every policy is deterministic under test.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
@@ -44,6 +46,23 @@ class Clock(Protocol):
     def time(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real ``Clock``: wall and monotonic time from the OS; ``sleep`` is ``asyncio.sleep``.
+
+    Here rather than in ``infra.clock`` (which re-exports it) so that observability, a peer of
+    infra, can default to it without a second copy.
+    """
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class RandomSource(Protocol):

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
+from breakwater.engine.ports import SystemClock
 
-class SystemClock:
-    """Wall and monotonic time from the OS; ``sleep`` is ``asyncio.sleep``."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def time(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+__all__ = ["LoopClock", "ManualClock", "SystemClock", "SystemRandom"]
 
 
 class LoopClock:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
-from breakwater.engine.ports import Clock
+from breakwater.engine.ports import Clock, SystemClock
 from breakwater.engine.tasks import stop_task
 from breakwater.observability.ledger.row import LedgerRow
 
@@ -84,19 +83,6 @@ def _recover(path: Path) -> int:
     return data.count(b"\n")
 
 
-class _SystemClock:
-    """The OS clock (``infra.clock.SystemClock`` is a layer away: infra and observability are peers)."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def time(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
 class LedgerWriter:
     """Batches ledger rows to a store, spooling to disk while the store is down.
 
@@ -132,7 +118,7 @@ class LedgerWriter:
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._max_pending = max_pending
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._sleep = sleep or asyncio.sleep
         self._pending: deque[LedgerRow] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -358,7 +344,7 @@ class Retention:
         self._store = store
         self._max_age = max_age_s
         self._interval = interval_s
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._sleep = sleep or asyncio.sleep
         self._task: asyncio.Task[None] | None = None
         self.deleted = 0
