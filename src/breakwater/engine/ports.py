@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from breakwater.engine.counters import Adjust, Check, Reading, Release, Verdict, Window
 from breakwater.providers.base import HttpRequest
 
 
@@ -75,3 +76,32 @@ class TokenCounters(Protocol):
     """The token counter for a model (``breakwater.infra.tokenizers.Tokenizers``)."""
 
     def count(self, provider: str | None, model: str, text: str) -> int: ...
+
+
+class Counters(Protocol):
+    """Capped counters for limits and budgets (``engine/counters.py`` defines the checks).
+
+    ``infra.counters.MemoryCounters`` (one process) and ``infra.counters.RedisCounters`` (shared
+    by replicas; atomic scripts) implement it with the same behaviour. Every method may raise
+    ``CountersUnavailable``; ``now`` is unix seconds from the caller's clock.
+    """
+
+    async def acquire(self, checks: Sequence[Check], now: float) -> Verdict:
+        """Admit every check (add each window's amount, hold each lease) or none of them."""
+        ...
+
+    async def settle(self, adjusts: Sequence[Adjust], releases: Sequence[Release], now: float) -> list[int | None]:
+        """Apply the adjustments and releases; each adjusted slot's new value (``None``: skipped)."""
+        ...
+
+    async def read(self, windows: Sequence[Window], now: float) -> list[Reading]:
+        """The windows' counts, changing nothing (amounts are ignored)."""
+        ...
+
+    async def first(self, key: str, ttl_s: int, now: float) -> bool:
+        """True for the first caller to claim ``key`` within ``ttl_s`` (alerts fire once across replicas)."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the backend answers; raise ``CountersUnavailable`` when it does not."""
+        ...
