@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from breakwater.core import pricing
 
@@ -169,6 +169,31 @@ class Fallbacks(_Model):
     content_filter_message: str | None = None
 
 
+class RouteLimits(_Model):
+    """Caps on a route as a whole, across every caller (``docs/access.md``)."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)
+
+
+class MaxTokensGuard(_Model):
+    """The output a request may ask for on a route: a default when it names none, and a cap."""
+
+    #: ``max_tokens`` given to requests that send none
+    default: int | None = Field(default=None, ge=1)
+    #: the most a request may ask for
+    cap: int | None = Field(default=None, ge=1)
+    #: a request over the cap: ``reject`` (400 naming max_tokens) or ``clip`` it to the cap
+    over_cap: Literal["reject", "clip"] = "reject"
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> MaxTokensGuard:
+        if self.default is not None and self.cap is not None and self.default > self.cap:
+            raise ValueError("default must not exceed cap")
+        return self
+
+
 class CaptureSettings(_Model):
     """Store prompts and answers (redacted) in the ledger for a sample of a route's requests."""
 
@@ -194,6 +219,10 @@ class Route(_Model):
     stream_failure: Literal["error", "continue"] = "error"
     #: prompt and answer capture into the ledger (off by default; see docs/observability.md)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    #: caps on the route as a whole: requests and tokens per minute, requests in flight
+    limits: RouteLimits | None = None
+    #: a default ``max_tokens`` and a cap for requests on this route
+    max_tokens: MaxTokensGuard | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")
@@ -220,6 +249,17 @@ class ServerSettings(_Model):
         return _secret_reference(value)
 
 
+def _database_url(value: str) -> str:
+    """``sqlite:///path``, ``postgresql://...`` (no password inline) or an ``env:`` / ``file:`` reference."""
+    if value.startswith(("env:", "file:")):
+        return value
+    if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("expected sqlite:///path, postgresql://..., or an env:NAME / file:/path reference")
+    if re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", value):
+        raise ValueError("a database password does not belong in the config: use env:NAME or file:/path")
+    return value
+
+
 class LedgerSettings(_Model):
     """Where the request ledger (one row per request) is written."""
 
@@ -237,13 +277,92 @@ class LedgerSettings(_Model):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        return _database_url(value)
+
+
+class SessionSettings(_Model):
+    """Caps per agent session (requests sending ``x-breakwater-session``), so a runaway loop stops."""
+
+    max_calls: int | None = Field(default=None, ge=1)
+    max_spend_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    #: a session unused this long is forgotten (its counts start again)
+    idle_ttl_s: int = Field(default=86_400, ge=60)
+
+
+class AccessSettings(_Model):
+    """Virtual keys: who may call, and where keys, teams and limits are stored (docs/access.md)."""
+
+    #: ``false`` serves anyone without a key: for local development only (a warning at start-up
+    #: and in ``/readyz``)
+    enabled: bool = True
+    #: the key store: ``sqlite:///path`` (default), ``postgresql://...`` for several replicas, or
+    #: an ``env:NAME`` / ``file:/path`` reference to one
+    store: str = "sqlite:///breakwater-keys.db"
+    #: ``env:NAME`` or ``file:/path``: the secret keys are hashed with (HMAC-SHA256). Unset with a
+    #: SQLite store: a random secret kept in ``<store file>.secret``; required with PostgreSQL
+    hash_secret: str | None = None
+    #: seconds between checks for changes made by another replica (immediate with Redis pub/sub)
+    reload_s: float = Field(default=5.0, gt=0)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
+    #: budget alerts fire when spend first crosses these shares of a budget in a period
+    budget_alerts: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
+
+    @field_validator("store")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        return _database_url(value)
+
+    @field_validator("hash_secret")
+    @classmethod
+    def _reference_only(cls, value: str | None) -> str | None:
+        return _secret_reference(value)
+
+    @field_validator("budget_alerts")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0 < v <= 1 for v in value):
+            raise ValueError("each share must be above 0 and at most 1")
+        return sorted(set(value))
+
+
+class RedisSettings(_Model):
+    """The Redis that replicas share (limit counters, key-cache invalidation)."""
+
+    #: ``redis://host:6379/0``, ``rediss://`` or ``unix://``; with a password, an ``env:NAME`` /
+    #: ``file:/path`` reference instead
+    url: str
+    #: every Redis call is abandoned after this long and the request goes on without it
+    timeout_ms: float = Field(default=50.0, gt=0)
+    #: prefix of every key and channel Breakwater uses
+    namespace: str = Field(default="bw:", min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
         if value.startswith(("env:", "file:")):
             return value
-        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("expected sqlite:///path, postgresql://..., or an env:NAME / file:/path reference")
-        if re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", value):
-            raise ValueError("a database password does not belong in the config: use url: env:NAME or file:/path")
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "expected redis://host:port/db, rediss://..., unix://... or an env:NAME / file:/path reference"
+            )
+        if re.match(r"rediss?://[^/@]*:[^/@]+@", value):
+            raise ValueError("a Redis password does not belong in the config: use url: env:NAME or file:/path")
         return value
+
+
+class LimitsSettings(_Model):
+    """Where limit and budget counters live, and what happens when that place is unreachable."""
+
+    #: ``memory``: this process only (one process); ``redis``: shared by every replica and worker
+    backend: Literal["memory", "redis"] = "memory"
+    #: Redis unreachable: ``open`` counts in local memory meanwhile (every request still limited
+    #: per replica); ``closed`` refuses requests that have limits (503) until Redis is back
+    on_backend_failure: Literal["open", "closed"] = "open"
+    #: while counting locally, each replica allows this share of every limit (1 / replicas keeps
+    #: the total near the limit)
+    local_share: float = Field(default=1.0, gt=0, le=1)
+    #: seconds between checks that an unreachable Redis is back
+    probe_s: float = Field(default=1.0, gt=0)
 
 
 class TracingSettings(_Model):
@@ -310,6 +429,9 @@ class AlertSettings(_Model):
 class Config(_Model):
     version: Literal[1] = 1
     server: ServerSettings = Field(default_factory=ServerSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    redis: RedisSettings | None = None
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
@@ -421,6 +543,19 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(f"providers.{name}.base_url", "required unless 'host' names a known host"))
         if p.get("faults") and p.get("type") != "mock":
             problems.append(Problem(f"providers.{name}.faults", "only a provider of type 'mock' takes faults"))
+    limits = data.get("limits")
+    if isinstance(limits, dict) and limits.get("backend") == "redis" and not isinstance(data.get("redis"), dict):
+        problems.append(Problem("limits.backend", "the redis backend needs a 'redis' section with its url"))
+    access = data.get("access")
+    if isinstance(access, dict) and access.get("enabled", True) is not False:
+        store = access.get("store")
+        if isinstance(store, str) and not store.startswith("sqlite:") and not access.get("hash_secret"):
+            problems.append(
+                Problem(
+                    "access.hash_secret",
+                    "required with a shared key store (env:NAME or file:/path), so every replica hashes keys alike",
+                )
+            )
     routes = _section(data, "routes")
     for name, route in routes.items():
         path = f"routes.{name}"

@@ -3,6 +3,10 @@
 A ``mock`` route served in-process, plus a wildcard route for each provider whose key is in the
 environment (``openai/*``, ``anthropic/*``, ``gemini/*``). Like the official SDKs, it honours
 ``OPENAI_BASE_URL`` and ``ANTHROPIC_BASE_URL``. Keys stay references (``env:NAME``).
+
+It is the local quick start, so access control is off (``access.enabled: false``), which the
+gateway says loudly at start-up and in ``/readyz``; a config file has it on unless it says
+otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ _PROVIDERS = (
 def default_config(environ: Mapping[str, str]) -> Config:
     """Build the default config from an environment mapping (pure: the caller passes ``os.environ``)."""
     data: dict[str, Any] = {
+        "access": {"enabled": False},
         "providers": {"mock": {"type": "mock"}},
         "deployments": {"mock": {"provider": "mock", "model": "mock-1", "context_window": 128000}},
         "routes": {"mock": {"deployments": ["mock"], "description": "the built-in mock model"}},

@@ -11,10 +11,17 @@ BreakwaterError
 │   ├── ModelNotFound             no route with that name
 │   ├── PayloadTooLarge
 │   ├── UnsupportedMediaType
-│   ├── AuthenticationFailed      the caller's key is missing or wrong
+│   ├── AuthenticationFailed      the caller's key is missing, unknown, revoked, expired...
+│   ├── PermissionDenied          the key may not use this route (or a virtual key met the admin API)
 │   └── NotFound                  no such path / method
 ├── Saturated                     the gateway's own backpressure: a deployment is at max
 │                                 concurrency and the request cannot wait (retryable, retry_after)
+├── LimitExceeded                 a configured rate or concurrency limit (retryable, retry_after)
+│   ├── RequestsLimitExceeded     requests per minute
+│   └── TokensLimitExceeded       tokens per minute
+├── QuotaExceeded                 a budget or a session cap is used up (not retryable)
+├── BackendUnavailable            the key store is not loaded yet, or the shared counters are
+│                                 unreachable and limits fail closed (retryable)
 ├── ShuttingDown                  the gateway stopped before the request finished (retryable)
 └── UpstreamError                 the provider failed (carries provider, upstream_status)
     ├── UpstreamAuthError         the provider rejected *our* credentials (401)
@@ -91,6 +98,44 @@ class AuthenticationFailed(RequestError):
 
 class NotFound(RequestError):
     code = "not_found"
+
+
+class PermissionDenied(RequestError):
+    code = "permission_denied"
+
+
+class LimitExceeded(BreakwaterError):
+    """A limit configured on a key, team, user, tag or route (``engine/quota.py``) refused the request.
+
+    Nothing was counted for it; ``retry_after`` is when the limit has room again.
+    """
+
+    retryable = True
+    code = "rate_limit_exceeded"
+
+
+class RequestsLimitExceeded(LimitExceeded):
+    """Requests per minute."""
+
+
+class TokensLimitExceeded(LimitExceeded):
+    """Tokens per minute."""
+
+
+class QuotaExceeded(BreakwaterError):
+    """A budget or a session's cap is used up: retrying soon will not help (``retry_after`` is
+    the start of the next period, when there is one)."""
+
+    code = "insufficient_quota"
+
+
+class BackendUnavailable(BreakwaterError):
+    """A store the gateway needs cannot be used: the keys are not loaded yet (``keys_unavailable``),
+    or the limit counters (Redis) are unreachable and ``limits.on_backend_failure`` is ``closed``
+    (``limits_unavailable``)."""
+
+    retryable = True
+    code = "limits_unavailable"
 
 
 class Saturated(BreakwaterError):

@@ -1,0 +1,137 @@
+"""The key store's four tables, written once for SQLite and PostgreSQL.
+
+Both stores hold the same logical schema; a ``Dialect`` says only what differs: the SQL type of
+each logical type (JSON is ``TEXT`` in SQLite, ``JSONB`` in PostgreSQL), how the audit numbers
+its rows, and how a statement marks its parameters. Table names derive from one prefix, so
+tests (and two gateways sharing one database) can keep separate tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from breakwater.infra.keystore.records import AUDIT_COLUMNS, KEY_COLUMNS, LIMITS_COLUMNS, TEAM_COLUMNS
+
+_IDENT = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+
+# The first word is a logical type the dialect replaces; the rest is the same SQL in both.
+_KEYS = {
+    "id": "text PRIMARY KEY",
+    "name": "text NOT NULL",
+    "prefix": "text NOT NULL",
+    "hash": "text NOT NULL UNIQUE",
+    "user": "text NOT NULL",
+    "team": "text NOT NULL",
+    "routes": "json NOT NULL",
+    "tags": "json NOT NULL",
+    "limits": "json NOT NULL",
+    "created_at": "real NOT NULL",
+    "expires_at": "real",
+    "revoked_at": "real",
+    "disabled": "bool NOT NULL",
+    "previous_prefix": "text",
+    # UNIQUE allows any number of NULLs in both databases: keys never rotated
+    "previous_hash": "text UNIQUE",
+    "previous_until": "real",
+}
+_TEAMS = {
+    "name": "text PRIMARY KEY",
+    "limits": "json NOT NULL",
+    "tags": "json NOT NULL",
+    "created_at": "real NOT NULL",
+    "disabled": "bool NOT NULL",
+}
+_LIMITS = {
+    "scope": "text NOT NULL",
+    "subject": "text NOT NULL",
+    "limits": "json NOT NULL",
+    "created_at": "real NOT NULL",
+}
+_AUDIT = {
+    "seq": "serial",
+    "ts": "real NOT NULL",
+    "actor": "text NOT NULL",
+    "action": "text NOT NULL",
+    "target": "text NOT NULL",
+    "before": "json",
+    "after": "json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What SQLite and PostgreSQL spell differently."""
+
+    #: logical type -> SQL type
+    types: Mapping[str, str]
+    #: parameter marker: ``?`` (``?1``, numbered) or ``$`` (``$1``)
+    sigil: str
+
+    def mark(self, n: int) -> str:
+        """The marker of the ``n``-th parameter (from 1)."""
+        return f"{self.sigil}{n}"
+
+
+SQLITE = Dialect(
+    {"text": "TEXT", "real": "REAL", "bool": "INTEGER", "json": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "?",
+)
+POSTGRES = Dialect(
+    {
+        "text": "TEXT",
+        "real": "DOUBLE PRECISION",
+        "bool": "BOOLEAN",
+        "json": "JSONB",
+        "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    },
+    "$",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """The four table names, from one prefix."""
+
+    keys: str
+    teams: str
+    limits: str
+    audit: str
+
+    @classmethod
+    def named(cls, prefix: str) -> Tables:
+        """``<prefix>_keys``, ``<prefix>_teams``, ``<prefix>_limits``, ``<prefix>_audit``.
+
+        Raises:
+            ValueError: ``prefix`` is not a lower-case identifier (it is spliced into SQL).
+        """
+        if not _IDENT.fullmatch(prefix):
+            raise ValueError(f"key store table prefix must be a lower-case identifier, got {prefix!r}")
+        return cls(f"{prefix}_keys", f"{prefix}_teams", f"{prefix}_limits", f"{prefix}_audit")
+
+
+def quoted(columns: tuple[str, ...]) -> str:
+    """A column list (``user`` is reserved in PostgreSQL, so every name is quoted)."""
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def create_statements(tables: Tables, dialect: Dialect) -> list[str]:
+    """``CREATE ... IF NOT EXISTS`` for every table and index, one statement each."""
+
+    def columns(order: tuple[str, ...], definitions: Mapping[str, str]) -> str:
+        out = []
+        for name in order:
+            kind, _, rest = definitions[name].partition(" ")
+            out.append(f'"{name}" {dialect.types[kind]} {rest}'.rstrip())
+        return ", ".join(out)
+
+    t = tables
+    return [
+        f"CREATE TABLE IF NOT EXISTS {t.keys} ({columns(KEY_COLUMNS, _KEYS)})",
+        f"CREATE TABLE IF NOT EXISTS {t.teams} ({columns(TEAM_COLUMNS, _TEAMS)})",
+        f"CREATE TABLE IF NOT EXISTS {t.limits} ({columns(LIMITS_COLUMNS, _LIMITS)}, PRIMARY KEY (scope, subject))",
+        f"CREATE TABLE IF NOT EXISTS {t.audit} ({columns(AUDIT_COLUMNS, _AUDIT)})",
+        # one record's history (`audit(target=...)`), newest first
+        f"CREATE INDEX IF NOT EXISTS {t.audit}_target ON {t.audit} (target, seq)",
+    ]

@@ -1,0 +1,130 @@
+"""The access store in one SQLite file: the embedded default.
+
+Several processes may open the same file at once (gateway workers, ``breakwater keys ...``), so
+the file is in WAL mode (readers never block the writer), every write takes the write lock up
+front (``BEGIN IMMEDIATE``: no deadlock from upgrading a read lock) and waits up to
+``busy_timeout`` for it. Commits keep SQLite's default full sync: a key shown to its owner once
+must not vanish in a power loss. All database work runs on one dedicated thread, so the event
+loop never blocks on the file (a ``sqlite3`` connection is not thread-safe either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
+from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
+from breakwater.infra.keystore.schema import SQLITE, Tables, create_statements
+
+T = TypeVar("T")
+
+_TABLES = Tables.named("breakwater")
+_BUSY_TIMEOUT_MS = 5000
+
+
+class SqliteKeyStore:
+    """Keys, teams, subject limits and the audit trail in one SQLite file.
+
+    Args:
+        path: the database file (created, with its tables, on ``open``).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._ops = Operations(_TABLES, SQLITE)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Open the file on the store's thread; create the tables if missing."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="breakwater-keystore")
+        await self._call(self._db)
+
+    async def close(self) -> None:
+        """Close the file and stop the store's thread (the store can be opened again)."""
+        if self._executor is None:
+            return
+        await self._call(self._close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def version(self) -> int:
+        return await self._read(self._ops.version())
+
+    async def snapshot(self) -> AccessSnapshot:
+        return await self._read(self._ops.snapshot())
+
+    async def save_key(self, key: VirtualKey, *, actor: str, action: str, now: float) -> VirtualKey | None:
+        return await self._write(self._ops.save_key(key, actor, action, now))
+
+    async def save_team(self, team: Team, *, actor: str, action: str, now: float) -> Team | None:
+        return await self._write(self._ops.save_team(team, actor, action, now))
+
+    async def delete_team(self, name: str, *, actor: str, now: float) -> Team | None:
+        return await self._write(self._ops.delete_team(name, actor, now))
+
+    async def save_limits(self, entry: SubjectLimits, *, actor: str, action: str, now: float) -> SubjectLimits | None:
+        return await self._write(self._ops.save_limits(entry, actor, action, now))
+
+    async def delete_limits(self, scope: SubjectScope, subject: str, *, actor: str, now: float) -> SubjectLimits | None:
+        return await self._write(self._ops.delete_limits(scope, subject, actor, now))
+
+    async def audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
+        return await self._read(self._ops.audit(limit, target))
+
+    async def _read(self, plan: Plan[T]) -> T:
+        # a deferred transaction: every query of the plan reads the same snapshot of the file
+        return await self._call(self._run, plan, "BEGIN")
+
+    async def _write(self, plan: Plan[T]) -> T:
+        return await self._call(self._run, plan, "BEGIN IMMEDIATE")
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise RuntimeError("SqliteKeyStore is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _run(self, plan: Plan[T], begin: str) -> T:
+        db = self._db()
+        db.execute(begin)
+        try:
+            step = advance(plan, None)
+            while isinstance(step, Query):
+                step = advance(plan, db.execute(step.sql, step.params).fetchall())
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return step.value
+
+    def _db(self) -> sqlite3.Connection:
+        # (Re)opened on first use, so a store whose `open` failed (directory missing, file
+        # locked past the timeout) recovers on its next call.
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; `_run` opens each one itself
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                # the timeout first, so that switching to WAL waits for other processes too
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in create_statements(_TABLES, SQLITE):
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
