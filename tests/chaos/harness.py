@@ -56,7 +56,9 @@ def build_gateway(
     route: dict[str, Any] = {"deployments": list(faults), "retry": dict(retry or {})}
     if timeouts is not None:
         route["timeouts"] = dict(timeouts)
-    config = build_config({"providers": providers, "deployments": deployments, "routes": {"r": route}})
+    config = build_config(
+        {"access": {"enabled": False}, "providers": providers, "deployments": deployments, "routes": {"r": route}}
+    )
     rng = SeededRandom(seed)
     transitions: Transitions = []
     router = Wiring(config, {}, sender=None, clock=clock, rng=rng).router()  # type: ignore[arg-type]

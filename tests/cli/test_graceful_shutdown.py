@@ -30,6 +30,7 @@ def _config(tmp_path: Path, drain_delay_s: float, drain_timeout_s: float) -> Pat
     path = tmp_path / "gateway.yaml"
     path.write_text(
         f"server: {{drain_delay_s: {drain_delay_s}, drain_timeout_s: {drain_timeout_s}}}\n"
+        "access: {enabled: false}\n"
         f"ledger: {{url: 'sqlite:///{tmp_path}/ledger.db', spool_path: '{tmp_path}/ledger.spool'}}\n"
         "providers:\n  m: {type: mock, wire: openai}\n"
         "deployments:\n  d: {provider: m, model: mock-gpt, timeouts: {total: 600, first_token: 600, idle: 600}}\n"

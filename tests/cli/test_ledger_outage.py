@@ -105,6 +105,7 @@ def test_postgres_down_mid_load_loses_nothing(loop: Loop, database: str, tmp_pat
     config.write_text(
         f"ledger: {{url: 'postgresql://postgres@127.0.0.1:{proxy.port}/{database}',"
         f" spool_path: '{tmp_path}/ledger.spool', flush_interval_s: 0.05}}\n"
+        "access: {enabled: false}\n"
         "providers:\n  m: {type: mock, wire: openai}\n"
         "deployments:\n  d: {provider: m, model: mock-gpt}\n"
         "routes:\n  chat: {deployments: [d], retry: {max_attempts: 1}}\n"

@@ -25,6 +25,7 @@ def _config(tmp_path: Path) -> Path:
     path = tmp_path / "gateway.yaml"
     path.write_text(
         f"ledger: {{url: 'sqlite:///{tmp_path}/ledger.db', spool_path: '{tmp_path}/ledger.spool'}}\n"
+        "access: {enabled: false}\n"
         "providers:\n  m: {type: mock, wire: openai}\n"
         "deployments:\n  d: {provider: m, model: mock-gpt}\n"
         "routes:\n  fast: {deployments: [d], retry: {max_attempts: 1}}\n"

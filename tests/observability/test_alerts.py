@@ -138,6 +138,7 @@ async def test_a_dead_webhook_is_logged_not_raised(caplog: pytest.LogCaptureFixt
 
 def test_the_app_builds_its_alert_task_from_the_config() -> None:
     base = {
+        "access": {"enabled": False},
         "ledger": {"enabled": False},
         "providers": {"m": {"type": "mock"}},
         "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},

@@ -25,6 +25,7 @@ def test_requests_counted_without_ledger() -> None:
     """With ``ledger.enabled: false`` a 200 and a 404 for an unknown model are counted; no ledger gauges."""
     config = build_config(
         {
+            "access": {"enabled": False},
             "ledger": {"enabled": False},
             "providers": {"m": {"type": "mock", "wire": "openai"}},
             "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},

@@ -37,6 +37,7 @@ PRICE = {"input_per_mtok": "1.25", "output_per_mtok": "10", "cached_input_per_mt
 def mock_config(remote_url: str) -> dict[str, Any]:
     config = {
         "server": {"max_body_bytes": 64 * 1024},
+        "access": {"enabled": False},  # tests/server/test_access.py covers keys and limits
         "providers": {
             "mock-openai": {"type": "mock", "wire": "openai"},
             "mock-anthropic": {"type": "mock", "wire": "anthropic"},

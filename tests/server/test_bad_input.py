@@ -172,6 +172,7 @@ def test_declared_oversize_is_refused_before_reading() -> None:
     config = build_config(
         {
             "server": {"max_body_bytes": 100},
+            "access": {"enabled": False},
             "providers": {"m": {"type": "mock"}},
             "deployments": {"d": {"provider": "m", "model": "x"}},
             "routes": {"mock": {"deployments": ["d"]}},

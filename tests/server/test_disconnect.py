@@ -255,6 +255,7 @@ class WatchedClock(SystemClock):
 
 
 CONFIG = {
+    "access": {"enabled": False},
     "providers": {"mock": {"type": "mock", "wire": "openai"}},
     "deployments": {
         "d": {"provider": "mock", "model": "mock-gpt", "timeouts": {"total": 600, "first_token": 600, "idle": 600}}

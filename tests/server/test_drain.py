@@ -140,7 +140,7 @@ async def _install(drain: Drain) -> bool:
 
 async def test_readyz_answers_503_draining_from_the_first_sigterm(server: Server) -> None:
     """The app's /readyz turns to 503 "draining" the moment SIGTERM arrives, before the server hears of it."""
-    app = create_app(build_config({"server": {"drain_delay_s": 60}}), environ={})
+    app = create_app(build_config({"server": {"drain_delay_s": 60}, "access": {"enabled": False}}), environ={})
     app.ready = True  # what lifespan startup ends with (not run here: it also freezes the GC)
     assert app.drain.install()
     try:

@@ -82,6 +82,7 @@ def test_admin_key_protects_the_admin_api() -> None:
     config = build_config(
         {
             "server": {"admin_key": "env:BW_ADMIN"},
+            "access": {"enabled": False},
             "providers": {"m": {"type": "mock"}},
             "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
             "routes": {"mock": {"deployments": ["d"]}},

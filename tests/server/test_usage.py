@@ -25,6 +25,7 @@ ADMIN = "adm-usage-5c1d"
 def _config(ledger: dict[str, Any]) -> dict[str, Any]:
     return {
         "server": {"admin_key": "env:BW_ADMIN"},
+        "access": {"enabled": False},
         "providers": {"m": {"type": "mock"}},
         "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
         "routes": {"mock": {"deployments": ["d"]}},

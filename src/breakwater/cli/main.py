@@ -105,6 +105,11 @@ def _serve(args: argparse.Namespace) -> int:
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         print(f"  route {name:<24} -> {where}")
+    if not config.access.enabled:
+        print(
+            "  WARNING: access control is off (access.enabled: false): anyone who can reach this address can use\n"
+            "  every route. For local development only; see docs/access.md to turn keys on."
+        )
     with _metrics_dir(args.workers):
         _run(
             args,

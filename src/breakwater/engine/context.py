@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from breakwater.engine.accounting import Tally
+
+if TYPE_CHECKING:  # quota.py imports this module
+    from breakwater.core.keys import Team, VirtualKey
+    from breakwater.engine.quota import Ticket
 
 #: ``(deployment, provider, upstream model, start_mono, end_mono, error class name or None)``: a
 #: plain tuple so recording an attempt costs one allocation on the request path
@@ -41,8 +46,20 @@ class RequestContext:
     waited_s: float = 0.0
     #: free-form attribution (feature, environment, experiment) from ``x-breakwater-tags``
     tags: dict[str, str] = field(default_factory=dict)
-    #: the virtual key that authenticated the request (issue 6), by id
+    #: the virtual key that authenticated the request, by id
     key_id: str | None = None
+    #: the credential the client sent (``Authorization: Bearer``, ``x-api-key`` or ``api-key``);
+    #: cleared as soon as it has been checked, so nothing downstream can log it
+    credential: str | None = None
+    #: the authenticated key and its team (``None`` with access control off)
+    key: VirtualKey | None = None
+    team: Team | None = None
+    #: an agent session (``x-breakwater-session``), capped by ``access.sessions``
+    session: str | None = None
+    #: what the request reserved against its limits, settled when it ends (``engine/quota.py``)
+    ticket: Ticket | None = None
+    #: ``x-ratelimit-*`` headers for the response, whatever its status
+    rate_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     #: wall-clock time the request arrived (unix seconds) and the monotonic time that matches it
     started_at: float = 0.0
     started_mono: float = 0.0

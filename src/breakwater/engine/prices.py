@@ -138,11 +138,16 @@ class PriceBook:
         #: lookups that found no price, by model (every call counts, not just the first)
         self.unknown: Counter[str] = Counter()
 
-    def price_for(self, deployment_name: str, provider: str | None, model: str) -> Price | None:
+    def known(self, deployment_name: str, provider: str | None, model: str) -> Price | None:
+        """The price, without counting or logging a miss (estimates made before a request is sent)."""
         try:
-            price = self._cache[deployment_name]
+            return self._cache[deployment_name]
         except KeyError:
             price = self._cache[deployment_name] = self._resolve(deployment_name, provider, model)
+            return price
+
+    def price_for(self, deployment_name: str, provider: str | None, model: str) -> Price | None:
+        price = self.known(deployment_name, provider, model)
         if price is None:
             self.unknown[model] += 1
             if model not in self._warned:

@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from breakwater.core.config import BreakerPolicy, Fallbacks, RetryPolicy, Strategy, Timeouts
+from breakwater.core.config import BreakerPolicy, Fallbacks, MaxTokensGuard, RetryPolicy, Strategy, Timeouts
 from breakwater.core.errors import ModelNotFound
+from breakwater.core.limits import Limits
 from breakwater.engine.ports import HttpSender, RandomSource
 from breakwater.engine.stats import DeploymentStats
 from breakwater.providers.base import Adapter, Target
@@ -50,6 +51,11 @@ class Route:
     deadline_s: float | None = None
     overflow: bool = False
     stream_failure: Literal["error", "continue"] = "error"
+    #: caps on the route as a whole (``routes.<name>.limits``), counted under ``limits_name``
+    limits: Limits | None = None
+    #: the configured route whose limits apply: the route itself, or its wildcard (``openai/*``)
+    limits_name: str = ""
+    max_tokens: MaxTokensGuard | None = None
     #: derived: some deployment has a context window to check prompts against
     has_windows: bool = field(init=False, default=False)
     #: derived: a content-filter refusal goes to a fallback route or a fixed answer

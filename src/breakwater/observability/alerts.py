@@ -302,3 +302,44 @@ class AlertTask:
         await stop_task(task)
         if self._webhook is not None:
             await self._webhook.close()
+
+
+class AlertOutbox:
+    """Alerts raised as they happen rather than by the periodic rules (budget crossings).
+
+    ``push`` logs the alert at once (WARNING on ``breakwater.alerts``) and queues it for the
+    webhook, which one background task posts in order; the request path only appends to a list.
+    """
+
+    def __init__(self, webhook: WebhookDelivery | None = None) -> None:
+        self._webhook = webhook
+        self._pending: deque[Alert] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.delivered = 0
+
+    def push(self, alert: Alert) -> None:
+        log.warning("alert %s: %s", alert.rule, alert.message, extra={"alert": alert.to_json()})
+        self.delivered += 1
+        if self._webhook is not None:
+            self._pending.append(alert)
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None and self._webhook is not None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="breakwater-alert-outbox")
+
+    async def _run(self) -> None:
+        assert self._webhook is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self._webhook(self._pending.popleft())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await stop_task(task)
+        if self._webhook is not None:
+            while self._pending:  # the last ones, bounded by the webhook's own timeout
+                await self._webhook(self._pending.popleft())

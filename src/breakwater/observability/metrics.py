@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from breakwater.engine.gateway import Gateway
+from breakwater.engine.quota import Quota
 from breakwater.engine.stats import DeploymentStats
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
@@ -134,6 +135,48 @@ class LedgerCollector(Collector):
         yield lag
 
 
+class LimitsCollector(Collector):
+    """Limits and budgets: refusals, the counter backend's health, settlements, alerts."""
+
+    def __init__(self, quota: Quota) -> None:
+        self._quota = quota
+
+    def collect(self) -> Iterator[Metric]:
+        q = self._quota
+        refused = CounterMetricFamily(
+            "breakwater_limit_refusals",
+            "Requests refused by a limit or budget, by the scope that refused (key, team, user, tag, route, "
+            "session) and the limit (rpm, tpm, concurrent, budget, session_calls, session_spend).",
+            labels=["scope", "limit"],
+        )
+        for (scope, limit), count in sorted(q.refusals.items()):
+            refused.add_metric([scope, limit], count)
+        yield refused
+        yield GaugeMetricFamily(
+            "breakwater_limits_backend_up",
+            "1 while the limit counters answer (memory always does); 0 while Redis is unreachable.",
+            value=1.0 if q.healthy else 0.0,
+        )
+        yield CounterMetricFamily(
+            "breakwater_limits_local_admissions",
+            "Requests admitted on local counters because Redis was unreachable.",
+            value=q.local_admissions,
+        )
+        yield GaugeMetricFamily(
+            "breakwater_limits_settlements_pending",
+            "Settlements (real usage in place of reservations) waiting to be applied, e.g. for Redis to return.",
+            value=q.pending,
+        )
+        yield CounterMetricFamily(
+            "breakwater_limits_settlements_dropped",
+            "Settlements lost: too many waited while Redis was unreachable (each is logged at ERROR).",
+            value=q.dropped,
+        )
+        yield CounterMetricFamily(
+            "breakwater_budget_alerts", "Budget alerts fired by this process.", value=q.alerts_fired
+        )
+
+
 class Metrics:
     """The ``/metrics`` body for one app, and the request metrics its recorder feeds.
 
@@ -143,6 +186,7 @@ class Metrics:
         deployments: configured deployment names.
         ledger: the ledger writer, or ``None`` when the ledger is disabled (per worker).
         multiproc_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers share the request metrics.
+        quota: limits and budgets (per worker).
     """
 
     def __init__(
@@ -152,6 +196,8 @@ class Metrics:
         deployments: Iterable[str],
         ledger: LedgerWriter | None = None,
         multiproc_dir: str | None = None,
+        *,
+        quota: Quota | None = None,
     ) -> None:
         self.multiproc_dir = multiproc_dir
         self.registry = CollectorRegistry(auto_describe=False)
@@ -164,6 +210,8 @@ class Metrics:
         self.registry.register(GatewayCollector(gateway))
         if ledger is not None:
             self.registry.register(LedgerCollector(ledger))
+        if quota is not None:
+            self.registry.register(LimitsCollector(quota))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,8 @@ Two kinds of match, each replaced by a typed placeholder so a reader still sees 
 
 - credentials by shape: bearer tokens, ``sk-``/``pk-``/``rk-`` keys (OpenAI, Anthropic
   ``sk-ant-``), Google ``AIza`` keys, AWS access key ids, GitHub tokens, JWTs, PEM private
-  keys, Breakwater ``bw-`` virtual keys;
+  keys, Breakwater ``bw-`` virtual keys (whole or mostly whole: a key's short display prefix,
+  ``bw-`` and 8 characters, stays readable so logs can name a key);
 - personal data: e-mail addresses, payment card numbers (13-19 digits passing the Luhn check),
   US social security numbers, phone numbers in international or North-American form, IPv4
   addresses.
@@ -25,7 +26,7 @@ SECRET_SHAPES = re.compile(
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
     r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
-    r"|\bbw-[A-Za-z0-9_-]{8,}"
+    r"|\bbw-[A-Za-z0-9_-]{16,}"
 )
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")

@@ -2,8 +2,12 @@
 
 ``/admin/deployments`` shows breakers, load and latency; ``/admin/usage`` the ledger grouped by
 user, route, model, ... (``observability/ledger/aggregate.py``). All are read-only views and carry
-no secrets (deployment names, states, counts, usage figures). When ``server.admin_key`` is
-configured, ``/admin/*`` needs it as a bearer token;
+no secrets (deployment names, states, counts, usage figures). Keys, teams, limits, budgets and
+the audit trail are in ``admin_access.py``.
+
+``/admin/*`` needs ``server.admin_key`` as a bearer token (``AdminAuth``). Without an admin key
+it is closed while access control is on, and open only when access control is off (local
+development). A virtual key is never an admin key: presented to ``/admin/*`` it gets 403.
 ``/metrics`` stays open for the scraper, as is usual inside a cluster.
 """
 
@@ -20,7 +24,15 @@ from urllib.parse import parse_qs
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from breakwater.core.errors import AuthenticationFailed, BreakwaterError, InvalidRequest, NotFound, Unavailable
+from breakwater.core.errors import (
+    AuthenticationFailed,
+    BreakwaterError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from breakwater.core.keys import KEY_PREFIX
 from breakwater.engine.gateway import Gateway
 from breakwater.observability.ledger.aggregate import UsagePage, aggregate, parse_by, parse_instant
 from breakwater.observability.ledger.service import Store
@@ -31,12 +43,49 @@ from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, header, s
 T = TypeVar("T")
 
 
+class AdminAuth:
+    """Who may use ``/admin/*``: the holder of the admin key (a bearer token).
+
+    Args:
+        admin_key: the resolved ``server.admin_key`` (``None``: not configured).
+        open_without_key: with no admin key, let everyone in (access control off) rather than no one.
+    """
+
+    def __init__(self, admin_key: str | None, *, open_without_key: bool) -> None:
+        self._key = admin_key.encode() if admin_key else None
+        self._open = open_without_key
+
+    async def check(self, scope: Scope, send: Send) -> bool:
+        """True when the request may go on; otherwise the refusal has been sent."""
+        given = header(scope, b"authorization") or b""
+        scheme, _, token = given.partition(b" ")
+        token = token.strip() if scheme.lower() == b"bearer" else b""
+        if token.startswith(KEY_PREFIX.encode()) and not (self._key and hmac.compare_digest(token, self._key)):
+            exc: BreakwaterError = PermissionDenied(
+                "Virtual keys cannot use the admin API; it needs the admin key (server.admin_key)", code="admin_only"
+            )
+        elif self._key is None:
+            if self._open:
+                return True
+            exc = PermissionDenied(
+                "The admin API is disabled: set server.admin_key (env:NAME or file:/path) to use it",
+                code="admin_disabled",
+            )
+        elif hmac.compare_digest(token, self._key):
+            return True
+        else:
+            exc = AuthenticationFailed("The admin API needs the admin key: 'Authorization: Bearer <admin key>'")
+        status, headers, body = errors.openai_error(exc, "admin")
+        await send_bytes(send, status, body, headers)
+        return False
+
+
 class Admin:
     """The operator views of one gateway."""
 
-    def __init__(self, gateway: Gateway, admin_key: str | None, metrics: Metrics) -> None:
+    def __init__(self, gateway: Gateway, auth: AdminAuth, metrics: Metrics) -> None:
         self.gateway = gateway
-        self._key = admin_key.encode() if admin_key else None
+        self._auth = auth
         self._metrics = metrics
 
     async def deployments(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,17 +129,7 @@ class Admin:
         return handler
 
     async def _authorised(self, scope: Scope, send: Send) -> bool:
-        if self._key is None:
-            return True
-        given = header(scope, b"authorization") or b""
-        scheme, _, token = given.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key):
-            return True
-        status, headers, body = errors.openai_error(
-            AuthenticationFailed("The admin API needs the admin key: 'Authorization: Bearer <admin key>'"), "admin"
-        )
-        await send_bytes(send, status, body, headers)
-        return False
+        return await self._auth.check(scope, send)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,14 +20,19 @@ from pydantic import BaseModel
 from breakwater.core.config import Config, ConfigError, Problem, parse_config
 from breakwater.core.defaults import default_config
 from breakwater.core.errors import NotFound
+from breakwater.core.pricing import Price
 from breakwater.engine.gateway import Gateway
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.prices import PriceBook
+from breakwater.engine.quota import BudgetAlert
+from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.credentials import CredentialError, resolve
 from breakwater.infra.http import AiohttpSender
 from breakwater.infra.tokenizers import Tokenizers
 from breakwater.observability.alerts import (
+    Alert,
+    AlertOutbox,
     AlertRules,
     Alerts,
     AlertTask,
@@ -45,7 +50,9 @@ from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server import errors
-from breakwater.server.admin import Admin
+from breakwater.server.access import AccessLayer
+from breakwater.server.admin import Admin, AdminAuth
+from breakwater.server.admin_access import AdminAccess
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
@@ -102,12 +109,30 @@ class BreakwaterApp:
         self.drain = Drain(config.server.drain_delay_s, self._start_draining)
         self.ledger = _ledger(config, environ, clock)
         self.prices = PriceBook(wiring.price_overrides())
+        #: budget alerts (and any alert raised as it happens): logged, and posted to the webhook
+        self.outbox = AlertOutbox(_webhook(config, environ))
+        prices = self.prices
+
+        def price_of(d: Deployment) -> Price | None:
+            return prices.known(d.name, wiring.price_host(d.target.provider), d.target.model)
+
+        self.access = AccessLayer(
+            config,
+            environ,
+            clock,
+            self.gateway.router,
+            tokens=self.tokenizers,
+            price_of=price_of,
+            on_alert=lambda alert: self.outbox.push(_budget_alert(alert)),
+        )
+        redactor.add(self.access.secrets())
         self.metrics = Metrics(
             self.gateway,
             config.routes,
             config.deployments,
             None if self.ledger is None else self.ledger.writer,
             environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            quota=self.access.quota,
         )
         #: None unless ``tracing.enabled``; tests add an in-memory span processor to it
         self.tracer = _tracer(config, environ)
@@ -131,7 +156,7 @@ class BreakwaterApp:
         }
         if policies:
             recorder.capture = Capture(policies, rng.random)
-        ep = Endpoints(self.gateway, config.server.max_body_bytes, recorder)
+        ep = Endpoints(self.gateway, config.server.max_body_bytes, recorder, self.access.gate)
 
         async def chat(scope: Scope, receive: Receive, send: Send) -> None:
             await ep.chat(OPENAI, scope, receive, send)
@@ -149,7 +174,9 @@ class BreakwaterApp:
             self._routes[("POST", f"{prefix}/embeddings")] = guarded_embeddings
             self._routes[("GET", f"{prefix}/models")] = ep.models
         self._routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, ep.ids, ANTHROPIC.error, self.disconnects)
-        admin = Admin(self.gateway, resolve(config.server.admin_key, environ), self.metrics)
+        auth = AdminAuth(resolve(config.server.admin_key, environ), open_without_key=not config.access.enabled)
+        admin = Admin(self.gateway, auth, self.metrics)
+        self._admin_access = AdminAccess(auth, self.access.admin, self.access.quota, clock.time)
         self._routes[("GET", "/admin/deployments")] = admin.deployments
         self._routes[("GET", "/admin/usage")] = admin.usage(None if self.ledger is None else self.ledger.store)
         self._routes[("GET", "/metrics")] = admin.metrics
@@ -171,6 +198,9 @@ class BreakwaterApp:
 
     async def _unrouted(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
+        if self._admin_access.handles(path):
+            await self._admin_access(scope, receive, send)
+            return
         for prefix in ("/v1/models/", "/models/"):
             if scope["method"] == "GET" and path.startswith(prefix) and len(path) > len(prefix):
                 await self._endpoints.model(path[len(prefix) :], scope, receive, send)
@@ -189,8 +219,9 @@ class BreakwaterApp:
         await send_bytes(send, 200, b'{"status":"ok"}', JSON_HEADERS)
 
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status = "draining" if self.draining else "ready" if self.ready else "not ready"
-        body = {"status": status, "routes": self.gateway.router.public_names()}
+        ready = self.ready and self.access.ready
+        status = "draining" if self.draining else "ready" if ready else "not ready"
+        body = {"status": status, "routes": self.gateway.router.public_names(), **self.access.readiness()}
         await send_bytes(send, 200 if status == "ready" else 503, orjson.dumps(body), JSON_HEADERS)
 
     def _start_draining(self) -> None:
@@ -211,6 +242,8 @@ class BreakwaterApp:
             await self.ledger.start()
         if self.alerts is not None:
             self.alerts.start()
+        self.outbox.start()
+        await self.access.start()
         self.ready = True
 
     async def shutdown(self) -> None:
@@ -218,6 +251,8 @@ class BreakwaterApp:
         self.drain.uninstall()
         await self.disconnects.stop()
         await self.sender.close()
+        await self.access.stop()  # after the last request: its settlement applied
+        await self.outbox.stop()
         if self.ledger is not None:
             await self.ledger.stop()  # after the last request: every row flushed, or spooled
         if self.alerts is not None:
@@ -308,11 +343,33 @@ def _alerts(config: Config, environ: Mapping[str, str], clock: Clock) -> AlertTa
     )
     if rules.horizon_s() == 0:
         return None
-    webhook = settings.webhook
+    return AlertTask(Alerts(rules), settings.interval_s, clock.time, _webhook(config, environ))
+
+
+def _webhook(config: Config, environ: Mapping[str, str]) -> WebhookDelivery | None:
+    """Where alerts are posted (``alerts.webhook``), if anywhere."""
+    webhook = config.alerts.webhook
     if webhook is not None and webhook.startswith(("env:", "file:")):
         webhook = resolve(webhook, environ)
-    delivery = WebhookDelivery(webhook) if webhook else None
-    return AlertTask(Alerts(rules), settings.interval_s, clock.time, delivery)
+    return WebhookDelivery(webhook) if webhook else None
+
+
+def _budget_alert(alert: BudgetAlert) -> Alert:
+    return Alert(
+        "budget",
+        f"{alert.scope}:{alert.subject}",
+        alert.message(),
+        float(alert.spent_usd),
+        float(alert.budget_usd) * alert.share,
+        alert.at,
+        {
+            "share": alert.share,
+            "budget_usd": str(alert.budget_usd),
+            "spent_usd": str(alert.spent_usd),
+            "period": alert.period,
+            "period_id": alert.period_id,
+        },
+    )
 
 
 def _rule(kind: Callable[..., Rule], settings: BaseModel | None) -> Rule | None:

@@ -15,13 +15,15 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 import orjson
 
-from breakwater.core.errors import InvalidRequest, ShuttingDown
+from breakwater.core.errors import InvalidRequest, ModelNotFound, ShuttingDown
 from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
 from breakwater.engine.context import RequestContext
+from breakwater.engine.gatekeeper import Gatekeeper
 from breakwater.engine.gateway import Gateway
 from breakwater.providers import openai_serve
 from breakwater.server import errors
@@ -79,16 +81,22 @@ class RequestIds:
         return rid
 
     def context(self, scope: Scope) -> RequestContext:
-        """The request's context: its id, user, trace context and ``x-mock-*`` headers, in one pass
-        over the headers."""
+        """The request's context: its id, credential, user, session, tags, trace context and
+        ``x-mock-*`` headers, in one pass over the headers."""
         rid: str | None = None
         user: str | None = None
+        session: str | None = None
+        credential: str | None = None
         tags: dict[str, str] = {}
         mock: dict[str, str] = {}
         parent: tuple[int, int, bool] | None = None
         for key, value in scope["headers"]:
             if key == b"traceparent":
                 parent = _traceparent(value)
+            elif key == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    credential = token.strip().decode("latin-1")
             elif key.startswith(b"x-"):
                 if key == b"x-request-id" and 0 < len(value) <= 128:
                     rid = value.decode("latin-1")
@@ -98,8 +106,16 @@ class RequestIds:
                     user = value.decode("latin-1")
                 elif key == b"x-breakwater-tags":
                     tags = parse_tags(value.decode("latin-1"))
+                elif key == b"x-breakwater-session" and 0 < len(value) <= 256:
+                    session = value.decode("latin-1")
+                elif key == b"x-api-key" and credential is None:  # the Anthropic SDK's header
+                    credential = value.strip().decode("latin-1")
+            elif key == b"api-key" and credential is None:  # the Azure OpenAI SDK's header
+                credential = value.strip().decode("latin-1")
         scope[SCOPE_KEY] = rid = rid or self.new()  # for wrappers that log about the request
-        ctx = RequestContext(request_id=rid, mock_headers=mock, user=user, tags=tags)
+        ctx = RequestContext(
+            request_id=rid, mock_headers=mock, user=user, tags=tags, credential=credential, session=session
+        )
         if parent is None:
             ctx.trace_id = self._trace_ids.getrandbits(128) or 1
         else:
@@ -145,7 +161,7 @@ def parse_tags(header: str) -> dict[str, str]:
 
 
 def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
-    headers: Headers = [(b"x-request-id", ctx.request_id.encode())]
+    headers: Headers = [(b"x-request-id", ctx.request_id.encode()), *ctx.rate_headers]
     if ctx.deployment is not None:
         headers.append((b"x-breakwater-deployment", ctx.deployment.encode()))
         headers.append((b"x-breakwater-attempts", str(ctx.attempts).encode()))
@@ -157,11 +173,19 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
     return headers
 
 
-async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, rid: str) -> int:
+async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, ctx: RequestContext) -> int:
     """Answer with ``exc`` mapped to status, headers and body in the client's error format."""
-    status, headers, payload = mapper(exc, rid)
-    await send_bytes(send, status, payload, headers)
+    status, headers, payload = mapper(exc, ctx.request_id)
+    await send_bytes(send, status, payload, [*headers, *ctx.rate_headers] if ctx.rate_headers else headers)
     return status
+
+
+class Recorded(Protocol):
+    """What the recorder made of a finished request: the usage and cost the ledger holds."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal | None
 
 
 class Recorder(Protocol):
@@ -177,7 +201,7 @@ class Recorder(Protocol):
         status: int,
         error: BaseException | None,
         now_mono: float,
-    ) -> object: ...
+    ) -> Recorded: ...
 
 
 #: the status a request whose client left before the answer was complete is recorded with (nginx's)
@@ -194,14 +218,28 @@ def parse_json(body: bytes) -> Any:
 
 
 class Endpoints:
-    """Handlers bound to one gateway and the server settings."""
+    """Handlers bound to one gateway and the server settings.
 
-    def __init__(self, gateway: Gateway, max_body_bytes: int, recorder: Recorder | None = None) -> None:
+    Args:
+        gateway: serves the requests.
+        max_body_bytes: larger bodies get 413.
+        recorder: each finished request's ledger row, metrics and trace.
+        gate: authentication, permissions and limits (``None``: none of them, as in unit tests).
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        max_body_bytes: int,
+        recorder: Recorder | None = None,
+        gate: Gatekeeper | None = None,
+    ) -> None:
         self.gateway = gateway
         self.clock = gateway.clock
         self.max_body_bytes = max_body_bytes
         self.ids = RequestIds()
         self.recorder = recorder
+        self.gate = gate
 
     def _context(self, scope: Scope) -> RequestContext:
         ctx = self.ids.context(scope)
@@ -213,18 +251,29 @@ class Endpoints:
         self, ctx: RequestContext, request: ChatRequest | None, status: int, error: BaseException | None
     ) -> None:
         if self.recorder is not None:
-            self.recorder.record(ctx, request, status, error, self.clock.monotonic())
+            row = self.recorder.record(ctx, request, status, error, self.clock.monotonic())
+            if ctx.ticket is not None and self.gate is not None:
+                # the usage and cost the ledger holds (estimated when the upstream sent none)
+                self.gate.settle(ctx, row.input_tokens + row.output_tokens, row.cost_usd)
+        elif ctx.ticket is not None and self.gate is not None:
+            usage = ctx.tally.usage
+            self.gate.settle(ctx, usage.total_tokens if usage is not None else 0, None)
 
     async def chat(self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self._context(scope)
         started = ctx.started_mono
         rid = ctx.request_id
         request: ChatRequest | None = None
+        gate = self.gate
         try:
+            if gate is not None:
+                gate.authenticate(ctx)
             request = codec.decode(parse_json(await read_json_body(scope, receive, self.max_body_bytes)))
             ctx.stream = request.stream
             if request.metadata:
-                ctx.tags = {**request.metadata, **ctx.tags}  # the header wins a clash
+                ctx.tags = {**request.metadata, **ctx.tags}  # the header (and the key's own tags) win a clash
+            if gate is not None:
+                await gate.admit_chat(ctx, request)
             recorder = self.recorder
             if recorder is not None and recorder.capture is not None:
                 ctx.tally.capture = recorder.capture.wants(request.model)
@@ -234,7 +283,7 @@ class Endpoints:
                 response = await self.gateway.chat(request, ctx)
                 body = codec.encode(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            self._record(ctx, request, await _fail(send, codec.error, exc, rid), exc)
+            self._record(ctx, request, await _fail(send, codec.error, exc, ctx), exc)
             return
         except asyncio.CancelledError as exc:
             self._record(ctx, request, CLIENT_CLOSED, exc)
@@ -280,16 +329,20 @@ class Endpoints:
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self._context(scope)
         started = ctx.started_mono
-        rid = ctx.request_id
+        gate = self.gate
         try:
+            if gate is not None:
+                gate.authenticate(ctx)
             request = openai_serve.decode_embeddings_request(
                 parse_json(await read_json_body(scope, receive, self.max_body_bytes))
             )
             ctx.route = request.model
+            if gate is not None:
+                await gate.admit_embeddings(ctx, request)
             response = await self.gateway.embeddings(request, ctx)
             body = openai_serve.encode_embeddings_response(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            self._record(ctx, None, await _fail(send, errors.openai_error, exc, rid), exc)
+            self._record(ctx, None, await _fail(send, errors.openai_error, exc, ctx), exc)
             return
         except asyncio.CancelledError as exc:
             self._record(ctx, None, CLIENT_CLOSED, exc)
@@ -297,21 +350,39 @@ class Endpoints:
         await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
         self._record(ctx, None, 200, None)
 
+    def _caller(self, scope: Scope) -> RequestContext:
+        """The context of a request that only reads (models): authenticated, not recorded."""
+        ctx = self.ids.context(scope)
+        if self.gate is not None:
+            self.gate.authenticate(ctx)
+        return ctx
+
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The routes the caller's key may use."""
+        try:
+            ctx = self._caller(scope)
+        except Exception as exc:  # noqa: BLE001 - an authentication failure in OpenAI's format
+            await _fail(send, errors.openai_error, exc, RequestContext(self.ids.of(scope)))
+            return
         router = self.gateway.router
         created = int(time.time())
+        gate = self.gate
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": router.owner(name)}
             for name in router.public_names()
+            if gate is None or gate.allowed(ctx, name)
         ]
         await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), JSON_HEADERS)
 
     async def model(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
-        rid = self.ids.of(scope)
+        ctx = RequestContext(self.ids.of(scope))
         try:
+            ctx = self._caller(scope)
             self.gateway.router.resolve(name)
+            if self.gate is not None and not self.gate.allowed(ctx, name):
+                raise ModelNotFound(f"The model '{name}' does not exist or this API key may not use it", param="model")
         except Exception as exc:  # noqa: BLE001 - ModelNotFound becomes a 404 in OpenAI's format
-            await _fail(send, errors.openai_error, exc, rid)
+            await _fail(send, errors.openai_error, exc, ctx)
             return
         owner = self.gateway.router.routes[name].owner if name in self.gateway.router.routes else "breakwater"
         body = {"id": name, "object": "model", "created": int(time.time()), "owned_by": owner}

@@ -13,7 +13,12 @@ Decisions where vendors differ:
   routes (OpenAI clients know 503, not 529);
 - the gateway's own backpressure (``Saturated``: a deployment at its ``max_concurrency`` with no
   room to wait) is 429 with ``Retry-After`` and *without* ``x-should-retry: false``: the gateway
-  did not retry it, so the SDK's own retry may.
+  did not retry it, so the SDK's own retry may. So are the configured limits (``LimitExceeded``),
+  typed ``requests`` / ``tokens`` as OpenAI types its own rate-limit errors;
+- a spent budget or session cap (``QuotaExceeded``) is 429 ``insufficient_quota``, OpenAI's answer
+  to an exhausted quota, with ``x-should-retry: false``: waiting a few seconds will not help;
+- a key that may not use a route (or a virtual key at the admin API) is 403; OpenAI types its
+  permission errors ``invalid_request_error``, Anthropic ``permission_error``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ _TABLE: dict[type[BaseException], tuple[int, str, str]] = {
     e.PayloadTooLarge: (413, "invalid_request_error", "request_too_large"),
     e.UnsupportedMediaType: (415, "invalid_request_error", "invalid_request_error"),
     e.AuthenticationFailed: (401, "invalid_request_error", "authentication_error"),
+    e.PermissionDenied: (403, "invalid_request_error", "permission_error"),
+    e.RequestsLimitExceeded: (429, "requests", "rate_limit_error"),
+    e.TokensLimitExceeded: (429, "tokens", "rate_limit_error"),
+    e.LimitExceeded: (429, "rate_limit_error", "rate_limit_error"),
+    e.QuotaExceeded: (429, "insufficient_quota", "rate_limit_error"),
+    e.BackendUnavailable: (503, "service_unavailable_error", "api_error"),
     e.UpstreamBadRequest: (400, "invalid_request_error", "invalid_request_error"),
     e.RateLimited: (429, "rate_limit_error", "rate_limit_error"),
     e.Saturated: (429, "rate_limit_error", "rate_limit_error"),
@@ -81,9 +92,9 @@ def _headers(exc: BaseException, request_id: str) -> Headers:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
-    if isinstance(exc, e.UpstreamError):
-        # the gateway has already retried and fallen back; the OpenAI and Anthropic SDKs honour
-        # this header, so their own retries do not multiply ours
+    if isinstance(exc, (e.UpstreamError, e.QuotaExceeded)):
+        # the gateway has already retried and fallen back (or a budget is spent: retrying will not
+        # help); the OpenAI and Anthropic SDKs honour this header, so they do not retry on their own
         headers.append((b"x-should-retry", b"false"))
     return headers
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from breakwater.core.config import BreakerPolicy, Config, Problem, Timeouts
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
+from breakwater.core.limits import Limits
 from breakwater.core.pricing import Price
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
@@ -50,6 +51,14 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
     return problems
 
 
+def _limits(route: RouteConfig) -> Limits | None:
+    caps = route.limits
+    if caps is None:
+        return None
+    limits = Limits(rpm=caps.rpm, tpm=caps.tpm, max_concurrent=caps.max_concurrent)
+    return None if limits.empty else limits
+
+
 class Wiring:
     """Builds the ``Router`` for a config; ``sender`` is the shared upstream HTTP client."""
 
@@ -69,7 +78,7 @@ class Wiring:
         for name, route in self.config.routes.items():
             if name.endswith("/*"):
                 assert route.provider is not None  # guaranteed by cross_check
-                wildcards[name[:-1]] = (route.provider, self._wildcard_factory(route))
+                wildcards[name[:-1]] = (route.provider, self._wildcard_factory(name, route))
             else:
                 routes[name] = self._route(name, route)
         return Router(routes=routes, wildcards=wildcards, rng=self.rng)
@@ -103,11 +112,15 @@ class Wiring:
             deadline_s=route.timeouts.total if route.timeouts else None,
             overflow=route.overflow,
             stream_failure=route.stream_failure,
+            limits=_limits(route),
+            limits_name=name,
+            max_tokens=route.max_tokens,
         )
 
-    def _wildcard_factory(self, route: RouteConfig) -> WildcardFactory:
+    def _wildcard_factory(self, pattern: str, route: RouteConfig) -> WildcardFactory:
         provider = route.provider
         assert provider is not None
+        limits = _limits(route)
 
         def make(model_name: str) -> Route:
             upstream = model_name.partition("/")[2]
@@ -121,6 +134,9 @@ class Wiring:
                 retry=route.retry,
                 fallbacks=route.fallbacks,
                 stream_failure=route.stream_failure,
+                limits=limits,
+                limits_name=pattern,
+                max_tokens=route.max_tokens,
             )
 
         return make

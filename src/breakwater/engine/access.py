@@ -1,0 +1,252 @@
+"""Who is calling: the in-memory directory of keys, teams and per-user/per-tag limits.
+
+Authentication must not cost a database round-trip per request, so the request path reads a
+snapshot of the access store (``engine/access_store.py``) held in dictionaries: one HMAC and
+one dict lookup per request. The snapshot is replaced, never mutated, so a reader always sees
+one consistent version.
+
+It is refreshed:
+- at once on this replica after each admin change (``access_admin.py`` calls ``refresh``);
+- when another replica announces a change (``invalidate``, called by the Redis pub/sub
+  listener), within milliseconds;
+- every ``reload_s`` otherwise: one cheap query for the store's version, and a full read only
+  when it moved. That bounds how long a change made elsewhere (the CLI, a replica without
+  Redis) takes to apply.
+
+A store that cannot be read keeps the last snapshot serving (logged once per outage). Until a
+first snapshot is loaded, requests get 503 ``keys_unavailable`` (a valid key must not look
+invalid) and ``/readyz`` says not ready; the background loop keeps trying every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from breakwater.core.errors import AuthenticationFailed, BackendUnavailable, PermissionDenied
+from breakwater.core.keys import (
+    EVERY_USER,
+    AccessSnapshot,
+    Denial,
+    SubjectLimits,
+    Team,
+    VirtualKey,
+    authorize,
+    hash_key,
+    looks_like_key,
+)
+from breakwater.core.limits import Limits
+from breakwater.engine.access_store import AccessStore
+from breakwater.engine.ports import Clock
+from breakwater.engine.tasks import stop_task
+
+log = logging.getLogger("breakwater.access")
+
+_MESSAGES = {
+    Denial.MISSING: (
+        "missing_api_key",
+        "No API key: send a Breakwater key as 'Authorization: Bearer <key>' (or 'x-api-key: <key>')",
+    ),
+    Denial.UNKNOWN: ("invalid_api_key", "Incorrect API key provided"),
+    Denial.DISABLED: ("key_disabled", "This API key ({prefix}) is disabled"),
+    Denial.REVOKED: ("key_revoked", "This API key ({prefix}) has been revoked"),
+    Denial.EXPIRED: ("key_expired", "This API key ({prefix}) has expired"),
+    Denial.ROTATED: (
+        "key_rotated",
+        "This API key ({prefix}) was rotated and its overlap window is over; use the new key",
+    ),
+    Denial.TEAM_DISABLED: ("team_disabled", "The team of this API key ({prefix}) is disabled"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """One snapshot, indexed for the request path."""
+
+    #: current and (during a rotation's overlap) previous hashes -> (key, is the previous secret)
+    by_hash: Mapping[str, tuple[VirtualKey, bool]] = field(default_factory=dict)
+    by_id: Mapping[str, VirtualKey] = field(default_factory=dict)
+    teams: Mapping[str, Team] = field(default_factory=dict)
+    users: Mapping[str, Limits] = field(default_factory=dict)
+    #: ``key=value`` -> limits
+    tags: Mapping[str, Limits] = field(default_factory=dict)
+    version: int = -1
+
+    @classmethod
+    def of(cls, snapshot: AccessSnapshot) -> _Index:
+        by_hash: dict[str, tuple[VirtualKey, bool]] = {}
+        for key in snapshot.keys:
+            by_hash[key.hash] = (key, False)
+            if key.previous_hash is not None:
+                by_hash[key.previous_hash] = (key, True)
+        return cls(
+            by_hash=by_hash,
+            by_id={k.id: k for k in snapshot.keys},
+            teams={t.name: t for t in snapshot.teams},
+            users={e.subject: e.limits for e in snapshot.limits if e.scope == "user"},
+            tags={e.subject: e.limits for e in snapshot.limits if e.scope == "tag"},
+            version=snapshot.version,
+        )
+
+
+class Directory:
+    """The request path's view of the access store.
+
+    Args:
+        store: where keys live (read at start and on changes only).
+        secret: the HMAC secret keys are hashed with.
+        clock: ``time()`` decides expiry and rotation overlaps.
+        reload_s: seconds between version checks.
+    """
+
+    def __init__(self, store: AccessStore, secret: bytes, clock: Clock, *, reload_s: float = 5.0) -> None:
+        self.store = store
+        self._secret = secret
+        self._clock = clock
+        self._reload_s = reload_s
+        self._index = _Index()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """A snapshot has been read: keys can be checked."""
+        return self._index.version >= 0
+
+    @property
+    def version(self) -> int:
+        return self._index.version
+
+    # --- the request path -------------------------------------------------------------------
+
+    def authenticate(self, credential: str | None) -> tuple[VirtualKey, Team | None]:
+        """The key behind ``credential`` and its team.
+
+        Raises:
+            AuthenticationFailed: missing, unknown, disabled, revoked, expired or rotated key,
+                or a disabled team; the message names the key by its prefix, never whole.
+            BackendUnavailable: no snapshot has been loaded yet.
+        """
+        if not credential:
+            raise _refusal(Denial.MISSING, "")
+        index = self._index
+        if index.version < 0:
+            raise BackendUnavailable("The key store has not been read yet; retry shortly", code="keys_unavailable")
+        found = index.by_hash.get(hash_key(credential, self._secret)) if looks_like_key(credential) else None
+        if found is None:
+            raise _refusal(Denial.UNKNOWN, "")
+        key, previous = found
+        team = index.teams.get(key.team) if key.team else None
+        denial = authorize(key, None, self._clock.time(), previous=previous, team=team)
+        if denial is not None:
+            raise _refusal(denial, key.previous_prefix if previous and key.previous_prefix else key.prefix)
+        return key, team
+
+    @staticmethod
+    def check_route(key: VirtualKey, route: str) -> None:
+        """Raises ``PermissionDenied`` (403) when ``key`` may not call ``route``."""
+        if not key.allows_route(route):
+            raise PermissionDenied(
+                f"This API key ({key.prefix}) may not use model '{route}'; it may use: {', '.join(key.routes)}",
+                param="model",
+                code="model_not_allowed",
+            )
+
+    def user_limits(self, user: str) -> tuple[str, Limits] | None:
+        """The limits that apply to ``user``: their own entry, else the ``*`` entry; with the
+        subject the counters are kept under (the user; each user counts separately under ``*``)."""
+        users = self._index.users
+        limits = users.get(user) or users.get(EVERY_USER)
+        return None if limits is None else (user, limits)
+
+    def tag_limits(self, tags: Mapping[str, str]) -> list[tuple[str, Limits]]:
+        """``(key=value, limits)`` for each of the request's tags that has limits."""
+        known = self._index.tags
+        if not known or not tags:
+            return []
+        found = []
+        for k, v in tags.items():
+            subject = f"{k}={v}"
+            limits = known.get(subject)
+            if limits is not None:
+                found.append((subject, limits))
+        return found
+
+    # --- admin reads ------------------------------------------------------------------------
+
+    def key(self, key_id: str) -> VirtualKey | None:
+        return self._index.by_id.get(key_id)
+
+    def keys(self) -> list[VirtualKey]:
+        return list(self._index.by_id.values())
+
+    def team(self, name: str) -> Team | None:
+        return self._index.teams.get(name)
+
+    def teams(self) -> list[Team]:
+        return list(self._index.teams.values())
+
+    def subject_limits(self) -> list[SubjectLimits]:
+        index = self._index
+        return [SubjectLimits("user", s, lim) for s, lim in index.users.items()] + [
+            SubjectLimits("tag", s, lim) for s, lim in index.tags.items()
+        ]
+
+    # --- keeping it current -----------------------------------------------------------------
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Read the store again if its version moved (or ``force``); True when the snapshot changed.
+
+        Raises:
+            whatever the store raises; the background loop logs and retries.
+        """
+        async with self._lock:
+            if not force and self.loaded and await self.store.version() == self._index.version:
+                return False
+            self._index = _Index.of(await self.store.snapshot())
+            return True
+
+    def invalidate(self) -> None:
+        """Another replica changed the store: check it now rather than at the next tick."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="breakwater-access-reload")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await stop_task(task)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._reload_s if self.loaded else min(self._reload_s, 1.0)):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                changed = await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - a store outage must not stop the loop; the last snapshot serves
+                if not self._failing:
+                    self._failing = True
+                    log.warning(
+                        "key store unreachable (%s); serving the keys loaded at version %d",
+                        type(exc).__name__,
+                        self._index.version,
+                    )
+                continue
+            if self._failing:
+                self._failing = False
+                log.info("key store reachable again (version %d)", self._index.version)
+            if changed:
+                log.info("access snapshot reloaded (version %d)", self._index.version)
+
+
+def _refusal(denial: Denial, prefix: str) -> AuthenticationFailed:
+    code, message = _MESSAGES[denial]
+    return AuthenticationFailed(message.format(prefix=prefix), code=code)

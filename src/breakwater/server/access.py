@@ -1,0 +1,230 @@
+"""Access control and limits as the app runs them, built from the config.
+
+``AccessLayer`` owns the key store, the directory (keys in memory), the limit counters (memory,
+or Redis with local counters for outages), the quota, the gatekeeper every request passes, the
+admin operations and the Redis pub/sub that keeps replicas' directories current; it starts and
+stops them with the app. ``key_store`` and ``hash_secret`` are shared with the CLI, so
+``breakwater keys ...`` writes the same store with the same secret as the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from breakwater.core.config import Config
+from breakwater.engine.access import Directory
+from breakwater.engine.access_admin import AccessAdmin
+from breakwater.engine.access_store import AccessStore
+from breakwater.engine.gatekeeper import Gatekeeper, PriceOf
+from breakwater.engine.ports import Clock, Counters, TokenCounters
+from breakwater.engine.quota import BudgetAlert, Quota, Sessions
+from breakwater.engine.routing import Router
+from breakwater.infra.counters import MemoryCounters, RedisCounters
+from breakwater.infra.credentials import CredentialError, resolve
+from breakwater.infra.invalidation import RedisInvalidations
+from breakwater.infra.keystore import store_for
+
+log = logging.getLogger("breakwater.access")
+
+
+def _reference(value: str, environ: Mapping[str, str]) -> str:
+    return (resolve(value, environ) or "") if value.startswith(("env:", "file:")) else value
+
+
+def key_store(config: Config, environ: Mapping[str, str]) -> AccessStore:
+    """The access store the config names (its ``env:`` / ``file:`` reference resolved)."""
+    store: AccessStore = store_for(_reference(config.access.store, environ))
+    return store
+
+
+def hash_secret(config: Config, environ: Mapping[str, str]) -> bytes:
+    """The secret keys are hashed with: ``access.hash_secret``, or for a SQLite store the random
+    secret kept beside it in ``<file>.secret`` (created on first use, readable by its owner only).
+
+    Raises:
+        CredentialError: the reference names nothing, or the secret file cannot be made.
+    """
+    ref = config.access.hash_secret
+    if ref is not None:
+        return (resolve(ref, environ) or "").encode()
+    url = _reference(config.access.store, environ)
+    if not url.startswith("sqlite:///"):
+        raise CredentialError("access.hash_secret is required with a shared key store")
+    path = Path(url.removeprefix("sqlite:///") + ".secret")
+    try:
+        return _secret_file(path)
+    except OSError as exc:
+        raise CredentialError(f"cannot read or create the key hash secret {path}: {exc.strerror}") from None
+
+
+def _secret_file(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # written aside, then linked into place: of several processes starting at once, one wins
+        # and all read the same secret
+        temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            temp.unlink()
+    secret = path.read_bytes().strip()
+    if len(secret) < 32:
+        raise OSError(0, f"the secret in {path} is too short")
+    return secret
+
+
+def invalidations(config: Config, environ: Mapping[str, str]) -> RedisInvalidations | None:
+    """Pub/sub between replicas, when the config has a Redis."""
+    if config.redis is None:
+        return None
+    r = config.redis
+    return RedisInvalidations(
+        _reference(r.url, environ), namespace=r.namespace, timeout_s=max(r.timeout_ms / 1000, 0.5)
+    )
+
+
+def _counters(config: Config, environ: Mapping[str, str]) -> tuple[Counters, Counters | None]:
+    """(the counters, local counters for when they are unreachable)."""
+    if config.limits.backend == "memory" or config.redis is None:
+        return MemoryCounters(), None
+    r = config.redis
+    url = _reference(r.url, environ)
+    return RedisCounters(url, namespace=r.namespace, timeout_s=r.timeout_ms / 1000), MemoryCounters()
+
+
+class AccessLayer:
+    """Keys, limits and budgets for one app.
+
+    Args:
+        config: the validated config.
+        environ: where references are resolved.
+        clock: expiry, windows and periods.
+        router: the routes (a key's allowed routes are checked against it).
+        tokens: tokenizers for token estimates.
+        price_of: deployment prices for budget reservations.
+        on_alert: receives budget alerts.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        clock: Clock,
+        router: Router,
+        *,
+        tokens: TokenCounters | None = None,
+        price_of: PriceOf | None = None,
+        on_alert: Callable[[BudgetAlert], None] | None = None,
+    ) -> None:
+        settings = config.access
+        self.enabled = settings.enabled
+        self.store: AccessStore | None = None
+        self.directory: Directory | None = None
+        self.admin: AccessAdmin | None = None
+        self.invalidations = invalidations(config, environ) if self.enabled else None
+        self._secrets: list[str] = [
+            _reference(ref, environ)
+            for ref in (settings.store, config.redis.url if config.redis else "")
+            if ref.startswith(("env:", "file:"))
+        ]
+        if self.enabled:
+            self.store = key_store(config, environ)
+            secret = hash_secret(config, environ)
+            self._secrets.append(secret.decode(errors="replace"))
+            self.directory = Directory(self.store, secret, clock, reload_s=settings.reload_s)
+            self.admin = AccessAdmin(
+                self.store,
+                secret,
+                clock,
+                directory=self.directory,
+                announce=None if self.invalidations is None else self.invalidations.announce,
+                routes=list(config.routes),
+            )
+        self.counters, local = _counters(config, environ)
+        s = settings.sessions
+        limits = config.limits
+        self.quota = Quota(
+            self.counters,
+            clock,
+            local=local,
+            on_failure=limits.on_backend_failure,
+            local_share=limits.local_share,
+            probe_s=limits.probe_s,
+            sessions=Sessions(s.max_calls, s.max_spend_usd, s.idle_ttl_s),
+            alert_shares=settings.budget_alerts,
+            on_alert=on_alert,
+        )
+        self.gate = Gatekeeper(router, self.quota, self.directory, tokens=tokens, price_of=price_of)
+        self.backend = "redis" if local is not None else "memory"
+
+    def secrets(self) -> list[str]:
+        """Values no log line may show: the hash secret, and store or Redis URLs given by reference."""
+        return list(self._secrets)
+
+    async def start(self) -> None:
+        """Open the store and load the keys; a store that is down does not stop the start-up
+        (requests get 503 until the background loop has loaded them)."""
+        if not self.enabled:
+            log.warning(
+                "ACCESS CONTROL IS OFF (access.enabled: false): anyone who can reach this gateway can use it. "
+                "For local development only."
+            )
+        if self.store is not None and self.directory is not None:
+            try:
+                await self.store.open()
+                await self.directory.refresh(force=True)
+            except Exception as exc:  # noqa: BLE001 - the directory's loop keeps trying
+                log.warning("key store unreachable at start-up (%s); retrying in the background", type(exc).__name__)
+            self.directory.start()
+            if self.invalidations is not None:
+                self.invalidations.listen(self.directory.invalidate)
+        self.quota.start()
+
+    async def stop(self) -> None:
+        await self.quota.stop()
+        if self.invalidations is not None:
+            await self.invalidations.close()
+        if self.directory is not None:
+            await self.directory.stop()
+        if self.store is not None:
+            try:
+                await self.store.close()
+            except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail; nothing is lost
+                log.warning("key store did not close cleanly: %s", type(exc).__name__)
+        close = getattr(self.counters, "close", None)
+        if close is not None:
+            await close()
+
+    @property
+    def ready(self) -> bool:
+        """Keys loaded (or access control off)."""
+        return self.directory is None or self.directory.loaded
+
+    def readiness(self) -> dict[str, Any]:
+        """What ``/readyz`` says about access and limits."""
+        quota = self.quota
+        if quota.healthy:
+            state = "ok"
+        else:
+            state = (
+                "degraded: counting locally" if quota.on_failure == "open" else "degraded: refusing limited requests"
+            )
+        out: dict[str, Any] = {"limits": {"backend": self.backend, "state": state}}
+        if self.directory is None:
+            out["access"] = "off"
+            out["warnings"] = ["access control is off (access.enabled: false): anyone can call this gateway"]
+        else:
+            out["access"] = "on" if self.directory.loaded else "keys not loaded yet"
+        return out

@@ -1,0 +1,283 @@
+"""The admin API for keys, teams, per-user/per-tag limits, budgets and the audit trail.
+
+```
+POST   /admin/keys                      create (the key is in this response only)
+GET    /admin/keys[?user=&team=]        list
+GET    /admin/keys/{id}                 one key
+PATCH  /admin/keys/{id}                 change name, user, team, routes, tags, limits, expiry
+POST   /admin/keys/{id}/disable|enable|revoke
+POST   /admin/keys/{id}/rotate          {"overlap_s": 3600}: a new key; the old one works that long
+POST   /admin/teams                     create;  GET /admin/teams
+GET|PATCH|DELETE /admin/teams/{name};   POST /admin/teams/{name}/disable|enable
+GET    /admin/limits                    per-user and per-tag limits
+PUT|DELETE /admin/limits/{user|tag}/{subject}
+GET    /admin/budgets[?scope=&subject=] every budget: cap, spend this period, reservations
+GET    /admin/audit[?target=&limit=]    who changed what, newest first
+```
+
+Every route needs the admin key (``admin.AdminAuth``). Changes are made by
+``engine/access_admin.AccessAdmin`` and audited with the actor: the ``x-breakwater-actor``
+header when the caller names themselves, and the client's address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import orjson
+
+from breakwater.core.errors import BreakwaterError, InvalidRequest, NotFound
+from breakwater.core.keys import VirtualKey
+from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
+from breakwater.engine.quota import Quota, Scope
+from breakwater.server import errors
+from breakwater.server.admin import AdminAuth
+from breakwater.server.asgi import JSON_HEADERS, Receive, Send, header, read_json_body, send_bytes
+from breakwater.server.asgi import Scope as AsgiScope
+
+Json = dict[str, Any]
+_MAX_BODY = 64 * 1024
+
+
+def key_view(key: VirtualKey, now: float) -> Json:
+    """A key as the API and the CLI show it: no secret, no hash, and its status now."""
+    if key.revoked_at is not None and key.revoked_at <= now:
+        status = "revoked"
+    elif key.disabled:
+        status = "disabled"
+    elif key.expires_at is not None and now >= key.expires_at:
+        status = "expired"
+    elif key.previous_until is not None and now < key.previous_until:
+        status = "rotating"
+    else:
+        status = "active"
+    return {"object": "key", **key.public(), "status": status}
+
+
+class AdminAccess:
+    """Handlers for ``/admin/{keys,teams,limits,budgets,audit}``."""
+
+    def __init__(self, auth: AdminAuth, admin: AccessAdmin | None, quota: Quota, now: Callable[[], float]) -> None:
+        self._auth = auth
+        self._admin = admin
+        self._quota = quota
+        self._now = now
+
+    def handles(self, path: str) -> bool:
+        return path.startswith(("/admin/keys", "/admin/teams", "/admin/limits", "/admin/budgets", "/admin/audit"))
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if not await self._auth.check(scope, send):
+            return
+        try:
+            status, body = await self._dispatch(scope, receive)
+        except BreakwaterError as exc:
+            status_code, headers, payload = errors.openai_error(exc, "admin")
+            await send_bytes(send, status_code, payload, headers)
+            return
+        await send_bytes(send, status, orjson.dumps(body), JSON_HEADERS)
+
+    async def _dispatch(self, scope: AsgiScope, receive: Receive) -> tuple[int, Json]:
+        method: str = scope["method"]
+        parts = [unquote(p) for p in scope["path"].split("/")[2:]]
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        if parts[0] == "budgets" and len(parts) == 1 and method == "GET":
+            return 200, await self._budgets(query)
+        admin = self._admin
+        if admin is None:
+            raise NotFound("Access control is off (access.enabled: false): there are no keys, teams or limits")
+        actor = _actor(scope)
+
+        async def body() -> Any:
+            raw = await read_json_body(scope, receive, _MAX_BODY)
+            if not raw:
+                return {}
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequest(f"The request body is not valid JSON: {exc.args[0]}") from None
+
+        route: tuple[str, str, int] = (method, parts[0], len(parts))
+        handler = _ROUTES.get(route)
+        if handler is None:
+            raise NotFound(f"Unknown admin route {method} {scope['path']}")
+        return await handler(self, admin, parts, query, body, actor)
+
+    async def _budgets(self, query: dict[str, str]) -> Json:
+        scopes: list[Scope] = []
+        admin = self._admin
+        if admin is not None:
+            snapshot = await admin.store.snapshot()
+            scopes += [Scope("key", k.id, f"key {k.prefix}", k.limits) for k in snapshot.keys if k.revoked_at is None]
+            scopes += [Scope("team", t.name, f"team '{t.name}'", t.limits) for t in snapshot.teams]
+            scopes += [Scope(e.scope, e.subject, f"{e.scope} '{e.subject}'", e.limits) for e in snapshot.limits]
+            subject = query.get("subject")
+            if (
+                query.get("scope") == "user"
+                and subject
+                and not any(s.kind == "user" and s.subject == subject for s in scopes)
+            ):
+                # a user under the "*" entry counts separately: show theirs
+                for e in snapshot.limits:
+                    if e.scope == "user" and e.subject == "*":
+                        scopes.append(Scope("user", subject, f"user '{subject}'", e.limits))
+        wanted = [
+            s for s in scopes if query.get("scope") in (None, s.kind) and query.get("subject") in (None, s.subject)
+        ]
+        return {"object": "list", "data": await self._quota.spend(wanted)}
+
+
+Body = Callable[[], Awaitable[Any]]
+Handler = Callable[[AdminAccess, AccessAdmin, list[str], dict[str, str], Body, str], Awaitable[tuple[int, Json]]]
+
+
+def _actor(scope: AsgiScope) -> str:
+    named = header(scope, b"x-breakwater-actor")
+    who = named.decode("latin-1")[:128] if named else "admin key"
+    client = scope.get("client")
+    return f"{who} ({client[0]})" if client else who
+
+
+async def _create_key(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    key, plain = await a.create_key(parse(KeySpec, await body()), actor=actor)
+    return 201, {**key_view(key, h._now()), "key": plain}
+
+
+async def _list_keys(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    now = h._now()
+    keys = [
+        key_view(k, now) for k in await a.keys() if q.get("user") in (None, k.user) and q.get("team") in (None, k.team)
+    ]
+    return 200, {"object": "list", "data": keys}
+
+
+async def _key(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    return 200, key_view(await a.key(p[1]), h._now())
+
+
+async def _patch_key(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    return 200, key_view(await a.update_key(p[1], parse(KeyPatch, await body()), actor=actor), h._now())
+
+
+async def _key_action(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    key_id, action = p[1], p[2]
+    if action in ("disable", "enable"):
+        key = await a.set_disabled(key_id, action == "disable", actor=actor)
+    elif action == "revoke":
+        key = await a.revoke(key_id, actor=actor)
+    elif action == "rotate":
+        data = await body()
+        overlap = data.get("overlap_s", 3600) if isinstance(data, dict) else None
+        if not isinstance(overlap, (int, float)) or isinstance(overlap, bool):
+            raise InvalidRequest("overlap_s must be a number of seconds", param="overlap_s")
+        key, plain = await a.rotate(key_id, overlap_s=float(overlap), actor=actor)
+        return 200, {**key_view(key, h._now()), "key": plain}
+    else:
+        raise NotFound(f"Unknown key action '{action}': disable, enable, revoke or rotate")
+    return 200, key_view(key, h._now())
+
+
+async def _create_team(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    team = await a.create_team(parse(TeamSpec, await body()), actor=actor)
+    return 201, {"object": "team", **team.public()}
+
+
+async def _list_teams(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    return 200, {"object": "list", "data": [{"object": "team", **t.public()} for t in await a.teams()]}
+
+
+async def _team(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    return 200, {"object": "team", **(await a.team(p[1])).public()}
+
+
+async def _patch_team(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    team = await a.update_team(p[1], parse(TeamPatch, await body()), actor=actor)
+    return 200, {"object": "team", **team.public()}
+
+
+async def _delete_team(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    team = await a.delete_team(p[1], actor=actor)
+    return 200, {"object": "team", **team.public(), "deleted": True}
+
+
+async def _team_action(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    if p[2] not in ("disable", "enable"):
+        raise NotFound(f"Unknown team action '{p[2]}': disable or enable")
+    team = await a.set_team_disabled(p[1], p[2] == "disable", actor=actor)
+    return 200, {"object": "team", **team.public()}
+
+
+async def _list_limits(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    return 200, {"object": "list", "data": [e.public() for e in await a.subject_limits()]}
+
+
+async def _put_limits(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    entry = await a.set_limits(p[1], p[2], parse(LimitsSpec, await body()), actor=actor)
+    return 200, entry.public()
+
+
+async def _delete_limits(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    entry = await a.delete_limits(p[1], p[2], actor=actor)
+    return 200, {**entry.public(), "deleted": True}
+
+
+async def _audit(
+    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+) -> tuple[int, Json]:
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest("Invalid limit: must be between 1 and 1000", param="limit")
+    entries = await a.audit(limit=limit, target=q.get("target"))
+    return 200, {"object": "list", "data": [e.public() for e in entries]}
+
+
+_ROUTES: dict[tuple[str, str, int], Handler] = {
+    ("POST", "keys", 1): _create_key,
+    ("GET", "keys", 1): _list_keys,
+    ("GET", "keys", 2): _key,
+    ("PATCH", "keys", 2): _patch_key,
+    ("POST", "keys", 3): _key_action,
+    ("POST", "teams", 1): _create_team,
+    ("GET", "teams", 1): _list_teams,
+    ("GET", "teams", 2): _team,
+    ("PATCH", "teams", 2): _patch_team,
+    ("DELETE", "teams", 2): _delete_team,
+    ("POST", "teams", 3): _team_action,
+    ("GET", "limits", 1): _list_limits,
+    ("PUT", "limits", 3): _put_limits,
+    ("DELETE", "limits", 3): _delete_limits,
+    ("GET", "audit", 1): _audit,
+}
