@@ -74,6 +74,7 @@ class _Index:
     #: ``key=value`` -> limits
     tags: Mapping[str, Limits] = field(default_factory=dict)
     version: int = -1
+    source: AccessSnapshot = field(default_factory=lambda: AccessSnapshot([], [], [], -1))
 
     @classmethod
     def of(cls, snapshot: AccessSnapshot) -> _Index:
@@ -89,6 +90,7 @@ class _Index:
             users={e.subject: e.limits for e in snapshot.limits if e.scope == "user"},
             tags={e.subject: e.limits for e in snapshot.limits if e.scope == "tag"},
             version=snapshot.version,
+            source=snapshot,
         )
 
 
@@ -178,6 +180,10 @@ class Directory:
         return found
 
     # --- admin reads ------------------------------------------------------------------------
+
+    def snapshot(self) -> AccessSnapshot:
+        """The records as last loaded."""
+        return self._index.source
 
     def key(self, key_id: str) -> VirtualKey | None:
         return self._index.by_id.get(key_id)

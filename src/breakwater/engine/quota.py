@@ -560,6 +560,20 @@ class Quota:
         self._wake.set()
         return True
 
+    async def seed(self, scope: Scope, spent: Decimal) -> None:
+        """Start the scope's budget for this period at ``spent`` (what the ledger says was spent
+        before this process started: memory counters begin empty)."""
+        budget = scope.limits.budget
+        amount = to_nano(spent)
+        if budget is None or amount <= 0:
+            return
+        now = self.clock.time()
+        span = period_span(budget.period, now)
+        ttl = _TOTAL_TTL_S if span.end is None else int(span.end - now) + _PERIOD_GRACE_S
+        base = f"{scope.kind}:{scope.subject}"
+        seeds = [Adjust(f"spend:{span.id}:{base}", 0, amount, ttl), Adjust(f"spent:{span.id}:{base}", 0, amount, ttl)]
+        await self.counters.settle(seeds, (), now)
+
     # --- reading --------------------------------------------------------------------------------
 
     async def spend(self, scopes: Sequence[Scope]) -> list[dict[str, object]]:

@@ -54,6 +54,7 @@ from breakwater.server.access import AccessLayer
 from breakwater.server.admin import Admin, AdminAuth
 from breakwater.server.admin_access import AdminAccess
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from breakwater.server.budget_seed import seed_budgets
 from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints
@@ -244,7 +245,20 @@ class BreakwaterApp:
             self.alerts.start()
         self.outbox.start()
         await self.access.start()
+        await self._seed_budgets()
         self.ready = True
+
+    async def _seed_budgets(self) -> None:
+        """Memory counters start empty: give each budget the spend the ledger already holds."""
+        directory, ledger = self.access.directory, self.ledger
+        if self.access.backend != "memory" or directory is None or ledger is None or not directory.loaded:
+            return
+        try:
+            await seed_budgets(self.access.quota, directory.snapshot(), ledger.store, self.gateway.clock.time())
+        except Exception as exc:  # noqa: BLE001 - a ledger that cannot be read must not stop the start-up
+            log.warning(
+                "could not read this period's spend from the ledger (%s): budgets start from 0", type(exc).__name__
+            )
 
     async def shutdown(self) -> None:
         self.ready = False
