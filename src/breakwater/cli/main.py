@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from breakwater import __version__
-from breakwater.cli import usage
+from breakwater.cli import access, usage
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     usage.register(sub)
+    access.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
