@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from breakwater.core.config import Config
 from breakwater.engine.access import Directory
@@ -24,10 +24,12 @@ from breakwater.engine.gatekeeper import Gatekeeper, PriceOf
 from breakwater.engine.ports import Clock, Counters, TokenCounters
 from breakwater.engine.quota import BudgetAlert, Quota, Sessions
 from breakwater.engine.routing import Router
-from breakwater.infra.counters import MemoryCounters, RedisCounters
+from breakwater.infra.counters.memory import MemoryCounters
 from breakwater.infra.credentials import CredentialError, resolve
-from breakwater.infra.invalidation import RedisInvalidations
 from breakwater.infra.keystore import store_for
+
+if TYPE_CHECKING:  # redis-py is imported only by a gateway that uses Redis
+    from breakwater.infra.invalidation import RedisInvalidations
 
 log = logging.getLogger("breakwater.access")
 
@@ -89,6 +91,8 @@ def invalidations(config: Config, environ: Mapping[str, str]) -> RedisInvalidati
     """Pub/sub between replicas, when the config has a Redis."""
     if config.redis is None:
         return None
+    from breakwater.infra.invalidation import RedisInvalidations
+
     r = config.redis
     return RedisInvalidations(
         _reference(r.url, environ), namespace=r.namespace, timeout_s=max(r.timeout_ms / 1000, 0.5)
@@ -99,6 +103,8 @@ def _counters(config: Config, environ: Mapping[str, str]) -> tuple[Counters, Cou
     """(the counters, local counters for when they are unreachable)."""
     if config.limits.backend == "memory" or config.redis is None:
         return MemoryCounters(), None
+    from breakwater.infra.counters.redis import RedisCounters
+
     r = config.redis
     url = _reference(r.url, environ)
     return RedisCounters(url, namespace=r.namespace, timeout_s=r.timeout_ms / 1000), MemoryCounters()

@@ -12,7 +12,8 @@ import pytest
 
 from breakwater.engine.counters import Adjust, Lease, Reading, Release, Verdict, Window
 from breakwater.engine.ports import Counters
-from breakwater.infra.counters import MemoryCounters, RedisCounters
+from breakwater.infra.counters import MemoryCounters
+from breakwater.infra.counters.redis import RedisCounters
 
 from .conftest import URL
 

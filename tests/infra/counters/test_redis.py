@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from breakwater.engine.counters import Adjust, CountersUnavailable, Lease, Reading, Release, Window
-from breakwater.infra.counters import RedisCounters
+from breakwater.infra.counters.redis import RedisCounters
 
 from ...tcp_proxy import TcpProxy
 from .conftest import HOST, PORT, URL

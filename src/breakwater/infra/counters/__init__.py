@@ -1,10 +1,10 @@
 """The two backends of the engine's ``Counters`` port (``engine/counters.py`` defines the checks).
 
-``MemoryCounters`` holds one process's counts; ``RedisCounters`` shares them, exactly, across
-replicas. Both pass the same conformance suite (``tests/infra/counters/test_conformance.py``).
+``MemoryCounters`` holds one process's counts; ``RedisCounters`` (in ``.redis``, imported only
+where Redis is configured, so a gateway without it never loads redis-py) shares them, exactly,
+across replicas. Both pass the same conformance suite (``tests/infra/counters/test_conformance.py``).
 """
 
 from breakwater.infra.counters.memory import MemoryCounters
-from breakwater.infra.counters.redis import RedisCounters
 
-__all__ = ["MemoryCounters", "RedisCounters"]
+__all__ = ["MemoryCounters"]
