@@ -16,7 +16,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+#: the API key a system under test gets when it checks none (the upstream mock, the bare proxy)
+ANY_TOKEN = "sk-bench"
+
+
+def headers(token: str) -> dict[str, str]:
+    return {"content-type": "application/json", "authorization": f"Bearer {token}"}
 
 
 def _conn(url: str) -> tuple[http.client.HTTPConnection, str]:
@@ -24,11 +29,11 @@ def _conn(url: str) -> tuple[http.client.HTTPConnection, str]:
     return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30), parts.path
 
 
-def post_ok(url: str, payload: str) -> bool:
+def post_ok(url: str, payload: str, token: str = ANY_TOKEN) -> bool:
     """One request; True if it answered 200 (connection refused while starting is False)."""
     conn, path = _conn(url)
     try:
-        conn.request("POST", path, payload, HEADERS)
+        conn.request("POST", path, payload, headers(token))
         resp = conn.getresponse()
         resp.read()
         return resp.status == 200
@@ -38,14 +43,15 @@ def post_ok(url: str, payload: str) -> bool:
         conn.close()
 
 
-def ttft(url: str, payload: str, samples: int) -> list[float]:
+def ttft(url: str, payload: str, samples: int, token: str = ANY_TOKEN) -> list[float]:
     """Seconds from sending a streamed request to the first SSE frame carrying content, sequentially."""
     conn, path = _conn(url)
+    sent = headers(token)
     times: list[float] = []
     try:
         for _ in range(samples):
             t0 = time.perf_counter()
-            conn.request("POST", path, payload, HEADERS)
+            conn.request("POST", path, payload, sent)
             resp = conn.getresponse()
             while True:
                 line = resp.readline()
@@ -58,11 +64,14 @@ def ttft(url: str, payload: str, samples: int) -> list[float]:
     return times
 
 
-async def _worker(session: aiohttp.ClientSession, url: str, payload: str, until: float, stats: dict[str, Any]) -> None:
+async def _worker(
+    session: aiohttp.ClientSession, url: str, payload: str, until: float, stats: dict[str, Any], token: str
+) -> None:
+    sent = headers(token)
     while time.monotonic() < until:
         t0 = time.perf_counter()
         try:
-            async with session.post(url, data=payload, headers=HEADERS) as resp:
+            async with session.post(url, data=payload, headers=sent) as resp:
                 await resp.read()
                 ok = resp.status == 200
         except aiohttp.ClientError:
@@ -71,13 +80,13 @@ async def _worker(session: aiohttp.ClientSession, url: str, payload: str, until:
         stats["ok" if ok else "failed"] += 1
 
 
-async def _smoke(url: str, plain: str, stream: str, seconds: float, concurrency: int) -> dict[str, Any]:
+async def _smoke(url: str, plain: str, stream: str, seconds: float, concurrency: int, token: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with aiohttp.ClientSession() as session:
         for mode, payload in (("plain", plain), ("stream", stream)):
             stats: dict[str, Any] = {"ok": 0, "failed": 0, "latencies": []}
             until = time.monotonic() + seconds / 2
-            await asyncio.gather(*(_worker(session, url, payload, until, stats) for _ in range(concurrency)))
+            await asyncio.gather(*(_worker(session, url, payload, until, stats, token) for _ in range(concurrency)))
             lat = sorted(stats.pop("latencies"))
             stats["rps"] = (stats["ok"] + stats["failed"]) / (seconds / 2)
             stats["p50_ms"] = lat[len(lat) // 2] * 1000 if lat else None
@@ -85,13 +94,15 @@ async def _smoke(url: str, plain: str, stream: str, seconds: float, concurrency:
     return out
 
 
-def smoke(url: str, plain: str, stream: str, seconds: float = 3.0, concurrency: int = 10) -> dict[str, Any]:
+def smoke(
+    url: str, plain: str, stream: str, seconds: float = 3.0, concurrency: int = 10, token: str = ANY_TOKEN
+) -> dict[str, Any]:
     """A few seconds of plain then streamed load; counts successes and failures."""
-    return asyncio.run(_smoke(url, plain, stream, seconds, concurrency))
+    return asyncio.run(_smoke(url, plain, stream, seconds, concurrency, token))
 
 
 async def _soak(
-    url: str, payload: str, seconds: float, rate: float, rss: Callable[[int], int], pid: int
+    url: str, payload: str, seconds: float, rate: float, rss: Callable[[int], int], pid: int, token: str
 ) -> dict[str, Any]:
     stats = {"ok": 0, "failed": 0}
     samples: list[dict[str, float]] = []
@@ -100,7 +111,7 @@ async def _soak(
 
     async def one(session: aiohttp.ClientSession) -> None:
         try:
-            async with session.post(url, data=payload, headers=HEADERS) as resp:
+            async with session.post(url, data=payload, headers=headers(token)) as resp:
                 await resp.read()
                 stats["ok" if resp.status == 200 else "failed"] += 1
         except aiohttp.ClientError:
@@ -127,6 +138,8 @@ async def _soak(
     return {"seconds": seconds, "rate": rate, **stats, "rss": samples, "drift_after_warmup": drift}
 
 
-def soak(url: str, payload: str, seconds: float, rate: float, rss: Callable[[int], int], pid: int) -> dict[str, Any]:
+def soak(
+    url: str, payload: str, seconds: float, rate: float, rss: Callable[[int], int], pid: int, token: str = ANY_TOKEN
+) -> dict[str, Any]:
     """Fixed-rate load for ``seconds``, sampling the gateway's RSS every 10 s."""
-    return asyncio.run(_soak(url, payload, seconds, rate, rss, pid))
+    return asyncio.run(_soak(url, payload, seconds, rate, rss, pid, token))

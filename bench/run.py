@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 LITELLM_VERSION = "1.106.2"
 LITELLM_VENV = BENCH / ".venv-litellm"
+LITELLM_KEY = "sk-bench-litellm-master"
 MODEL = "bench"
 PROMPT = [{"role": "user", "content": "Say hello in one short sentence."}]
 GATEWAY_CPU, HELPER_CPU = "0", "1"
@@ -88,6 +89,8 @@ class Running:
     url: str  # chat completions URL
     model: str
     startup_s: float | None = None
+    #: the API key it is called with: a Breakwater virtual key, LiteLLM's master key
+    token: str = load.ANY_TOKEN
 
 
 def tree(pid: int) -> list[int]:
@@ -147,12 +150,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def first_success(url: str, model: str, proc: subprocess.Popen[bytes], started: float, limit_s: float = 120) -> float:
+def first_success(
+    url: str,
+    model: str,
+    proc: subprocess.Popen[bytes],
+    started: float,
+    token: str = load.ANY_TOKEN,
+    limit_s: float = 120,
+) -> float:
     """Seconds from ``started`` until one chat completion through ``url`` succeeds."""
     while time.monotonic() - started < limit_s:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}: {log_tail(proc)}")
-        if load.post_ok(url, body(model, False)):
+        if load.post_ok(url, body(model, False), token):
             return time.monotonic() - started
         time.sleep(0.01)  # polling for readiness with a deadline
     raise RuntimeError(f"{url} did not answer within {limit_s} s")
@@ -162,7 +172,8 @@ def first_success(url: str, model: str, proc: subprocess.Popen[bytes], started: 
 
 
 def breakwater_config(mock: str, tmp: Path, ledger: bool = True) -> Path:
-    """The benchmark's gateway config; the ledger (SQLite in ``tmp``) is on, as it is by default."""
+    """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
+    they are by default, and requests carry a virtual key (``breakwater_key``) with no limits."""
     path = tmp / ("breakwater.yaml" if ledger else "breakwater-noledger.yaml")
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -170,7 +181,7 @@ def breakwater_config(mock: str, tmp: Path, ledger: bool = True) -> Path:
         else "ledger: {enabled: false}\n"
     )
     path.write_text(
-        ledger_yaml + "providers:\n"
+        ledger_yaml + f"access: {{store: 'sqlite:///{tmp}/keys.db'}}\n" + "providers:\n"
         f"  upstream: {{type: openai, base_url: '{mock}/v1', api_key: 'env:BENCH_UPSTREAM_KEY'}}\n"
         "deployments:\n"
         "  bench: {provider: upstream, model: bench-model}\n"
@@ -213,17 +224,43 @@ def ensure_litellm() -> Path | None:
     return exe
 
 
-Starter = Callable[[int, str], tuple[subprocess.Popen[bytes], str]]
+#: (workers, cpus) -> (process, chat URL, the API key to call it with)
+Starter = Callable[[int, str], tuple[subprocess.Popen[bytes], str, str]]
+
+
+def breakwater_key(config: Path) -> str:
+    """A virtual key made with ``breakwater keys create`` in the config's key store."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "breakwater",
+            "keys",
+            "create",
+            "--config",
+            str(config),
+            "--name",
+            "bench",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    key: str = json.loads(out)["key"]
+    return key
 
 
 def breakwater_starter(mock: str, tmp: Path, ledger: bool = True) -> Starter:
     bw_config = breakwater_config(mock, tmp, ledger)
+    key = breakwater_key(bw_config)
 
-    def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+    def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
         port = free_port()
         cmd = [sys.executable, "-m", "breakwater", "serve", "--config", str(bw_config), "--port", str(port)]
         proc = spawn([*cmd, "--workers", str(workers)], cpus, {"BENCH_UPSTREAM_KEY": "sk-bench-upstream"})
-        return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+        return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
     return breakwater
 
@@ -233,28 +270,25 @@ def starters(mock: str, tmp: Path, with_litellm: bool) -> dict[str, tuple[Starte
     py = sys.executable
     breakwater = breakwater_starter(mock, tmp)
 
-    def bare(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+    def bare(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
         port = free_port()
         cmd = [py, str(BENCH / "bare_proxy.py"), "--port", str(port), "--upstream", mock, "--workers", str(workers)]
-        return spawn(cmd, cpus), f"http://127.0.0.1:{port}/v1/chat/completions"
+        return spawn(cmd, cpus), f"http://127.0.0.1:{port}/v1/chat/completions", load.ANY_TOKEN
 
     systems: dict[str, tuple[Starter, str]] = {"breakwater": (breakwater, MODEL), "bare-proxy": (bare, "bench-model")}
     exe = ensure_litellm() if with_litellm else None
     if exe is not None:
         lt_config = litellm_config(mock, tmp)
 
-        def litellm(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+        def litellm(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
             port = free_port()
             cmd = [str(exe), "--config", str(lt_config), "--host", "127.0.0.1", "--port", str(port)]
-            # no network beyond loopback: the bundled price map instead of a download; no master key,
-            # like Breakwater's config here (virtual keys join both sides when Breakwater has them)
-            env = {
-                "LITELLM_LOG": "ERROR",
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
-            }
+            # no network beyond loopback: the bundled price map instead of a download. Calls are
+            # authenticated on both sides: Breakwater checks a virtual key, LiteLLM its master key
+            # (its virtual keys need a PostgreSQL database, which would only slow it further)
+            env = {"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": LITELLM_KEY}
             proc = spawn([*cmd, "--num_workers", str(workers)], cpus, env)
-            return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+            return proc, f"http://127.0.0.1:{port}/v1/chat/completions", LITELLM_KEY
 
         systems["litellm"] = (litellm, MODEL)
     return systems
@@ -263,10 +297,10 @@ def starters(mock: str, tmp: Path, with_litellm: bool) -> dict[str, tuple[Starte
 @contextmanager
 def running(name: str, start: Starter, model: str, workers: int = 1, cpus: str = GATEWAY_CPU) -> Iterator[Running]:
     t0 = time.monotonic()
-    proc, url = start(workers, cpus)
+    proc, url, token = start(workers, cpus)
     try:
-        startup = first_success(url, model, proc, t0)
-        yield Running(name, proc, url, model, startup)
+        startup = first_success(url, model, proc, t0, token)
+        yield Running(name, proc, url, model, startup, token)
     finally:
         stop(proc)
 
@@ -274,13 +308,13 @@ def running(name: str, start: Starter, model: str, workers: int = 1, cpus: str =
 # --- measuring ---------------------------------------------------------------------------------------
 
 
-def wrk(url: str, payload: str, connections: int, seconds: float) -> dict[str, float]:
+def wrk(url: str, payload: str, connections: int, seconds: float, token: str = load.ANY_TOKEN) -> dict[str, float]:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     if (os.cpu_count() or 1) > 1:
         cmd = ["taskset", "-c", HELPER_CPU, *cmd]
     out = subprocess.run(
         [*cmd, "-s", str(BENCH / "wrk_report.lua"), url],
-        env={**os.environ, "BENCH_BODY": payload},
+        env={**os.environ, "BENCH_BODY": payload, "BENCH_TOKEN": token},
         capture_output=True,
         text=True,
         check=True,
@@ -342,7 +376,7 @@ def compare(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
             return live[name]
 
         for name in order:  # warm-up: JIT-free Python still has caches, pools and lazy imports
-            wrk(only(name).url, body(live[name].model, False), 10, args.warmup)
+            wrk(only(name).url, body(live[name].model, False), 10, args.warmup, live[name].token)
         for rep in range(args.repeats):
             for conc in concurrencies:
                 for mode in ("plain", "stream"):
@@ -350,7 +384,7 @@ def compare(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
                     for name in rotated:
                         sys_ = only(name)
                         with PeakRSS(sys_.proc.pid) as peak:
-                            point = wrk(sys_.url, body(sys_.model, mode == "stream"), conc, args.duration)
+                            point = wrk(sys_.url, body(sys_.model, mode == "stream"), conc, args.duration, sys_.token)
                         if point["requests"] == 0:
                             raise RuntimeError(f"{name} answered nothing in {args.duration} s: {log_tail(sys_.proc)}")
                         if name != "upstream":
@@ -360,7 +394,7 @@ def compare(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
                         print(f"  {name:<11} {mode:<6} c={conc:<3} rep {rep}: {point['rps']:8.0f} req/s  "
                               f"p50 {point['p50_ms']:.2f} ms  p99 {point['p99_ms']:.2f} ms  errors {point['errors']}", flush=True)  # fmt: skip
         for name in order:
-            samples = load.ttft(only(name).url, body(live[name].model, True), args.ttft_samples)
+            samples = load.ttft(only(name).url, body(live[name].model, True), args.ttft_samples, live[name].token)
             result["ttft"][name] = {"p50_ms": statistics.median(samples) * 1000, "p90_ms": _pct(samples, 90) * 1000}
         for name in order[1:]:
             freeze(live[name].proc.pid, False)  # so they can shut down
@@ -368,8 +402,10 @@ def compare(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
         result["scaling"][name] = {}
         for workers, cpus in ((1, GATEWAY_CPU), (2, "0,1")):
             with running(name, start, model, workers, cpus) as sys_:
-                wrk(sys_.url, body(model, False), 50, args.warmup)
-                runs = [wrk(sys_.url, body(model, False), 50, args.duration)["rps"] for _ in range(args.repeats)]
+                wrk(sys_.url, body(model, False), 50, args.warmup, sys_.token)
+                runs = [
+                    wrk(sys_.url, body(model, False), 50, args.duration, sys_.token)["rps"] for _ in range(args.repeats)
+                ]
             result["scaling"][name][str(workers)] = runs
     return result
 
@@ -420,13 +456,13 @@ def ledger_cost(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any
         for name, sys_ in live.items():
             freeze(live["no-ledger" if name == "ledger" else "ledger"].proc.pid, True)
             freeze(sys_.proc.pid, False)
-            wrk(sys_.url, body(MODEL, False), 50, args.warmup)
+            wrk(sys_.url, body(MODEL, False), 50, args.warmup, sys_.token)
         for rep in range(args.repeats * 2):
             for name in ("ledger", "no-ledger") if rep % 2 == 0 else ("no-ledger", "ledger"):
                 other = "no-ledger" if name == "ledger" else "ledger"
                 freeze(live[other].proc.pid, True)
                 freeze(live[name].proc.pid, False)
-                rps[name].append(wrk(live[name].url, body(MODEL, False), 50, args.duration)["rps"])
+                rps[name].append(wrk(live[name].url, body(MODEL, False), 50, args.duration, live[name].token)["rps"])
                 print(f"  {name:<10} rep {rep}: {rps[name][-1]:8.0f} req/s", flush=True)
         for sys_ in live.values():
             freeze(sys_.proc.pid, False)
@@ -458,12 +494,16 @@ def main(argv: list[str] | None = None) -> int:
             start, model = starters(mock, tmp, with_litellm=False)["breakwater"]
             with running("breakwater", start, model) as bw:
                 if args.smoke:
-                    result = {"smoke": load.smoke(bw.url, body(model, False), body(model, True), seconds=3.0)}
+                    result = {
+                        "smoke": load.smoke(bw.url, body(model, False), body(model, True), seconds=3.0, token=bw.token)
+                    }
                     result["smoke"]["startup_s"] = bw.startup_s
                     result["smoke"]["rss_mb"] = rss_bytes(bw.proc.pid) / 2**20
                 else:
                     result = {
-                        "soak": load.soak(bw.url, body(model, False), args.soak, args.soak_rate, rss_bytes, bw.proc.pid)
+                        "soak": load.soak(
+                            bw.url, body(model, False), args.soak, args.soak_rate, rss_bytes, bw.proc.pid, bw.token
+                        )
                     }
             name = "smoke" if args.smoke else "soak"
         elif args.ledger_cost:

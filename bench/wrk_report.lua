@@ -1,7 +1,7 @@
 -- wrk script for bench/run.py: POSTs the body in BENCH_BODY and prints one JSON line of results.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "sk-bench")
 wrk.body = os.getenv("BENCH_BODY")
 
 done = function(summary, latency, requests)
