@@ -32,7 +32,6 @@ from breakwater.core.keys import Team
 from breakwater.core.limits import PERIODS
 from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
 from breakwater.engine.ports import Clock, SystemClock
-from breakwater.server.admin_access import key_view
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -215,13 +214,13 @@ def _actor() -> str:
 
 async def _keys_create(c: _Call) -> Shown:
     key, plain = await c.admin.create_key(parse(KeySpec, _key_input(c.args, update=False)), actor=c.actor)
-    return Shown({**key_view(key, c.clock.time()), "key": plain}, out.draw_new_key)
+    return Shown({**key.view(c.clock.time()), "key": plain}, out.draw_new_key)
 
 
 async def _keys_list(c: _Call) -> Shown:
     a, now = c.args, c.clock.time()
     keys = [
-        key_view(k, now)
+        k.view(now)
         for k in await c.admin.keys()
         if a.user in (None, k.user) and a.team in (None, k.team) and (a.all or k.revoked_at is None)
     ]
@@ -229,26 +228,26 @@ async def _keys_list(c: _Call) -> Shown:
 
 
 async def _keys_show(c: _Call) -> Shown:
-    return Shown(key_view(await c.admin.key(c.args.id), c.clock.time()), out.draw_key)
+    return Shown((await c.admin.key(c.args.id)).view(c.clock.time()), out.draw_key)
 
 
 async def _keys_update(c: _Call) -> Shown:
     patch = parse(KeyPatch, _key_input(c.args, update=True))
-    return Shown(key_view(await c.admin.update_key(c.args.id, patch, actor=c.actor), c.clock.time()), out.draw_key)
+    return Shown((await c.admin.update_key(c.args.id, patch, actor=c.actor)).view(c.clock.time()), out.draw_key)
 
 
 async def _keys_toggle(c: _Call) -> Shown:
     key = await c.admin.set_disabled(c.args.id, c.args.action == "disable", actor=c.actor)
-    return Shown(key_view(key, c.clock.time()), out.draw_key)
+    return Shown(key.view(c.clock.time()), out.draw_key)
 
 
 async def _keys_revoke(c: _Call) -> Shown:
-    return Shown(key_view(await c.admin.revoke(c.args.id, actor=c.actor), c.clock.time()), out.draw_key)
+    return Shown((await c.admin.revoke(c.args.id, actor=c.actor)).view(c.clock.time()), out.draw_key)
 
 
 async def _keys_rotate(c: _Call) -> Shown:
     key, plain = await c.admin.rotate(c.args.id, overlap_s=c.args.overlap, actor=c.actor)
-    return Shown({**key_view(key, c.clock.time()), "key": plain}, out.draw_new_key)
+    return Shown({**key.view(c.clock.time()), "key": plain}, out.draw_new_key)
 
 
 def _key_input(args: argparse.Namespace, *, update: bool) -> Json:

@@ -1,4 +1,5 @@
-"""The ``breakwater`` command: serve | mock | check-config | usage | version. Thin over the layers."""
+"""The ``breakwater`` command: serve | mock | check-config | usage | keys | teams | limits | audit |
+version. Thin over the layers."""
 
 from __future__ import annotations
 

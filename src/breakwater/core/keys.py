@@ -111,6 +111,22 @@ class VirtualKey:
                 return True
         return False
 
+    def status(self, now: float) -> str:
+        """``revoked``, ``disabled``, ``expired``, ``rotating`` (a replaced secret still valid) or ``active``."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.disabled:
+            return "disabled"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        if self.previous_until is not None and now < self.previous_until:
+            return "rotating"
+        return "active"
+
+    def view(self, now: float) -> dict[str, Any]:
+        """The key as the admin API and the CLI show it: ``public()`` and its status now."""
+        return {"object": "key", **self.public(), "status": self.status(now)}
+
     def public(self) -> dict[str, Any]:
         """The record as the admin API, the CLI and the audit trail show it: no hashes."""
         return {

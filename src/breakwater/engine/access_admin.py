@@ -228,6 +228,8 @@ class AccessAdmin:
             changes["expires_at"] = None
         elif patch.expires_at is not None or patch.expires_in_s is not None:
             changes["expires_at"] = _expiry(patch.expires_at, patch.expires_in_s, now)
+        if not changes:
+            raise InvalidRequest("Nothing to change: give at least one field")
         await self._check_refs(changes.get("team", ""), changes.get("routes", ()))
         return await self._save_key(dataclasses.replace(key, **changes), actor, "key.update", now)
 
@@ -309,6 +311,8 @@ class AccessAdmin:
             changes["limits"] = patch.limits.to_limits()
         if patch.tags is not None:
             changes["tags"] = dict(patch.tags)
+        if not changes:
+            raise InvalidRequest("Nothing to change: give limits or tags")
         return await self._save_team(dataclasses.replace(team, **changes), actor, "team.update")
 
     async def set_team_disabled(self, name: str, disabled: bool, *, actor: str) -> Team:

@@ -29,7 +29,6 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from breakwater.core.errors import BreakwaterError, InvalidRequest, NotFound
-from breakwater.core.keys import VirtualKey
 from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
 from breakwater.engine.quota import Quota, Scope
 from breakwater.server import errors
@@ -39,21 +38,6 @@ from breakwater.server.asgi import Scope as AsgiScope
 
 Json = dict[str, Any]
 _MAX_BODY = 64 * 1024
-
-
-def key_view(key: VirtualKey, now: float) -> Json:
-    """A key as the API and the CLI show it: no secret, no hash, and its status now."""
-    if key.revoked_at is not None and key.revoked_at <= now:
-        status = "revoked"
-    elif key.disabled:
-        status = "disabled"
-    elif key.expires_at is not None and now >= key.expires_at:
-        status = "expired"
-    elif key.previous_until is not None and now < key.previous_until:
-        status = "rotating"
-    else:
-        status = "active"
-    return {"object": "key", **key.public(), "status": status}
 
 
 class AdminAccess:
@@ -144,29 +128,27 @@ async def _create_key(
     h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     key, plain = await a.create_key(parse(KeySpec, await body()), actor=actor)
-    return 201, {**key_view(key, h._now()), "key": plain}
+    return 201, {**key.view(h._now()), "key": plain}
 
 
 async def _list_keys(
     h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     now = h._now()
-    keys = [
-        key_view(k, now) for k in await a.keys() if q.get("user") in (None, k.user) and q.get("team") in (None, k.team)
-    ]
+    keys = [k.view(now) for k in await a.keys() if q.get("user") in (None, k.user) and q.get("team") in (None, k.team)]
     return 200, {"object": "list", "data": keys}
 
 
 async def _key(
     h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
-    return 200, key_view(await a.key(p[1]), h._now())
+    return 200, (await a.key(p[1])).view(h._now())
 
 
 async def _patch_key(
     h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
-    return 200, key_view(await a.update_key(p[1], parse(KeyPatch, await body()), actor=actor), h._now())
+    return 200, (await a.update_key(p[1], parse(KeyPatch, await body()), actor=actor)).view(h._now())
 
 
 async def _key_action(
@@ -183,10 +165,10 @@ async def _key_action(
         if not isinstance(overlap, (int, float)) or isinstance(overlap, bool):
             raise InvalidRequest("overlap_s must be a number of seconds", param="overlap_s")
         key, plain = await a.rotate(key_id, overlap_s=float(overlap), actor=actor)
-        return 200, {**key_view(key, h._now()), "key": plain}
+        return 200, {**key.view(h._now()), "key": plain}
     else:
         raise NotFound(f"Unknown key action '{action}': disable, enable, revoke or rotate")
-    return 200, key_view(key, h._now())
+    return 200, key.view(h._now())
 
 
 async def _create_team(
