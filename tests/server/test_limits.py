@@ -4,6 +4,7 @@ budgets and sessions, and the guard's default and cap."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,10 @@ def test_a_key_over_its_rpm_gets_429_with_openai_headers(gateway: Gateway) -> No
     assert isinstance(body, dict) and (body["type"], body["code"]) == ("requests", "rate_limit_exceeded")
     gateway.clock.advance(60)
     client.chat.completions.create(model="fast", messages=HI)
+    metrics = httpx2.get(f"{gateway.url}/metrics").text
+    refused = re.search(r'^breakwater_limit_refusals_total\{limit="rpm",scope="key"\} (\S+)$', metrics, re.MULTILINE)
+    assert refused is not None and float(refused.group(1)) >= 1
+    assert "breakwater_limits_backend_up 1.0" in metrics
 
 
 def test_a_route_limit_counts_every_caller(gateway: Gateway) -> None:
