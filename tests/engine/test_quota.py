@@ -4,7 +4,8 @@ and riding out a counter backend that goes away."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import pytest
@@ -18,7 +19,7 @@ from breakwater.core.errors import (
 )
 from breakwater.core.limits import Budget, Limits
 from breakwater.engine.context import RequestContext
-from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Reading, Release, Verdict, Window
+from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Lease, Reading, Release, Verdict, Window
 from breakwater.engine.quota import BudgetAlert, Demand, Quota, Scope, Sessions
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.counters import MemoryCounters
@@ -276,4 +277,48 @@ async def test_an_outage_with_limits_failing_closed_refuses_limited_requests() -
     with pytest.raises(BackendUnavailable):
         await admit(quota, [key(rpm=10)])
     await admit(quota, [])  # nothing to count: not refused
+    await quota.stop()
+
+
+class Gated(Flaky):
+    """Counters whose admissions wait for ``gate``: a Redis that answers late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def acquire(self, checks: Sequence[Check], now: float) -> Verdict:
+        await self.gate.wait()
+        return await super().acquire(checks, now)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop run pending callbacks until ``condition`` holds (yields, never a timed wait)."""
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def test_a_late_admission_is_given_back() -> None:
+    """A request that stopped waiting for the shared counters goes on locally; when their late
+    answer admits it after all, its reservation there is given back, and only its real spend stays."""
+    c = clock()
+    shared = Gated()
+    quota = Quota(shared, c, local=MemoryCounters(), wait_s=0, probe_s=3600)
+    scope = key(max_concurrent=1, budget=Budget(Decimal("1"), "month"))
+    ctx = await admit(quota, [scope], demand(cost_usd="0.5"))
+    assert ctx.ticket is not None and ctx.ticket.backend is quota.local and quota.healthy
+    shared.gate.set()
+    await until(lambda: quota.late_admissions_undone == 1)
+    await quota.flush()
+    [row] = await quota.spend([scope])
+    assert row["committed_usd"] == "0"  # the late reservation was given back
+    lease = await shared.inner.acquire([Lease("conc:key:k1", 1, "probe", c.time() + 60)], c.time())
+    assert lease.admitted  # and its concurrency slot
+    quota.settle(ctx, 1, Decimal("0.2"))
+    await quota.flush()
+    [row] = await quota.spend([scope])
+    assert row["committed_usd"] == "0.2" and row["spent_usd"] == "0.2"  # the real cost, owed to the shared counters
     await quota.stop()

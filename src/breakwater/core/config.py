@@ -331,8 +331,8 @@ class RedisSettings(_Model):
     #: ``redis://host:6379/0``, ``rediss://`` or ``unix://``; with a password, an ``env:NAME`` /
     #: ``file:/path`` reference instead
     url: str
-    #: every Redis call is abandoned after this long and the request goes on without it
-    timeout_ms: float = Field(default=50.0, gt=0)
+    #: no request waits longer than this for Redis: it goes on without it (limits counted locally)
+    timeout_ms: float = Field(default=100.0, gt=0)
     #: prefix of every key and channel Breakwater uses
     namespace: str = Field(default="bw:", min_length=1)
 

@@ -24,10 +24,12 @@ The settled spend is also added to a second counter per budget, which only ever 
 really spent; budget alerts (``access.budget_alerts``, 50/80/100% by default) fire when it first
 crosses a share of the cap in a period, once across every replica (``Counters.first``).
 
-When Redis is unreachable (``CountersUnavailable``: no answer within ``redis.timeout_ms``),
-requests never wait longer for it: that request is admitted on local memory counters (``open``,
-each limit scaled by ``local_share``) or refused (``closed``, 503). After three failures in a
-row Redis counts as down and requests go straight to the local counters. Budgets count on from the last figure this replica saw, and the spend
+When Redis is unreachable or slow (no answer within ``redis.timeout_ms``), requests never wait
+longer for it: that request is admitted on local memory counters (``open``, each limit scaled
+by ``local_share``) or refused (``closed``, 503). The late call is not cancelled (it may run in
+Redis all the same): it finishes in the background and whatever it reserved is given back, so
+a slow moment leaves no stray reservation behind. After three failures in a row Redis counts
+as down and requests go straight to the local counters. Budgets count on from the last figure this replica saw, and the spend
 settled locally is owed to Redis and added there when it returns. A background probe notices
 when Redis answers again; counting then resumes there.
 """
@@ -181,6 +183,8 @@ class Quota:
         on_failure: ``open`` (count locally) or ``closed`` (refuse limited requests, 503).
         local_share: the share of each limit a replica allows while counting locally.
         probe_s: seconds between checks that the backend is back.
+        wait_s: how long an admission waits for ``counters`` (with a ``local`` fallback) before
+            the request goes on with local counters.
         sessions: per-session caps.
         alert_shares: budget shares that raise an alert when first crossed.
         on_alert: receives each budget alert (log and webhook delivery).
@@ -195,6 +199,7 @@ class Quota:
         on_failure: Literal["open", "closed"] = "open",
         local_share: float = 1.0,
         probe_s: float = 1.0,
+        wait_s: float = 0.1,
         sessions: Sessions | None = None,
         alert_shares: Sequence[float] = (0.5, 0.8, 1.0),
         on_alert: Callable[[BudgetAlert], None] | None = None,
@@ -205,6 +210,9 @@ class Quota:
         self.on_failure = on_failure
         self.local_share = local_share
         self.probe_s = probe_s
+        self.wait_s = wait_s
+        #: admissions the shared counters made after their request had gone ahead without them
+        self.late_admissions_undone = 0
         self.sessions = sessions or Sessions()
         self.alert_shares = tuple(alert_shares)
         self.on_alert = on_alert
@@ -337,12 +345,12 @@ class Quota:
             metas.append(_Meta("session_spend", None, Budget(s.max_spend_usd, "total"), period_id=session))
 
     async def _acquire(self, checks: list[Check], now: float) -> tuple[Counters, Verdict]:
-        if self.healthy or self.local is None:
+        if self.local is None:
+            return self.counters, await self.counters.acquire(checks, now)
+        if self.healthy:
             try:
-                verdict = await self.counters.acquire(checks, now)
+                verdict = await self._shared_acquire(checks, now)
             except CountersUnavailable:
-                if self.local is None:
-                    raise
                 # one slow answer (a busy event loop, a blip) sends only this request to the
                 # local counters; a few in a row mean Redis is down
                 self._failures += 1
@@ -361,6 +369,34 @@ class Quota:
         scaled = [self._scaled(c) for c in checks]
         await self._seed(local, scaled, now)
         return local, await local.acquire(scaled, now)
+
+    async def _shared_acquire(self, checks: list[Check], now: float) -> Verdict:
+        """The shared counters' verdict within ``wait_s``.
+
+        A call that takes longer is not abandoned: it may well run in Redis, and cancelling it
+        would leave its reservations there with no request to settle them (a budget would stay
+        charged for the period). It finishes in the background, bounded by the client's own
+        timeout, and what it reserved is given back at once; the request goes on without it.
+        """
+        call = asyncio.ensure_future(self.counters.acquire(checks, now))
+        try:
+            return await asyncio.wait_for(asyncio.shield(call), self.wait_s)
+        except TimeoutError:
+            call.add_done_callback(lambda done: self._undo(done, checks))
+            raise CountersUnavailable("no answer in time") from None
+        except asyncio.CancelledError:  # the client left while waiting
+            call.add_done_callback(lambda done: self._undo(done, checks))
+            raise
+
+    def _undo(self, call: asyncio.Future[Verdict], checks: list[Check]) -> None:
+        """Give back what a late admission reserved (its request went ahead without it)."""
+        if call.cancelled() or call.exception() is not None or not call.result().admitted:
+            return
+        adjusts = [Adjust(c.key, c.slot, -c.amount, c.ttl_s) for c in checks if isinstance(c, Window) and c.amount]
+        releases = [Release(c.key, c.token) for c in checks if isinstance(c, Lease)]
+        self.late_admissions_undone += 1
+        self._queue.append(_Settlement(self.counters, adjusts, releases, []))
+        self._wake.set()
 
     def _scaled(self, check: Check) -> Check:
         share = self.local_share

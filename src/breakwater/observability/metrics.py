@@ -162,6 +162,11 @@ class LimitsCollector(Collector):
             "Requests admitted on local counters because Redis was unreachable.",
             value=q.local_admissions,
         )
+        yield CounterMetricFamily(
+            "breakwater_limits_late_admissions_undone",
+            "Admissions Redis made after their request had gone ahead without it; their reservations were given back.",
+            value=q.late_admissions_undone,
+        )
         yield GaugeMetricFamily(
             "breakwater_limits_settlements_pending",
             "Settlements (real usage in place of reservations) waiting to be applied, e.g. for Redis to return.",

@@ -107,7 +107,10 @@ def _counters(config: Config, environ: Mapping[str, str]) -> tuple[Counters, Cou
 
     r = config.redis
     url = _reference(r.url, environ)
-    return RedisCounters(url, namespace=r.namespace, timeout_s=r.timeout_ms / 1000), MemoryCounters()
+    # a request waits redis.timeout_ms for its admission (Quota.wait_s); the call itself may take
+    # longer in the background, so that what a late admission reserved can be given back
+    bound = max(1.0, 10 * r.timeout_ms / 1000)
+    return RedisCounters(url, namespace=r.namespace, timeout_s=bound), MemoryCounters()
 
 
 class AccessLayer:
@@ -168,6 +171,7 @@ class AccessLayer:
             on_failure=limits.on_backend_failure,
             local_share=limits.local_share,
             probe_s=limits.probe_s,
+            wait_s=config.redis.timeout_ms / 1000 if config.redis is not None else 0.1,
             sessions=Sessions(s.max_calls, s.max_spend_usd, s.idle_ttl_s),
             alert_shares=settings.budget_alerts,
             on_alert=on_alert,
