@@ -4,6 +4,7 @@ clock-driven expiry and rotation overlap."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,6 +245,19 @@ def test_keys_are_listed_by_prefix_and_never_stored_in_clear(gateway: Gateway) -
     assert mine["prefix"] == made["key"][:11] and "key" not in mine and "hash" not in mine
     raw = b"".join(p.read_bytes() for p in gateway.store.parent.glob("keys.db*"))
     assert made["key"].encode() not in raw and made["key"][11:].encode() not in raw
+
+
+def test_refused_credentials_are_counted_by_reason(gateway: Gateway) -> None:
+    """/metrics counts authentication failures by reason (a guessing client shows as invalid_api_key)."""
+    for _ in range(2):
+        httpx2.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "fast", "messages": HI},
+            headers={"authorization": "Bearer bw-" + "B" * 43},
+        )
+    metrics = httpx2.get(f"{gateway.url}/metrics").text
+    found = re.search(r'^breakwater_auth_failures_total\{reason="invalid_api_key"\} (\S+)$', metrics, re.MULTILINE)
+    assert found is not None and float(found.group(1)) >= 2
 
 
 def test_readyz_reports_access(gateway: Gateway) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -114,6 +115,8 @@ class Directory:
         self._task: asyncio.Task[None] | None = None
         self._failing = False
         self._lock = asyncio.Lock()
+        #: refused credentials by reason (``missing_api_key``, ``invalid_api_key``, ``key_revoked``, ...)
+        self.refusals: Counter[str] = Counter()
 
     @property
     def loaded(self) -> bool:
@@ -135,19 +138,24 @@ class Directory:
             BackendUnavailable: no snapshot has been loaded yet.
         """
         if not credential:
-            raise _refusal(Denial.MISSING, "")
+            raise self._refusal(Denial.MISSING, "")
         index = self._index
         if index.version < 0:
             raise BackendUnavailable("The key store has not been read yet; retry shortly", code="keys_unavailable")
         found = index.by_hash.get(hash_key(credential, self._secret)) if looks_like_key(credential) else None
         if found is None:
-            raise _refusal(Denial.UNKNOWN, "")
+            raise self._refusal(Denial.UNKNOWN, "")
         key, previous = found
         team = index.teams.get(key.team) if key.team else None
         denial = authorize(key, None, self._clock.time(), previous=previous, team=team)
         if denial is not None:
-            raise _refusal(denial, key.previous_prefix if previous and key.previous_prefix else key.prefix)
+            raise self._refusal(denial, key.previous_prefix if previous and key.previous_prefix else key.prefix)
         return key, team
+
+    def _refusal(self, denial: Denial, prefix: str) -> AuthenticationFailed:
+        code, message = _MESSAGES[denial]
+        self.refusals[code] += 1
+        return AuthenticationFailed(message.format(prefix=prefix), code=code)
 
     @staticmethod
     def check_route(key: VirtualKey, route: str) -> None:
@@ -251,8 +259,3 @@ class Directory:
                 log.info("key store reachable again (version %d)", self._index.version)
             if changed:
                 log.info("access snapshot reloaded (version %d)", self._index.version)
-
-
-def _refusal(denial: Denial, prefix: str) -> AuthenticationFailed:
-    code, message = _MESSAGES[denial]
-    return AuthenticationFailed(message.format(prefix=prefix), code=code)

@@ -14,6 +14,7 @@ hash is stored.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Collection
@@ -38,6 +39,8 @@ from breakwater.core.limits import Budget, Limits, Period
 from breakwater.engine.access import Directory
 from breakwater.engine.access_store import AccessStore, KeyConflict
 from breakwater.engine.ports import Clock
+
+log = logging.getLogger("breakwater.access")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
 _TAG = re.compile(r"^[^=,\s][^=,]{0,63}=[^,]{0,256}$")
@@ -275,13 +278,13 @@ class AccessAdmin:
                 await self.store.save_key(made, actor=actor, action=action, now=now)
             except KeyConflict:
                 continue
-            await self._changed()
+            await self._changed(action, f"key:{made.id}", actor)
             return made, plain
         raise KeyConflict("three fresh keys in a row clashed with stored hashes: is the random source broken?")
 
     async def _save_key(self, key: VirtualKey, actor: str, action: str, now: float) -> VirtualKey:
         await self.store.save_key(key, actor=actor, action=action, now=now)
-        await self._changed()
+        await self._changed(action, f"key:{key.id}", actor)
         return key
 
     # --- teams ----------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ class AccessAdmin:
         now = self._clock.time()
         team = Team(spec.name, spec.limits.to_limits(), dict(spec.tags), created_at=now)
         await self.store.save_team(team, actor=actor, action="team.create", now=now)
-        await self._changed()
+        await self._changed("team.create", f"team:{team.name}", actor)
         return team
 
     async def update_team(self, name: str, patch: TeamPatch, *, actor: str) -> Team:
@@ -328,12 +331,12 @@ class AccessAdmin:
         deleted = await self.store.delete_team(name, actor=actor, now=self._clock.time())
         if deleted is None:
             raise NotFound(f"No team named '{name}'")
-        await self._changed()
+        await self._changed("team.delete", f"team:{name}", actor)
         return deleted
 
     async def _save_team(self, team: Team, actor: str, action: str) -> Team:
         await self.store.save_team(team, actor=actor, action=action, now=self._clock.time())
-        await self._changed()
+        await self._changed(action, f"team:{team.name}", actor)
         return team
 
     # --- per-user and per-tag limits ------------------------------------------------------------
@@ -347,14 +350,14 @@ class AccessAdmin:
         now = self._clock.time()
         entry = SubjectLimits(checked, subject, spec.to_limits(), created_at=now)
         await self.store.save_limits(entry, actor=actor, action="limits.set", now=now)
-        await self._changed()
+        await self._changed("limits.set", entry.target, actor)
         return entry
 
     async def delete_limits(self, scope: str, subject: str, *, actor: str) -> SubjectLimits:
         deleted = await self.store.delete_limits(_subject(scope, subject), subject, actor=actor, now=self._clock.time())
         if deleted is None:
             raise NotFound(f"No limits for {scope} '{subject}'")
-        await self._changed()
+        await self._changed("limits.delete", deleted.target, actor)
         return deleted
 
     async def audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
@@ -372,7 +375,9 @@ class AccessAdmin:
                     f"Unknown route '{unknown[0]}' (configured: {', '.join(sorted(self._routes))})", param="routes"
                 )
 
-    async def _changed(self) -> None:
+    async def _changed(self, action: str, target: str, actor: str) -> None:
+        # the audit trail holds the details; the log says that something changed, and who did it
+        log.info("access change %s on %s by %s", action, target, actor, extra={"action": action, "target": target})
         if self._directory is not None:
             await self._directory.refresh(force=True)
         if self._announce is not None:

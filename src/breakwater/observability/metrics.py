@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from breakwater.engine.access import Directory
 from breakwater.engine.gateway import Gateway
 from breakwater.engine.quota import Quota
 from breakwater.engine.stats import DeploymentStats
@@ -136,12 +137,23 @@ class LedgerCollector(Collector):
 
 
 class LimitsCollector(Collector):
-    """Limits and budgets: refusals, the counter backend's health, settlements, alerts."""
+    """Keys, limits and budgets: refused keys and requests, the counter backend's health,
+    settlements, alerts."""
 
-    def __init__(self, quota: Quota) -> None:
+    def __init__(self, quota: Quota, directory: Directory | None) -> None:
         self._quota = quota
+        self._directory = directory
 
     def collect(self) -> Iterator[Metric]:
+        if self._directory is not None:
+            failures = CounterMetricFamily(
+                "breakwater_auth_failures",
+                "Requests refused at authentication, by reason (missing_api_key, invalid_api_key, key_revoked, ...).",
+                labels=["reason"],
+            )
+            for reason, count in sorted(self._directory.refusals.items()):
+                failures.add_metric([reason], count)
+            yield failures
         q = self._quota
         refused = CounterMetricFamily(
             "breakwater_limit_refusals",
@@ -192,6 +204,7 @@ class Metrics:
         ledger: the ledger writer, or ``None`` when the ledger is disabled (per worker).
         multiproc_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers share the request metrics.
         quota: limits and budgets (per worker).
+        directory: the keys, for refused credentials (``None``: access control off).
     """
 
     def __init__(
@@ -203,6 +216,7 @@ class Metrics:
         multiproc_dir: str | None = None,
         *,
         quota: Quota | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.multiproc_dir = multiproc_dir
         self.registry = CollectorRegistry(auto_describe=False)
@@ -216,7 +230,7 @@ class Metrics:
         if ledger is not None:
             self.registry.register(LedgerCollector(ledger))
         if quota is not None:
-            self.registry.register(LimitsCollector(quota))
+            self.registry.register(LimitsCollector(quota, directory))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

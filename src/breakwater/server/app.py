@@ -134,6 +134,7 @@ class BreakwaterApp:
             None if self.ledger is None else self.ledger.writer,
             environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
             quota=self.access.quota,
+            directory=self.access.directory,
         )
         #: None unless ``tracing.enabled``; tests add an in-memory span processor to it
         self.tracer = _tracer(config, environ)
