@@ -171,17 +171,18 @@ def first_success(
 # --- the systems -------------------------------------------------------------------------------------
 
 
-def breakwater_config(mock: str, tmp: Path, ledger: bool = True) -> Path:
+def breakwater_config(mock: str, tmp: Path, ledger: bool = True, access: bool = True) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits."""
-    path = tmp / ("breakwater.yaml" if ledger else "breakwater-noledger.yaml")
+    path = tmp / f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}.yaml"
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
         if ledger
         else "ledger: {enabled: false}\n"
     )
+    access_yaml = f"access: {{store: 'sqlite:///{tmp}/keys.db'}}\n" if access else "access: {enabled: false}\n"
     path.write_text(
-        ledger_yaml + f"access: {{store: 'sqlite:///{tmp}/keys.db'}}\n" + "providers:\n"
+        ledger_yaml + access_yaml + "providers:\n"
         f"  upstream: {{type: openai, base_url: '{mock}/v1', api_key: 'env:BENCH_UPSTREAM_KEY'}}\n"
         "deployments:\n"
         "  bench: {provider: upstream, model: bench-model}\n"
@@ -252,9 +253,9 @@ def breakwater_key(config: Path) -> str:
     return key
 
 
-def breakwater_starter(mock: str, tmp: Path, ledger: bool = True) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger)
-    key = breakwater_key(bw_config)
+def breakwater_starter(mock: str, tmp: Path, ledger: bool = True, access: bool = True) -> Starter:
+    bw_config = breakwater_config(mock, tmp, ledger, access)
+    key = breakwater_key(bw_config) if access else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
         port = free_port()
@@ -445,29 +446,52 @@ def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
         stop(proc)
 
 
-def ledger_cost(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
-    """Throughput at c=50 (plain) with the ledger on and off, interleaved runs of each."""
-    rps: dict[str, list[float]] = {"ledger": [], "no-ledger": []}
+def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -> dict[str, Any]:
+    """What one feature (``ledger`` or ``access``) costs: Breakwater with it on and off, measured in
+    interleaved runs of each, for throughput at c=50 and latency at c=1 (plain requests)."""
+    on, off = feature, f"no-{feature}"
+    rps: dict[str, list[float]] = {on: [], off: []}
+    latency: dict[str, list[dict[str, float]]] = {on: [], off: []}
     with ExitStack() as stack:
         live = {
-            "ledger": stack.enter_context(running("ledger", breakwater_starter(mock, tmp, True), MODEL)),
-            "no-ledger": stack.enter_context(running("no-ledger", breakwater_starter(mock, tmp, False), MODEL)),
+            on: stack.enter_context(running(on, breakwater_starter(mock, tmp, **{feature: True}), MODEL)),
+            off: stack.enter_context(running(off, breakwater_starter(mock, tmp, **{feature: False}), MODEL)),
         }
-        for name, sys_ in live.items():
-            freeze(live["no-ledger" if name == "ledger" else "ledger"].proc.pid, True)
-            freeze(sys_.proc.pid, False)
+
+        def only(name: str) -> Running:
+            freeze(live[off if name == on else on].proc.pid, True)
+            freeze(live[name].proc.pid, False)
+            return live[name]
+
+        for name in live:
+            sys_ = only(name)
             wrk(sys_.url, body(MODEL, False), 50, args.warmup, sys_.token)
         for rep in range(args.repeats * 2):
-            for name in ("ledger", "no-ledger") if rep % 2 == 0 else ("no-ledger", "ledger"):
-                other = "no-ledger" if name == "ledger" else "ledger"
-                freeze(live[other].proc.pid, True)
-                freeze(live[name].proc.pid, False)
-                rps[name].append(wrk(live[name].url, body(MODEL, False), 50, args.duration, live[name].token)["rps"])
-                print(f"  {name:<10} rep {rep}: {rps[name][-1]:8.0f} req/s", flush=True)
+            for name in (on, off) if rep % 2 == 0 else (off, on):
+                sys_ = only(name)
+                rps[name].append(wrk(sys_.url, body(MODEL, False), 50, args.duration, sys_.token)["rps"])
+                single = wrk(sys_.url, body(MODEL, False), 1, args.duration, sys_.token)
+                latency[name].append({"p50_ms": single["p50_ms"], "p99_ms": single["p99_ms"]})
+                print(f"  {name:<10} rep {rep}: {rps[name][-1]:8.0f} req/s at c=50, c=1 p50 {single['p50_ms']:.3f} "
+                      f"p99 {single['p99_ms']:.3f} ms", flush=True)  # fmt: skip
         for sys_ in live.values():
             freeze(sys_.proc.pid, False)
-    with_l, without = statistics.median(rps["ledger"]), statistics.median(rps["no-ledger"])
-    return {"ledger_cost": {"rps": rps, "median_with": with_l, "median_without": without, "cost": 1 - with_l / without}}
+    with_f, without = statistics.median(rps[on]), statistics.median(rps[off])
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(p[key] for p in latency[name])
+
+    return {
+        f"{feature}_cost": {
+            "rps": rps,
+            "latency_c1": latency,
+            "median_with": with_f,
+            "median_without": without,
+            "cost": 1 - with_f / without,
+            "added_p50_ms": median(on, "p50_ms") - median(off, "p50_ms"),
+            "added_p99_ms": median(on, "p99_ms") - median(off, "p99_ms"),
+        }
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-rate", type=float, default=300.0, help="requests per second during the soak")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--ledger-cost", action="store_true", help="throughput with the ledger on vs off")
+    parser.add_argument("--access-cost", action="store_true", help="throughput with access control (keys) on vs off")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -506,12 +531,15 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     }
             name = "smoke" if args.smoke else "soak"
-        elif args.ledger_cost:
-            result = ledger_cost(args, tmp, mock)
-            (args.out / "ledger-cost.json").write_text(json.dumps(result, indent=2))
-            cost = result["ledger_cost"]
-            print(f"ledger on {cost['median_with']:.0f} req/s, off {cost['median_without']:.0f} req/s: "
-                  f"costs {cost['cost'] * 100:.1f}% of throughput")  # fmt: skip
+        elif args.ledger_cost or args.access_cost:
+            feature = "ledger" if args.ledger_cost else "access"
+            result = feature_cost(args, tmp, mock, feature)
+            result["meta"] = meta
+            (args.out / f"{feature}-cost.json").write_text(json.dumps(result, indent=2))
+            cost = result[f"{feature}_cost"]
+            print(f"{feature} on {cost['median_with']:.0f} req/s, off {cost['median_without']:.0f} req/s: "
+                  f"costs {cost['cost'] * 100:.1f}% of throughput; at c=1 adds {cost['added_p50_ms']:.3f} ms p50, "
+                  f"{cost['added_p99_ms']:.3f} ms p99")  # fmt: skip
             return 0
         else:
             if not shutil.which("wrk"):

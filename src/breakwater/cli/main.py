@@ -107,6 +107,12 @@ def _serve(args: argparse.Namespace) -> int:
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         print(f"  route {name:<24} -> {where}")
+    limited = config.access.enabled or any(r.limits is not None for r in config.routes.values())
+    if args.workers > 1 and config.limits.backend == "memory" and limited:
+        print(
+            f"  WARNING: limits.backend is memory: each of the {args.workers} workers counts limits and budgets on its own\n"
+            "  (each allows the whole limit). Use limits.backend: redis to share them (docs/access.md)."
+        )
     if not config.access.enabled:
         print(
             "  WARNING: access control is off (access.enabled: false): anyone who can reach this address can use\n"

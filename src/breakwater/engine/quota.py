@@ -73,6 +73,8 @@ _TOTAL_TTL_S = 10 * 365 * 86_400
 #: settlements waiting for Redis beyond this many are dropped (logged and counted)
 _MAX_PARKED = 100_000
 _SETTLE_BATCH = 512
+#: budgets whose last shared count is remembered for an outage (the most recently used ones)
+_MAX_SEEN = 50_000
 #: consecutive failed admissions after which the backend counts as down (until a probe succeeds)
 _FAILURES_TO_SWITCH = 3
 
@@ -311,9 +313,13 @@ class Quota:
         backend, verdict = await self._acquire(checks, now)
         ctx.rate_headers = _headers(checks, metas, verdict.readings, now)
         if backend is self.counters and self.local is not None:
+            seen = self._seen
             for check, meta, reading in zip(checks, metas, verdict.readings, strict=True):
-                if meta.kind in ("budget", "session_spend"):
-                    self._seen[check.key] = reading.count
+                if meta.kind == "budget":
+                    seen.pop(check.key, None)  # re-inserted last: the oldest entries go first
+                    seen[check.key] = reading.count
+                    if len(seen) > _MAX_SEEN:
+                        del seen[next(iter(seen))]
         if not verdict.admitted:
             assert verdict.refused is not None
             meta, reading = metas[verdict.refused], verdict.readings[verdict.refused]
