@@ -49,6 +49,20 @@ def test_check_config_reports_problems(tmp_path: Path, capsys: pytest.CaptureFix
     assert "sk-inline" not in err
 
 
+def test_check_config_resolves_access_references(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Unset hash secret, store and Redis references are reported by key path, before serving."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "access: {store: 'env:BW_NO_STORE', hash_secret: 'env:BW_NO_SECRET'}\n"
+        "redis: {url: 'env:BW_NO_REDIS'}\nlimits: {backend: redis}\n"
+        "providers:\n  m: {type: mock}\ndeployments:\n  d: {provider: m, model: x}\nroutes:\n  r: {deployments: [d]}\n"
+    )
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    for path in ("access.hash_secret", "access.store", "redis.url"):
+        assert f"{path}: environment variable" in err
+
+
 def test_serve_refuses_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """serve refuses a bad config with the same messages as check-config."""
     bad = tmp_path / "bad.yaml"

@@ -31,10 +31,18 @@ _MOCK_BASE_URLS = {"openai": "http://mock/v1", "anthropic": "http://mock", "gemi
 def check_environment(config: Config, environ: Mapping[str, str]) -> list[Problem]:
     """Problems only visible outside the config text: unknown hosts, unresolved credentials, faults."""
     problems: list[Problem] = []
-    try:
-        resolve(config.server.admin_key, environ)
-    except CredentialError as exc:
-        problems.append(Problem("server.admin_key", str(exc)))
+    references = [("server.admin_key", config.server.admin_key)]
+    if config.access.enabled:
+        references.append(("access.hash_secret", config.access.hash_secret))
+        if config.access.store.startswith(("env:", "file:")):
+            references.append(("access.store", config.access.store))
+    if config.redis is not None and config.redis.url.startswith(("env:", "file:")):
+        references.append(("redis.url", config.redis.url))
+    for path, reference in references:
+        try:
+            resolve(reference, environ)
+        except CredentialError as exc:
+            problems.append(Problem(path, str(exc)))
     for name, p in config.providers.items():
         if p.host is not None and p.host not in HOSTS:
             problems.append(
