@@ -5,8 +5,10 @@ budgets and sessions, and the guard's default and cap."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -164,3 +166,40 @@ def test_x_breakwater_user_cannot_override_the_keys_owner(gateway: Gateway) -> N
     with pytest.raises(openai.RateLimitError, match="user 'owner-1'"):
         client.chat.completions.create(model="fast", messages=HI)
     gateway.clock.advance(60)
+
+
+def test_a_stream_holds_its_concurrency_slot_until_it_ends(tmp_path: Path) -> None:
+    """max_concurrent 1: while a (slow) stream is open a second request is refused; once it has
+    ended the slot is free again (the settlement is applied right after the stream's last byte)."""
+    config = build_config(
+        {
+            "server": {"admin_key": "env:BW_ADMIN"},
+            "access": {"store": f"sqlite:///{tmp_path}/keys.db"},
+            "ledger": {"enabled": False},
+            "providers": {"m": {"type": "mock"}},
+            "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
+            "routes": {"fast": {"deployments": ["d"]}},
+        }
+    )
+    with serve(create_app(config, environ={"BW_ADMIN": ADMIN})) as url:
+        gateway = Gateway(url, httpx2.Client(base_url=url, headers={"authorization": f"Bearer {ADMIN}"}), ManualClock())
+        client = gateway.client(gateway.key(limits={"max_concurrent": 1}))
+        slow = {"x-mock-fault": "token_delay=50"}  # the mock streams a token every 50 ms
+        stream = client.chat.completions.create(model="fast", messages=HI, stream=True, extra_headers=slow)
+        next(iter(stream))
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="fast", messages=HI)
+        body = caught.value.body
+        assert isinstance(body, dict) and body["code"] == "concurrency_limit_exceeded"
+        assert caught.value.response.headers["retry-after"] == "1"
+        for _ in stream:
+            pass
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                client.chat.completions.create(model="fast", messages=HI)
+                break
+            except openai.RateLimitError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)  # polling until the settlement lands, with a deadline
