@@ -20,7 +20,8 @@ from breakwater.core.errors import (
 from breakwater.core.limits import Budget, Limits
 from breakwater.engine.context import RequestContext
 from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Lease, Reading, Release, Verdict, Window
-from breakwater.engine.quota import BudgetAlert, Demand, Quota, Scope, Sessions
+from breakwater.engine.limit_checks import BudgetAlert, Demand, Scope, Sessions
+from breakwater.engine.quota import Quota
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.counters import MemoryCounters
 

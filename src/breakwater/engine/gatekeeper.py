@@ -24,8 +24,9 @@ from breakwater.core.tokens import TextCounter, byte_estimate, estimate_prompt_t
 from breakwater.core.types import ChatRequest, EmbeddingRequest, Usage
 from breakwater.engine.access import Directory
 from breakwater.engine.context import RequestContext
+from breakwater.engine.limit_checks import Demand, Scope
 from breakwater.engine.ports import TokenCounters
-from breakwater.engine.quota import Demand, Quota, Scope
+from breakwater.engine.quota import Quota
 from breakwater.engine.routing import Deployment, Route, Router
 
 #: output tokens reserved for a request that does not say how many it may generate: give the

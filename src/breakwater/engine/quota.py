@@ -48,15 +48,12 @@ from typing import Literal
 
 from breakwater.core.errors import (
     BackendUnavailable,
-    BreakwaterError,
-    LimitExceeded,
-    QuotaExceeded,
-    RequestsLimitExceeded,
     TokensLimitExceeded,
 )
-from breakwater.core.limits import Budget, Limits, from_nano, period_span, to_nano
+from breakwater.core.limits import Budget, from_nano, period_span, to_nano
 from breakwater.engine.context import RequestContext
-from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Lease, Reading, Release, Verdict, Window
+from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Lease, Release, Verdict, Window
+from breakwater.engine.limit_checks import BudgetAlert, CheckMeta, Demand, Scope, Sessions, rate_headers, refusal
 from breakwater.engine.ports import Clock, Counters
 from breakwater.engine.tasks import stop_task
 
@@ -78,79 +75,6 @@ _MAX_SEEN = 50_000
 #: consecutive failed admissions after which the backend counts as down (until a probe succeeds)
 _FAILURES_TO_SWITCH = 3
 
-Kind = Literal["rpm", "tpm", "concurrent", "budget", "session_calls", "session_spend"]
-Headers = list[tuple[bytes, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """One thing with limits that a request belongs to."""
-
-    #: ``key`` | ``team`` | ``user`` | ``tag`` | ``route``
-    kind: str
-    #: its id in counter keys: key id, team name, user name, ``k=v``, route name
-    subject: str
-    #: how an error message names it: ``key bw-1a2b3c4d``, ``user 'alice'``
-    label: str
-    limits: Limits
-
-
-@dataclass(frozen=True, slots=True)
-class Demand:
-    """What a request may consume, estimated before it is sent."""
-
-    #: prompt tokens (estimated) plus the output it may ask for
-    tokens: int
-    #: its maximum cost in nano-dollars (0 when no price is known)
-    cost_nano: int
-
-
-@dataclass(frozen=True, slots=True)
-class Sessions:
-    """Per-session caps (``access.sessions``)."""
-
-    max_calls: int | None = None
-    max_spend_usd: Decimal | None = None
-    idle_ttl_s: int = 86_400
-
-    @property
-    def active(self) -> bool:
-        return self.max_calls is not None or self.max_spend_usd is not None
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetAlert:
-    """Spend in a period first crossed ``share`` of a budget."""
-
-    scope: str
-    subject: str
-    label: str
-    share: float
-    spent_usd: Decimal
-    budget_usd: Decimal
-    period: str
-    period_id: str
-    at: float
-
-    def message(self) -> str:
-        return (
-            f"{self.label} has spent ${self.spent_usd:.2f} of its ${self.budget_usd:.2f} {self.period} budget "
-            f"({self.share:.0%} crossed)"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Meta:
-    """What a check is for: its kind, scope and, for spend checks, the budget and its counters."""
-
-    kind: Kind
-    scope: Scope | None
-    budget: Budget | None = None
-    #: the settled-spend counter of a budget (alerts, the admin view)
-    spent_key: str | None = None
-    period_id: str = ""
-    period_end: float | None = None
-
 
 @dataclass(slots=True)
 class Ticket:
@@ -158,7 +82,7 @@ class Ticket:
 
     backend: Counters
     tokens: list[Window] = field(default_factory=list)
-    spends: list[tuple[Window, _Meta]] = field(default_factory=list)
+    spends: list[tuple[Window, CheckMeta]] = field(default_factory=list)
     leases: list[Release] = field(default_factory=list)
     reserved_tokens: int = 0
     reserved_nano: int = 0
@@ -171,7 +95,7 @@ class _Settlement:
     adjusts: list[Adjust]
     releases: list[Release]
     #: for each adjust of a settled-spend counter: (index in adjusts, meta) for alerts
-    spent: list[tuple[int, _Meta]]
+    spent: list[tuple[int, CheckMeta]]
 
 
 class Quota:
@@ -269,7 +193,7 @@ class Quota:
         now = self.clock.time()
         slot = int(now)
         checks: list[Check] = []
-        metas: list[_Meta] = []
+        metas: list[CheckMeta] = []
         wants: Demand | None = None
 
         def need() -> Demand:
@@ -283,7 +207,7 @@ class Quota:
             base = f"{scope.kind}:{scope.subject}"
             if limits.rpm is not None:
                 checks.append(Window(f"rpm:{base}", limits.rpm, 1, slot, MINUTE, _WINDOW_TTL_S))
-                metas.append(_Meta("rpm", scope))
+                metas.append(CheckMeta("rpm", scope))
             if limits.tpm is not None:
                 tokens = need().tokens
                 if tokens > limits.tpm:
@@ -294,24 +218,24 @@ class Quota:
                         code="request_too_large",
                     )
                 checks.append(Window(f"tpm:{base}", limits.tpm, tokens, slot, MINUTE, _WINDOW_TTL_S))
-                metas.append(_Meta("tpm", scope))
+                metas.append(CheckMeta("tpm", scope))
             if limits.max_concurrent is not None:
                 token = f"{self._prefix}{next(self._tokens):x}"
                 checks.append(Lease(f"conc:{base}", limits.max_concurrent, token, now + hold_s + MINUTE))
-                metas.append(_Meta("concurrent", scope))
+                metas.append(CheckMeta("concurrent", scope))
             if limits.budget is not None:
                 budget = limits.budget
                 span = period_span(budget.period, now)
                 ttl = _TOTAL_TTL_S if span.end is None else int(span.end - now) + _PERIOD_GRACE_S
                 window = Window(f"spend:{span.id}:{base}", budget.cap_nano, need().cost_nano, 0, 1, ttl, below=True)
                 checks.append(window)
-                metas.append(_Meta("budget", scope, budget, f"spent:{span.id}:{base}", span.id, span.end))
+                metas.append(CheckMeta("budget", scope, budget, f"spent:{span.id}:{base}", span.id, span.end))
         if session is not None and self.sessions.active:
             self._session_checks(session, need, checks, metas)
         if not checks:
             return None
         backend, verdict = await self._acquire(checks, now)
-        ctx.rate_headers = _headers(checks, metas, verdict.readings, now)
+        ctx.rate_headers = rate_headers(checks, metas, verdict.readings, now)
         if backend is self.counters and self.local is not None:
             seen = self._seen
             for check, meta, reading in zip(checks, metas, verdict.readings, strict=True):
@@ -324,7 +248,7 @@ class Quota:
             assert verdict.refused is not None
             meta, reading = metas[verdict.refused], verdict.readings[verdict.refused]
             self.refusals[(meta.scope.kind if meta.scope else "session", meta.kind)] += 1
-            raise _refusal(checks[verdict.refused], meta, reading, now)
+            raise refusal(checks[verdict.refused], meta, reading, now)
         ticket = Ticket(backend)
         for check, meta in zip(checks, metas, strict=True):
             if isinstance(check, Lease):
@@ -339,16 +263,16 @@ class Quota:
         return ticket
 
     def _session_checks(
-        self, session: str, need: Callable[[], Demand], checks: list[Check], metas: list[_Meta]
+        self, session: str, need: Callable[[], Demand], checks: list[Check], metas: list[CheckMeta]
     ) -> None:
         s = self.sessions
         if s.max_calls is not None:
             checks.append(Window(f"session_calls:{session}", s.max_calls, 1, 0, 1, s.idle_ttl_s))
-            metas.append(_Meta("session_calls", None, period_id=session))
+            metas.append(CheckMeta("session_calls", None, period_id=session))
         if s.max_spend_usd is not None:
             cap = to_nano(s.max_spend_usd)
             checks.append(Window(f"session_spend:{session}", cap, need().cost_nano, 0, 1, s.idle_ttl_s, below=True))
-            metas.append(_Meta("session_spend", None, Budget(s.max_spend_usd, "total"), period_id=session))
+            metas.append(CheckMeta("session_spend", None, Budget(s.max_spend_usd, "total"), period_id=session))
 
     async def _acquire(self, checks: list[Check], now: float) -> tuple[Counters, Verdict]:
         if self.local is None:
@@ -437,7 +361,7 @@ class Quota:
         now = self.clock.time()
         slot = int(now)
         adjusts: list[Adjust] = []
-        spent: list[tuple[int, _Meta]] = []
+        spent: list[tuple[int, CheckMeta]] = []
         delta = tokens - ticket.reserved_tokens
         if delta:
             for w in ticket.tokens:
@@ -445,7 +369,7 @@ class Quota:
                     adjusts.append(Adjust(w.key, w.slot, delta, w.ttl_s))
         actual = 0 if cost is None else to_nano(cost)
         owed: list[Adjust] = []
-        owed_spent: list[tuple[int, _Meta]] = []
+        owed_spent: list[tuple[int, CheckMeta]] = []
         for w, meta in ticket.spends:
             if actual != ticket.reserved_nano:
                 adjusts.append(Adjust(w.key, w.slot, actual - ticket.reserved_nano, w.ttl_s))
@@ -535,7 +459,7 @@ class Quota:
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("limit settlements dropped while Redis is unreachable: %d so far", self.dropped)
 
-    async def _check_alerts(self, backend: Counters, meta: _Meta, value: int, delta: int, now: float) -> None:
+    async def _check_alerts(self, backend: Counters, meta: CheckMeta, value: int, delta: int, now: float) -> None:
         budget, scope = meta.budget, meta.scope
         if budget is None or scope is None or self.on_alert is None:
             return
@@ -659,79 +583,3 @@ class Quota:
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("the limit counters' recovery probe failed", exc_info=task.exception())
-
-
-def _refusal(check: Check, meta: _Meta, reading: Reading, now: float) -> BreakwaterError:
-    """The error for a refused check, worded like OpenAI's own rate-limit messages."""
-    label = meta.scope.label if meta.scope is not None else f"session '{meta.period_id}'"
-    if meta.kind in ("rpm", "tpm"):
-        assert isinstance(check, Window)
-        wait = max((reading.fits_at or check.slot + 1) - now, 1.0)
-        unit = "requests" if meta.kind == "rpm" else "tokens"
-        cls: type[LimitExceeded] = RequestsLimitExceeded if meta.kind == "rpm" else TokensLimitExceeded
-        return cls(
-            f"Rate limit reached for {label} on {unit} per min ({meta.kind.upper()}): Limit {check.limit}, "
-            f"Used {reading.count}, Requested {check.amount}. Please try again in {_duration(wait)}.",
-            retry_after=wait,
-        )
-    if meta.kind == "concurrent":
-        return LimitExceeded(
-            f"Too many requests in flight for {label}: its limit is {check.limit} at once; retry when one ends",
-            retry_after=1.0,
-            code="concurrency_limit_exceeded",
-        )
-    if meta.kind == "session_calls":
-        return QuotaExceeded(
-            f"Session '{meta.period_id}' reached its limit of {check.limit} calls; start a new session "
-            "or raise access.sessions.max_calls",
-            code="session_limit_exceeded",
-        )
-    budget = meta.budget
-    assert budget is not None
-    if meta.kind == "session_spend":
-        return QuotaExceeded(
-            f"Session '{meta.period_id}' reached its spend limit of ${budget.usd}; start a new session "
-            "or raise access.sessions.max_spend_usd",
-            code="session_limit_exceeded",
-        )
-    resets = "" if meta.period_end is None else f"; it resets in {_duration(meta.period_end - now)}"
-    return QuotaExceeded(
-        f"Budget exhausted for {label}: ${budget.usd} per {budget.period if budget.period != 'total' else 'all time'}"
-        f" (${from_nano(reading.count):.2f} spent or reserved){resets}",
-        retry_after=None if meta.period_end is None else meta.period_end - now,
-        code="budget_exceeded",
-    )
-
-
-def _headers(checks: Sequence[Check], metas: Sequence[_Meta], readings: Sequence[Reading], now: float) -> Headers:
-    """OpenAI's ``x-ratelimit-*`` headers for the tightest request and token windows."""
-    headers: Headers = []
-    for kind, unit in (("rpm", b"requests"), ("tpm", b"tokens")):
-        best: tuple[int, Window, Reading] | None = None
-        for check, meta, reading in zip(checks, metas, readings, strict=True):
-            if meta.kind == kind and isinstance(check, Window):
-                remaining = max(check.limit - reading.count, 0)
-                if best is None or remaining < best[0]:
-                    best = (remaining, check, reading)
-        if best is None:
-            continue
-        remaining, check, reading = best
-        reset = 0.0 if reading.oldest is None else max(reading.oldest + check.buckets - now, 0.0)
-        headers += [
-            (b"x-ratelimit-limit-" + unit, str(check.limit).encode()),
-            (b"x-ratelimit-remaining-" + unit, str(remaining).encode()),
-            (b"x-ratelimit-reset-" + unit, _duration(reset).encode()),
-        ]
-    return headers
-
-
-def _duration(seconds: float) -> str:
-    """Go's duration format, as OpenAI writes its reset headers: ``20ms``, ``1.5s``, ``6m0s``, ``2h3m0s``."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds < 60:
-        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return (f"{hours}h" if hours else "") + f"{minutes}m{secs}s"

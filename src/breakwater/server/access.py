@@ -21,8 +21,9 @@ from breakwater.engine.access import Directory
 from breakwater.engine.access_admin import AccessAdmin
 from breakwater.engine.access_store import AccessStore
 from breakwater.engine.gatekeeper import Gatekeeper, PriceOf
+from breakwater.engine.limit_checks import BudgetAlert, Sessions
 from breakwater.engine.ports import Clock, Counters, TokenCounters
-from breakwater.engine.quota import BudgetAlert, Quota, Sessions
+from breakwater.engine.quota import Quota
 from breakwater.engine.routing import Router
 from breakwater.infra.counters.memory import MemoryCounters
 from breakwater.infra.credentials import CredentialError, resolve

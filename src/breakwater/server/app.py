@@ -22,9 +22,9 @@ from breakwater.core.defaults import default_config
 from breakwater.core.errors import NotFound
 from breakwater.core.pricing import Price
 from breakwater.engine.gateway import Gateway
+from breakwater.engine.limit_checks import BudgetAlert
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.prices import PriceBook
-from breakwater.engine.quota import BudgetAlert
 from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.credentials import CredentialError, resolve
