@@ -16,7 +16,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx2 as httpx
-import pytest
 import redis
 
 from tests.cli.test_cli import _free_port, _spawn, _wait_ready
+from tests.polling import until
 
 ADMIN_KEY = "adm-replicas-5e1d93b7a2c4f608"
 HASH_SECRET = "replica-hash-secret-7f3a9c0e5b2d4e6f8a1c93d0"
@@ -155,15 +155,6 @@ def create_key(replica: Replica, **spec: Any) -> dict[str, Any]:
     assert r.status_code == 201, r.text
     made: dict[str, Any] = r.json()
     return made
-
-
-def until(condition: Callable[[], bool], limit_s: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit_s``."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
 
 
 def status_with(replica: Replica, key: str) -> int:

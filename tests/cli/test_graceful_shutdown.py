@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from tests.cli.test_cli import _free_port, _spawn, _wait_ready
+from tests.polling import until
 
 HI = [{"role": "user", "content": "hi"}]  # the mock answers "hi" in 8 stream frames
 
@@ -70,15 +71,6 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=20)
-
-
-def _until(condition: Callable[[], bool], limit_s: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit_s``."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.02)  # polling a condition with a deadline, not a fixed wait
 
 
 def _readyz(url: str) -> tuple[int, Any] | None:
@@ -135,7 +127,7 @@ def test_sigterm_drains_then_exits_zero(start: Callable[..., Gateway], workers: 
     sent = gw.terminate()
 
     # readiness turns false at once (with --workers, once the supervisor forwards the signal)
-    _until(lambda: (_readyz(gw.url) or (0, {}))[0] == 503, 5, "/readyz answers 503")
+    until(lambda: (_readyz(gw.url) or (0, {}))[0] == 503, 5, "/readyz answers 503")
     status = _readyz(gw.url)
     assert status is not None and status[1]["status"] == "draining"
     # ...while new requests on new connections are still served during the delay
@@ -143,7 +135,7 @@ def test_sigterm_drains_then_exits_zero(start: Callable[..., Gateway], workers: 
     assert r.status_code == 200
     assert r.json()["choices"][0]["finish_reason"] == "stop"
 
-    _until(lambda: _readyz(gw.url) is None, 10, "the gateway stops accepting connections")
+    until(lambda: _readyz(gw.url) is None, 10, "the gateway stops accepting connections")
     stopped_accepting = time.monotonic()
     assert stopped_accepting - sent >= 1.5
     assert stream.done.wait(20)
@@ -180,7 +172,7 @@ def test_second_sigterm_exits_at_once(start: Callable[..., Gateway]) -> None:
     stream = Stream(gw.url, token_delay_ms=600_000)
     assert stream.first.wait(10) and stream.error is None
     sent = gw.terminate()
-    _until(lambda: (_readyz(gw.url) or (0, {}))[0] == 503, 5, "/readyz answers 503")
+    until(lambda: (_readyz(gw.url) or (0, {}))[0] == 503, 5, "/readyz answers 503")
     gw.terminate()
     assert gw.proc.wait(timeout=10) == 0
     assert time.monotonic() - sent < 10
@@ -213,7 +205,7 @@ def test_sigterm_mid_load_flushes_every_ledger_row(start: Callable[..., Gateway]
     threads = [threading.Thread(target=load, daemon=True) for _ in range(6)]
     for t in threads:
         t.start()
-    _until(lambda: len(answered) >= 30, 20, "30 requests were answered")
+    until(lambda: len(answered) >= 30, 20, "30 requests were answered")
     gw.terminate()
     assert gw.proc.wait(timeout=30) == 0
     stop.set()

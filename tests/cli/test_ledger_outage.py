@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +23,7 @@ import pytest
 
 from tests.cli.test_cli import _free_port, _spawn, _wait_ready
 from tests.conftest import require_service
+from tests.polling import until
 from tests.tcp_proxy import TcpProxy
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -84,14 +84,6 @@ def database(loop: Loop) -> Iterator[str]:
     loop.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-def _until(condition: Callable[[], bool], limit_s: float, what: str) -> None:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
-
-
 def _gauge(url: str, name: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=5).text
     found = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
@@ -132,11 +124,11 @@ def test_postgres_down_mid_load_loses_nothing(loop: Loop, database: str, tmp_pat
         _wait_ready(url, proc)
         for t in threads:
             t.start()
-        _until(lambda: len(loop.run(_rows(database))) >= 100, 30, "100 rows reached PostgreSQL directly")
+        until(lambda: len(loop.run(_rows(database))) >= 100, 30, "100 rows reached PostgreSQL directly")
 
         loop.run(proxy.cut())
         answered_at_cut = len(answered)
-        _until(
+        until(
             lambda: _gauge(url, "breakwater_ledger_spool_rows") >= 300 and len(answered) >= answered_at_cut + 300,
             30,
             "300 more requests were answered and the spool grew past 300 rows",
@@ -144,11 +136,11 @@ def test_postgres_down_mid_load_loses_nothing(loop: Loop, database: str, tmp_pat
         rows_during_outage = len(loop.run(_rows(database)))
 
         loop.run(proxy.restore())
-        _until(lambda: _gauge(url, "breakwater_ledger_spool_rows") == 0, 60, "the spool replayed")
+        until(lambda: _gauge(url, "breakwater_ledger_spool_rows") == 0, 60, "the spool replayed")
         stop.set()
         for t in threads:
             t.join(timeout=30)
-        _until(lambda: len(loop.run(_rows(database))) >= len(answered), 30, "the last rows were written")
+        until(lambda: len(loop.run(_rows(database))) >= len(answered), 30, "the last rows were written")
         assert _gauge(url, "breakwater_ledger_dropped_rows_total") == 0
     finally:
         stop.set()
