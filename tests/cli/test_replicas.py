@@ -44,10 +44,10 @@ from tests.cli.replicas import (
     scrub_redis,
     status_with,
     tally,
-    until,
     wait_accepted,
 )
 from tests.conftest import require_service
+from tests.polling import until
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
