@@ -104,7 +104,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], limit_s: float = 20.0, pa
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_embedded_default(workers: int) -> None:
-    """`breakwater serve` with no config prints its address and routes and answers model "mock" at once."""
+    """`breakwater serve` with no config prints its address and routes, warns that access control is
+    off (stdout, log, /readyz) and answers model "mock" at once."""
     port = _free_port()
     proc = _spawn("serve", "--port", str(port), "--workers", str(workers))
     url = f"http://127.0.0.1:{port}"
@@ -115,11 +116,16 @@ def test_serve_embedded_default(workers: int) -> None:
         )
         assert r.status_code == 200
         assert r.json()["choices"][0]["message"]["content"]
+        ready = httpx.get(f"{url}/readyz").json()
+        assert ready["access"] == "off" and "access control is off" in ready["warnings"][0]
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=20)
     assert f"listening on http://127.0.0.1:{port}" in out
     assert "route mock" in out
+    # the quick start has no keys, and says so loudly: on stdout and in each worker's log
+    assert "WARNING: access control is off" in out
+    assert "ACCESS CONTROL IS OFF" in err
 
 
 def test_mock_command_serves_all_wire_formats(tmp_path: Path) -> None:
