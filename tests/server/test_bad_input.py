@@ -36,6 +36,20 @@ CHAT_CASES: list[tuple[str, bytes, dict[str, str], int, str | None]] = [
         "messages[0].role",
     ),
     (
+        "role an object",
+        orjson.dumps({"model": "mock", "messages": [{"role": {}, "content": "hi"}]}),
+        J,
+        400,
+        "messages[0].role",
+    ),
+    (
+        "role an array",
+        orjson.dumps({"model": "mock", "messages": [{"role": ["user"], "content": "hi"}]}),
+        J,
+        400,
+        "messages[0].role",
+    ),
+    (
         "content wrong type",
         orjson.dumps({"model": "mock", "messages": [{"role": "user", "content": 5}]}),
         J,
@@ -130,6 +144,11 @@ ANTHROPIC_CASES: list[tuple[str, dict[str, Any] | bytes, int]] = [
         {"model": "mock", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": 7}]}]},
         400,
     ),
+    (
+        "tool_choice type an object",
+        {"model": "mock", "max_tokens": 5, "messages": HI, "tool_choice": {"type": {}}},
+        400,
+    ),
     ("unknown model", {"model": "nope", "max_tokens": 5, "messages": HI}, 404),
 ]
 
@@ -145,11 +164,28 @@ def test_messages_bad_input(url: str, name: str, body: dict[str, Any] | bytes, s
     _healthy(url)
 
 
+@pytest.mark.parametrize("role", [{}, [], ["user"]], ids=["object", "empty array", "array"])
+def test_role_of_the_wrong_type_is_a_400_from_the_gateway_and_the_mock(
+    url: str, mock_server_url: str, role: Any
+) -> None:
+    """A role that is an object or an array is a 400 naming 'messages[0].role' from the gateway and from the mock, never a 500 or Python's own text."""
+    body = {"model": "mock", "messages": [{"role": role, "content": "hi"}]}
+    for base in (url, mock_server_url):
+        r = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=10)
+        assert r.status_code == 400, (base, r.text)
+        message = r.json()["error"]["message"]
+        assert message.startswith("'messages[0].role': expected one of"), (base, message)
+        assert "unhashable" not in r.text and "Traceback" not in r.text
+        if base == url:
+            assert r.json()["error"]["param"] == "messages[0].role"
+    _healthy(url)
+
+
 def test_embeddings_bad_input(url: str) -> None:
-    """Embeddings with no input or a non-string input are 400s naming 'input'."""
+    """Embeddings with no input, an input of none of OpenAI's shapes, or bad dimensions are 400s naming the field."""
     for body in (
         {"model": "mock"},
-        {"model": "mock", "input": [1, 2]},
+        {"model": "mock", "input": [1, "2"]},
         {"model": "mock", "input": "x", "dimensions": 0},
     ):
         r = httpx.post(f"{url}/v1/embeddings", json=body, timeout=10)
@@ -173,6 +209,7 @@ def test_declared_oversize_is_refused_before_reading() -> None:
         {
             "server": {"max_body_bytes": 100},
             "access": {"enabled": False},
+            "ledger": {"enabled": False},
             "providers": {"m": {"type": "mock"}},
             "deployments": {"d": {"provider": "m", "model": "x"}},
             "routes": {"mock": {"deployments": ["d"]}},

@@ -1,13 +1,12 @@
 """What the gateway returns, checked against OpenAI's published OpenAPI schemas.
 
-The spec lives in ``../shared/specs/openai-openapi.yaml``. Every response shape a client can get
-from the OpenAI-compatible routes (chat completion, stream chunk, embeddings, model list, error)
-is validated, on routes backed by each upstream wire format.
+The spec is vendored in ``tests/data/openai-openapi/`` (its README says which version). Every
+response shape a client can get from the OpenAI-compatible routes (chat completion, stream chunk,
+embeddings, model list, error) is validated, on routes backed by each upstream wire format.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -19,8 +18,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from tests.server.conftest import ROUTES
-
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openai-openapi.yaml"
+from tests.specs import OPENAI_SPEC as SPEC
 
 
 def _nullable_to_31(node: Any) -> Any:
@@ -139,3 +137,16 @@ def test_errors_match_schema(gateway_url: str, validate: Any, body: dict[str, An
     r = _post(f"{gateway_url}/v1/chat/completions", body, **headers)
     assert r.status_code >= 400
     validate(r.json(), "ErrorResponse")
+
+
+@pytest.mark.parametrize("model", ["mock", "mock-gemini", "remote", "remote-gemini"])
+def test_logprobs_match_schema(gateway_url: str, validate: Any, model: str) -> None:
+    """Answers and stream chunks carrying logprobs match the spec's response schemas."""
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "logprobs": True, "top_logprobs": 2}
+    r = _post(f"{gateway_url}/v1/chat/completions", body)
+    validate(r.json(), "CreateChatCompletionResponse")
+    assert r.json()["choices"][0]["logprobs"]["content"]
+    r = _post(f"{gateway_url}/v1/chat/completions", {**body, "stream": True})
+    frames = [line[len("data: ") :] for line in r.text.split("\n") if line.startswith("data: ")]
+    for frame in frames[:-1]:
+        validate(orjson.loads(frame), "CreateChatCompletionStreamResponse")

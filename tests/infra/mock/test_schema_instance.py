@@ -171,10 +171,16 @@ def test_recursive_schema_terminates() -> None:
         (False, "'false'"),
         ({"$ref": "#/$defs/missing"}, "does not resolve"),
         ({"$ref": "https://example.com/schema.json"}, "only local $ref"),
+        # found while fuzzing the mock: each was a RecursionError or an OverflowError, a 500 from the gateway
+        ({"type": "object", "properties": {"x": {"$ref": "#"}}, "required": ["x"]}, "nested deeper"),
+        ({"type": "array", "items": {"$ref": "#"}, "minItems": 1}, "nested deeper"),
+        ({"allOf": [{"$ref": "#"}]}, "nested deeper"),
+        ({"type": "integer", "minimum": 1.7e308, "maximum": 1.7e308}, "beyond what the mock computes"),
+        ({"type": "integer", "multipleOf": 1e-320}, "beyond what the mock computes"),
     ],
 )
 def test_impossible_schemas_raise(schema: Any, message: str) -> None:
-    """Schemas nothing can satisfy, or with refs it cannot follow, raise ValueError with the reason."""
+    """Schemas nothing can satisfy, with refs it cannot follow, or with numbers past float arithmetic raise ValueError with the reason."""
     with pytest.raises(ValueError, match=message.replace("$", r"\$")):
         instance_for(schema)
 

@@ -8,7 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
+from breakwater.core.types import ChatRequest, ChatResponse
+from breakwater.infra.clock import SystemRandom
 from breakwater.infra.mock.faults import LONG_SLEEP, ConnectionReset
+from breakwater.infra.mock.model import MockModel
 from breakwater.infra.mock.service import MockService
 from tests.infra.mock.harness import FakeClock, call, sse_data
 
@@ -156,6 +159,28 @@ async def test_bad_input_is_a_400_in_the_vendor_shape(service: MockService, wire
     assert reply.status == 400, out
     kind, message = error_of(wire, out)
     assert kind in ("invalid_request_error", "INVALID_ARGUMENT") and message
+
+
+class _BrokenModel(MockModel):
+    """A model with a bug: answering raises an exception that no serve module turned into a 400."""
+
+    def chat(self, request: ChatRequest, *, response_id: str = "chatcmpl-mock", created: int = 0) -> ChatResponse:
+        raise TypeError("unhashable type: 'dict'")
+
+
+@pytest.mark.parametrize("wire", list(WIRES))
+async def test_an_unforeseen_failure_is_a_400_without_python_text(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, wire: str
+) -> None:
+    """An exception nothing foresaw is a 400 in the vendor's shape that shows none of Python's text, and is logged whole."""
+    service = MockService(clock, SystemRandom(7), model=_BrokenModel())
+    reply, out = await call(service, *WIRES[wire])
+    assert reply.status == 400, out
+    kind, message = error_of(wire, out)
+    assert kind in ("invalid_request_error", "INVALID_ARGUMENT")
+    assert "wrong type or shape" in message and "unhashable" not in out.decode()
+    (record,) = [r for r in caplog.records if r.name == "breakwater.mock"]
+    assert record.levelname == "ERROR" and record.exc_info is not None and record.exc_info[0] is TypeError
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,13 @@ WORDS = (
 )  # fmt: skip
 
 _MAX_DEPTH = 12
+# past _MAX_DEPTH only what is required is built; a schema that still nests this deep requires
+# itself (a required property or minItems referring back up): no finite value validates
+_MAX_NESTING = 4 * _MAX_DEPTH
+_TOO_DEEP = (
+    f"the schema requires values nested deeper than the mock builds (at most {_MAX_NESTING} levels);"
+    " does a required property, or an allOf, refer back to its own schema?"
+)
 # a schema may ask for more than any model would write; past these the request is refused (400)
 # rather than the mock spending its memory on it
 _MAX_COUNT = 1000
@@ -80,12 +87,14 @@ class _Builder:
         self._root = root
 
     def build(self, schema: Mapping[str, Any] | bool, seed: int, depth: int) -> Any:
+        if depth > _MAX_NESTING:
+            raise ValueError(_TOO_DEEP)
         if schema is True:
             return WORDS[seed % len(WORDS)]
         if schema is False:
             raise ValueError("the schema is 'false': no value validates against it")
         if not isinstance(schema, Mapping):
-            raise ValueError(f"a schema must be an object or a boolean, got {type(schema).__name__}")
+            raise ValueError(f"a schema must be an object or a boolean, got {_json_type(schema)}")
         schema = self._flatten(schema, depth)
         if "const" in schema:
             return schema["const"]
@@ -104,7 +113,10 @@ class _Builder:
         if kind == "string":
             return _string(schema, seed)
         if kind in ("integer", "number"):
-            return _number(schema, seed, integer=kind == "integer")
+            try:
+                return _number(schema, seed, integer=kind == "integer")
+            except OverflowError:  # bounds near the float limit, or a multipleOf near zero
+                raise ValueError("the numeric bounds or multipleOf are beyond what the mock computes with") from None
         if kind == "boolean":
             return seed % 2 == 0
         return None
@@ -113,6 +125,8 @@ class _Builder:
 
     def _flatten(self, schema: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
         """Resolve ``$ref`` and fold ``allOf`` into one schema, so the rest sees plain keywords."""
+        if depth > _MAX_NESTING:  # an allOf that refers back to itself
+            raise ValueError(_TOO_DEEP)
         for _ in range(_MAX_DEPTH):  # a chain of refs to refs ends; a ref cycle must not hang
             ref = schema.get("$ref")
             if not isinstance(ref, str):
@@ -124,7 +138,7 @@ class _Builder:
             merged: Mapping[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
             for part in parts:
                 if isinstance(part, Mapping):
-                    merged = _merge(merged, self._flatten(part, depth))
+                    merged = _merge(merged, self._flatten(part, depth + 1))
             schema = merged
         return schema
 
@@ -411,6 +425,19 @@ def _is_type(value: Any, kind: str) -> bool:
     if kind == "object":
         return isinstance(value, dict)
     return True
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages (a client never sees 'NoneType')."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _is_null(branch: Any) -> bool:

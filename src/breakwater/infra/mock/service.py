@@ -16,6 +16,7 @@ the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` a
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -34,9 +35,12 @@ from breakwater.infra.mock.wires import AnthropicWire, GeminiWire, OpenAIWire, W
 
 __all__ = ["ConnectionReset", "MockReply", "MockService"]
 
+log = logging.getLogger("breakwater.mock")
+
 _JSON = MappingProxyType({"content-type": "application/json"})
 _SSE = MappingProxyType({"content-type": "text/event-stream", "cache-control": "no-cache"})
 _HEALTH = orjson.dumps({"status": "ok"})
+_UNREADABLE = "The request body has a value of the wrong type or shape; check it against the API reference."
 _AZURE = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
 _GEMINI = re.compile(
     r"/v1(?:beta|alpha)?/(?:models|tunedModels)/([^/:]+):"
@@ -121,7 +125,9 @@ class MockService:
         if route.kind == "models" and "anthropic-version" in headers:
             wire = self.anthropic
         if method != route.method:
-            return self._error(wire, 405, f"Method {method} is not allowed for {path}; use {route.method}.")
+            reply = self._error(wire, 405, f"Method {method} is not allowed for {path}; use {route.method}.")
+            reply.headers["allow"] = route.method
+            return reply
         if route.kind == "health":
             return MockReply(200, dict(_JSON), _HEALTH)
         faults = self._schedule.select(path, wire.name) if self._schedule else NO_FAULTS
@@ -148,9 +154,12 @@ class MockService:
             return self._error(wire, 400, "We could not parse the JSON body of your request.")
         except InvalidRequest as exc:
             return self._error(wire, 400, exc.message)
-        except (ValueError, TypeError, KeyError, AttributeError, LookupError) as exc:
-            # a body shape the serve modules did not foresee is still the client's error, never a 500
-            return self._error(wire, 400, f"Invalid request: {exc}")
+        except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError) as exc:
+            # A body shape the serve modules did not foresee: still the client's error, never a
+            # 500, but a bug (they should raise InvalidRequest naming the field). The client is
+            # not shown Python's text; the log has it, with the request's route.
+            log.error("mock: unreadable %s %s body", wire.name, route.kind, exc_info=exc, extra={"path": path})
+            return self._error(wire, 400, _UNREADABLE)
 
     # --- routing --------------------------------------------------------------------------
 

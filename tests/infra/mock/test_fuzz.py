@@ -1,0 +1,109 @@
+"""Fuzzing the mock provider: whatever the body, no 5xx unless a fault asks for one, no Python text in errors.
+
+The mock's ASGI app (``create_mock_app``, no fault schedule, no ``x-mock-fault`` header) gets
+OpenAI chat completions and embeddings bodies from OpenAI's vendored spec, Anthropic Messages
+bodies (with an ``anthropic-version`` header) and Gemini ``generateContent`` /
+``streamGenerateContent`` bodies from our JSON Schemas of them: valid-shaped, schema-violating and
+mutated (``tests/fuzzing.py`` says how each is made, and holds the checks). Examples are
+derandomized: every run sends the same requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from breakwater.infra.mock.app import create_mock_app
+from tests.fuzzing import FUZZ, MODES, Bodies, InProcess, Mode, Wire, check_answer, draw_requests, logged_failures
+
+#: the version header the Anthropic SDKs send with every request
+ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[InProcess]:
+    client = InProcess(create_mock_app())
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def openai_spec() -> Bodies:
+    return Bodies.openai()
+
+
+@pytest.fixture(scope="module")
+def messages_schema() -> Bodies:
+    return Bodies.anthropic_messages()
+
+
+@pytest.fixture(scope="module")
+def gemini_schema() -> Bodies:
+    return Bodies.gemini_generate_content()
+
+
+def _fuzz(
+    mock: InProcess,
+    caplog: pytest.LogCaptureFixture,
+    data: st.DataObject,
+    bodies: Bodies,
+    mode: Mode,
+    operation: tuple[str, str],
+    url: str,
+    wire: Wire,
+    headers: dict[str, str] | None = None,
+) -> None:
+    overrides = {"stream": True} if operation[1] != "/embeddings" and data.draw(st.booleans(), label="stream") else {}
+    for request in draw_requests(data, bodies, mode, *operation, url, **overrides):
+        caplog.clear()
+        check_answer(mock.send(request, **(headers or {})), wire, request)
+        assert not logged_failures(caplog.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=50)
+@given(data=st.data())
+def test_openai_chat(
+    mock: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any chat completions body, streamed or not, gets a non-5xx answer, errors in OpenAI's format without Python text."""
+    _fuzz(mock, caplog, data, openai_spec, mode, ("POST", "/chat/completions"), "/v1/chat/completions", "openai")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_openai_embeddings(
+    mock: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any embeddings body gets a non-5xx answer, errors in OpenAI's format without Python text."""
+    _fuzz(mock, caplog, data, openai_spec, mode, ("POST", "/embeddings"), "/v1/embeddings", "openai")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=80)
+@given(data=st.data())
+def test_anthropic_messages(
+    mock: InProcess, messages_schema: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any Messages body, streamed or not, gets a non-5xx answer, errors in Anthropic's format without Python text."""
+    _fuzz(mock, caplog, data, messages_schema, mode, ("POST", "/body"), "/v1/messages", "anthropic", ANTHROPIC_VERSION)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=80)
+@given(data=st.data())
+def test_gemini_generate_content(
+    mock: InProcess, gemini_schema: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any GenerateContentRequest body, to generateContent or a streamGenerateContent SSE stream, gets a
+    non-5xx answer, errors in Gemini's format without Python text."""
+    action = data.draw(st.sampled_from(["generateContent", "streamGenerateContent?alt=sse"]), label="action")
+    url = f"/v1beta/models/mock-chat:{action}"
+    for request in draw_requests(data, gemini_schema, mode, "POST", "/body", url):
+        caplog.clear()
+        check_answer(mock.send(request), "gemini", request)
+        assert not logged_failures(caplog.records)

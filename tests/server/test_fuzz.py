@@ -1,0 +1,138 @@
+"""Fuzzing the gateway's client-facing operations: whatever the body, never a 5xx and never a traceback.
+
+The served operations of OpenAI's vendored spec (``POST /v1/chat/completions``, ``POST
+/v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{model}``) and Anthropic's Messages request
+(``POST /v1/messages``, from our JSON Schema of it) are fuzzed with schemathesis, with valid-shaped,
+schema-violating and mutated bodies (``tests/fuzzing.py`` says how each is made, and holds the
+checks), against the gateway in-process over the mock provider. Chat bodies go to each upstream
+wire format (their ``model`` replaced by a route, or left as generated), streamed or not. Examples
+are derandomized: every run sends the same requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from breakwater.core.config import build_config
+from breakwater.server.app import create_app
+from tests.fuzzing import (
+    FUZZ,
+    MODES,
+    Bodies,
+    InProcess,
+    Mode,
+    Wire,
+    check_answer,
+    draw_requests,
+    logged_failures,
+)
+from tests.server.conftest import NO_BREAKER, ONE_SHOT
+
+#: one route per upstream wire format; None leaves the generated model (an unknown route, mostly)
+MODELS = ["mock", "mock-claude", "mock-gemini", None]
+
+
+def _config() -> dict[str, Any]:
+    wires = {"openai": "mock", "anthropic": "mock-claude", "gemini": "mock-gemini"}
+    return {
+        "access": {"enabled": False},
+        "ledger": {"enabled": False},
+        "providers": {f"p-{wire}": {"type": "mock", "wire": wire} for wire in wires},
+        "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
+        "routes": {route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[InProcess]:
+    client = InProcess(create_app(build_config(_config()), environ={}))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def openai_spec() -> Bodies:
+    return Bodies.openai()
+
+
+@pytest.fixture(scope="module")
+def messages_schema() -> Bodies:
+    return Bodies.anthropic_messages()
+
+
+def _chat(
+    gateway: InProcess,
+    caplog: pytest.LogCaptureFixture,
+    data: st.DataObject,
+    bodies: Bodies,
+    mode: Mode,
+    operation: tuple[str, str],
+    url: str,
+    wire: Wire,
+) -> None:
+    overrides: dict[str, Any] = {}
+    model = data.draw(st.sampled_from(MODELS), label="model")
+    if model is not None:
+        overrides["model"] = model
+    if data.draw(st.booleans(), label="stream"):
+        overrides["stream"] = True
+    for request in draw_requests(data, bodies, mode, *operation, url, **overrides):
+        caplog.clear()
+        check_answer(gateway.send(request), wire, request)
+        assert not logged_failures(caplog.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=80)
+@given(data=st.data())
+def test_chat_completions(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any chat completions body, on any upstream wire, streamed or not, gets a non-5xx OpenAI answer and logs no traceback."""
+    _chat(gateway, caplog, data, openai_spec, mode, ("POST", "/chat/completions"), "/v1/chat/completions", "openai")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_messages(
+    gateway: InProcess, messages_schema: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any Messages body, on any upstream wire, streamed or not, gets a non-5xx Anthropic answer and logs no traceback."""
+    _chat(gateway, caplog, data, messages_schema, mode, ("POST", "/body"), "/v1/messages", "anthropic")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_embeddings(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any embeddings body gets a non-5xx OpenAI answer and logs no traceback."""
+    model = data.draw(st.sampled_from(["mock", None]), label="model")
+    overrides = {} if model is None else {"model": model}
+    for request in draw_requests(data, openai_spec, mode, "POST", "/embeddings", "/v1/embeddings", **overrides):
+        caplog.clear()
+        check_answer(gateway.send(request), "openai", request)
+        assert not logged_failures(caplog.records)
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_models(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """GET /v1/models and GET /v1/models/{model}, whatever the model name, answer 200 or 404, never a 5xx."""
+    path = data.draw(st.sampled_from(["/models/{model}", "/models"]), label="operation")
+    (request,) = draw_requests(data, openai_spec, mode, "GET", path, "/v1{path}")
+    caplog.clear()
+    response = gateway.send(request)
+    check_answer(response, "openai", request)
+    assert response.status_code in (200, 404), response.text
+    assert not logged_failures(caplog.records)
