@@ -3,6 +3,9 @@
 - Network guard: any socket connection beyond loopback fails the test (STYLE.md habit 10).
 - ``require_service``: a test needing Redis/PostgreSQL skips with a reason when the server is
   absent, unless ``BREAKWATER_REQUIRE_SERVICES=1`` (set by ``.ci/run``) makes that a failure.
+- Hypothesis keeps its caches in a temporary directory of the session, not ``.hypothesis/``.
+- Write guard (``tests/write_guard.py``): each test runs in its own temporary directory, and a
+  run that leaves a file new, changed or removed in the checkout fails, naming each one.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+#: ``pytester`` runs pytest inside a test (the write guard's own tests)
+pytest_plugins = ["pytester", "tests.write_guard"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -62,3 +69,27 @@ def require_service(name: str, host: str, port: int) -> None:
         if os.environ.get("BREAKWATER_REQUIRE_SERVICES") == "1":
             pytest.fail(f"{reason}; BREAKWATER_REQUIRE_SERVICES=1 requires it")
         pytest.skip(reason)
+
+
+#: the session's home directory for Hypothesis (see ``pytest_configure``)
+_HYPOTHESIS_HOME = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis' caches go to a temporary directory, not ``.hypothesis/`` in the checkout.
+
+    Its pytest plugin mines the project's source for constants while collecting and caches them
+    (and unicode tables) in its home directory, by default in the directory pytest started from.
+    The fuzz tests use no example database (``tests/fuzzing.py``), so nothing there is worth keeping.
+    """
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    home = tempfile.TemporaryDirectory(prefix="hypothesis-")
+    config.stash[_HYPOTHESIS_HOME] = home
+    set_hypothesis_home_dir(home.name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_HYPOTHESIS_HOME, None)
+    if home is not None:
+        home.cleanup()

@@ -17,6 +17,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
         timeout=120,
+        cwd=tmp_path,
     )
     result = json.loads((tmp_path / "smoke.json").read_text())["smoke"]
     for mode in ("plain", "stream"):

@@ -249,6 +249,7 @@ def test_update_without_options_exits_2(bw: Cli) -> None:
 )
 def test_unknown_key_id_exits_1(bw: Cli, args: list[str]) -> None:
     """A key id the store does not hold exits 1, saying so."""
+    bw.new_key()  # the store exists (a missing one is refused by reads: tests/cli/test_config_directory.py)
     bw(*args, expect=1)
     assert "No key with id 'key_nope'" in bw.err
 
@@ -351,8 +352,9 @@ def test_unset_hash_secret_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture
     """A hash_secret reference to an unset variable exits 1 naming the variable."""
     access = {"store": f"sqlite:///{tmp_path}/keys.db", "hash_secret": "env:BW_TEST_HASH_UNSET"}
     bw = Cli(_write_config(tmp_path, access), capsys)
-    bw("keys", "list", expect=1)
+    bw("keys", "create", expect=1)
     assert "BW_TEST_HASH_UNSET" in bw.err
+    assert not (tmp_path / "keys.db").exists()
 
 
 def test_unreachable_store_exits_1_without_traceback(

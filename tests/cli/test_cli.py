@@ -24,9 +24,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"breakwater {__version__}"
 
 
-def test_python_dash_m() -> None:
+def test_python_dash_m(tmp_path: Path) -> None:
     """`python -m breakwater version` is the same command."""
-    out = subprocess.run([sys.executable, "-m", "breakwater", "version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "breakwater", "version"], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert out.stdout.strip() == f"breakwater {__version__}"
 
 
@@ -79,11 +81,22 @@ def _free_port() -> int:
 
 def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``python -m breakwater ARGS``, output piped as text; provider API keys are left out of its
-    environment (``env`` replaces that environment, already filtered by the caller)."""
+    environment (``env`` replaces that environment, already filtered by the caller).
+
+    It runs in the test's current directory, its ``tmp_path`` (``tests/write_guard.py``): a
+    relative default such as the embedded default's ledger lands there, never in the checkout.
+    """
     if env is None:
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    cwd = Path.cwd()
+    assert not cwd.is_relative_to(ROOT), f"a breakwater process must not run in the checkout ({cwd})"
     return subprocess.Popen(
-        [sys.executable, "-m", "breakwater", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "breakwater", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -103,9 +116,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], limit_s: float = 20.0, pa
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_embedded_default(workers: int) -> None:
+def test_serve_embedded_default(workers: int, tmp_path: Path) -> None:
     """`breakwater serve` with no config prints its address and routes, warns that access control is
-    off (stdout, log, /readyz) and answers model "mock" at once."""
+    off (stdout, log, /readyz), answers model "mock" at once and keeps its ledger in the current
+    directory."""
     port = _free_port()
     proc = _spawn("serve", "--port", str(port), "--workers", str(workers))
     url = f"http://127.0.0.1:{port}"
@@ -126,6 +140,7 @@ def test_serve_embedded_default(workers: int) -> None:
     # the quick start has no keys, and says so loudly: on stdout and in each worker's log
     assert "WARNING: access control is off" in out
     assert "ACCESS CONTROL IS OFF" in err
+    assert (tmp_path / "breakwater-ledger.db").exists()  # the current directory, the test's own
 
 
 def test_mock_command_serves_all_wire_formats(tmp_path: Path) -> None:
@@ -138,6 +153,7 @@ def test_mock_command_serves_all_wire_formats(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=tmp_path,
     )
     url = f"http://127.0.0.1:{port}"
     hi = [{"role": "user", "content": "hi"}]

@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -265,9 +266,10 @@ CONFIG = {
 
 
 @pytest.fixture
-def gateway() -> Iterator[tuple[str, WatchedClock]]:
+def gateway(tmp_path: Path) -> Iterator[tuple[str, WatchedClock]]:
     clock = WatchedClock()
-    with serve(create_app(build_config(CONFIG), environ={}, clock=clock)) as url:
+    ledger = {"url": f"sqlite:///{tmp_path}/ledger.db", "spool_path": str(tmp_path / "ledger.spool")}
+    with serve(create_app(build_config({**CONFIG, "ledger": ledger}), environ={}, clock=clock)) as url:
         yield url, clock
 
 

@@ -83,6 +83,7 @@ def test_admin_key_protects_the_admin_api() -> None:
         {
             "server": {"admin_key": "env:BW_ADMIN"},
             "access": {"enabled": False},
+            "ledger": {"enabled": False},
             "providers": {"m": {"type": "mock"}},
             "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
             "routes": {"mock": {"deployments": ["d"]}},

@@ -1,8 +1,9 @@
 """``breakwater usage``: spend, tokens, errors and latency per user/route/model/... from the ledger.
 
 Reads the ledger the config names (``ledger.url``) directly, so it works whether or not the
-gateway is running; SQLite is opened read-only. Output is a table for people, JSON or CSV for
-scripts.
+gateway is running; SQLite is opened read-only, and a SQLite ledger that does not exist is an
+error naming the path looked for (a wrong ``--config`` or current directory, not an empty
+report). Output is a table for people, JSON or CSV for scripts.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ async def _read(
     from breakwater.core.config import ConfigError
     from breakwater.infra.credentials import CredentialError
     from breakwater.observability.ledger.service import store_for
+    from breakwater.observability.ledger.sqlite import SqliteLedger
     from breakwater.server.app import ledger_url, load_config
 
     try:
@@ -108,6 +110,12 @@ async def _read(
     except CredentialError as exc:
         raise _Unreadable(f"ledger.url: {exc}") from None
     store = store_for(url or "")
+    if isinstance(store, SqliteLedger) and not store.path.exists():
+        source = config_path or "the embedded default config"
+        raise _Unreadable(
+            f"no ledger at {store.path.absolute()} (from ledger.url in {source}); nothing to report"
+            " — serve requests with this config first, or check --config"
+        )
     try:
         return await aggregate(store, by=by, since=since, until=until, limit=limit, offset=0, tag_key=tag_key)
     except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

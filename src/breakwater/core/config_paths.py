@@ -1,0 +1,72 @@
+"""Relative paths in a config file are relative to the file's directory.
+
+``breakwater keys list --config acc/gateway.yaml`` run from the parent directory must open the
+key store the gateway started with that config uses, not an empty one in the current directory.
+So every file path a config file holds is anchored at the file's directory once, when the file
+is loaded (``server.app.load_config``); the stores, the spool, the hash secret beside a SQLite
+key store and the credential readers then only ever see absolute paths.
+
+Anchored: ``ledger.url`` and ``access.store`` (``sqlite:///relative.db``; the hash secret file is
+derived from the store's path), ``ledger.spool_path``, and every ``file:`` reference
+(``server.admin_key``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``redis.url``,
+``providers.*.api_key``, ``tracing.headers.*``, ``alerts.webhook``), as other tools read the
+relative paths of their config files (Docker Compose, for one). A value read through a
+reference (``env:LEDGER_URL`` holding ``sqlite:///x.db``) did not come from the file and is used
+as it is. The embedded default config has no file and keeps the current directory.
+
+Pure: paths are joined, never looked up.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from breakwater.core.config import Config
+
+_SQLITE = "sqlite:///"
+_FILE = "file:"
+
+
+def anchor_paths(config: Config, directory: PurePath) -> Config:
+    """``config`` with each relative file path it holds made relative to ``directory``.
+
+    Args:
+        config: a config parsed from a file.
+        directory: the file's directory, absolute (so the result does not depend on the current
+            directory either).
+    """
+
+    def path(value: str) -> str:
+        if value in ("", ":memory:") or PurePath(value).is_absolute():
+            return value
+        return str(directory / value)
+
+    def reference(value: str) -> str:
+        return _FILE + path(value.removeprefix(_FILE)) if value.startswith(_FILE) else value
+
+    def optional(value: str | None) -> str | None:
+        return None if value is None else reference(value)
+
+    def url(value: str) -> str:
+        return _SQLITE + path(value.removeprefix(_SQLITE)) if value.startswith(_SQLITE) else reference(value)
+
+    server, access, ledger, redis = config.server, config.access, config.ledger, config.redis
+    tracing, alerts = config.tracing, config.alerts
+    return config.model_copy(
+        update={
+            "server": server.model_copy(update={"admin_key": optional(server.admin_key)}),
+            "access": access.model_copy(
+                update={"store": url(access.store), "hash_secret": optional(access.hash_secret)}
+            ),
+            "ledger": ledger.model_copy(update={"url": url(ledger.url), "spool_path": path(ledger.spool_path)}),
+            "redis": None if redis is None else redis.model_copy(update={"url": reference(redis.url)}),
+            "tracing": tracing.model_copy(
+                update={"headers": {name: reference(value) for name, value in tracing.headers.items()}}
+            ),
+            "alerts": alerts.model_copy(update={"webhook": optional(alerts.webhook)}),
+            "providers": {
+                name: provider.model_copy(update={"api_key": optional(provider.api_key)})
+                for name, provider in config.providers.items()
+            },
+        }
+    )
