@@ -5,12 +5,14 @@ refuses bad input before anything is written, and a hash clash is answered with 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from breakwater.core.errors import AuthenticationFailed, BackendUnavailable, InvalidRequest, NotFound, PermissionDenied
+from breakwater.core.keys import AccessSnapshot
 from breakwater.engine.access import Directory
 from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamSpec, parse
 from breakwater.infra.clock import ManualClock
@@ -140,3 +142,100 @@ async def test_a_hash_clash_is_answered_with_another_key(store: SqliteKeyStore) 
     _, second = await admin.create_key(KeySpec(), actor="t")
     assert first != second
     assert len(await admin.keys()) == 2
+
+
+# --- the background loop's ticks (``Directory.check``) ----------------------------------------
+
+
+class Watched:
+    """A key store that counts the reads a directory makes of it, and can hide its change signal
+    (as PostgreSQL has none)."""
+
+    def __init__(self, store: SqliteKeyStore, *, signal: bool = True) -> None:
+        self.store = store
+        self.signal = signal
+        self.reads: Counter[str] = Counter()
+
+    async def changed(self) -> bool | None:
+        self.reads["changed"] += 1
+        return await self.store.changed() if self.signal else None
+
+    async def version(self) -> int:
+        self.reads["version"] += 1
+        return await self.store.version()
+
+    async def snapshot(self) -> AccessSnapshot:
+        self.reads["snapshot"] += 1
+        return await self.store.snapshot()
+
+
+def _watching(watched: Watched, reload_s: float) -> Directory:
+    """A directory over ``watched`` whose loop would tick every 0.25 s (ticks here are called by hand)."""
+    return Directory(watched, SECRET, ManualClock(wall=1000.0), reload_s=reload_s, watch_s=0.25)  # type: ignore[arg-type]
+
+
+async def _started(directory: Directory) -> Directory:
+    """The directory after its first two ticks: the keys loaded, and the change signal's first
+    reading taken (a first reading has nothing to compare with, so it counts as a change)."""
+    assert await directory.check()
+    assert not await directory.check()
+    return directory
+
+
+@pytest.fixture
+async def cli_admin(tmp_path: Path) -> AsyncIterator[AccessAdmin]:
+    """Admin operations on the test's key store over a connection of their own: another process, like the CLI."""
+    other = SqliteKeyStore(tmp_path / "keys.db")
+    await other.open()
+    yield AccessAdmin(other, SECRET, ManualClock(wall=1000.0), routes=["fast"])
+    await other.close()
+
+
+async def test_a_key_made_by_another_process_is_live_at_the_next_tick(
+    store: SqliteKeyStore, cli_admin: AccessAdmin
+) -> None:
+    """With a change signal, the tick after another connection's commit reloads the keys, long before reload_s."""
+    watched = Watched(store)
+    directory = await _started(_watching(watched, reload_s=60))
+    assert not await directory.check()
+    record, plain = await cli_admin.create_key(KeySpec(), actor="cli:test")
+    with pytest.raises(AuthenticationFailed):
+        directory.authenticate(plain)
+    watched.reads.clear()
+    assert await directory.check()
+    assert directory.authenticate(plain)[0].id == record.id
+    assert watched.reads == {"changed": 1, "version": 1, "snapshot": 1}
+
+
+async def test_without_a_change_a_tick_reads_only_the_signal_until_reload_s(
+    store: SqliteKeyStore, cli_admin: AccessAdmin
+) -> None:
+    """Quiet ticks read only the change signal; every reload_s worth of ticks (1 s / 0.25 s = 4) the version is read too."""
+    watched = Watched(store)
+    directory = await _started(_watching(watched, reload_s=1.0))
+    watched.reads.clear()
+    assert [await directory.check() for _ in range(8)] == [False] * 8
+    assert watched.reads == {"changed": 6, "version": 2}  # ticks 4 and 8 check the version instead
+
+
+async def test_a_store_without_a_signal_is_polled_every_reload_s(store: SqliteKeyStore, cli_admin: AccessAdmin) -> None:
+    """A store with no change signal (PostgreSQL) has its version read at every tick, each reload_s apart."""
+    watched = Watched(store, signal=False)
+    directory = _watching(watched, reload_s=1.0)
+    await directory.check()
+    assert directory._tick_s() == 0.25
+    await directory.check()  # learns there is no signal
+    assert directory._tick_s() == 1.0
+    watched.reads.clear()
+    await cli_admin.create_key(KeySpec(), actor="cli:test")
+    assert await directory.check()
+    assert watched.reads == {"version": 1, "snapshot": 1}
+
+
+async def test_a_wake_checks_the_version_at_once(store: SqliteKeyStore) -> None:
+    """A tick woken by pub/sub reads the version without asking the change signal first."""
+    watched = Watched(store)
+    directory = await _started(_watching(watched, reload_s=60))
+    watched.reads.clear()
+    assert not await directory.check(woken=True)
+    assert watched.reads == {"version": 1}

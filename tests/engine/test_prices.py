@@ -17,7 +17,7 @@ from genai_prices.types import ModelPrice, Tier, TieredPrices
 from breakwater.core.config import Price as PriceOverride
 from breakwater.core.pricing import Price, cost
 from breakwater.core.types import Usage
-from breakwater.engine.prices import PriceBook, lookup, price_from_model_price
+from breakwater.engine.prices import FREE, MOCK_HOST, PriceBook, lookup, price_from_model_price
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -139,5 +139,27 @@ def test_lookup_is_done_once_per_deployment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_azure_and_self_hosted_provider_mapping() -> None:
     assert lookup("azure", "gpt-4o", AT) == Price(input=D("2.5"), output=D("10"), cached_input=D("1.25"))
-    for host in ("vllm", "ollama", "mock", "custom", None):
+    for host in ("vllm", "ollama", "custom", None):
         assert lookup(host, "gpt-4o", AT) is None  # a self-hosted "gpt-4o" is not OpenAI's
+
+
+def test_the_mock_is_free_unless_a_deployment_prices_it() -> None:
+    """The mock's models cost 0 (not unpriced, no warning); a deployment's price: still overrides it."""
+    assert lookup(MOCK_HOST, "gpt-4o", AT) == FREE == Price(input=D(0), output=D(0))
+    own = Price(input=D("1.25"), output=D("10"))
+    book = PriceBook({"priced": own}, at=AT)
+    assert book.price_for("priced", MOCK_HOST, "mock-gpt") is own
+    assert book.price_for("free", MOCK_HOST, "mock-gpt") == FREE
+    assert cost(Usage(input_tokens=1000, output_tokens=1000), FREE).total == 0
+    assert not book.unknown
+
+
+def test_a_deployment_announced_at_start_up_is_counted_but_not_warned_again(caplog: pytest.LogCaptureFixture) -> None:
+    """After ``warned(name)`` a miss on that deployment is still counted as unpriced, without another log line."""
+    book = PriceBook(at=AT)
+    book.warned("local-llama")
+    with caplog.at_level(logging.WARNING, logger="breakwater.prices"):
+        assert book.price_for("local-llama", None, "llama-3") is None
+        assert book.price_for("other", None, "llama-3") is None
+    assert book.unknown == {"llama-3": 2}
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["deployment 'other'"]

@@ -122,11 +122,13 @@ def test_a_failed_request_has_its_row_too(client: openai.OpenAI, ledger_path: Pa
     assert row["deployment"] == "" and row["cost_usd"] is None and row["input_tokens"] == 0
 
 
-def test_a_model_without_a_price_has_no_cost(client: openai.OpenAI, ledger_path: Path) -> None:
+def test_a_mock_deployment_without_a_price_costs_nothing(client: openai.OpenAI, ledger_path: Path) -> None:
+    """The mock is free: a mock deployment with no price: costs 0, not null (test_unpriced.py has a
+    deployment with no known price, whose cost is null)."""
     raw = client.chat.completions.with_raw_response.create(model="mock-gemini", messages=HELLO)  # type: ignore[arg-type]
     row = _row(ledger_path, raw.headers["x-request-id"])
     assert row["status"] == 200 and row["output_tokens"] > 0
-    assert row["cost_usd"] is None, "an unknown price is null, never a guess"
+    assert Decimal(row["cost_usd"]) == 0
 
 
 def test_the_anthropic_ingress_is_recorded(gateway_url: str, ledger_path: Path) -> None:

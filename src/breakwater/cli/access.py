@@ -5,7 +5,11 @@ The commands work on the key store the config names (``access.store``, hashed wi
 through the same ``AccessAdmin`` operations and pydantic specs as the admin API: the same
 checks, the same error messages, the same audit trail (the actor is ``cli:<login name>``).
 Running gateways pick a change up at once when the config has Redis (the change is announced
-on pub/sub), otherwise within ``access.reload_s``.
+on pub/sub); without it, within 1 s from a SQLite store (they watch its ``data_version``) and
+within ``access.reload_s`` from PostgreSQL. Each write says which, on stderr.
+
+A command that only reads (``list``, ``show``, ``audit``) never creates a SQLite store or its
+hash secret: when the store is missing it exits 1 naming the path it looked for.
 
 Exit status: 0 done; 2 bad input (nothing was written); 1 no such key, team or limits, or the
 config or the key store cannot be used.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import os
 import re
@@ -31,10 +36,14 @@ from breakwater.core.errors import BreakwaterError, InvalidRequest, NotFound
 from breakwater.core.keys import Team
 from breakwater.core.limits import PERIODS
 from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
+from breakwater.engine.access_store import AccessStore
 from breakwater.engine.ports import Clock, SystemClock
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+#: the actions that change the store (the others only read it)
+_WRITES = frozenset({"create", "update", "disable", "enable", "revoke", "rotate", "delete", "set"})
 
 _UPDATE_NOTE = (
     "Only the options given change. Limit options (--rpm, --tpm, --max-concurrent, --budget-usd, "
@@ -160,7 +169,7 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
     from breakwater.core.config import ConfigError
     from breakwater.engine.access_store import KeyConflict
     from breakwater.infra.credentials import CredentialError
-    from breakwater.server.access import hash_secret, invalidations, key_store
+    from breakwater.server.access import change_reach, hash_secret, invalidations, key_store
     from breakwater.server.app import load_config
 
     try:
@@ -172,9 +181,12 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
             f"{name}: warning: access control is off (access.enabled: false), so keys are not checked until it is on",
             file=sys.stderr,
         )
+    reads_only = getattr(args, "action", None) not in _WRITES
     try:
         store = key_store(config, os.environ)
-        secret = hash_secret(config, os.environ)
+        if reads_only:
+            _require_store(store, args)
+        secret = hash_secret(config, os.environ, create=not reads_only)
         pubsub = invalidations(config, os.environ)
     except (CredentialError, ValueError) as exc:
         raise _Unusable(f"access: {exc}") from None
@@ -191,7 +203,10 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
     try:
         await store.open()
         op: Op = args.op
-        return await op(_Call(admin, args, _actor(), clock))
+        shown = await op(_Call(admin, args, _actor(), clock))
+        if getattr(args, "action", None) in _WRITES:
+            shown = dataclasses.replace(shown, note=change_reach(config, os.environ))
+        return shown
     except (*unreachable, KeyConflict) as exc:
         raise _Unusable(f"cannot use the key store: {type(exc).__name__}: {exc}") from None
     finally:
@@ -200,6 +215,20 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
             await store.close()
         if pubsub is not None:
             await pubsub.close()
+
+
+def _require_store(store: AccessStore, args: argparse.Namespace) -> None:
+    """A command that only reads refuses a SQLite store that does not exist instead of creating
+    it: an empty new store would hide a wrong ``--config`` or current directory."""
+    from breakwater.infra.keystore import SqliteKeyStore
+
+    if isinstance(store, SqliteKeyStore) and not store.path.exists():
+        source = args.config or "the embedded default config"
+        verb = "show" if getattr(args, "action", None) == "show" else "list"
+        raise _Unusable(
+            f"no key store at {store.path.absolute()} (from access.store in {source}); nothing to {verb}"
+            " — run a command that writes, e.g. breakwater keys create, or check --config"
+        )
 
 
 def _actor() -> str:

@@ -32,18 +32,24 @@ _LONGEST_VALUE = 60
 
 @dataclass(frozen=True, slots=True)
 class Shown:
-    """A command's result: its JSON document, and how to draw that document as tables."""
+    """A command's result: its JSON document, how to draw that document as tables, and a note
+    for people (when running gateways see a change), kept out of the document."""
 
     body: Json
     draw: Callable[[Json], None]
+    note: str | None = None
 
 
 def emit(shown: Shown, fmt: str) -> None:
-    """Write the result on stdout: one indented JSON document (``json``) or tables (``table``)."""
+    """Write the result on stdout: one indented JSON document (``json``) or tables (``table``);
+    then the note, if any, on stderr (so stdout stays the document a script reads)."""
     if fmt == "json":
         sys.stdout.write(orjson.dumps(shown.body, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         shown.draw(shown.body)
+    if shown.note:
+        sys.stdout.flush()
+        print(shown.note, file=sys.stderr)
 
 
 def when(ts: float | None, empty: str = "-") -> str:

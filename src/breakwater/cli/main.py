@@ -7,16 +7,14 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
 
 from breakwater import __version__
-from breakwater.cli import access, usage
+from breakwater.cli import access, launch, usage
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -98,12 +96,19 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 1
     if args.config:
-        os.environ["BREAKWATER_CONFIG"] = str(Path(args.config).resolve())
+        # absolute, not resolved: the workers anchor relative paths at the same directory as
+        # this process (a symlinked config, e.g. a Kubernetes ConfigMap, keeps its own directory)
+        os.environ["BREAKWATER_CONFIG"] = str(Path(args.config).absolute())
     else:
         os.environ.pop("BREAKWATER_CONFIG", None)
+    try:
+        sock = launch.bind(args.host, args.port)
+    except launch.CannotListen as exc:
+        print(f"breakwater: {exc}", file=sys.stderr)
+        return 1
     configure_logging(args.log_level)
     source = args.config or "embedded default"
-    print(f"Breakwater {__version__} listening on http://{args.host}:{args.port} ({source}, {args.workers} worker(s))")
+    print(f"Breakwater {__version__} listening on {_address(sock)} ({source}, {args.workers} worker(s))")
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         print(f"  route {name:<24} -> {where}")
@@ -119,15 +124,21 @@ def _serve(args: argparse.Namespace) -> int:
             "  every route. For local development only; see docs/access.md to turn keys on."
         )
     with _metrics_dir(args.workers):
-        _run(
-            args,
+        return launch.serve(
             "breakwater.server.app:app_from_env",
+            sock,
+            log_level=args.log_level,
             factory=True,
             workers=args.workers,
             # after the drain delay (server/drain.py), how long in-flight requests may take to finish
             timeout_graceful_shutdown=config.server.drain_timeout_s,
         )
-    return 0
+
+
+def _address(sock: socket.socket) -> str:
+    """The URL a bound socket answers on (the real port when ``--port 0`` let the kernel pick)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
 
 
 @contextlib.contextmanager
@@ -150,10 +161,6 @@ def _metrics_dir(workers: int) -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _exit_cleanly(signum: int, frame: FrameType | None) -> NoReturn:
-    raise SystemExit(0)
-
-
 def _mock(args: argparse.Namespace) -> int:
     import yaml
 
@@ -168,29 +175,10 @@ def _mock(args: argparse.Namespace) -> int:
         if problems:
             print("refusing to start: " + "; ".join(problems), file=sys.stderr)
             return 1
-    print(f"Breakwater mock provider listening on http://{args.host}:{args.port} (OpenAI, Anthropic, Gemini)")
-    _run(args, create_mock_app(rules, rng=SystemRandom(args.seed)))
-    return 0
-
-
-def _run(args: argparse.Namespace, app: object, **options: Any) -> None:
-    """uvicorn with uvloop and the httptools C parser, no access log (the request path stays lean).
-
-    SIGTERM ends the process with status 0: uvicorn handles it gracefully, then re-raises it
-    against the handler that was installed before it started (``Server.capture_signals``), which
-    would otherwise be the default one, killing the process by the signal it has just handled.
-    """
-    import uvicorn
-
-    sys.stdout.flush()
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        **options,
-    )
+    try:
+        sock = launch.bind(args.host, args.port)
+    except launch.CannotListen as exc:
+        print(f"breakwater mock: {exc}", file=sys.stderr)
+        return 1
+    print(f"Breakwater mock provider listening on {_address(sock)} (OpenAI, Anthropic, Gemini)")
+    return launch.serve(create_mock_app(rules, rng=SystemRandom(args.seed)), sock, log_level="info")

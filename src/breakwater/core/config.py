@@ -301,8 +301,10 @@ class AccessSettings(_Model):
     #: ``env:NAME`` or ``file:/path``: the secret keys are hashed with (HMAC-SHA256). Unset with a
     #: SQLite store: a random secret kept in ``<store file>.secret``; required with PostgreSQL
     hash_secret: str | None = None
-    #: seconds between checks for changes made by another replica (immediate with Redis pub/sub)
-    reload_s: float = Field(default=5.0, gt=0)
+    #: seconds between checks of the store's version for changes made elsewhere (one indexed
+    #: query): what bounds how stale a PostgreSQL replica without Redis may be. A SQLite store is
+    #: also watched every 0.25 s for another process's commit; Redis pub/sub is immediate
+    reload_s: float = Field(default=1.0, gt=0)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     #: budget alerts fire when spend first crosses these shares of a budget in a period
     budget_alerts: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])

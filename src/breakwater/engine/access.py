@@ -9,9 +9,12 @@ It is refreshed:
 - at once on this replica after each admin change (``access_admin.py`` calls ``refresh``);
 - when another replica announces a change (``invalidate``, called by the Redis pub/sub
   listener), within milliseconds;
-- every ``reload_s`` otherwise: one cheap query for the store's version, and a full read only
-  when it moved. That bounds how long a change made elsewhere (the CLI, a replica without
-  Redis) takes to apply.
+- within ``watch_s`` (0.25 s) of a change another process made to a store that can tell
+  cheaply that it changed (``AccessStore.changed``: SQLite's ``data_version``, read on the
+  store's thread). That is how a key made with the CLI works on the same machine at once;
+- every ``reload_s`` otherwise, and as a safety net: one cheap query for the store's version,
+  and a full read only when it moved. That bounds how long a change made elsewhere (a replica
+  without Redis on PostgreSQL) takes to apply.
 
 A store that cannot be read keeps the last snapshot serving (logged once per outage). Until a
 first snapshot is loaded, requests get 503 ``keys_unavailable`` (a valid key must not look
@@ -103,13 +106,31 @@ class Directory:
         secret: the HMAC secret keys are hashed with.
         clock: ``time()`` decides expiry and rotation overlaps.
         reload_s: seconds between version checks.
+        watch_s: seconds between checks of the store's change signal (``AccessStore.changed``);
+            a signal that moved has the version checked at once. ``None``, or a store without a
+            signal: the version is checked every ``reload_s`` only.
     """
 
-    def __init__(self, store: AccessStore, secret: bytes, clock: Clock, *, reload_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: AccessStore,
+        secret: bytes,
+        clock: Clock,
+        *,
+        reload_s: float = 5.0,
+        watch_s: float | None = None,
+    ) -> None:
         self.store = store
         self._secret = secret
         self._clock = clock
         self._reload_s = reload_s
+        self._watch_s: float | None = None
+        #: ticks of the background loop between version checks, and ticks since the last one
+        self._ticks_per_check = 1
+        self._ticks = 0
+        if watch_s is not None and watch_s < reload_s:
+            self._watch_s = watch_s
+            self._ticks_per_check = max(1, round(reload_s / watch_s))
         self._index = _Index()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -225,6 +246,34 @@ class Directory:
             self._index = _Index.of(await self.store.snapshot())
             return True
 
+    async def check(self, *, woken: bool = False) -> bool:
+        """One tick of the background loop: check the version if ``woken``, if ``reload_s`` worth
+        of ticks passed since the last check, or if the store's change signal moved; reload if the
+        version moved. True when the snapshot changed.
+
+        Ticks are counted rather than timed, so the decision needs no clock: the loop waits
+        ``watch_s`` between ticks (``reload_s`` without a change signal).
+
+        Raises:
+            whatever the store raises; the background loop logs and retries.
+        """
+        self._ticks += 1
+        due = woken or not self.loaded or self._ticks >= self._ticks_per_check
+        if not due and self._watch_s is not None:
+            moved = await self.store.changed()
+            if moved is None:  # the store cannot tell: the version poll alone, every reload_s
+                self._watch_s, self._ticks_per_check = None, 1
+            due = bool(moved)
+        if not due:
+            return False
+        self._ticks = 0
+        return await self.refresh()
+
+    def _tick_s(self) -> float:
+        """How long the background loop waits between ticks (unless woken)."""
+        tick = self._reload_s if self._watch_s is None else self._watch_s
+        return tick if self.loaded else min(tick, 1.0)
+
     def invalidate(self) -> None:
         """Another replica changed the store: check it now rather than at the next tick."""
         self._wake.set()
@@ -240,11 +289,12 @@ class Directory:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._reload_s if self.loaded else min(self._reload_s, 1.0)):
+                async with asyncio.timeout(self._tick_s()):
                     await self._wake.wait()
+            woken = self._wake.is_set()
             self._wake.clear()
             try:
-                changed = await self.refresh()
+                changed = await self.check(woken=woken)
             except Exception as exc:  # noqa: BLE001 - a store outage must not stop the loop; the last snapshot serves
                 if not self._failing:
                     self._failing = True

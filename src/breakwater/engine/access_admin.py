@@ -5,7 +5,8 @@ Every operation validates its input (the pydantic specs below, so the API and th
 the same problems), writes through the ``AccessStore`` (which audits it in the same
 transaction), then makes the change visible: this replica's directory reloads at once and
 ``announce`` tells the other replicas (Redis pub/sub); replicas without it notice within
-``access.reload_s``.
+0.25 s on a SQLite store (its change signal, ``Directory.check``), within ``access.reload_s``
+on PostgreSQL.
 
 A new or rotated key is returned in clear exactly once, by the call that made it; only its
 hash is stored.

@@ -4,7 +4,8 @@
 replicas). Every change and its audit entry are written in one transaction, so neither exists
 without the other; the audit entry holds the record before and after as ``public()`` shows it
 (never a key or a hash). The request path never reads the store: ``engine/access.py`` keeps an
-in-memory snapshot and reloads it when ``version`` moves.
+in-memory snapshot and reloads it when ``version`` moves (checked when ``changed`` says so, or
+on a timer when the store cannot tell).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ class AccessStore(Protocol):
 
     async def version(self) -> int:
         """The number of the newest audit entry (0 for an empty store): it grows with every change."""
+        ...
+
+    async def changed(self) -> bool | None:
+        """Whether another connection may have changed the store since the previous call (True on
+        the first call): a check cheap enough to make several times a second, so that a change
+        made by another process (the CLI) is seen at once. ``None``: the store has no such check
+        (poll ``version``)."""
         ...
 
     async def snapshot(self) -> AccessSnapshot:

@@ -6,8 +6,11 @@ network. A lookup is done once per deployment and remembered, so the request pat
 read.
 
 A model that is in neither place has no price: ``price_for`` returns ``None``, the miss is
-counted in ``PriceBook.unknown`` and logged once per model. A price is never guessed (no
-"nearest model", no default rate), because a wrong cost is worse than a missing one.
+counted in ``PriceBook.unknown`` and logged once per deployment (the app names its configured
+deployments' misses at start-up, ``PriceBook.warned``). A price is never guessed (no "nearest
+model", no default rate), because a wrong cost is worse than a missing one. The one exception
+is the mock provider (``MOCK_HOST``): it costs nothing, so its price is 0 unless a deployment
+sets one, and its requests cost 0 rather than being unpriced.
 
 Converting a ``genai_prices`` ``ModelPrice`` into a ``Price``:
 
@@ -42,12 +45,17 @@ from genai_prices.types import ModelPrice, TieredPrices
 
 from breakwater.core.pricing import Price
 
-__all__ = ["GENAI_PROVIDERS", "PriceBook", "lookup", "price_from_model_price"]
+__all__ = ["FREE", "GENAI_PROVIDERS", "MOCK_HOST", "PriceBook", "lookup", "price_from_model_price"]
 
 log = logging.getLogger("breakwater.prices")
 
+#: the price host of the mock provider (in-process, or a ``breakwater mock`` server)
+MOCK_HOST = "mock"
+#: what the mock costs
+FREE = Price(input=Decimal(0), output=Decimal(0))
+
 #: our provider/host name -> genai-prices provider ids to try, in order. Hosts not listed here
-#: (vllm, ollama, tgi, lmstudio, custom, mock) are self-hosted or test servers: no list price.
+#: (vllm, ollama, tgi, lmstudio, custom) are self-hosted servers: no list price.
 GENAI_PROVIDERS: dict[str, tuple[str, ...]] = {
     "openai": ("openai",),
     "anthropic": ("anthropic",),
@@ -147,20 +155,25 @@ class PriceBook:
             return price
 
     def price_for(self, deployment_name: str, provider: str | None, model: str) -> Price | None:
+        """The price, counting a miss in ``unknown`` and logging the first for each deployment."""
         price = self.known(deployment_name, provider, model)
         if price is None:
             self.unknown[model] += 1
-            if model not in self._warned:
-                self._warned.add(model)
+            if deployment_name not in self._warned:
+                self._warned.add(deployment_name)
                 log.warning(
-                    "no price for model %r on provider %r (deployment %r): its cost is not counted; "
-                    "set deployments.%s.price to price it",
+                    "deployment %r (model %r) has no known price: its costs are counted as unpriced; "
+                    "add price: {input_per_mtok: ..., output_per_mtok: ...} to deployments.%s",
+                    deployment_name,
                     model,
-                    provider,
                     deployment_name,
-                    deployment_name,
+                    extra={"deployment": deployment_name},
                 )
         return price
+
+    def warned(self, deployment_name: str) -> None:
+        """The deployment's missing price was announced already (at start-up): misses are only counted."""
+        self._warned.add(deployment_name)
 
     def _resolve(self, deployment_name: str, provider: str | None, model: str) -> Price | None:
         override = self._overrides.get(deployment_name)
@@ -170,7 +183,9 @@ class PriceBook:
 
 
 def lookup(provider: str | None, model: str, at: datetime | None = None) -> Price | None:
-    """The genai-prices list price of ``model`` on our ``provider``, or ``None``. No network."""
+    """The genai-prices list price of ``model`` on our ``provider`` (``FREE`` on the mock), or ``None``. No network."""
+    if provider == MOCK_HOST:
+        return FREE
     snapshot = data_snapshot.get_snapshot()
     when = at or datetime.now(tz=UTC)
     for provider_id in GENAI_PROVIDERS.get((provider or "").lower(), ()):

@@ -1,5 +1,11 @@
 """Structured JSON logs on stderr, one object per line, with the request id when there is one.
 
+``logging_config`` is the whole set-up as a ``logging.config.dictConfig`` document. The CLI
+gives it to uvicorn as its ``log_config``, which applies it in the CLI process and again in
+each worker process it starts (a worker starts fresh, with no logging set up), so the gateway's
+own loggers, uvicorn's and any library's warnings come out as the same JSON lines in every
+process, at the level chosen on the command line.
+
 Every line passes through ``Redactor`` before it is written: the secret values the app was
 configured with (provider keys, the admin key, a database URL), plus anything shaped like an
 API key or a bearer token, become ``[REDACTED]``, whatever logged them.
@@ -8,9 +14,10 @@ API key or a bearer token, become ``[REDACTED]``, whatever logged them.
 from __future__ import annotations
 
 import logging
-import sys
+import logging.config
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -60,11 +67,34 @@ class JsonFormatter(logging.Formatter):
         return redactor(orjson.dumps(out, default=str).decode())
 
 
+def logging_config(level: str = "info") -> dict[str, Any]:
+    """The ``dictConfig`` document: JSON lines on stderr, the ``breakwater`` loggers at ``level``.
+
+    uvicorn's loggers log at WARNING or above (its INFO lines say "started", "shutting down"),
+    its access log is off, and every other logger (asyncio, aiohttp, ...) reaches the same
+    handler at WARNING or above. Only names and strings: uvicorn pickles it into each worker.
+
+    Args:
+        level: ``debug``, ``info``, ``warning`` or ``error``.
+    """
+    ours = level.upper()
+    theirs = ours if logging.getLevelName(ours) > logging.WARNING else "WARNING"
+    handler = ["stderr"]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "breakwater": {"handlers": handler, "level": ours, "propagate": False},
+            "uvicorn": {"handlers": handler, "level": theirs, "propagate": False},
+            "uvicorn.error": {"level": theirs},
+            "uvicorn.access": {"handlers": [], "level": theirs, "propagate": False},
+        },
+        "root": {"handlers": handler, "level": theirs},
+    }
+
+
 def configure_logging(level: str = "info") -> None:
-    """Send the ``breakwater`` loggers to stderr as JSON lines (called by the CLI, never on import)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("breakwater")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    """Apply ``logging_config(level)`` to this process (called by the CLI, never on import)."""
+    logging.config.dictConfig(logging_config(level))

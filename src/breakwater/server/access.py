@@ -34,6 +34,10 @@ if TYPE_CHECKING:  # redis-py is imported only by a gateway that uses Redis
 
 log = logging.getLogger("breakwater.access")
 
+#: seconds between checks of the key store's change signal (SQLite's ``data_version``): a change
+#: another process makes (``breakwater keys ...``) is live within this, plus one reload
+WATCH_S = 0.25
+
 
 def _reference(value: str, environ: Mapping[str, str]) -> str:
     return (resolve(value, environ) or "") if value.startswith(("env:", "file:")) else value
@@ -45,12 +49,18 @@ def key_store(config: Config, environ: Mapping[str, str]) -> AccessStore:
     return store
 
 
-def hash_secret(config: Config, environ: Mapping[str, str]) -> bytes:
+def hash_secret(config: Config, environ: Mapping[str, str], *, create: bool = True) -> bytes:
     """The secret keys are hashed with: ``access.hash_secret``, or for a SQLite store the random
     secret kept beside it in ``<file>.secret`` (created on first use, readable by its owner only).
 
+    Args:
+        config: the config naming the store and the secret.
+        environ: where references are resolved.
+        create: make the secret file if it is missing (``False`` for commands that only read).
+
     Raises:
-        CredentialError: the reference names nothing, or the secret file cannot be made.
+        CredentialError: the reference names nothing, or the secret file cannot be made (or is
+            missing, without ``create``).
     """
     ref = config.access.hash_secret
     if ref is not None:
@@ -59,6 +69,8 @@ def hash_secret(config: Config, environ: Mapping[str, str]) -> bytes:
     if not url.startswith("sqlite:///"):
         raise CredentialError("access.hash_secret is required with a shared key store")
     path = Path(url.removeprefix("sqlite:///") + ".secret")
+    if not create and not path.exists():
+        raise CredentialError(f"no key hash secret at {path.absolute()} beside the key store")
     try:
         return _secret_file(path)
     except OSError as exc:
@@ -86,6 +98,17 @@ def _secret_file(path: Path) -> bytes:
     if len(secret) < 32:
         raise OSError(0, f"the secret in {path} is too short")
     return secret
+
+
+def change_reach(config: Config, environ: Mapping[str, str]) -> str:
+    """When running gateways act on a change made to the config's key store from elsewhere
+    (what ``breakwater keys ...`` tells its user after a write)."""
+    prefix = "Running gateways using this key store pick this up"
+    if config.redis is not None:
+        return f"{prefix} at once (announced on Redis pub/sub)."
+    if _reference(config.access.store, environ).startswith("sqlite:///"):
+        return f"{prefix} within 1 s."
+    return f"{prefix} within {config.access.reload_s:g} s (access.reload_s; with redis: at once)."
 
 
 def invalidations(config: Config, environ: Mapping[str, str]) -> RedisInvalidations | None:
@@ -153,7 +176,7 @@ class AccessLayer:
             self.store = key_store(config, environ)
             secret = hash_secret(config, environ)
             self._secrets.append(secret.decode(errors="replace"))
-            self.directory = Directory(self.store, secret, clock, reload_s=settings.reload_s)
+            self.directory = Directory(self.store, secret, clock, reload_s=settings.reload_s, watch_s=WATCH_S)
             self.admin = AccessAdmin(
                 self.store,
                 secret,

@@ -16,6 +16,7 @@ from breakwater.core.config import Route as RouteConfig
 from breakwater.core.limits import Limits
 from breakwater.core.pricing import Price
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
+from breakwater.engine.prices import MOCK_HOST, PriceBook
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
 from breakwater.infra.credentials import CredentialError, resolve
 from breakwater.infra.mock.faults import validate_faults
@@ -167,7 +168,7 @@ class Wiring:
             base_url=self._base_url(p, wire),
             api_key=resolve(p.api_key, self.environ),
             api_version=p.api_version,
-            host=p.host or ("openai" if p.type == "openai" and not p.base_url else "custom"),
+            host=p.host or _default_host(p),
             headers=dict(p.headers),
             extra_body=extra_body,
         )
@@ -192,13 +193,13 @@ class Wiring:
 
     def price_host(self, provider: str) -> str | None:
         """Whose list prices a provider's models are billed at: its host, or the vendor its wire
-        names when it calls that vendor's own API; ``None`` for mocks and self-hosted servers
-        (give their deployments a ``price:`` in the config)."""
+        names when it calls that vendor's own API; ``"mock"`` for the mock (free: ``MOCK_HOST``);
+        ``None`` for a server on a ``base_url`` of its own (give its deployments a ``price:``)."""
         p = self.config.providers.get(provider)
         if p is None:
             return None
         if p.type == "mock" or p.host == "mock":
-            return None
+            return MOCK_HOST
         if p.host is not None:
             return p.host
         return p.type if not p.base_url else None
@@ -206,6 +207,23 @@ class Wiring:
     def price_overrides(self) -> dict[str, Price]:
         """The deployments' configured prices, by deployment name."""
         return {name: d.price.to_price() for name, d in self.config.deployments.items() if d.price is not None}
+
+    def unpriced(self, prices: PriceBook) -> list[str]:
+        """A warning for each configured deployment with no price (no ``price:``, no list price),
+        naming it and the YAML that prices it; ``prices`` then stays quiet about them per request.
+
+        Looking them up also fills ``prices``' cache, so the first requests pay a dict read.
+        """
+        warnings = []
+        for name, d in self.config.deployments.items():
+            if prices.known(name, self.price_host(d.provider), d.model) is None:
+                prices.warned(name)
+                warnings.append(
+                    f"deployment {name!r} (provider {d.provider!r}, model {d.model!r}) has no known price: "
+                    "its costs are counted as unpriced; add "
+                    "price: {input_per_mtok: ..., output_per_mtok: ...} to it (USD per million tokens)"
+                )
+        return warnings
 
     def _base_url(self, p: ProviderConfig, wire: str) -> str:
         if p.base_url:
@@ -224,3 +242,10 @@ class Wiring:
             sender = MockSender(MockService(self.clock, self.rng, list(p.faults)))
             self._mock_senders[name] = sender
         return sender
+
+
+def _default_host(p: ProviderConfig) -> str:
+    """The host row of a provider that names none: OpenAI's own API, the mock, or a custom server."""
+    if p.type == "mock":
+        return "mock"
+    return "openai" if p.type == "openai" and not p.base_url else "custom"

@@ -309,6 +309,21 @@ async def test_a_second_store_on_the_same_database_sees_the_first_ones_changes(
     assert [e.actor for e in await store.audit()] == ["cli", "admin"]
 
 
+async def test_changed_tells_when_another_connection_committed(store: AccessStore, replica: AccessStore) -> None:
+    """SQLite's ``changed`` is True at its first call, then only after another connection's commit
+    (not after reads or its own writes); PostgreSQL has no such check and always says ``None``."""
+    sqlite = isinstance(store, SqliteKeyStore)
+    quiet = False if sqlite else None
+    assert await store.changed() is (True if sqlite else None)
+    await store.snapshot()
+    assert await store.changed() is quiet
+    await replica.save_key(_key("k1"), actor="cli", action="key.create", now=T)
+    assert await store.changed() is (True if sqlite else None)
+    assert await store.changed() is quiet
+    await store.save_key(_key("k2"), actor="admin", action="key.create", now=T)  # this replica refreshes itself
+    assert await store.changed() is quiet
+
+
 async def test_concurrent_writers_number_their_changes_without_gaps(store: AccessStore, replica: AccessStore) -> None:
     """Changes made at once through two store objects get consecutive audit numbers, and the version counts them all."""
     writes = [

@@ -64,6 +64,10 @@ class PostgresKeyStore:
     async def version(self) -> int:
         return await self._run(self._ops.version(), write=False)
 
+    async def changed(self) -> bool | None:
+        """No cheap check: replicas poll ``version`` (``access.reload_s``) or hear Redis pub/sub."""
+        return None
+
     async def snapshot(self) -> AccessSnapshot:
         return await self._run(self._ops.snapshot(), write=False)
 

@@ -6,6 +6,10 @@ front (``BEGIN IMMEDIATE``: no deadlock from upgrading a read lock) and waits up
 ``busy_timeout`` for it. Commits keep SQLite's default full sync: a key shown to its owner once
 must not vanish in a power loss. All database work runs on one dedicated thread, so the event
 loop never blocks on the file (a ``sqlite3`` connection is not thread-safe either).
+
+``changed`` reads ``PRAGMA data_version`` on the store's one long-lived connection: SQLite
+changes it whenever another connection (another process: the CLI, another worker) commits, and
+reading it touches no table, so a running gateway can ask several times a second.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class SqliteKeyStore:
         self._ops = Operations(_TABLES, SQLITE)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        #: ``PRAGMA data_version`` at the last ``changed`` (None: not read on this connection yet)
+        self._data_version: int | None = None
 
     async def open(self) -> None:
         """Open the file on the store's thread; create the tables if missing."""
@@ -56,6 +62,9 @@ class SqliteKeyStore:
 
     async def version(self) -> int:
         return await self._read(self._ops.version())
+
+    async def changed(self) -> bool | None:
+        return await self._call(self._data_version_moved)
 
     async def snapshot(self) -> AccessSnapshot:
         return await self._read(self._ops.snapshot())
@@ -124,7 +133,14 @@ class SqliteKeyStore:
             self._conn = conn
         return self._conn
 
+    def _data_version_moved(self) -> bool:
+        version = int(self._db().execute("PRAGMA data_version").fetchone()[0])
+        moved = version != self._data_version
+        self._data_version = version
+        return moved
+
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._data_version = None  # counted per connection: the next one starts afresh
