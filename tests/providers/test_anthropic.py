@@ -518,12 +518,14 @@ FULL_REQUEST: dict[str, Any] = {
 
 
 def test_decode_full_request() -> None:
-    """A full Messages body decodes to canonical messages, tools and params, with unmodelled fields in extra_params."""
+    """A full Messages body decodes to canonical messages, tools and params (the system prompt's cache
+    breakpoint kept), with unmodelled fields in extra_params."""
     req = decode_chat_request(FULL_REQUEST)
     assert (req.model, req.max_tokens, req.stream, req.raw) == ("claude-sonnet-4-5", 512, True, None)
     assert (req.temperature, req.top_p, req.top_k, req.stop, req.user) == (0.3, 0.8, 20, ["\n\nHuman:"], "user-9")
+    assert req.cache_breakpoints
     assert req.messages == [
-        Message("system", [TextPart("You are terse.")]),
+        Message("system", [TextPart("You are terse.", {"type": "ephemeral"})]),
         Message("user", [TextPart("Weather?")]),
         Message("assistant", [TextPart("Looking.")], [ToolCall("tu_1", "weather", '{"city":"Oslo"}')]),
         Message("tool", [TextPart("9C")], tool_call_id="tu_1"),
@@ -770,3 +772,107 @@ def test_error_body_shape() -> None:
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "nope"},
     }
+
+
+# --- cache breakpoints and stop sequences -------------------------------------------------------
+
+CACHED_REQUEST: dict[str, Any] = {
+    "model": "claude-x",
+    "max_tokens": 64,
+    "cache_control": {"type": "ephemeral"},
+    "system": [
+        {"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+        {"type": "text", "text": "More rules."},
+    ],
+    "tools": [{"name": "log", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t", "name": "log", "input": {}, "cache_control": {"type": "ephemeral"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t",
+                    "content": [{"type": "text", "text": "ok", "cache_control": {"type": "ephemeral"}}],
+                    "cache_control": {"type": "ephemeral"},
+                },
+                {
+                    "type": "image",
+                    "source": {"type": "url", "url": "https://img.example/x.png"},
+                    "cache_control": {"type": "ephemeral"},
+                },
+            ],
+        },
+    ],
+}
+
+
+def test_cache_breakpoints_survive_the_round_trip() -> None:
+    """Every cache_control a Messages body carries comes out of decode + AnthropicAdapter in place."""
+    request = decode_chat_request(CACHED_REQUEST)
+    assert request.cache_breakpoints and "cache_control" in request.used_params()
+    assert ADAPTER.unsupported(request, TARGET) == []
+    again = _body(request)
+    for key in ("cache_control", "system", "tools", "messages"):
+        assert again[key] == CACHED_REQUEST[key], key
+
+
+def test_a_request_without_breakpoints_has_none() -> None:
+    """A body without cache_control decodes with cache_breakpoints off, so nothing reports it."""
+    request = decode_chat_request(_OK)
+    assert not request.cache_breakpoints and "cache_control" not in request.used_params()
+    assert "cache_control" not in _body(request)
+
+
+@pytest.mark.parametrize("value", ["ephemeral", {"ttl": "5m"}, {"type": 5}])
+def test_malformed_cache_control_is_a_400(value: Any) -> None:
+    """cache_control must be an object with a string type; the 400 names where it was."""
+    body = _content({"type": "text", "text": "x", "cache_control": value})
+    with pytest.raises(InvalidRequest) as info:
+        decode_chat_request(body)
+    assert (info.value.param or "").startswith("messages[0].content[0].cache_control")
+
+
+def test_stop_sequence_is_parsed_and_written_back() -> None:
+    """Anthropic's stop_sequence reason and the matched sequence survive parse and encode."""
+    body = orjson.dumps(
+        {
+            "id": "msg_1",
+            "model": "m",
+            "content": [{"type": "text", "text": "Count: 1, 2"}],
+            "stop_reason": "stop_sequence",
+            "stop_sequence": ", 3",
+            "usage": {"input_tokens": 3, "output_tokens": 4},
+        }
+    )
+    response = ADAPTER.chat_response(body, TARGET)
+    assert (response.choices[0].finish_reason, response.choices[0].stop_sequence) == ("stop", ", 3")
+    out = orjson.loads(encode_chat_response(response))
+    assert (out["stop_reason"], out["stop_sequence"]) == ("stop_sequence", ", 3")
+
+
+def test_streamed_stop_sequence_is_parsed_and_written_back() -> None:
+    """A message_delta naming the stop sequence becomes a FinishEvent with it, and encodes back."""
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": "stop_sequence", "stop_sequence": "##"},
+        "usage": {"output_tokens": 2},
+    }
+    events = _parse_stream(_sse(_START, delta, {"type": "message_stop"}))
+    assert FinishEvent("stop", 0, "##") in events
+    frames = [orjson.loads(line[6:]) for line in _encoded_stream(events).splitlines() if line.startswith(b"data: ")]
+    final = next(f for f in frames if f["type"] == "message_delta")
+    assert final["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "##"}
+
+
+def test_an_ordinary_stop_is_end_turn_without_a_sequence() -> None:
+    """Without a matched sequence (OpenAI and Gemini do not say), a stop is end_turn."""
+    response = ChatResponse("r", "m", 0, [Choice(0, Message("assistant", [TextPart("Done.")]), "stop")])
+    out = orjson.loads(encode_chat_response(response))
+    assert (out["stop_reason"], out["stop_sequence"]) == ("end_turn", None)

@@ -562,13 +562,14 @@ def test_thought_parts_candidates_and_logprobs() -> None:
             {
                 "token": "Hi",
                 "logprob": -0.1,
-                "bytes": None,
+                "bytes": [72, 105],
                 "top_logprobs": [
-                    {"token": "Hi", "logprob": -0.1, "bytes": None},
-                    {"token": "Yo", "logprob": -2.5, "bytes": None},
+                    {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]},
+                    {"token": "Yo", "logprob": -2.5, "bytes": [89, 111]},
                 ],
             }
-        ]
+        ],
+        "refusal": None,
     }
     assert response.choices[1].logprobs is None
     assert response.model == "gemini-2.5-pro"
@@ -1129,10 +1130,11 @@ def test_encode_logprobs_round_trip() -> None:
             {
                 "token": "Hi",
                 "logprob": -0.5,
-                "bytes": None,
-                "top_logprobs": [{"token": "Hi", "logprob": -0.5, "bytes": None}],
+                "bytes": [72, 105],
+                "top_logprobs": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}],
             }
-        ]
+        ],
+        "refusal": None,
     }
     response = ChatResponse("r", "m", 0, [Choice(0, Message("assistant", [TextPart("Hi")]), "stop", logprobs)])
     raw = encode_chat_response(response)

@@ -13,7 +13,8 @@ BreakwaterError
 │   ├── UnsupportedMediaType
 │   ├── AuthenticationFailed      the caller's key is missing, unknown, revoked, expired...
 │   ├── PermissionDenied          the key may not use this route (or a virtual key met the admin API)
-│   └── NotFound                  no such path / method
+│   ├── NotFound                  no such path
+│   └── MethodNotAllowed          the path exists, not with this method (carries ``allow``)
 ├── Saturated                     the gateway's own backpressure: a deployment is at max
 │                                 concurrency and the request cannot wait (retryable, retry_after)
 ├── LimitExceeded                 a configured rate or concurrency limit (retryable, retry_after)
@@ -102,6 +103,16 @@ class NotFound(RequestError):
 
 class PermissionDenied(RequestError):
     code = "permission_denied"
+
+
+class MethodNotAllowed(RequestError):
+    """The path exists but not for this method; ``allow`` lists the methods it takes (``Allow`` header)."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allow: list[str]) -> None:
+        super().__init__(message)
+        self.allow = sorted(allow)
 
 
 class LimitExceeded(BreakwaterError):

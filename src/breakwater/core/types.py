@@ -22,9 +22,16 @@ ToolChoiceMode = Literal["auto", "none", "required", "named"]
 ResponseFormatType = Literal["text", "json_object", "json_schema"]
 
 
+#: Anthropic's prompt-cache breakpoint (``{"type": "ephemeral", "ttl": "5m"}``), kept as the client
+#: sent it. Only the Anthropic wire writes it back; other wires drop it and say so (``cache_control``
+#: in ``x-breakwater-dropped-params``).
+CacheControl = dict[str, Any]
+
+
 @dataclass(slots=True)
 class TextPart:
     text: str
+    cache_control: CacheControl | None = None
 
 
 @dataclass(slots=True)
@@ -33,6 +40,7 @@ class ImagePart:
 
     url: str
     detail: str | None = None
+    cache_control: CacheControl | None = None
 
 
 ContentPart = TextPart | ImagePart
@@ -43,6 +51,7 @@ class ToolCall:
     id: str
     name: str
     arguments: str  # the JSON text of the arguments, exactly as the model produced it
+    cache_control: CacheControl | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +61,8 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    #: a tool message's breakpoint (Anthropic's ``tool_result`` block carries its own)
+    cache_control: CacheControl | None = None
 
     def text(self) -> str:
         """The concatenated text parts (images are skipped)."""
@@ -64,6 +75,7 @@ class Tool:
     description: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     strict: bool | None = None
+    cache_control: CacheControl | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +122,11 @@ class ChatRequest:
     user: str | None = None
     #: OpenAI's ``metadata`` (string pairs): attribution tags for the ledger, like ``x-breakwater-tags``
     metadata: dict[str, str] | None = None
+    #: Anthropic's top-level ``cache_control`` (a breakpoint on the last cacheable block)
+    cache_control: CacheControl | None = None
+    #: some part of the request carries a ``cache_control`` breakpoint (set by the decoders, so
+    #: no request is walked to find out)
+    cache_breakpoints: bool = False
     #: client fields and content-part types the canonical form does not model, e.g.
     #: ``reasoning_effort`` or ``messages[0].content[1].type=input_audio``; only an upstream
     #: that receives the raw body (the OpenAI fast path) can honour them
@@ -140,6 +157,8 @@ class ChatRequest:
             used.append("response_format")
         if self.user is not None:
             used.append("user")
+        if self.cache_breakpoints:
+            used.append("cache_control")
         used.extend(self.extra_params)
         return used
 
@@ -175,7 +194,10 @@ class Choice:
     index: int
     message: Message
     finish_reason: FinishReason | None
+    #: OpenAI's ``logprobs`` object (``{"content": [...]}``) when the client asked and the upstream gave
     logprobs: Any = None
+    #: the stop sequence that ended the answer, when the upstream says which (Anthropic, the mock, vLLM)
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)
@@ -206,6 +228,8 @@ class StreamStart:
 class TextDelta:
     text: str
     index: int = 0
+    #: OpenAI-shaped logprob entries (``{"token", "logprob", "bytes", "top_logprobs"}``) for this piece
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -223,6 +247,7 @@ class ToolCallDelta:
 class FinishEvent:
     reason: FinishReason
     index: int = 0
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)
@@ -250,12 +275,19 @@ StreamEvent = StreamStart | TextDelta | ToolCallDelta | FinishEvent | UsageEvent
 
 @dataclass(slots=True)
 class EmbeddingRequest:
+    """Texts to embed, or token ids (OpenAI's ``input: [[15339, 1917]]``, what LangChain sends).
+
+    With token ids, ``inputs`` is empty and ``token_inputs`` holds one list per input; the
+    engine decodes them to text for an upstream that takes only text.
+    """
+
     model: str
     inputs: list[str]
     dimensions: int | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
     raw: dict[str, Any] | None = None
+    token_inputs: list[list[int]] | None = None
 
 
 @dataclass(slots=True)

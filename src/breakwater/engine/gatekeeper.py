@@ -155,7 +155,7 @@ class Gatekeeper:
 
     def _embeddings_demand(self, route: Route, request: EmbeddingRequest) -> Demand:
         count = self._counter(route)
-        prompt = sum(count(text) for text in request.inputs)
+        prompt = sum(count(text) for text in request.inputs) + sum(map(len, request.token_inputs or ()))
         return Demand(prompt, self._max_cost(route, Usage(input_tokens=prompt)))
 
     def _max_cost(self, route: Route, usage: Usage) -> int:

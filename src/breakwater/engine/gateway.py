@@ -36,6 +36,7 @@ from typing import Any, NoReturn, TypeVar
 from breakwater.core.errors import (
     ContentFiltered,
     ContextLengthExceeded,
+    InvalidRequest,
     Overloaded,
     RateLimited,
     Unavailable,
@@ -61,7 +62,7 @@ from breakwater.engine.admission import ConcurrencyLimiter
 from breakwater.engine.admission import Lease as Slot
 from breakwater.engine.breaker import CircuitBreaker
 from breakwater.engine.context import RequestContext
-from breakwater.engine.params import drop_params
+from breakwater.engine.params import ADVISORY, drop_params
 from breakwater.engine.ports import Clock, RandomSource, TokenCounters, UpstreamResponse
 from breakwater.engine.retry import RetryBudget, backoff_delay, should_retry
 from breakwater.engine.routing import Deployment, Route, Router
@@ -334,9 +335,15 @@ class Gateway:
 
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         route = self.router.resolve(request.model)
+        as_text: list[EmbeddingRequest] = []  # the token-id inputs decoded, once, if some deployment needs it
 
         async def attempt(route: Route, deployment: Deployment, budget_s: float, lease: Lease) -> EmbeddingResponse:
-            http = self._http(deployment, deployment.adapter.embeddings_request(request, deployment.target), ctx)
+            prepared = request
+            if request.token_inputs is not None and not deployment.adapter.token_input(deployment.target):
+                if not as_text:
+                    as_text.append(await self._decoded(request, deployment))
+                prepared = as_text[0]
+            http = self._http(deployment, deployment.adapter.embeddings_request(prepared, deployment.target), ctx)
             status, headers, body = await self._exchange(deployment, http, min(deployment.timeouts.total, budget_s))
             if status >= 400:
                 raise deployment.adapter.map_error(status, headers, body, deployment.target)
@@ -345,6 +352,25 @@ class Gateway:
             return response
 
         return await self._serve(route, ctx, attempt, None)
+
+    async def _decoded(self, request: EmbeddingRequest, deployment: Deployment) -> EmbeddingRequest:
+        """``request`` with its token-id inputs as text, for an upstream that embeds text only."""
+        tokens, ids = self.tokens, request.token_inputs or []
+        if tokens is None:
+            raise UnsupportedParameter(
+                f"deployment '{deployment.name}' ({deployment.adapter.wire} wire) takes text inputs only, "
+                "and this gateway has no tokenizer to decode token ids; send the text",
+                param="input",
+            )
+        try:
+            # off the loop: the first use may load the encoding's rank files
+            texts = await asyncio.to_thread(lambda: [tokens.decode(t) for t in ids])
+        except ValueError as exc:
+            raise InvalidRequest(f"'input': {exc}", param="input") from None
+        raw = request.raw
+        if raw is not None:
+            raw = {**raw, "input": texts}
+        return dataclasses.replace(request, inputs=texts, token_inputs=None, raw=raw)
 
     # --- the policies ---------------------------------------------------------------------------
 
@@ -526,8 +552,9 @@ class Gateway:
         unsupported = deployment.adapter.unsupported(request, deployment.target)
         if not unsupported:
             return request
-        if route.unsupported_params == "reject":
-            name = unsupported[0]
+        binding = [p for p in unsupported if p not in ADVISORY]
+        if binding and route.unsupported_params == "reject":
+            name = binding[0]
             raise UnsupportedParameter(
                 f"'{name}' is not supported by model '{request.model}' "
                 f"(deployment '{deployment.name}', {deployment.adapter.wire} wire); "

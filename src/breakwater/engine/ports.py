@@ -77,6 +77,10 @@ class TokenCounters(Protocol):
 
     def count(self, provider: str | None, model: str, text: str) -> int: ...
 
+    def decode(self, ids: list[int]) -> str:
+        """The text of OpenAI token ids (``cl100k_base``). Raises ``ValueError`` for an unknown id."""
+        ...
+
 
 class Counters(Protocol):
     """Capped counters for limits and budgets (``engine/counters.py`` defines the checks).

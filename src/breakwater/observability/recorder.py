@@ -115,6 +115,7 @@ class Recorder:
             response=None,
             upstream_ms=None if upstream_s is None else round(upstream_s * 1000, 3),
             overhead_ms=round(overhead_s * 1000, 3),
+            dropped_params=",".join(ctx.dropped_params) if ctx.dropped_params else None,
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)

@@ -25,6 +25,16 @@ OTHER = "other"
 
 TOKEN_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
 
+#: parameter names that are labels of ``breakwater_dropped_params``; any other (a client's own
+#: field, a content type) counts as ``other``, so a client cannot grow the series without bound
+MODELLED_PARAMS = frozenset(
+    {
+        "max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "n", "presence_penalty",
+        "frequency_penalty", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
+        "response_format", "user", "cache_control",
+    }
+)  # fmt: skip
+
 # LLM requests run from tens of milliseconds (a cache hit, an error) to minutes (long generations)
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -127,10 +137,18 @@ class RequestMetrics:
             ["deployment"],
             registry=registry,
         )
+        self.dropped = Counter(
+            "breakwater_dropped_params",
+            "Request parameters dropped because the deployment could not honour them (other: fields the "
+            "gateway does not model).",
+            ["route", "param"],
+            registry=registry,
+        )
         self._pairs: dict[tuple[str, str], _Children] = {}
         self._statuses: dict[tuple[str, str, int], Counter] = {}
         self._errors: dict[tuple[str, str], Counter] = {}
         self._reasons: dict[tuple[str, str], Counter] = {}
+        self._dropped: dict[tuple[str, str], Counter] = {}
 
     def route_label(self, name: str) -> str:
         if name in self._routes:
@@ -189,6 +207,10 @@ class RequestMetrics:
             self._counter(self._errors, self.errors, route, row.error_class).inc()
         if row.finish_reason is not None:
             self._counter(self._reasons, self.finish_reasons, route, row.finish_reason).inc()
+        if row.dropped_params:
+            for param in row.dropped_params.split(","):
+                label = param if param in MODELLED_PARAMS else OTHER
+                self._counter(self._dropped, self.dropped, route, label).inc()
 
     @staticmethod
     def _counter(cache: dict[tuple[str, str], Counter], family: Counter, route: str, value: str) -> Counter:

@@ -90,7 +90,7 @@ class AnthropicAdapter:
     supported_params = frozenset(
         {
             "max_tokens", "temperature", "top_p", "top_k", "stop", "tools", "tool_choice",
-            "parallel_tool_calls", "response_format", "user",
+            "parallel_tool_calls", "response_format", "user", "cache_control",
         }
     )  # fmt: skip
 
@@ -100,6 +100,9 @@ class AnthropicAdapter:
         if request.response_format is not None and request.response_format.type == "json_object":
             out.append("response_format")
         return out
+
+    def token_input(self, target: Target) -> bool:
+        return False  # no embeddings at all
 
     # 1. errors ---------------------------------------------------------------------------------
 
@@ -131,12 +134,19 @@ class AnthropicAdapter:
         try:
             parts, calls = _content(data["content"])
             reason = data.get("stop_reason")
+            finish = _FINISH.get(reason, "stop") if reason else None
+            matched = data.get("stop_sequence")
             return ChatResponse(
                 id=str(data.get("id") or "msg_breakwater"),
                 model=str(data.get("model") or target.model),
                 created=int(time.time()),  # Anthropic messages carry no timestamp
                 choices=[
-                    Choice(0, Message("assistant", parts, calls), _FINISH.get(reason, "stop") if reason else None)
+                    Choice(
+                        0,
+                        Message("assistant", parts, calls),
+                        finish,
+                        stop_sequence=matched if isinstance(matched, str) else None,
+                    )
                 ],
                 usage=_usage(data.get("usage") or {}),
             )
@@ -215,9 +225,11 @@ class AnthropicStreamParser:
             elif kind == "content_block_delta":
                 self._block_delta(int(payload["index"]), payload["delta"], events)
             elif kind == "message_delta":
-                reason = (payload.get("delta") or {}).get("stop_reason")
+                delta = payload.get("delta") or {}
+                reason, matched = delta.get("stop_reason"), delta.get("stop_sequence")
                 if reason:
-                    events.append(FinishEvent(_FINISH.get(reason, "stop")))
+                    matched = matched if isinstance(matched, str) else None
+                    events.append(FinishEvent(_FINISH.get(reason, "stop"), 0, matched))
                 self._merge_usage(payload.get("usage"))
             elif kind == "message_stop":
                 self._done = True
@@ -319,7 +331,8 @@ def _chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
     max_tokens = request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS
     body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": turns}
     if system:
-        body["system"] = system[0]["text"] if len(system) == 1 else system
+        # one plain block goes as a string, as clients write it; a breakpoint needs the block
+        body["system"] = system[0]["text"] if len(system) == 1 and "cache_control" not in system[0] else system
     if request.stream:
         body["stream"] = True
     for name in ("temperature", "top_p", "top_k"):
@@ -336,6 +349,8 @@ def _chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
         choice = _tool_choice_json(request.tool_choice, request.parallel_tool_calls)
         if choice is not None:
             body["tool_choice"] = choice
+    if request.cache_control is not None:
+        body["cache_control"] = request.cache_control
     rf = request.response_format
     if rf is not None and rf.type == "json_object":
         raise UnsupportedParameter("Anthropic has no JSON mode without a schema", param="response_format")
@@ -351,7 +366,7 @@ def _turns(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str
     for i, m in enumerate(messages):
         if m.role in ("system", "developer"):
             # hoisted wherever they appear: Anthropic has one system prompt, not system turns
-            system.extend({"type": "text", "text": p.text} for p in m.content if isinstance(p, TextPart) and p.text)
+            system.extend(_text_block(p) for p in m.content if isinstance(p, TextPart) and p.text)
             continue
         if m.role == "tool":
             role, blocks = "user", [_tool_result(m, i)]
@@ -371,10 +386,24 @@ def _turns(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str
 def _blocks(parts: list[ContentPart], i: int) -> list[dict[str, Any]]:
     # Anthropic rejects empty text blocks, which OpenAI clients send freely (content: "")
     return [
-        {"type": "text", "text": p.text} if isinstance(p, TextPart) else _image(p, f"messages[{i}].content[{j}]")
+        _text_block(p) if isinstance(p, TextPart) else _image(p, f"messages[{i}].content[{j}]")
         for j, p in enumerate(parts)
         if not isinstance(p, TextPart) or p.text
     ]
+
+
+def _text_block(part: TextPart) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": part.text}
+    if part.cache_control is not None:
+        block["cache_control"] = part.cache_control
+    return block
+
+
+def _cached(block: dict[str, Any], cache_control: dict[str, Any] | None) -> dict[str, Any]:
+    """``block`` with its breakpoint, when it has one."""
+    if cache_control is not None:
+        block["cache_control"] = cache_control
+    return block
 
 
 def _image(part: ImagePart, path: str) -> dict[str, Any]:
@@ -384,16 +413,18 @@ def _image(part: ImagePart, path: str) -> dict[str, Any]:
         media_type, _, encoding = header.partition(";")
         if not comma or encoding != "base64":
             raise InvalidRequest(f"'{path}': only base64 data URLs can carry images to Anthropic", param=path)
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+        source = {"type": "base64", "media_type": media_type, "data": data}
+        return _cached({"type": "image", "source": source}, part.cache_control)
     if url.startswith(("https://", "http://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
+        return _cached({"type": "image", "source": {"type": "url", "url": url}}, part.cache_control)
     raise InvalidRequest(f"'{path}': an image must be an http(s) or base64 data URL", param=path)
 
 
 def _tool_result(m: Message, i: int) -> dict[str, Any]:
     content: str | list[dict[str, Any]]
-    content = m.text() if all(isinstance(p, TextPart) for p in m.content) else _blocks(m.content, i)
-    return {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": content}
+    plain = all(isinstance(p, TextPart) and p.cache_control is None for p in m.content)
+    content = m.text() if plain else _blocks(m.content, i)
+    return _cached({"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": content}, m.cache_control)
 
 
 def _tool_use(call: ToolCall, i: int, j: int) -> dict[str, Any]:
@@ -405,7 +436,7 @@ def _tool_use(call: ToolCall, i: int, j: int) -> dict[str, Any]:
         arguments = None
     if not isinstance(arguments, dict):
         raise InvalidRequest(f"'{path}': Anthropic needs the arguments as a JSON object", param=path)
-    return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+    return _cached({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}, call.cache_control)
 
 
 def _tool_json(tool: Tool) -> dict[str, Any]:
@@ -416,7 +447,7 @@ def _tool_json(tool: Tool) -> dict[str, Any]:
     out["input_schema"] = tool.parameters or {"type": "object", "properties": {}}
     if tool.strict is not None:
         out["strict"] = tool.strict
-    return out
+    return _cached(out, tool.cache_control)
 
 
 def _tool_choice_json(choice: ToolChoice | None, parallel: bool | None) -> dict[str, Any] | None:

@@ -5,8 +5,10 @@ it, and so does the mock provider when it plays Anthropic.
 
 Requests decode to the canonical form with ``raw`` left None: ``raw`` is the OpenAI body for
 the OpenAI fast path, and an Anthropic body must never be forwarded to an OpenAI upstream.
-Block-level ``cache_control`` and ``tool_result.is_error`` have no canonical field and are
-dropped; block and tool types the canonical form cannot carry are listed in ``extra_params``.
+``cache_control`` breakpoints (top level, system and message blocks, tools) are kept on the
+canonical parts, so an Anthropic upstream gets them back; ``tool_result.is_error`` has no
+canonical field and is dropped; block and tool types the canonical form cannot carry are listed
+in ``extra_params``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from breakwater.providers.sse import encode_sse
 _KNOWN = frozenset(
     {
         "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
-        "temperature", "top_p", "top_k", "tools", "tool_choice", "output_config",
+        "temperature", "top_p", "top_k", "tools", "tool_choice", "output_config", "cache_control",
     }
 )  # fmt: skip
 _TOOL_CHOICE: dict[str, ToolChoiceMode] = {"auto": "auto", "any": "required", "none": "none", "tool": "named"}
@@ -77,6 +79,8 @@ def decode_chat_request(body: Any) -> ChatRequest:
         messages.extend(_message(m, i, extra))
     tools = [tool for i, t in enumerate(f.opt_list(body, "tools")) if (tool := _tool(t, i, extra)) is not None]
     tool_choice, parallel = _tool_choice(body.get("tool_choice"))
+    f.check_tool_choice(tool_choice, tools)
+    top_cache = _cache_control(body, "")
     return ChatRequest(
         model=model,
         messages=messages,
@@ -92,8 +96,31 @@ def decode_chat_request(body: Any) -> ChatRequest:
         parallel_tool_calls=parallel,
         response_format=_output_config(body.get("output_config"), extra),
         user=_metadata(body.get("metadata"), extra),
+        cache_control=top_cache,
+        cache_breakpoints=top_cache is not None or _has_breakpoints(messages, tools),
         extra_params=extra,
     )
+
+
+def _cache_control(block: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """A block's ``cache_control`` breakpoint, kept as sent once it is an object with a ``type``."""
+    value = block.get("cache_control")
+    if value is None:
+        return None
+    cc = f.obj(value, path + "cache_control")
+    f.req_str(cc, "type", path + "cache_control.")
+    return cc
+
+
+def _has_breakpoints(messages: list[Message], tools: list[Tool]) -> bool:
+    if any(t.cache_control is not None for t in tools):
+        return True
+    for m in messages:
+        if m.cache_control is not None or any(p.cache_control is not None for p in m.content):
+            return True
+        if any(c.cache_control is not None for c in m.tool_calls):
+            return True
+    return False
 
 
 def _system(value: Any) -> list[Message]:
@@ -108,7 +135,8 @@ def _system(value: Any) -> list[Message]:
         block = f.obj(block, f"system[{j}]")
         if block.get("type") != "text":
             raise f.bad(f"system[{j}].type", "'text'")
-        parts.append(TextPart(f.req_str(block, "text", f"system[{j}].")))
+        path = f"system[{j}]."
+        parts.append(TextPart(f.req_str(block, "text", path), _cache_control(block, path)))
     return [Message("system", parts)] if parts else []
 
 
@@ -133,14 +161,13 @@ def _message(value: Any, i: int, extra: list[str]) -> list[Message]:
         kind = block.get("type")
         if kind == "tool_use" and role == "assistant":
             args = f.obj(block.get("input"), bpath + ".input")
-            calls.append(
-                ToolCall(f.req_str(block, "id", bpath + "."), f.req_str(block, "name", bpath + "."), _compact(args))
-            )
+            call_id, name = f.req_str(block, "id", bpath + "."), f.req_str(block, "name", bpath + ".")
+            calls.append(ToolCall(call_id, name, _compact(args), _cache_control(block, bpath + ".")))
         elif kind == "tool_result" and role == "user":
             tool_use_id = f.req_str(block, "tool_use_id", bpath + ".")
-            results.append(
-                Message("tool", _result_content(block.get("content"), bpath, extra), tool_call_id=tool_use_id)
-            )
+            content = _result_content(block.get("content"), bpath, extra)
+            cache = _cache_control(block, bpath + ".")
+            results.append(Message("tool", content, tool_call_id=tool_use_id, cache_control=cache))
         elif kind in ("tool_use", "tool_result"):
             owner = "assistant" if kind == "tool_use" else "user"
             raise InvalidRequest(f"'{bpath}.type': {kind} blocks belong in {owner} messages", param=bpath + ".type")
@@ -154,15 +181,17 @@ def _message(value: Any, i: int, extra: list[str]) -> list[Message]:
 
 def _part(block: dict[str, Any], kind: Any, path: str, parts: list[ContentPart], extra: list[str]) -> None:
     if kind == "text":
-        parts.append(TextPart(f.req_str(block, "text", path + ".")))
+        parts.append(TextPart(f.req_str(block, "text", path + "."), _cache_control(block, path + ".")))
     elif kind == "image":
         source = f.obj(block.get("source"), path + ".source")
         stype = source.get("type")
+        cache = _cache_control(block, path + ".")
         if stype == "base64":
             media_type = f.req_str(source, "media_type", path + ".source.")
-            parts.append(ImagePart(f"data:{media_type};base64,{f.req_str(source, 'data', path + '.source.')}"))
+            data = f.req_str(source, "data", path + ".source.")
+            parts.append(ImagePart(f"data:{media_type};base64,{data}", cache_control=cache))
         elif stype == "url":
-            parts.append(ImagePart(f.req_str(source, "url", path + ".source.")))
+            parts.append(ImagePart(f.req_str(source, "url", path + ".source."), cache_control=cache))
         elif isinstance(stype, str):
             extra.append(f"{path}.source.type={stype}")
         else:
@@ -204,6 +233,7 @@ def _tool(value: Any, i: int, extra: list[str]) -> Tool | None:
         description=f.opt_str(t, "description", path + "."),
         parameters=f.obj(schema, path + ".input_schema"),
         strict=f.opt_bool(t, "strict", path + "."),
+        cache_control=_cache_control(t, path + "."),
     )
 
 
@@ -213,7 +243,7 @@ def _tool_choice(value: Any) -> tuple[ToolChoice | None, bool | None]:
         return None, None
     tc = f.obj(value, "tool_choice")
     kind = tc.get("type")
-    if kind not in _TOOL_CHOICE:
+    if not isinstance(kind, str) or kind not in _TOOL_CHOICE:  # an object or array is unhashable
         raise f.bad("tool_choice.type", "'auto', 'any', 'tool' or 'none'")
     name = f.req_str(tc, "name", "tool_choice.") if kind == "tool" else None
     parallel = False if f.opt_bool(tc, "disable_parallel_tool_use", "tool_choice.") else None
@@ -290,6 +320,7 @@ def encode_chat_response(response: ChatResponse) -> bytes:
     choice = response.choices[0] if response.choices else None
     content: list[dict[str, Any]] = []
     reason: FinishReason = "stop"
+    matched = None
     if choice is not None:
         text = choice.message.text()
         if text:
@@ -297,6 +328,7 @@ def encode_chat_response(response: ChatResponse) -> bytes:
         for call in choice.message.tool_calls:
             content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _tool_input(call.arguments)})
         reason = choice.finish_reason or "stop"
+        matched = choice.stop_sequence
     return orjson.dumps(
         {
             "id": _message_id(response.id),
@@ -304,11 +336,17 @@ def encode_chat_response(response: ChatResponse) -> bytes:
             "role": "assistant",
             "model": response.model,
             "content": content,
-            "stop_reason": _STOP[reason],
-            "stop_sequence": None,  # the canonical form does not say which sequence matched
+            "stop_reason": _stop_reason(reason, matched),
+            "stop_sequence": matched,
             "usage": usage_json(response.usage or Usage()),
         }
     )
+
+
+def _stop_reason(reason: FinishReason, matched: str | None) -> str:
+    """Anthropic's stop reason; ``stop_sequence`` when the upstream said which sequence matched
+    (OpenAI and Gemini do not, so their answers end with ``end_turn``)."""
+    return "stop_sequence" if matched is not None and reason == "stop" else _STOP[reason]
 
 
 def error_body(message: str, type_: str) -> bytes:
@@ -333,6 +371,7 @@ class StreamEncoder:
         self._next = 0
         self._tools: dict[int, int] = {}  # canonical tool_index -> content block index
         self._stop: str | None = None
+        self._stop_sequence: str | None = None
         self._usage = Usage()
 
     @staticmethod
@@ -402,13 +441,14 @@ class StreamEncoder:
                 out += self._delta(block, {"type": "input_json_delta", "partial_json": event.arguments})
             return out
         if isinstance(event, FinishEvent):
-            self._stop = _STOP[event.reason]
+            self._stop = _stop_reason(event.reason, event.stop_sequence)
+            self._stop_sequence = event.stop_sequence if self._stop == "stop_sequence" else None
             return out + self._close()
         raise TypeError(f"unknown stream event {event!r}")
 
     def end(self) -> bytes:
         out = self._start() + self._close()
-        delta = {"stop_reason": self._stop or "end_turn", "stop_sequence": None}
+        delta = {"stop_reason": self._stop or "end_turn", "stop_sequence": self._stop_sequence}
         out += self._frame({"type": "message_delta", "delta": delta, "usage": usage_json(self._usage)})
         return out + self._frame({"type": "message_stop"})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from breakwater.core.errors import InvalidRequest
+from breakwater.core.types import Tool, ToolChoice
 
 JSON = dict[str, Any]
 
@@ -105,3 +106,19 @@ def str_list(value: Any, path: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     raise bad(path, "a string or an array of strings")
+
+
+def check_tool_choice(choice: ToolChoice | None, tools: list[Tool]) -> None:
+    """A tool choice that forces a call needs tools to call, and a named one must be among them.
+
+    OpenAI and Anthropic both refuse such a request with a 400; ``auto`` and ``none`` without
+    tools change nothing and pass.
+    """
+    if choice is None or choice.mode in ("auto", "none"):
+        return
+    if not tools:
+        raise InvalidRequest(
+            f"'tool_choice' ({choice.mode}) is only allowed when 'tools' are specified", param="tool_choice"
+        )
+    if choice.mode == "named" and all(t.name != choice.name for t in tools):
+        raise InvalidRequest(f"'tool_choice' names {choice.name!r}, which is not among the tools", param="tool_choice")

@@ -92,6 +92,10 @@ class GeminiAdapter:
         """Parameters of ``request`` Gemini cannot honour (``user``, ``parallel_tool_calls``, every extra)."""
         return [p for p in request.used_params() if p not in self.supported_params]
 
+    def token_input(self, target: Target) -> bool:
+        """Gemini embeds text only: token-id inputs reach it decoded."""
+        return False
+
     # 1. errors ---------------------------------------------------------------------------------
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
@@ -219,7 +223,8 @@ class GeminiStreamParser:
                 call = _tool_call(part, n)
                 events.append(ToolCallDelta(n, call.arguments, call.id, call.name, index))
             elif part.get("text") and not part.get("thought"):
-                events.append(TextDelta(part["text"], index))
+                logprobs = _logprobs(c.get("logprobsResult"))
+                events.append(TextDelta(part["text"], index, None if logprobs is None else logprobs["content"]))
         reason = c.get("finishReason")
         if reason:
             events.append(FinishEvent(finish_reason(reason, index in self._calls), index))
@@ -341,11 +346,13 @@ def _logprobs(result: Any) -> dict[str, Any] | None:
     tops = [t.get("candidates") or () for t in result.get("topCandidates") or ()]
     chosen = result.get("chosenCandidates") or ()
     top = [[_logprob(t) for t in (tops[k] if k < len(tops) else ())] for k in range(len(chosen))]
-    return {"content": [{**_logprob(c), "top_logprobs": t} for c, t in zip(chosen, top, strict=True)]}
+    content = [{**_logprob(c), "top_logprobs": t} for c, t in zip(chosen, top, strict=True)]
+    return {"content": content, "refusal": None}
 
 
 def _logprob(c: dict[str, Any]) -> dict[str, Any]:
-    return {"token": str(c.get("token") or ""), "logprob": float(c.get("logProbability") or 0.0), "bytes": None}
+    token = str(c.get("token") or "")
+    return {"token": token, "logprob": float(c.get("logProbability") or 0.0), "bytes": list(token.encode())}
 
 
 # --- canonical request to a GenerateContentRequest body ----------------------------------------

@@ -403,12 +403,15 @@ class StreamEncoder:
 
     def _take_calls(self, index: int) -> list[dict[str, Any]]:
         pending = self._calls.pop(index, {})
-        return [_call_part(ToolCall(*pending[k])) for k in sorted(pending)]
+        return [_call_part(ToolCall(pending[k][0], pending[k][1], pending[k][2])) for k in sorted(pending)]
 
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, TextDelta):
             parts = [*self._take_calls(event.index), {"text": event.text}]
-            return self._chunk([{"content": {"role": "model", "parts": parts}, "index": event.index}])
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": event.index}
+            if event.logprobs is not None and (result := _logprobs_result({"content": event.logprobs})) is not None:
+                candidate["logprobsResult"] = result
+            return self._chunk([candidate])
         if isinstance(event, ToolCallDelta):
             call = self._calls.setdefault(event.index, {}).setdefault(
                 event.tool_index, [f"call_{event.tool_index}", "", ""]

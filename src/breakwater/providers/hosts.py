@@ -19,6 +19,8 @@ class Host:
     #: Azure OpenAI addresses a *deployment* in the URL and needs ``api-version``
     azure: bool = False
     unsupported: frozenset[str] = frozenset()
+    #: embeds token-id inputs (``input: [[15339, 1917]]``) itself; other hosts get them decoded to text
+    token_input: bool = False
 
 
 _LOCAL = frozenset({"n", "logprobs", "top_logprobs", "parallel_tool_calls"})
@@ -26,9 +28,9 @@ _LOCAL = frozenset({"n", "logprobs", "top_logprobs", "parallel_tool_calls"})
 HOSTS: dict[str, Host] = {
     h.name: h
     for h in (
-        Host("openai", "https://api.openai.com/v1"),
-        Host("azure", None, auth="api-key", azure=True),
-        Host("vllm", "http://127.0.0.1:8000/v1"),
+        Host("openai", "https://api.openai.com/v1", token_input=True),
+        Host("azure", None, auth="api-key", azure=True, token_input=True),
+        Host("vllm", "http://127.0.0.1:8000/v1", token_input=True),
         Host("ollama", "http://127.0.0.1:11434/v1", unsupported=_LOCAL),
         Host("tgi", "http://127.0.0.1:8080/v1", unsupported=frozenset({"n", "parallel_tool_calls"})),
         Host("lmstudio", "http://127.0.0.1:1234/v1", unsupported=_LOCAL),
@@ -38,7 +40,8 @@ HOSTS: dict[str, Host] = {
         Host("mistral", "https://api.mistral.ai/v1", unsupported=frozenset({"seed", "logprobs", "top_logprobs"})),
         Host("openrouter", "https://openrouter.ai/api/v1"),
         Host("fireworks", "https://api.fireworks.ai/inference/v1"),
-        Host("mock", "http://127.0.0.1:9000/v1"),  # a `breakwater mock` server: x-mock-* headers go through
+        # a `breakwater mock` server (and the in-process mock): x-mock-* headers go through
+        Host("mock", "http://127.0.0.1:9000/v1", token_input=True),
         Host("custom", None),
     )
 }

@@ -64,11 +64,21 @@ class OpenAIAdapter:
     )  # fmt: skip
 
     def unsupported(self, request: ChatRequest, target: Target) -> list[str]:
-        """Parameters of ``request`` this target cannot honour (host quirks, and extras off the fast path)."""
+        """Parameters of ``request`` this target cannot honour (host quirks, and extras off the fast path).
+
+        ``cache_control`` never travels: OpenAI-compatible servers have no breakpoints (OpenAI
+        caches long prompt prefixes by itself), so the engine strips it, fast path included.
+        """
         quirks = host(target.host).unsupported
         return [
-            p for p in request.used_params() if p in quirks or (p not in self.supported_params and request.raw is None)
+            p
+            for p in request.used_params()
+            if p in quirks or p == "cache_control" or (p not in self.supported_params and request.raw is None)
         ]
+
+    def token_input(self, target: Target) -> bool:
+        """Whether the host embeds token-id inputs itself (else the engine decodes them to text)."""
+        return host(target.host).token_input
 
     # 1. errors ---------------------------------------------------------------------------------
 
@@ -105,7 +115,8 @@ class OpenAIAdapter:
             body = dict(request.raw)
             body["model"] = target.model
         else:
-            body = {"model": target.model, "input": request.inputs, "encoding_format": request.encoding_format}
+            inputs = request.token_inputs if request.token_inputs is not None else request.inputs
+            body = {"model": target.model, "input": inputs, "encoding_format": request.encoding_format}
             if request.dimensions is not None:
                 body["dimensions"] = request.dimensions
             if request.user is not None:
@@ -245,7 +256,9 @@ def _choice_events(c: dict[str, Any], events: list[StreamEvent]) -> None:
     delta = c.get("delta") or {}
     text = delta.get("content")
     if text:
-        events.append(TextDelta(text, index))
+        logprobs = c.get("logprobs")
+        entries = logprobs.get("content") if isinstance(logprobs, dict) else None
+        events.append(TextDelta(text, index, entries if isinstance(entries, list) else None))
     for tc in delta.get("tool_calls") or ():
         fn = tc.get("function") or {}
         events.append(
@@ -259,7 +272,7 @@ def _choice_events(c: dict[str, Any], events: list[StreamEvent]) -> None:
         )
     reason = c.get("finish_reason")
     if reason:
-        events.append(FinishEvent(_FINISH.get(reason, "stop"), index))
+        events.append(FinishEvent(_FINISH.get(reason, "stop"), index, _stop_sequence(c)))
 
 
 # --- pieces shared by the request and response sides ------------------------------------------
@@ -319,7 +332,14 @@ def _choice(c: dict[str, Any]) -> Choice:
         message=Message("assistant", parts, calls),
         finish_reason=_FINISH.get(reason, "stop") if reason else None,
         logprobs=c.get("logprobs"),
+        stop_sequence=_stop_sequence(c),
     )
+
+
+def _stop_sequence(c: dict[str, Any]) -> str | None:
+    """vLLM names the stop string that ended a choice in ``stop_reason`` (OpenAI does not say)."""
+    matched = c.get("stop_reason")
+    return matched if isinstance(matched, str) else None
 
 
 def _vector(value: Any) -> list[float]:

@@ -7,8 +7,11 @@ the mock provider when it plays OpenAI.
 
 from __future__ import annotations
 
+import array
+import base64
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -40,6 +43,8 @@ from breakwater.providers import fields as f
 from breakwater.providers.sse import encode_sse
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+#: OpenAI's ceiling for ``top_logprobs``
+MAX_TOP_LOGPROBS = 20
 DONE = b"data: [DONE]\n\n"
 
 
@@ -66,6 +71,9 @@ def decode_chat_request(body: Any) -> ChatRequest:
         raise InvalidRequest("'model' is required", param="model")
     if not request.messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    f.check_tool_choice(request.tool_choice, request.tools)
+    if request.top_logprobs and not request.logprobs:
+        raise InvalidRequest("'top_logprobs' needs 'logprobs': true", param="top_logprobs")
     return request
 
 
@@ -78,7 +86,7 @@ def _set_model(r: ChatRequest, v: Any) -> None:
 def _set_messages(r: ChatRequest, v: Any) -> None:
     if not isinstance(v, list):
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-    r.messages = [_message(m, i, r.extra_params) for i, m in enumerate(v)]
+    r.messages = [_message(m, i, r) for i, m in enumerate(v)]
 
 
 def _set_stream_options(r: ChatRequest, v: Any) -> None:
@@ -102,7 +110,7 @@ def _set_n(r: ChatRequest, v: Any) -> None:
 def _set_tools(r: ChatRequest, v: Any) -> None:
     if not isinstance(v, list):
         raise f.bad("tools", "an array")
-    r.tools = [_tool(t, i) for i, t in enumerate(v)]
+    r.tools = [_tool(t, i, r) for i, t in enumerate(v)]
 
 
 _Setter = Callable[[ChatRequest, Any], None]
@@ -121,7 +129,7 @@ _SETTERS: dict[str, _Setter] = {
     "presence_penalty": lambda r, v: setattr(r, "presence_penalty", f.as_num(v, "presence_penalty", -2, 2)),
     "frequency_penalty": lambda r, v: setattr(r, "frequency_penalty", f.as_num(v, "frequency_penalty", -2, 2)),
     "logprobs": lambda r, v: setattr(r, "logprobs", f.as_bool(v, "logprobs") or None),
-    "top_logprobs": lambda r, v: setattr(r, "top_logprobs", f.as_int(v, "top_logprobs", 0)),
+    "top_logprobs": lambda r, v: setattr(r, "top_logprobs", _top_logprobs(v)),
     "tools": _set_tools,
     "tool_choice": lambda r, v: setattr(r, "tool_choice", _tool_choice(v)),
     "parallel_tool_calls": lambda r, v: setattr(r, "parallel_tool_calls", f.as_bool(v, "parallel_tool_calls")),
@@ -142,18 +150,27 @@ def _metadata(value: Any) -> dict[str, str]:
     return dict(pairs)
 
 
-def _message(value: Any, i: int, extra: list[str]) -> Message:
+def _top_logprobs(value: Any) -> int | None:
+    n = f.as_int(value, "top_logprobs", 0)
+    if n is not None and n > MAX_TOP_LOGPROBS:
+        raise f.bad("top_logprobs", f"an integer between 0 and {MAX_TOP_LOGPROBS}")
+    return n
+
+
+def _is_role(value: Any) -> TypeGuard[Role]:
+    return isinstance(value, str) and value in _ROLES  # a client's object or array is not hashable
+
+
+def _message(value: Any, i: int, r: ChatRequest) -> Message:
     if not isinstance(value, dict):
         raise f.bad(f"messages[{i}]", "an object")
     role = value.get("role")
-    if role not in _ROLES:
+    if not _is_role(role):
         raise InvalidRequest(
             f"'messages[{i}].role': expected one of {', '.join(sorted(_ROLES))}", param=f"messages[{i}].role"
         )
     content = value.get("content")
-    parts: list[ContentPart] = (
-        [TextPart(content)] if type(content) is str else _content(content, f"messages[{i}]", extra)
-    )
+    parts: list[ContentPart] = [TextPart(content)] if type(content) is str else _content(content, f"messages[{i}]", r)
     calls = value.get("tool_calls")
     tool_call_id = value.get("tool_call_id")
     name = value.get("name")
@@ -192,7 +209,7 @@ def _full_message(m: dict[str, Any], i: int, role: Role, parts: list[ContentPart
     )
 
 
-def _content(value: Any, path: str, extra: list[str]) -> list[ContentPart]:
+def _content(value: Any, path: str, r: ChatRequest) -> list[ContentPart]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -205,18 +222,30 @@ def _content(value: Any, path: str, extra: list[str]) -> list[ContentPart]:
         part = f.obj(part, ppath)
         kind = part.get("type")
         if kind == "text":
-            parts.append(TextPart(f.req_str(part, "text", ppath + ".")))
+            parts.append(TextPart(f.req_str(part, "text", ppath + "."), _cache_control(part, ppath, r)))
         elif kind == "image_url":
             image = f.obj(part.get("image_url"), ppath + ".image_url")
-            parts.append(ImagePart(f.req_str(image, "url", ppath + ".image_url."), f.opt_str(image, "detail")))
+            url, detail = f.req_str(image, "url", ppath + ".image_url."), f.opt_str(image, "detail")
+            parts.append(ImagePart(url, detail, _cache_control(part, ppath, r)))
         elif isinstance(kind, str):
-            extra.append(f"{ppath}.type={kind}")
+            r.extra_params.append(f"{ppath}.type={kind}")
         else:
             raise f.bad(f"{ppath}.type", "a string")
     return parts
 
 
-def _tool(value: Any, i: int) -> Tool:
+def _cache_control(part: dict[str, Any], path: str, r: ChatRequest) -> dict[str, Any] | None:
+    """Anthropic's breakpoint on an OpenAI content part or tool (the convention LiteLLM clients use)."""
+    value = part.get("cache_control")
+    if value is None:
+        return None
+    cc = f.obj(value, path + ".cache_control")
+    f.req_str(cc, "type", path + ".cache_control.")
+    r.cache_breakpoints = True
+    return cc
+
+
+def _tool(value: Any, i: int, r: ChatRequest) -> Tool:
     path = f"tools[{i}]"
     t = f.obj(value, path)
     if t.get("type", "function") != "function":
@@ -228,6 +257,7 @@ def _tool(value: Any, i: int) -> Tool:
         description=f.opt_str(fn, "description", path + ".function."),
         parameters=f.obj(params, path + ".function.parameters"),
         strict=f.opt_bool(fn, "strict", path + ".function."),
+        cache_control=_cache_control(t, path, r),
     )
 
 
@@ -262,11 +292,10 @@ def _response_format(value: Any) -> ResponseFormat | None:
 
 
 def decode_embeddings_request(body: Any) -> EmbeddingRequest:
+    """An embeddings body; ``input`` is a string, strings, token ids, or lists of token ids."""
     body = f.obj(body, "body")
     model = f.req_str(body, "model")
-    inputs = f.str_list(body.get("input"), "input")
-    if not inputs:
-        raise InvalidRequest("'input' is required and must not be empty", param="input")
+    inputs, tokens = _embedding_input(body.get("input"))
     fmt = body.get("encoding_format", "float")
     if fmt not in ("float", "base64"):
         raise f.bad("encoding_format", "'float' or 'base64'")
@@ -277,7 +306,36 @@ def decode_embeddings_request(body: Any) -> EmbeddingRequest:
         encoding_format=fmt,
         user=f.opt_str(body, "user"),
         raw=body,
+        token_inputs=tokens,
     )
+
+
+_INPUT = "a string, an array of strings, an array of token ids or an array of token-id arrays"
+
+
+def _embedding_input(value: Any) -> tuple[list[str], list[list[int]] | None]:
+    """(texts, None) or ([], token-id lists): OpenAI's four shapes of ``input``, none of them empty."""
+    if isinstance(value, str):
+        return [value], None
+    if not isinstance(value, list) or not value:
+        if value is None or value == []:
+            raise InvalidRequest("'input' is required and must not be empty", param="input")
+        raise f.bad("input", _INPUT)
+    first = value[0]
+    if isinstance(first, str):
+        if all(isinstance(v, str) for v in value):
+            return value, None
+    elif isinstance(first, list):
+        if all(_token_ids(v) for v in value):
+            return [], value
+    elif _token_ids(value):
+        return [], [value]
+    raise f.bad("input", _INPUT)
+
+
+def _token_ids(value: Any) -> bool:
+    """A non-empty list of non-negative integers (booleans are not token ids)."""
+    return isinstance(value, list) and bool(value) and all(type(t) is int and t >= 0 for t in value)
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -318,15 +376,26 @@ def encode_chat_response(response: ChatResponse) -> bytes:
     return orjson.dumps(out)
 
 
-def encode_embeddings_response(response: EmbeddingResponse) -> bytes:
+def encode_embeddings_response(response: EmbeddingResponse, encoding_format: str = "float") -> bytes:
+    """OpenAI's embeddings list; ``base64`` packs each vector as little-endian float32, as OpenAI does."""
+    vectors: list[list[float]] | list[str] = response.vectors
+    if encoding_format == "base64":
+        vectors = [base64.b64encode(_float32(v)).decode("ascii") for v in response.vectors]
     return orjson.dumps(
         {
             "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(response.vectors)],
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
             "model": response.model,
             "usage": {"prompt_tokens": response.usage.input_tokens, "total_tokens": response.usage.input_tokens},
         }
     )
+
+
+def _float32(vector: list[float]) -> bytes:
+    packed = array.array("f", vector)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> bytes:
@@ -346,11 +415,18 @@ class StreamEncoder:
         self._choices = request.n
         self._last: PassthroughChunk | None = None
 
-    def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _chunk(
+        self, index: int, delta: dict[str, Any], finish: str | None = None, logprobs: list[Any] | None = None
+    ) -> bytes:
         if index not in self._role_sent:
             self._role_sent.add(index)
             delta = {"role": "assistant", **delta}
-        choice = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+        choice = {
+            "index": index,
+            "delta": delta,
+            "finish_reason": finish,
+            "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
+        }
         return encode_sse(
             orjson.dumps(
                 {
@@ -368,7 +444,7 @@ class StreamEncoder:
             self._last = event
             return encode_sse(event.data)
         if isinstance(event, TextDelta):
-            return self._chunk(event.index, {"content": event.text})
+            return self._chunk(event.index, {"content": event.text}, None, event.logprobs)
         if isinstance(event, ToolCallDelta):
             call: dict[str, Any] = {"index": event.tool_index, "function": {"arguments": event.arguments}}
             if event.id is not None:

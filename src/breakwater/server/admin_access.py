@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
-from breakwater.core.errors import BreakwaterError, InvalidRequest, NotFound
+from breakwater.core.errors import BreakwaterError, InvalidRequest, MethodNotAllowed, NotFound
 from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
 from breakwater.engine.limit_checks import Scope
 from breakwater.engine.quota import Quota
@@ -87,6 +87,9 @@ class AdminAccess:
         route: tuple[str, str, int] = (method, parts[0], len(parts))
         handler = _ROUTES.get(route)
         if handler is None:
+            allow = [m for m, resource, n in _ROUTES if resource == parts[0] and n == len(parts)]
+            if allow:
+                raise MethodNotAllowed(f"Method {method} is not allowed on {scope['path']}", allow)
             raise NotFound(f"Unknown admin route {method} {scope['path']}")
         return await handler(self, admin, parts, query, body, actor)
 

@@ -18,8 +18,9 @@ import orjson
 from pydantic import BaseModel
 
 from breakwater.core.config import Config, ConfigError, Problem, parse_config
+from breakwater.core.config_paths import anchor_paths
 from breakwater.core.defaults import default_config
-from breakwater.core.errors import NotFound
+from breakwater.core.errors import MethodNotAllowed, NotFound
 from breakwater.core.pricing import Price
 from breakwater.engine.gateway import Gateway
 from breakwater.engine.limit_checks import BudgetAlert
@@ -110,6 +111,8 @@ class BreakwaterApp:
         self.drain = Drain(config.server.drain_delay_s, self._start_draining)
         self.ledger = _ledger(config, environ, clock)
         self.prices = PriceBook(wiring.price_overrides())
+        #: deployments with no known price, said once at start-up (not at each request)
+        self._unpriced = wiring.unpriced(self.prices)
         #: budget alerts (and any alert raised as it happens): logged, and posted to the webhook
         self.outbox = AlertOutbox(_webhook(config, environ))
         prices = self.prices
@@ -185,7 +188,10 @@ class BreakwaterApp:
         self._routes[("GET", "/healthz")] = self._healthz
         self._routes[("GET", "/readyz")] = self._readyz
         self._endpoints = ep
-        self._paths = {path for _, path in self._routes}
+        #: path -> the methods it takes, for a 405's Allow header
+        self._methods: dict[str, list[str]] = {}
+        for method, path in self._routes:
+            self._methods.setdefault(path, []).append(method)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -203,17 +209,20 @@ class BreakwaterApp:
         if self._admin_access.handles(path):
             await self._admin_access(scope, receive, send)
             return
+        allow = self._methods.get(path)
         for prefix in ("/v1/models/", "/models/"):
-            if scope["method"] == "GET" and path.startswith(prefix) and len(path) > len(prefix):
-                await self._endpoints.model(path[len(prefix) :], scope, receive, send)
-                return
-        if path in self._paths:
-            exc = NotFound(f"Method {scope['method']} is not allowed on {path}")
-            status, headers, body = errors.openai_error(exc, self._endpoints.ids.of(scope))
-            await send_bytes(send, 405, body, headers)
-            return
-        exc = NotFound(f"Unknown path {path}; see GET /v1/models and POST /v1/chat/completions")
+            if path.startswith(prefix) and len(path) > len(prefix):
+                if scope["method"] == "GET":
+                    await self._endpoints.model(path[len(prefix) :], scope, receive, send)
+                    return
+                allow = ["GET"]
         mapper = errors.anthropic_error if path.startswith("/v1/messages") else errors.openai_error
+        if allow is not None:
+            exc: NotFound | MethodNotAllowed = MethodNotAllowed(
+                f"Method {scope['method']} is not allowed on {path}; use {' or '.join(sorted(allow))}", allow
+            )
+        else:
+            exc = NotFound(f"Unknown path {path}; see GET /v1/models and POST /v1/chat/completions")
         status, headers, body = mapper(exc, self._endpoints.ids.of(scope))
         await send_bytes(send, status, body, headers)
 
@@ -231,6 +240,8 @@ class BreakwaterApp:
         self.ready = False
 
     async def startup(self) -> None:
+        for warning in self._unpriced:
+            log.warning(warning)
         await self.sender.start()
         # the tokenizers' rank files (a few MB, ~0.3 s) are read before the first request, off the loop
         await asyncio.to_thread(self.tokenizers.warm)
@@ -422,14 +433,19 @@ def create_app(
 
 
 def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
-    """The config at ``path``, or the embedded default when ``path`` is None."""
+    """The config at ``path``, or the embedded default when ``path`` is None.
+
+    Relative paths in the file (SQLite stores, the spool, ``file:`` references) are made relative
+    to the file's directory (``core/config_paths.py``); the embedded default's stay relative to
+    the current directory.
+    """
     if path is None:
         return default_config(environ)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
-    return parse_config(text, path)
+    return anchor_paths(parse_config(text, path), Path(path).absolute().parent)
 
 
 def app_from_env() -> BreakwaterApp:

@@ -340,7 +340,7 @@ class Endpoints:
             if gate is not None:
                 await gate.admit_embeddings(ctx, request)
             response = await self.gateway.embeddings(request, ctx)
-            body = openai_serve.encode_embeddings_response(response)
+            body = openai_serve.encode_embeddings_response(response, request.encoding_format)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
             self._record(ctx, None, await _fail(send, errors.openai_error, exc, ctx), exc)
             return

@@ -37,6 +37,7 @@ _TABLE: dict[type[BaseException], tuple[int, str, str]] = {
     e.UnsupportedParameter: (400, "invalid_request_error", "invalid_request_error"),
     e.ModelNotFound: (404, "invalid_request_error", "not_found_error"),
     e.NotFound: (404, "invalid_request_error", "not_found_error"),
+    e.MethodNotAllowed: (405, "invalid_request_error", "invalid_request_error"),
     e.PayloadTooLarge: (413, "invalid_request_error", "request_too_large"),
     e.UnsupportedMediaType: (415, "invalid_request_error", "invalid_request_error"),
     e.AuthenticationFailed: (401, "invalid_request_error", "authentication_error"),
@@ -92,6 +93,8 @@ def _headers(exc: BaseException, request_id: str) -> Headers:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    if isinstance(exc, e.MethodNotAllowed):
+        headers.append((b"allow", ", ".join(exc.allow).encode()))
     if isinstance(exc, (e.UpstreamError, e.QuotaExceeded)):
         # the gateway has already retried and fallen back (or a budget is spent: retrying will not
         # help); the OpenAI and Anthropic SDKs honour this header, so they do not retry on their own

@@ -193,6 +193,42 @@ def test_stop_sequence_cuts_before_it(model: MockModel) -> None:
     c = model.chat(ask("x", stop=["zzz-not-there", word])).choices[0]
     assert c.finish_reason == "stop"
     assert c.message.text() == full[: full.index(word)]
+    assert c.stop_sequence == word
+    finish = [e for e in model.stream(ask("x", stop=[word])) if isinstance(e, FinishEvent)]
+    assert finish == [FinishEvent("stop", 0, word)]
+
+
+def test_an_answer_cut_by_max_tokens_names_no_stop_sequence(model: MockModel) -> None:
+    """When max_tokens ends the answer first, no stop sequence is reported."""
+    full = model.chat(ask("x")).choices[0].message.text()
+    c = model.chat(ask("x", stop=[full.split()[8]], max_tokens=3)).choices[0]
+    assert (c.finish_reason, c.stop_sequence) == ("length", None)
+
+
+def test_logprobs_cover_the_text(model: MockModel) -> None:
+    """With logprobs, each token of the text has one entry (tokens join to the text), a log
+    probability below 0, its UTF-8 bytes, and top_logprobs alternatives led by itself."""
+    c = model.chat(ask("x", logprobs=True, top_logprobs=4)).choices[0]
+    content = c.logprobs["content"]
+    assert "".join(e["token"] for e in content) == c.message.text()
+    assert len(content) == count_tokens(c.message.text())
+    for e in content:
+        assert -2 <= e["logprob"] < 0 and bytes(e["bytes"]) == e["token"].encode()
+        assert len(e["top_logprobs"]) == 4 and e["top_logprobs"][0]["token"] == e["token"]
+        assert [t["logprob"] for t in e["top_logprobs"]] == sorted(
+            (t["logprob"] for t in e["top_logprobs"]), reverse=True
+        )
+    assert model.chat(ask("x", logprobs=True, top_logprobs=4)).choices[0].logprobs == c.logprobs
+    assert model.chat(ask("x")).choices[0].logprobs is None
+
+
+def test_streamed_pieces_carry_their_logprobs(model: MockModel) -> None:
+    """Each streamed text piece carries the entries of exactly its tokens."""
+    request = ask("x", logprobs=True, top_logprobs=0)
+    entries = model.chat(request).choices[0].logprobs["content"]
+    deltas = [e for e in model.stream(request) if isinstance(e, TextDelta)]
+    assert all("".join(x["token"] for x in d.logprobs or ()) == d.text for d in deltas)
+    assert [x for d in deltas for x in d.logprobs or ()] == entries
 
 
 def test_n_choices(model: MockModel) -> None:
@@ -244,6 +280,16 @@ def test_embeddings_dimension_and_norm(model: MockModel) -> None:
     for v in [*response.vectors, small]:
         assert math.isclose(math.fsum(x * x for x in v), 1.0, rel_tol=1e-9)
     assert response.usage.input_tokens == 2
+
+
+def test_token_id_inputs_are_embedded(model: MockModel) -> None:
+    """Token-id inputs embed deterministically, one prompt token per id."""
+    ids = [[15339, 1917], [15339]]
+    response = model.embed(EmbeddingRequest(model="e", inputs=[], token_inputs=ids, dimensions=8))
+    assert len(response.vectors) == 2 and response.vectors[0] != response.vectors[1]
+    assert response.usage.input_tokens == 3
+    again = model.embed(EmbeddingRequest(model="e", inputs=[], token_inputs=ids[:1], dimensions=8))
+    assert again.vectors[0] == response.vectors[0]
 
 
 def test_embeddings_are_deterministic(model: MockModel) -> None:

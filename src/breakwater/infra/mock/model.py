@@ -17,10 +17,15 @@ Determinism rules (documented in docs/mock.md, relied on by demos and load tests
   mentioned tools only when the conversation ends with a user message, so an agent loop that
   sends tool results back gets a text answer and ends. ``parallel_tool_calls: false`` keeps one
   call. Arguments are built from the tool's JSON schema, so they validate against it.
-* **Limits.** Stop sequences cut the text before the first occurrence (finish ``stop``);
-  ``max_tokens`` cuts at a token boundary (finish ``length``), tool-call arguments included.
+* **Limits.** Stop sequences cut the text before the first occurrence (finish ``stop``, and the
+  sequence that matched is reported: Anthropic's ``stop_reason: stop_sequence``); ``max_tokens``
+  cuts at a token boundary (finish ``length``), tool-call arguments included.
+* **Log probabilities.** With ``logprobs``, each token of the text (a token and the spaces after
+  it) gets a log probability in [-2, 0) from a hash of the token and the answer, and
+  ``top_logprobs`` alternatives below it (the token itself first, then words from the list).
 * **Embeddings.** ``shake_256`` of the text gives the vector's raw numbers (so no two processes
-  or Python versions disagree); the vector is scaled to unit length.
+  or Python versions disagree); the vector is scaled to unit length. A token-id input is embedded
+  as the text of its ids joined by spaces, and counts one token per id.
 """
 
 from __future__ import annotations
@@ -126,10 +131,13 @@ class MockModel:
         dims = request.dimensions or self.default_dimensions
         if dims > MAX_DIMENSIONS:
             raise InvalidRequest(f"'dimensions' must be at most {MAX_DIMENSIONS}", param="dimensions")
-        if len(request.inputs) > MAX_INPUTS:
+        ids = request.token_inputs
+        texts = request.inputs if ids is None else [" ".join(map(str, t)) for t in ids]
+        if len(texts) > MAX_INPUTS:
             raise InvalidRequest(f"at most {MAX_INPUTS} inputs per request", param="input")
-        vectors = [embedding(text, dims) for text in request.inputs]
-        usage = Usage(input_tokens=sum(count_tokens(t) for t in request.inputs))
+        vectors = [embedding(text, dims) for text in texts]
+        tokens = sum(count_tokens(t) for t in texts) if ids is None else sum(len(t) for t in ids)
+        usage = Usage(input_tokens=tokens)
         return EmbeddingResponse(model=request.model, vectors=vectors, usage=usage)
 
 
@@ -190,13 +198,16 @@ def stream_events(response: ChatResponse) -> list[StreamEvent]:
     """A response as stream events: text and argument pieces of a few tokens each."""
     events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
     for c in response.choices:
-        for piece in _pieces(c.message.text()):
-            events.append(TextDelta(piece, c.index))
+        entries = c.logprobs["content"] if c.logprobs is not None else None
+        for k, piece in enumerate(_pieces(c.message.text())):
+            # a piece is PIECE_TOKENS tokens, and so are its logprob entries
+            logprobs = None if entries is None else entries[k * PIECE_TOKENS : (k + 1) * PIECE_TOKENS]
+            events.append(TextDelta(piece, c.index, logprobs))
         for t, call in enumerate(c.message.tool_calls):
             events.append(ToolCallDelta(t, "", id=call.id, name=call.name, index=c.index))
             for piece in _pieces(call.arguments):
                 events.append(ToolCallDelta(t, piece, index=c.index))
-        events.append(FinishEvent(c.finish_reason or "stop", c.index))
+        events.append(FinishEvent(c.finish_reason or "stop", c.index, c.stop_sequence))
     if response.usage is not None:
         events.append(UsageEvent(response.usage))
     return events
@@ -232,16 +243,40 @@ def _choice(request: ChatRequest, index: int, h: int, calls: list[tuple[int, Too
         return choice, sum(count_tokens(c.name) + count_tokens(c.arguments) for c in choice.message.tool_calls)
     text, tokens = _text(request, h)
     finish: FinishReason = "stop"
+    matched = None
     if request.stop:
-        cut = min((p for p in (text.find(s) for s in request.stop if s) if p >= 0), default=-1)
-        if cut >= 0:
+        found = [(p, s) for s in request.stop if s and (p := text.find(s)) >= 0]
+        if found:
+            cut, matched = min(found)
             text, tokens = text[:cut], -1
     if request.max_tokens is not None and request.max_tokens < (tokens if tokens >= 0 else count_tokens(text)):
         text, _ = _truncate(text, request.max_tokens)
-        finish, tokens = "length", request.max_tokens
+        finish, tokens, matched = "length", request.max_tokens, None
     if tokens < 0:
         tokens = count_tokens(text)
-    return Choice(index, Message("assistant", [TextPart(text)] if text else []), finish), tokens
+    logprobs = _logprobs(text, request.top_logprobs or 0, h) if request.logprobs else None
+    message = Message("assistant", [TextPart(text)] if text else [])
+    return Choice(index, message, finish, logprobs, matched), tokens
+
+
+def _logprobs(text: str, top: int, h: int) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` object for ``text``: one entry per token, ``top`` alternatives each."""
+    starts = [m.start() for m in TOKEN.finditer(text)]
+    bounds = [0, *starts[1:], len(text)] if starts else []
+    content = []
+    for a, b in itertools.pairwise(bounds):
+        token = text[a:b]
+        logprob = -((stable_hash(token, h) % 2000) + 1) / 1000
+        alternatives = [_entry(token, logprob)]
+        for j in range(1, top):
+            word = _BYTE_WORDS[stable_hash(str(j), h + a) % 256]
+            alternatives.append(_entry(word, round(logprob - 0.75 * j, 3)))
+        content.append({**_entry(token, logprob), "top_logprobs": alternatives[:top]})
+    return {"content": content, "refusal": None}
+
+
+def _entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
 
 
 def _tool_choice(request: ChatRequest, index: int, h: int, calls: list[tuple[int, Tool]]) -> Choice:

@@ -8,8 +8,6 @@ catalogue (status -> type/code/message, as their APIs really answer), the model 
 
 from __future__ import annotations
 
-import base64
-import struct
 from typing import Any, Protocol
 
 import orjson
@@ -114,16 +112,7 @@ class OpenAIWire:
         return openai_serve.decode_embeddings_request(body)
 
     def encode_embeddings(self, response: EmbeddingResponse, request: EmbeddingRequest) -> bytes:
-        if request.encoding_format != "base64":
-            return openai_serve.encode_embeddings_response(response)
-        # what the SDKs ask for by default: little-endian float32, base64-encoded
-        data = [
-            {"object": "embedding", "index": i, "embedding": base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()}
-            for i, v in enumerate(response.vectors)
-        ]
-        tokens = response.usage.input_tokens
-        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return orjson.dumps({"object": "list", "data": data, "model": response.model, "usage": usage})
+        return openai_serve.encode_embeddings_response(response, request.encoding_format)
 
     def error(self, status: int, message: str | None = None) -> bytes:
         default = ("server_error", None, "The server had an error.") if status >= 500 else _OPENAI_ERRORS[400]

@@ -67,6 +67,10 @@ _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "c
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-", "gpt-35")
 
 
+#: the encoding token-id embedding inputs are decoded with
+TOKEN_INPUT_ENCODING = "cl100k_base"
+
+
 class TokenizerDataError(RuntimeError):
     """A shipped rank file is missing or does not match its published hash."""
 
@@ -154,3 +158,15 @@ class Tokenizers:
     def count(self, provider: str | None, model: str, text: str) -> int:
         """Tokens of ``text`` for ``model`` on ``provider`` (the engine's ``TokenCounters`` port)."""
         return self.counter(provider, model).count(text)
+
+    def decode(self, ids: list[int]) -> str:
+        """The text of token ids a client made for an OpenAI embedding model (``cl100k_base``: the
+        encoding of ``text-embedding-*``, and what LangChain falls back to for any other name).
+
+        Raises:
+            ValueError: an id the encoding does not have.
+        """
+        try:
+            return self.encoding(TOKEN_INPUT_ENCODING).decode(ids)
+        except (KeyError, OverflowError) as exc:
+            raise ValueError(f"not a {TOKEN_INPUT_ENCODING} token id ({exc})") from None

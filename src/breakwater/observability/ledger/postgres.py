@@ -52,6 +52,7 @@ _TYPES = {
     "response": "TEXT",
     "upstream_ms": "DOUBLE PRECISION",
     "overhead_ms": "DOUBLE PRECISION",
+    "dropped_params": "TEXT",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

@@ -54,6 +54,8 @@ class LedgerRow:
     upstream_ms: float | None = None
     #: what the gateway itself added: total latency minus upstream time, backoff and queue waits
     overhead_ms: float | None = None
+    #: the request's parameters the upstream could not honour, comma-separated (``x-breakwater-dropped-params``)
+    dropped_params: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -78,5 +80,5 @@ class LedgerRow:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 """Column names, in field order: every store's INSERT and SELECT use this order."""
 
-ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms")
+ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params")
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""

@@ -56,6 +56,7 @@ _TYPES = {
     "response": "TEXT",
     "upstream_ms": "REAL",
     "overhead_ms": "REAL",
+    "dropped_params": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _TABLE = "breakwater_ledger"
