@@ -22,7 +22,7 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.engine.params import drop_params
-from breakwater.providers import openai_serve
+from breakwater.providers import openai_embeddings_serve, openai_serve
 from breakwater.providers.base import Target
 from breakwater.providers.openai import OpenAIAdapter
 
@@ -130,7 +130,7 @@ def test_extra_body_merged() -> None:
 )
 def test_embedding_input_shapes(value: object, texts: list[str], ids: list[list[int]] | None) -> None:
     """OpenAI's four shapes of embeddings input decode to texts or token-id lists."""
-    request = openai_serve.decode_embeddings_request({"model": "e", "input": value})
+    request = openai_embeddings_serve.decode_embeddings_request({"model": "e", "input": value})
     assert (request.inputs, request.token_inputs) == (texts, ids)
 
 
@@ -147,7 +147,7 @@ def test_token_ids_go_to_hosts_that_take_them() -> None:
 def test_base64_embeddings_are_little_endian_float32() -> None:
     """encoding_format base64 packs each vector as little-endian float32, which the adapter reads back."""
     response = EmbeddingResponse("e", [[0.5, -1.25, 3.0]], Usage(2))
-    body = orjson.loads(openai_serve.encode_embeddings_response(response, "base64"))
+    body = orjson.loads(openai_embeddings_serve.encode_embeddings_response(response, "base64"))
     raw = base64.b64decode(body["data"][0]["embedding"])
     assert struct.unpack("<3f", raw) == (0.5, -1.25, 3.0)
     assert ADAPTER.embeddings_response(orjson.dumps(body), Target("p", "m", "http://h")).vectors == [[0.5, -1.25, 3.0]]

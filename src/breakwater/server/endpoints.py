@@ -25,7 +25,7 @@ from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
 from breakwater.engine.context import RequestContext
 from breakwater.engine.gatekeeper import Gatekeeper
 from breakwater.engine.gateway import Gateway
-from breakwater.providers import openai_serve
+from breakwater.providers import openai_embeddings_serve
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, SSE_HEADERS, Headers, Receive, Scope, Send, read_json_body, send_bytes
 
@@ -333,14 +333,14 @@ class Endpoints:
         try:
             if gate is not None:
                 gate.authenticate(ctx)
-            request = openai_serve.decode_embeddings_request(
+            request = openai_embeddings_serve.decode_embeddings_request(
                 parse_json(await read_json_body(scope, receive, self.max_body_bytes))
             )
             ctx.route = request.model
             if gate is not None:
                 await gate.admit_embeddings(ctx, request)
             response = await self.gateway.embeddings(request, ctx)
-            body = openai_serve.encode_embeddings_response(response, request.encoding_format)
+            body = openai_embeddings_serve.encode_embeddings_response(response, request.encoding_format)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
             self._record(ctx, None, await _fail(send, errors.openai_error, exc, ctx), exc)
             return

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import orjson
 
 from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
-from breakwater.providers import anthropic_serve, gemini_serve, openai_serve
+from breakwater.providers import anthropic_serve, gemini_serve, openai_embeddings_serve, openai_serve
 
 #: the names GET /v1/models lists; any model name is accepted and echoed back
 MODEL_NAMES = ("mock-chat", "mock-chat-large", "mock-embedding")
@@ -109,10 +109,10 @@ class OpenAIWire:
     def decode_embeddings(self, body: Any, model: str | None) -> EmbeddingRequest:
         if model is not None and isinstance(body, dict) and "model" not in body:
             body["model"] = model
-        return openai_serve.decode_embeddings_request(body)
+        return openai_embeddings_serve.decode_embeddings_request(body)
 
     def encode_embeddings(self, response: EmbeddingResponse, request: EmbeddingRequest) -> bytes:
-        return openai_serve.encode_embeddings_response(response, request.encoding_format)
+        return openai_embeddings_serve.encode_embeddings_response(response, request.encoding_format)
 
     def error(self, status: int, message: str | None = None) -> bytes:
         default = ("server_error", None, "The server had an error.") if status >= 500 else _OPENAI_ERRORS[400]
