@@ -238,6 +238,14 @@ def logged_failures(records: Sequence[logging.LogRecord]) -> list[str]:
     ]
 
 
+def check_each(client: InProcess, requests: Sequence[Request], wire: Wire, caplog: Any, **headers: str) -> None:
+    """Send each request: every answer passes ``check_answer`` and its request logs no crash."""
+    for request in requests:
+        caplog.clear()
+        check_answer(client.send(request, **headers), wire, request)
+        assert not logged_failures(caplog.records)
+
+
 def check_answer(response: httpx2.Response, wire: Wire, request: Request) -> None:
     """No 5xx; errors in ``wire``'s format, with a message free of Python exception text; streams end properly.
 

@@ -393,10 +393,7 @@ def _blocks(parts: list[ContentPart], i: int) -> list[dict[str, Any]]:
 
 
 def _text_block(part: TextPart) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "text", "text": part.text}
-    if part.cache_control is not None:
-        block["cache_control"] = part.cache_control
-    return block
+    return _cached({"type": "text", "text": part.text}, part.cache_control)
 
 
 def _cached(block: dict[str, Any], cache_control: dict[str, Any] | None) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def decode_chat_request(body: Any) -> ChatRequest:
     tools = [tool for i, t in enumerate(f.opt_list(body, "tools")) if (tool := _tool(t, i, extra)) is not None]
     tool_choice, parallel = _tool_choice(body.get("tool_choice"))
     f.check_tool_choice(tool_choice, tools)
-    top_cache = _cache_control(body, "")
+    top_cache = f.cache_control(body, "")
     return ChatRequest(
         model=model,
         messages=messages,
@@ -100,16 +100,6 @@ def decode_chat_request(body: Any) -> ChatRequest:
         cache_breakpoints=top_cache is not None or _has_breakpoints(messages, tools),
         extra_params=extra,
     )
-
-
-def _cache_control(block: dict[str, Any], path: str) -> dict[str, Any] | None:
-    """A block's ``cache_control`` breakpoint, kept as sent once it is an object with a ``type``."""
-    value = block.get("cache_control")
-    if value is None:
-        return None
-    cc = f.obj(value, path + "cache_control")
-    f.req_str(cc, "type", path + "cache_control.")
-    return cc
 
 
 def _has_breakpoints(messages: list[Message], tools: list[Tool]) -> bool:
@@ -136,7 +126,7 @@ def _system(value: Any) -> list[Message]:
         if block.get("type") != "text":
             raise f.bad(f"system[{j}].type", "'text'")
         path = f"system[{j}]."
-        parts.append(TextPart(f.req_str(block, "text", path), _cache_control(block, path)))
+        parts.append(TextPart(f.req_str(block, "text", path), f.cache_control(block, path)))
     return [Message("system", parts)] if parts else []
 
 
@@ -162,11 +152,11 @@ def _message(value: Any, i: int, extra: list[str]) -> list[Message]:
         if kind == "tool_use" and role == "assistant":
             args = f.obj(block.get("input"), bpath + ".input")
             call_id, name = f.req_str(block, "id", bpath + "."), f.req_str(block, "name", bpath + ".")
-            calls.append(ToolCall(call_id, name, _compact(args), _cache_control(block, bpath + ".")))
+            calls.append(ToolCall(call_id, name, _compact(args), f.cache_control(block, bpath + ".")))
         elif kind == "tool_result" and role == "user":
             tool_use_id = f.req_str(block, "tool_use_id", bpath + ".")
             content = _result_content(block.get("content"), bpath, extra)
-            cache = _cache_control(block, bpath + ".")
+            cache = f.cache_control(block, bpath + ".")
             results.append(Message("tool", content, tool_call_id=tool_use_id, cache_control=cache))
         elif kind in ("tool_use", "tool_result"):
             owner = "assistant" if kind == "tool_use" else "user"
@@ -181,11 +171,11 @@ def _message(value: Any, i: int, extra: list[str]) -> list[Message]:
 
 def _part(block: dict[str, Any], kind: Any, path: str, parts: list[ContentPart], extra: list[str]) -> None:
     if kind == "text":
-        parts.append(TextPart(f.req_str(block, "text", path + "."), _cache_control(block, path + ".")))
+        parts.append(TextPart(f.req_str(block, "text", path + "."), f.cache_control(block, path + ".")))
     elif kind == "image":
         source = f.obj(block.get("source"), path + ".source")
         stype = source.get("type")
-        cache = _cache_control(block, path + ".")
+        cache = f.cache_control(block, path + ".")
         if stype == "base64":
             media_type = f.req_str(source, "media_type", path + ".source.")
             data = f.req_str(source, "data", path + ".source.")
@@ -233,7 +223,7 @@ def _tool(value: Any, i: int, extra: list[str]) -> Tool | None:
         description=f.opt_str(t, "description", path + "."),
         parameters=f.obj(schema, path + ".input_schema"),
         strict=f.opt_bool(t, "strict", path + "."),
-        cache_control=_cache_control(t, path + "."),
+        cache_control=f.cache_control(t, path + "."),
     )
 
 

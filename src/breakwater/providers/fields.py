@@ -108,6 +108,17 @@ def str_list(value: Any, path: str) -> list[str]:
     raise bad(path, "a string or an array of strings")
 
 
+def cache_control(block: JSON, path: str = "") -> JSON | None:
+    """A block's Anthropic ``cache_control`` breakpoint, kept as sent once it is an object with a
+    string ``type`` (the upstream checks the rest); ``path`` prefixes the key in messages."""
+    value = block.get("cache_control")
+    if value is None:
+        return None
+    cc = obj(value, path + "cache_control")
+    req_str(cc, "type", path + "cache_control.")
+    return cc
+
+
 def check_tool_choice(choice: ToolChoice | None, tools: list[Tool]) -> None:
     """A tool choice that forces a call needs tools to call, and a named one must be among them.
 

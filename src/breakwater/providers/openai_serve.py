@@ -231,12 +231,9 @@ def _content(value: Any, path: str, r: ChatRequest) -> list[ContentPart]:
 
 def _cache_control(part: dict[str, Any], path: str, r: ChatRequest) -> dict[str, Any] | None:
     """Anthropic's breakpoint on an OpenAI content part or tool (the convention LiteLLM clients use)."""
-    value = part.get("cache_control")
-    if value is None:
-        return None
-    cc = f.obj(value, path + ".cache_control")
-    f.req_str(cc, "type", path + ".cache_control.")
-    r.cache_breakpoints = True
+    cc = f.cache_control(part, path + ".")
+    if cc is not None:
+        r.cache_breakpoints = True
     return cc
 
 

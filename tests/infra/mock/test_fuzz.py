@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from breakwater.infra.mock.app import create_mock_app
-from tests.fuzzing import FUZZ, MODES, Bodies, InProcess, Mode, Wire, check_answer, draw_requests, logged_failures
+from tests.fuzzing import FUZZ, MODES, Bodies, InProcess, Mode, Wire, check_each, draw_requests
 
 #: the version header the Anthropic SDKs send with every request
 ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
@@ -57,10 +57,7 @@ def _fuzz(
     headers: dict[str, str] | None = None,
 ) -> None:
     overrides = {"stream": True} if operation[1] != "/embeddings" and data.draw(st.booleans(), label="stream") else {}
-    for request in draw_requests(data, bodies, mode, *operation, url, **overrides):
-        caplog.clear()
-        check_answer(mock.send(request, **(headers or {})), wire, request)
-        assert not logged_failures(caplog.records)
+    check_each(mock, draw_requests(data, bodies, mode, *operation, url, **overrides), wire, caplog, **(headers or {}))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -103,7 +100,4 @@ def test_gemini_generate_content(
     non-5xx answer, errors in Gemini's format without Python text."""
     action = data.draw(st.sampled_from(["generateContent", "streamGenerateContent?alt=sse"]), label="action")
     url = f"/v1beta/models/mock-chat:{action}"
-    for request in draw_requests(data, gemini_schema, mode, "POST", "/body", url):
-        caplog.clear()
-        check_answer(mock.send(request), "gemini", request)
-        assert not logged_failures(caplog.records)
+    check_each(mock, draw_requests(data, gemini_schema, mode, "POST", "/body", url), "gemini", caplog)
