@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 #: ``pytester`` runs pytest inside a test (the write guard's own tests)
-pytest_plugins = ["pytester", "tests.write_guard"]
+pytest_plugins = ["pytester", "tests.write_guard", "tests.fuzzing"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -326,3 +327,24 @@ def _frame_data(data: str, where: str) -> Any:
         return json.loads(data)
     except ValueError:
         raise AssertionError(f"a stream frame that is not JSON ({data[:200]!r}) for {where}") from None
+
+
+# --- fixtures (a pytest plugin: tests/conftest.py lists this module) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def openai_spec() -> Bodies:
+    """Bodies drawn from OpenAI's vendored OpenAPI spec."""
+    return Bodies.openai()
+
+
+@pytest.fixture(scope="module")
+def messages_schema() -> Bodies:
+    """Bodies drawn from our JSON Schema of Anthropic's Messages request."""
+    return Bodies.anthropic_messages()
+
+
+@pytest.fixture(scope="module")
+def gemini_schema() -> Bodies:
+    """Bodies drawn from our JSON Schema of Gemini's GenerateContentRequest."""
+    return Bodies.gemini_generate_content()

@@ -56,16 +56,6 @@ def gateway() -> Iterator[InProcess]:
     client.close()
 
 
-@pytest.fixture(scope="module")
-def openai_spec() -> Bodies:
-    return Bodies.openai()
-
-
-@pytest.fixture(scope="module")
-def messages_schema() -> Bodies:
-    return Bodies.anthropic_messages()
-
-
 def _chat(
     gateway: InProcess,
     caplog: pytest.LogCaptureFixture,

@@ -30,21 +30,6 @@ def mock() -> Iterator[InProcess]:
     client.close()
 
 
-@pytest.fixture(scope="module")
-def openai_spec() -> Bodies:
-    return Bodies.openai()
-
-
-@pytest.fixture(scope="module")
-def messages_schema() -> Bodies:
-    return Bodies.anthropic_messages()
-
-
-@pytest.fixture(scope="module")
-def gemini_schema() -> Bodies:
-    return Bodies.gemini_generate_content()
-
-
 def _fuzz(
     mock: InProcess,
     caplog: pytest.LogCaptureFixture,
