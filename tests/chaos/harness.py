@@ -13,7 +13,7 @@ from typing import Any
 
 from breakwater.core.config import build_config
 from breakwater.core.types import ChatRequest, Message, TextPart
-from breakwater.engine.gateway import Gateway
+from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.ports import Clock
 from breakwater.infra.clock import ManualClock
 from breakwater.server.wiring import Wiring

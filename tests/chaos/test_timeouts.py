@@ -20,8 +20,8 @@ import pytest
 
 from breakwater.core.errors import BreakwaterError, UpstreamTimeout
 from breakwater.core.types import ChatRequest, StreamEvent, TextDelta
+from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.context import RequestContext
-from breakwater.engine.gateway import Gateway
 from breakwater.infra.clock import LoopClock
 from tests.chaos.harness import build_gateway, hi
 

@@ -25,7 +25,7 @@ import yaml
 from breakwater.cli.access_output import changes
 from breakwater.cli.main import main
 from breakwater.core.errors import AuthenticationFailed
-from breakwater.engine.access import Directory
+from breakwater.engine.access.directory import Directory
 from breakwater.engine.ports import SystemClock
 from breakwater.infra.keystore import store_for
 from breakwater.server.access import hash_secret

@@ -13,8 +13,8 @@ import pytest
 
 from breakwater.core.errors import AuthenticationFailed, BackendUnavailable, InvalidRequest, NotFound, PermissionDenied
 from breakwater.core.keys import AccessSnapshot
-from breakwater.engine.access import Directory
-from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamSpec, parse
+from breakwater.engine.access.directory import Directory
+from breakwater.engine.access.operations import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamSpec, parse
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.keystore import SqliteKeyStore
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from breakwater.core.errors import Saturated
-from breakwater.engine.admission import ConcurrencyLimiter, Lease
+from breakwater.engine.calls.admission import ConcurrencyLimiter, Lease
 from breakwater.infra.clock import ManualClock
 
 T = TypeVar("T")

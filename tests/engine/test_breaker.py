@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from breakwater.core.config import BreakerPolicy
-from breakwater.engine.breaker import CircuitBreaker
+from breakwater.engine.calls.breaker import CircuitBreaker
 from breakwater.infra.clock import ManualClock as FakeClock
 
 

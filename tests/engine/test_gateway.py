@@ -11,8 +11,8 @@ import pytest
 from breakwater.core.config import Timeouts, build_config
 from breakwater.core.errors import ModelNotFound, UnsupportedParameter, UpstreamTimeout
 from breakwater.core.types import ChatRequest, Message, TextDelta, TextPart
+from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.context import RequestContext
-from breakwater.engine.gateway import Gateway
 from breakwater.engine.routing import Deployment, Route, Router
 from breakwater.infra.clock import SystemClock
 from breakwater.providers.base import HttpRequest, Target

@@ -15,9 +15,9 @@ import pytest
 from genai_prices.types import ModelPrice, Tier, TieredPrices
 
 from breakwater.core.config import Price as PriceOverride
+from breakwater.core.prices import FREE, MOCK_HOST, PriceBook, lookup, price_from_model_price
 from breakwater.core.pricing import Price, cost
 from breakwater.core.types import Usage
-from breakwater.engine.prices import FREE, MOCK_HOST, PriceBook, lookup, price_from_model_price
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -120,7 +120,7 @@ def test_unknown_model_is_none_counted_and_warned_once(caplog: pytest.LogCapture
 
 
 def test_lookup_is_done_once_per_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import breakwater.engine.prices as prices
+    import breakwater.core.prices as prices
 
     calls: list[str] = []
     real = prices.lookup

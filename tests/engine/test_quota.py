@@ -1,4 +1,4 @@
-"""Limits and budgets (engine/quota.py) on memory counters and an injected clock: what is admitted,
+"""Limits and budgets (engine/limits/quota.py) on memory counters and an injected clock: what is admitted,
 what is refused with which error and wait, what settlement gives back, budget alerts, sessions,
 and riding out a counter backend that goes away."""
 
@@ -19,9 +19,18 @@ from breakwater.core.errors import (
 )
 from breakwater.core.limits import Budget, Limits
 from breakwater.engine.context import RequestContext
-from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Lease, Reading, Release, Verdict, Window
-from breakwater.engine.limit_checks import BudgetAlert, Demand, Scope, Sessions
-from breakwater.engine.quota import Quota
+from breakwater.engine.limits.checks import BudgetAlert, Demand, Scope, Sessions
+from breakwater.engine.limits.counters import (
+    Adjust,
+    Check,
+    CountersUnavailable,
+    Lease,
+    Reading,
+    Release,
+    Verdict,
+    Window,
+)
+from breakwater.engine.limits.quota import Quota
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.counters import MemoryCounters
 

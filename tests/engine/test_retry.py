@@ -23,7 +23,7 @@ from breakwater.core.errors import (
     UpstreamTimeout,
     classify_status,
 )
-from breakwater.engine.retry import RetryBudget, backoff_delay, should_retry
+from breakwater.engine.calls.retry import RetryBudget, backoff_delay, should_retry
 from breakwater.infra.clock import ManualClock as FakeClock
 
 

@@ -10,8 +10,8 @@ import pytest
 from breakwater.core.config import build_config
 from breakwater.core.errors import ContentFiltered, ContextLengthExceeded, Unavailable
 from breakwater.core.types import ChatRequest, FinishEvent, Message, StreamEvent, TextDelta, TextPart
+from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.context import RequestContext
-from breakwater.engine.gateway import Gateway
 from breakwater.infra.clock import ManualClock, SystemRandom
 from breakwater.server.wiring import Wiring
 

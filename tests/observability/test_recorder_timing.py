@@ -6,9 +6,9 @@ them, so each figure below is computed exactly.
 
 from __future__ import annotations
 
+from breakwater.core.prices import PriceBook
 from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.engine.context import RequestContext
-from breakwater.engine.prices import PriceBook
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.recorder import Recorder
 

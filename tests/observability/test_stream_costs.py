@@ -12,10 +12,10 @@ from decimal import Decimal
 
 import orjson
 
+from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import Price
 from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.engine.context import RequestContext
-from breakwater.engine.prices import PriceBook
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.recorder import Recorder
 from breakwater.providers.base import Target

@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from breakwater.core.config import Provider, TracingSettings
+from breakwater.core.prices import PriceBook
 from breakwater.core.types import ChatRequest, Message, TextPart, Usage
 from breakwater.engine.context import RequestContext
-from breakwater.engine.prices import PriceBook
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.tracing import Tracer, exporter_processor, provider_systems, traces_url

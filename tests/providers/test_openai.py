@@ -21,7 +21,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.engine.params import drop_params
+from breakwater.engine.calls.params import drop_params
 from breakwater.providers import openai_embeddings_serve, openai_serve
 from breakwater.providers.base import Target
 from breakwater.providers.openai import OpenAIAdapter

@@ -14,7 +14,7 @@ import httpx2
 import openai
 
 from breakwater.core.config import build_config
-from breakwater.engine.access_admin import AccessAdmin, KeySpec, LimitsSpec, TeamSpec, parse
+from breakwater.engine.access.operations import AccessAdmin, KeySpec, LimitsSpec, TeamSpec, parse
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.keystore import SqliteKeyStore
 from breakwater.observability.ledger import SqliteLedger

@@ -35,8 +35,8 @@ from breakwater.cli.access_output import Json, Shown
 from breakwater.core.errors import BreakwaterError, InvalidRequest, NotFound
 from breakwater.core.keys import Team
 from breakwater.core.limits import PERIODS
-from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
-from breakwater.engine.access_store import AccessStore
+from breakwater.engine.access.operations import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
+from breakwater.engine.access.store import AccessStore
 from breakwater.engine.ports import Clock, SystemClock
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
@@ -167,7 +167,7 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
     import asyncpg  # type: ignore[import-untyped]
 
     from breakwater.core.config import ConfigError
-    from breakwater.engine.access_store import KeyConflict
+    from breakwater.engine.access.store import KeyConflict
     from breakwater.infra.credentials import CredentialError
     from breakwater.server.access import change_reach, hash_secret, invalidations, key_store
     from breakwater.server.app import load_config

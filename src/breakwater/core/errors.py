@@ -116,7 +116,7 @@ class MethodNotAllowed(RequestError):
 
 
 class LimitExceeded(BreakwaterError):
-    """A limit configured on a key, team, user, tag or route (``engine/quota.py``) refused the request.
+    """A limit configured on a key, team, user, tag or route (``engine/limits/quota.py``) refused the request.
 
     Nothing was counted for it; ``retry_after`` is when the limit has room again.
     """
@@ -152,7 +152,7 @@ class BackendUnavailable(BreakwaterError):
 class Saturated(BreakwaterError):
     """A deployment is at its ``max_concurrency`` and the request cannot wait for a slot.
 
-    Raised by the gateway's own backpressure (``engine/admission.py``) before any upstream call:
+    Raised by the gateway's own backpressure (``engine/calls/admission.py``) before any upstream call:
     the queue is full, or the expected wait exceeds the request's deadline. ``retry_after`` is the
     estimated wait in whole seconds (at least 1). Not an ``UpstreamError``: no provider failed.
     """

@@ -1,7 +1,7 @@
 """What a caller may consume: request and token rates, concurrency, and spend over a period.
 
 One ``Limits`` value describes every scope that can be limited (a virtual key, a team, a user,
-a tag, a route), so one mechanism enforces them all (``engine/quota.py``). Budgets count money
+a tag, a route), so one mechanism enforces them all (``engine/limits/quota.py``). Budgets count money
 as whole nano-dollars (1e-9 USD) so that counters can be plain 64-bit integers in Redis and in
 memory and still add up exactly (the smallest per-token price on any list is far above that).
 

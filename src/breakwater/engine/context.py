@@ -10,7 +10,7 @@ from breakwater.engine.accounting import Tally
 
 if TYPE_CHECKING:  # quota.py imports this module
     from breakwater.core.keys import Team, VirtualKey
-    from breakwater.engine.quota import Ticket
+    from breakwater.engine.limits.quota import Ticket
 
 #: ``(deployment, provider, upstream model, start_mono, end_mono, error class name or None)``: a
 #: plain tuple so recording an attempt costs one allocation on the request path
@@ -56,7 +56,7 @@ class RequestContext:
     team: Team | None = None
     #: an agent session (``x-breakwater-session``), capped by ``access.sessions``
     session: str | None = None
-    #: what the request reserved against its limits, settled when it ends (``engine/quota.py``)
+    #: what the request reserved against its limits, settled when it ends (``engine/limits/quota.py``)
     ticket: Ticket | None = None
     #: ``x-ratelimit-*`` headers for the response, whatever its status
     rate_headers: list[tuple[bytes, bytes]] = field(default_factory=list)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from breakwater.engine.counters import Adjust, Check, Reading, Release, Verdict, Window
+from breakwater.engine.limits.counters import Adjust, Check, Reading, Release, Verdict, Window
 from breakwater.providers.base import HttpRequest
 
 
@@ -83,7 +83,7 @@ class TokenCounters(Protocol):
 
 
 class Counters(Protocol):
-    """Capped counters for limits and budgets (``engine/counters.py`` defines the checks).
+    """Capped counters for limits and budgets (``engine/limits/counters.py`` defines the checks).
 
     ``infra.counters.MemoryCounters`` (one process) and ``infra.counters.RedisCounters`` (shared
     by replicas; atomic scripts) implement it with the same behaviour. Every method may raise

@@ -14,8 +14,8 @@ from typing import Literal
 from breakwater.core.config import BreakerPolicy, Fallbacks, MaxTokensGuard, RetryPolicy, Strategy, Timeouts
 from breakwater.core.errors import ModelNotFound
 from breakwater.core.limits import Limits
+from breakwater.engine.calls.stats import DeploymentStats
 from breakwater.engine.ports import HttpSender, RandomSource
-from breakwater.engine.stats import DeploymentStats
 from breakwater.providers.base import Adapter, Target
 
 

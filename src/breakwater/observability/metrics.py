@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from breakwater.engine.access import Directory
-from breakwater.engine.gateway import Gateway
-from breakwater.engine.quota import Quota
-from breakwater.engine.stats import DeploymentStats
+from breakwater.engine.access.directory import Directory
+from breakwater.engine.calls.gateway import Gateway
+from breakwater.engine.calls.stats import DeploymentStats
+from breakwater.engine.limits.quota import Quota
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
 

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import cost
 from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, Usage
 from breakwater.engine.context import RequestContext
 from breakwater.engine.ports import TokenCounters
-from breakwater.engine.prices import PriceBook
 from breakwater.observability.capture import Capture
 from breakwater.observability.ledger.row import LedgerRow
 

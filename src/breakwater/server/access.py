@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from breakwater.core.config import Config
-from breakwater.engine.access import Directory
-from breakwater.engine.access_admin import AccessAdmin
-from breakwater.engine.access_store import AccessStore
-from breakwater.engine.gatekeeper import Gatekeeper, PriceOf
-from breakwater.engine.limit_checks import BudgetAlert, Sessions
+from breakwater.engine.access.directory import Directory
+from breakwater.engine.access.gatekeeper import Gatekeeper, PriceOf
+from breakwater.engine.access.operations import AccessAdmin
+from breakwater.engine.access.store import AccessStore
+from breakwater.engine.limits.checks import BudgetAlert, Sessions
+from breakwater.engine.limits.quota import Quota
 from breakwater.engine.ports import Clock, Counters, TokenCounters
-from breakwater.engine.quota import Quota
 from breakwater.engine.routing import Router
 from breakwater.infra.counters.memory import MemoryCounters
 from breakwater.infra.credentials import CredentialError, resolve

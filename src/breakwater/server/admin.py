@@ -33,7 +33,7 @@ from breakwater.core.errors import (
     Unavailable,
 )
 from breakwater.core.keys import KEY_PREFIX
-from breakwater.engine.gateway import Gateway
+from breakwater.engine.calls.gateway import Gateway
 from breakwater.observability.ledger.aggregate import UsagePage, aggregate, parse_by, parse_instant
 from breakwater.observability.ledger.service import Store
 from breakwater.observability.metrics import CONTENT_TYPE, Metrics

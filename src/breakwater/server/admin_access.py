@@ -29,9 +29,9 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from breakwater.core.errors import BreakwaterError, InvalidRequest, MethodNotAllowed, NotFound
-from breakwater.engine.access_admin import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
-from breakwater.engine.limit_checks import Scope
-from breakwater.engine.quota import Quota
+from breakwater.engine.access.operations import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
+from breakwater.engine.limits.checks import Scope
+from breakwater.engine.limits.quota import Quota
 from breakwater.server import errors
 from breakwater.server.admin import AdminAuth
 from breakwater.server.asgi import JSON_HEADERS, Receive, Send, header, read_json_body, send_bytes

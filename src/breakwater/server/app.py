@@ -21,11 +21,11 @@ from breakwater.core.config import Config, ConfigError, Problem, parse_config
 from breakwater.core.config_paths import anchor_paths
 from breakwater.core.defaults import default_config
 from breakwater.core.errors import MethodNotAllowed, NotFound
+from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import Price
-from breakwater.engine.gateway import Gateway
-from breakwater.engine.limit_checks import BudgetAlert
+from breakwater.engine.calls.gateway import Gateway
+from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.ports import Clock, RandomSource
-from breakwater.engine.prices import PriceBook
 from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.credentials import CredentialError, resolve

@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from breakwater.core.keys import EVERY_USER, AccessSnapshot
 from breakwater.core.limits import Period, period_span
-from breakwater.engine.limit_checks import Scope
-from breakwater.engine.quota import Quota
+from breakwater.engine.limits.checks import Scope
+from breakwater.engine.limits.quota import Quota
 from breakwater.observability.ledger.aggregate import aggregate
 from breakwater.observability.ledger.service import Store
 

@@ -22,9 +22,9 @@ import orjson
 
 from breakwater.core.errors import InvalidRequest, ModelNotFound, ShuttingDown
 from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
+from breakwater.engine.access.gatekeeper import Gatekeeper
+from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.context import RequestContext
-from breakwater.engine.gatekeeper import Gatekeeper
-from breakwater.engine.gateway import Gateway
 from breakwater.providers import openai_embeddings_serve
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, SSE_HEADERS, Headers, Receive, Scope, Send, read_json_body, send_bytes

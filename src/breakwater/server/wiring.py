@@ -14,9 +14,9 @@ from breakwater.core.config import BreakerPolicy, Config, Problem, Timeouts
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
 from breakwater.core.limits import Limits
+from breakwater.core.prices import MOCK_HOST, PriceBook
 from breakwater.core.pricing import Price
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
-from breakwater.engine.prices import MOCK_HOST, PriceBook
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
 from breakwater.infra.credentials import CredentialError, resolve
 from breakwater.infra.mock.faults import validate_faults

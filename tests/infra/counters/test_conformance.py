@@ -1,4 +1,4 @@
-"""The ``Counters`` contract (``engine/counters.py``), one suite run against every backend.
+"""The ``Counters`` contract (``engine/limits/counters.py``), one suite run against every backend.
 
 Memory runs everywhere; Redis needs 127.0.0.1:6379 (skipped when absent, a failure under
 ``BREAKWATER_REQUIRE_SERVICES=1``) and uses a namespace of its own per test.
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from breakwater.engine.counters import Adjust, Lease, Reading, Release, Verdict, Window
+from breakwater.engine.limits.counters import Adjust, Lease, Reading, Release, Verdict, Window
 from breakwater.engine.ports import Counters
 from breakwater.infra.counters import MemoryCounters
 from breakwater.infra.counters.redis import RedisCounters

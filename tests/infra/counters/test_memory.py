@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from breakwater.engine.counters import Adjust, Lease, Reading, Window
+from breakwater.engine.limits.counters import Adjust, Lease, Reading, Window
 from breakwater.infra.counters import MemoryCounters
 
 T = 1_700_000_000.0

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis
 
-from breakwater.engine.counters import Adjust, CountersUnavailable, Lease, Reading, Release, Window
+from breakwater.engine.limits.counters import Adjust, CountersUnavailable, Lease, Reading, Release, Window
 from breakwater.infra.counters.redis import RedisCounters
 
 from ...tcp_proxy import TcpProxy

@@ -1,4 +1,4 @@
-"""The ``AccessStore`` contract (``engine/access_store.py``), one suite run against both key stores.
+"""The ``AccessStore`` contract (``engine/access/store.py``), one suite run against both key stores.
 
 SQLite runs everywhere, in a file of the test's own. PostgreSQL needs 127.0.0.1:5432 (trust auth,
 user ``postgres``, database ``test``): skipped when absent, a failure under
@@ -22,7 +22,7 @@ import pytest
 
 from breakwater.core.keys import SubjectLimits, Team, VirtualKey, hash_key, key_prefix, new_key
 from breakwater.core.limits import Budget, Limits
-from breakwater.engine.access_store import AccessStore, KeyConflict
+from breakwater.engine.access.store import AccessStore, KeyConflict
 from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore, store_for
 
 from ...conftest import require_service

@@ -1,4 +1,4 @@
-"""The two backends of the engine's ``Counters`` port (``engine/counters.py`` defines the checks).
+"""The two backends of the engine's ``Counters`` port (``engine/limits/counters.py`` defines the checks).
 
 ``MemoryCounters`` holds one process's counts; ``RedisCounters`` (in ``.redis``, imported only
 where Redis is configured, so a gateway without it never loads redis-py) shares them, exactly,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import repeat
 
-from breakwater.engine.counters import Adjust, Check, Lease, Reading, Release, Verdict, Window
+from breakwater.engine.limits.counters import Adjust, Check, Lease, Reading, Release, Verdict, Window
 
 __all__ = ["MemoryCounters"]
 

@@ -30,7 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Reading, Release, Verdict, Window
+from breakwater.engine.limits.counters import Adjust, Check, CountersUnavailable, Reading, Release, Verdict, Window
 
 __all__ = ["RedisCounters"]
 

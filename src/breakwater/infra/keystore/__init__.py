@@ -1,4 +1,4 @@
-"""The two implementations of the ``AccessStore`` port (``engine/access_store.py``).
+"""The two implementations of the ``AccessStore`` port (``engine/access/store.py``).
 
 ``SqliteKeyStore`` keeps keys, teams, per-user/per-tag limits and the audit trail in one file
 (the embedded default, shared by the processes of one host); ``PostgresKeyStore`` shares them

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
-from breakwater.engine.access_store import KeyConflict
+from breakwater.engine.access.store import KeyConflict
 from breakwater.infra.keystore.records import (
     AUDIT_COLUMNS,
     KEY_COLUMNS,

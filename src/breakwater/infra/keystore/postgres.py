@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
-from breakwater.engine.access_store import KeyConflict
+from breakwater.engine.access.store import KeyConflict
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.schema import POSTGRES, Tables, create_statements
 

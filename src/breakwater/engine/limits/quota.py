@@ -1,7 +1,7 @@
 """Limits and budgets: admit a request against every cap that applies to it, settle when it ends.
 
 A request may be capped by its key, the key's team, its user, its tags, its route and its agent
-session. ``Quota.admit`` turns every cap into a counter check (``engine/counters.py``) and asks
+session. ``Quota.admit`` turns every cap into a counter check (``engine/limits/counters.py``) and asks
 the backend to admit them all at once, atomically, so that replicas sharing Redis never admit
 more than a limit between them:
 
@@ -52,8 +52,8 @@ from breakwater.core.errors import (
 )
 from breakwater.core.limits import Budget, from_nano, period_span, to_nano
 from breakwater.engine.context import RequestContext
-from breakwater.engine.counters import Adjust, Check, CountersUnavailable, Lease, Release, Verdict, Window
-from breakwater.engine.limit_checks import BudgetAlert, CheckMeta, Demand, Scope, Sessions, rate_headers, refusal
+from breakwater.engine.limits.checks import BudgetAlert, CheckMeta, Demand, Scope, Sessions, rate_headers, refusal
+from breakwater.engine.limits.counters import Adjust, Check, CountersUnavailable, Lease, Release, Verdict, Window
 from breakwater.engine.ports import Clock, Counters
 from breakwater.engine.tasks import stop_task
 

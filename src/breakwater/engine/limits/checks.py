@@ -1,7 +1,7 @@
 """The terms of a limit check: what a request belongs to, what it asks for, what each counter
 check is for, and what the client is told when a check admits or refuses it.
 
-``engine/quota.py`` does the admitting; this module holds its vocabulary and its replies, worded
+``engine/limits/quota.py`` does the admitting; this module holds its vocabulary and its replies, worded
 like OpenAI's own: the ``x-ratelimit-*`` headers (reset times in Go's duration format, as
 OpenAI writes them) and one error per kind of refusal.
 """
@@ -21,7 +21,7 @@ from breakwater.core.errors import (
     TokensLimitExceeded,
 )
 from breakwater.core.limits import Budget, Limits, from_nano
-from breakwater.engine.counters import Check, Reading, Window
+from breakwater.engine.limits.counters import Check, Reading, Window
 
 Kind = Literal["rpm", "tpm", "concurrent", "budget", "session_calls", "session_spend"]
 Headers = list[tuple[bytes, bytes]]

@@ -1,11 +1,11 @@
 """The checks every request passes before the gateway calls upstream, in order.
 
-1. authentication: the key (``engine/access.py``), which fixes the caller's user (a key's
+1. authentication: the key (``engine/access/directory.py``), which fixes the caller's user (a key's
    owner cannot be overridden by ``x-breakwater-user``) and adds the key's tags;
 2. permission: the key may use the route it asks for (403 otherwise);
 3. the route's ``max_tokens`` guard: a default when the request names none, a cap (reject or
    clip) when it asks for more;
-4. limits and budgets (``engine/quota.py``) of the key, its team, the user, the tags, the
+4. limits and budgets (``engine/limits/quota.py``) of the key, its team, the user, the tags, the
    route and the session.
 
 With access control off (``access.enabled: false``) step 1 and 2 are skipped; route and
@@ -22,11 +22,11 @@ from breakwater.core.limits import to_nano_ceiling
 from breakwater.core.pricing import Price, cost
 from breakwater.core.tokens import TextCounter, byte_estimate, estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, EmbeddingRequest, Usage
-from breakwater.engine.access import Directory
+from breakwater.engine.access.directory import Directory
 from breakwater.engine.context import RequestContext
-from breakwater.engine.limit_checks import Demand, Scope
+from breakwater.engine.limits.checks import Demand, Scope
+from breakwater.engine.limits.quota import Quota
 from breakwater.engine.ports import TokenCounters
-from breakwater.engine.quota import Quota
 from breakwater.engine.routing import Deployment, Route, Router
 
 #: output tokens reserved for a request that does not say how many it may generate: give the

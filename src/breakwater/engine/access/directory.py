@@ -1,7 +1,7 @@
 """Who is calling: the in-memory directory of keys, teams and per-user/per-tag limits.
 
 Authentication must not cost a database round-trip per request, so the request path reads a
-snapshot of the access store (``engine/access_store.py``) held in dictionaries: one HMAC and
+snapshot of the access store (``engine/access/store.py``) held in dictionaries: one HMAC and
 one dict lookup per request. The snapshot is replaced, never mutated, so a reader always sees
 one consistent version.
 
@@ -43,7 +43,7 @@ from breakwater.core.keys import (
     looks_like_key,
 )
 from breakwater.core.limits import Limits
-from breakwater.engine.access_store import AccessStore
+from breakwater.engine.access.store import AccessStore
 from breakwater.engine.ports import Clock
 from breakwater.engine.tasks import stop_task
 

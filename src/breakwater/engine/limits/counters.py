@@ -1,6 +1,6 @@
 """The vocabulary of the ``Counters`` port: capped counters that every limit and budget shares.
 
-One mechanism admits a request against all of its limits at once (``engine/quota.py``), over
+One mechanism admits a request against all of its limits at once (``engine/limits/quota.py``), over
 one of two backends with the same behaviour (``infra/counters/``): process memory, or Redis,
 where an atomic script makes the counts exact across replicas and worker processes.
 

@@ -3,7 +3,7 @@
 ``infra/keystore/`` implements it on SQLite (the embedded default) and PostgreSQL (several
 replicas). Every change and its audit entry are written in one transaction, so neither exists
 without the other; the audit entry holds the record before and after as ``public()`` shows it
-(never a key or a hash). The request path never reads the store: ``engine/access.py`` keeps an
+(never a key or a hash). The request path never reads the store: ``engine/access/directory.py`` keeps an
 in-memory snapshot and reloads it when ``version`` moves (checked when ``changed`` says so, or
 on a timer when the store cannot tell).
 """

@@ -37,8 +37,8 @@ from breakwater.core.keys import (
     new_key,
 )
 from breakwater.core.limits import Budget, Limits, Period
-from breakwater.engine.access import Directory
-from breakwater.engine.access_store import AccessStore, KeyConflict
+from breakwater.engine.access.directory import Directory
+from breakwater.engine.access.store import AccessStore, KeyConflict
 from breakwater.engine.ports import Clock
 
 log = logging.getLogger("breakwater.access")

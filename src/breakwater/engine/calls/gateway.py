@@ -4,15 +4,15 @@
 deployment; ``_attempts`` runs it across the route's deployments with the policies:
 
 - deployments in the order the route's strategy gives (``engine/routing.py``), skipping those
-  whose circuit breaker is open or cooling down after a 429 (``engine/breaker.py``) and those
+  whose circuit breaker is open or cooling down after a 429 (``engine/calls/breaker.py``) and those
   whose context window the prompt does not fit (``core/tokens.py``);
 - a deployment with ``max_concurrency`` admits requests through its fair queue
-  (``engine/admission.py``); with the route's ``overflow`` a saturated deployment is passed
+  (``engine/calls/admission.py``); with the route's ``overflow`` a saturated deployment is passed
   over for the next one instead;
 - a failed attempt moves on to the next deployment (fallback); coming back to a deployment
   already tried is a *retry*, which needs the deployment's retry budget and waits a backoff
   with full jitter, at least the upstream's Retry-After, never past the deadline
-  (``engine/retry.py``);
+  (``engine/calls/retry.py``);
 - only retryable failures go on (429, 5xx, 529, timeouts, connection, garbage); a 400-class
   failure is returned at once, since any deployment would refuse it the same way;
 - when everything failed, one error lists each attempt and why.
@@ -22,7 +22,7 @@ exhausted, ``context_window`` when the prompt is too long for it, ``content_filt
 fixed answer) when the upstream refused the content. One deadline covers the whole request.
 
 Streams fall back transparently until their first events arrive; after that, failures travel
-in the stream, or resume on another deployment (``engine/stream.py``).
+in the stream, or resume on another deployment (``engine/calls/stream.py``).
 """
 
 from __future__ import annotations
@@ -58,16 +58,16 @@ from breakwater.core.types import (
     TextDelta,
     TextPart,
 )
-from breakwater.engine.admission import ConcurrencyLimiter
-from breakwater.engine.admission import Lease as Slot
-from breakwater.engine.breaker import CircuitBreaker
+from breakwater.engine.calls.admission import ConcurrencyLimiter
+from breakwater.engine.calls.admission import Lease as Slot
+from breakwater.engine.calls.breaker import CircuitBreaker
+from breakwater.engine.calls.params import ADVISORY, drop_params
+from breakwater.engine.calls.retry import RetryBudget, backoff_delay, should_retry
+from breakwater.engine.calls.stats import DeploymentStats
+from breakwater.engine.calls.stream import WatchedStream
 from breakwater.engine.context import RequestContext
-from breakwater.engine.params import ADVISORY, drop_params
 from breakwater.engine.ports import Clock, RandomSource, TokenCounters, UpstreamResponse
-from breakwater.engine.retry import RetryBudget, backoff_delay, should_retry
 from breakwater.engine.routing import Deployment, Route, Router
-from breakwater.engine.stats import DeploymentStats
-from breakwater.engine.stream import WatchedStream
 from breakwater.providers.base import HttpRequest, StreamParser
 from breakwater.providers.openai import passthrough_text
 
