@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from breakwater.core.config import build_config
-from breakwater.core.config_paths import anchor_paths
+from breakwater.core.config.paths import anchor_paths
 from breakwater.core.defaults import default_config
 
 DIRECTORY = PurePosixPath("/etc/breakwater")

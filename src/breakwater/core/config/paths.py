@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from breakwater.core.config import Config
+from breakwater.core.config.model import Config
 
 _SQLITE = "sqlite:///"
 _FILE = "file:"

@@ -1,0 +1,185 @@
+"""From YAML text to a ``Config``, or to every problem at once, each with its key path.
+
+Field problems come from validating the model; ``cross_check`` adds the ones that span sections
+(references resolve, wildcards are well formed), so ``check-config`` is a to-do list and not a
+game of whack-a-mole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from breakwater.core.config.model import Config
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(Exception):
+    """The config is invalid; ``problems`` lists every one of them."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse and validate YAML text into a ``Config``.
+
+    Raises:
+        ConfigError: with every problem found, each with its key path.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [Problem(where, f"not valid YAML: {problem}")]) from None
+    return build_config(data if data is not None else {}, source)
+
+
+def build_config(data: Any, source: str = "<config>") -> Config:
+    """Validate already-parsed data (a dict) into a ``Config``."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "expected a mapping at the top level")])
+    problems: list[Problem] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(e) for e in exc.errors()]
+    problems.extend(p for p in cross_check(data) if p not in problems)
+    if problems or config is None:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _problem(error: Any) -> Problem:
+    parts: list[str] = []
+    for item in error["loc"]:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif error["type"] == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return Problem("".join(parts), msg)
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """The entries of a top-level section that are mappings (type errors are reported elsewhere)."""
+    section = data.get(key)
+    if not isinstance(section, dict):
+        return {}
+    return {str(k): v for k, v in section.items() if isinstance(v, dict)}
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names) or "none defined"
+
+
+def cross_check(data: dict[str, Any]) -> list[Problem]:
+    """Checks that span sections: references resolve, wildcards are well formed.
+
+    Works on the raw mapping, not the validated model, so it runs even when field validation
+    failed and ``check-config`` can report both kinds of problem in one pass.
+    """
+    problems: list[Problem] = []
+    providers = _section(data, "providers")
+    deployments = _section(data, "deployments")
+    known_providers = sorted(providers)
+    known_deployments = sorted(deployments)
+
+    def provider_ref(path: str, value: Any) -> None:
+        if isinstance(value, str) and value not in providers:
+            problems.append(Problem(path, f"unknown provider {value!r} (expected one of: {_one_of(known_providers)})"))
+
+    for name, dep in deployments.items():
+        provider_ref(f"deployments.{name}.provider", dep.get("provider"))
+    for name, p in providers.items():
+        if p.get("type") == "openai" and not p.get("base_url") and p.get("host") in (None, "azure", "custom"):
+            problems.append(Problem(f"providers.{name}.base_url", "required unless 'host' names a known host"))
+        if p.get("faults") and p.get("type") != "mock":
+            problems.append(Problem(f"providers.{name}.faults", "only a provider of type 'mock' takes faults"))
+    limits = data.get("limits")
+    if isinstance(limits, dict) and limits.get("backend") == "redis" and not isinstance(data.get("redis"), dict):
+        problems.append(Problem("limits.backend", "the redis backend needs a 'redis' section with its url"))
+    access = data.get("access")
+    if isinstance(access, dict) and access.get("enabled", True) is not False:
+        store = access.get("store")
+        if isinstance(store, str) and not store.startswith("sqlite:") and not access.get("hash_secret"):
+            problems.append(
+                Problem(
+                    "access.hash_secret",
+                    "required with a shared key store (env:NAME or file:/path), so every replica hashes keys alike",
+                )
+            )
+    routes = _section(data, "routes")
+    for name, route in routes.items():
+        path = f"routes.{name}"
+        _check_fallbacks(path, name, route.get("fallbacks"), routes, problems)
+        targets = route.get("deployments") or []
+        if name.endswith("/*"):
+            if route.get("provider") is None:
+                problems.append(Problem(f"{path}.provider", "a wildcard route needs the provider it forwards to"))
+            provider_ref(f"{path}.provider", route.get("provider"))
+            if targets:
+                problems.append(Problem(f"{path}.deployments", "a wildcard route takes 'provider', not deployments"))
+            continue
+        if "*" in name:
+            problems.append(Problem(path, "'*' is only allowed as a final '/*' (e.g. 'openai/*')"))
+        if route.get("provider") is not None:
+            problems.append(Problem(f"{path}.provider", "only wildcard routes ('prefix/*') take a provider"))
+        if not targets:
+            problems.append(Problem(f"{path}.deployments", "a route needs at least one deployment"))
+        if not isinstance(targets, list):
+            continue
+        for i, target in enumerate(targets):
+            ref = target.get("deployment") if isinstance(target, dict) else target
+            if isinstance(ref, str) and ref not in deployments:
+                problems.append(
+                    Problem(
+                        f"{path}.deployments[{i}]",
+                        f"unknown deployment {ref!r} (expected one of: {_one_of(known_deployments)})",
+                    )
+                )
+    return problems
+
+
+def _check_fallbacks(
+    path: str, name: str, fallbacks: Any, routes: dict[str, dict[str, Any]], problems: list[Problem]
+) -> None:
+    """Fallback lists name other, non-wildcard routes."""
+    if not isinstance(fallbacks, dict):
+        return
+    known = sorted(r for r in routes if not r.endswith("/*"))
+    for kind in ("general", "context_window", "content_filter"):
+        refs = fallbacks.get(kind)
+        if not isinstance(refs, list):
+            continue
+        for i, ref in enumerate(refs):
+            where = f"{path}.fallbacks.{kind}[{i}]"
+            if not isinstance(ref, str):
+                continue
+            if ref == name:
+                problems.append(Problem(where, "a route cannot fall back to itself"))
+            elif ref not in routes or ref.endswith("/*"):
+                problems.append(Problem(where, f"unknown route {ref!r} (expected one of: {_one_of(known)})"))

@@ -1,0 +1,87 @@
+"""The ``providers`` and ``deployments`` sections: where to call, and which upstream model.
+
+Credentials are references (``env:NAME`` or ``file:/path``), never values: a config file can be
+committed, printed and diffed without leaking anything. Resolving them is I/O and happens in
+``breakwater.infra.credentials``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from breakwater.core import pricing
+from breakwater.core.config.base import _Model, _secret_reference
+from breakwater.core.config.policies import BreakerPolicy, Timeouts
+
+WireType = Literal["openai", "anthropic", "gemini", "mock"]
+MockWire = Literal["openai", "anthropic", "gemini"]
+
+
+class Price(_Model):
+    """Price override in USD per million tokens (self-hosted models, negotiated rates).
+
+    Written as numbers or strings, they become ``Decimal`` as written (``"0.3"`` is exactly
+    0.3). Unset rates fall back: cache rates to the input rate, reasoning to the output rate.
+    """
+
+    input_per_mtok: Decimal = Field(ge=0, allow_inf_nan=False)
+    output_per_mtok: Decimal = Field(ge=0, allow_inf_nan=False)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+    reasoning_per_mtok: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def to_price(self) -> pricing.Price:
+        return pricing.Price(
+            input=self.input_per_mtok,
+            output=self.output_per_mtok,
+            cached_input=self.cached_input_per_mtok,
+            cache_write=self.cache_write_per_mtok,
+            reasoning=self.reasoning_per_mtok,
+        )
+
+
+class Provider(_Model):
+    """Where and how to call. ``type`` is the wire protocol; ``host`` picks a row of quirks."""
+
+    type: WireType
+    host: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    # only for type "mock": which wire format the in-process mock speaks, and its fault schedule
+    wire: MockWire = "openai"
+    faults: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("api_key")
+    @classmethod
+    def _reference_only(cls, value: str | None) -> str | None:
+        return _secret_reference(value)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class Deployment(_Model):
+    """One upstream model on one provider."""
+
+    provider: str
+    model: str
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    timeouts: Timeouts | None = None
+    price: Price | None = None
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    #: at most this many requests in flight to the deployment; more wait in a fair queue
+    max_concurrency: int | None = Field(default=None, ge=1)
+    #: requests that may wait for a slot (with ``max_concurrency``); beyond that, 429 at once
+    max_queue: int = Field(default=100, ge=0)
+    # provider-specific fields merged into every upstream request body (e.g. Ollama "options")
+    extra_body: dict[str, Any] = Field(default_factory=dict)

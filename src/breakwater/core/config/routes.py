@@ -1,0 +1,89 @@
+"""The ``routes`` section: the public model names clients send, and how each is served."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from breakwater.core.config.base import _Model
+from breakwater.core.config.observability import CaptureSettings
+from breakwater.core.config.policies import RetryPolicy, Timeouts
+
+Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
+
+
+class RouteTarget(_Model):
+    deployment: str
+    weight: float = Field(default=1.0, gt=0)
+
+
+class Fallbacks(_Model):
+    """Other routes to try, by why this route failed. Each list is tried in order."""
+
+    #: after every deployment of the route failed with a retryable error
+    general: list[str] = Field(default_factory=list)
+    #: when the prompt does not fit any deployment's context window (estimated before sending,
+    #: or the upstream said so)
+    context_window: list[str] = Field(default_factory=list)
+    #: when the upstream refused the content
+    content_filter: list[str] = Field(default_factory=list)
+    #: when content is refused and no content_filter route serves it: answer with this text
+    #: (finish_reason ``content_filter``) instead of an error
+    content_filter_message: str | None = None
+
+
+class RouteLimits(_Model):
+    """Caps on a route as a whole, across every caller (``docs/access.md``)."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)
+
+
+class MaxTokensGuard(_Model):
+    """The output a request may ask for on a route: a default when it names none, and a cap."""
+
+    #: ``max_tokens`` given to requests that send none
+    default: int | None = Field(default=None, ge=1)
+    #: the most a request may ask for
+    cap: int | None = Field(default=None, ge=1)
+    #: a request over the cap: ``reject`` (400 naming max_tokens) or ``clip`` it to the cap
+    over_cap: Literal["reject", "clip"] = "reject"
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> MaxTokensGuard:
+        if self.default is not None and self.cap is not None and self.default > self.cap:
+            raise ValueError("default must not exceed cap")
+        return self
+
+
+class Route(_Model):
+    """A public model name. Either a list of deployments, or (for ``prefix/*``) a provider."""
+
+    deployments: list[RouteTarget] = Field(default_factory=list)
+    provider: str | None = None
+    strategy: Strategy = "ordered"
+    unsupported_params: Literal["reject", "drop"] = "reject"
+    timeouts: Timeouts | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    fallbacks: Fallbacks = Field(default_factory=Fallbacks)
+    #: a deployment at its ``max_concurrency`` is skipped for the next one instead of queueing
+    overflow: bool = False
+    #: a stream that fails after sending: ``error`` ends it with an error; ``continue`` resumes it
+    #: on another deployment with the text so far as an assistant prefix
+    stream_failure: Literal["error", "continue"] = "error"
+    #: prompt and answer capture into the ledger (off by default; see docs/observability.md)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    #: caps on the route as a whole: requests and tokens per minute, requests in flight
+    limits: RouteLimits | None = None
+    #: a default ``max_tokens`` and a cap for requests on this route
+    max_tokens: MaxTokensGuard | None = None
+    description: str | None = None
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _names_allowed(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"deployment": v} if isinstance(v, str) else v for v in value]
+        return value
