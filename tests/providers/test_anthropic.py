@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import yaml
 from breakwater.core import errors
 from breakwater.core.errors import InvalidRequest, MalformedResponse, UnsupportedParameter
 from breakwater.core.types import (
-    ChatRequest,
     ChatResponse,
     Choice,
     EmbeddingRequest,
@@ -39,59 +37,12 @@ from breakwater.providers.anthropic import DEFAULT_BASE_URL, DEFAULT_MAX_TOKENS,
 from breakwater.providers.anthropic_serve import StreamEncoder, decode_chat_request, encode_chat_response, error_body
 from breakwater.providers.base import Target
 
+from .helpers import AdapterUnderTest, chat_request, collect_stream, sse_data, user
+
 SAMPLES = Path(__file__).parent / "samples" / "anthropic"
 ADAPTER = AnthropicAdapter()
 TARGET = Target(provider="claude", model="claude-sonnet-4-5", base_url="", api_key="sk-ant-test")
-
-
-def _request(*messages: Message, **kw: Any) -> ChatRequest:
-    return ChatRequest(model="alias", messages=list(messages), **kw)
-
-
-def _body(request: ChatRequest) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(ADAPTER.chat_request(request, TARGET).body)
-    return body
-
-
-def _user(text: str) -> Message:
-    return Message("user", [TextPart(text)])
-
-
-def _pieces(data: bytes, rng: random.Random) -> Iterator[bytes]:
-    i = 0
-    while i < len(data):
-        n = rng.randint(1, 9)
-        yield data[i : i + n]
-        i += n
-
-
-def _parse_stream(data: bytes, seed: int = 7) -> list[StreamEvent]:
-    parser = ADAPTER.stream_parser(_request(_user("hi"), stream=True), TARGET)
-    events: list[StreamEvent] = []
-    for piece in _pieces(data, random.Random(seed)):
-        events.extend(parser.feed(piece))
-    events.extend(parser.close())
-    return events
-
-
-def _collect(events: list[StreamEvent]) -> tuple[str, list[dict[str, Any]], str | None, Usage | None]:
-    """(text, tool calls with parsed arguments, finish reason, usage) of a canonical stream."""
-    text, finish, usage = "", None, None
-    calls: dict[int, dict[str, Any]] = {}
-    for e in events:
-        if isinstance(e, TextDelta):
-            text += e.text
-        elif isinstance(e, ToolCallDelta):
-            call = calls.setdefault(e.tool_index, {"id": e.id, "name": e.name, "arguments": ""})
-            call["arguments"] += e.arguments
-        elif isinstance(e, FinishEvent):
-            finish = e.reason
-        elif isinstance(e, UsageEvent):
-            usage = e.usage
-    tools = [
-        {"id": c["id"], "name": c["name"], "arguments": orjson.loads(c["arguments"] or "{}")} for c in calls.values()
-    ]
-    return text, tools, finish, usage
+WIRE = AdapterUnderTest(ADAPTER, TARGET, piece=9)
 
 
 # --- request building --------------------------------------------------------------------------
@@ -107,7 +58,7 @@ def test_request_url_headers_and_extra_body() -> None:
         headers={"anthropic-beta": "b1"},
         extra_body={"service_tier": "standard_only"},
     )
-    req = ADAPTER.chat_request(_request(_user("hi")), target)
+    req = ADAPTER.chat_request(chat_request(user("hi")), target)
     assert (req.method, req.url, req.stream) == ("POST", "https://proxy.example/v1/messages", False)
     assert req.headers == {
         "content-type": "application/json",
@@ -117,38 +68,42 @@ def test_request_url_headers_and_extra_body() -> None:
     }
     body = orjson.loads(req.body)
     assert body["model"] == "claude-x" and body["service_tier"] == "standard_only"
-    assert ADAPTER.chat_request(_request(_user("hi")), TARGET).url == f"{DEFAULT_BASE_URL}/v1/messages"
+    assert ADAPTER.chat_request(chat_request(user("hi")), TARGET).url == f"{DEFAULT_BASE_URL}/v1/messages"
 
 
 def test_max_tokens_defaults_when_absent() -> None:
     """max_tokens, required by Anthropic, falls back to DEFAULT_MAX_TOKENS and otherwise passes through."""
-    assert _body(_request(_user("hi")))["max_tokens"] == DEFAULT_MAX_TOKENS == 4096
-    assert _body(_request(_user("hi"), max_tokens=77))["max_tokens"] == 77
+    assert WIRE.body(chat_request(user("hi")))["max_tokens"] == DEFAULT_MAX_TOKENS == 4096
+    assert WIRE.body(chat_request(user("hi"), max_tokens=77))["max_tokens"] == 77
 
 
 def test_system_and_developer_messages_become_top_level_system() -> None:
     """System and developer messages are hoisted, in order, into the top-level system field."""
-    body = _body(_request(Message("system", [TextPart("Be brief.")]), _user("hi")))
+    body = WIRE.body(chat_request(Message("system", [TextPart("Be brief.")]), user("hi")))
     assert body["system"] == "Be brief."
     assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
-    body = _body(_request(Message("system", [TextPart("A")]), _user("hi"), Message("developer", [TextPart("B")])))
+    body = WIRE.body(
+        chat_request(Message("system", [TextPart("A")]), user("hi"), Message("developer", [TextPart("B")]))
+    )
     assert body["system"] == [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]
     assert len(body["messages"]) == 1
 
 
 def test_scalar_params_stop_user_and_stream() -> None:
     """temperature/top_p/top_k pass through; stop becomes stop_sequences, user becomes metadata.user_id."""
-    body = _body(_request(_user("hi"), temperature=0.2, top_p=0.9, top_k=40, stop=["END"], user="u-1", stream=True))
+    body = WIRE.body(
+        chat_request(user("hi"), temperature=0.2, top_p=0.9, top_k=40, stop=["END"], user="u-1", stream=True)
+    )
     assert (body["temperature"], body["top_p"], body["top_k"]) == (0.2, 0.9, 40)
     assert body["stop_sequences"] == ["END"] and body["metadata"] == {"user_id": "u-1"} and body["stream"] is True
-    assert ADAPTER.chat_request(_request(_user("hi"), stream=True), TARGET).stream is True
+    assert ADAPTER.chat_request(chat_request(user("hi"), stream=True), TARGET).stream is True
 
 
 def test_tools_become_input_schema_tools() -> None:
     """Tools map to {name, description, input_schema, strict}; a missing schema becomes an empty object schema."""
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
     tools = [Tool("weather", "Get weather", schema, strict=True), Tool("ping")]
-    body = _body(_request(_user("hi"), tools=tools))
+    body = WIRE.body(chat_request(user("hi"), tools=tools))
     assert body["tools"] == [
         {"name": "weather", "description": "Get weather", "input_schema": schema, "strict": True},
         {"name": "ping", "input_schema": {"type": "object", "properties": {}}},
@@ -171,15 +126,17 @@ def test_tools_become_input_schema_tools() -> None:
 )
 def test_tool_choice_mapping(choice: ToolChoice | None, parallel: bool | None, expected: dict[str, Any] | None) -> None:
     """tool_choice auto/required/named/none map to auto/any/tool/none, and parallel_tool_calls=False to disable_parallel_tool_use."""
-    body = _body(_request(_user("hi"), tools=[Tool("weather")], tool_choice=choice, parallel_tool_calls=parallel))
+    body = WIRE.body(
+        chat_request(user("hi"), tools=[Tool("weather")], tool_choice=choice, parallel_tool_calls=parallel)
+    )
     assert body.get("tool_choice") == expected
 
 
 def test_tool_calls_and_results_become_blocks_grouped_in_one_user_turn() -> None:
     """Assistant tool calls become tool_use blocks; consecutive tool messages and a following user message form one user turn."""
-    body = _body(
-        _request(
-            _user("weather in Paris and Oslo?"),
+    body = WIRE.body(
+        chat_request(
+            user("weather in Paris and Oslo?"),
             Message(
                 "assistant",
                 [TextPart("Checking.")],
@@ -187,7 +144,7 @@ def test_tool_calls_and_results_become_blocks_grouped_in_one_user_turn() -> None
             ),
             Message("tool", [TextPart("18C")], tool_call_id="t1"),
             Message("tool", [TextPart("9C")], tool_call_id="t2"),
-            _user("thanks"),
+            user("thanks"),
         )
     )
     assert body["messages"] == [
@@ -214,7 +171,7 @@ def test_tool_calls_and_results_become_blocks_grouped_in_one_user_turn() -> None
 def test_tool_arguments_that_are_not_a_json_object_are_rejected() -> None:
     """Tool-call arguments Anthropic cannot carry (not a JSON object) raise InvalidRequest naming the field."""
     for arguments in ("{not json", "[1, 2]"):
-        request = _request(_user("q"), Message("assistant", [], [ToolCall("t1", "f", arguments)]))
+        request = chat_request(user("q"), Message("assistant", [], [ToolCall("t1", "f", arguments)]))
         with pytest.raises(InvalidRequest) as info:
             ADAPTER.chat_request(request, TARGET)
         assert info.value.param == "messages[1].tool_calls[0].function.arguments"
@@ -226,7 +183,7 @@ def test_images_become_base64_or_url_sources() -> None:
         "user",
         [TextPart(""), ImagePart("data:image/png;base64,iVBORw0KGgo="), ImagePart("https://img.example/a.jpg", "high")],
     )
-    assert _body(_request(message))["messages"][0]["content"] == [
+    assert WIRE.body(chat_request(message))["messages"][0]["content"] == [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
         {"type": "image", "source": {"type": "url", "url": "https://img.example/a.jpg"}},
     ]
@@ -236,16 +193,16 @@ def test_images_become_base64_or_url_sources() -> None:
 def test_unusable_image_urls_are_rejected(url: str) -> None:
     """An image URL that is neither base64 data nor http(s) raises InvalidRequest naming the part."""
     with pytest.raises(InvalidRequest) as info:
-        ADAPTER.chat_request(_request(Message("user", [TextPart("see"), ImagePart(url)])), TARGET)
+        ADAPTER.chat_request(chat_request(Message("user", [TextPart("see"), ImagePart(url)])), TARGET)
     assert info.value.param == "messages[0].content[1]"
 
 
 def test_response_format_json_schema_uses_output_config() -> None:
     """A json_schema response_format becomes output_config.format; json_object is reported unsupported."""
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}
-    body = _body(_request(_user("hi"), response_format=ResponseFormat("json_schema", schema, "answer", True)))
+    body = WIRE.body(chat_request(user("hi"), response_format=ResponseFormat("json_schema", schema, "answer", True)))
     assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
-    json_mode = _request(_user("hi"), response_format=ResponseFormat("json_object"))
+    json_mode = chat_request(user("hi"), response_format=ResponseFormat("json_object"))
     assert ADAPTER.unsupported(json_mode, TARGET) == ["response_format"]
     with pytest.raises(UnsupportedParameter):
         ADAPTER.chat_request(json_mode, TARGET)
@@ -253,10 +210,10 @@ def test_response_format_json_schema_uses_output_config() -> None:
 
 def test_unsupported_lists_params_anthropic_cannot_honour() -> None:
     """unsupported() names used parameters outside supported_params, including extra client fields."""
-    request = _request(_user("hi"), n=2, seed=1, logprobs=True, presence_penalty=0.1, temperature=0.5, top_k=3)
+    request = chat_request(user("hi"), n=2, seed=1, logprobs=True, presence_penalty=0.1, temperature=0.5, top_k=3)
     request.extra_params = ["reasoning_effort"]
     assert ADAPTER.unsupported(request, TARGET) == ["seed", "presence_penalty", "logprobs", "n", "reasoning_effort"]
-    assert ADAPTER.unsupported(_request(_user("hi"), max_tokens=5, tools=[Tool("f")], user="u"), TARGET) == []
+    assert ADAPTER.unsupported(chat_request(user("hi"), max_tokens=5, tools=[Tool("f")], user="u"), TARGET) == []
 
 
 def test_embeddings_are_not_offered() -> None:
@@ -330,9 +287,9 @@ def test_unreadable_responses_raise_malformed(body: bytes) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_tool_use_stream_in_random_pieces(seed: int) -> None:
     """A tool-use stream fed in random-size pieces yields start, text, tool-call pieces, finish and merged usage."""
-    events = _parse_stream((SAMPLES / "chat_tool_use.sse").read_bytes(), seed)
+    events = WIRE.parse_stream((SAMPLES / "chat_tool_use.sse").read_bytes(), seed)
     assert isinstance(events[0], StreamStart) and events[0].id == "msg_01Ry6uGd9WpMx2TbKc7hLsQe"
-    text, calls, finish, usage = _collect(events)
+    text, calls, finish, usage = collect_stream(events)
     assert text == "Checking the forecast for you."
     assert calls == [
         {
@@ -348,7 +305,7 @@ def test_tool_use_stream_in_random_pieces(seed: int) -> None:
 
 def test_stream_tool_index_counts_tool_blocks_only() -> None:
     """tool_index counts tool_use blocks only, so a tool after a text block is tool 0 and the next is tool 1."""
-    events = _parse_stream((SAMPLES / "chat_tool_use.sse").read_bytes())
+    events = WIRE.parse_stream((SAMPLES / "chat_tool_use.sse").read_bytes())
     assert {e.tool_index for e in events if isinstance(e, ToolCallDelta)} == {0}
 
 
@@ -369,7 +326,7 @@ def test_message_delta_usage_overrides_start_usage() -> None:
         "delta": {"stop_reason": "max_tokens"},
         "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 7},
     }
-    text, _, finish, usage = _collect(_parse_stream(_sse(_START, delta, {"type": "message_stop"})))
+    text, _, finish, usage = collect_stream(WIRE.parse_stream(_sse(_START, delta, {"type": "message_stop"})))
     assert (text, finish, usage) == ("", "length", Usage(100, 7, cached_input_tokens=90))
 
 
@@ -386,13 +343,13 @@ def test_stream_error_event_raises_mapped_error(error_type: str, expected: type[
     """An in-stream error event raises the UpstreamError its Anthropic type maps to."""
     data = _sse(_START, {"type": "error", "error": {"type": error_type, "message": "boom"}})
     with pytest.raises(expected):
-        _parse_stream(data)
+        WIRE.parse_stream(data)
 
 
 def test_stream_without_message_stop_is_malformed() -> None:
     """close() raises MalformedResponse when message_stop never arrived."""
     with pytest.raises(MalformedResponse):
-        _parse_stream((SAMPLES / "chat_text.sse").read_bytes().split(b"event: message_stop")[0])
+        WIRE.parse_stream((SAMPLES / "chat_text.sse").read_bytes().split(b"event: message_stop")[0])
 
 
 @pytest.mark.parametrize(
@@ -409,7 +366,7 @@ def test_stream_without_message_stop_is_malformed() -> None:
 def test_unreadable_stream_events_are_malformed(data: bytes) -> None:
     """Bad JSON, events before message_start, or deltas for unknown tool blocks raise MalformedResponse."""
     with pytest.raises(MalformedResponse):
-        _parse_stream(data)
+        WIRE.parse_stream(data)
 
 
 # --- error mapping -----------------------------------------------------------------------------
@@ -459,7 +416,7 @@ def test_recorded_samples(case: dict[str, Any]) -> None:
     """Every recorded response and stream parses to the text, finish reason, usage and tool calls in cases.yaml."""
     data = (SAMPLES / case["file"]).read_bytes()
     if case["file"].endswith(".sse"):
-        text, calls, finish, usage = _collect(_parse_stream(data))
+        text, calls, finish, usage = collect_stream(WIRE.parse_stream(data))
     else:
         response = ADAPTER.chat_response(data, TARGET)
         choice = response.choices[0]
@@ -662,7 +619,7 @@ def test_sdk_request_round_trip() -> None:
     )
     assert message.usage.input_tokens == 0
     original = sent[0]
-    again = _body(decode_chat_request(original))
+    again = WIRE.body(decode_chat_request(original))
     assert again["messages"][0] == {"role": "user", "content": [{"type": "text", "text": "hi"}]}
     assert again["messages"][1:] == original["messages"][1:]
     for key in ("max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature"):
@@ -684,7 +641,7 @@ _STREAM_EVENTS: list[StreamEvent] = [
 
 
 def _encoded_stream(events: list[StreamEvent]) -> bytes:
-    encoder = StreamEncoder(_request(_user("hi"), stream=True))
+    encoder = StreamEncoder(chat_request(user("hi"), stream=True))
     return b"".join(encoder.encode(e) for e in events) + encoder.end()
 
 
@@ -715,7 +672,7 @@ def test_stream_encoder_through_sdk_accumulation() -> None:
 
 def test_stream_encoder_round_trips_through_stream_parser() -> None:
     """StreamEncoder output parsed by AnthropicStreamParser gives back the same text, tool calls, finish and usage."""
-    text, calls, finish, usage = _collect(_parse_stream(_encoded_stream(_STREAM_EVENTS)))
+    text, calls, finish, usage = collect_stream(WIRE.parse_stream(_encoded_stream(_STREAM_EVENTS)))
     assert text == "Tide is high." and finish == "tool_calls"
     assert calls == [
         {"id": "call_a", "name": "log", "arguments": {"tide": "high"}},
@@ -739,14 +696,14 @@ def test_stream_encoder_frame_order() -> None:
 
 def test_stream_encoder_empty_stream_is_still_valid() -> None:
     """A stream with no events still yields message_start, message_delta (end_turn) and message_stop."""
-    events = _parse_stream(_encoded_stream([]))
+    events = WIRE.parse_stream(_encoded_stream([]))
     assert isinstance(events[0], StreamStart)
-    assert _collect(events)[2] == "stop"
+    assert collect_stream(events)[2] == "stop"
 
 
 def test_stream_encoder_error_frame_raises_in_sdk() -> None:
     """An error() frame is an Anthropic 'error' event, which the SDK raises as an API error."""
-    encoder = StreamEncoder(_request(_user("hi"), stream=True))
+    encoder = StreamEncoder(chat_request(user("hi"), stream=True))
     data = encoder.encode(StreamStart("x", "m", 0)) + encoder.encode(TextDelta("par"))
     data += encoder.error("the upstream is overloaded", "overloaded_error", "overloaded")
     assert data.endswith(
@@ -763,7 +720,7 @@ def test_stream_encoder_error_frame_raises_in_sdk() -> None:
     ):
         s.get_final_message()
     with pytest.raises(errors.Overloaded):
-        _parse_stream(data)
+        WIRE.parse_stream(data)
 
 
 def test_error_body_shape() -> None:
@@ -818,7 +775,7 @@ def test_cache_breakpoints_survive_the_round_trip() -> None:
     request = decode_chat_request(CACHED_REQUEST)
     assert request.cache_breakpoints and "cache_control" in request.used_params()
     assert ADAPTER.unsupported(request, TARGET) == []
-    again = _body(request)
+    again = WIRE.body(request)
     for key in ("cache_control", "system", "tools", "messages"):
         assert again[key] == CACHED_REQUEST[key], key
 
@@ -827,7 +784,7 @@ def test_a_request_without_breakpoints_has_none() -> None:
     """A body without cache_control decodes with cache_breakpoints off, so nothing reports it."""
     request = decode_chat_request(_OK)
     assert not request.cache_breakpoints and "cache_control" not in request.used_params()
-    assert "cache_control" not in _body(request)
+    assert "cache_control" not in WIRE.body(request)
 
 
 @pytest.mark.parametrize("value", ["ephemeral", {"ttl": "5m"}, {"type": 5}])
@@ -864,9 +821,9 @@ def test_streamed_stop_sequence_is_parsed_and_written_back() -> None:
         "delta": {"stop_reason": "stop_sequence", "stop_sequence": "##"},
         "usage": {"output_tokens": 2},
     }
-    events = _parse_stream(_sse(_START, delta, {"type": "message_stop"}))
+    events = WIRE.parse_stream(_sse(_START, delta, {"type": "message_stop"}))
     assert FinishEvent("stop", 0, "##") in events
-    frames = [orjson.loads(line[6:]) for line in _encoded_stream(events).splitlines() if line.startswith(b"data: ")]
+    frames = [orjson.loads(data) for data in sse_data(_encoded_stream(events))]
     final = next(f for f in frames if f["type"] == "message_delta")
     assert final["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "##"}
 

@@ -7,7 +7,6 @@ adapter reads back unchanged (responses, streams, requests), so the two halves c
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,8 @@ from breakwater.core.types import (
 from breakwater.providers import anthropic_serve, gemini_serve, openai_serve
 from breakwater.providers.base import Adapter, Target
 from breakwater.providers.registry import adapter_for
+
+from .helpers import feed_in_pieces
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -128,17 +129,8 @@ def collect(events: list[StreamEvent]) -> Collected:
     )
 
 
-def feed_in_pieces(wire: Wire, request: ChatRequest, raw: bytes, seed: int = 7) -> list[StreamEvent]:
-    parser = wire.adapter.stream_parser(request, TARGET)
-    rng = random.Random(seed)
-    events: list[StreamEvent] = []
-    i = 0
-    while i < len(raw):
-        step = rng.randint(1, 40)
-        events.extend(parser.feed(raw[i : i + step]))
-        i += step
-    events.extend(parser.close())
-    return events
+def parse_in_pieces(wire: Wire, request: ChatRequest, raw: bytes) -> list[StreamEvent]:
+    return feed_in_pieces(wire.adapter.stream_parser(request, TARGET), raw, most=40)
 
 
 # --- client side: recorded samples -> canonical ------------------------------------------------
@@ -164,7 +156,7 @@ def test_recorded_stream_parses_to_canonical(wire: str, case: dict[str, Any]) ->
     """A recorded stream, fed in random-sized pieces, yields the documented text, tool calls, finish and usage."""
     w = _wire(wire)
     request = ChatRequest(model="m-1", messages=[Message("user", [TextPart("hi")])], stream=True)
-    got = collect(feed_in_pieces(w, request, (SAMPLES / wire / case["file"]).read_bytes()))
+    got = collect(parse_in_pieces(w, request, (SAMPLES / wire / case["file"]).read_bytes()))
     assert got.text == case["text"]
     assert got.finish == case["finish_reason"]
     assert got.usage == _usage(case["usage"])
@@ -195,7 +187,7 @@ def test_truncated_stream_is_malformed(wire: str) -> None:
     raw = (SAMPLES / wire / _cases(wire, "streams")[0][1]["file"]).read_bytes()
     cut = raw[: len(raw) // 2]
     with pytest.raises(errors.MalformedResponse):
-        feed_in_pieces(w, request, cut)
+        parse_in_pieces(w, request, cut)
 
 
 @pytest.mark.parametrize("wire", [w.name for w in WIRES])
@@ -263,7 +255,7 @@ def test_stream_round_trip(wire: str) -> None:
     ]
     encoder = w.encoder(request)
     raw = b"".join(encoder.encode(e) for e in events) + encoder.end()
-    got = collect(feed_in_pieces(w, request, raw))
+    got = collect(parse_in_pieces(w, request, raw))
     assert got.text == "Hello, world"
     assert got.tool_calls == [("lookup", {"q": "tides"})]
     assert got.finish == "tool_calls"

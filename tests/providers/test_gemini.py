@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,57 +56,12 @@ from breakwater.providers.gemini_serve import (
     error_body,
 )
 
+from .helpers import AdapterUnderTest, chat_request, collect_stream, user
+
 SAMPLES = Path(__file__).parent / "samples" / "gemini"
 ADAPTER = GeminiAdapter()
 TARGET = Target(provider="gem", model="gemini-2.5-flash", base_url="", api_key="AIza-secret")
-
-
-def _request(*messages: Message, **kw: Any) -> ChatRequest:
-    return ChatRequest(model="alias", messages=list(messages), **kw)
-
-
-def _body(request: ChatRequest) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(ADAPTER.chat_request(request, TARGET).body)
-    return body
-
-
-def _user(text: str) -> Message:
-    return Message("user", [TextPart(text)])
-
-
-def _pieces(data: bytes, rng: random.Random) -> Iterator[bytes]:
-    i = 0
-    while i < len(data):
-        n = rng.randint(1, 11)
-        yield data[i : i + n]
-        i += n
-
-
-def _parse_stream(data: bytes, seed: int = 7) -> list[StreamEvent]:
-    parser = ADAPTER.stream_parser(_request(_user("hi"), stream=True), TARGET)
-    events: list[StreamEvent] = []
-    for piece in _pieces(data, random.Random(seed)):
-        events.extend(parser.feed(piece))
-    events.extend(parser.close())
-    return events
-
-
-def _collect(events: list[StreamEvent]) -> tuple[str, list[dict[str, Any]], str | None, Usage | None]:
-    """(text, tool calls with parsed arguments, finish reason, usage) of a canonical stream."""
-    text, finish, usage = "", None, None
-    calls: dict[int, dict[str, Any]] = {}
-    for e in events:
-        if isinstance(e, TextDelta):
-            text += e.text
-        elif isinstance(e, ToolCallDelta):
-            call = calls.setdefault(e.tool_index, {"id": e.id, "name": e.name, "arguments": ""})
-            call["arguments"] += e.arguments
-        elif isinstance(e, FinishEvent):
-            finish = e.reason
-        elif isinstance(e, UsageEvent):
-            usage = e.usage
-    tools = [{"id": c["id"], "name": c["name"], "arguments": orjson.loads(c["arguments"])} for c in calls.values()]
-    return text, tools, finish, usage
+WIRE = AdapterUnderTest(ADAPTER, TARGET, piece=11)
 
 
 def _sse(*chunks: dict[str, Any]) -> bytes:
@@ -123,8 +77,8 @@ def _frames(raw: bytes) -> list[dict[str, Any]]:
 
 def test_urls_and_key_header() -> None:
     """Chat goes to :generateContent, streams to :streamGenerateContent?alt=sse, and the key travels only in x-goog-api-key."""
-    plain = ADAPTER.chat_request(_request(_user("hi")), TARGET)
-    stream = ADAPTER.chat_request(_request(_user("hi"), stream=True), TARGET)
+    plain = ADAPTER.chat_request(chat_request(user("hi")), TARGET)
+    stream = ADAPTER.chat_request(chat_request(user("hi"), stream=True), TARGET)
     assert plain.url == f"{DEFAULT_BASE_URL}/v1beta/models/gemini-2.5-flash:generateContent"
     assert stream.url == f"{DEFAULT_BASE_URL}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     assert (plain.method, plain.stream, stream.stream) == ("POST", False, True)
@@ -136,11 +90,11 @@ def test_urls_and_key_header() -> None:
 def test_url_respects_base_version_and_resource_names() -> None:
     """A base URL's trailing slash, an api_version override and models/ or tunedModels/ names are all honoured."""
     target = Target(provider="g", model="models/gemini-2.0-flash", base_url="http://proxy.test/", api_version="v1")
-    assert ADAPTER.chat_request(_request(_user("hi")), target).url == (
+    assert ADAPTER.chat_request(chat_request(user("hi")), target).url == (
         "http://proxy.test/v1/models/gemini-2.0-flash:generateContent"
     )
     tuned = Target(provider="g", model="tunedModels/my-tune", base_url="http://proxy.test")
-    req = ADAPTER.chat_request(_request(_user("hi")), tuned)
+    req = ADAPTER.chat_request(chat_request(user("hi")), tuned)
     assert req.url == "http://proxy.test/v1beta/tunedModels/my-tune:generateContent"
     assert "x-goog-api-key" not in req.headers
 
@@ -150,24 +104,26 @@ def test_target_headers_and_extra_body() -> None:
     target = Target(
         provider="g", model="m", base_url="", api_key="k", headers={"x-a": "1"}, extra_body={"labels": {"t": "x"}}
     )
-    req = ADAPTER.chat_request(_request(_user("hi")), target)
+    req = ADAPTER.chat_request(chat_request(user("hi")), target)
     assert req.headers == {"content-type": "application/json", "x-a": "1", "x-goog-api-key": "k"}
     assert orjson.loads(req.body)["labels"] == {"t": "x"}
 
 
 def test_system_and_developer_messages_become_system_instruction() -> None:
     """System and developer messages, wherever they appear, become one systemInstruction of text parts."""
-    body = _body(
-        _request(Message("system", [TextPart("Be brief.")]), _user("hi"), Message("developer", [TextPart("No emoji.")]))
+    body = WIRE.body(
+        chat_request(
+            Message("system", [TextPart("Be brief.")]), user("hi"), Message("developer", [TextPart("No emoji.")])
+        )
     )
     assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}, {"text": "No emoji."}]}
     assert body["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
-    assert "systemInstruction" not in _body(_request(_user("hi")))
+    assert "systemInstruction" not in WIRE.body(chat_request(user("hi")))
 
 
 def test_roles_map_to_user_and_model() -> None:
     """User messages keep role user and assistant messages become role model."""
-    body = _body(_request(_user("hi"), Message("assistant", [TextPart("hello")]), _user("bye")))
+    body = WIRE.body(chat_request(user("hi"), Message("assistant", [TextPart("hello")]), user("bye")))
     assert [(c["role"], c["parts"]) for c in body["contents"]] == [
         ("user", [{"text": "hi"}]),
         ("model", [{"text": "hello"}]),
@@ -177,9 +133,9 @@ def test_roles_map_to_user_and_model() -> None:
 
 def test_tool_calls_and_results_resolve_names_from_ids() -> None:
     """Assistant tool calls become functionCall parts and tool results functionResponse parts named from the call's id."""
-    body = _body(
-        _request(
-            _user("weather in Paris and Oslo?"),
+    body = WIRE.body(
+        chat_request(
+            user("weather in Paris and Oslo?"),
             Message(
                 "assistant",
                 [TextPart("Checking.")],
@@ -187,7 +143,7 @@ def test_tool_calls_and_results_resolve_names_from_ids() -> None:
             ),
             Message("tool", [TextPart('{"temp_c": 18}')], tool_call_id="t1"),
             Message("tool", [TextPart("[1, 2]")], tool_call_id="t2"),
-            _user("thanks"),
+            user("thanks"),
         )
     )
     assert body["contents"][1] == {
@@ -214,7 +170,7 @@ def test_tool_calls_and_results_resolve_names_from_ids() -> None:
 
 def test_empty_turns_are_left_out() -> None:
     """Messages with no text, images or tool calls send no content, since Gemini refuses empty text parts."""
-    body = _body(_request(_user("hi"), Message("assistant", [TextPart("")]), _user("again")))
+    body = WIRE.body(chat_request(user("hi"), Message("assistant", [TextPart("")]), user("again")))
     assert body["contents"] == [
         {"role": "user", "parts": [{"text": "hi"}]},
         {"role": "user", "parts": [{"text": "again"}]},
@@ -223,9 +179,9 @@ def test_empty_turns_are_left_out() -> None:
 
 def test_plain_text_tool_result_is_wrapped() -> None:
     """A tool result that is not JSON is sent as {"result": text}, since FunctionResponse.response must be an object."""
-    body = _body(
-        _request(
-            _user("x"),
+    body = WIRE.body(
+        chat_request(
+            user("x"),
             Message("assistant", [], [ToolCall("a", "f", "{}")]),
             Message("tool", [TextPart("sunny")], tool_call_id="a"),
         )
@@ -236,21 +192,21 @@ def test_plain_text_tool_result_is_wrapped() -> None:
 def test_tool_result_with_unknown_id_is_invalid() -> None:
     """A tool message whose id matches no earlier tool call is an InvalidRequest naming its tool_call_id."""
     with pytest.raises(InvalidRequest) as info:
-        _body(_request(_user("x"), Message("tool", [TextPart("1")], tool_call_id="nope")))
+        WIRE.body(chat_request(user("x"), Message("tool", [TextPart("1")], tool_call_id="nope")))
     assert info.value.param == "messages[1].tool_call_id"
 
 
 def test_tool_call_arguments_must_be_an_object() -> None:
     """Tool call arguments that are not a JSON object are an InvalidRequest naming the arguments."""
     with pytest.raises(InvalidRequest) as info:
-        _body(_request(_user("x"), Message("assistant", [], [ToolCall("a", "f", "[1]")])))
+        WIRE.body(chat_request(user("x"), Message("assistant", [], [ToolCall("a", "f", "[1]")])))
     assert info.value.param == "messages[1].tool_calls[0].function.arguments"
 
 
 def test_images_become_inline_data_or_file_data() -> None:
     """data: URLs become inlineData and http URLs fileData with a MIME type guessed from the extension or image/jpeg."""
-    body = _body(
-        _request(
+    body = WIRE.body(
+        chat_request(
             Message(
                 "user",
                 [
@@ -273,15 +229,15 @@ def test_images_become_inline_data_or_file_data() -> None:
 def test_bad_data_url_is_invalid() -> None:
     """A data: URL that is not base64 is an InvalidRequest naming the image URL."""
     with pytest.raises(InvalidRequest) as info:
-        _body(_request(Message("user", [TextPart("x"), ImagePart("data:image/png,raw")])))
+        WIRE.body(chat_request(Message("user", [TextPart("x"), ImagePart("data:image/png,raw")])))
     assert info.value.param == "messages[0].content[1].image_url.url"
 
 
 def test_generation_config_fields() -> None:
     """Sampling parameters map to generationConfig fields with Gemini's names."""
-    body = _body(
-        _request(
-            _user("hi"),
+    body = WIRE.body(
+        chat_request(
+            user("hi"),
             max_tokens=64,
             temperature=0.3,
             top_p=0.8,
@@ -308,13 +264,15 @@ def test_generation_config_fields() -> None:
         "stopSequences": ["END", "STOP"],
         "candidateCount": 2,
     }
-    assert "generationConfig" not in _body(_request(_user("hi")))
+    assert "generationConfig" not in WIRE.body(chat_request(user("hi")))
 
 
 def test_tools_use_parameters_json_schema() -> None:
     """Tools become functionDeclarations with the JSON Schema in parametersJsonSchema, omitted for argument-less tools."""
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": False}
-    body = _body(_request(_user("hi"), tools=[Tool("weather", "Get weather", schema, strict=True), Tool("ping")]))
+    body = WIRE.body(
+        chat_request(user("hi"), tools=[Tool("weather", "Get weather", schema, strict=True), Tool("ping")])
+    )
     assert body["tools"] == [
         {
             "functionDeclarations": [
@@ -336,23 +294,23 @@ def test_tools_use_parameters_json_schema() -> None:
 )
 def test_tool_choice_becomes_tool_config(choice: ToolChoice, expected: dict[str, Any]) -> None:
     """tool_choice auto/none/required/named maps to functionCallingConfig AUTO/NONE/ANY/ANY with allowedFunctionNames."""
-    body = _body(_request(_user("hi"), tools=[Tool("weather")], tool_choice=choice))
+    body = WIRE.body(chat_request(user("hi"), tools=[Tool("weather")], tool_choice=choice))
     assert body["toolConfig"] == {"functionCallingConfig": expected}
 
 
 def test_response_format_json_object_and_schema() -> None:
     """json_object sets responseMimeType application/json; json_schema adds responseJsonSchema."""
-    body = _body(_request(_user("hi"), response_format=ResponseFormat("json_object")))
+    body = WIRE.body(chat_request(user("hi"), response_format=ResponseFormat("json_object")))
     assert body["generationConfig"] == {"responseMimeType": "application/json"}
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    body = _body(_request(_user("hi"), response_format=ResponseFormat("json_schema", schema=schema, name="x")))
+    body = WIRE.body(chat_request(user("hi"), response_format=ResponseFormat("json_schema", schema=schema, name="x")))
     assert body["generationConfig"] == {"responseMimeType": "application/json", "responseJsonSchema": schema}
-    assert "generationConfig" not in _body(_request(_user("hi"), response_format=ResponseFormat("text")))
+    assert "generationConfig" not in WIRE.body(chat_request(user("hi"), response_format=ResponseFormat("text")))
 
 
 def test_request_pieces_validate_against_sdk_models() -> None:
     """Every piece of a rich request body is accepted by the google-genai SDK's strict (extra='forbid') models."""
-    request = _request(
+    request = chat_request(
         Message("system", [TextPart("Be brief.")]),
         Message(
             "user", [TextPart("hi"), ImagePart("data:image/png;base64,iVBORw0KGgo="), ImagePart("https://x.test/a.png")]
@@ -371,7 +329,7 @@ def test_request_pieces_validate_against_sdk_models() -> None:
         tool_choice=ToolChoice("named", "f"),
         response_format=ResponseFormat("json_schema", schema={"type": "object"}),
     )
-    body = _body(request)
+    body = WIRE.body(request)
     for content in body["contents"]:
         gt.Content.model_validate_json(orjson.dumps(content))
     gt.Content.model_validate_json(orjson.dumps(body["systemInstruction"]))
@@ -384,12 +342,14 @@ def test_request_pieces_validate_against_sdk_models() -> None:
 
 def test_unsupported_lists_user_parallel_tool_calls_and_extras() -> None:
     """unsupported() names used parameters Gemini cannot carry: user, parallel_tool_calls and every extra param."""
-    request = _request(
-        _user("hi"), user="u", parallel_tool_calls=False, temperature=0.1, extra_params=["reasoning_effort"]
+    request = chat_request(
+        user("hi"), user="u", parallel_tool_calls=False, temperature=0.1, extra_params=["reasoning_effort"]
     )
     assert ADAPTER.unsupported(request, TARGET) == ["parallel_tool_calls", "user", "reasoning_effort"]
     assert (
-        ADAPTER.unsupported(_request(_user("hi"), n=2, top_k=3, response_format=ResponseFormat("json_object")), TARGET)
+        ADAPTER.unsupported(
+            chat_request(user("hi"), n=2, top_k=3, response_format=ResponseFormat("json_object")), TARGET
+        )
         == []
     )
 
@@ -427,8 +387,10 @@ def test_thought_signature_survives_a_turn() -> None:
     call = response.choices[0].message.tool_calls[0]
     original = orjson.loads((SAMPLES / "chat_function_call.json").read_bytes())
     signature = original["candidates"][0]["content"]["parts"][1]["thoughtSignature"]
-    body = _body(
-        _request(_user("x"), Message("assistant", [], [call]), Message("tool", [TextPart("{}")], tool_call_id=call.id))
+    body = WIRE.body(
+        chat_request(
+            user("x"), Message("assistant", [], [call]), Message("tool", [TextPart("{}")], tool_call_id=call.id)
+        )
     )
     part = body["contents"][1]["parts"][0]
     assert part == {
@@ -609,10 +571,10 @@ def test_embeddings_response() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_text_stream_in_random_pieces(seed: int) -> None:
     """A recorded text stream, fed in random pieces, yields its text, finish stop and the last usage once, at the end."""
-    events = _parse_stream((SAMPLES / "chat_text.sse").read_bytes(), seed)
+    events = WIRE.parse_stream((SAMPLES / "chat_text.sse").read_bytes(), seed)
     assert isinstance(events[0], StreamStart) and events[0].id == "p8DoZ6mXA9Gq1-kP7bCo-Q4"
     assert events[0].model == "gemini-2.0-flash"
-    text, tools, finish, usage = _collect(events)
+    text, tools, finish, usage = collect_stream(events)
     assert text == "A sea wall takes the force of the waves so the harbour stays calm."
     assert (tools, finish) == ([], "stop")
     assert usage == Usage(input_tokens=8, output_tokens=15)
@@ -623,11 +585,11 @@ def test_text_stream_in_random_pieces(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_function_call_stream_in_random_pieces(seed: int) -> None:
     """A streamed functionCall arrives as one ToolCallDelta with id, name and whole arguments, and finishes as tool_calls."""
-    events = _parse_stream((SAMPLES / "chat_function_call.sse").read_bytes(), seed)
+    events = WIRE.parse_stream((SAMPLES / "chat_function_call.sse").read_bytes(), seed)
     deltas = [e for e in events if isinstance(e, ToolCallDelta)]
     assert len(deltas) == 1 and deltas[0].tool_index == 0
     assert deltas[0].id is not None and deltas[0].id.startswith("call_0" + SIGNATURE_SEP)
-    text, tools, finish, usage = _collect(events)
+    text, tools, finish, usage = collect_stream(events)
     assert text == "Let me check the swell height."
     assert [(t["name"], t["arguments"]) for t in tools] == [("get_swell", {"beach": "Fistral", "unit": "m"})]
     assert finish == "tool_calls"
@@ -654,7 +616,7 @@ def test_stream_with_several_candidates_and_lf_frames() -> None:
             ]
         },
     ).replace(b"\r\n", b"\n")
-    events = [e for e in _parse_stream(raw) if not isinstance(e, StreamStart)]
+    events = [e for e in WIRE.parse_stream(raw) if not isinstance(e, StreamStart)]
     assert events == [
         TextDelta("a", 0),
         TextDelta("b", 1),
@@ -669,15 +631,15 @@ def test_stream_without_finish_is_malformed() -> None:
     """A stream that ends with no finishReason raises MalformedResponse at close."""
     raw = _sse({"candidates": [{"content": {"parts": [{"text": "half"}]}, "index": 0}]})
     with pytest.raises(MalformedResponse):
-        _parse_stream(raw)
+        WIRE.parse_stream(raw)
 
 
 def test_stream_prompt_block_finishes_with_content_filter() -> None:
     """A streamed promptFeedback block with no candidates finishes choice 0 with content_filter."""
-    events = _parse_stream(
+    events = WIRE.parse_stream(
         _sse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 5}})
     )
-    assert _collect(events)[2:] == ("content_filter", Usage(input_tokens=5))
+    assert collect_stream(events)[2:] == ("content_filter", Usage(input_tokens=5))
 
 
 @pytest.mark.parametrize(
@@ -691,14 +653,14 @@ def test_stream_prompt_block_finishes_with_content_filter() -> None:
 def test_in_stream_error_frame_raises(error: dict[str, Any], cls: type[Exception]) -> None:
     """An error frame after the 200 raises the mapped UpstreamError from feed()."""
     raw = _sse({"candidates": [{"content": {"parts": [{"text": "x"}]}, "index": 0}]}, {"error": error})
-    parser = ADAPTER.stream_parser(_request(_user("hi"), stream=True), TARGET)
+    parser = ADAPTER.stream_parser(chat_request(user("hi"), stream=True), TARGET)
     with pytest.raises(cls):
         parser.feed(raw)
 
 
 def test_unreadable_stream_frame_is_malformed() -> None:
     """A frame that is not JSON raises MalformedResponse."""
-    parser = ADAPTER.stream_parser(_request(_user("hi"), stream=True), TARGET)
+    parser = ADAPTER.stream_parser(chat_request(user("hi"), stream=True), TARGET)
     with pytest.raises(MalformedResponse):
         parser.feed(b"data: {oops\r\n\r\n")
 
@@ -773,7 +735,7 @@ def test_recorded_cases_match_the_adapter() -> None:
         assert response.choices[0].message.text() == case["text"]
         assert response.usage == Usage(**case["usage"])
     for case in cases["streams"]:
-        text, _, finish, usage = _collect(_parse_stream((SAMPLES / case["file"]).read_bytes()))
+        text, _, finish, usage = collect_stream(WIRE.parse_stream((SAMPLES / case["file"]).read_bytes()))
         assert (text, finish, usage) == (case["text"], case["finish_reason"], Usage(**case["usage"]))
     for case in cases["errors"]:
         err = ADAPTER.map_error(case["status"], case["headers"], (SAMPLES / case["file"]).read_bytes(), TARGET)
@@ -915,13 +877,13 @@ def test_decode_pairs_results_by_id_when_given() -> None:
 def test_adapter_request_decodes_with_the_same_call_ids() -> None:
     """A request the adapter writes decodes on the serve side with its tool call ids, signatures and pairing intact."""
     signed = join_call_id("c2", "AAEC+/8=")
-    request = _request(
-        _user("x"),
+    request = chat_request(
+        user("x"),
         Message("assistant", [], [ToolCall("c1", "f", "{}"), ToolCall(signed, "g", '{"a":1}')]),
         Message("tool", [TextPart("1")], tool_call_id=signed),
         Message("tool", [TextPart("2")], tool_call_id="c1"),
     )
-    r = decode_chat_request(_body(request), "m", stream=False)
+    r = decode_chat_request(WIRE.body(request), "m", stream=False)
     assert [c.id for c in r.messages[1].tool_calls] == ["c1", signed]
     assert [(m.tool_call_id, m.text()) for m in r.messages[2:]] == [(signed, '{"result":1}'), ("c1", '{"result":2}')]
 
@@ -1167,7 +1129,7 @@ def _stream_events() -> list[StreamEvent]:
 
 def test_stream_encoder_frames() -> None:
     """Text goes out per delta; tool calls are buffered into whole functionCall parts in the final chunk with finish and usage."""
-    encoder = StreamEncoder(_request(_user("hi"), stream=True))
+    encoder = StreamEncoder(chat_request(user("hi"), stream=True))
     pieces = [encoder.encode(e) for e in _stream_events()]
     assert [bool(p) for p in pieces] == [False, True, True, False, False, False, False, False, False]
     final = encoder.end()
@@ -1207,9 +1169,9 @@ def test_stream_encoder_frames() -> None:
 
 def test_stream_encoder_round_trips_through_the_adapter() -> None:
     """A stream the encoder writes parses back to the same text, tool calls, finish and usage."""
-    encoder = StreamEncoder(_request(_user("hi"), stream=True))
+    encoder = StreamEncoder(chat_request(user("hi"), stream=True))
     raw = b"".join(encoder.encode(e) for e in _stream_events()) + encoder.end()
-    text, tools, finish, usage = _collect(_parse_stream(raw))
+    text, tools, finish, usage = collect_stream(WIRE.parse_stream(raw))
     assert text == "Hello"
     assert [(t["id"], t["name"], t["arguments"]) for t in tools] == [
         (join_call_id("c1", "AAEC+/8="), "lookup", {"q": "tides"}),
@@ -1223,7 +1185,7 @@ def test_stream_encoder_round_trips_through_the_adapter() -> None:
 
 def test_stream_encoder_flushes_calls_before_later_text() -> None:
     """Buffered calls go out before later text of the same choice; an OpenAI passthrough chunk is refused."""
-    encoder = StreamEncoder(_request(_user("hi"), stream=True))
+    encoder = StreamEncoder(chat_request(user("hi"), stream=True))
     encoder.encode(ToolCallDelta(0, '{"a":1}', id="c", name="f"))
     assert _frames(encoder.encode(TextDelta("after")))[0]["candidates"][0]["content"]["parts"] == [
         {"functionCall": {"id": "c", "name": "f", "args": {"a": 1}}},
@@ -1241,7 +1203,7 @@ def test_stream_encoder_flushes_calls_before_later_text() -> None:
 
 def test_stream_encoder_with_nothing_buffered_ends_empty() -> None:
     """end() writes nothing when no finish or usage is pending."""
-    encoder = StreamEncoder(_request(_user("hi"), stream=True))
+    encoder = StreamEncoder(chat_request(user("hi"), stream=True))
     assert encoder.encode(TextDelta("x"))
     assert encoder.end() == b""
 
@@ -1257,7 +1219,7 @@ def test_stream_encoder_with_nothing_buffered_ends_empty() -> None:
 )
 def test_stream_encoder_error_frame(type_: str, code: str | None, status: tuple[int, str]) -> None:
     """error() writes one data frame holding Gemini's error envelope with a matching code and status."""
-    raw = StreamEncoder(_request(_user("hi"))).error("went wrong", type_, code)
+    raw = StreamEncoder(chat_request(user("hi"))).error("went wrong", type_, code)
     assert raw.startswith(b"data: ") and raw.endswith(b"\r\n\r\n")
     assert _frames(raw)[0] == {"error": {"code": status[0], "message": "went wrong", "status": status[1]}}
 

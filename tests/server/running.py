@@ -1,4 +1,5 @@
-"""A real loopback server for tests: uvicorn on an ephemeral port, in a background thread."""
+"""A real loopback server for tests (uvicorn on an ephemeral port, in a background thread), and
+the clients the tests point at it: the official SDKs, and the admin API's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anthropic
+import httpx2
+import openai
 import uvicorn
+
+#: the conversation most gateway tests send
+HELLO = [{"role": "user", "content": "Hello there"}]
 
 
 @contextmanager
@@ -48,3 +55,18 @@ def serve(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def openai_sdk(base_url: str, api_key: str = "unused", **options: Any) -> openai.OpenAI:
+    """The OpenAI SDK on the gateway at ``base_url`` (no ``/v1``), without retries unless ``options`` say so."""
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=api_key, **{"max_retries": 0, **options})
+
+
+def anthropic_sdk(base_url: str, api_key: str = "unused", **options: Any) -> anthropic.Anthropic:
+    """The Anthropic SDK on the gateway at ``base_url``, without retries unless ``options`` say so."""
+    return anthropic.Anthropic(base_url=base_url, api_key=api_key, **{"max_retries": 0, **options})
+
+
+def admin_http(base_url: str, admin_key: str) -> httpx2.Client:
+    """An HTTP client for the gateway's admin API, authorised with ``admin_key``."""
+    return httpx2.Client(base_url=base_url, timeout=10, headers={"authorization": f"Bearer {admin_key}"})

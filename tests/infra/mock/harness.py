@@ -1,5 +1,5 @@
 """Test harness for the mock provider: a fake clock, a request helper, and httpx2 transports
-that put the official SDKs in front of ``MockService`` without a network.
+(and clients) that put the official SDKs in front of ``MockService`` without a network.
 
 The fake clock's ``sleep`` advances time instantly and records how long it was asked to wait,
 so latency, stream pacing and schedule windows are tested without real waiting.
@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 import orjson
 
-from breakwater.infra.clock import ManualClock
+from breakwater.infra.clock import ManualClock, SystemRandom
 from breakwater.infra.mock.faults import ConnectionReset
 from breakwater.infra.mock.service import MockReply, MockService
 
@@ -64,6 +64,11 @@ def async_transport(service: MockService) -> httpx2.MockTransport:
     return httpx2.MockTransport(handler)
 
 
+def sdk_http(seed: int = 1) -> httpx2.AsyncClient:
+    """An async client for an official SDK, answered by a fresh ``MockService`` (fake clock, seeded random)."""
+    return httpx2.AsyncClient(transport=async_transport(MockService(FakeClock(), SystemRandom(seed))))
+
+
 def sync_transport(service: MockService) -> httpx2.MockTransport:
     """The same for synchronous clients: each request runs the service on a fresh event loop."""
 
@@ -85,13 +90,3 @@ def sync_transport(service: MockService) -> httpx2.MockTransport:
 
 def json_of(data: bytes) -> Any:
     return orjson.loads(data)
-
-
-def sse_data(stream: bytes) -> list[str]:
-    """The ``data:`` payloads of an SSE body, in order."""
-    out = []
-    for frame in stream.replace(b"\r\n", b"\n").split(b"\n\n"):
-        for line in frame.split(b"\n"):
-            if line.startswith(b"data: "):
-                out.append(line[6:].decode())
-    return out

@@ -7,13 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx2
 import jsonschema
 import pytest
 
-from breakwater.infra.clock import SystemRandom
-from breakwater.infra.mock.service import MockService
-from tests.infra.mock.harness import FakeClock, async_transport
+from tests.infra.mock.harness import sdk_http
 
 HI: Any = [{"role": "user", "content": "Say hello"}]
 WEATHER = {
@@ -26,8 +23,7 @@ TOOLS: Any = [{"name": "get_weather", "description": "Weather by city", "input_s
 
 @pytest.fixture
 async def client() -> AsyncIterator[anthropic.AsyncAnthropic]:
-    service = MockService(FakeClock(), SystemRandom(1))
-    http = httpx2.AsyncClient(transport=async_transport(service))
+    http = sdk_http()
     async with anthropic.AsyncAnthropic(base_url="http://mock", api_key="k", http_client=http, max_retries=0) as c:
         yield c
 

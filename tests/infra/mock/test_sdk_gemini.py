@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import jsonschema
 import orjson
 import pytest
 from google import genai
 from google.genai import errors, types
 
-from breakwater.infra.clock import SystemRandom
 from breakwater.infra.mock.service import MockService
-from tests.infra.mock.harness import FakeClock, async_transport, call, sse_data
+from tests.infra.mock.harness import call, sdk_http
+from tests.providers.helpers import sse_data
 
 WEATHER = {
     "type": "object",
@@ -26,8 +25,7 @@ GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}
 
 @pytest.fixture
 async def client() -> AsyncIterator[genai.Client]:
-    service = MockService(FakeClock(), SystemRandom(1))
-    http = httpx2.AsyncClient(transport=async_transport(service))
+    http = sdk_http()
     options = types.HttpOptions(base_url="http://mock", httpx_async_client=http)
     c = genai.Client(api_key="k", http_options=options)
     yield c

@@ -7,16 +7,13 @@ import math
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import jsonschema
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from pydantic import BaseModel
 
-from breakwater.infra.clock import SystemRandom
-from breakwater.infra.mock.service import MockService
-from tests.infra.mock.harness import FakeClock, async_transport
+from tests.infra.mock.harness import sdk_http
 
 HI: Any = [{"role": "user", "content": "Say hello"}]
 WEATHER = {
@@ -30,8 +27,7 @@ TOOLS: Any = [{"type": "function", "function": {"name": "get_weather", "paramete
 
 @pytest.fixture
 async def client() -> AsyncIterator[openai.AsyncOpenAI]:
-    service = MockService(FakeClock(), SystemRandom(1))
-    http = httpx2.AsyncClient(transport=async_transport(service))
+    http = sdk_http()
     async with openai.AsyncOpenAI(base_url="http://mock/v1", api_key="sk-mock", http_client=http, max_retries=0) as c:
         yield c
 
@@ -115,8 +111,7 @@ async def test_models_list(client: openai.AsyncOpenAI) -> None:
 
 async def test_azure_client() -> None:
     """The Azure client addresses a deployment in the path and gets its name back as the model."""
-    service = MockService(FakeClock(), SystemRandom(1))
-    http = httpx2.AsyncClient(transport=async_transport(service))
+    http = sdk_http()
     async with openai.AsyncAzureOpenAI(
         azure_endpoint="http://mock", api_version="2024-10-21", api_key="k", http_client=http, max_retries=0
     ) as azure:

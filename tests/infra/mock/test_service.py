@@ -13,7 +13,8 @@ from breakwater.infra.clock import SystemRandom
 from breakwater.infra.mock.faults import LONG_SLEEP, ConnectionReset
 from breakwater.infra.mock.model import MockModel
 from breakwater.infra.mock.service import MockService
-from tests.infra.mock.harness import FakeClock, call, sse_data
+from tests.infra.mock.harness import FakeClock, call
+from tests.providers.helpers import sse_data
 
 HI = [{"role": "user", "content": "hi"}]
 OPENAI = ("/v1/chat/completions", {"model": "m", "messages": HI})

@@ -1,8 +1,9 @@
-"""Ledger rows for the tests, and a bounded wait on a condition."""
+"""Ledger rows for the tests (one generated row, and a hand-made day of usage), and a bounded wait on a condition."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -49,6 +50,46 @@ def make_row(i: int, *, prefix: str = "r") -> LedgerRow:
         upstream_ms=9.75 + i if full else None,
         overhead_ms=0.125 if full else None,
     )
+
+
+#: a UTC midnight (2023-11-15T00:00:00Z): the start of the hand-made day of usage
+START = 1_700_006_400.0
+DAY = 86400.0
+
+
+def usage_row(
+    i: int, *, user: str, latency: float, cost: str | None, status: int = 200, tags: dict[str, str] | None = None
+) -> LedgerRow:
+    """Row ``i`` of the hand-made usage: a minute apart from ``START``, 10 input (1 cached) and 5 output tokens."""
+    return dataclasses.replace(
+        make_row(i),
+        ts=START + i * 60.0,
+        user=user,
+        latency_ms=latency,
+        cost_usd=None if cost is None else Decimal(cost),
+        status=status,
+        input_tokens=10,
+        cached_input_tokens=1,
+        output_tokens=5,
+        tags=tags or {},
+    )
+
+
+USAGE_ROWS = [
+    # alice: 4 requests, one error, costs 0.1 + 0.2 + 0.0000000001 + none
+    usage_row(0, user="alice", latency=10.0, cost="0.1", tags={"team": "search"}),
+    usage_row(1, user="alice", latency=40.0, cost="0.2", status=500, tags={"team": "search"}),
+    usage_row(2, user="alice", latency=20.0, cost="0.0000000001", tags={"team": "ads"}),
+    usage_row(3, user="alice", latency=30.0, cost=None),
+    # bob: 2 requests, cheaper in total than alice
+    usage_row(4, user="bob", latency=5.0, cost="0.25", tags={"team": "ads"}),
+    usage_row(5, user="bob", latency=7.0, cost="0.0000000009", status=429),
+    # carol: costs nothing, one request
+    usage_row(6, user="carol", latency=1.0, cost=None),
+    # outside the window: the next day (exactly START + DAY, the window's exclusive end)
+    usage_row(24 * 60, user="dave", latency=1.0, cost="99"),
+]
+"""A day of usage by hand: what the aggregate must report for it is worked out in the tests."""
 
 
 async def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
