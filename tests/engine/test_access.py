@@ -14,7 +14,7 @@ import pytest
 from breakwater.core.errors import AuthenticationFailed, BackendUnavailable, InvalidRequest, NotFound, PermissionDenied
 from breakwater.core.keys import AccessSnapshot
 from breakwater.engine.access.directory import Directory
-from breakwater.engine.access.operations import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamSpec, parse
+from breakwater.engine.access.operations import AccessOperations, KeyPatch, KeySpec, LimitsSpec, TeamSpec, parse
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.keystore import SqliteKeyStore
 
@@ -29,9 +29,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteKeyStore]:
     await s.close()
 
 
-def parts(store: SqliteKeyStore, clock: ManualClock) -> tuple[Directory, AccessAdmin]:
+def parts(store: SqliteKeyStore, clock: ManualClock) -> tuple[Directory, AccessOperations]:
     directory = Directory(store, SECRET, clock)
-    return directory, AccessAdmin(store, SECRET, clock, directory=directory, routes=["fast", "openai/*"])
+    return directory, AccessOperations(store, SECRET, clock, directory=directory, routes=["fast", "openai/*"])
 
 
 async def test_a_created_key_authenticates_and_carries_its_owner(store: SqliteKeyStore) -> None:
@@ -137,7 +137,7 @@ async def test_a_hash_clash_is_answered_with_another_key(store: SqliteKeyStore) 
 
     clock = ManualClock(wall=1000.0)
     directory = Directory(store, SECRET, clock)
-    admin = AccessAdmin(store, SECRET, clock, directory=directory, random_bytes=repeating)
+    admin = AccessOperations(store, SECRET, clock, directory=directory, random_bytes=repeating)
     _, first = await admin.create_key(KeySpec(), actor="t")
     _, second = await admin.create_key(KeySpec(), actor="t")
     assert first != second
@@ -183,16 +183,16 @@ async def _started(directory: Directory) -> Directory:
 
 
 @pytest.fixture
-async def cli_admin(tmp_path: Path) -> AsyncIterator[AccessAdmin]:
+async def cli_admin(tmp_path: Path) -> AsyncIterator[AccessOperations]:
     """Admin operations on the test's key store over a connection of their own: another process, like the CLI."""
     other = SqliteKeyStore(tmp_path / "keys.db")
     await other.open()
-    yield AccessAdmin(other, SECRET, ManualClock(wall=1000.0), routes=["fast"])
+    yield AccessOperations(other, SECRET, ManualClock(wall=1000.0), routes=["fast"])
     await other.close()
 
 
 async def test_a_key_made_by_another_process_is_live_at_the_next_tick(
-    store: SqliteKeyStore, cli_admin: AccessAdmin
+    store: SqliteKeyStore, cli_admin: AccessOperations
 ) -> None:
     """With a change signal, the tick after another connection's commit reloads the keys, long before reload_s."""
     watched = Watched(store)
@@ -208,7 +208,7 @@ async def test_a_key_made_by_another_process_is_live_at_the_next_tick(
 
 
 async def test_without_a_change_a_tick_reads_only_the_signal_until_reload_s(
-    store: SqliteKeyStore, cli_admin: AccessAdmin
+    store: SqliteKeyStore, cli_admin: AccessOperations
 ) -> None:
     """Quiet ticks read only the change signal; every reload_s worth of ticks (1 s / 0.25 s = 4) the version is read too."""
     watched = Watched(store)
@@ -218,7 +218,9 @@ async def test_without_a_change_a_tick_reads_only_the_signal_until_reload_s(
     assert watched.reads == {"changed": 6, "version": 2}  # ticks 4 and 8 check the version instead
 
 
-async def test_a_store_without_a_signal_is_polled_every_reload_s(store: SqliteKeyStore, cli_admin: AccessAdmin) -> None:
+async def test_a_store_without_a_signal_is_polled_every_reload_s(
+    store: SqliteKeyStore, cli_admin: AccessOperations
+) -> None:
     """A store with no change signal (PostgreSQL) has its version read at every tick, each reload_s apart."""
     watched = Watched(store, signal=False)
     directory = _watching(watched, reload_s=1.0)

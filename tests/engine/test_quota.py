@@ -23,8 +23,8 @@ from breakwater.engine.limits.checks import BudgetAlert, Demand, Scope, Sessions
 from breakwater.engine.limits.counters import (
     Adjust,
     Check,
+    CounterLease,
     CountersUnavailable,
-    Lease,
     Reading,
     Release,
     Verdict,
@@ -325,7 +325,7 @@ async def test_a_late_admission_is_given_back() -> None:
     await quota.flush()
     [row] = await quota.spend([scope])
     assert row["committed_usd"] == "0"  # the late reservation was given back
-    lease = await shared.inner.acquire([Lease("conc:key:k1", 1, "probe", c.time() + 60)], c.time())
+    lease = await shared.inner.acquire([CounterLease("conc:key:k1", 1, "probe", c.time() + 60)], c.time())
     assert lease.admitted  # and its concurrency slot
     quota.settle(ctx, 1, Decimal("0.2"))
     await quota.flush()

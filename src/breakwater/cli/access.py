@@ -2,7 +2,7 @@
 
 The commands work on the key store the config names (``access.store``, hashed with
 ``access.hash_secret``) directly, so they work whether or not a gateway is running, and they go
-through the same ``AccessAdmin`` operations and pydantic specs as the admin API: the same
+through the same ``AccessOperations`` and pydantic specs as the admin API: the same
 checks, the same error messages, the same audit trail (the actor is ``cli:<login name>``).
 Running gateways pick a change up at once when the config has Redis (the change is announced
 on pub/sub); without it, within 1 s from a SQLite store (they watch its ``data_version``) and
@@ -35,7 +35,15 @@ from breakwater.cli.access_output import Json, Shown
 from breakwater.core.errors import BreakwaterError, InvalidRequest, NotFound
 from breakwater.core.keys import Team
 from breakwater.core.limits import PERIODS
-from breakwater.engine.access.operations import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
+from breakwater.engine.access.operations import (
+    AccessOperations,
+    KeyPatch,
+    KeySpec,
+    LimitsSpec,
+    TeamPatch,
+    TeamSpec,
+    parse,
+)
 from breakwater.engine.access.store import AccessStore
 from breakwater.engine.ports import Clock, SystemClock
 
@@ -154,7 +162,7 @@ class _Unusable(Exception):
 class _Call:
     """What an operation works with."""
 
-    admin: AccessAdmin
+    admin: AccessOperations
     args: argparse.Namespace
     actor: str
     clock: Clock
@@ -169,8 +177,8 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
     from breakwater.core.config import ConfigError
     from breakwater.engine.access.store import KeyConflict
     from breakwater.infra.credentials import CredentialError
-    from breakwater.server.access import change_reach, hash_secret, invalidations, key_store
-    from breakwater.server.app import load_config
+    from breakwater.runtime.access import change_reach, hash_secret, invalidations, key_store
+    from breakwater.runtime.loading import load_config
 
     try:
         config = load_config(args.config, os.environ)
@@ -191,7 +199,7 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
     except (CredentialError, ValueError) as exc:
         raise _Unusable(f"access: {exc}") from None
     clock = SystemClock()
-    admin = AccessAdmin(
+    admin = AccessOperations(
         store,
         secret,
         clock,

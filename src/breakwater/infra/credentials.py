@@ -40,3 +40,18 @@ def resolve(reference: str | None, environ: Mapping[str, str]) -> str | None:
     if not value:
         raise CredentialError(f"credential file {where} is empty")
     return value
+
+
+def is_reference(value: str) -> bool:
+    """Whether a value is a credential reference (``env:NAME`` or ``file:/path``) rather than inline."""
+    return value.startswith(("env:", "file:"))
+
+
+def resolve_optional(value: str, environ: Mapping[str, str]) -> str:
+    """A value that may be given inline or by reference: the secret a reference names, else the
+    value as it is.
+
+    Raises:
+        CredentialError: ``value`` is a reference that names nothing (see ``resolve``).
+    """
+    return (resolve(value, environ) or "") if is_reference(value) else value

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from breakwater.engine.limits.counters import Adjust, Lease, Reading, Release, Verdict, Window
+from breakwater.engine.limits.counters import Adjust, CounterLease, Reading, Release, Verdict, Window
 from breakwater.engine.ports import Counters
 from breakwater.infra.counters import MemoryCounters
 from breakwater.infra.counters.redis import RedisCounters
@@ -76,11 +76,11 @@ async def test_a_refused_set_changes_none_of_its_counters(counters: Counters) ->
     """When one check refuses, the window and lease that had room are not counted either."""
     assert (await counters.acquire([Window("full", 1, 1, slot=0)], T)).admitted
     roomy, full = Window("roomy", 10, 3, slot=0), Window("full", 1, 1, slot=0)
-    held = Lease("slots", 1, "req-1", T + 30)
+    held = CounterLease("slots", 1, "req-1", T + 30)
     verdict = await counters.acquire([roomy, full, held], T)
     assert verdict == Verdict(False, (Reading(0), Reading(1, oldest=0, fits_at=1), Reading(0)), refused=1)
     assert await counters.read([roomy, full], T) == [Reading(0), Reading(1, oldest=0)]
-    other = await counters.acquire([Lease("slots", 1, "req-2", T + 30)], T)
+    other = await counters.acquire([CounterLease("slots", 1, "req-2", T + 30)], T)
     assert other.admitted and other.readings == (Reading(1),)
 
 
@@ -118,13 +118,13 @@ async def test_a_refused_set_reports_fits_at_for_every_window_that_does_not_fit(
 
 async def test_lease_limit_release_and_expiry(counters: Counters) -> None:
     """At most ``limit`` live tokens are held; a release frees a place; a token stops counting after its expiry."""
-    assert (await counters.acquire([Lease("c", 2, "t1", T + 30)], T)).readings == (Reading(1),)
-    assert (await counters.acquire([Lease("c", 2, "t2", T + 10)], T)).readings == (Reading(2),)
-    assert await counters.acquire([Lease("c", 2, "t3", T + 30)], T) == Verdict(False, (Reading(2),), refused=0)
+    assert (await counters.acquire([CounterLease("c", 2, "t1", T + 30)], T)).readings == (Reading(1),)
+    assert (await counters.acquire([CounterLease("c", 2, "t2", T + 10)], T)).readings == (Reading(2),)
+    assert await counters.acquire([CounterLease("c", 2, "t3", T + 30)], T) == Verdict(False, (Reading(2),), refused=0)
     assert await counters.settle([], [Release("c", "t1")], T) == []
-    assert (await counters.acquire([Lease("c", 2, "t3", T + 30)], T)).readings == (Reading(2),)
-    assert not (await counters.acquire([Lease("c", 2, "t4", T + 40)], T + 10)).admitted  # t2 counts until T + 10
-    later = await counters.acquire([Lease("c", 2, "t4", T + 40)], T + 10.5)
+    assert (await counters.acquire([CounterLease("c", 2, "t3", T + 30)], T)).readings == (Reading(2),)
+    assert not (await counters.acquire([CounterLease("c", 2, "t4", T + 40)], T + 10)).admitted  # t2 counts until T + 10
+    later = await counters.acquire([CounterLease("c", 2, "t4", T + 40)], T + 10.5)
     assert later.admitted and later.readings == (Reading(2),)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from breakwater.engine.limits.counters import Adjust, Lease, Reading, Window
+from breakwater.engine.limits.counters import Adjust, CounterLease, Reading, Window
 from breakwater.infra.counters import MemoryCounters
 
 T = 1_700_000_000.0
@@ -22,10 +22,10 @@ async def test_a_window_is_forgotten_ttl_after_its_last_write() -> None:
 async def test_a_lease_set_is_forgotten_after_its_latest_token_expires() -> None:
     """A lease set lives until its latest token's expiry, then a new token starts a fresh set."""
     counters = MemoryCounters()
-    await counters.acquire([Lease("c", 2, "t1", T + 5), Lease("c2", 1, "t2", T + 50)], T)
-    verdict = await counters.acquire([Lease("c", 2, "t3", T + 60), Lease("c2", 1, "t4", T + 60)], T + 20)
+    await counters.acquire([CounterLease("c", 2, "t1", T + 5), CounterLease("c2", 1, "t2", T + 50)], T)
+    verdict = await counters.acquire([CounterLease("c", 2, "t3", T + 60), CounterLease("c2", 1, "t4", T + 60)], T + 20)
     assert verdict.refused == 1 and verdict.readings[0] == Reading(0)
-    assert (await counters.acquire([Lease("c2", 1, "t4", T + 60)], T + 51)).readings == (Reading(1),)
+    assert (await counters.acquire([CounterLease("c2", 1, "t4", T + 60)], T + 51)).readings == (Reading(1),)
 
 
 async def test_first_can_be_claimed_again_once_its_ttl_has_passed() -> None:
@@ -44,7 +44,7 @@ async def test_expired_keys_are_swept_so_memory_stays_bounded() -> None:
     for i in range(20_000):
         now = T + i * 0.01  # each key lives 1 s: about 100 are live at any time
         await counters.acquire([Window(f"rpm:user-{i}", 10, 1, slot=int(now), buckets=60, ttl_s=1)], now)
-        await counters.acquire([Lease(f"conc:user-{i}", 1, "t", now + 1)], now)
+        await counters.acquire([CounterLease(f"conc:user-{i}", 1, "t", now + 1)], now)
         await counters.first(f"alert:user-{i}", 1, now)
         held.append(len(counters))
     # About 300 keys are live at a time; unswept, 60 000 would be held by the end.

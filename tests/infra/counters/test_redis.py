@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis
 
-from breakwater.engine.limits.counters import Adjust, CountersUnavailable, Lease, Reading, Release, Window
+from breakwater.engine.limits.counters import Adjust, CounterLease, CountersUnavailable, Reading, Release, Window
 from breakwater.infra.counters.redis import RedisCounters
 
 from ...tcp_proxy import TcpProxy
@@ -28,7 +28,7 @@ T = 1_700_000_000.0
 def _calls(counters: RedisCounters) -> dict[str, Callable[[], Awaitable[object]]]:
     """One call of each kind that needs Redis."""
     return {
-        "acquire": lambda: counters.acquire([Window("w", 10, 1, slot=0), Lease("c", 5, "t", T + 30)], T),
+        "acquire": lambda: counters.acquire([Window("w", 10, 1, slot=0), CounterLease("c", 5, "t", T + 30)], T),
         "settle": lambda: counters.settle([Adjust("w", 0, -1)], [Release("c", "t")], T),
         "read": lambda: counters.read([Window("w", 10, 0, slot=0)], T),
         "first": lambda: counters.first("alert", 60, T),
@@ -93,7 +93,7 @@ async def test_two_replicas_hold_exactly_the_lease_limit_under_concurrency(names
     try:
         verdicts = await asyncio.gather(
             *(
-                r.acquire([Lease("conc:alice", 50, f"r{n}-{i}", T + 60)], T)
+                r.acquire([CounterLease("conc:alice", 50, f"r{n}-{i}", T + 60)], T)
                 for n, r in enumerate(replicas)
                 for i in range(200)
             )

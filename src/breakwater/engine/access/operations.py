@@ -1,5 +1,5 @@
 """Admin operations on keys, teams and per-user/per-tag limits: one implementation for the admin
-API (``server/admin_access.py``) and the CLI (``breakwater keys ...``).
+API (``server/admin_keys.py``) and the CLI (``breakwater keys ...``).
 
 Every operation validates its input (the pydantic specs below, so the API and the CLI report
 the same problems), writes through the ``AccessStore`` (which audits it in the same
@@ -151,7 +151,7 @@ def parse(spec: type[_Spec], data: Any) -> Any:
 Announce = Callable[[], Awaitable[None]]
 
 
-class AccessAdmin:
+class AccessOperations:
     """Changes to keys, teams and limits, audited and announced.
 
     Args:
@@ -182,6 +182,10 @@ class AccessAdmin:
         self._announce = announce
         self._routes = set(routes)
         self._random = random_bytes
+
+    def set_routes(self, routes: Collection[str]) -> None:
+        """The route names keys may name, after a reload changed them."""
+        self._routes = set(routes)
 
     # --- keys -----------------------------------------------------------------------------------
 
@@ -415,7 +419,7 @@ def _under_wildcard(route: str, routes: Collection[str]) -> bool:
 
 __all__ = [
     "EVERY_USER",
-    "AccessAdmin",
+    "AccessOperations",
     "BudgetSpec",
     "KeyPatch",
     "KeySpec",

@@ -13,7 +13,7 @@ Two kinds of check, admitted together or not at all:
   seconds. A budget or a session uses one slot (0) of a key that names its calendar period.
   Admission is ``count + amount <= limit``; with ``below`` it is ``count < limit`` (budgets:
   admitted while under the cap, so concurrent requests overshoot it by at most one request).
-- ``Lease``: a set of held tokens with expiry times (concurrency): admitted while fewer than
+- ``CounterLease``: a set of held tokens with expiry times (concurrency): admitted while fewer than
   ``limit`` unexpired tokens are held. The expiry bounds what a crashed replica can leak.
 
 Settlement changes a slot by a delta (``Adjust``: real usage minus the reservation) and gives
@@ -44,8 +44,8 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    """One token in a set of at most ``limit`` live tokens."""
+class CounterLease:
+    """A lease on one token in a shared set of at most ``limit`` live tokens (a concurrency cap)."""
 
     key: str
     limit: int
@@ -54,7 +54,7 @@ class Lease:
     expires_at: float
 
 
-Check = Window | Lease
+Check = Window | CounterLease
 
 
 # Readings and verdicts are made on every admission: plain slotted classes, which cost a third of

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import repeat
 
-from breakwater.engine.limits.counters import Adjust, Check, Lease, Reading, Release, Verdict, Window
+from breakwater.engine.limits.counters import Adjust, Check, CounterLease, Reading, Release, Verdict, Window
 
 __all__ = ["MemoryCounters"]
 
@@ -223,7 +223,7 @@ class MemoryCounters:
 
     def _hold(self, check: Check, probe: _Slots | _Tokens | None, count: int, now: float) -> Reading:
         """Apply one check of an admitted set; its reading after the call."""
-        if isinstance(check, Lease):
+        if isinstance(check, CounterLease):
             # the same key may appear twice in a set: look again rather than trust an empty probe
             tokens = probe if isinstance(probe, _Tokens) else self._leases.get(check.key)
             if tokens is None:
@@ -254,7 +254,7 @@ class MemoryCounters:
 
 def _refusal(check: Check, probe: _Slots | _Tokens | None, count: int) -> Reading:
     """One check's reading in a refused set: the count before, and when a refused window would fit."""
-    if isinstance(check, Lease) or not isinstance(probe, _Slots):
+    if isinstance(check, CounterLease) or not isinstance(probe, _Slots):
         return Reading(count)
     first = check.slot - check.buckets + 1
     oldest = probe.oldest(first, check.slot)

@@ -15,7 +15,6 @@ the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` a
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import re
@@ -27,6 +26,7 @@ from typing import Any
 import orjson
 
 from breakwater.core.errors import InvalidRequest
+from breakwater.core.ids import IdGenerator
 from breakwater.core.types import ChatRequest, ChatResponse
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset, Faults, FaultSchedule, parse_faults
@@ -95,7 +95,8 @@ class MockService:
         self._clock = clock
         self._schedule = FaultSchedule(rules, clock, rng)
         self._model = model or MockModel()
-        self._ids = itertools.count(1)
+        #: one counter for response and request ids, with no random prefix
+        self._ids = IdGenerator(0, width=12)
         self._memo: dict[tuple[str, bytes], tuple[ChatRequest, ChatResponse]] = {}
         self.openai, self.anthropic, self.gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
         self._routes: dict[str, _Route] = {}
@@ -219,9 +220,8 @@ class MockService:
         return answer
 
     def _chat(self, wire: Wire, request: ChatRequest, answer: ChatResponse, faults: Faults, query: str) -> MockReply:
-        n = next(self._ids)
         response = ChatResponse(
-            f"{wire.id_prefix}mock{n:012x}", answer.model, self._now(), answer.choices, answer.usage
+            f"{wire.id_prefix}mock{self._ids.new()}", answer.model, self._now(), answer.choices, answer.usage
         )
         if faults.content_filter == "prompt":
             blocked = wire.prompt_blocked(request, input_tokens(request))
@@ -311,7 +311,7 @@ class MockService:
         return int(self._clock.time())
 
     def _headers(self, base: Mapping[str, str]) -> dict[str, str]:
-        return {**base, "x-request-id": f"req_mock{next(self._ids):012x}"}
+        return {**base, "x-request-id": f"req_mock{self._ids.new()}"}
 
     def _error(
         self, wire: Wire, status: int, message: str | None = None, retry_after: float | None = None

@@ -16,7 +16,7 @@ GET    /admin/audit[?target=&limit=]    who changed what, newest first
 ```
 
 Every route needs the admin key (``admin.AdminAuth``). Changes are made by
-``engine/access_admin.AccessAdmin`` and audited with the actor: the ``x-breakwater-actor``
+``engine/access/operations.AccessOperations`` and audited with the actor: the ``x-breakwater-actor``
 header when the caller names themselves, and the client's address.
 """
 
@@ -29,7 +29,15 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from breakwater.core.errors import BreakwaterError, InvalidRequest, MethodNotAllowed, NotFound
-from breakwater.engine.access.operations import AccessAdmin, KeyPatch, KeySpec, LimitsSpec, TeamPatch, TeamSpec, parse
+from breakwater.engine.access.operations import (
+    AccessOperations,
+    KeyPatch,
+    KeySpec,
+    LimitsSpec,
+    TeamPatch,
+    TeamSpec,
+    parse,
+)
 from breakwater.engine.limits.checks import Scope
 from breakwater.engine.limits.quota import Quota
 from breakwater.server import errors
@@ -41,10 +49,10 @@ Json = dict[str, Any]
 _MAX_BODY = 64 * 1024
 
 
-class AdminAccess:
-    """Handlers for ``/admin/{keys,teams,limits,budgets,audit}``."""
+class KeysAdminApi:
+    """The HTTP API for key administration: handlers for ``/admin/{keys,teams,limits,budgets,audit}``."""
 
-    def __init__(self, auth: AdminAuth, admin: AccessAdmin | None, quota: Quota, now: Callable[[], float]) -> None:
+    def __init__(self, auth: AdminAuth, admin: AccessOperations | None, quota: Quota, now: Callable[[], float]) -> None:
         self._auth = auth
         self._admin = admin
         self._quota = quota
@@ -118,7 +126,7 @@ class AdminAccess:
 
 
 Body = Callable[[], Awaitable[Any]]
-Handler = Callable[[AdminAccess, AccessAdmin, list[str], dict[str, str], Body, str], Awaitable[tuple[int, Json]]]
+Handler = Callable[[KeysAdminApi, AccessOperations, list[str], dict[str, str], Body, str], Awaitable[tuple[int, Json]]]
 
 
 def _actor(scope: AsgiScope) -> str:
@@ -129,14 +137,14 @@ def _actor(scope: AsgiScope) -> str:
 
 
 async def _create_key(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     key, plain = await a.create_key(parse(KeySpec, await body()), actor=actor)
     return 201, {**key.view(h._now()), "key": plain}
 
 
 async def _list_keys(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     now = h._now()
     keys = [k.view(now) for k in await a.keys() if q.get("user") in (None, k.user) and q.get("team") in (None, k.team)]
@@ -144,19 +152,19 @@ async def _list_keys(
 
 
 async def _key(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     return 200, (await a.key(p[1])).view(h._now())
 
 
 async def _patch_key(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     return 200, (await a.update_key(p[1], parse(KeyPatch, await body()), actor=actor)).view(h._now())
 
 
 async def _key_action(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     key_id, action = p[1], p[2]
     if action in ("disable", "enable"):
@@ -176,40 +184,40 @@ async def _key_action(
 
 
 async def _create_team(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     team = await a.create_team(parse(TeamSpec, await body()), actor=actor)
     return 201, {"object": "team", **team.public()}
 
 
 async def _list_teams(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     return 200, {"object": "list", "data": [{"object": "team", **t.public()} for t in await a.teams()]}
 
 
 async def _team(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     return 200, {"object": "team", **(await a.team(p[1])).public()}
 
 
 async def _patch_team(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     team = await a.update_team(p[1], parse(TeamPatch, await body()), actor=actor)
     return 200, {"object": "team", **team.public()}
 
 
 async def _delete_team(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     team = await a.delete_team(p[1], actor=actor)
     return 200, {"object": "team", **team.public(), "deleted": True}
 
 
 async def _team_action(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     if p[2] not in ("disable", "enable"):
         raise NotFound(f"Unknown team action '{p[2]}': disable or enable")
@@ -218,27 +226,27 @@ async def _team_action(
 
 
 async def _list_limits(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     return 200, {"object": "list", "data": [e.public() for e in await a.subject_limits()]}
 
 
 async def _put_limits(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     entry = await a.set_limits(p[1], p[2], parse(LimitsSpec, await body()), actor=actor)
     return 200, entry.public()
 
 
 async def _delete_limits(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     entry = await a.delete_limits(p[1], p[2], actor=actor)
     return 200, {**entry.public(), "deleted": True}
 
 
 async def _audit(
-    h: AdminAccess, a: AccessAdmin, p: list[str], q: dict[str, str], body: Body, actor: str
+    h: KeysAdminApi, a: AccessOperations, p: list[str], q: dict[str, str], body: Body, actor: str
 ) -> tuple[int, Json]:
     try:
         limit = int(q.get("limit", "100"))
