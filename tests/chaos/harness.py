@@ -16,7 +16,7 @@ from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.ports import Clock
 from breakwater.infra.clock import ManualClock
-from breakwater.server.wiring import Wiring
+from breakwater.runtime.wiring import Wiring
 
 Rules = list[dict[str, Any]]
 Transitions = list[tuple[str, str, str]]

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from breakwater.core.errors import Saturated
-from breakwater.engine.calls.admission import ConcurrencyLimiter, Lease
+from breakwater.engine.calls.admission import ConcurrencyLimiter, Slot
 from breakwater.infra.clock import ManualClock
 
 T = TypeVar("T")
@@ -57,8 +57,8 @@ async def _until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition never held")
 
 
-async def _granted(waiter: asyncio.Task[Lease]) -> Lease:
-    """The lease a waiter was handed; it must already be on its way (fails rather than hangs)."""
+async def _granted(waiter: asyncio.Task[Slot]) -> Slot:
+    """The slot a waiter was handed; it must already be on its way (fails rather than hangs)."""
     await _until(waiter.done)
     return waiter.result()
 
@@ -79,7 +79,7 @@ def _with_history(limiter: ConcurrencyLimiter, clock: ManualClock, *holds: float
         lease.release()
 
 
-def _waiters(limiter: ConcurrencyLimiter, tenant: str, n: int, deadline: float = FAR) -> list[asyncio.Task[Lease]]:
+def _waiters(limiter: ConcurrencyLimiter, tenant: str, n: int, deadline: float = FAR) -> list[asyncio.Task[Slot]]:
     return [asyncio.create_task(limiter.acquire(tenant, deadline)) for _ in range(n)]
 
 
@@ -310,7 +310,7 @@ async def test_a_release_skips_a_waiter_cancelled_just_before_it() -> None:
 
 
 async def test_try_acquire_takes_only_a_free_slot_and_never_queues() -> None:
-    """try_acquire returns a lease while a slot is free and None when all are held, without joining the queue."""
+    """try_acquire returns a slot while a slot is free and None when all are held, without joining the queue."""
     limiter = ConcurrencyLimiter("dep", 1, 10, ManualClock())
     lease = limiter.try_acquire()
     assert lease is not None
@@ -323,7 +323,7 @@ async def test_try_acquire_takes_only_a_free_slot_and_never_queues() -> None:
 
 
 async def test_releasing_a_lease_twice_frees_one_slot() -> None:
-    """A second release of the same lease does nothing, so a double release cannot raise capacity."""
+    """A second release of the same slot does nothing, so a double release cannot raise capacity."""
     limiter = ConcurrencyLimiter("dep", 2, 10, ManualClock())
     first = _at_once(limiter.acquire("a", FAR))
     _at_once(limiter.acquire("a", FAR))

@@ -17,7 +17,7 @@ from breakwater.engine.routing import Deployment, Route, Router
 from breakwater.infra.clock import SystemClock
 from breakwater.providers.base import HttpRequest, Target
 from breakwater.providers.registry import adapter_for
-from breakwater.server.wiring import Wiring
+from breakwater.runtime.wiring import Wiring
 
 
 class FixedRandom:

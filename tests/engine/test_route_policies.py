@@ -13,7 +13,7 @@ from breakwater.core.types import ChatRequest, FinishEvent, Message, StreamEvent
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.context import RequestContext
 from breakwater.infra.clock import ManualClock, SystemRandom
-from breakwater.server.wiring import Wiring
+from breakwater.runtime.wiring import Wiring
 
 
 def gateway(deployments: dict[str, dict[str, Any]], routes: dict[str, dict[str, Any]]) -> Gateway:

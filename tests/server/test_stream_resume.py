@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import anthropic
 import httpx2
-import openai
 
-from tests.server.test_openai_sdk import HELLO
+from tests.server.running import HELLO, anthropic_sdk, openai_sdk
 
 
 def test_openai_stream_resumes_on_the_next_deployment(gateway_url: str) -> None:
     """On a `stream_failure: continue` route, a stream cut after a few chunks finishes normally for the OpenAI SDK,
     with the forwarded chunks' text and then the other deployment's continuation."""
     before = _failures(gateway_url)
-    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0)
+    client = openai_sdk(gateway_url)
     raw = client.chat.completions.with_raw_response.create(model="mock-resume", messages=HELLO, stream=True)
     chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -31,7 +29,7 @@ def _failures(gateway_url: str) -> int:
 
 def test_anthropic_stream_resumes_on_the_next_deployment(gateway_url: str) -> None:
     """The same route through /v1/messages: the Anthropic SDK gets one complete message, ending in end_turn."""
-    client = anthropic.Anthropic(base_url=gateway_url, api_key="unused", max_retries=0)
+    client = anthropic_sdk(gateway_url)
     with client.messages.stream(model="mock-resume", max_tokens=200, messages=HELLO) as stream:  # type: ignore[arg-type]
         text = "".join(stream.text_stream)
         message = stream.get_final_message()

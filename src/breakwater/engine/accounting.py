@@ -1,7 +1,7 @@
 """What a request consumed, as it happens: usage, finish reason, first-event time, upstream model.
 
 The engine fills one ``Tally`` per request: from the whole response of a plain call, or batch
-by batch as a stream passes (``WatchedStream`` calls ``observe``). The upstream's reported
+by batch as a stream passes (``TallyTap``, a tap on the answer's ``EventStream``: ``engine/tee.py``). The upstream's reported
 usage is authoritative; when none arrives (some self-hosted servers ignore
 ``stream_options.include_usage``), the content chunks seen are kept so the ledger can
 estimate, and mark the row as estimated.
@@ -9,6 +9,7 @@ estimate, and mark the row as estimated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from breakwater.core.types import (
@@ -23,7 +24,10 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.providers.openai import passthrough_text
+from breakwater.engine.ports import Clock
+
+#: the text a forwarded chunk adds to choice 0 (``Adapter.passthrough_text``)
+TextOf = Callable[[PassthroughChunk], str]
 
 
 @dataclass(slots=True)
@@ -58,9 +62,10 @@ class Tally:
                 if isinstance(part, TextPart)
             )
 
-    def observe(self, batch: list[StreamEvent]) -> None:
+    def observe(self, batch: list[StreamEvent], text_of: TextOf | None = None) -> None:
+        """Take one batch of a stream; ``text_of`` reads forwarded chunks' text (the adapter's)."""
         if self.capture:
-            self._keep_text(batch)
+            self._keep_text(batch, text_of)
         for event in batch:
             if isinstance(event, PassthroughChunk):
                 self.chunks += 1
@@ -78,14 +83,33 @@ class Tally:
             elif isinstance(event, StreamStart) and event.model:
                 self.model = event.model
 
-    def _keep_text(self, batch: list[StreamEvent]) -> None:
+    def _keep_text(self, batch: list[StreamEvent], text_of: TextOf | None) -> None:
         pieces = [self.output_text or ""]
         for event in batch:
             if isinstance(event, TextDelta) and event.index == 0:
                 pieces.append(event.text)
-            elif isinstance(event, PassthroughChunk):
+            elif isinstance(event, PassthroughChunk) and text_of is not None:
                 try:
-                    pieces.append(passthrough_text(event))
+                    pieces.append(text_of(event))
                 except ValueError:
                     pass  # not a plain text chunk (tool call, several choices): nothing to keep
         self.output_text = "".join(pieces)
+
+
+class TallyTap:
+    """Accounting as a stream passes: each batch into the request's ``Tally``, with its arrival time."""
+
+    __slots__ = ("_clock", "_tally", "_text_of")
+
+    def __init__(self, tally: Tally, clock: Clock, text_of: TextOf | None) -> None:
+        self._tally = tally
+        self._clock = clock
+        self._text_of = text_of
+
+    def batch(self, events: list[StreamEvent]) -> None:
+        tally = self._tally
+        tally.last_event_at = self._clock.monotonic()
+        tally.observe(events, self._text_of)
+
+    def end(self, error: BaseException | None) -> None:
+        pass  # the ledger row is written when the exchange ends (``engine/pipeline.py``)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from breakwater.core.tokens import TextCounter, byte_estimate
 from breakwater.engine.limits.counters import Adjust, Check, Reading, Release, Verdict, Window
 from breakwater.providers.base import HttpRequest
 
@@ -80,6 +81,13 @@ class TokenCounters(Protocol):
     def decode(self, ids: list[int]) -> str:
         """The text of OpenAI token ids (``cl100k_base``). Raises ``ValueError`` for an unknown id."""
         ...
+
+
+def text_counter(tokens: TokenCounters | None, provider: str | None, model: str) -> TextCounter:
+    """Counts text in ``model``'s tokens: with its tokenizer when ``tokens`` are loaded, else ``byte_estimate``."""
+    if tokens is None:
+        return byte_estimate
+    return lambda text: tokens.count(provider, model, text)
 
 
 class Counters(Protocol):

@@ -1,6 +1,6 @@
 """Routes: from the public model name a client sends to the deployments that can serve it.
 
-The router is built once from the config (``breakwater.server.wiring``) and is read-only while
+The router is built once from the config (``breakwater.runtime.wiring``) and is read-only while
 serving, so a lookup is a dict hit. Wildcard routes (``openai/*``) make a deployment on first use
 for each model name after the prefix and keep it.
 """

@@ -14,18 +14,17 @@ price it is ``None`` (and counted in ``PriceBook.unknown``), never a guess.
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from breakwater.core.ids import IdGenerator
 from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import cost
-from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens
+from breakwater.core.tokens import estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, Usage
 from breakwater.engine.context import RequestContext
-from breakwater.engine.ports import TokenCounters
+from breakwater.engine.ports import TokenCounters, text_counter
 from breakwater.observability.capture import Capture
 from breakwater.observability.ledger.row import LedgerRow
 
@@ -54,8 +53,7 @@ class Recorder:
         self._prices = prices
         self._host_of = host_of
         self._tokens = tokens
-        self._prefix = secrets.token_hex(6)
-        self._ids = itertools.count(1)
+        self._ids = IdGenerator()
 
     def record(
         self,
@@ -83,7 +81,7 @@ class Recorder:
         generating_s = latency_s - (ttft_s or 0.0)
         tps = usage.output_tokens / generating_s if usage.output_tokens and generating_s > 0 else None
         row = LedgerRow(
-            id=f"{self._prefix}{next(self._ids):010x}",
+            id=self._ids.new(),
             request_id=ctx.request_id,
             trace_id=f"{ctx.trace_id:032x}" if ctx.trace_id else None,
             ts=ctx.started_at,
@@ -125,9 +123,8 @@ class Recorder:
         return row
 
     def _estimate(self, ctx: RequestContext, request: ChatRequest) -> Usage:
-        tokens, model = self._tokens, ctx.upstream_model or request.model
-        provider = self._host_of(ctx.provider or "")
-        count = byte_estimate if tokens is None else (lambda text: tokens.count(provider, model, text))
+        model = ctx.upstream_model or request.model
+        count = text_counter(self._tokens, self._host_of(ctx.provider or ""), model)
         tally = ctx.tally
         output = tally.chunks if ctx.stream else count(tally.output_text or "")
         return Usage(input_tokens=estimate_prompt_tokens(request, count), output_tokens=output)

@@ -36,6 +36,7 @@ from breakwater.core.types import (
     FinishReason,
     ImagePart,
     Message,
+    PassthroughChunk,
     StreamEvent,
     StreamStart,
     TextDelta,
@@ -157,6 +158,9 @@ class AnthropicAdapter:
         raise _no_embeddings(target)
 
     # 4. streams --------------------------------------------------------------------------------
+
+    def passthrough_text(self, chunk: PassthroughChunk) -> str:
+        raise ValueError("the Anthropic wire forwards no chunks byte-for-byte")
 
     def stream_parser(self, request: ChatRequest, target: Target) -> AnthropicStreamParser:
         return AnthropicStreamParser(target)

@@ -26,6 +26,7 @@ from breakwater.core.types import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
+    PassthroughChunk,
     StreamEvent,
 )
 
@@ -93,6 +94,14 @@ class Adapter(Protocol):
     def chat_response(self, body: bytes, target: Target) -> ChatResponse: ...
 
     def stream_parser(self, request: ChatRequest, target: Target) -> StreamParser: ...
+
+    def passthrough_text(self, chunk: PassthroughChunk) -> str:
+        """The text a chunk this wire forwarded byte-for-byte adds to choice 0.
+
+        Raises:
+            ValueError: not a plain text chunk of choice 0 (or this wire forwards no chunks).
+        """
+        ...
 
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest: ...
 

@@ -46,6 +46,7 @@ from breakwater.core.types import (
     FinishEvent,
     FinishReason,
     Message,
+    PassthroughChunk,
     StreamEvent,
     StreamStart,
     TextDelta,
@@ -147,6 +148,9 @@ class GeminiAdapter:
             raise MalformedResponse(f"{target.provider} sent unreadable embeddings", provider=target.provider) from exc
 
     # 4. streams --------------------------------------------------------------------------------
+
+    def passthrough_text(self, chunk: PassthroughChunk) -> str:
+        raise ValueError("the Gemini wire forwards no chunks byte-for-byte")
 
     def stream_parser(self, request: ChatRequest, target: Target) -> GeminiStreamParser:
         return GeminiStreamParser(target)

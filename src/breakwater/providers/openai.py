@@ -158,6 +158,9 @@ class OpenAIAdapter:
 
     # 4. streams --------------------------------------------------------------------------------
 
+    def passthrough_text(self, chunk: PassthroughChunk) -> str:
+        return passthrough_text(chunk)
+
     def stream_parser(self, request: ChatRequest, target: Target) -> OpenAIStreamParser:
         return OpenAIStreamParser(target, passthrough=request.raw is not None, include_usage=request.include_usage)
 

@@ -6,7 +6,7 @@ one dict lookup per request. The snapshot is replaced, never mutated, so a reade
 one consistent version.
 
 It is refreshed:
-- at once on this replica after each admin change (``access_admin.py`` calls ``refresh``);
+- at once on this replica after each admin change (``operations.py`` calls ``refresh``);
 - when another replica announces a change (``invalidate``, called by the Redis pub/sub
   listener), within milliseconds;
 - within ``watch_s`` (0.25 s) of a change another process made to a store that can tell

@@ -20,13 +20,13 @@ from decimal import Decimal
 from breakwater.core.errors import InvalidRequest
 from breakwater.core.limits import to_nano_ceiling
 from breakwater.core.pricing import Price, cost
-from breakwater.core.tokens import TextCounter, byte_estimate, estimate_prompt_tokens
+from breakwater.core.tokens import TextCounter, estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, EmbeddingRequest, Usage
 from breakwater.engine.access.directory import Directory
 from breakwater.engine.context import RequestContext
 from breakwater.engine.limits.checks import Demand, Scope
 from breakwater.engine.limits.quota import Quota
-from breakwater.engine.ports import TokenCounters
+from breakwater.engine.ports import TokenCounters, text_counter
 from breakwater.engine.routing import Deployment, Route, Router
 
 #: output tokens reserved for a request that does not say how many it may generate: give the
@@ -142,11 +142,8 @@ class Gatekeeper:
     # --- estimates ------------------------------------------------------------------------------
 
     def _counter(self, route: Route) -> TextCounter:
-        tokens = self._tokens
-        if tokens is None:
-            return byte_estimate
         target = route.deployments[0].target
-        return lambda text: tokens.count(target.provider, target.model, text)
+        return text_counter(self._tokens, target.provider, target.model)
 
     def _chat_demand(self, route: Route, request: ChatRequest) -> Demand:
         prompt = estimate_prompt_tokens(request, self._counter(route))

@@ -1,7 +1,7 @@
 """Per-deployment admission: at most N requests in flight, the rest in a bounded, fair queue.
 
-A deployment with ``max_concurrency`` gets one ``ConcurrencyLimiter``. A request takes a slot
-(a ``Lease``) before its upstream call and releases it when the call, stream included, is over.
+A deployment with ``max_concurrency`` gets one ``ConcurrencyLimiter``. A request takes a ``Slot``
+before its upstream call and releases it when the call, stream included, is over.
 When every slot is held, the request waits in its tenant's FIFO queue (a tenant is the caller's
 key or user), and a freed slot goes to the next tenant in round-robin order, so a tenant with a
 hundred requests waiting and one with a single request alternate: one heavy user cannot starve
@@ -18,7 +18,7 @@ Waiting is bounded two ways, and a request that cannot be served in time gets ``
   request's deadline. The position counts the round-robin turns ahead of the request, not the
   whole queue, so a light tenant behind a heavy one is not refused for the heavy one's backlog.
   The average is an exponentially weighted moving average of recent slot hold times; with no
-  history yet, nothing is refused on the estimate. Each lease carries its grant time, so every
+  history yet, nothing is refused on the estimate. Each ``Slot`` carries its grant time, so every
   sample is one slot's real hold time.
 
 A waiter whose deadline passes leaves the queue with ``Saturated``; a waiter cancelled (client
@@ -27,9 +27,9 @@ cancelled, the slot passes on to the next waiter instead of leaking. The deadlin
 injected clock's scale; the wait itself is timed by the event loop (``asyncio.timeout_at``), like
 the gateway's network timeouts, starting from the time left when the request joins the queue.
 
-Uncontended, ``acquire`` and ``release`` are a counter check, a clock read and the lease (two
-slots: its limiter and grant time); the queue machinery (a future per waiter) is only built when
-there is a queue.
+Uncontended, ``acquire`` and ``release`` are a counter check, a clock read and the ``Slot`` (two
+attributes: its limiter and grant time); the queue machinery (a future per waiter) is only built
+when there is a queue.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _REASONS = {
 }
 
 
-class Lease:
+class Slot:
     """One held slot of a ``ConcurrencyLimiter``. ``release()`` gives it back; a second call does nothing."""
 
     __slots__ = ("_limiter", "granted_at")
@@ -112,8 +112,8 @@ class ConcurrencyLimiter:
         """Requests waiting for a slot, across all tenants."""
         return self._queued
 
-    async def acquire(self, tenant: str, deadline: float) -> Lease:
-        """A slot, waiting for one in ``tenant``'s queue if all are held. Release the lease when done.
+    async def acquire(self, tenant: str, deadline: float) -> Slot:
+        """A slot, waiting for one in ``tenant``'s queue if all are held. Release the slot when done.
 
         Args:
             tenant: who the request is for (API key or user id); fairness is between tenants.
@@ -126,24 +126,24 @@ class ConcurrencyLimiter:
         """
         if self._in_flight < self.max_concurrent:
             self._in_flight += 1
-            return Lease(self, self._clock.monotonic())
+            return Slot(self, self._clock.monotonic())
         return await self._wait(tenant, deadline)
 
-    def try_acquire(self) -> Lease | None:
+    def try_acquire(self) -> Slot | None:
         """A free slot now, or None: never queues (for ``overflow`` routes that spill over instead)."""
         if self._in_flight < self.max_concurrent:
             self._in_flight += 1
-            return Lease(self, self._clock.monotonic())
+            return Slot(self, self._clock.monotonic())
         return None
 
     @asynccontextmanager
-    async def slot(self, tenant: str, deadline: float) -> AsyncIterator[Lease]:
+    async def slot(self, tenant: str, deadline: float) -> AsyncIterator[Slot]:
         """``acquire`` as a context manager: the slot is released however the block ends."""
-        lease = await self.acquire(tenant, deadline)
+        held = await self.acquire(tenant, deadline)
         try:
-            yield lease
+            yield held
         finally:
-            lease.release()
+            held.release()
 
     def snapshot(self) -> dict[str, object]:
         """The limiter's state as JSON-friendly values, for the admin endpoint and metrics."""
@@ -162,7 +162,7 @@ class ConcurrencyLimiter:
 
     # --- the queue ------------------------------------------------------------------------------
 
-    async def _wait(self, tenant: str, deadline: float) -> Lease:
+    async def _wait(self, tenant: str, deadline: float) -> Slot:
         left = deadline - self._clock.monotonic()
         if left <= 0:
             raise self._reject("deadline", self._wait_for(self._position(tenant)))
@@ -192,7 +192,7 @@ class ConcurrencyLimiter:
             granted = waiter.done() and not waiter.cancelled() and waiter.exception() is None
             if granted and isinstance(exc, TimeoutError):
                 # the slot was handed over as the deadline fired: it came in time, so keep it
-                return Lease(self, self._clock.monotonic())
+                return Slot(self, self._clock.monotonic())
             if granted:
                 # cancelled (client gone) just after the slot was handed over: hand it on
                 self._hand_on()
@@ -201,7 +201,7 @@ class ConcurrencyLimiter:
             if isinstance(exc, TimeoutError):
                 raise self._reject("expired", self._wait_for(self._position(tenant))) from None
             raise
-        return Lease(self, self._clock.monotonic())
+        return Slot(self, self._clock.monotonic())
 
     def _give_back(self, granted_at: float) -> None:
         held = self._clock.monotonic() - granted_at

@@ -5,6 +5,8 @@ status or start over. What it can still do:
 
 - count a failure against the deployment that broke (its breaker and stats);
 - give the deployment's concurrency slot back when the stream ends, however it ends;
+- (accounting and anything else that watches the answer taps the ``EventStream`` around it:
+  ``engine/tee.py``)
 - optionally (route ``stream_failure: continue``) resume: ask another deployment to continue
   from the text sent so far, given as an assistant prefix, and splice its events into the
   same stream. Only a plain text answer with one choice can be resumed; a stream that was in
@@ -14,10 +16,10 @@ status or start over. What it can still do:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from breakwater.core.errors import UpstreamError
 from breakwater.core.types import FinishEvent, PassthroughChunk, StreamEvent, StreamStart, TextDelta, ToolCallDelta
+from breakwater.engine.tee import close
 
 #: given the text streamed so far, open a stream that continues it (already past its first events)
 Resume = Callable[[str], Awaitable[AsyncIterator[list[StreamEvent]]]]
@@ -39,18 +41,16 @@ class WatchedStream:
         release: Callable[[], None],
         resume: Resume | None = None,
         text_of: Callable[[PassthroughChunk], str] | None = None,
-        on_batch: Callable[[list[StreamEvent]], None] | None = None,
     ) -> None:
         self._pending: list[StreamEvent] | None = first or None
         self._rest = rest
         self._on_failure = on_failure
         self._release: Callable[[], None] | None = release
         self._resume = resume
-        self._text_of = text_of
+        #: reads forwarded chunks' text (the serving adapter's ``passthrough_text``)
+        self.text_of = text_of
         self._text: list[str] = []
         self._continued = False
-        #: sees every batch after the first (which the caller has seen already): accounting
-        self._on_batch = on_batch
         if first:
             self._track(first)
 
@@ -79,8 +79,6 @@ class WatchedStream:
                 continue
             if self._continued:
                 batch = [e for e in batch if not isinstance(e, StreamStart)]
-            elif self._on_batch is not None:  # a continuation does its own accounting
-                self._on_batch(batch)
             if self._resume is not None:
                 self._track(batch)
             if batch:
@@ -91,8 +89,7 @@ class WatchedStream:
         if resume is None:
             return None
         self._finish_own()
-        old = self._rest
-        await _close(old)
+        await close(self._rest)
         try:
             self._rest = await resume("".join(self._text))
         except UpstreamError:
@@ -111,11 +108,11 @@ class WatchedStream:
                     return
                 self._text.append(event.text)
             elif isinstance(event, PassthroughChunk):
-                if event.finish_reasons or self._text_of is None:
+                if event.finish_reasons or self.text_of is None:
                     self._resume = None
                     return
                 try:
-                    self._text.append(self._text_of(event))
+                    self._text.append(self.text_of(event))
                 except ValueError:
                     self._resume = None
                     return
@@ -130,10 +127,4 @@ class WatchedStream:
 
     async def aclose(self) -> None:
         self._finish_own()
-        await _close(self._rest)
-
-
-async def _close(iterator: Any) -> None:
-    close = getattr(iterator, "aclose", None)
-    if close is not None:
-        await close()
+        await close(self._rest)

@@ -1,0 +1,157 @@
+"""The request pipeline: the one way every request goes through the engine, whatever its wire.
+
+The server decodes a request into the canonical types, hands it here, and encodes what comes
+back; everything between is a *stage*. A stage wraps the next call, which has one signature
+for each kind of request::
+
+    chat:        (ChatRequest, RequestContext)      -> ChatResponse | EventStream
+    embeddings:  (EmbeddingRequest, RequestContext) -> EmbeddingResponse
+
+and may also act at the two ends of an exchange: ``begin`` (before the body is read: who is
+calling) and ``end`` (the answer has been sent, or the error; runs for every exchange, even one
+refused before reaching the stage, innermost stage first, like ``finally`` blocks unwinding).
+A streamed answer is one ``EventStream`` (``engine/tee.py``): a stage that wants to see it
+adds a tap instead of wrapping it.
+
+The order, outermost first, is ``ORDER``; the innermost call is the gateway
+(``engine/calls/gateway.py``: the route, its fallback routes, attempts across deployments).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, Protocol
+
+from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from breakwater.engine.context import RequestContext
+from breakwater.engine.tee import EventStream
+
+log = logging.getLogger("breakwater.pipeline")
+
+#: the stages, outermost first: a request passes them in this order and its answer comes back in
+#: reverse. Planned stages go where they are listed in the comments.
+ORDER: tuple[str, ...] = (
+    # "guardrails_in": personal data and injection checks before anything is spent
+    "access",  # engine/access/stage.py: permission, max_tokens guard, limits; settle at the end
+    "recording",  # observability/recording.py: capture sampling; the ledger row, metrics, trace at the end
+    # "cache": exact and semantic answers; fill through a tap on the stream
+    # "router": choose the route among branches; cascades
+    # "guardrails_out": output checks, through a tap on the stream
+)
+
+ChatAnswer = ChatResponse | EventStream
+ChatCall = Callable[[ChatRequest, RequestContext], Awaitable[ChatAnswer]]
+EmbeddingsCall = Callable[[EmbeddingRequest, RequestContext], Awaitable[EmbeddingResponse]]
+
+
+class Recorded(Protocol):
+    """What the recording stage made of a finished exchange: the usage and cost the ledger holds."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How an exchange ended, as the server saw it; stages read it in ``end``."""
+
+    #: the decoded chat request (``None`` for embeddings, or when the body could not be decoded)
+    request: ChatRequest | None = None
+    #: the HTTP status answered (499 when the client left first)
+    status: int = 200
+    #: what failed, if anything (an error after a stream started leaves the status at 200)
+    error: BaseException | None = None
+    #: set by the recording stage: what the ledger row holds (``None`` with recording off)
+    recorded: Recorded | None = None
+
+
+class Stage:
+    """One step of the pipeline. Subclasses override what they need; the defaults do nothing."""
+
+    name: ClassVar[str]
+
+    def begin(self, ctx: RequestContext) -> None:
+        """Before the request's body is read."""
+
+    def chat(self, call: ChatCall) -> ChatCall:
+        """The chat call wrapped by this stage (built once, not per request)."""
+        return call
+
+    def embeddings(self, call: EmbeddingsCall) -> EmbeddingsCall:
+        """The embeddings call wrapped by this stage (built once, not per request)."""
+        return call
+
+    def allows(self, ctx: RequestContext, route: str) -> bool:
+        """May this caller see and use the route (``/v1/models``)?"""
+        return True
+
+    def end(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """The exchange is over. Must not raise."""
+
+
+class Calls(Protocol):
+    """The innermost call (``engine/calls/gateway.Gateway``)."""
+
+    async def chat(self, request: ChatRequest, ctx: RequestContext) -> ChatResponse: ...
+
+    async def chat_stream(self, request: ChatRequest, ctx: RequestContext) -> EventStream: ...
+
+    async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse: ...
+
+
+class Pipeline:
+    """The stages in ``ORDER`` around the calls, composed once.
+
+    Args:
+        stages: by name; each name must be in ``ORDER`` (absent ones are skipped: a feature
+            that is off costs nothing).
+        calls: the innermost call.
+    """
+
+    def __init__(self, stages: Mapping[str, Stage], calls: Calls) -> None:
+        unknown = sorted(set(stages) - set(ORDER))
+        if unknown:
+            raise ValueError(f"stages not in the pipeline's ORDER: {', '.join(unknown)}")
+        self.stages = [stages[name] for name in ORDER if name in stages]
+        self._reversed = self.stages[::-1]
+
+        async def answer(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+            if request.stream:
+                return await calls.chat_stream(request, ctx)
+            return await calls.chat(request, ctx)
+
+        chat: ChatCall = answer
+        embeddings: EmbeddingsCall = calls.embeddings
+        for stage in self._reversed:
+            chat, embeddings = stage.chat(chat), stage.embeddings(embeddings)
+        self._chat, self._embeddings = chat, embeddings
+
+    def begin(self, ctx: RequestContext) -> None:
+        """Before the body is read: who is calling (an unknown key is refused before any upload)."""
+        for stage in self.stages:
+            stage.begin(ctx)
+
+    async def chat(self, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+        ctx.stream = request.stream
+        if request.metadata:
+            ctx.tags = {**request.metadata, **ctx.tags}  # the header (and the key's own tags) win a clash
+        return await self._chat(request, ctx)
+
+    async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
+        ctx.route = request.model
+        return await self._embeddings(request, ctx)
+
+    def allows(self, ctx: RequestContext, route: str) -> bool:
+        return all(stage.allows(ctx, route) for stage in self.stages)
+
+    def end(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """The exchange is over: each stage's ``end``, innermost first; one failing does not stop the others."""
+        for stage in self._reversed:
+            try:
+                stage.end(ctx, outcome)
+            except Exception:
+                log.exception("pipeline stage %r failed at the end of request %s", stage.name, ctx.request_id)
