@@ -28,8 +28,8 @@ from breakwater.core.errors import AuthenticationFailed
 from breakwater.engine.access.directory import Directory
 from breakwater.engine.ports import SystemClock
 from breakwater.infra.keystore import store_for
-from breakwater.server.access import hash_secret
-from breakwater.server.app import load_config
+from breakwater.runtime.access import hash_secret
+from breakwater.runtime.loading import load_config
 from tests.conftest import require_service
 
 SECRET_VAR = "BW_TEST_HASH"

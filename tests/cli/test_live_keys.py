@@ -23,7 +23,7 @@ import yaml
 
 from breakwater.cli.main import main
 from breakwater.core.config import build_config
-from breakwater.server.access import change_reach
+from breakwater.runtime.access import change_reach
 from tests.cli.test_cli import _free_port, _wait_ready
 from tests.polling import until
 

@@ -8,7 +8,7 @@ import pytest
 
 from breakwater.core.config import ConfigError, parse_config
 from breakwater.core.defaults import default_config
-from breakwater.server.wiring import check_environment
+from breakwater.runtime.wiring import check_environment
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 FAKE_ENV = {

@@ -18,7 +18,7 @@ import pytest
 from breakwater.core.config import build_config
 from breakwater.infra.clock import ManualClock
 from breakwater.server.app import create_app
-from tests.server.running import serve
+from tests.server.running import admin_http, anthropic_sdk, openai_sdk, serve
 
 ADMIN = "adm-access-91c3"
 HI: list[Any] = [{"role": "user", "content": "hi"}]
@@ -32,10 +32,10 @@ class Gateway:
     store: Path
 
     def openai(self, key: str) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
+        return openai_sdk(self.url, key)
 
     def anthropic(self, key: str) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0)
+        return anthropic_sdk(self.url, key)
 
     def create(self, **spec: Any) -> dict[str, Any]:
         r = self.admin.post("/admin/keys", json=spec)
@@ -67,7 +67,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     clock = ManualClock(wall=1_795_867_200.0)
     app = create_app(config, environ={"BW_ADMIN": ADMIN, "BW_HASH": "hash-secret-for-tests-0123456789"}, clock=clock)
     with serve(app) as url:
-        admin = httpx2.Client(base_url=url, timeout=10, headers={"authorization": f"Bearer {ADMIN}"})
+        admin = admin_http(url, ADMIN)
         yield Gateway(url, admin, clock, tmp / "keys.db")
 
 

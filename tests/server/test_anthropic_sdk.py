@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from tests.server.conftest import ROUTES
+from tests.server.running import HELLO, anthropic_sdk
 
 TOOL = {
     "name": "get_weather",
@@ -23,12 +24,11 @@ TOOL = {
         "required": ["city", "unit"],
     },
 }
-HELLO = [{"role": "user", "content": "Hello there"}]
 
 
 @pytest.fixture(scope="module")
 def client(gateway_url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway_url, api_key="unused", max_retries=0)
+    return anthropic_sdk(gateway_url)
 
 
 @pytest.mark.parametrize("model", ROUTES)

@@ -11,13 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
-from tests.server.running import serve
+from tests.server.running import admin_http, openai_sdk, serve
 
 ADMIN = "adm-alerts-77d0"
 
@@ -62,9 +61,9 @@ def test_budget_crossings_reach_the_webhook_once(tmp_path: Path, webhook: tuple[
     }
     app = create_app(build_config(config), environ={"BW_ADMIN": ADMIN, "HOOK": url})
     with serve(app) as base:
-        admin = httpx2.Client(base_url=base, headers={"authorization": f"Bearer {ADMIN}"})
+        admin = admin_http(base, ADMIN)
         made = admin.post("/admin/keys", json={"limits": {"budget": {"usd": "0.001", "period": "month"}}}).json()
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key=made["key"], max_retries=0)
+        client = openai_sdk(base, made["key"])
         client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])  # ~$0.03
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])

@@ -10,17 +10,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import openai
 
 from breakwater.core.config import build_config
-from breakwater.engine.access.operations import AccessAdmin, KeySpec, LimitsSpec, TeamSpec, parse
+from breakwater.engine.access.operations import AccessOperations, KeySpec, LimitsSpec, TeamSpec, parse
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.keystore import SqliteKeyStore
 from breakwater.observability.ledger import SqliteLedger
 from breakwater.server.app import create_app
 from tests.observability.ledger.rows import make_row
-from tests.server.running import serve
+from tests.server.running import admin_http, openai_sdk, serve
 
 WALL = 1_795_867_200.0  # 2026-11-28 12:00 UTC
 SECRET = "seed-test-hash-secret-0123456789"
@@ -35,7 +34,7 @@ def test_budgets_start_from_the_ledgers_spend(tmp_path: Path) -> None:
     async def prepare() -> tuple[str, str]:
         store = SqliteKeyStore(tmp_path / "keys.db")
         await store.open()
-        admin = AccessAdmin(store, SECRET.encode(), clock, routes=["fast"])
+        admin = AccessOperations(store, SECRET.encode(), clock, routes=["fast"])
         await admin.create_team(
             parse(TeamSpec, {"name": "ops", "limits": {"budget": {"usd": "50", "period": "month"}}}), actor="t"
         )
@@ -83,13 +82,13 @@ def test_budgets_start_from_the_ledgers_spend(tmp_path: Path) -> None:
     }
     app = create_app(build_config(config), environ={"BW_ADMIN": ADMIN, "BW_HASH": SECRET}, clock=clock)
     with serve(app) as url:
-        admin = httpx2.Client(base_url=url, headers={"authorization": f"Bearer {ADMIN}"})
+        admin = admin_http(url, ADMIN)
         budgets = {(b["scope"], b["subject"]): b for b in admin.get("/admin/budgets").json()["data"]}
         assert budgets[("key", key_id)]["spent_usd"] == "0.95"  # today only: yesterday's $7 is another day
         assert budgets[("team", "ops")]["spent_usd"] == "7.95"  # this month, over the team's keys
         alice = admin.get("/admin/budgets", params={"scope": "user", "subject": "alice"}).json()["data"]
         assert alice[0]["spent_usd"] == "7.95"  # this week (Monday on): yesterday counts
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=plain, max_retries=0)
+        client = openai_sdk(url, plain)
         refused = None
         for _ in range(30):
             try:

@@ -9,14 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import openai
 import orjson
 import pytest
 
 from breakwater.observability.redact import redact
-
-HELLO = [{"role": "user", "content": "Hello there"}]
+from tests.server.running import HELLO, anthropic_sdk, openai_sdk
 
 
 def _row(ledger_path: Path, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def _cost(input_tokens: int, output_tokens: int, cached: int = 0) -> Decimal:
 
 @pytest.fixture(scope="module")
 def client(gateway_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0)
+    return openai_sdk(gateway_url)
 
 
 @pytest.mark.parametrize("model", ["mock", "remote"])
@@ -132,7 +130,7 @@ def test_a_mock_deployment_without_a_price_costs_nothing(client: openai.OpenAI, 
 
 
 def test_the_anthropic_ingress_is_recorded(gateway_url: str, ledger_path: Path) -> None:
-    client = anthropic.Anthropic(base_url=gateway_url, api_key="unused", max_retries=0)
+    client = anthropic_sdk(gateway_url)
     raw = client.messages.with_raw_response.create(model="mock-claude", max_tokens=50, messages=HELLO)  # type: ignore[arg-type]
     message = raw.parse()
     row = _row(ledger_path, raw.headers["x-request-id"])

@@ -18,7 +18,7 @@ import pytest
 from breakwater.core.config import build_config
 from breakwater.infra.clock import ManualClock
 from breakwater.server.app import create_app
-from tests.server.running import serve
+from tests.server.running import admin_http, openai_sdk, serve
 
 ADMIN = "adm-limits-4b7e"
 HI: list[Any] = [{"role": "user", "content": "hi"}]
@@ -39,7 +39,7 @@ class Gateway:
         return key
 
     def client(self, key: str, **headers: str) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, default_headers=headers)
+        return openai_sdk(self.url, key, default_headers=headers)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     )
     clock = ManualClock(wall=1_795_867_200.0)
     with serve(create_app(config, environ={"BW_ADMIN": ADMIN}, clock=clock)) as url:
-        admin = httpx2.Client(base_url=url, timeout=10, headers={"authorization": f"Bearer {ADMIN}"})
+        admin = admin_http(url, ADMIN)
         yield Gateway(url, admin, clock)
 
 
@@ -182,7 +182,7 @@ def test_a_stream_holds_its_concurrency_slot_until_it_ends(tmp_path: Path) -> No
         }
     )
     with serve(create_app(config, environ={"BW_ADMIN": ADMIN})) as url:
-        gateway = Gateway(url, httpx2.Client(base_url=url, headers={"authorization": f"Bearer {ADMIN}"}), ManualClock())
+        gateway = Gateway(url, admin_http(url, ADMIN), ManualClock())
         client = gateway.client(gateway.key(limits={"max_concurrent": 1}))
         slow = {"x-mock-fault": "token_delay=50"}  # the mock streams a token every 50 ms
         stream = client.chat.completions.create(model="fast", messages=HI, stream=True, extra_headers=slow)

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.server.conftest import ROUTES
+from tests.server.running import HELLO, openai_sdk
 
 WEATHER_TOOL = {
     "type": "function",
@@ -31,12 +32,11 @@ WEATHER_TOOL = {
         },
     },
 }
-HELLO = [{"role": "user", "content": "Hello there"}]
 
 
 @pytest.fixture(scope="module")
 def client(gateway_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0)
+    return openai_sdk(gateway_url)
 
 
 @pytest.mark.parametrize("model", ROUTES)
@@ -268,7 +268,7 @@ def test_stream_cut_midway_is_an_error_not_a_finished_stream(client: openai.Open
 
 def test_authentication_header_is_not_required_yet(gateway_url: str) -> None:
     """Until virtual keys exist, any or no API key is accepted (documented in docs/api.md)."""
-    other = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="anything-else", max_retries=0)
+    other = openai_sdk(gateway_url, "anything-else")
     assert other.chat.completions.create(model="mock", messages=HELLO).choices[0].message.content
 
 

@@ -17,6 +17,7 @@ from openapi_schema_validator import OAS31Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tests.providers.helpers import sse_data
 from tests.server.conftest import ROUTES
 from tests.specs import OPENAI_SPEC as SPEC
 
@@ -99,7 +100,7 @@ def test_stream_chunks_match_schema(gateway_url: str, validate: Any, model: str)
         r = _post(f"{gateway_url}/v1/chat/completions", body)
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
-        frames = [line[len("data: ") :] for line in r.text.split("\n") if line.startswith("data: ")]
+        frames = sse_data(r.content)
         assert frames[-1] == "[DONE]"
         assert len(frames) > 2
         for frame in frames[:-1]:
@@ -147,6 +148,6 @@ def test_logprobs_match_schema(gateway_url: str, validate: Any, model: str) -> N
     validate(r.json(), "CreateChatCompletionResponse")
     assert r.json()["choices"][0]["logprobs"]["content"]
     r = _post(f"{gateway_url}/v1/chat/completions", {**body, "stream": True})
-    frames = [line[len("data: ") :] for line in r.text.split("\n") if line.startswith("data: ")]
+    frames = sse_data(r.content)
     for frame in frames[:-1]:
         validate(orjson.loads(frame), "CreateChatCompletionStreamResponse")

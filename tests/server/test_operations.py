@@ -9,8 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
-from tests.server.running import serve
-from tests.server.test_openai_sdk import HELLO
+from tests.server.running import HELLO, openai_sdk, serve
 
 
 @pytest.fixture()
@@ -62,7 +61,7 @@ def test_metrics_are_valid_prometheus_text(http: httpx2.Client) -> None:
 
 def test_saturated_deployment_answers_429_with_retry_after(gateway_url: str) -> None:
     """A deployment at max_concurrency with no queue room answers 429 + Retry-After at once; the slot frees after."""
-    client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0)
+    client = openai_sdk(gateway_url)
     holding = client.chat.completions.create(
         model="mock-narrow", messages=HELLO, stream=True, extra_headers={"x-mock-fault": "token_delay=50"}
     )

@@ -10,7 +10,6 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,12 +19,11 @@ from breakwater.core.config import ConfigError, build_config
 from breakwater.server.app import BreakwaterApp, create_app
 from breakwater.server.endpoints import RequestIds
 from tests.server.conftest import PLANTED_SECRET, mock_config
-from tests.server.running import serve
+from tests.server.running import HELLO, openai_sdk, serve
 from tests.server.test_ledger import _row
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
-HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there"}]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +71,7 @@ def test_a_traceparent_call_is_traced_under_the_caller_span(
     """The server span joins the caller's trace as the child of its span; the client span has the
     GenAI attributes; the ledger row names the same trace; no key or header reaches a span."""
     url, exporter, ledger = traced
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-client-key-123", max_retries=0)
+    client = openai_sdk(url, "sk-client-key-123")
     raw = client.chat.completions.with_raw_response.create(
         model=model,
         messages=HELLO,
@@ -116,7 +114,7 @@ def test_a_call_without_traceparent_starts_the_trace_its_row_names(
 ) -> None:
     """Without a caller span the server span is a root whose trace id is the ledger row's."""
     url, exporter, ledger = traced
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    client = openai_sdk(url)
     stream = client.chat.completions.create(model="mock", messages=HELLO, stream=True)
     for _ in stream:
         pass
@@ -131,7 +129,7 @@ def test_a_call_without_traceparent_starts_the_trace_its_row_names(
 def test_a_failed_call_has_an_error_span(traced: tuple[str, InMemorySpanExporter, Path]) -> None:
     """An upstream failure (a mock fault) gives error.type and status ERROR on both spans."""
     url, exporter, _ = traced
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    client = openai_sdk(url)
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(
             model="mock",

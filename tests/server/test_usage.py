@@ -16,7 +16,7 @@ from breakwater.core.config import build_config
 from breakwater.observability.ledger import SqliteLedger
 from breakwater.server.app import create_app
 from tests.observability.ledger.rows import make_row
-from tests.server.running import serve
+from tests.server.running import admin_http, serve
 
 START = 1_700_006_400.0  # 2023-11-15T00:00:00Z
 ADMIN = "adm-usage-5c1d"
@@ -54,7 +54,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx2.Client]
         _config({"url": f"sqlite:///{path}", "spool_path": str(tmp / "spool"), "retention_days": None})
     )
     with serve(create_app(config, environ={"BW_ADMIN": ADMIN})) as url:
-        yield httpx2.Client(base_url=url, timeout=10, headers={"authorization": f"Bearer {ADMIN}"})
+        yield admin_http(url, ADMIN)
 
 
 def test_groups_costliest_first(gateway: httpx2.Client) -> None:

@@ -23,10 +23,8 @@ import pytest
 from breakwater.core.config import build_config
 from breakwater.infra.mock.app import create_mock_app
 from breakwater.server.app import create_app
-from tests.server.running import serve
+from tests.server.running import HELLO, anthropic_sdk, openai_sdk, serve
 from tests.server.test_ledger import _row
-
-HELLO = [{"role": "user", "content": "Hello there"}]
 
 
 class RecordingUpstream:
@@ -129,7 +127,7 @@ def test_cache_control_reaches_an_anthropic_upstream_everywhere(
     """Breakpoints on the system prompt, tools, text, tool_use, tool_result and image blocks, and the
     top-level one, arrive at an Anthropic upstream exactly as the Anthropic SDK sent them."""
     recorder, _ = upstream
-    client = anthropic.Anthropic(base_url=recorded_gateway, api_key="unused", max_retries=0)
+    client = anthropic_sdk(recorded_gateway)
     request = _cached_conversation()
     raw = client.messages.with_raw_response.create(
         model="claude",
@@ -151,7 +149,7 @@ def test_cache_control_from_an_openai_client_reaches_an_anthropic_upstream(
     """A breakpoint on an OpenAI content part (the convention LiteLLM clients use) becomes the
     Anthropic block's ``cache_control``."""
     recorder, _ = upstream
-    client = openai.OpenAI(base_url=f"{recorded_gateway}/v1", api_key="unused", max_retries=0)
+    client = openai_sdk(recorded_gateway)
     system = [{"type": "text", "text": "Stable instructions", "cache_control": EPHEMERAL}]
     client.chat.completions.create(model="claude", messages=[{"role": "system", "content": system}, *HELLO])  # type: ignore[misc,list-item]
     sent = recorder.bodies["/v1/messages"][-1]
@@ -165,11 +163,11 @@ def test_cache_control_to_an_openai_upstream_is_dropped_said_and_counted(
     route rejects unsupported parameters), the header names ``cache_control``, the upstream body has
     none left, the ledger row lists it and /metrics counts it."""
     recorder, _ = upstream
-    client = anthropic.Anthropic(base_url=recorded_gateway, api_key="unused", max_retries=0)
+    client = anthropic_sdk(recorded_gateway)
     raw = client.messages.with_raw_response.create(model="gpt", max_tokens=50, **_cached_conversation())
     assert raw.headers["x-breakwater-dropped-params"] == "cache_control"
     assert b"cache_control" not in orjson.dumps(recorder.bodies["/v1/chat/completions"][-1])
-    openai_client = openai.OpenAI(base_url=f"{recorded_gateway}/v1", api_key="unused", max_retries=0)
+    openai_client = openai_sdk(recorded_gateway)
     part = {"type": "text", "text": "Hello", "cache_control": EPHEMERAL}
     raw = openai_client.chat.completions.with_raw_response.create(
         model="gpt",
@@ -195,12 +193,12 @@ def test_the_ledger_row_lists_dropped_params(client: openai.OpenAI, ledger_path:
 
 @pytest.fixture(scope="module")
 def client(gateway_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="unused", max_retries=0)
+    return openai_sdk(gateway_url)
 
 
 @pytest.fixture(scope="module")
 def claude(gateway_url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway_url, api_key="unused", max_retries=0)
+    return anthropic_sdk(gateway_url)
 
 
 # --- stop sequences -------------------------------------------------------------------------------

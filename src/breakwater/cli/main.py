@@ -66,8 +66,8 @@ def _version(_args: argparse.Namespace) -> int:
 
 
 def _load(path: str | None) -> Config:
-    from breakwater.server.app import load_config
-    from breakwater.server.wiring import check_environment
+    from breakwater.runtime.loading import load_config
+    from breakwater.runtime.wiring import check_environment
 
     config = load_config(path, os.environ)
     problems = check_environment(config, os.environ)

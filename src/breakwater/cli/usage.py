@@ -96,7 +96,8 @@ async def _read(
     from breakwater.infra.credentials import CredentialError
     from breakwater.observability.ledger.service import store_for
     from breakwater.observability.ledger.sqlite import SqliteLedger
-    from breakwater.server.app import ledger_url, load_config
+    from breakwater.runtime.loading import load_config
+    from breakwater.runtime.observers import ledger_url
 
     try:
         config = load_config(config_path, os.environ)

@@ -195,29 +195,18 @@ class LimitsCollector(Collector):
 
 
 class Metrics:
-    """The ``/metrics`` body for one app, and the request metrics its recorder feeds.
+    """The ``/metrics`` body for one process, and the request metrics its recorders feed.
+
+    The request metrics live as long as the process (a reload must not reset counters); the
+    live-state collectors follow the running configuration (``bind``).
 
     Args:
-        gateway: breakers, load and attempt counters (per worker).
         routes: configured route names (the request metrics' route label set).
         deployments: configured deployment names.
-        ledger: the ledger writer, or ``None`` when the ledger is disabled (per worker).
         multiproc_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers share the request metrics.
-        quota: limits and budgets (per worker).
-        directory: the keys, for refused credentials (``None``: access control off).
     """
 
-    def __init__(
-        self,
-        gateway: Gateway,
-        routes: Iterable[str],
-        deployments: Iterable[str],
-        ledger: LedgerWriter | None = None,
-        multiproc_dir: str | None = None,
-        *,
-        quota: Quota | None = None,
-        directory: Directory | None = None,
-    ) -> None:
+    def __init__(self, routes: Iterable[str], deployments: Iterable[str], multiproc_dir: str | None = None) -> None:
         self.multiproc_dir = multiproc_dir
         self.registry = CollectorRegistry(auto_describe=False)
         if multiproc_dir is None:
@@ -226,11 +215,39 @@ class Metrics:
             # every worker writes the request metrics to the shared files; a scrape sums them all
             self.requests = RequestMetrics(routes, deployments, None)
             multiprocess.MultiProcessCollector(self.registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
-        self.registry.register(GatewayCollector(gateway))
+        self._bound: list[Collector] = []
+
+    def bind(
+        self,
+        gateway: Gateway,
+        ledger: LedgerWriter | None = None,
+        *,
+        quota: Quota | None = None,
+        directory: Directory | None = None,
+        routes: Iterable[str] | None = None,
+        deployments: Iterable[str] | None = None,
+    ) -> None:
+        """Read live state from these (the running configuration's), instead of the previous ones.
+
+        Args:
+            gateway: breakers, load and attempt counters (per worker).
+            ledger: the ledger writer, or ``None`` when the ledger is disabled (per worker).
+            quota: limits and budgets (per worker).
+            directory: the keys, for refused credentials (``None``: access control off).
+            routes, deployments: the new label sets of the request metrics, when they changed.
+        """
+        for collector in self._bound:
+            self.registry.unregister(collector)
+        bound: list[Collector] = [GatewayCollector(gateway)]
         if ledger is not None:
-            self.registry.register(LedgerCollector(ledger))
+            bound.append(LedgerCollector(ledger))
         if quota is not None:
-            self.registry.register(LimitsCollector(quota, directory))
+            bound.append(LimitsCollector(quota, directory))
+        for collector in bound:
+            self.registry.register(collector)
+        self._bound = bound
+        if routes is not None and deployments is not None:
+            self.requests.relabel(routes, deployments)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -69,10 +69,7 @@ class RequestMetrics:
     """
 
     def __init__(self, routes: Iterable[str], deployments: Iterable[str], registry: CollectorRegistry | None) -> None:
-        names = set(routes)
-        self._wildcards = {n[:-1] for n in names if n.endswith("/*")}  # "openai/"
-        self._routes = names - {p + "*" for p in self._wildcards}
-        self._deployments = set(deployments)
+        self.relabel(routes, deployments)
         self.requests = Counter(
             "breakwater_requests",
             "Finished requests by HTTP status (499: the client went away).",
@@ -149,6 +146,13 @@ class RequestMetrics:
         self._errors: dict[tuple[str, str], Counter] = {}
         self._reasons: dict[tuple[str, str], Counter] = {}
         self._dropped: dict[tuple[str, str], Counter] = {}
+
+    def relabel(self, routes: Iterable[str], deployments: Iterable[str]) -> None:
+        """The route and deployment names that get their own label values (a reload changes them)."""
+        names = set(routes)
+        self._wildcards = {n[:-1] for n in names if n.endswith("/*")}  # "openai/"
+        self._routes = names - {p + "*" for p in self._wildcards}
+        self._deployments = set(deployments)
 
     def route_label(self, name: str) -> str:
         if name in self._routes:

@@ -3,7 +3,7 @@
 ``/admin/deployments`` shows breakers, load and latency; ``/admin/usage`` the ledger grouped by
 user, route, model, ... (``observability/ledger/aggregate.py``). All are read-only views and carry
 no secrets (deployment names, states, counts, usage figures). Keys, teams, limits, budgets and
-the audit trail are in ``admin_access.py``.
+the audit trail are in ``admin_keys.py``.
 
 ``/admin/*`` needs ``server.admin_key`` as a bearer token (``AdminAuth``). Without an admin key
 it is closed while access control is on, and open only when access control is off (local

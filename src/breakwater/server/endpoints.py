@@ -9,22 +9,20 @@ the stream, which then ends without the end marker, so it never looks finished.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Protocol
 
 import orjson
 
 from breakwater.core.errors import InvalidRequest, ModelNotFound, ShuttingDown
+from breakwater.core.ids import IdGenerator
 from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
-from breakwater.engine.access.gatekeeper import Gatekeeper
-from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.context import RequestContext
+from breakwater.engine.pipeline import Outcome, Pipeline
+from breakwater.engine.ports import Clock
+from breakwater.engine.routing import Router
 from breakwater.providers import openai_embeddings_serve
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, SSE_HEADERS, Headers, Receive, Scope, Send, read_json_body, send_bytes
@@ -62,13 +60,12 @@ class RequestIds:
     """
 
     def __init__(self) -> None:
-        self._prefix = secrets.token_hex(6)
-        self._count = itertools.count(1)
+        self._ids = IdGenerator()
         #: trace ids for requests without a ``traceparent`` (seeded from the OS; not a secret)
         self._trace_ids = random.Random()
 
     def new(self) -> str:
-        return f"{self._prefix}{next(self._count):010x}"
+        return self._ids.new()
 
     def of(self, scope: Scope) -> str:
         rid = scope.get(SCOPE_KEY)
@@ -180,30 +177,6 @@ async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, ctx: Reques
     return status
 
 
-class Recorded(Protocol):
-    """What the recorder made of a finished request: the usage and cost the ledger holds."""
-
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Decimal | None
-
-
-class Recorder(Protocol):
-    """Takes each finished request (``breakwater.observability.recorder.Recorder``)."""
-
-    #: ``observability.capture.Capture`` when some route captures content, else None
-    capture: Any
-
-    def record(
-        self,
-        ctx: RequestContext,
-        request: ChatRequest | None,
-        status: int,
-        error: BaseException | None,
-        now_mono: float,
-    ) -> Recorded: ...
-
-
 #: the status a request whose client left before the answer was complete is recorded with (nginx's)
 CLIENT_CLOSED = 499
 
@@ -218,28 +191,24 @@ def parse_json(body: bytes) -> Any:
 
 
 class Endpoints:
-    """Handlers bound to one gateway and the server settings.
+    """The client-facing handlers for one running configuration: decode, call the pipeline, encode.
 
     Args:
-        gateway: serves the requests.
+        pipeline: the engine's request pipeline (``engine/pipeline.py``).
+        router: the routes (``/v1/models``).
+        clock: request timing.
         max_body_bytes: larger bodies get 413.
-        recorder: each finished request's ledger row, metrics and trace.
-        gate: authentication, permissions and limits (``None``: none of them, as in unit tests).
+        ids: request and trace ids (one per process, shared by every configuration it runs).
     """
 
     def __init__(
-        self,
-        gateway: Gateway,
-        max_body_bytes: int,
-        recorder: Recorder | None = None,
-        gate: Gatekeeper | None = None,
+        self, pipeline: Pipeline, router: Router, clock: Clock, max_body_bytes: int, ids: RequestIds | None = None
     ) -> None:
-        self.gateway = gateway
-        self.clock = gateway.clock
+        self.pipeline = pipeline
+        self.router = router
+        self.clock = clock
         self.max_body_bytes = max_body_bytes
-        self.ids = RequestIds()
-        self.recorder = recorder
-        self.gate = gate
+        self.ids = ids if ids is not None else RequestIds()
 
     def _context(self, scope: Scope) -> RequestContext:
         ctx = self.ids.context(scope)
@@ -247,50 +216,34 @@ class Endpoints:
         ctx.started_at = self.clock.time()
         return ctx
 
-    def _record(
-        self, ctx: RequestContext, request: ChatRequest | None, status: int, error: BaseException | None
-    ) -> None:
-        if self.recorder is not None:
-            row = self.recorder.record(ctx, request, status, error, self.clock.monotonic())
-            if ctx.ticket is not None and self.gate is not None:
-                # the usage and cost the ledger holds (estimated when the upstream sent none)
-                self.gate.settle(ctx, row.input_tokens + row.output_tokens, row.cost_usd)
-        elif ctx.ticket is not None and self.gate is not None:
-            usage = ctx.tally.usage
-            self.gate.settle(ctx, usage.total_tokens if usage is not None else 0, None)
-
     async def chat(self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self._context(scope)
-        started = ctx.started_mono
-        rid = ctx.request_id
-        request: ChatRequest | None = None
-        gate = self.gate
+        pipeline, outcome = self.pipeline, Outcome()
         try:
-            if gate is not None:
-                gate.authenticate(ctx)
-            request = codec.decode(parse_json(await read_json_body(scope, receive, self.max_body_bytes)))
-            ctx.stream = request.stream
-            if request.metadata:
-                ctx.tags = {**request.metadata, **ctx.tags}  # the header (and the key's own tags) win a clash
-            if gate is not None:
-                await gate.admit_chat(ctx, request)
-            recorder = self.recorder
-            if recorder is not None and recorder.capture is not None:
-                ctx.tally.capture = recorder.capture.wants(request.model)
-            if request.stream:
-                events = await self.gateway.chat_stream(request, ctx)
-            else:
-                response = await self.gateway.chat(request, ctx)
-                body = codec.encode(response)
+            await self._chat(codec, scope, receive, send, ctx, outcome)
+        finally:
+            pipeline.end(ctx, outcome)
+
+    async def _chat(
+        self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, outcome: Outcome
+    ) -> None:
+        started = ctx.started_mono
+        try:
+            self.pipeline.begin(ctx)
+            request = outcome.request = codec.decode(
+                parse_json(await read_json_body(scope, receive, self.max_body_bytes))
+            )
+            answer = await self.pipeline.chat(request, ctx)
+            if isinstance(answer, ChatResponse):
+                body = codec.encode(answer)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            self._record(ctx, request, await _fail(send, codec.error, exc, ctx), exc)
+            outcome.status, outcome.error = await _fail(send, codec.error, exc, ctx), exc
             return
         except asyncio.CancelledError as exc:
-            self._record(ctx, request, CLIENT_CLOSED, exc)
+            outcome.status, outcome.error = CLIENT_CLOSED, exc
             raise
-        if not request.stream:
+        if isinstance(answer, ChatResponse):
             await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
-            self._record(ctx, request, 200, None)
             return
         head = [*SSE_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)]
         encoder = codec.stream_encoder(request)
@@ -299,62 +252,55 @@ class Endpoints:
                 # inside the try: a stream must be closed (its deployment slot given back) even
                 # when the client is gone before the head could be sent
                 await send({"type": "http.response.start", "status": 200, "headers": head})
-                async for batch in events:
+                async for batch in answer:
                     frames = b"".join([encoder.encode(event) for event in batch])
                     if frames:
                         await send({"type": "http.response.body", "body": frames, "more_body": True})
             finally:
                 # closed here, not by the GC: a stream abandoned because its client left or the
                 # server is stopping releases its upstream connection at once
-                aclose = getattr(events, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await answer.aclose()
             tail = encoder.end()
-            failure: BaseException | None = None
         except Exception as exc:  # noqa: BLE001 - after the head is sent, errors travel in the stream
-            message, type_, code = errors.stream_error(exc, rid, codec.wire)
+            message, type_, code = errors.stream_error(exc, ctx.request_id, codec.wire)
             tail = encoder.error(message, type_, code)
-            failure = exc
+            outcome.error = exc
         except asyncio.CancelledError as exc:
             # the client left (server/disconnect.py) or the server cut the stream at its drain
             # deadline: end it with an error event so it never looks finished, then keep unwinding
-            self._record(ctx, request, CLIENT_CLOSED, exc)
+            outcome.status, outcome.error = CLIENT_CLOSED, exc
             cut = ShuttingDown("The gateway is shutting down and cut this stream; retry the request")
-            message, type_, code = errors.stream_error(cut, rid, codec.wire)
+            message, type_, code = errors.stream_error(cut, ctx.request_id, codec.wire)
             await send({"type": "http.response.body", "body": encoder.error(message, type_, code), "more_body": False})
             raise
         await send({"type": "http.response.body", "body": tail, "more_body": False})
-        self._record(ctx, request, 200, failure)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self._context(scope)
+        pipeline, outcome = self.pipeline, Outcome()
         started = ctx.started_mono
-        gate = self.gate
         try:
-            if gate is not None:
-                gate.authenticate(ctx)
-            request = openai_embeddings_serve.decode_embeddings_request(
-                parse_json(await read_json_body(scope, receive, self.max_body_bytes))
-            )
-            ctx.route = request.model
-            if gate is not None:
-                await gate.admit_embeddings(ctx, request)
-            response = await self.gateway.embeddings(request, ctx)
-            body = openai_embeddings_serve.encode_embeddings_response(response, request.encoding_format)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            self._record(ctx, None, await _fail(send, errors.openai_error, exc, ctx), exc)
-            return
-        except asyncio.CancelledError as exc:
-            self._record(ctx, None, CLIENT_CLOSED, exc)
-            raise
-        await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
-        self._record(ctx, None, 200, None)
+            try:
+                pipeline.begin(ctx)
+                request = openai_embeddings_serve.decode_embeddings_request(
+                    parse_json(await read_json_body(scope, receive, self.max_body_bytes))
+                )
+                response = await pipeline.embeddings(request, ctx)
+                body = openai_embeddings_serve.encode_embeddings_response(response, request.encoding_format)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
+                outcome.status, outcome.error = await _fail(send, errors.openai_error, exc, ctx), exc
+                return
+            except asyncio.CancelledError as exc:
+                outcome.status, outcome.error = CLIENT_CLOSED, exc
+                raise
+            await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
+        finally:
+            pipeline.end(ctx, outcome)
 
     def _caller(self, scope: Scope) -> RequestContext:
         """The context of a request that only reads (models): authenticated, not recorded."""
         ctx = self.ids.context(scope)
-        if self.gate is not None:
-            self.gate.authenticate(ctx)
+        self.pipeline.begin(ctx)
         return ctx
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -364,26 +310,27 @@ class Endpoints:
         except Exception as exc:  # noqa: BLE001 - an authentication failure in OpenAI's format
             await _fail(send, errors.openai_error, exc, RequestContext(self.ids.of(scope)))
             return
-        router = self.gateway.router
-        created = int(time.time())
-        gate = self.gate
+        router = self.router
+        created = int(self.clock.time())
+        allows = self.pipeline.allows
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": router.owner(name)}
             for name in router.public_names()
-            if gate is None or gate.allowed(ctx, name)
+            if allows(ctx, name)
         ]
         await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), JSON_HEADERS)
 
     async def model(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(self.ids.of(scope))
+        router = self.router
         try:
             ctx = self._caller(scope)
-            self.gateway.router.resolve(name)
-            if self.gate is not None and not self.gate.allowed(ctx, name):
+            router.resolve(name)
+            if not self.pipeline.allows(ctx, name):
                 raise ModelNotFound(f"The model '{name}' does not exist or this API key may not use it", param="model")
         except Exception as exc:  # noqa: BLE001 - ModelNotFound becomes a 404 in OpenAI's format
             await _fail(send, errors.openai_error, exc, ctx)
             return
-        owner = self.gateway.router.routes[name].owner if name in self.gateway.router.routes else "breakwater"
-        body = {"id": name, "object": "model", "created": int(time.time()), "owned_by": owner}
+        owner = router.routes[name].owner if name in router.routes else "breakwater"
+        body = {"id": name, "object": "model", "created": int(self.clock.time()), "owned_by": owner}
         await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)

@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from breakwater.core.config import Config
 from breakwater.engine.access.directory import Directory
-from breakwater.engine.access.gatekeeper import Gatekeeper, PriceOf
-from breakwater.engine.access.operations import AccessAdmin
+from breakwater.engine.access.operations import AccessOperations
 from breakwater.engine.access.store import AccessStore
 from breakwater.engine.limits.checks import BudgetAlert, Sessions
 from breakwater.engine.limits.quota import Quota
-from breakwater.engine.ports import Clock, Counters, TokenCounters
-from breakwater.engine.routing import Router
+from breakwater.engine.ports import Clock, Counters
 from breakwater.infra.counters.memory import MemoryCounters
-from breakwater.infra.credentials import CredentialError, resolve
+from breakwater.infra.credentials import CredentialError, is_reference, resolve, resolve_optional
 from breakwater.infra.keystore import store_for
 
 if TYPE_CHECKING:  # redis-py is imported only by a gateway that uses Redis
@@ -39,13 +37,9 @@ log = logging.getLogger("breakwater.access")
 WATCH_S = 0.25
 
 
-def _reference(value: str, environ: Mapping[str, str]) -> str:
-    return (resolve(value, environ) or "") if value.startswith(("env:", "file:")) else value
-
-
 def key_store(config: Config, environ: Mapping[str, str]) -> AccessStore:
     """The access store the config names (its ``env:`` / ``file:`` reference resolved)."""
-    store: AccessStore = store_for(_reference(config.access.store, environ))
+    store: AccessStore = store_for(resolve_optional(config.access.store, environ))
     return store
 
 
@@ -65,7 +59,7 @@ def hash_secret(config: Config, environ: Mapping[str, str], *, create: bool = Tr
     ref = config.access.hash_secret
     if ref is not None:
         return (resolve(ref, environ) or "").encode()
-    url = _reference(config.access.store, environ)
+    url = resolve_optional(config.access.store, environ)
     if not url.startswith("sqlite:///"):
         raise CredentialError("access.hash_secret is required with a shared key store")
     path = Path(url.removeprefix("sqlite:///") + ".secret")
@@ -106,7 +100,7 @@ def change_reach(config: Config, environ: Mapping[str, str]) -> str:
     prefix = "Running gateways using this key store pick this up"
     if config.redis is not None:
         return f"{prefix} at once (announced on Redis pub/sub)."
-    if _reference(config.access.store, environ).startswith("sqlite:///"):
+    if resolve_optional(config.access.store, environ).startswith("sqlite:///"):
         return f"{prefix} within 1 s."
     return f"{prefix} within {config.access.reload_s:g} s (access.reload_s; with redis: at once)."
 
@@ -119,7 +113,7 @@ def invalidations(config: Config, environ: Mapping[str, str]) -> RedisInvalidati
 
     r = config.redis
     return RedisInvalidations(
-        _reference(r.url, environ), namespace=r.namespace, timeout_s=max(r.timeout_ms / 1000, 0.5)
+        resolve_optional(r.url, environ), namespace=r.namespace, timeout_s=max(r.timeout_ms / 1000, 0.5)
     )
 
 
@@ -130,7 +124,7 @@ def _counters(config: Config, environ: Mapping[str, str]) -> tuple[Counters, Cou
     from breakwater.infra.counters.redis import RedisCounters
 
     r = config.redis
-    url = _reference(r.url, environ)
+    url = resolve_optional(r.url, environ)
     # a request waits redis.timeout_ms for its admission (Quota.wait_s); the call itself may take
     # longer in the background, so that what a late admission reserved can be given back
     bound = max(1.0, 10 * r.timeout_ms / 1000)
@@ -144,10 +138,11 @@ class AccessLayer:
         config: the validated config.
         environ: where references are resolved.
         clock: expiry, windows and periods.
-        router: the routes (a key's allowed routes are checked against it).
-        tokens: tokenizers for token estimates.
-        price_of: deployment prices for budget reservations.
         on_alert: receives budget alerts.
+
+    It outlives a reload that leaves ``access``, ``limits`` and ``redis`` as they were (the
+    counters keep their windows); each running configuration puts its own ``Gatekeeper`` (its
+    routes, prices) in front of the directory and the quota.
     """
 
     def __init__(
@@ -155,29 +150,26 @@ class AccessLayer:
         config: Config,
         environ: Mapping[str, str],
         clock: Clock,
-        router: Router,
         *,
-        tokens: TokenCounters | None = None,
-        price_of: PriceOf | None = None,
         on_alert: Callable[[BudgetAlert], None] | None = None,
     ) -> None:
         settings = config.access
         self.enabled = settings.enabled
         self.store: AccessStore | None = None
         self.directory: Directory | None = None
-        self.admin: AccessAdmin | None = None
+        self.admin: AccessOperations | None = None
         self.invalidations = invalidations(config, environ) if self.enabled else None
         self._secrets: list[str] = [
-            _reference(ref, environ)
+            resolve_optional(ref, environ)
             for ref in (settings.store, config.redis.url if config.redis else "")
-            if ref.startswith(("env:", "file:"))
+            if is_reference(ref)
         ]
         if self.enabled:
             self.store = key_store(config, environ)
             secret = hash_secret(config, environ)
             self._secrets.append(secret.decode(errors="replace"))
             self.directory = Directory(self.store, secret, clock, reload_s=settings.reload_s, watch_s=WATCH_S)
-            self.admin = AccessAdmin(
+            self.admin = AccessOperations(
                 self.store,
                 secret,
                 clock,
@@ -200,7 +192,6 @@ class AccessLayer:
             alert_shares=settings.budget_alerts,
             on_alert=on_alert,
         )
-        self.gate = Gatekeeper(router, self.quota, self.directory, tokens=tokens, price_of=price_of)
         self.backend = "redis" if local is not None else "memory"
 
     def secrets(self) -> list[str]:

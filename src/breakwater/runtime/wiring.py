@@ -18,7 +18,7 @@ from breakwater.core.prices import MOCK_HOST, PriceBook
 from breakwater.core.pricing import Price
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
-from breakwater.infra.credentials import CredentialError, resolve
+from breakwater.infra.credentials import CredentialError, is_reference, resolve
 from breakwater.infra.mock.faults import validate_faults
 from breakwater.infra.mock.service import MockService
 from breakwater.infra.mock.transport import MockSender
@@ -35,9 +35,9 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
     references = [("server.admin_key", config.server.admin_key)]
     if config.access.enabled:
         references.append(("access.hash_secret", config.access.hash_secret))
-        if config.access.store.startswith(("env:", "file:")):
+        if is_reference(config.access.store):
             references.append(("access.store", config.access.store))
-    if config.redis is not None and config.redis.url.startswith(("env:", "file:")):
+    if config.redis is not None and is_reference(config.redis.url):
         references.append(("redis.url", config.redis.url))
     for path, reference in references:
         try:
@@ -187,7 +187,7 @@ class Wiring:
         """Every secret value the config references (provider keys, admin key), for redaction."""
         found = [resolve(p.api_key, self.environ) for p in self.config.providers.values() if p.api_key]
         for ref in (self.config.server.admin_key, self.config.ledger.url):
-            if ref is not None and ref.startswith(("env:", "file:")):
+            if ref is not None and is_reference(ref):
                 found.append(resolve(ref, self.environ))
         return [value for value in found if value]
 

@@ -1,0 +1,280 @@
+"""One running configuration: everything a validated config needs to serve, built from it.
+
+``Process`` holds what outlives every configuration a process runs (the upstream HTTP client,
+the tokenizers, time and randomness, the metrics registry, the log redactor). ``Runtime`` is
+built from a config and a process: routes, the gateway, prices, the access layer, the ledger,
+the tracer, alert rules and the webhook outbox, the recorder and the request pipeline.
+
+Built from a *previous* runtime (a reload), a runtime takes over what did not change instead
+of building it again:
+
+- per-deployment state (breakers, statistics, limiters, retry budgets) of every deployment
+  whose settings and provider are unchanged;
+- the access layer (keys, counters with their windows, the quota) when ``access``, ``limits``
+  and ``redis`` are unchanged; the ledger when ``ledger`` is; the tracer when ``tracing`` and
+  the providers are; the alert rules and their webhook when ``alerts`` is.
+
+What it took over passes to it only at ``commit`` (the swap); a runtime stops only what it owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from breakwater.core.config import Config
+from breakwater.core.prices import PriceBook
+from breakwater.core.pricing import Price
+from breakwater.engine.access.gatekeeper import Gatekeeper
+from breakwater.engine.access.stage import AccessStage
+from breakwater.engine.calls.deployments import Deployments
+from breakwater.engine.calls.gateway import Gateway
+from breakwater.engine.limits.checks import BudgetAlert
+from breakwater.engine.pipeline import Pipeline
+from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.routing import Deployment
+from breakwater.infra.clock import SystemClock, SystemRandom
+from breakwater.infra.http import AiohttpSender
+from breakwater.infra.tokenizers import Tokenizers
+from breakwater.observability.alerts import AlertOutbox, AlertTask
+from breakwater.observability.capture import Capture, CapturePolicy
+from breakwater.observability.ledger.service import Ledger
+from breakwater.observability.logging import Redactor, redactor
+from breakwater.observability.metrics import Metrics
+from breakwater.observability.recorder import Recorder
+from breakwater.observability.recording import RecordingStage
+from breakwater.runtime.access import AccessLayer
+from breakwater.runtime.budget_seed import seed_budgets
+from breakwater.runtime.observers import (
+    budget_alert,
+    build_alerts,
+    build_ledger,
+    build_tracer,
+    build_webhook,
+    fan_out,
+    log_transition,
+)
+from breakwater.runtime.wiring import Wiring
+
+if TYPE_CHECKING:  # opentelemetry is imported only when tracing is on
+    from breakwater.observability.tracing import Tracer
+
+log = logging.getLogger("breakwater.server")
+
+#: the config sections each long-lived service is built from: unchanged, a reload keeps it
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "access": ("access", "limits", "redis"),
+    "ledger": ("ledger",),
+    "tracer": ("tracing", "providers"),
+    "alerts": ("alerts",),
+}
+
+
+class Process:
+    """What outlives every configuration one server process runs.
+
+    Args:
+        environ: where ``env:`` references are read.
+        clock, rng: time and randomness (tests inject fakes).
+    """
+
+    def __init__(self, environ: Mapping[str, str], clock: Clock | None = None, rng: RandomSource | None = None) -> None:
+        self.environ = environ
+        self.clock: Clock = clock or SystemClock()
+        self.rng: RandomSource = rng or SystemRandom()
+        self.sender = AiohttpSender()
+        self.tokenizers = Tokenizers()
+        #: every log line of this process passes through it (``observability/logging.py``)
+        self.redactor: Redactor = redactor
+        self.metrics: Metrics | None = None
+        #: the runtime serving now (``commit`` sets it): budget alerts go to its outbox
+        self.current: Runtime | None = None
+
+    def budget_alert(self, alert: BudgetAlert) -> None:
+        current = self.current
+        if current is not None:
+            current.outbox.push(budget_alert(alert))
+
+
+class Runtime:
+    """Everything one configuration serves with. See the module docstring."""
+
+    gateway: Gateway
+    ledger: Ledger | None
+    alerts: AlertTask | None
+    outbox: AlertOutbox
+    tracer: Tracer | None
+    access: AccessLayer
+
+    def __init__(self, config: Config, process: Process, previous: Runtime | None = None) -> None:
+        self.config = config
+        self.process = process
+        #: identifies the configuration (``/readyz``): the hash of its validated content
+        self.config_hash = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+        env, clock, rng = process.environ, process.clock, process.rng
+        wiring = Wiring(config, env, process.sender, clock, rng)
+        process.redactor.add(wiring.secrets())  # no log line of this process shows them
+        self.router = router = wiring.router()
+        state = Deployments(clock, log_transition)
+        if previous is not None:
+            state.carry_over(previous.gateway.state, unchanged_deployments(previous.config, config))
+        self.gateway = Gateway(router, clock, rng, tokens=process.tokenizers, state=state)
+        self.prices = prices = PriceBook(wiring.price_overrides())
+        #: deployments with no known price, said when the runtime starts (not at each request)
+        self.unpriced = wiring.unpriced(prices)
+        #: the services taken over from ``previous`` (by ``SECTIONS`` name)
+        self.kept = [
+            name
+            for name, sections in SECTIONS.items()
+            if previous is not None and all(getattr(previous.config, s) == getattr(config, s) for s in sections)
+        ]
+        self._owned = set(SECTIONS) - set(self.kept)
+        self._previous = previous
+
+        if previous is not None and "ledger" in self.kept:
+            self.ledger = previous.ledger
+        else:
+            self.ledger = build_ledger(config, env, clock)
+        if previous is not None and "alerts" in self.kept:
+            self.alerts, self.outbox = previous.alerts, previous.outbox
+        else:
+            self.alerts = build_alerts(config, env, clock)
+            #: budget alerts (and any alert raised as it happens): logged, and posted to the webhook
+            self.outbox = AlertOutbox(build_webhook(config, env))
+        if previous is not None and "tracer" in self.kept:
+            self.tracer = previous.tracer
+        else:
+            self.tracer = build_tracer(config, env)
+        if previous is not None and "access" in self.kept:
+            self.access = previous.access
+        else:
+            self.access = AccessLayer(config, env, clock, on_alert=process.budget_alert)
+        process.redactor.add(self.access.secrets())
+
+        def price_of(d: Deployment) -> Price | None:
+            return prices.known(d.name, wiring.price_host(d.target.provider), d.target.model)
+
+        gate = Gatekeeper(
+            router, self.access.quota, self.access.directory, tokens=process.tokenizers, price_of=price_of
+        )
+        if process.metrics is None:
+            process.metrics = Metrics(config.routes, config.deployments, env.get("PROMETHEUS_MULTIPROC_DIR") or None)
+        self.metrics = process.metrics
+        recorder = Recorder(
+            fan_out(
+                self.metrics.requests.observe,
+                None if self.ledger is None else self.ledger.submit,
+                None if self.alerts is None else self.alerts.alerts.observe,
+            ),
+            prices,
+            wiring.price_host,
+            process.tokenizers,
+            self.tracer,
+        )
+        policies = {
+            name: CapturePolicy(route.capture.sample_rate, route.capture.max_chars)
+            for name, route in config.routes.items()
+            if route.capture.enabled
+        }
+        if policies:
+            recorder.capture = Capture(policies, rng.random)
+        self.pipeline = Pipeline(
+            {"access": AccessStage(gate), "recording": RecordingStage(recorder, clock)}, self.gateway
+        )
+        #: requests being served by this runtime; a retired runtime stops when it reaches 0
+        self.active = 0
+        self._retired = False
+        self._idle = asyncio.Event()
+
+    # --- life -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start what this runtime owns (a first start also seeds the budgets from the ledger)."""
+        for warning in self.unpriced:
+            log.warning(warning)
+        owned = self._owned
+        if "ledger" in owned and self.ledger is not None:
+            await self.ledger.start()
+        if "alerts" in owned:
+            if self.alerts is not None:
+                self.alerts.start()
+            self.outbox.start()
+        if "access" in owned:
+            await self.access.start()
+            await self._seed_budgets()
+
+    def commit(self) -> None:
+        """This runtime serves from now on: what it took over is its own, and metrics read it."""
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            previous._owned -= set(self.kept)
+        if self.access.admin is not None:
+            self.access.admin.set_routes(list(self.config.routes))
+        self.metrics.bind(
+            self.gateway,
+            None if self.ledger is None else self.ledger.writer,
+            quota=self.access.quota,
+            directory=self.access.directory,
+            routes=self.config.routes,
+            deployments=self.config.deployments,
+        )
+        self.process.current = self
+
+    async def stop(self) -> None:
+        """Stop what this runtime owns; the ledger last but the tracer, so every row is flushed or spooled."""
+        owned = self._owned
+        if "access" in owned:
+            await self.access.stop()  # after the last request: its settlement applied
+        if "alerts" in owned:
+            await self.outbox.stop()
+        if "ledger" in owned and self.ledger is not None:
+            await self.ledger.stop()
+        if "alerts" in owned and self.alerts is not None:
+            await self.alerts.stop()
+        if "tracer" in owned and self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
+
+    def enter(self) -> None:
+        """A request starts on this runtime."""
+        self.active += 1
+
+    def leave(self) -> None:
+        """A request that ``enter``-ed has ended."""
+        self.active -= 1
+        if self._retired and self.active == 0:
+            self._idle.set()
+
+    async def retire(self) -> None:
+        """Replaced: wait for its last request (stream included) to end, then stop."""
+        self._retired = True
+        if self.active == 0:
+            self._idle.set()
+        await self._idle.wait()
+        await self.stop()
+
+    async def _seed_budgets(self) -> None:
+        """Memory counters start empty: give each budget the spend the ledger already holds."""
+        directory, ledger = self.access.directory, self.ledger
+        if self.access.backend != "memory" or directory is None or ledger is None or not directory.loaded:
+            return
+        try:
+            await seed_budgets(self.access.quota, directory.snapshot(), ledger.store, self.process.clock.time())
+        except Exception as exc:  # noqa: BLE001 - a ledger that cannot be read must not stop the start-up
+            log.warning(
+                "could not read this period's spend from the ledger (%s): budgets start from 0", type(exc).__name__
+            )
+
+
+def unchanged_deployments(old: Config, new: Config) -> set[str]:
+    """Deployments configured the same way, on a provider configured the same way, in both configs."""
+    same: set[str] = set()
+    for name, deployment in new.deployments.items():
+        before = old.deployments.get(name)
+        if before is None or before != deployment:
+            continue
+        if old.providers.get(deployment.provider) == new.providers.get(deployment.provider):
+            same.add(name)
+    return same
