@@ -23,7 +23,7 @@ async def test_fallback_to_next_deployment_on_503() -> None:
     start = clock.now
     response = await gw.chat(hi(), ctx)
     assert response.choices[0].message.text()
-    assert (ctx.attempts, ctx.deployment, ctx.fallback) == (2, "b", True)
+    assert (ctx.outcome.attempts, ctx.outcome.deployment, ctx.outcome.fallback) == (2, "b", True)
     assert clock.now == start
 
 
@@ -35,7 +35,7 @@ async def test_client_class_errors_are_never_retried(status: int) -> None:
     with pytest.raises(Exception) as info:
         await gw.chat(hi(), ctx)
     assert not getattr(info.value, "retryable", True)
-    assert ctx.attempts == 1
+    assert ctx.outcome.attempts == 1
     if status in (400, 422):
         assert isinstance(info.value, UpstreamBadRequest)
 
@@ -46,7 +46,7 @@ async def test_everything_failing_lists_every_attempt() -> None:
     ctx = RequestContext("t")
     with pytest.raises(Unavailable) as info:
         await gw.chat(hi(), ctx)
-    assert ctx.attempts == 4
+    assert ctx.outcome.attempts == 4
     assert "a: " in info.value.message
     assert "b: " in info.value.message
     assert "(500)" in info.value.message
@@ -60,7 +60,7 @@ async def test_retry_waits_for_retry_after() -> None:
     start = clock.now
     response = await gw.chat(hi(), ctx)
     assert response.choices[0].message.text()
-    assert ctx.attempts == 2
+    assert ctx.outcome.attempts == 2
     assert clock.now - start >= 2.0
 
 
@@ -79,14 +79,14 @@ async def test_429_cools_the_deployment_down_for_its_retry_after() -> None:
     gw, clock, transitions = gateway([{"fault": "status=429;retry_after=30", "to_s": 1}], [])
     first = RequestContext("1")
     await gw.chat(hi(), first)
-    assert (first.attempts, first.deployment) == (2, "b")
+    assert (first.outcome.attempts, first.outcome.deployment) == (2, "b")
     second = RequestContext("2")
     await gw.chat(hi(), second)
-    assert (second.attempts, second.deployment) == (1, "b")  # a skipped, not tried
+    assert (second.outcome.attempts, second.outcome.deployment) == (1, "b")  # a skipped, not tried
     clock.now += 31
     third = RequestContext("3")
     await gw.chat(hi(), third)
-    assert (third.attempts, third.deployment) == (1, "a")
+    assert (third.outcome.attempts, third.outcome.deployment) == (1, "a")
     assert transitions == []  # a cool-down is not a breaker failure
 
 
@@ -102,11 +102,11 @@ async def test_breaker_opens_skips_and_recloses() -> None:
     assert transitions == [("a", "closed", "open")]
     skipped = RequestContext("s")
     await gw.chat(hi(), skipped)
-    assert (skipped.attempts, skipped.deployment) == (1, "b")
+    assert (skipped.outcome.attempts, skipped.outcome.deployment) == (1, "b")
     clock.now += 11  # past the cooldown and past the mock's outage window
     probe = RequestContext("p")
     await gw.chat(hi(), probe)
-    assert (probe.attempts, probe.deployment) == (1, "a")
+    assert (probe.outcome.attempts, probe.outcome.deployment) == (1, "a")
     assert transitions == [("a", "closed", "open"), ("a", "open", "half_open"), ("a", "half_open", "closed")]
     assert gw.breakers["a"].snapshot()["state"] == "closed"
 
@@ -121,7 +121,7 @@ async def test_retry_budget_stops_a_retry_storm() -> None:
     ctx = RequestContext("t")
     with pytest.raises(Unavailable):
         await gw.chat(hi(), ctx)
-    assert ctx.attempts == 1
+    assert ctx.outcome.attempts == 1
 
 
 async def test_stream_failing_before_first_byte_falls_back_transparently() -> None:
@@ -132,7 +132,7 @@ async def test_stream_failing_before_first_byte_falls_back_transparently() -> No
         events = await gw.chat_stream(hi(stream=True), ctx)
         text = "".join(e.text for batch in [b async for b in events] for e in batch if isinstance(e, TextDelta))
         assert text, fault
-        assert (ctx.attempts, ctx.deployment) == (2, "b"), fault
+        assert (ctx.outcome.attempts, ctx.outcome.deployment) == (2, "b"), fault
 
 
 async def test_flapping_provider() -> None:

@@ -61,7 +61,7 @@ async def test_first_token_timeout_falls_back_to_the_second_deployment(stream: b
     start = clock.monotonic()
     assert await complete(gw, hi(stream), ctx)
     elapsed = clock.monotonic() - start
-    assert (ctx.attempts, ctx.deployment, ctx.fallback) == (2, "b", True)
+    assert (ctx.outcome.attempts, ctx.outcome.deployment, ctx.outcome.fallback) == (2, "b", True)
     assert 1.0 <= elapsed <= 1.1
     assert elapsed == pytest.approx(1.02)  # 1 s on a, then b's 20 ms
 
@@ -76,7 +76,7 @@ async def test_total_timeout_on_the_only_deployment(stream: bool) -> None:
     with pytest.raises(UpstreamTimeout) as info:
         await complete(gw, hi(stream), ctx)
     assert clock.monotonic() - start == pytest.approx(3.0, abs=1e-6)
-    assert ctx.attempts == 1  # no time is left for a retry
+    assert ctx.outcome.attempts == 1  # no time is left for a retry
     assert "timed out" in info.value.message
 
 
@@ -93,7 +93,7 @@ async def test_total_timeout_falls_back_to_the_second_deployment(stream: bool) -
     ctx = RequestContext("t")
     start = clock.monotonic()
     assert await complete(gw, hi(stream), ctx)
-    assert (ctx.attempts, ctx.deployment, ctx.fallback) == (2, "b", True)
+    assert (ctx.outcome.attempts, ctx.outcome.deployment, ctx.outcome.fallback) == (2, "b", True)
     assert clock.monotonic() - start == pytest.approx(2.02)
 
 
@@ -125,7 +125,7 @@ async def test_stream_idle_timeout_after_the_first_chunks() -> None:
     assert received
     assert "while streaming" in info.value.message
     # once the stream started, a failure travels in it: no second deployment is tried
-    assert (ctx.attempts, ctx.deployment, ctx.fallback) == (1, "a", False)
+    assert (ctx.outcome.attempts, ctx.outcome.deployment, ctx.outcome.fallback) == (1, "a", False)
     assert gw.breakers["a"].snapshot()["consecutive_failures"] == 1
 
 
@@ -165,7 +165,7 @@ async def test_flapping_provider_with_stalls() -> None:
         except BreakwaterError:  # counted: the assertions below judge
             ok = False
         in_flight -= 1
-        return Outcome(ok, clock.monotonic() - start, ctx.attempts)
+        return Outcome(ok, clock.monotonic() - start, ctx.outcome.attempts)
 
     # open-loop arrivals in bursts: 10 requests at once every 0.5 s (20 per virtual second), each
     # burst sent without waiting for the one before, so stalled requests overlap later bursts

@@ -12,7 +12,7 @@ from breakwater.core.config import Timeouts, build_config
 from breakwater.core.errors import ModelNotFound, UnsupportedParameter, UpstreamTimeout
 from breakwater.core.types import ChatRequest, Message, TextDelta, TextPart
 from breakwater.engine.calls.gateway import Gateway
-from breakwater.engine.context import RequestContext
+from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.routing import Deployment, Route, Router
 from breakwater.infra.clock import SystemClock
 from breakwater.providers.base import HttpRequest, Target
@@ -67,7 +67,7 @@ async def test_weighted_strategy_uses_the_random_source() -> None:
         gateway = Gateway(Router({"r": route}, rng=FixedRandom(draw)), SystemClock(), FixedRandom(draw))
         ctx = RequestContext("id")
         await gateway.chat(_hi(), ctx)
-        assert ctx.deployment == expected
+        assert ctx.outcome.deployment == expected
 
 
 async def test_unknown_model_lists_available() -> None:
@@ -99,7 +99,7 @@ async def test_mock_headers_only_reach_mock_deployments() -> None:
     }
     gateway = Gateway(Router(routes), SystemClock(), FixedRandom(0.5))
     for name in ("real", "fake"):
-        await gateway.chat(_hi(name), RequestContext("id", mock_headers={"x-mock-fault": "status=500"}))
+        await gateway.chat(_hi(name), RequestContext("id", caller=Caller(mock_headers={"x-mock-fault": "status=500"})))
     assert "x-mock-fault" not in sender.sent[0].headers
     assert sender.sent[1].headers["x-mock-fault"] == "status=500"
 
@@ -121,13 +121,13 @@ async def test_first_token_timeout_non_streaming() -> None:
     """A slow upstream answer hits the first-token limit and raises UpstreamTimeout."""
     gateway = _mock_gateway({"first_token": 0.05, "total": 30})
     with pytest.raises(UpstreamTimeout):
-        await gateway.chat(_hi(), RequestContext("id", mock_headers={"x-mock-fault": "latency=5000"}))
+        await gateway.chat(_hi(), RequestContext("id", caller=Caller(mock_headers={"x-mock-fault": "latency=5000"})))
 
 
 async def test_idle_timeout_while_streaming() -> None:
     """A stream that stalls after some chunks raises UpstreamTimeout from the iterator, after the text so far."""
     gateway = _mock_gateway({"idle": 0.05, "total": 30})
-    ctx = RequestContext("id", mock_headers={"x-mock-fault": "stall_after=2"})
+    ctx = RequestContext("id", caller=Caller(mock_headers={"x-mock-fault": "stall_after=2"}))
     events = await gateway.chat_stream(_hi(stream=True), ctx)
     seen = []
     with pytest.raises(UpstreamTimeout):
@@ -140,7 +140,7 @@ async def test_total_timeout_while_streaming() -> None:
     """Slow tokens that never stall still end at the total deadline."""
     gateway = _mock_gateway({"idle": 5, "total": 0.2})
     events = await gateway.chat_stream(
-        _hi(stream=True), RequestContext("id", mock_headers={"x-mock-fault": "token_delay=50"})
+        _hi(stream=True), RequestContext("id", caller=Caller(mock_headers={"x-mock-fault": "token_delay=50"}))
     )
     with pytest.raises(UpstreamTimeout):
         async for _ in events:

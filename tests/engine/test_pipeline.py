@@ -18,7 +18,7 @@ from breakwater.core.types import (
     TextPart,
     Usage,
 )
-from breakwater.engine.context import RequestContext
+from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.pipeline import ORDER, ChatAnswer, ChatCall, EmbeddingsCall, Outcome, Pipeline, Stage
 from breakwater.engine.tee import EventStream, StreamClosed
 
@@ -113,7 +113,7 @@ async def test_streams_and_embeddings_take_the_same_stages() -> None:
     stream = await pipeline.chat(_request(stream=True), ctx)
     assert isinstance(stream, EventStream) and ctx.stream
     embedded = await pipeline.embeddings(EmbeddingRequest(model="e", inputs=["x"]), ctx)
-    assert embedded.model == "e" and ctx.route == "e"
+    assert embedded.model == "e" and ctx.outcome.route == "e"
     assert calls.seen == ["chat_stream", "embeddings"]
     assert log == ["in access", "out access", "embed access"]
 
@@ -134,11 +134,11 @@ def test_a_stage_not_in_the_order_is_refused() -> None:
 
 
 async def test_request_metadata_becomes_tags_the_header_wins() -> None:
-    ctx = RequestContext("r4", tags={"team": "header"})
+    ctx = RequestContext("r4", caller=Caller(tags={"team": "header"}))
     request = _request()
     request.metadata = {"team": "body", "feature": "search"}
     await Pipeline({}, Calls()).chat(request, ctx)
-    assert ctx.tags == {"team": "header", "feature": "search"}
+    assert ctx.caller.tags == {"team": "header", "feature": "search"}
 
 
 class Tap:

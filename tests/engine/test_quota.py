@@ -59,7 +59,7 @@ async def admit(
 
 
 def header(ctx: RequestContext, name: bytes) -> bytes | None:
-    return dict(ctx.rate_headers).get(name)
+    return dict(ctx.limits.rate_headers).get(name)
 
 
 async def test_requests_per_minute_admit_exactly_the_limit_and_say_when_to_retry() -> None:
@@ -214,7 +214,7 @@ async def test_no_limits_no_counting() -> None:
     counters = MemoryCounters()
     quota = Quota(counters, clock())
     ctx = await admit(quota, [Scope("key", "k", "key k", Limits())])
-    assert ctx.ticket is None and ctx.rate_headers == [] and len(counters) == 0
+    assert ctx.limits.ticket is None and ctx.limits.rate_headers == [] and len(counters) == 0
 
 
 class Flaky:
@@ -319,7 +319,7 @@ async def test_a_late_admission_is_given_back() -> None:
     quota = Quota(shared, c, local=MemoryCounters(), wait_s=0, probe_s=3600)
     scope = key(max_concurrent=1, budget=Budget(Decimal("1"), "month"))
     ctx = await admit(quota, [scope], demand(cost_usd="0.5"))
-    assert ctx.ticket is not None and ctx.ticket.backend is quota.local and quota.healthy
+    assert ctx.limits.ticket is not None and ctx.limits.ticket.backend is quota.local and quota.healthy
     shared.gate.set()
     await until(lambda: quota.late_admissions_undone == 1)
     await quota.flush()

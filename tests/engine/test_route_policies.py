@@ -56,7 +56,12 @@ async def test_general_fallback_route_serves_when_the_route_is_exhausted() -> No
     ctx = RequestContext("t")
     response = await gw.chat(ask("main"), ctx)
     assert response.choices[0].message.text()
-    assert (ctx.deployment, ctx.fallback, ctx.fallback_route, ctx.attempts) == ("b", True, "backup", 2)
+    assert (ctx.outcome.deployment, ctx.outcome.fallback, ctx.outcome.fallback_route, ctx.outcome.attempts) == (
+        "b",
+        True,
+        "backup",
+        2,
+    )
 
 
 async def test_general_fallback_is_not_used_for_a_bad_request() -> None:
@@ -69,7 +74,7 @@ async def test_general_fallback_is_not_used_for_a_bad_request() -> None:
     with pytest.raises(Exception) as info:
         await gw.chat(ask("main"), ctx)
     assert not getattr(info.value, "retryable", True)
-    assert ctx.attempts == 1
+    assert ctx.outcome.attempts == 1
 
 
 async def test_all_fallbacks_failing_reports_the_first_route() -> None:
@@ -111,7 +116,7 @@ async def test_context_window_is_checked_before_sending() -> None:
     ctx = RequestContext("t")
     response = await gw.chat(ask("r", "word " * 200), ctx)
     assert response.choices[0].message.text()
-    assert (ctx.deployment, ctx.attempts) == ("large", 1)
+    assert (ctx.outcome.deployment, ctx.outcome.attempts) == ("large", 1)
     assert gw.stats.get("small") is None or gw.stats["small"].attempts == 0
 
 
@@ -120,7 +125,7 @@ async def test_context_window_counts_the_requested_output() -> None:
     gw = gateway({"small": {"context_window": 1000}, "large": {}}, {"r": {"deployments": ["small", "large"]}})
     ctx = RequestContext("t")
     await gw.chat(ask("r", max_tokens=2000), ctx)
-    assert ctx.deployment == "large"
+    assert ctx.outcome.deployment == "large"
 
 
 async def test_context_window_fallback_route_when_nothing_fits() -> None:
@@ -134,7 +139,7 @@ async def test_context_window_fallback_route_when_nothing_fits() -> None:
     )
     ctx = RequestContext("t")
     await gw.chat(ask("r", "word " * 200), ctx)
-    assert (ctx.deployment, ctx.fallback_route, ctx.attempts) == ("long", "r-long", 1)
+    assert (ctx.outcome.deployment, ctx.outcome.fallback_route, ctx.outcome.attempts) == ("long", "r-long", 1)
 
 
 async def test_prompt_too_long_everywhere_is_a_400() -> None:
@@ -144,7 +149,7 @@ async def test_prompt_too_long_everywhere_is_a_400() -> None:
     with pytest.raises(ContextLengthExceeded) as info:
         await gw.chat(ask("r", "word " * 200), ctx)
     assert "context window 50" in info.value.message
-    assert ctx.attempts == 0
+    assert ctx.outcome.attempts == 0
 
 
 async def test_upstream_context_length_error_uses_the_context_window_fallback() -> None:
@@ -155,7 +160,7 @@ async def test_upstream_context_length_error_uses_the_context_window_fallback() 
     )
     ctx = RequestContext("t")
     await gw.chat(ask("r"), ctx)
-    assert (ctx.deployment, ctx.attempts) == ("long", 2)
+    assert (ctx.outcome.deployment, ctx.outcome.attempts) == ("long", 2)
 
 
 @pytest.mark.parametrize("where", ["prompt", "output"])
@@ -172,7 +177,7 @@ async def test_content_filter_fallback_route(where: str) -> None:
     ctx = RequestContext("t")
     response = await gw.chat(ask("r"), ctx)
     assert response.choices[0].finish_reason == "stop"
-    assert ctx.deployment == "lenient"
+    assert ctx.outcome.deployment == "lenient"
 
 
 async def test_content_filter_message_answers_gracefully() -> None:
@@ -197,7 +202,7 @@ async def test_content_filter_without_a_policy_is_the_upstream_error() -> None:
     ctx = RequestContext("t")
     with pytest.raises(ContentFiltered):
         await gw.chat(ask("r"), ctx)
-    assert ctx.attempts == 1
+    assert ctx.outcome.attempts == 1
 
 
 # --- strategies -------------------------------------------------------------------------------
@@ -209,7 +214,7 @@ async def test_least_in_flight_picks_the_idle_deployment() -> None:
     busy = await gw.chat_stream(ask("r", stream=True), RequestContext("t1"))  # holds a until drained
     ctx = RequestContext("t2")
     await gw.chat(ask("r"), ctx)
-    assert ctx.deployment == "b"
+    assert ctx.outcome.deployment == "b"
     assert gw.stats["a"].in_flight == 1
     await drain(busy)
     assert gw.stats["a"].in_flight == 0
@@ -225,7 +230,7 @@ async def test_lowest_latency_prefers_the_faster_deployment() -> None:
     for i in range(6):
         ctx = RequestContext(f"t{i}")
         await gw.chat(ask("r"), ctx)
-        served.append(ctx.deployment)
+        served.append(ctx.outcome.deployment)
     assert served[:2] == ["slow", "fast"]  # each unmeasured deployment is tried once
     assert served[2:] == ["fast"] * 4
     assert gw.stats["fast"].latency_s is not None and gw.stats["slow"].latency_s is not None
@@ -243,11 +248,11 @@ async def test_overflow_spills_to_the_next_deployment_when_saturated() -> None:
     busy = await gw.chat_stream(ask("r", stream=True), RequestContext("t1"))
     ctx = RequestContext("t2")
     await gw.chat(ask("r"), ctx)
-    assert ctx.deployment == "managed"
+    assert ctx.outcome.deployment == "managed"
     await drain(busy)
     ctx = RequestContext("t3")
     await gw.chat(ask("r"), ctx)
-    assert ctx.deployment == "local"
+    assert ctx.outcome.deployment == "local"
 
 
 # --- resumed streams ----------------------------------------------------------------------------
@@ -265,7 +270,7 @@ async def test_stream_failure_continue_resumes_on_another_deployment() -> None:
     finishes = [e.reason for e in events if isinstance(e, FinishEvent)]
     assert finishes == ["stop"]
     assert text_of(events)
-    assert ctx.deployment == "b" and ctx.fallback
+    assert ctx.outcome.deployment == "b" and ctx.outcome.fallback
     assert gw.stats["a"].failures == 1
     assert gw.stats["a"].in_flight == gw.stats["b"].in_flight == 0
 

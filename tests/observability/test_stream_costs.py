@@ -15,7 +15,7 @@ import orjson
 from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import Price
 from breakwater.core.types import ChatRequest, Message, TextPart
-from breakwater.engine.context import RequestContext
+from breakwater.engine.context import RequestContext, RouteOutcome
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.recorder import Recorder
 from breakwater.providers.base import Target
@@ -36,7 +36,8 @@ def _sse(*events: tuple[str | None, dict[str, object]]) -> bytes:
 def _row(wire: str, host: str, model: str, body: bytes, prices: PriceBook | None = None) -> LedgerRow:
     target = Target(provider=host, model=model, base_url="http://127.0.0.1:1", host=host)
     parser = adapter_for(wire).stream_parser(REQUEST, target)
-    ctx = RequestContext("rid", route="r", deployment="d", provider=host, upstream_model=model, stream=True)
+    outcome = RouteOutcome(route="r", deployment="d", provider=host, upstream_model=model)
+    ctx = RequestContext("rid", outcome=outcome, stream=True)
     # the body arrives split at awkward places, as TCP delivers it
     for i in range(0, len(body), 37):
         ctx.tally.observe(parser.feed(body[i : i + 37]))

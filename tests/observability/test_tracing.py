@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from breakwater.core.config import Provider, TracingSettings
 from breakwater.core.prices import PriceBook
 from breakwater.core.types import ChatRequest, Message, TextPart, Usage
-from breakwater.engine.context import RequestContext
+from breakwater.engine.context import RequestContext, RouteOutcome
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.tracing import Tracer, exporter_processor, provider_systems, traces_url
@@ -44,13 +44,13 @@ def make_request(**fields: Any) -> ChatRequest:
 
 def make_ctx(*, stream: bool = False, parent: bool = False) -> RequestContext:
     """A request to route ``smart`` whose first attempt (``d-claude``) failed and second (``d-oai``) served."""
-    ctx = RequestContext(request_id="req-1", route="smart", deployment="d-oai", provider="oai", attempts=2)
+    ctx = RequestContext("req-1", outcome=RouteOutcome(route="smart", deployment="d-oai", provider="oai", attempts=2))
     ctx.started_at, ctx.started_mono, ctx.stream = T0, M0, stream
-    ctx.upstream_model, ctx.fallback = "gpt-4o", True
-    ctx.trace_id = TRACE_ID
+    ctx.outcome.upstream_model, ctx.outcome.fallback = "gpt-4o", True
+    ctx.trace.trace_id = TRACE_ID
     if parent:
-        ctx.parent_span_id = PARENT_SPAN
-    ctx.attempt_log = [
+        ctx.trace.parent_span_id = PARENT_SPAN
+    ctx.outcome.attempt_log = [
         ("d-claude", "claude", "claude-3", M0 + 0.01, M0 + 0.1, "Overloaded"),
         ("d-oai", "oai", "gpt-4o", M0 + 0.2, M0 + 0.5, None),
     ]
@@ -65,7 +65,7 @@ def make_row(ctx: RequestContext, **changes: Any) -> LedgerRow:
     row = LedgerRow(
         id="row-1",
         request_id=ctx.request_id,
-        trace_id=f"{ctx.trace_id:032x}",
+        trace_id=f"{ctx.trace.trace_id:032x}",
         ts=T0,
         key_id="",
         user="",
@@ -228,8 +228,8 @@ def test_a_failed_request_has_error_type_and_status_error() -> None:
     """A request nothing could serve: error.type on the server span, status ERROR, no usage."""
     tracer, exporter = make_tracer()
     ctx = make_ctx()
-    ctx.attempt_log = ctx.attempt_log[:1]
-    ctx.deployment = None
+    ctx.outcome.attempt_log = ctx.outcome.attempt_log[:1]
+    ctx.outcome.deployment = None
     row = make_row(
         ctx, status=503, error_class="Unavailable", deployment="", finish_reason=None, input_tokens=0,
         output_tokens=0, cost_usd=None,
@@ -276,7 +276,7 @@ def test_the_caller_sampling_decision_wins(sampled: bool) -> None:
     """A caller's ``traceparent`` flags decide, whatever ``sample_rate`` says."""
     tracer, exporter = make_tracer(sample_rate=0.0 if sampled else 1.0)
     ctx = make_ctx(parent=True)
-    ctx.sampled = sampled
+    ctx.trace.sampled = sampled
     tracer.record(ctx, make_request(), make_row(ctx), M0 + 0.6)
     assert bool(exporter.get_finished_spans()) is sampled
 
@@ -335,6 +335,6 @@ def test_a_broken_trace_never_fails_the_request(caplog: pytest.LogCaptureFixture
     """An error while building spans is logged with the request id, not raised into the request."""
     tracer, _ = make_tracer()
     ctx = make_ctx()
-    ctx.attempt_log = [("d", "p", "m", M0, M0 + 1)]  # type: ignore[list-item]  # a malformed record
+    ctx.outcome.attempt_log = [("d", "p", "m", M0, M0 + 1)]  # type: ignore[list-item]  # a malformed record
     tracer.record(ctx, make_request(), make_row(ctx), M0 + 1)
     assert "trace of request req-1 not recorded" in caplog.text

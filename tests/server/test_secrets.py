@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from breakwater.observability.logging import JsonFormatter, redactor
+from breakwater.observability.logging import JsonFormatter
 from tests.server.conftest import PLANTED_SECRET
 from tests.server.test_ledger import _row
 
@@ -96,9 +96,10 @@ def test_planted_secrets_reach_no_ledger_row_metric_or_admin_view(
 
 
 def test_the_log_formatter_redacts_secrets_whoever_logs_them() -> None:
-    redactor.add([PLANTED_SECRET])
+    formatter = JsonFormatter()
+    formatter.redactor.add([PLANTED_SECRET])
     record = logging.LogRecord("breakwater.x", logging.INFO, __file__, 1, "key %s, header Bearer abcdefgh12345, %s",
                                (PLANTED_SECRET, "AIzaSyA-1234567890abcdefghijkl"), None)  # fmt: skip
-    line = JsonFormatter().format(record)
+    line = formatter.format(record)
     assert PLANTED_SECRET not in line and "abcdefgh12345" not in line and "AIzaSy" not in line
     assert line.count("[REDACTED]") == 3

@@ -162,9 +162,9 @@ def test_traceparent_parsing(header: str, expected: tuple[int, int, bool] | None
     scope: dict[str, Any] = {"headers": [(b"traceparent", header.encode())]}
     ctx = RequestIds().context(scope)
     if expected is None:
-        assert ctx.parent_span_id is None and ctx.sampled and ctx.trace_id not in (0, int(TRACE, 16))
+        assert ctx.trace.parent_span_id is None and ctx.trace.sampled and ctx.trace.trace_id not in (0, int(TRACE, 16))
     else:
-        assert (ctx.trace_id, ctx.parent_span_id, ctx.sampled) == expected
+        assert (ctx.trace.trace_id, ctx.trace.parent_span_id, ctx.trace.sampled) == expected
 
 
 def test_tracing_header_references_must_resolve(mock_server_url: str) -> None:

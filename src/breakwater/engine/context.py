@@ -18,32 +18,12 @@ Attempt = tuple[str, str, str, float, float, str | None]
 
 
 @dataclass(slots=True)
-class RequestContext:
-    """Travels with one request through the engine.
+class Caller:
+    """Who is asking. Owner: the server (from the headers), then the access stage (the key)."""
 
-    The server sets the inputs; the engine records what it did (``deployment``, ``attempts``),
-    which the server turns into ``x-breakwater-*`` response headers and observability later
-    turns into the ledger row.
-    """
-
-    request_id: str
-    #: ``x-mock-*`` headers from the client, forwarded to mock deployments only
-    mock_headers: Mapping[str, str] = field(default_factory=dict)
-    route: str | None = None
-    deployment: str | None = None
-    provider: str | None = None
-    attempts: int = 0
     #: the caller, from ``x-breakwater-user`` (the OpenAI ``user`` field is the fallback): the
     #: unit of fairness when requests queue for a deployment
     user: str | None = None
-    #: served by a deployment other than the route's first choice, or by a fallback route
-    fallback: bool = False
-    #: the fallback route that served the request, when one did
-    fallback_route: str | None = None
-    dropped_params: list[str] = field(default_factory=list)
-    #: seconds spent waiting on upstreams, backoff and queues: the request's time minus this is
-    #: the gateway's own overhead (``x-breakwater-overhead-ms``)
-    waited_s: float = 0.0
     #: free-form attribution (feature, environment, experiment) from ``x-breakwater-tags``
     tags: dict[str, str] = field(default_factory=dict)
     #: the virtual key that authenticated the request, by id
@@ -56,23 +36,72 @@ class RequestContext:
     team: Team | None = None
     #: an agent session (``x-breakwater-session``), capped by ``access.sessions``
     session: str | None = None
+    #: ``x-mock-*`` headers from the client, forwarded to mock deployments only
+    mock_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RouteOutcome:
+    """What the engine did with the request. Owner: the engine's calls (``engine/calls``)."""
+
+    route: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    #: the upstream model name of the deployment that served (its reported name lands in ``tally``)
+    upstream_model: str | None = None
+    attempts: int = 0
+    #: served by a deployment other than the route's first choice, or by a fallback route
+    fallback: bool = False
+    #: the fallback route that served the request, when one did
+    fallback_route: str | None = None
+    dropped_params: list[str] = field(default_factory=list)
+    #: seconds spent waiting on upstreams, backoff and queues: the request's time minus this is
+    #: the gateway's own overhead (``x-breakwater-overhead-ms``)
+    waited_s: float = 0.0
+    #: one ``Attempt`` per upstream call, in order: traces are built from these after the request
+    attempt_log: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class LimitState:
+    """What the request holds against its limits. Owner: the limits (``engine/limits``) and the gatekeeper."""
+
     #: what the request reserved against its limits, settled when it ends (``engine/limits/quota.py``)
     ticket: Ticket | None = None
     #: ``x-ratelimit-*`` headers for the response, whatever its status
     rate_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    #: wall-clock time the request arrived (unix seconds) and the monotonic time that matches it
-    started_at: float = 0.0
-    started_mono: float = 0.0
-    stream: bool = False
-    #: the upstream model name of the deployment that served (its reported name lands in ``tally``)
-    upstream_model: str | None = None
-    #: usage, finish reason and first-event time, filled as the answer passes
-    tally: Tally = field(default_factory=Tally)
+
+
+@dataclass(slots=True)
+class TraceContext:
+    """W3C trace context of the request. Owner: the server (from ``traceparent``)."""
+
     #: W3C trace context: the caller's (``traceparent``) or a fresh random id; 0 means none
     trace_id: int = 0
     #: the caller's span (from ``traceparent``): the gateway's server span becomes its child
     parent_span_id: int | None = None
     #: the caller's sampling decision (``traceparent`` flags); True when there was no caller span
     sampled: bool = True
-    #: one ``Attempt`` per upstream call, in order: traces are built from these after the request
-    attempt_log: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Travels with one request through the engine.
+
+    Each part has one owner: the server and the access stage fill ``caller`` and ``trace``, the
+    engine records what it did in ``outcome`` (which the server turns into ``x-breakwater-*``
+    response headers), the limits keep ``limits``, accounting fills ``tally``; observability
+    later turns it all into the ledger row.
+    """
+
+    request_id: str
+    caller: Caller = field(default_factory=Caller)
+    outcome: RouteOutcome = field(default_factory=RouteOutcome)
+    limits: LimitState = field(default_factory=LimitState)
+    trace: TraceContext = field(default_factory=TraceContext)
+    #: usage, finish reason and first-event time, filled as the answer passes
+    tally: Tally = field(default_factory=Tally)
+    #: wall-clock time the request arrived (unix seconds) and the monotonic time that matches it
+    started_at: float = 0.0
+    started_mono: float = 0.0
+    stream: bool = False

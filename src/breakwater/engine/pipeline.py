@@ -138,11 +138,11 @@ class Pipeline:
     async def chat(self, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
         ctx.stream = request.stream
         if request.metadata:
-            ctx.tags = {**request.metadata, **ctx.tags}  # the header (and the key's own tags) win a clash
+            ctx.caller.tags = {**request.metadata, **ctx.caller.tags}  # the header (and the key's own tags) win a clash
         return await self._chat(request, ctx)
 
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
-        ctx.route = request.model
+        ctx.outcome.route = request.model
         return await self._embeddings(request, ctx)
 
     def allows(self, ctx: RequestContext, route: str) -> bool:

@@ -6,9 +6,14 @@ each worker process it starts (a worker starts fresh, with no logging set up), s
 own loggers, uvicorn's and any library's warnings come out as the same JSON lines in every
 process, at the level chosen on the command line.
 
-Every line passes through ``Redactor`` before it is written: the secret values the app was
-configured with (provider keys, the admin key, a database URL), plus anything shaped like an
-API key or a bearer token, become ``[REDACTED]``, whatever logged them.
+Every line passes through its formatter's ``Redactor`` before it is written: the secret values
+the app was configured with (provider keys, the admin key, a database URL), plus anything shaped
+like an API key or a bearer token, become ``[REDACTED]``, whatever logged them. Each
+``JsonFormatter`` owns its ``Redactor``; the app hands the secrets it resolved to
+``hide_secrets``, which adds them to every ``JsonFormatter`` this process's loggers write
+through. Logging is configured before the app is built (the CLI, and uvicorn in each worker
+before it calls the app factory), so those formatters exist by then; a process that never
+configured logging (a test) has none, and nothing to add them to.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ class Redactor:
 
     def add(self, values: Iterable[str | None]) -> None:
         """Remember secret values to hide (values shorter than 6 characters are ignored)."""
-        self._values.update(v for v in values if v and len(v) >= 6)
+        # a new set, not updated in place: a line being formatted in another thread iterates the old one
+        self._values = self._values | {v for v in values if v and len(v) >= 6}
 
     def __call__(self, text: str) -> str:
         for value in self._values:
@@ -43,14 +49,19 @@ class Redactor:
         return redact_secrets(text)
 
 
-#: the process's redactor: the app adds the secrets it resolved (``server/app.py``)
-redactor = Redactor()
-
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON line; ``extra=`` fields become top-level keys."""
+    """Formats a record as one JSON line; ``extra=`` fields become top-level keys.
+
+    Takes ``logging.Formatter``'s arguments (``dictConfig`` builds it with none); ``redactor``,
+    its own, hides the secrets ``hide_secrets`` gave it in every line it formats.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.redactor = Redactor()
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
@@ -64,7 +75,31 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return redactor(orjson.dumps(out, default=str).decode())
+        return self.redactor(orjson.dumps(out, default=str).decode())
+
+
+def json_formatters() -> list[JsonFormatter]:
+    """The ``JsonFormatter`` of every handler this process's loggers write through, each once.
+
+    The root logger and every named one (``breakwater``, ``uvicorn``, ... as ``logging_config``
+    sets them up); none where logging was never configured.
+    """
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+    found: dict[int, JsonFormatter] = {}
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler.formatter, JsonFormatter):
+                found.setdefault(id(handler.formatter), handler.formatter)
+    return list(found.values())
+
+
+def hide_secrets(values: Iterable[str | None]) -> None:
+    """Hide ``values`` in every line logged from now on: they join the ``Redactor`` of each
+    ``JsonFormatter`` in ``json_formatters()`` (values shorter than 6 characters are ignored)."""
+    secrets = list(values)
+    for formatter in json_formatters():
+        formatter.redactor.add(secrets)
 
 
 def logging_config(level: str = "info") -> dict[str, Any]:

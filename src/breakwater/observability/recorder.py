@@ -63,18 +63,20 @@ class Recorder:
         error: BaseException | None,
         now_mono: float,
     ) -> LedgerRow:
-        tally = ctx.tally
+        tally, outcome, caller = ctx.tally, ctx.outcome, ctx.caller
         latency_s = max(now_mono - ctx.started_mono, 0.0)
         ttft_s = None
         if ctx.stream and tally.first_event_at is not None:
             ttft_s = max(tally.first_event_at - ctx.started_mono, 0.0)
         usage, estimated = tally.usage, False
-        if usage is None and ctx.deployment is not None and request is not None:
+        if usage is None and outcome.deployment is not None and request is not None:
             usage, estimated = self._estimate(ctx, request), True
         usage = usage or Usage()
         cost_usd: Decimal | None = None
-        if ctx.deployment is not None and ctx.upstream_model is not None:
-            price = self._prices.price_for(ctx.deployment, self._host_of(ctx.provider or ""), ctx.upstream_model)
+        if outcome.deployment is not None and outcome.upstream_model is not None:
+            price = self._prices.price_for(
+                outcome.deployment, self._host_of(outcome.provider or ""), outcome.upstream_model
+            )
             if price is not None:
                 cost_usd = cost(usage, price).total
         upstream_s, overhead_s = _split(ctx, latency_s)
@@ -83,17 +85,17 @@ class Recorder:
         row = LedgerRow(
             id=self._ids.new(),
             request_id=ctx.request_id,
-            trace_id=f"{ctx.trace_id:032x}" if ctx.trace_id else None,
+            trace_id=f"{ctx.trace.trace_id:032x}" if ctx.trace.trace_id else None,
             ts=ctx.started_at,
-            key_id=ctx.key_id or "",
-            user=ctx.user or (request.user if request is not None and request.user else ""),
-            tags=ctx.tags,
-            route=ctx.route or (request.model if request is not None else ""),
-            deployment=ctx.deployment or "",
-            provider=ctx.provider or "",
-            upstream_model=tally.model or ctx.upstream_model or "",
-            attempts=ctx.attempts,
-            fallback=ctx.fallback,
+            key_id=caller.key_id or "",
+            user=caller.user or (request.user if request is not None and request.user else ""),
+            tags=caller.tags,
+            route=outcome.route or (request.model if request is not None else ""),
+            deployment=outcome.deployment or "",
+            provider=outcome.provider or "",
+            upstream_model=tally.model or outcome.upstream_model or "",
+            attempts=outcome.attempts,
+            fallback=outcome.fallback,
             status=status,
             error_class=type(error).__name__ if error is not None else None,
             finish_reason=tally.finish_reason,
@@ -113,7 +115,7 @@ class Recorder:
             response=None,
             upstream_ms=None if upstream_s is None else round(upstream_s * 1000, 3),
             overhead_ms=round(overhead_s * 1000, 3),
-            dropped_params=",".join(ctx.dropped_params) if ctx.dropped_params else None,
+            dropped_params=",".join(outcome.dropped_params) if outcome.dropped_params else None,
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)
@@ -123,8 +125,8 @@ class Recorder:
         return row
 
     def _estimate(self, ctx: RequestContext, request: ChatRequest) -> Usage:
-        model = ctx.upstream_model or request.model
-        count = text_counter(self._tokens, self._host_of(ctx.provider or ""), model)
+        model = ctx.outcome.upstream_model or request.model
+        count = text_counter(self._tokens, self._host_of(ctx.outcome.provider or ""), model)
         tally = ctx.tally
         output = tally.chunks if ctx.stream else count(tally.output_text or "")
         return Usage(input_tokens=estimate_prompt_tokens(request, count), output_tokens=output)
@@ -134,12 +136,12 @@ def _split(ctx: RequestContext, latency_s: float) -> tuple[float | None, float]:
     """(upstream time, gateway overhead) of a finished request. Upstream time is every attempt's
     call (for a stream, the attempt lasts to its first event) plus a stream's time from its first
     event to its last; the overhead is what remains of the latency once upstream time, backoff
-    and queue waits (``ctx.waited_s`` holds all three, streams' tails excepted) are taken out."""
-    tally = ctx.tally
+    and queue waits (``ctx.outcome.waited_s`` holds all three, streams' tails excepted) are taken out."""
+    tally, outcome = ctx.tally, ctx.outcome
     tail = 0.0
     if ctx.stream and tally.first_event_at is not None and tally.last_event_at is not None:
         tail = max(tally.last_event_at - tally.first_event_at, 0.0)
-    overhead = max(latency_s - ctx.waited_s - tail, 0.0)
-    if not ctx.attempt_log:
+    overhead = max(latency_s - outcome.waited_s - tail, 0.0)
+    if not outcome.attempt_log:
         return None, overhead
-    return sum(ended - started for _, _, _, started, ended, _ in ctx.attempt_log) + tail, overhead
+    return sum(ended - started for _, _, _, started, ended, _ in outcome.attempt_log) + tail, overhead

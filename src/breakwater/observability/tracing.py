@@ -138,14 +138,15 @@ class Tracer:
     def sampled(self, ctx: RequestContext) -> bool:
         """The caller's decision when it sent a ``traceparent``, else ``sample_rate`` on the trace id
         (deterministic: every replica keeps or drops the same traces)."""
-        if ctx.parent_span_id is not None:
-            return ctx.sampled
-        return (ctx.trace_id & (_BOUND - 1)) < self._bound
+        tc = ctx.trace
+        if tc.parent_span_id is not None:
+            return tc.sampled
+        return (tc.trace_id & (_BOUND - 1)) < self._bound
 
     def record(self, ctx: RequestContext, request: ChatRequest | None, row: LedgerRow, now_mono: float) -> None:
         """Emit the request's spans (when sampled). Never raises: a broken trace must not fail the
         request that has already been answered, so a failure is logged with the request id."""
-        if not ctx.trace_id or not self.sampled(ctx):
+        if not ctx.trace.trace_id or not self.sampled(ctx):
             return
         try:
             self._record(ctx, request, row, now_mono)
@@ -162,14 +163,15 @@ class Tracer:
         def ns(mono: float) -> int:
             return int((offset + mono) * 1e9)
 
-        if ctx.parent_span_id is not None:
+        tc = ctx.trace
+        if tc.parent_span_id is not None:
             remote = SpanContext(
-                ctx.trace_id, ctx.parent_span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+                tc.trace_id, tc.parent_span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
             )
             parent = trace.set_span_in_context(NonRecordingSpan(remote))
         else:
             parent = None
-            self._ids.next_trace_id = ctx.trace_id
+            self._ids.next_trace_id = tc.trace_id
         model = request.model if request is not None else row.route
         params = _request_params(request)
         attributes: dict[str, Any] = {
@@ -183,8 +185,8 @@ class Tracer:
             "breakwater.fallback": row.fallback,
             "http.response.status_code": row.status,
         }
-        if ctx.provider:
-            attributes["gen_ai.provider.name"] = self._systems.get(ctx.provider, ctx.provider)
+        if ctx.outcome.provider:
+            attributes["gen_ai.provider.name"] = self._systems.get(ctx.outcome.provider, ctx.outcome.provider)
         if row.deployment:
             attributes["breakwater.deployment"] = row.deployment
             attributes.update(_response(row))
@@ -205,7 +207,7 @@ class Tracer:
         if self._capture and request is not None:
             server.add_event("gen_ai.client.inference.operation.details", _content(request, ctx), ns(now_mono))
         inside = trace.set_span_in_context(server)
-        attempts = ctx.attempt_log
+        attempts = ctx.outcome.attempt_log
         served = max((i for i, a in enumerate(attempts) if a[5] is None), default=-1)
         for i, (deployment, provider, upstream, start, end, error) in enumerate(attempts):
             if ctx.stream and error is None:

@@ -1,7 +1,7 @@
 """One running configuration: everything a validated config needs to serve, built from it.
 
 ``Process`` holds what outlives every configuration a process runs (the upstream HTTP client,
-the tokenizers, time and randomness, the metrics registry, the log redactor). ``Runtime`` is
+the tokenizers, time and randomness, the metrics registry). ``Runtime`` is
 built from a config and a process: routes, the gateway, prices, the access layer, the ledger,
 the tracer, alert rules and the webhook outbox, the recorder and the request pipeline.
 
@@ -42,7 +42,7 @@ from breakwater.infra.tokenizers import Tokenizers
 from breakwater.observability.alerts import AlertOutbox, AlertTask
 from breakwater.observability.capture import Capture, CapturePolicy
 from breakwater.observability.ledger.service import Ledger
-from breakwater.observability.logging import Redactor, redactor
+from breakwater.observability.logging import hide_secrets
 from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
@@ -87,8 +87,6 @@ class Process:
         self.rng: RandomSource = rng or SystemRandom()
         self.sender = AiohttpSender()
         self.tokenizers = Tokenizers()
-        #: every log line of this process passes through it (``observability/logging.py``)
-        self.redactor: Redactor = redactor
         self.metrics: Metrics | None = None
         #: the runtime serving now (``commit`` sets it): budget alerts go to its outbox
         self.current: Runtime | None = None
@@ -116,7 +114,7 @@ class Runtime:
         self.config_hash = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
         env, clock, rng = process.environ, process.clock, process.rng
         wiring = Wiring(config, env, process.sender, clock, rng)
-        process.redactor.add(wiring.secrets())  # no log line of this process shows them
+        hide_secrets(wiring.secrets())  # no log line of this process shows them (observability/logging.py)
         self.router = router = wiring.router()
         state = Deployments(clock, log_transition)
         if previous is not None:
@@ -152,7 +150,7 @@ class Runtime:
             self.access = previous.access
         else:
             self.access = AccessLayer(config, env, clock, on_alert=process.budget_alert)
-        process.redactor.add(self.access.secrets())
+        hide_secrets(self.access.secrets())
 
         def price_of(d: Deployment) -> Price | None:
             return prices.known(d.name, wiring.price_host(d.target.provider), d.target.model)

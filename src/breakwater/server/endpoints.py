@@ -19,7 +19,7 @@ import orjson
 from breakwater.core.errors import InvalidRequest, ModelNotFound, ShuttingDown
 from breakwater.core.ids import IdGenerator
 from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
-from breakwater.engine.context import RequestContext
+from breakwater.engine.context import Caller, RequestContext, TraceContext
 from breakwater.engine.pipeline import Outcome, Pipeline
 from breakwater.engine.ports import Clock
 from breakwater.engine.routing import Router
@@ -110,14 +110,9 @@ class RequestIds:
             elif key == b"api-key" and credential is None:  # the Azure OpenAI SDK's header
                 credential = value.strip().decode("latin-1")
         scope[SCOPE_KEY] = rid = rid or self.new()  # for wrappers that log about the request
-        ctx = RequestContext(
-            request_id=rid, mock_headers=mock, user=user, tags=tags, credential=credential, session=session
-        )
-        if parent is None:
-            ctx.trace_id = self._trace_ids.getrandbits(128) or 1
-        else:
-            ctx.trace_id, ctx.parent_span_id, ctx.sampled = parent
-        return ctx
+        trace = TraceContext(*parent) if parent is not None else TraceContext(self._trace_ids.getrandbits(128) or 1)
+        caller = Caller(user=user, tags=tags, credential=credential, session=session, mock_headers=mock)
+        return RequestContext(rid, caller=caller, trace=trace)
 
 
 def _traceparent(value: bytes) -> tuple[int, int, bool] | None:
@@ -158,22 +153,24 @@ def parse_tags(header: str) -> dict[str, str]:
 
 
 def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
-    headers: Headers = [(b"x-request-id", ctx.request_id.encode()), *ctx.rate_headers]
-    if ctx.deployment is not None:
-        headers.append((b"x-breakwater-deployment", ctx.deployment.encode()))
-        headers.append((b"x-breakwater-attempts", str(ctx.attempts).encode()))
-        if ctx.fallback:
-            headers.append((b"x-breakwater-fallback", (ctx.fallback_route or "true").encode()))
-    if ctx.dropped_params:
-        headers.append((b"x-breakwater-dropped-params", ",".join(ctx.dropped_params).encode()))
-    headers.append((b"x-breakwater-overhead-ms", b"%.2f" % (max(overhead_s - ctx.waited_s, 0.0) * 1000)))
+    outcome = ctx.outcome
+    headers: Headers = [(b"x-request-id", ctx.request_id.encode()), *ctx.limits.rate_headers]
+    if outcome.deployment is not None:
+        headers.append((b"x-breakwater-deployment", outcome.deployment.encode()))
+        headers.append((b"x-breakwater-attempts", str(outcome.attempts).encode()))
+        if outcome.fallback:
+            headers.append((b"x-breakwater-fallback", (outcome.fallback_route or "true").encode()))
+    if outcome.dropped_params:
+        headers.append((b"x-breakwater-dropped-params", ",".join(outcome.dropped_params).encode()))
+    headers.append((b"x-breakwater-overhead-ms", b"%.2f" % (max(overhead_s - outcome.waited_s, 0.0) * 1000)))
     return headers
 
 
 async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, ctx: RequestContext) -> int:
     """Answer with ``exc`` mapped to status, headers and body in the client's error format."""
     status, headers, payload = mapper(exc, ctx.request_id)
-    await send_bytes(send, status, payload, [*headers, *ctx.rate_headers] if ctx.rate_headers else headers)
+    rate = ctx.limits.rate_headers
+    await send_bytes(send, status, payload, [*headers, *rate] if rate else headers)
     return status
 
 

@@ -69,19 +69,21 @@ class Gatekeeper:
             AuthenticationFailed: 401, the key is missing, unknown or no longer valid.
             BackendUnavailable: the keys are not loaded yet.
         """
-        credential, ctx.credential = ctx.credential, None
+        caller = ctx.caller
+        credential, caller.credential = caller.credential, None
         if self.directory is None:
             return
         key, team = self.directory.authenticate(credential)
-        ctx.key, ctx.team, ctx.key_id = key, team, key.id
+        caller.key, caller.team, caller.key_id = key, team, key.id
         if key.user:
-            ctx.user = key.user
+            caller.user = key.user
         if key.tags:
-            ctx.tags = {**ctx.tags, **key.tags}  # the key's own tags cannot be overridden by the caller
+            caller.tags = {**caller.tags, **key.tags}  # the key's own tags cannot be overridden by the caller
 
     def allowed(self, ctx: RequestContext, name: str) -> bool:
         """May the request's key list or use the route ``name``?"""
-        return ctx.key is None or ctx.key.allows_route(name)
+        key = ctx.caller.key
+        return key is None or key.allows_route(name)
 
     async def admit_chat(self, ctx: RequestContext, request: ChatRequest) -> None:
         """Permission, the ``max_tokens`` guard and limits for a chat request (which the guard may change)."""
@@ -89,33 +91,33 @@ class Gatekeeper:
         guard = route.max_tokens
         if guard is not None:
             _guard_max_tokens(request, guard.default, guard.cap, guard.over_cap)
-        if ctx.user is None and request.user:
-            ctx.user = request.user
+        if ctx.caller.user is None and request.user:
+            ctx.caller.user = request.user
         await self._admit(ctx, route, lambda: self._chat_demand(route, request))
 
     async def admit_embeddings(self, ctx: RequestContext, request: EmbeddingRequest) -> None:
         """Permission and limits for an embeddings request."""
         route = self._route(ctx, request.model)
-        if ctx.user is None and request.user:
-            ctx.user = request.user
+        if ctx.caller.user is None and request.user:
+            ctx.caller.user = request.user
         await self._admit(ctx, route, lambda: self._embeddings_demand(route, request))
 
     def settle(self, ctx: RequestContext, tokens: int, cost_usd: Decimal | None) -> None:
         """The request ended: replace its reservations with what it used."""
-        if ctx.ticket is not None:
+        if ctx.limits.ticket is not None:
             self.quota.settle(ctx, tokens, cost_usd)
 
     def _route(self, ctx: RequestContext, model: str) -> Route:
         route = self.router.resolve(model)
-        if ctx.key is not None and self.directory is not None:
-            self.directory.check_route(ctx.key, route.name)
+        if ctx.caller.key is not None and self.directory is not None:
+            self.directory.check_route(ctx.caller.key, route.name)
         return route
 
     async def _admit(self, ctx: RequestContext, route: Route, demand: Callable[[], Demand]) -> None:
         scopes = self._scopes(ctx, route)
-        session = None
-        if ctx.session is not None:
-            session = f"{ctx.key_id or ctx.user or '-'}:{ctx.session}"
+        caller, session = ctx.caller, None
+        if caller.session is not None:
+            session = f"{caller.key_id or caller.user or '-'}:{caller.session}"
         if not scopes and session is None:
             return
         hold = route.deadline_s if route.deadline_s is not None else route.deployments[0].timeouts.total
@@ -123,17 +125,18 @@ class Gatekeeper:
 
     def _scopes(self, ctx: RequestContext, route: Route) -> list[Scope]:
         scopes: list[Scope] = []
-        key, team, directory = ctx.key, ctx.team, self.directory
+        caller, directory = ctx.caller, self.directory
+        key, team = caller.key, caller.team
         if key is not None and not key.limits.empty:
             scopes.append(Scope("key", key.id, f"key {key.prefix}", key.limits))
         if team is not None and not team.limits.empty:
             scopes.append(Scope("team", team.name, f"team '{team.name}'", team.limits))
         if directory is not None:
-            if ctx.user:
-                found = directory.user_limits(ctx.user)
+            if caller.user:
+                found = directory.user_limits(caller.user)
                 if found is not None:
                     scopes.append(Scope("user", found[0], f"user '{found[0]}'", found[1]))
-            for subject, limits in directory.tag_limits(ctx.tags):
+            for subject, limits in directory.tag_limits(caller.tags):
                 scopes.append(Scope("tag", subject, f"tag '{subject}'", limits))
         if route.limits is not None:
             scopes.append(Scope("route", route.limits_name, f"model '{route.limits_name}'", route.limits))

@@ -46,7 +46,7 @@ class AccessStage(Stage):
         return self.gate.allowed(ctx, route)
 
     def end(self, ctx: RequestContext, outcome: Outcome) -> None:
-        if ctx.ticket is None:
+        if ctx.limits.ticket is None:
             return
         recorded = outcome.recorded
         if recorded is not None:

@@ -158,7 +158,7 @@ class Attempts:
             breaker.release_probe()
             return False
         stats.retries += 1
-        ctx.waited_s += delay
+        ctx.outcome.waited_s += delay
         try:
             await clock.sleep(delay)
         except BaseException:  # cancelled (client gone): a half-open probe slot must not leak
@@ -195,7 +195,7 @@ class Attempts:
         except BaseException:
             breaker.release_probe()
             raise
-        ctx.waited_s += clock.monotonic() - queued_at
+        ctx.outcome.waited_s += clock.monotonic() - queued_at
         return True, slot
 
     async def _call(
@@ -215,7 +215,7 @@ class Attempts:
             self.deployments.budget(deployment, route).record_request()
         run.tried.add(deployment.name)
         run.attempts += 1
-        ctx.attempts += 1
+        ctx.outcome.attempts += 1
         stats.attempts += 1
         fallback = deployment is not run.order[0]
         if fallback:
@@ -230,7 +230,7 @@ class Attempts:
         except UpstreamError as exc:
             hold.release()
             ended = clock.monotonic()
-            ctx.waited_s += ended - started
+            ctx.outcome.waited_s += ended - started
             _log_attempt(ctx, deployment, started, ended, type(exc).__name__)
             run.last = exc
             run.failures.append(f"{deployment.name}: {exc.message}")
@@ -254,7 +254,7 @@ class Attempts:
         ended = clock.monotonic()
         _log_attempt(ctx, deployment, started, ended, None)
         elapsed = ended - started
-        ctx.waited_s += elapsed
+        ctx.outcome.waited_s += elapsed
         stats.observe(elapsed, stream=stream)
         breaker.record_success()
         if not stream:
@@ -263,15 +263,16 @@ class Attempts:
 
 
 def _chosen(ctx: RequestContext, deployment: Deployment, *, fallback: bool) -> None:
-    ctx.deployment = deployment.name
-    ctx.provider = deployment.target.provider
-    ctx.upstream_model = deployment.target.model
-    ctx.fallback = ctx.fallback or fallback
+    outcome = ctx.outcome
+    outcome.deployment = deployment.name
+    outcome.provider = deployment.target.provider
+    outcome.upstream_model = deployment.target.model
+    outcome.fallback = outcome.fallback or fallback
 
 
 def _log_attempt(ctx: RequestContext, deployment: Deployment, started: float, ended: float, error: str | None) -> None:
     target = deployment.target
-    ctx.attempt_log.append((deployment.name, target.provider, target.model, started, ended, error))
+    ctx.outcome.attempt_log.append((deployment.name, target.provider, target.model, started, ended, error))
 
 
 def _exhausted(route: Route, failures: list[str], last: UpstreamError | None) -> UpstreamError:
@@ -286,7 +287,7 @@ def _exhausted(route: Route, failures: list[str], last: UpstreamError | None) ->
 
 
 def _tenant(ctx: RequestContext, request: ChatRequest | None) -> str:
-    return ctx.user or (request.user if request is not None else None) or ""
+    return ctx.caller.user or (request.user if request is not None else None) or ""
 
 
 def _fitting(order: list[Deployment], tokens: int, failures: list[str]) -> list[Deployment]:

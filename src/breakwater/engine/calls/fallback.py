@@ -36,7 +36,7 @@ async def with_fallbacks(
 ) -> T:
     """The route's attempts, then its fallback routes for the kind of failure, in order."""
     stream = request is not None and request.stream
-    ctx.route = route.name
+    ctx.outcome.route = route.name
     try:
         return await attempts.run(route, ctx, attempt, deadline, stream=stream, request=request)
     except UpstreamError as exc:
@@ -48,7 +48,7 @@ async def with_fallbacks(
     tried = [first.message]
     for name in backups:
         backup = attempts.router.resolve(name)
-        ctx.fallback, ctx.fallback_route = True, backup.name
+        ctx.outcome.fallback, ctx.outcome.fallback_route = True, backup.name
         try:
             return await attempts.run(backup, ctx, attempt, deadline, stream=stream, request=request)
         except UpstreamError as exc:

@@ -200,7 +200,7 @@ class Gateway:
     ) -> Callable[[str], Awaitable[AsyncIterator[list[StreamEvent]]]]:
         async def resume(text: str) -> AsyncIterator[list[StreamEvent]]:
             continued = _with_prefix(request, text)
-            ctx.fallback = True
+            ctx.outcome.fallback = True
             attempt = self._stream_attempt(continued, ctx, deadline)
             return await self.attempts.run(route, ctx, attempt, deadline, stream=True, avoid=failed.name)
 
@@ -262,12 +262,12 @@ class Gateway:
                 "remove it, or set 'unsupported_params: drop' on the route",
                 param=name,
             )
-        ctx.dropped_params = unsupported
+        ctx.outcome.dropped_params = unsupported
         return drop_params(request, unsupported)
 
     def _http(self, deployment: Deployment, http: HttpRequest, ctx: RequestContext) -> HttpRequest:
-        if deployment.is_mock and ctx.mock_headers:
-            return dataclasses.replace(http, headers={**http.headers, **ctx.mock_headers})
+        if deployment.is_mock and ctx.caller.mock_headers:
+            return dataclasses.replace(http, headers={**http.headers, **ctx.caller.mock_headers})
         return http
 
 

@@ -177,8 +177,9 @@ class Quota:
     ) -> Ticket | None:
         """Admit the request against every limit of ``scopes`` (and its session), or refuse it.
 
-        On admission ``ctx.ticket`` holds what to settle; either way ``ctx.rate_headers`` holds the
-        ``x-ratelimit-*`` headers. ``demand`` is only called when a token or spend cap applies.
+        On admission ``ctx.limits.ticket`` holds what to settle; either way
+        ``ctx.limits.rate_headers`` holds the ``x-ratelimit-*`` headers. ``demand`` is only called
+        when a token or spend cap applies.
 
         Raises:
             RequestsLimitExceeded, TokensLimitExceeded, LimitExceeded: a rate or concurrency cap
@@ -231,7 +232,7 @@ class Quota:
         if not checks:
             return None
         backend, verdict = await self.failover.acquire(checks, now)
-        ctx.rate_headers = rate_headers(checks, metas, verdict.readings, now)
+        ctx.limits.rate_headers = rate_headers(checks, metas, verdict.readings, now)
         self.failover.remember(backend, checks, metas, verdict.readings)
         if not verdict.admitted:
             assert verdict.refused is not None
@@ -248,7 +249,7 @@ class Quota:
             elif meta.kind in ("budget", "session_spend"):
                 ticket.spends.append((check, meta))
                 ticket.reserved_nano = check.amount
-        ctx.ticket = ticket
+        ctx.limits.ticket = ticket
         return ticket
 
     def _session_checks(
@@ -268,7 +269,7 @@ class Quota:
     def settle(self, ctx: RequestContext, tokens: int, cost: Decimal | None) -> None:
         """The request ended having used ``tokens`` and cost ``cost`` (``None``: no price):
         queue the real figures in place of its reservations and give its leases back."""
-        ticket = ctx.ticket
+        ticket = ctx.limits.ticket
         if ticket is None or ticket.settled:
             return
         ticket.settled = True

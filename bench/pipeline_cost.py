@@ -1,0 +1,192 @@
+"""The request pipeline's own cost, in process: what the stages add to one request, in microseconds.
+
+    python bench/pipeline_cost.py [--requests N] [--repeats R]
+
+The stages are the ones a runtime builds from a config (``runtime/runtime.Runtime``), around
+a stub innermost call that answers at once, so only the pipeline is timed:
+
+- ``calls only``: the stub awaited directly (the floor: a coroutine call and a response);
+- ``pipeline, no stages``: ``begin``, ``chat`` and ``end`` with no stage in it;
+- ``two pass-through stages``: two stages that wrap the call and do nothing (the cost of the
+  stage mechanism itself);
+- ``access off``: the stages of a config with access control off (the access stage still
+  admits through the quota, which has nothing to check; recording writes a ledger row that
+  goes nowhere but the request metrics);
+- ``access on, one key``: access control on, the request carrying a valid key with no limits.
+
+Each figure is the median over the repeats of the mean time per request. A plain request and a
+stream (the ``EventStream`` tee with the usage tap, 8 batches) are timed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from breakwater.core.config import build_config
+from breakwater.core.types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FinishEvent,
+    Message,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    Usage,
+    UsageEvent,
+)
+from breakwater.engine.accounting import TallyTap
+from breakwater.engine.context import Caller, RequestContext
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Pipeline, Stage
+from breakwater.engine.tee import EventStream
+from breakwater.infra.clock import SystemClock
+from breakwater.runtime.runtime import Process, Runtime
+
+RESPONSE = ChatResponse(
+    id="x",
+    model="m",
+    created=0,
+    choices=[Choice(0, Message("assistant", [TextPart("hi")]), "stop")],
+    usage=Usage(input_tokens=8, output_tokens=2),
+)
+
+
+async def _events() -> AsyncIterator[list[StreamEvent]]:
+    yield [StreamStart("x", "m", 0)]
+    for _ in range(6):
+        yield [TextDelta("hi")]
+    yield [FinishEvent("stop"), UsageEvent(Usage(input_tokens=8, output_tokens=6))]
+
+
+class Stub:
+    """The innermost call, answering at once (what the engine's gateway would do, minus upstream)."""
+
+    def __init__(self) -> None:
+        self.clock = SystemClock()
+
+    async def chat(self, request: ChatRequest, ctx: RequestContext) -> ChatResponse:
+        ctx.outcome.deployment = "d"
+        ctx.tally.response(RESPONSE)
+        return RESPONSE
+
+    async def chat_stream(self, request: ChatRequest, ctx: RequestContext) -> EventStream:
+        ctx.outcome.deployment = "d"
+        stream = EventStream(_events())
+        stream.tap(TallyTap(ctx.tally, self.clock, None))
+        return stream
+
+    async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
+        raise NotImplementedError
+
+
+class PassThrough(Stage):
+    """A stage that wraps the call and does nothing: the cost of one more stage in the chain."""
+
+    name = "pass"
+
+    def chat(self, call: ChatCall) -> ChatCall:
+        async def passed(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+            return await call(request, ctx)
+
+        return passed
+
+    def end(self, ctx: RequestContext, outcome: Outcome) -> None:
+        pass
+
+
+def _config(tmp: Path, access: bool) -> dict[str, object]:
+    return {
+        "access": {"enabled": access, "store": f"sqlite:///{tmp}/keys.db", "hash_secret": f"file:{tmp}/secret"}
+        if access
+        else {"enabled": False},
+        "ledger": {"enabled": False},
+        "providers": {"m": {"type": "mock", "wire": "openai"}},
+        "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
+        "routes": {"m": {"deployments": ["d"]}},
+    }
+
+
+async def _time(pipeline: Pipeline | None, stub: Stub, stream: bool, n: int, credential: str | None) -> float:
+    request = ChatRequest(model="m", messages=[Message("user", [TextPart("hello")])], stream=stream)
+    clock = stub.clock
+    started = time.perf_counter()
+    for i in range(n):
+        ctx = RequestContext(f"r{i}", caller=Caller(credential=credential))
+        ctx.started_mono = clock.monotonic()
+        if pipeline is None:
+            answer = await (stub.chat_stream(request, ctx) if stream else stub.chat(request, ctx))
+        else:
+            pipeline.begin(ctx)
+            answer = await pipeline.chat(request, ctx)
+        if isinstance(answer, EventStream):
+            async for _ in answer:
+                pass
+        if pipeline is not None:
+            pipeline.end(ctx, Outcome(request))
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def _measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
+    stub = Stub()
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "secret").write_text("bench-hash-secret-" + "0" * 32)
+        runtimes: dict[str, tuple[Pipeline | None, str | None]] = {
+            "calls only": (None, None),
+            "pipeline, no stages": (Pipeline({}, stub), None),
+            "two pass-through stages": (Pipeline({"access": PassThrough(), "recording": PassThrough()}, stub), None),
+        }
+        built: list[Runtime] = []
+        for name, access in (("access off", False), ("access on, one key", True)):
+            runtime = Runtime(build_config(_config(Path(tmp), access)), Process({}))
+            await runtime.start()
+            built.append(runtime)
+            key = None
+            if runtime.access.admin is not None:
+                from breakwater.engine.access.operations import KeySpec
+
+                _, key = await runtime.access.admin.create_key(KeySpec(name="bench"), actor="bench")
+                assert runtime.access.directory is not None
+                await runtime.access.directory.refresh(force=True)
+            stages = {stage.name: stage for stage in runtime.pipeline.stages}
+            runtimes[name] = (Pipeline(stages, stub), key)
+        out: dict[str, dict[str, float]] = {}
+        for label, (pipeline, key) in runtimes.items():
+            row: dict[str, float] = {}
+            for stream in (False, True):
+                await _time(pipeline, stub, stream, n // 10, key)  # warm up
+                times = [await _time(pipeline, stub, stream, n, key) for _ in range(repeats)]
+                row["stream" if stream else "plain"] = statistics.median(times)
+            out[label] = row
+        for runtime in built:
+            await runtime.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    table = asyncio.run(_measure(args.requests, args.repeats))
+    floor = table["calls only"]
+    print("| path | plain us/request | stream us/request | plain over calls only | stream over calls only |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label, row in table.items():
+        print(
+            f"| {label} | {row['plain']:.1f} | {row['stream']:.1f} | "
+            f"{row['plain'] - floor['plain']:+.1f} | {row['stream'] - floor['stream']:+.1f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
