@@ -117,12 +117,14 @@ class Pipeline:
         if unknown:
             raise ValueError(f"stages not in the pipeline's ORDER: {', '.join(unknown)}")
         self.stages = [stages[name] for name in ORDER if name in stages]
+        # only the hooks a stage overrides are called on the request path
+        self._begins = [s.begin for s in self.stages if type(s).begin is not Stage.begin]
+        self._ends = [s for s in self.stages[::-1] if type(s).end is not Stage.end]
         self._reversed = self.stages[::-1]
 
-        async def answer(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
-            if request.stream:
-                return await calls.chat_stream(request, ctx)
-            return await calls.chat(request, ctx)
+        def answer(request: ChatRequest, ctx: RequestContext) -> Awaitable[ChatAnswer]:
+            # not a coroutine itself: the stage outside awaits the gateway's directly (one frame less)
+            return calls.chat_stream(request, ctx) if request.stream else calls.chat(request, ctx)
 
         chat: ChatCall = answer
         embeddings: EmbeddingsCall = calls.embeddings
@@ -132,14 +134,15 @@ class Pipeline:
 
     def begin(self, ctx: RequestContext) -> None:
         """Before the body is read: who is calling (an unknown key is refused before any upload)."""
-        for stage in self.stages:
-            stage.begin(ctx)
+        for begin in self._begins:
+            begin(ctx)
 
-    async def chat(self, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+    def chat(self, request: ChatRequest, ctx: RequestContext) -> Awaitable[ChatAnswer]:
+        """The answer, to be awaited (the first stage's call, after the request's own attribution)."""
         ctx.stream = request.stream
         if request.metadata:
             ctx.caller.tags = {**request.metadata, **ctx.caller.tags}  # the header (and the key's own tags) win a clash
-        return await self._chat(request, ctx)
+        return self._chat(request, ctx)
 
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         ctx.outcome.route = request.model
@@ -150,7 +153,7 @@ class Pipeline:
 
     def end(self, ctx: RequestContext, outcome: Outcome) -> None:
         """The exchange is over: each stage's ``end``, innermost first; one failing does not stop the others."""
-        for stage in self._reversed:
+        for stage in self._ends:
             try:
                 stage.end(ctx, outcome)
             except Exception:

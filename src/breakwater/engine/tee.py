@@ -34,6 +34,8 @@ class EventStream:
     __slots__ = ("_done", "_source", "_taps")
 
     def __init__(self, source: AsyncIterator[list[StreamEvent]]) -> None:
+        #: where the batches come from (``engine/calls/stream.WatchedStream`` is its own source
+        #: of upstream batches and calls ``_show`` and ``_end`` itself)
         self._source = source
         self._taps: list[StreamTap] = []
         self._done = False
@@ -54,9 +56,12 @@ class EventStream:
         except BaseException as exc:
             self._end(exc)
             raise
+        self._show(batch)
+        return batch
+
+    def _show(self, batch: list[StreamEvent]) -> None:
         for tap in self._taps:
             tap.batch(batch)
-        return batch
 
     async def aclose(self) -> None:
         """Close the source at once (its upstream connection is released); taps see the end."""

@@ -182,9 +182,10 @@ class Runtime:
         self.pipeline = Pipeline(
             {"access": AccessStage(gate), "recording": RecordingStage(recorder, clock)}, self.gateway
         )
-        #: requests being served by this runtime; a retired runtime stops when it reaches 0
+        #: requests being served by this runtime (the server counts them in and out); a retired
+        #: runtime stops when it reaches 0
         self.active = 0
-        self._retired = False
+        self.retired = False
         self._idle = asyncio.Event()
 
     # --- life -----------------------------------------------------------------------------------
@@ -235,19 +236,14 @@ class Runtime:
         if "tracer" in owned and self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
 
-    def enter(self) -> None:
-        """A request starts on this runtime."""
-        self.active += 1
-
     def leave(self) -> None:
-        """A request that ``enter``-ed has ended."""
-        self.active -= 1
-        if self._retired and self.active == 0:
+        """A request on a retired runtime has ended (the server counts ``active`` itself)."""
+        if self.retired and self.active == 0:
             self._idle.set()
 
     async def retire(self) -> None:
         """Replaced: wait for its last request (stream included) to end, then stop."""
-        self._retired = True
+        self.retired = True
         if self.active == 0:
             self._idle.set()
         await self._idle.wait()

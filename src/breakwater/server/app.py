@@ -168,7 +168,7 @@ class BreakwaterApp:
             served = self._served
             assert served is not None
             runtime = served.runtime
-            runtime.enter()  # held until the exchange ends: a reload lets it finish on this runtime
+            runtime.active += 1  # held until the exchange ends: a reload lets it finish on this runtime
             try:
                 handler = served.routes.get((scope["method"], scope["path"]))
                 if handler is not None:
@@ -176,7 +176,9 @@ class BreakwaterApp:
                 else:
                     await self._unrouted(served, scope, receive, send)
             finally:
-                runtime.leave()
+                runtime.active -= 1
+                if runtime.retired:
+                    runtime.leave()
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -23,6 +23,7 @@ from breakwater.engine.context import Caller, RequestContext, TraceContext
 from breakwater.engine.pipeline import Outcome, Pipeline
 from breakwater.engine.ports import Clock
 from breakwater.engine.routing import Router
+from breakwater.engine.tee import EventStream
 from breakwater.providers import openai_embeddings_serve
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, SSE_HEADERS, Headers, Receive, Scope, Send, read_json_body, send_bytes
@@ -216,33 +217,40 @@ class Endpoints:
     async def chat(self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self._context(scope)
         pipeline, outcome = self.pipeline, Outcome()
+        started = ctx.started_mono
         try:
-            await self._chat(codec, scope, receive, send, ctx, outcome)
+            try:
+                pipeline.begin(ctx)
+                request = outcome.request = codec.decode(
+                    parse_json(await read_json_body(scope, receive, self.max_body_bytes))
+                )
+                answer = await pipeline.chat(request, ctx)
+                if isinstance(answer, ChatResponse):
+                    body = codec.encode(answer)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
+                outcome.status, outcome.error = await _fail(send, codec.error, exc, ctx), exc
+                return
+            except asyncio.CancelledError as exc:
+                outcome.status, outcome.error = CLIENT_CLOSED, exc
+                raise
+            if isinstance(answer, ChatResponse):
+                headers = [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)]
+                await send_bytes(send, 200, body, headers)
+            else:
+                await self._stream(codec, send, ctx, outcome, request, answer)
         finally:
             pipeline.end(ctx, outcome)
 
-    async def _chat(
-        self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, outcome: Outcome
+    async def _stream(
+        self,
+        codec: ChatCodec,
+        send: Send,
+        ctx: RequestContext,
+        outcome: Outcome,
+        request: ChatRequest,
+        answer: EventStream,
     ) -> None:
-        started = ctx.started_mono
-        try:
-            self.pipeline.begin(ctx)
-            request = outcome.request = codec.decode(
-                parse_json(await read_json_body(scope, receive, self.max_body_bytes))
-            )
-            answer = await self.pipeline.chat(request, ctx)
-            if isinstance(answer, ChatResponse):
-                body = codec.encode(answer)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-            outcome.status, outcome.error = await _fail(send, codec.error, exc, ctx), exc
-            return
-        except asyncio.CancelledError as exc:
-            outcome.status, outcome.error = CLIENT_CLOSED, exc
-            raise
-        if isinstance(answer, ChatResponse):
-            await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
-            return
-        head = [*SSE_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)]
+        head = [*SSE_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - ctx.started_mono)]
         encoder = codec.stream_encoder(request)
         try:
             try:

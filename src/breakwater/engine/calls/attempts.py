@@ -35,7 +35,7 @@ from breakwater.core.errors import (
 )
 from breakwater.core.tokens import byte_estimate, requested_tokens
 from breakwater.core.types import ChatRequest
-from breakwater.engine.calls.admission import Slot
+from breakwater.engine.calls.admission import ConcurrencyLimiter, Slot
 from breakwater.engine.calls.breaker import CircuitBreaker
 from breakwater.engine.calls.deployments import Deployments, Hold
 from breakwater.engine.calls.retry import backoff_delay, should_retry
@@ -88,7 +88,7 @@ class Attempts:
     ) -> T:
         failures: list[str] = []
         run = _Run(self._order(route, request, stream, avoid, failures), deadline, failures)
-        policy, clock = route.retry, self.clock
+        policy, clock, deployments = route.retry, self.clock, self.deployments
         while run.attempts < policy.max_attempts and (run.attempts == 0 or clock.monotonic() < deadline):
             if run.index >= len(run.order):
                 run.index = 0
@@ -96,16 +96,20 @@ class Attempts:
                     break  # every deployment skipped: nothing to come back to
             deployment = run.order[run.index]
             run.index += 1
-            stats, breaker = self.deployments.stats_of(deployment), self.deployments.breaker(deployment)
-            if not self._breaker_allows(run, deployment, stats, breaker):
+            stats, breaker = deployments.stats_of(deployment), deployments.breaker(deployment)
+            if not breaker.allow():
+                self._skipped(run, deployment, stats, breaker)
                 if len(run.failures) > 4 * len(run.order):
                     break
                 continue
             if deployment.name in run.tried and not await self._back_off(run, route, deployment, stats, breaker, ctx):
                 break
-            admitted, slot = await self._admit(run, route, deployment, stats, breaker, ctx, request)
-            if not admitted:
-                continue
+            slot = None
+            limiter = deployments.limiter(deployment)
+            if limiter is not None:
+                admitted, slot = await self._admit(run, route, deployment, limiter, stats, breaker, ctx, request)
+                if not admitted:
+                    continue
             done, result = await self._call(run, route, deployment, stats, breaker, ctx, attempt, slot, stream)
             if done:
                 return result  # type: ignore[return-value]
@@ -129,15 +133,10 @@ class Attempts:
                 )
         return order
 
-    def _breaker_allows(
-        self, run: _Run, deployment: Deployment, stats: DeploymentStats, breaker: CircuitBreaker
-    ) -> bool:
-        """Step 2: skip a deployment whose breaker is open or cooling down."""
-        if breaker.allow():
-            return True
+    def _skipped(self, run: _Run, deployment: Deployment, stats: DeploymentStats, breaker: CircuitBreaker) -> None:
+        """Step 2: a deployment whose breaker is open or cooling down is skipped."""
         stats.skipped += 1
         run.failures.append(f"{deployment.name}: skipped ({breaker.snapshot()['state']}, cooling down)")
-        return False
 
     async def _back_off(
         self,
@@ -171,15 +170,13 @@ class Attempts:
         run: _Run,
         route: Route,
         deployment: Deployment,
+        limiter: ConcurrencyLimiter,
         stats: DeploymentStats,
         breaker: CircuitBreaker,
         ctx: RequestContext,
         request: ChatRequest | None,
     ) -> tuple[bool, Slot | None]:
         """Step 4: a concurrency slot, waited for in the fair queue or (overflow) passed over."""
-        limiter = self.deployments.limiter(deployment)
-        if limiter is None:
-            return True, None
         if route.overflow and run.index < len(run.order):
             slot = limiter.try_acquire()
             if slot is None:

@@ -157,9 +157,8 @@ class Gateway:
             return EventStream(
                 _canned_stream(f"chatcmpl-{ctx.request_id}", request.model, int(self.clock.time()), message)
             )
-        stream = EventStream(watched)
-        stream.tap(TallyTap(ctx.tally, self.clock, watched.text_of))
-        return stream
+        watched.tap(TallyTap(ctx.tally, self.clock, watched.text_of))
+        return watched
 
     def _stream_attempt(self, request: ChatRequest, ctx: RequestContext, deadline: float) -> Attempt[WatchedStream]:
         async def attempt(route: Route, deployment: Deployment, budget_s: float, hold: Hold) -> WatchedStream:

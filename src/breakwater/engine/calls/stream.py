@@ -19,18 +19,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from breakwater.core.errors import UpstreamError
 from breakwater.core.types import FinishEvent, PassthroughChunk, StreamEvent, StreamStart, TextDelta, ToolCallDelta
-from breakwater.engine.tee import close
+from breakwater.engine.tee import EventStream, StreamClosed, close
 
 #: given the text streamed so far, open a stream that continues it (already past its first events)
 Resume = Callable[[str], Awaitable[AsyncIterator[list[StreamEvent]]]]
 
 
-class WatchedStream:
-    """An async iterator of event batches over one upstream stream (and its continuations).
+class WatchedStream(EventStream):
+    """An ``EventStream`` over one upstream stream (and its continuations).
 
     ``release`` runs exactly once, when the stream is exhausted, fails or is closed; call
-    ``aclose`` when abandoning it early so the upstream connection is released at once.
+    ``aclose`` when abandoning it early so the upstream connection is released at once. It is
+    the answer's tee itself (taps see the batches it returns), so a stream costs no extra layer.
     """
+
+    __slots__ = ("_continued", "_on_failure", "_pending", "_release", "_resume", "_text", "text_of")
 
     def __init__(
         self,
@@ -42,8 +45,8 @@ class WatchedStream:
         resume: Resume | None = None,
         text_of: Callable[[PassthroughChunk], str] | None = None,
     ) -> None:
+        super().__init__(rest)
         self._pending: list[StreamEvent] | None = first or None
-        self._rest = rest
         self._on_failure = on_failure
         self._release: Callable[[], None] | None = release
         self._resume = resume
@@ -54,34 +57,40 @@ class WatchedStream:
         if first:
             self._track(first)
 
-    def __aiter__(self) -> WatchedStream:
-        return self
-
     async def __anext__(self) -> list[StreamEvent]:
         if self._pending is not None:
             batch, self._pending = self._pending, None
+            for tap in self._taps:
+                tap.batch(batch)
             return batch
         while True:
             try:
-                batch = await anext(self._rest)
+                batch = await anext(self._source)
             except StopAsyncIteration:
-                await self.aclose()
+                await self._close_own()
+                self._end(None)
                 raise
-            except UpstreamError:
+            except UpstreamError as exc:
                 if (
                     self._release is not None
                 ):  # the first failure is this deployment's; later ones are counted by the continuation
                     self._on_failure()
                 resumed = await self._try_resume()
                 if resumed is None:
-                    await self.aclose()
+                    await self._close_own()
+                    self._end(exc)
                     raise
                 continue
+            except BaseException as exc:
+                self._end(exc)
+                raise
             if self._continued:
                 batch = [e for e in batch if not isinstance(e, StreamStart)]
             if self._resume is not None:
                 self._track(batch)
             if batch:
+                for tap in self._taps:  # the tee, inline: this is the per-batch hot path
+                    tap.batch(batch)
                 return batch
 
     async def _try_resume(self) -> AsyncIterator[list[StreamEvent]] | None:
@@ -89,13 +98,13 @@ class WatchedStream:
         if resume is None:
             return None
         self._finish_own()
-        await close(self._rest)
+        await close(self._source)
         try:
-            self._rest = await resume("".join(self._text))
+            self._source = await resume("".join(self._text))
         except UpstreamError:
             return None
         self._continued = True
-        return self._rest
+        return self._source
 
     def _track(self, batch: list[StreamEvent]) -> None:
         """Collect the text of choice 0; anything that cannot be resumed turns resuming off."""
@@ -125,6 +134,12 @@ class WatchedStream:
         if release is not None:
             release()
 
-    async def aclose(self) -> None:
+    async def _close_own(self) -> None:
         self._finish_own()
-        await close(self._rest)
+        await close(self._source)
+
+    async def aclose(self) -> None:
+        try:
+            await self._close_own()
+        finally:
+            self._end(StreamClosed())
