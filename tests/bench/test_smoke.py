@@ -26,3 +26,27 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert 0 < result["startup_s"] < 30
     assert result["rss_mb"] > 0
     assert "| plain |" in (tmp_path / "smoke.md").read_text()
+
+
+def test_pipeline_cost_runs_and_prints_its_table(tmp_path: Path) -> None:
+    """`bench/pipeline_cost.py` builds real runtimes (access off and on) and times every row."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "pipeline_cost.py"), "--requests", "300", "--repeats", "1"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "us/request" not in line]
+    labels = [row.split("|")[1].strip() for row in rows if not row.startswith("| ---")]
+    assert labels == [
+        "calls only",
+        "pipeline, no stages",
+        "two pass-through stages",
+        "access off",
+        "access on, one key",
+    ]
+    for row in rows[1:]:
+        plain, stream = (float(cell) for cell in row.split("|")[2:4])
+        assert plain > 0 and stream > 0

@@ -122,11 +122,8 @@ class Gateway:
 
         try:
             return await with_fallbacks(self.attempts, route, ctx, attempt, request, deadline_of(route, self.clock))
-        except ContentFiltered:
-            message = route.fallbacks.content_filter_message
-            if message is None:
-                raise
-            ctx.tally.finish_reason = "content_filter"
+        except ContentFiltered as refusal:
+            message = _refusal_message(route, ctx, refusal)
             return ChatResponse(
                 id=f"chatcmpl-{ctx.request_id}",
                 model=request.model,
@@ -149,11 +146,8 @@ class Gateway:
             watched = await with_fallbacks(
                 self.attempts, route, ctx, self._stream_attempt(request, ctx, deadline), request, deadline
             )
-        except ContentFiltered:
-            message = route.fallbacks.content_filter_message
-            if message is None:
-                raise
-            ctx.tally.finish_reason = "content_filter"
+        except ContentFiltered as refusal:
+            message = _refusal_message(route, ctx, refusal)
             return EventStream(
                 _canned_stream(f"chatcmpl-{ctx.request_id}", request.model, int(self.clock.time()), message)
             )
@@ -268,6 +262,15 @@ class Gateway:
         if deployment.is_mock and ctx.caller.mock_headers:
             return dataclasses.replace(http, headers={**http.headers, **ctx.caller.mock_headers})
         return http
+
+
+def _refusal_message(route: Route, ctx: RequestContext, refusal: ContentFiltered) -> str:
+    """The route's fixed answer to refused content; without one, the refusal stands."""
+    message = route.fallbacks.content_filter_message
+    if message is None:
+        raise refusal
+    ctx.tally.finish_reason = "content_filter"
+    return message
 
 
 def _refused(response: ChatResponse) -> bool:
