@@ -209,7 +209,9 @@ class Runtime:
         """This runtime serves from now on: what it took over is its own, and metrics read it."""
         previous, self._previous = self._previous, None
         if previous is not None:
+            # what was taken over is this runtime's to stop from now on, no longer the old one's
             previous._owned -= set(self.kept)
+            self._owned |= set(self.kept)
         if self.access.admin is not None:
             self.access.admin.set_routes(list(self.config.routes))
         self.metrics.bind(

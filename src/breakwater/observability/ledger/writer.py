@@ -155,6 +155,11 @@ class LedgerWriter:
             return
         self._pending.append(row)
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped since."""
+        return self._task is not None
+
     def start(self) -> None:
         """Start the background task; a spool left by an earlier run is replayed first."""
         if self._task is not None:
