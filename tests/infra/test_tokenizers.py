@@ -12,6 +12,7 @@ from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.infra import tokenizers
 from breakwater.infra.tokenizers import EXPECTED_SHA256, Tokenizers, encoding_for, load_encoding
+from tests.polling import until
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SHA256))
@@ -57,6 +58,7 @@ def test_encoding_per_model(provider: str, model: str, expected: tuple[str, floa
 
 def test_counts_for_anthropic_are_the_cl100k_count_plus_ten_percent() -> None:
     tok = Tokenizers()
+    tok.warm(["cl100k_base"])
     text = "The quick brown fox jumps over the lazy dog. " * 20
     base = len(load_encoding("cl100k_base").encode_ordinary(text))
     assert tok.count("anthropic", "claude-3-5-haiku", text) == -(-base * 11 // 10)
@@ -69,3 +71,33 @@ def test_prompt_estimate_uses_the_given_counter() -> None:
     # 3 priming + 4 per message + 2 tokens of text
     assert exact == 3 + 4 + 2
     assert estimate_prompt_tokens(request) == 3 + 4 + byte_estimate("hello world")
+
+
+def test_count_never_waits_for_an_encoding_it_loads_in_the_background() -> None:
+    """Before an encoding is in memory, ``count`` answers the byte estimate (scaled like the
+    encoding's count) and a background thread loads it; afterwards counts are exact."""
+    tok = Tokenizers()
+    assert tok.loaded() == []
+    text = "The quick brown fox jumps over the lazy dog. " * 20
+    estimate = byte_estimate(text)
+    first = tok.count("anthropic", "claude-3-5-haiku", text)
+    assert first == -(-estimate * 11 // 10)
+    until(lambda: tok.loaded() == ["cl100k_base"], 30, "cl100k_base is loaded in the background")
+    exact = len(load_encoding("cl100k_base").encode_ordinary(text))
+    assert tok.count("anthropic", "claude-3-5-haiku", text) == -(-exact * 11 // 10)
+    assert tok.count("openai", "gpt-4", text) == exact
+    assert tok.loaded() == ["cl100k_base"]  # o200k_base was never needed, never loaded
+
+
+def test_warm_loads_only_the_encodings_named() -> None:
+    tok = Tokenizers()
+    tok.warm(["o200k_base"])
+    assert tok.loaded() == ["o200k_base"]
+    assert tok.count("openai", "gpt-4o", "hello world") == 2
+
+
+def test_an_encoding_keeps_no_python_copy_of_its_ranks_yet_counts_and_decodes() -> None:
+    enc = load_encoding("cl100k_base")
+    assert enc._mergeable_ranks == {}
+    ids = enc.encode_ordinary("hello world")
+    assert enc.decode(ids) == "hello world"

@@ -56,3 +56,21 @@ def test_unchanged_deployments_need_the_same_deployment_and_provider(tmp_path: P
     changed_provider = _config(tmp_path)
     changed_provider["providers"]["m"]["wire"] = "anthropic"
     assert unchanged_deployments(old, build_config(changed_provider)) == set()
+
+
+async def test_encodings_load_at_start_only_where_counted_tokens_decide_admission(tmp_path: Path) -> None:
+    """With nothing that reserves counted tokens (access off, no tpm limit), no encoding loads at
+    start, context windows included (they count by bytes until theirs loads on first use). A
+    route with a tpm limit needs exact reservations from its first request: every configured
+    deployment's encoding loads at start."""
+    windowed = _config(tmp_path)
+    windowed["deployments"]["a"] = {"provider": "m", "model": "gpt-4o", "context_window": 1000}
+    assert Runtime(build_config(windowed), Process({})).exact_encodings() == []
+    windowed["routes"]["r"]["limits"] = {"tpm": 100000}
+    runtime = Runtime(build_config(windowed), Process({}))
+    assert runtime.exact_encodings() == ["cl100k_base", "o200k_base"]  # gpt-4o, and mock-gpt
+    await runtime.start()
+    try:
+        assert runtime.process.tokenizers.loaded() == ["cl100k_base", "o200k_base"]
+    finally:
+        await runtime.stop()

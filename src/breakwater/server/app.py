@@ -12,7 +12,6 @@ Nothing happens at import time. ``app_from_env`` is the factory uvicorn's worker
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -226,8 +225,6 @@ class BreakwaterApp:
     async def startup(self) -> None:
         process = self.process
         await process.sender.start()
-        # the tokenizers' rank files (a few MB, ~0.3 s) are read before the first request, off the loop
-        await asyncio.to_thread(process.tokenizers.warm)
         # Everything alive now (modules, config, routes) lives as long as the process: move it
         # out of the collector's reach so full collections only walk per-request garbage.
         gc.collect()
