@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow
+from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
 
 _TYPES = {
     "id": "TEXT PRIMARY KEY",
@@ -58,9 +58,9 @@ _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 
 
-def _to_params(row: LedgerRow) -> tuple[Any, ...]:
-    # asyncpg's default jsonb codec takes JSON text.
-    return tuple(orjson.dumps(row.tags).decode() if name == "tags" else getattr(row, name) for name in COLUMNS)
+def _to_params(row: LedgerRow) -> list[Any]:
+    # asyncpg's default jsonb codec takes JSON text, and a Decimal for numeric
+    return column_values(row)
 
 
 def _from_record(record: Any) -> LedgerRow:

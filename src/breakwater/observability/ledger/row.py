@@ -7,6 +7,7 @@ reply was lost) is a no-op: delivery is at-least-once, storage exactly-once.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -82,3 +83,14 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 
 ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params")
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
+
+
+_VALUES = operator.attrgetter(*COLUMNS)
+_TAGS = COLUMNS.index("tags")
+
+
+def column_values(row: LedgerRow) -> list[Any]:
+    """A row's values in ``COLUMNS`` order, tags as JSON text (one C-level attribute read for all)."""
+    values = list(_VALUES(row))
+    values[_TAGS] = orjson.dumps(row.tags).decode()
+    return values

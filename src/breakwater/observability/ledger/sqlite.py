@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow
+from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
 
 T = TypeVar("T")
 
@@ -63,15 +63,15 @@ _TABLE = "breakwater_ledger"
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 
 
-def _to_params(row: LedgerRow) -> tuple[Any, ...]:
-    return tuple(
-        orjson.dumps(row.tags).decode()
-        if name == "tags"
-        else (None if row.cost_usd is None else str(row.cost_usd))
-        if name == "cost_usd"
-        else getattr(row, name)
-        for name in COLUMNS
-    )
+_COST = COLUMNS.index("cost_usd")
+
+
+def _to_params(row: LedgerRow) -> list[Any]:
+    """A row's column values; the cost as exact decimal text (SQLite has no decimal type)."""
+    values = column_values(row)
+    if row.cost_usd is not None:
+        values[_COST] = str(row.cost_usd)
+    return values
 
 
 def _from_record(record: tuple[Any, ...]) -> LedgerRow:
@@ -137,9 +137,11 @@ class SqliteLedger:
     async def write(self, rows: list[LedgerRow]) -> None:
         """Insert the rows in one transaction; rows whose ``id`` is already stored are skipped."""
         if rows:
-            await self._run(self._write, [_to_params(r) for r in rows])
+            await self._run(self._write, rows)
 
-    def _write(self, params: list[tuple[Any, ...]]) -> None:
+    def _write(self, rows: list[LedgerRow]) -> None:
+        # converted on the store's thread, not on the event loop
+        params = [_to_params(r) for r in rows]
         conn = self._db()
         placeholders = ", ".join("?" for _ in COLUMNS)
         conn.execute("BEGIN")
