@@ -33,8 +33,10 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.providers.anthropic import DEFAULT_BASE_URL, DEFAULT_MAX_TOKENS, AnthropicAdapter
-from breakwater.providers.anthropic_serve import StreamEncoder, decode_chat_request, encode_chat_response, error_body
+from breakwater.providers.anthropic import DEFAULT_BASE_URL, AnthropicAdapter
+from breakwater.providers.anthropic_request import DEFAULT_MAX_TOKENS
+from breakwater.providers.anthropic_serve import StreamEncoder, encode_chat_response, error_body
+from breakwater.providers.anthropic_serve_request import decode_chat_request
 from breakwater.providers.base import Target
 
 from .helpers import AdapterUnderTest, chat_request, collect_stream, sse_data, user

@@ -36,7 +36,13 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.providers import anthropic_serve, gemini_serve, openai_serve
+from breakwater.providers import (
+    anthropic_serve,
+    anthropic_serve_request,
+    gemini_serve,
+    gemini_serve_request,
+    openai_serve,
+)
 from breakwater.providers.base import Adapter, Target
 from breakwater.providers.registry import adapter_for
 
@@ -65,14 +71,14 @@ WIRES = [
     Wire(
         "anthropic",
         adapter_for("anthropic"),
-        lambda body, _r: anthropic_serve.decode_chat_request(body),
+        lambda body, _r: anthropic_serve_request.decode_chat_request(body),
         anthropic_serve.encode_chat_response,
         anthropic_serve.StreamEncoder,
     ),
     Wire(
         "gemini",
         adapter_for("gemini"),
-        lambda body, r: gemini_serve.decode_chat_request(body, r.model, r.stream),
+        lambda body, r: gemini_serve_request.decode_chat_request(body, r.model, r.stream),
         gemini_serve.encode_chat_response,
         gemini_serve.StreamEncoder,
     ),

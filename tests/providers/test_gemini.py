@@ -39,22 +39,15 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.providers.base import Target
-from breakwater.providers.gemini import (
-    DEFAULT_BASE_URL,
-    SIGNATURE_SEP,
-    SKIP_SIGNATURE,
-    GeminiAdapter,
-    join_call_id,
-    split_call_id,
-)
+from breakwater.providers.gemini import DEFAULT_BASE_URL, GeminiAdapter
 from breakwater.providers.gemini_serve import (
     StreamEncoder,
-    decode_chat_request,
-    decode_embeddings_request,
     encode_chat_response,
     encode_embeddings_response,
     error_body,
 )
+from breakwater.providers.gemini_serve_request import decode_chat_request, decode_embeddings_request
+from breakwater.providers.gemini_signatures import SIGNATURE_SEP, SKIP_SIGNATURE, join_call_id, split_call_id
 
 from .helpers import AdapterUnderTest, chat_request, collect_stream, user
 

@@ -13,6 +13,9 @@ hash secret: when the store is missing it exits 1 naming the path it looked for.
 
 Exit status: 0 done; 2 bad input (nothing was written); 1 no such key, team or limits, or the
 config or the key store cannot be used.
+
+Here: the command line (the argparse set-up) and running a command against the store. What each
+command does is in ``cli/access_commands.py``; how its result is shown, in ``cli/access_output.py``.
 """
 
 from __future__ import annotations
@@ -26,26 +29,17 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
+from breakwater.cli import access_commands as cmd
 from breakwater.cli import access_output as out
-from breakwater.cli.access_output import Json, Shown
-from breakwater.core.errors import BreakwaterError, InvalidRequest, NotFound
-from breakwater.core.keys import Team
+from breakwater.cli.access_commands import Call, Op
+from breakwater.cli.access_output import Shown
+from breakwater.core.errors import BreakwaterError, NotFound
 from breakwater.core.limits import PERIODS
-from breakwater.engine.access.operations import (
-    AccessOperations,
-    KeyPatch,
-    KeySpec,
-    LimitsSpec,
-    TeamPatch,
-    TeamSpec,
-    parse,
-)
+from breakwater.engine.access.operations import AccessOperations
 from breakwater.engine.access.store import AccessStore
-from breakwater.engine.ports import Clock, SystemClock
+from breakwater.engine.ports import SystemClock
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -72,38 +66,40 @@ def register(sub: Any) -> None:
 
     keys = sub.add_parser("keys", help="create, list, change, rotate and revoke virtual keys")
     actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = _leaf(actions, "create", "make a key; it is printed once and never again", _keys_create, common)
+    create = _leaf(actions, "create", "make a key; it is printed once and never again", cmd.keys_create, common)
     _key_options(create, update=False)
-    listing = _leaf(actions, "list", "list keys (revoked ones only with --all)", _keys_list, common)
+    listing = _leaf(actions, "list", "list keys (revoked ones only with --all)", cmd.keys_list, common)
     listing.add_argument("--user", help="only this user's keys")
     listing.add_argument("--team", help="only this team's keys")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
-    _leaf(actions, "show", "one key", _keys_show, common).add_argument("id")
-    update = _leaf(actions, "update", "change a key's fields", _keys_update, common, note=_UPDATE_NOTE)
+    _leaf(actions, "show", "one key", cmd.keys_show, common).add_argument("id")
+    update = _leaf(actions, "update", "change a key's fields", cmd.keys_update, common, note=_UPDATE_NOTE)
     update.add_argument("id")
     _key_options(update, update=True)
-    _leaf(actions, "disable", "stop a key until it is enabled again", _keys_toggle, common).add_argument("id")
-    _leaf(actions, "enable", "let a disabled key work again", _keys_toggle, common).add_argument("id")
-    _leaf(actions, "revoke", "end a key for good, at once", _keys_revoke, common).add_argument("id")
-    rotate = _leaf(actions, "rotate", "give a key a new secret; the old one works for --overlap", _keys_rotate, common)
+    _leaf(actions, "disable", "stop a key until it is enabled again", cmd.keys_toggle, common).add_argument("id")
+    _leaf(actions, "enable", "let a disabled key work again", cmd.keys_toggle, common).add_argument("id")
+    _leaf(actions, "revoke", "end a key for good, at once", cmd.keys_revoke, common).add_argument("id")
+    rotate = _leaf(
+        actions, "rotate", "give a key a new secret; the old one works for --overlap", cmd.keys_rotate, common
+    )
     rotate.add_argument("id")
     rotate.add_argument("--overlap", type=duration, default=3600.0, metavar="DURATION", help="(default: 1h)")
 
     teams = sub.add_parser("teams", help="teams: keys under shared limits and a shared budget")
     actions = teams.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = _leaf(actions, "create", "make a team", _teams_create, common)
+    create = _leaf(actions, "create", "make a team", cmd.teams_create, common)
     create.add_argument("name")
     _limit_options(create)
     _tag_option(create)
-    _leaf(actions, "list", "list teams", _teams_list, common)
-    _leaf(actions, "show", "one team", _teams_show, common).add_argument("name")
-    update = _leaf(actions, "update", "change a team's limits or tags", _teams_update, common, note=_UPDATE_NOTE)
+    _leaf(actions, "list", "list teams", cmd.teams_list, common)
+    _leaf(actions, "show", "one team", cmd.teams_show, common).add_argument("name")
+    update = _leaf(actions, "update", "change a team's limits or tags", cmd.teams_update, common, note=_UPDATE_NOTE)
     update.add_argument("name")
     _limit_options(update, clearable=True)
     _tag_option(update, clearable=True)
-    _leaf(actions, "disable", "stop every key of the team", _teams_toggle, common).add_argument("name")
-    _leaf(actions, "enable", "let the team's keys work again", _teams_toggle, common).add_argument("name")
-    _leaf(actions, "delete", "delete a team no key belongs to", _teams_delete, common).add_argument("name")
+    _leaf(actions, "disable", "stop every key of the team", cmd.teams_toggle, common).add_argument("name")
+    _leaf(actions, "enable", "let the team's keys work again", cmd.teams_toggle, common).add_argument("name")
+    _leaf(actions, "delete", "delete a team no key belongs to", cmd.teams_delete, common).add_argument("name")
 
     limits = sub.add_parser("limits", help="limits and budgets per user ('*': every other user) or per tag")
     actions = limits.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -111,21 +107,21 @@ def register(sub: Any) -> None:
         actions,
         "set",
         "set (replace) the limits of a user or a tag",
-        _limits_set,
+        cmd.limits_set,
         common,
         note="With no limit options the subject has no limits: a user entry then exempts that user from '*'.",
     )
     _subject(put)
     _limit_options(put)
-    _leaf(actions, "list", "every per-user and per-tag entry", _limits_list, common)
-    _subject(_leaf(actions, "delete", "remove the limits of a user or a tag", _limits_delete, common))
+    _leaf(actions, "list", "every per-user and per-tag entry", cmd.limits_list, common)
+    _subject(_leaf(actions, "delete", "remove the limits of a user or a tag", cmd.limits_delete, common))
 
     audit = sub.add_parser("audit", parents=[common], help="who changed which key, team or limits, newest first")
     audit.add_argument(
         "--target", help="one record: key:<id> (or just the id), team:<name>, limits:user:<name>, limits:tag:<k=v>"
     )
     audit.add_argument("--limit", type=int, default=50, metavar="N", help="entries to show, 1-1000 (default: 50)")
-    audit.set_defaults(run=run, op=_audit)
+    audit.set_defaults(run=run, op=cmd.audit)
 
 
 def duration(text: str) -> float:
@@ -156,19 +152,6 @@ def run(args: argparse.Namespace) -> int:
 
 class _Unusable(Exception):
     """The config, the hash secret or the key store cannot be used (the message says which)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """What an operation works with."""
-
-    admin: AccessOperations
-    args: argparse.Namespace
-    actor: str
-    clock: Clock
-
-
-Op = Callable[[_Call], Awaitable[Shown]]
 
 
 async def _execute(args: argparse.Namespace, name: str) -> Shown:
@@ -211,7 +194,7 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
     try:
         await store.open()
         op: Op = args.op
-        shown = await op(_Call(admin, args, _actor(), clock))
+        shown = await op(Call(admin, args, _actor(), clock))
         if getattr(args, "action", None) in _WRITES:
             shown = dataclasses.replace(shown, note=change_reach(config, os.environ))
         return shown
@@ -246,64 +229,7 @@ def _actor() -> str:
         return "cli:unknown"
 
 
-# --- keys -------------------------------------------------------------------------------------
-
-
-async def _keys_create(c: _Call) -> Shown:
-    key, plain = await c.admin.create_key(parse(KeySpec, _key_input(c.args, update=False)), actor=c.actor)
-    return Shown({**key.view(c.clock.time()), "key": plain}, out.draw_new_key)
-
-
-async def _keys_list(c: _Call) -> Shown:
-    a, now = c.args, c.clock.time()
-    keys = [
-        k.view(now)
-        for k in await c.admin.keys()
-        if a.user in (None, k.user) and a.team in (None, k.team) and (a.all or k.revoked_at is None)
-    ]
-    return Shown({"object": "list", "data": keys}, out.draw_keys)
-
-
-async def _keys_show(c: _Call) -> Shown:
-    return Shown((await c.admin.key(c.args.id)).view(c.clock.time()), out.draw_key)
-
-
-async def _keys_update(c: _Call) -> Shown:
-    patch = parse(KeyPatch, _key_input(c.args, update=True))
-    return Shown((await c.admin.update_key(c.args.id, patch, actor=c.actor)).view(c.clock.time()), out.draw_key)
-
-
-async def _keys_toggle(c: _Call) -> Shown:
-    key = await c.admin.set_disabled(c.args.id, c.args.action == "disable", actor=c.actor)
-    return Shown(key.view(c.clock.time()), out.draw_key)
-
-
-async def _keys_revoke(c: _Call) -> Shown:
-    return Shown((await c.admin.revoke(c.args.id, actor=c.actor)).view(c.clock.time()), out.draw_key)
-
-
-async def _keys_rotate(c: _Call) -> Shown:
-    key, plain = await c.admin.rotate(c.args.id, overlap_s=c.args.overlap, actor=c.actor)
-    return Shown({**key.view(c.clock.time()), "key": plain}, out.draw_new_key)
-
-
-def _key_input(args: argparse.Namespace, *, update: bool) -> Json:
-    """The ``KeySpec`` / ``KeyPatch`` body the options give (only those given)."""
-    data: Json = {
-        "name": args.name,
-        "user": args.user,
-        "team": args.team,
-        "routes": [] if getattr(args, "every_route", False) else args.routes,
-        "tags": _tags(args),
-        "limits": _limits(args),
-        "expires_in_s": args.expires_in,
-    }
-    if getattr(args, "no_expiry", False):
-        data["no_expiry"] = True
-    given = {k: v for k, v in data.items() if v is not None}
-    if update and not given:
-        raise InvalidRequest("Nothing to change: give at least one option (see --help)")
-    return given
+# --- the options of keys, teams and limits ----------------------------------------------------
 
 
 def _key_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
@@ -328,80 +254,9 @@ def _key_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
     _limit_options(parser, clearable=update)
 
 
-# --- teams ------------------------------------------------------------------------------------
-
-
-def _team_body(team: Team, **extra: Any) -> Json:
-    return {"object": "team", **team.public(), **extra}
-
-
-async def _teams_create(c: _Call) -> Shown:
-    data = {"name": c.args.name, "limits": _limits(c.args), "tags": _tags(c.args)}
-    spec = parse(TeamSpec, {k: v for k, v in data.items() if v is not None})
-    return Shown(_team_body(await c.admin.create_team(spec, actor=c.actor)), out.draw_team)
-
-
-async def _teams_list(c: _Call) -> Shown:
-    return Shown({"object": "list", "data": [_team_body(t) for t in await c.admin.teams()]}, out.draw_teams)
-
-
-async def _teams_show(c: _Call) -> Shown:
-    return Shown(_team_body(await c.admin.team(c.args.name)), out.draw_team)
-
-
-async def _teams_update(c: _Call) -> Shown:
-    data = {k: v for k, v in {"limits": _limits(c.args), "tags": _tags(c.args)}.items() if v is not None}
-    if not data:
-        raise InvalidRequest("Nothing to change: give limit options, --tag, --no-limits or --no-tags")
-    team = await c.admin.update_team(c.args.name, parse(TeamPatch, data), actor=c.actor)
-    return Shown(_team_body(team), out.draw_team)
-
-
-async def _teams_toggle(c: _Call) -> Shown:
-    team = await c.admin.set_team_disabled(c.args.name, c.args.action == "disable", actor=c.actor)
-    return Shown(_team_body(team), out.draw_team)
-
-
-async def _teams_delete(c: _Call) -> Shown:
-    return Shown(_team_body(await c.admin.delete_team(c.args.name, actor=c.actor), deleted=True), out.draw_team)
-
-
-# --- per-user and per-tag limits, audit -------------------------------------------------------
-
-
-async def _limits_set(c: _Call) -> Shown:
-    spec = parse(LimitsSpec, _limits(c.args) or {})
-    entry = await c.admin.set_limits(c.args.scope, c.args.subject, spec, actor=c.actor)
-    return Shown(entry.public(), out.draw_subject_limits)
-
-
-async def _limits_list(c: _Call) -> Shown:
-    return Shown(
-        {"object": "list", "data": [e.public() for e in await c.admin.subject_limits()]}, out.draw_subject_limits_list
-    )
-
-
-async def _limits_delete(c: _Call) -> Shown:
-    entry = await c.admin.delete_limits(c.args.scope, c.args.subject, actor=c.actor)
-    return Shown({**entry.public(), "deleted": True}, out.draw_subject_limits)
-
-
-async def _audit(c: _Call) -> Shown:
-    limit, target = c.args.limit, c.args.target
-    if not 1 <= limit <= 1000:
-        raise InvalidRequest("Invalid limit: must be between 1 and 1000", param="limit")
-    if target is not None and target.startswith("key_"):
-        target = f"key:{target}"
-    entries = await c.admin.audit(limit=limit, target=target)
-    return Shown({"object": "list", "data": [e.public() for e in entries]}, out.draw_audit)
-
-
 def _subject(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scope", choices=["user", "tag"])
     parser.add_argument("subject", help="a user name ('*': every user without their own entry) or a tag key=value")
-
-
-# --- options shared by keys, teams and limits -------------------------------------------------
 
 
 def _leaf(actions: Any, name: str, summary: str, op: Op, common: argparse.ArgumentParser, note: str = "") -> Any:
@@ -425,33 +280,3 @@ def _tag_option(parser: argparse.ArgumentParser, *, clearable: bool = False) -> 
     parser.add_argument("--tag", dest="tags", action="append", metavar="KEY=VALUE", help="a tag (repeat)")
     if clearable:
         parser.add_argument("--no-tags", action="store_true", help="remove every tag")
-
-
-def _limits(args: argparse.Namespace) -> Json | None:
-    """The ``LimitsSpec`` body the limit options give; ``None`` when none is given."""
-    given: Json = {n: getattr(args, n) for n in ("rpm", "tpm", "max_concurrent") if getattr(args, n) is not None}
-    budget = {k: v for k, v in (("usd", args.budget_usd), ("period", args.budget_period)) if v is not None}
-    if budget:
-        given["budget"] = budget
-    if getattr(args, "no_limits", False):
-        if given:
-            raise InvalidRequest("Invalid request: limits: give limit options or --no-limits, not both", param="limits")
-        return {}
-    return given or None
-
-
-def _tags(args: argparse.Namespace) -> dict[str, str] | None:
-    """The tags ``--tag key=value`` gives; ``None`` when none is given."""
-    if getattr(args, "no_tags", False):
-        if args.tags:
-            raise InvalidRequest("Invalid request: tags: give --tag or --no-tags, not both", param="tags")
-        return {}
-    if args.tags is None:
-        return None
-    tags = {}
-    for item in args.tags:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidRequest(f"Invalid request: tags: '{item}' is not key=value", param="tags")
-        tags[key] = value
-    return tags

@@ -4,31 +4,20 @@ Chat goes to ``{base}/v1beta/models/{model}:generateContent`` or ``:streamGenera
 (frames are whole ``GenerateContentResponse`` objects, with no end marker), with the key in
 ``x-goog-api-key`` and never in ``?key=``, so it cannot leak into access logs.
 
-Schemas go in ``parametersJsonSchema`` / ``responseJsonSchema``, not ``parameters`` /
-``responseSchema``: canonical schemas are full JSON Schema, while the older fields take an OpenAPI
-3.0 subset that rejects ``additionalProperties`` and more. The google-genai SDK (3.4) sends the
-same fields, and its ``response_schema`` docs point to ``response_json_schema`` for such schemas.
-
-Thought signatures (Gemini API docs, "Thought signatures"): Gemini 3 rejects a function-call
-history unless each model turn's first ``functionCall`` part carries the ``thoughtSignature`` it
-came with. Canonical tool calls have no field for it, so it rides in the tool call id
-(``<id>__thought__<url-safe base64>``) and is split off on the way back; calls made by another
-model get the documented ``skip_thought_signature_validator`` value instead.
+Request bodies are built in ``breakwater.providers.gemini_request``; thought signatures ride in
+tool call ids, as ``breakwater.providers.gemini_signatures`` describes.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from breakwater.core.errors import (
-    InvalidRequest,
     MalformedResponse,
     UpstreamAuthError,
     UpstreamError,
@@ -57,12 +46,12 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.providers.base import HttpRequest, Target, error_object, response_object
+from breakwater.providers.gemini_request import chat_body
+from breakwater.providers.gemini_signatures import join_call_id
 from breakwater.providers.sse import SSEDecoder
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_API_VERSION = "v1beta"
-SIGNATURE_SEP = "__thought__"
-SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 # Candidate.FinishReason values that mean "a filter stopped the output" (API reference, FinishReason).
 FILTERED = frozenset(
@@ -71,13 +60,6 @@ FILTERED = frozenset(
         "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION",
     }
 )  # fmt: skip
-# canonical name -> generationConfig field, for the values that copy across unchanged
-_GENERATION = (
-    ("max_tokens", "maxOutputTokens"), ("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
-    ("seed", "seed"), ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
-    ("logprobs", "responseLogprobs"), ("top_logprobs", "logprobs"),
-)  # fmt: skip
-_TOOL_MODE = {"auto": "AUTO", "none": "NONE", "required": "ANY", "named": "ANY"}
 
 
 class GeminiAdapter:
@@ -106,7 +88,7 @@ class GeminiAdapter:
     # 2. requests -------------------------------------------------------------------------------
 
     def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest:
-        body = _chat_body(request)
+        body = chat_body(request)
         body.update(target.extra_body)
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         return HttpRequest("POST", _url(target, method), _headers(target), orjson.dumps(body), request.stream)
@@ -235,7 +217,7 @@ class GeminiStreamParser:
             self._finished = True
 
 
-# --- pieces shared with gemini_serve ----------------------------------------------------------
+# --- finish reasons, URLs, errors and response parsing ------------------------------------------
 
 
 def finish_reason(reason: str, has_calls: bool) -> FinishReason:
@@ -245,25 +227,6 @@ def finish_reason(reason: str, has_calls: bool) -> FinishReason:
     if reason == "MAX_TOKENS":
         return "length"
     return "tool_calls" if has_calls else "stop"
-
-
-def join_call_id(call_id: str, signature: str | None) -> str:
-    """A canonical tool call id carrying Gemini's thought signature (url-safe, so any client keeps it intact).
-
-    The skip value is not kept: it is no signature, and ``_function_call`` adds it again where needed.
-    """
-    if not signature or signature == SKIP_SIGNATURE:
-        return call_id
-    return f"{call_id}{SIGNATURE_SEP}{signature.replace('+', '-').replace('/', '_').rstrip('=')}"
-
-
-def split_call_id(call_id: str) -> tuple[str, str | None]:
-    """The inverse of ``join_call_id``: the bare id and the signature in standard, padded base64."""
-    bare, sep, signature = call_id.partition(SIGNATURE_SEP)
-    if not sep or not signature:
-        return call_id, None
-    signature = signature.replace("-", "+").replace("_", "/")
-    return bare, signature + "=" * (-len(signature) % 4)
 
 
 def model_path(model: str) -> str:
@@ -357,121 +320,3 @@ def _logprobs(result: Any) -> dict[str, Any] | None:
 def _logprob(c: dict[str, Any]) -> dict[str, Any]:
     token = str(c.get("token") or "")
     return {"token": token, "logprob": float(c.get("logProbability") or 0.0), "bytes": list(token.encode())}
-
-
-# --- canonical request to a GenerateContentRequest body ----------------------------------------
-
-
-def _chat_body(request: ChatRequest) -> dict[str, Any]:
-    system: list[dict[str, Any]] = []
-    contents: list[dict[str, Any]] = []
-    names: dict[str, str] = {}  # tool call id -> function name, for functionResponse parts
-    tool_turn: dict[str, Any] | None = None
-    for i, m in enumerate(request.messages):
-        path = f"messages[{i}]"
-        if m.role in ("system", "developer"):
-            # one systemInstruction for the whole request, and it takes text only
-            system.extend({"text": p.text} for p in m.content if isinstance(p, TextPart) and p.text)
-            continue
-        if m.role == "tool":
-            # parallel results go back together in one user turn (function calling guide)
-            if tool_turn is None:
-                tool_turn = {"role": "user", "parts": []}
-                contents.append(tool_turn)
-            tool_turn["parts"].append({"functionResponse": _function_response(m, path, names)})
-            continue
-        tool_turn = None
-        parts = [
-            _part(p, f"{path}.content[{j}]") for j, p in enumerate(m.content) if not isinstance(p, TextPart) or p.text
-        ]
-        for j, call in enumerate(m.tool_calls if m.role == "assistant" else ()):
-            names[call.id] = call.name
-            parts.append(_function_call(call, j == 0, f"{path}.tool_calls[{j}]"))
-        if parts:  # Gemini refuses empty text parts ("empty text parameter"), so an empty turn is left out
-            contents.append({"role": "model" if m.role == "assistant" else "user", "parts": parts})
-    body: dict[str, Any] = {"contents": contents}
-    if system:
-        body["systemInstruction"] = {"parts": system}
-    if request.tools:
-        declarations = [
-            {
-                "name": t.name,
-                **({"description": t.description} if t.description else {}),
-                **({"parametersJsonSchema": t.parameters} if t.parameters else {}),  # none: a function without args
-            }
-            for t in request.tools
-        ]
-        body["tools"] = [{"functionDeclarations": declarations}]
-    if request.tool_choice is not None:
-        tc = request.tool_choice
-        config: dict[str, Any] = {"mode": _TOOL_MODE[tc.mode]}
-        if tc.mode == "named" and tc.name:
-            config["allowedFunctionNames"] = [tc.name]
-        body["toolConfig"] = {"functionCallingConfig": config}
-    generation = _generation_config(request)
-    if generation:
-        body["generationConfig"] = generation
-    return body
-
-
-def _generation_config(request: ChatRequest) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for name, key in _GENERATION:
-        value = getattr(request, name)
-        if value is not None:
-            config[key] = value
-    if request.stop:
-        config["stopSequences"] = request.stop
-    if request.n != 1:
-        config["candidateCount"] = request.n
-    rf = request.response_format
-    if rf is not None and rf.type != "text":
-        config["responseMimeType"] = "application/json"
-        if rf.type == "json_schema" and rf.schema:
-            config["responseJsonSchema"] = rf.schema
-    return config
-
-
-def _part(p: ContentPart, path: str) -> dict[str, Any]:
-    if isinstance(p, TextPart):
-        return {"text": p.text}
-    if p.url.startswith("data:"):
-        header, _, data = p.url[5:].partition(",")
-        mime, _, encoding = header.partition(";")
-        if encoding != "base64" or not data:
-            raise InvalidRequest(f"'{path}.image_url.url': expected a base64 data URL", param=f"{path}.image_url.url")
-        return {"inlineData": {"mimeType": mime or "image/jpeg", "data": data}}
-    mime = mimetypes.guess_type(urlsplit(p.url).path)[0] or "image/jpeg"
-    return {"fileData": {"mimeType": mime, "fileUri": p.url}}
-
-
-def _function_call(call: ToolCall, first: bool, path: str) -> dict[str, Any]:
-    try:
-        args = orjson.loads(call.arguments or "{}")
-    except orjson.JSONDecodeError:
-        args = None
-    if not isinstance(args, dict):
-        raise InvalidRequest(f"'{path}.function.arguments': expected a JSON object", param=f"{path}.function.arguments")
-    call_id, signature = split_call_id(call.id)
-    part: dict[str, Any] = {"functionCall": {"id": call_id, "name": call.name, "args": args}}
-    if signature is None and first:
-        signature = SKIP_SIGNATURE  # a call Gemini did not make; see the module docstring
-    if signature is not None:
-        part["thoughtSignature"] = signature
-    return part
-
-
-def _function_response(m: Message, path: str, names: dict[str, str]) -> dict[str, Any]:
-    # Gemini pairs results with calls by function name, which a tool message does not carry
-    name = names.get(m.tool_call_id or "") or m.name
-    if name is None:
-        raise InvalidRequest(f"'{path}.tool_call_id': no earlier tool call has this id", param=f"{path}.tool_call_id")
-    try:
-        value = orjson.loads(m.text())
-    except orjson.JSONDecodeError:
-        value = m.text()
-    # FunctionResponse.response must be a JSON object
-    out: dict[str, Any] = {"name": name, "response": value if isinstance(value, dict) else {"result": value}}
-    if m.tool_call_id:
-        out["id"] = split_call_id(m.tool_call_id)[0]
-    return out

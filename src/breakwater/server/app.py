@@ -23,7 +23,7 @@ from breakwater.core.config import Config
 from breakwater.core.errors import MethodNotAllowed, NotFound
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.credentials import resolve
-from breakwater.providers import anthropic_serve, openai_serve
+from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_serve
 from breakwater.runtime.loading import checked, load_config
 from breakwater.runtime.runtime import Process, Runtime
 from breakwater.runtime.swap import Runtimes
@@ -52,7 +52,7 @@ OPENAI = ChatCodec(
 )
 ANTHROPIC = ChatCodec(
     "anthropic",
-    anthropic_serve.decode_chat_request,
+    anthropic_serve_request.decode_chat_request,
     anthropic_serve.encode_chat_response,
     anthropic_serve.StreamEncoder,
     errors.anthropic_error,

@@ -62,7 +62,8 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.infra.mock.schema_instance import WORDS, instance_for
+from breakwater.infra.mock.scalar_instance import WORDS
+from breakwater.infra.mock.schema_instance import instance_for
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
 MESSAGE_TOKENS = 4

@@ -13,7 +13,14 @@ from typing import Any, Protocol
 import orjson
 
 from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
-from breakwater.providers import anthropic_serve, gemini_serve, openai_embeddings_serve, openai_serve
+from breakwater.providers import (
+    anthropic_serve,
+    anthropic_serve_request,
+    gemini_serve,
+    gemini_serve_request,
+    openai_embeddings_serve,
+    openai_serve,
+)
 
 #: the names GET /v1/models lists; any model name is accepted and echoed back
 MODEL_NAMES = ("mock-chat", "mock-chat-large", "mock-embedding")
@@ -158,7 +165,7 @@ class AnthropicWire:
     malformed_frame = b'event: message_start\ndata: {"type": "message_start", "message": {"id": "msg_\n\n'
 
     def decode_chat(self, body: Any, model: str | None, stream: bool) -> ChatRequest:
-        return anthropic_serve.decode_chat_request(body)
+        return anthropic_serve_request.decode_chat_request(body)
 
     def encode_chat(self, response: ChatResponse) -> bytes:
         return anthropic_serve.encode_chat_response(response)
@@ -222,7 +229,7 @@ class GeminiWire:
     malformed_frame = b'data: {"candidates": [{"content": {"parts": [{"te\r\n\r\n'
 
     def decode_chat(self, body: Any, model: str | None, stream: bool) -> ChatRequest:
-        return gemini_serve.decode_chat_request(body, model or "", stream)
+        return gemini_serve_request.decode_chat_request(body, model or "", stream)
 
     def encode_chat(self, response: ChatResponse) -> bytes:
         return gemini_serve.encode_chat_response(response)
@@ -233,7 +240,7 @@ class GeminiWire:
     def decode_embeddings(self, body: Any, model: str | None) -> EmbeddingRequest:
         if isinstance(body, dict) and "requests" not in body and "content" in body:
             body = {"requests": [body]}  # :embedContent is :batchEmbedContents with one request
-        return gemini_serve.decode_embeddings_request(body, model or "")
+        return gemini_serve_request.decode_embeddings_request(body, model or "")
 
     def encode_embeddings(self, response: EmbeddingResponse, request: EmbeddingRequest) -> bytes:
         return gemini_serve.encode_embeddings_response(response)
