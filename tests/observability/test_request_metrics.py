@@ -161,7 +161,7 @@ def test_apps_do_not_share_series() -> None:
 
 
 class _NoStore:
-    async def write(self, rows: list[LedgerRow]) -> None:
+    async def write(self, rows: list[LedgerRow], *, behind: bool = False) -> None:
         raise AssertionError("not written in this test")
 
 

@@ -1,4 +1,5 @@
-"""What only the SQLite ledger store does: one file in WAL mode, one thread, recovery from a failed open.
+"""What only the SQLite ledger store does: one file in WAL mode, two threads (background writes at
+low priority), recovery from a failed open.
 
 The behaviour both stores share (round trips, idempotent writes, retention, schema evolution, the
 usage aggregate) is in ``test_conformance.py``.
@@ -6,17 +7,20 @@ usage aggregate) is in ``test_conformance.py``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 import threading
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from breakwater.observability.ledger import SqliteLedger
+from breakwater.observability.ledger import LedgerRow, SqliteLedger
 from breakwater.observability.ledger.aggregate import aggregate
+from breakwater.observability.ledger.sqlite import BACKGROUND_NICE
 
-from .rows import make_row
+from .rows import T0, make_row
 
 
 async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
@@ -31,18 +35,45 @@ async def test_the_file_is_in_wal_mode(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_all_work_runs_on_one_thread(tmp_path: Path) -> None:
-    """Every call runs on the store's single dedicated thread, never on the event loop's."""
+def _thread() -> tuple[str, int]:
+    return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+async def test_work_runs_off_the_loop_and_writes_that_can_wait_run_at_low_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads and catching-up writes run on the foreground thread at the process's priority;
+    a writer keeping up and retention run on the background thread at ``nice`` 19 (Linux)."""
+    calls: list[tuple[str, int]] = []
+    write = SqliteLedger._write
+    delete = SqliteLedger._delete_chunk_before
+
+    def spy_write(self: SqliteLedger, rows: list[LedgerRow]) -> None:
+        calls.append(_thread())
+        write(self, rows)
+
+    def spy_delete(self: SqliteLedger, ts: float) -> int:
+        calls.append(_thread())
+        return delete(self, ts)
+
+    monkeypatch.setattr(SqliteLedger, "_write", spy_write)
+    monkeypatch.setattr(SqliteLedger, "_delete_chunk_before", spy_delete)
     store = SqliteLedger(tmp_path / "ledger.db")
     await store.open()
     try:
-        seen: set[str] = set()
-        for _ in range(5):
-            seen.add(await store._run(lambda: threading.current_thread().name))
-        assert len(seen) == 1
-        assert seen.pop().startswith("breakwater-ledger-sqlite")
+        await store.write([make_row(0)])
+        await store.write([make_row(1)], behind=True)
+        assert await store.delete_before(T0 + 0.0005) == 1
+        reads = {await store._run(_thread) for _ in range(3)}
+        assert await store.count() == 1
     finally:
         await store.close()
+    normal = os.getpriority(os.PRIO_PROCESS, 0)
+    low = BACKGROUND_NICE if sys.platform == "linux" else normal
+    background = ("breakwater-ledger-sqlite-background", low)
+    foreground = ("breakwater-ledger-sqlite", normal)
+    assert [(name.rsplit("_", 1)[0], nice) for name, nice in calls] == [background, foreground, background]
+    assert {(name.rsplit("_", 1)[0], nice) for name, nice in reads} == {foreground}
 
 
 async def test_a_failed_open_recovers_on_the_next_write(tmp_path: Path) -> None:

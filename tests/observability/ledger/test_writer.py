@@ -22,13 +22,15 @@ class FlakyStore:
     def __init__(self) -> None:
         self.down = False
         self.batches: list[list[LedgerRow]] = []
+        self.behind: list[bool] = []
         self.refused = 0
 
-    async def write(self, rows: list[LedgerRow]) -> None:
+    async def write(self, rows: list[LedgerRow], *, behind: bool = False) -> None:
         if self.down:
             self.refused += 1
             raise ConnectionRefusedError("store down")
         self.batches.append(list(rows))
+        self.behind.append(behind)
 
     @property
     def rows(self) -> list[LedgerRow]:
@@ -178,6 +180,31 @@ async def test_stop_flushes_everything_without_waiting_for_a_tick(tmp_path: Path
     await writer.stop()
     assert store.rows == rows and len(store.batches) == 10
     assert writer.pending == 0 and writer.written == 1000
+
+
+async def test_a_writer_behind_says_so_to_the_store(tmp_path: Path) -> None:
+    """A batch with a full batch still queued after it, or replayed from the spool, is written with
+    ``behind=True`` (the SQLite store then does not defer it to its low-priority thread); the last
+    batch of a backlog, and a writer keeping up, write with ``behind=False``."""
+    store, spool = FlakyStore(), tmp_path / "ledger.jsonl"
+    writer = LedgerWriter(store, spool, batch_size=4, flush_interval_s=3600)
+    for i in range(10):
+        writer.submit(make_row(i))
+    await writer.stop()  # 10 rows in batches of 4: 6 wait after the first, 2 after the second
+    assert [len(b) for b in store.batches] == [4, 4, 2]
+    assert store.behind == [True, False, False]
+
+    store = FlakyStore()
+    store.down = True
+    writer = _writer(store, spool, retry_initial_s=3600, retry_max_s=3600)
+    writer.start()
+    for i in range(3):
+        writer.submit(make_row(i))
+    await wait_for(lambda: writer.spooled_rows == 3, "rows spooled")
+    store.down = False
+    await writer.stop()
+    assert store.rows == [make_row(i) for i in range(3)]
+    assert store.behind == [True]  # the replay
 
 
 async def test_stop_replays_the_spool_when_the_store_is_back(tmp_path: Path) -> None:

@@ -142,8 +142,11 @@ class PostgresLedger:
         async with self._lock:
             await self._connection()
 
-    async def write(self, rows: list[LedgerRow]) -> None:
-        """Insert the rows in one transaction; rows whose ``id`` is already stored are skipped."""
+    async def write(self, rows: list[LedgerRow], *, behind: bool = False) -> None:
+        """Insert the rows in one transaction; rows whose ``id`` is already stored are skipped.
+
+        ``behind`` is accepted for the store protocol and changes nothing here: the database does
+        the work in its own process."""
         if not rows:
             return
         params = [_to_params(r) for r in rows]

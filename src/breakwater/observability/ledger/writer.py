@@ -35,9 +35,14 @@ log = logging.getLogger("breakwater.ledger")
 
 
 class LedgerStore(Protocol):
-    """Where batches go. ``write`` must be idempotent by ``LedgerRow.id`` (replays rely on it)."""
+    """Where batches go. ``write`` must be idempotent by ``LedgerRow.id`` (replays rely on it).
 
-    async def write(self, rows: list[LedgerRow]) -> None: ...
+    ``behind`` tells the store the writer is catching up (a full batch still waits after this one,
+    or the spool is being replayed): a store that defers its work to spare the request path (the
+    SQLite store's low-priority thread) must not defer this batch.
+    """
+
+    async def write(self, rows: list[LedgerRow], *, behind: bool = False) -> None: ...
 
 
 class RetentionStore(Protocol):
@@ -235,7 +240,7 @@ class LedgerWriter:
             batch = self._take(budget)
             budget -= len(batch)
             try:
-                await self._store.write(batch)
+                await self._store.write(batch, behind=len(self._pending) >= self._batch_size)
             except Exception as exc:  # noqa: BLE001 - any store failure means "spool and retry", logged here
                 log.warning("ledger store write failed (%r): spooling to %s", exc, self.spool_path)
                 self._spooling = True
@@ -290,7 +295,7 @@ class LedgerWriter:
                 break
             batch = self._parse(lines)
             try:
-                await self._store.write(batch)
+                await self._store.write(batch, behind=True)
             except Exception as exc:  # noqa: BLE001 - still down: keep spooling, retry later
                 log.info("ledger store still failing (%r): next retry in %.2fs", exc, self._retry_delay)
                 self._backoff()
