@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens
+from breakwater.core.tokens import byte_estimate, estimate_prompt_tokens, token_bound
 from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.infra import tokenizers
 from breakwater.infra.tokenizers import EXPECTED_SHA256, Tokenizers, encoding_for, load_encoding
@@ -101,3 +101,34 @@ def test_an_encoding_keeps_no_python_copy_of_its_ranks_yet_counts_and_decodes() 
     assert enc._mergeable_ranks == {}
     ids = enc.encode_ordinary("hello world")
     assert enc.decode(ids) == "hello world"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello world",
+        "def f(x):\n    return {'a': [1, 2, 3]}\n" * 20,
+        "東京は日本の首都です。" * 30,
+        "🦀🐍🚀 ✓ ñ ß " * 40,
+        " " * 500,
+        "".join(chr(c) for c in range(0x20, 0x2000, 7)),
+    ],
+)
+@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("openai", "gpt-4"), ("anthropic", "claude")])
+def test_the_byte_bound_is_never_below_a_count(provider: str, model: str, text: str) -> None:
+    """``token_bound`` (what a context-window check uses to skip counting) holds every counter's
+    count, scaled estimates included: text of any script, code, emoji, runs of spaces."""
+    tok = Tokenizers()
+    tok.warm(["cl100k_base", "o200k_base"])
+    assert tok.count(provider, model, text) <= token_bound(text)
+
+
+async def test_load_is_awaited_once_and_makes_counts_exact() -> None:
+    """``load`` returns with the model's encoding in memory (and only that one): ``count`` is
+    exact right away, not a byte estimate."""
+    tok = Tokenizers()
+    await tok.load("openai", "gpt-4o")
+    assert tok.loaded() == ["o200k_base"]
+    assert tok.count("openai", "gpt-4o", "hello world") == 2  # the byte estimate would say 3
+    await tok.load("openai", "gpt-4o-mini")  # already there: nothing more loads
+    assert tok.loaded() == ["o200k_base"]

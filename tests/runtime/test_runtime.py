@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from breakwater.core.config import build_config
+from breakwater.core.types import ChatRequest, Message, TextPart
+from breakwater.engine.context import RequestContext
+from breakwater.engine.pipeline import Outcome
 from breakwater.runtime.runtime import Process, Runtime, unchanged_deployments
 
 
@@ -58,19 +61,32 @@ def test_unchanged_deployments_need_the_same_deployment_and_provider(tmp_path: P
     assert unchanged_deployments(old, build_config(changed_provider)) == set()
 
 
-async def test_encodings_load_at_start_only_where_counted_tokens_decide_admission(tmp_path: Path) -> None:
-    """With nothing that reserves counted tokens (access off, no tpm limit), no encoding loads at
-    start, context windows included (they count by bytes until theirs loads on first use). A
-    route with a tpm limit needs exact reservations from its first request: every configured
-    deployment's encoding loads at start."""
-    windowed = _config(tmp_path)
-    windowed["deployments"]["a"] = {"provider": "m", "model": "gpt-4o", "context_window": 1000}
-    assert Runtime(build_config(windowed), Process({})).exact_encodings() == []
-    windowed["routes"]["r"]["limits"] = {"tpm": 100000}
-    runtime = Runtime(build_config(windowed), Process({}))
-    assert runtime.exact_encodings() == ["cl100k_base", "o200k_base"]  # gpt-4o, and mock-gpt
+async def test_no_encoding_loads_at_start_and_a_token_reservation_waits_for_its_own(tmp_path: Path) -> None:
+    """Nothing loads a tokenizer encoding at start, even where counted tokens decide admission
+    (a route with a tpm limit): the first request that reserves tokens waits for its model's
+    encoding (gpt-4o: ``o200k_base``) and only that one, so its reservation is exact; a context
+    window no request comes near never counts at all."""
+    config = _config(tmp_path)
+    config["deployments"]["a"] = {"provider": "m", "model": "gpt-4o", "context_window": 100_000}
+    config["routes"]["r"] = {"deployments": ["a"], "limits": {"tpm": 100_000}}
+    config["routes"]["w"] = {"deployments": ["a"]}
+    runtime = Runtime(build_config(config), Process({}))
     await runtime.start()
     try:
-        assert runtime.process.tokenizers.loaded() == ["cl100k_base", "o200k_base"]
+        assert runtime.process.tokenizers.loaded() == []
+        await _ask(runtime, "w")  # a window the request is far from, no tpm: nothing counted
+        assert runtime.process.tokenizers.loaded() == []
+        await _ask(runtime, "r")
+        assert runtime.process.tokenizers.loaded() == ["o200k_base"]
     finally:
         await runtime.stop()
+
+
+async def _ask(runtime: Runtime, model: str) -> None:
+    ctx = RequestContext("t")
+    runtime.pipeline.begin(ctx)
+    request = ChatRequest(model=model, messages=[Message("user", [TextPart("hello")])])
+    try:
+        await runtime.pipeline.chat(request, ctx)
+    finally:
+        runtime.pipeline.end(ctx, Outcome(request, 200))

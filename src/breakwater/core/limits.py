@@ -54,6 +54,11 @@ class Limits:
     def empty(self) -> bool:
         return self.rpm is None and self.tpm is None and self.max_concurrent is None and self.budget is None
 
+    @property
+    def counts_tokens(self) -> bool:
+        """Admission reserves counted tokens (a tpm limit) or their cost (a budget)."""
+        return self.tpm is not None or self.budget is not None
+
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the stores' column, the admin API); the budget's USD as a string, exact."""
         out: dict[str, Any] = {}

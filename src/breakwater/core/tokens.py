@@ -37,6 +37,12 @@ def byte_estimate(text: str) -> int:
     return -(-len(text.encode()) // BYTES_PER_TOKEN)
 
 
+def token_bound(text: str) -> int:
+    """At least the count any counter here gives ``text``: byte-level BPE never makes more tokens
+    than UTF-8 bytes, and the scaled estimates (Claude's) add at most 10%."""
+    return -(-len(text.encode()) * 11 // 10)
+
+
 def estimate_prompt_tokens(request: ChatRequest, count: TextCounter = byte_estimate) -> int:
     """Input tokens of ``request``: messages, tool calls and tool definitions."""
     texts: list[str] = []

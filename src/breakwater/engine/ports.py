@@ -78,6 +78,11 @@ class TokenCounters(Protocol):
 
     def count(self, provider: str | None, model: str, text: str) -> int: ...
 
+    async def load(self, provider: str | None, model: str) -> None:
+        """Have ``model``'s encoding in memory, so ``count`` is exact from now on (loads it once,
+        off the event loop; a caller that needs exact counts now awaits it)."""
+        ...
+
     def decode(self, ids: list[int]) -> str:
         """The text of OpenAI token ids (``cl100k_base``). Raises ``ValueError`` for an unknown id."""
         ...

@@ -38,7 +38,7 @@ from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.http import AiohttpSender
-from breakwater.infra.tokenizers import Tokenizers, encoding_for
+from breakwater.infra.tokenizers import Tokenizers
 from breakwater.observability.alerts import AlertOutbox, AlertTask
 from breakwater.observability.capture import Capture, CapturePolicy
 from breakwater.observability.ledger.service import Ledger
@@ -194,7 +194,6 @@ class Runtime:
         """Start what this runtime owns (a first start also seeds the budgets from the ledger)."""
         for warning in self.unpriced:
             log.warning(warning)
-        await asyncio.to_thread(self.process.tokenizers.warm, self.exact_encodings())
         owned = self._owned
         if "ledger" in owned and self.ledger is not None:
             await self.ledger.start()
@@ -205,31 +204,6 @@ class Runtime:
         if "access" in owned:
             await self.access.start()
             await self._seed_budgets()
-
-    def exact_encodings(self) -> list[str]:
-        """The encodings loaded at start: where counted tokens decide admission from the first request.
-
-        Admission reserves a request's counted tokens (and their cost) when access control is on
-        (any key may get a tpm limit or a budget), when a route has a tpm limit, or when sessions
-        are capped by spend: then every configured deployment's encoding is loaded at start, so
-        reservations are exact from the first request. Otherwise none is: a context-window check
-        or a ledger estimate loads its encoding on first use, in the background, and counts by
-        bytes until it is in memory (``infra/tokenizers``).
-        """
-        config = self.config
-        reserves = (
-            config.access.enabled
-            or config.access.sessions.max_spend_usd is not None
-            or any(route.limits is not None and route.limits.tpm for route in config.routes.values())
-        )
-        if not reserves:
-            return []
-        names = {
-            encoding_for(d.target.provider, d.target.model)[0]
-            for route in self.router.routes.values()
-            for d in route.deployments
-        }
-        return sorted(names)
 
     def commit(self) -> None:
         """This runtime serves from now on: what it took over is its own, and metrics read it."""

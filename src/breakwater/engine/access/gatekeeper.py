@@ -120,6 +120,11 @@ class Gatekeeper:
             session = f"{caller.key_id or caller.user or '-'}:{caller.session}"
         if not scopes and session is None:
             return
+        if self._tokens is not None and (session is not None or any(s.limits.counts_tokens for s in scopes)):
+            # a reservation counts this request's tokens: exactly, so the first such request
+            # waits once for its encoding to load (in a thread) rather than count by bytes
+            target = route.deployments[0].target
+            await self._tokens.load(target.provider, target.model)
         hold = route.deadline_s if route.deadline_s is not None else route.deployments[0].timeouts.total
         await self.quota.admit(ctx, scopes, demand, session=session, hold_s=hold)
 

@@ -33,7 +33,7 @@ from breakwater.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from breakwater.core.tokens import byte_estimate, requested_tokens
+from breakwater.core.tokens import byte_estimate, requested_tokens, token_bound
 from breakwater.core.types import ChatRequest
 from breakwater.engine.calls.admission import ConcurrencyLimiter, Slot
 from breakwater.engine.calls.breaker import CircuitBreaker
@@ -122,7 +122,7 @@ class Attempts:
         order = self.router.order(route, self.deployments.stats, stream=stream)
         if avoid is not None:
             order.sort(key=lambda d: d.name == avoid)
-        if request is not None and route.has_windows:
+        if request is not None and route.has_windows and not _fits_surely(order, request):
             target = order[0].target if order else None
             count = byte_estimate if target is None else text_counter(self.tokens, target.provider, target.model)
             order = _fitting(order, requested_tokens(request, count), failures)
@@ -285,6 +285,13 @@ def _exhausted(route: Route, failures: list[str], last: UpstreamError | None) ->
 
 def _tenant(ctx: RequestContext, request: ChatRequest | None) -> str:
     return ctx.caller.user or (request.user if request is not None else None) or ""
+
+
+def _fits_surely(order: list[Deployment], request: ChatRequest) -> bool:
+    """Every deployment's window holds the request's upper bound (bytes): counting its tokens,
+    which costs a tokenizer pass (and its encoding's memory), could not change the order."""
+    most = requested_tokens(request, token_bound)
+    return all(d.context_window is None or most <= d.context_window for d in order)
 
 
 def _fitting(order: list[Deployment], tokens: int, failures: list[str]) -> list[Deployment]:

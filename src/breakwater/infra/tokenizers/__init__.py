@@ -3,11 +3,11 @@
 The BPE rank files sit next to this module, gzipped (``*.tiktoken.gz``); each is checked
 against the SHA-256 tiktoken publishes for it before use, so a damaged or swapped file fails
 loudly instead of miscounting. Nothing is downloaded, ever. Loading an encoding reads and
-parses a few MB (about 0.3 s and 45 MB for ``o200k_base``, 0.1 s and 20 MB for ``cl100k_base``),
-so it happens once, and only for an encoding something needs: at start-up through
-``Tokenizers.warm`` (in a thread) for the encodings exact counts are needed of from the first
-request (routes with context windows), else on first use, in a background thread, while
-``count`` answers with the byte estimate until it is loaded. Never on import.
+parses a few MB (about 0.3 s and 43 MB for ``o200k_base``, 0.1 s and 23 MB for ``cl100k_base``),
+so it happens once, and only for an encoding something needs, never at start-up nor on import:
+``load`` (awaited, in a thread) where counts must be exact now (a tpm or budget reservation),
+else on first use in a background thread, while ``count`` answers with the byte estimate until
+it is loaded.
 
 Which encoding counts which model, and the documented estimates for models whose tokenizer is
 not public:
@@ -23,6 +23,7 @@ not public:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -188,6 +189,13 @@ class Tokenizers:
                 return n if factor == 1.0 else -int(-n * factor // 1)
             counter = self.counter(provider, model)
         return counter.count(text)
+
+    async def load(self, provider: str | None, model: str) -> None:
+        """Have ``model``'s encoding in memory (the ``TokenCounters`` port): loaded once, in a
+        thread; awaited by a caller that needs exact counts now (a tpm or budget reservation)."""
+        name = encoding_for(provider, model)[0]
+        if name not in self._encodings:
+            await asyncio.to_thread(self.encoding, name)
 
     def _load_in_background(self, name: str) -> None:
         with self._lock:
