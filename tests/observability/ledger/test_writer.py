@@ -95,12 +95,16 @@ async def test_a_load_outpacing_the_spool_does_not_starve_store_retries(tmp_path
     async def produce() -> None:
         i = 0
         while producing:
-            for _ in range(10):
-                row = make_row(i)
-                writer.submit(row)
-                submitted.append(row)
-                i += 1
-            await asyncio.sleep(0)  # every loop turn: far faster than a spool append on a thread
+            # refilled every loop turn, far faster than a spool append on a thread, but held
+            # under 1000 queued rows: an unbounded queue makes each pass's append longer than the
+            # last, and on a slow disk three passes could outlast the wait
+            if writer.pending < 1000:
+                for _ in range(10):
+                    row = make_row(i)
+                    writer.submit(row)
+                    submitted.append(row)
+                    i += 1
+            await asyncio.sleep(0)
 
     store.down = True
     writer.start()
