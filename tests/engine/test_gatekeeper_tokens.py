@@ -12,6 +12,7 @@ from breakwater.core.limits import Budget, Limits
 from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.engine.access.gatekeeper import Gatekeeper
 from breakwater.engine.context import RequestContext
+from breakwater.engine.limits.checks import Sessions
 from breakwater.engine.limits.quota import Quota
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.counters import MemoryCounters
@@ -46,6 +47,26 @@ class RecordingTokens:
 async def test_a_reservation_that_counts_tokens_loads_the_encoding_first(limits: Limits, loads: bool) -> None:
     """A key with a tpm limit or a budget makes the first request wait for its model's encoding;
     a key with no limits, or only request and concurrency limits, never loads one."""
+    gate, tokens, model = _gatekeeper(Sessions())
+    ctx = RequestContext("t")
+    ctx.caller.key = VirtualKey(id="k1", prefix="bw-abcdefgh", hash="h", limits=limits)
+    await gate.admit_chat(ctx, ChatRequest(model="r", messages=[Message("user", [TextPart("hello")])]))
+    assert tokens.loaded == ([model] if loads else [])
+
+
+@pytest.mark.parametrize(
+    ("sessions", "loads"), [(Sessions(max_calls=3), False), (Sessions(max_spend_usd=Decimal("1")), True)]
+)
+async def test_a_session_loads_the_encoding_only_when_its_spend_is_capped(sessions: Sessions, loads: bool) -> None:
+    gate, tokens, model = _gatekeeper(sessions)
+    ctx = RequestContext("t")
+    ctx.caller.session = "s1"
+    await gate.admit_chat(ctx, ChatRequest(model="r", messages=[Message("user", [TextPart("hello")])]))
+    assert tokens.loaded == ([model] if loads else [])
+
+
+def _gatekeeper(sessions: Sessions) -> tuple[Gatekeeper, RecordingTokens, tuple[str | None, str]]:
+    """A gatekeeper over one gpt-4o route, its recording tokens, and the model it would load."""
     config = build_config(
         {
             "providers": {"m": {"type": "mock"}},
@@ -56,8 +77,5 @@ async def test_a_reservation_that_counts_tokens_loads_the_encoding_first(limits:
     clock = ManualClock()
     router = Wiring(config, {}, sender=None, clock=clock, rng=None).router()  # type: ignore[arg-type]
     tokens = RecordingTokens()
-    gate = Gatekeeper(router, Quota(MemoryCounters(), clock), None, tokens=tokens)
-    ctx = RequestContext("t")
-    ctx.caller.key = VirtualKey(id="k1", prefix="bw-abcdefgh", hash="h", limits=limits)
-    await gate.admit_chat(ctx, ChatRequest(model="r", messages=[Message("user", [TextPart("hello")])]))
-    assert tokens.loaded == ([(router.routes["r"].deployments[0].target.provider, "gpt-4o")] if loads else [])
+    gate = Gatekeeper(router, Quota(MemoryCounters(), clock, sessions=sessions), None, tokens=tokens)
+    return gate, tokens, (router.routes["r"].deployments[0].target.provider, "gpt-4o")

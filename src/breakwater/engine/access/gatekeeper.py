@@ -120,7 +120,8 @@ class Gatekeeper:
             session = f"{caller.key_id or caller.user or '-'}:{caller.session}"
         if not scopes and session is None:
             return
-        if self._tokens is not None and (session is not None or any(s.limits.counts_tokens for s in scopes)):
+        spend_capped = session is not None and self.quota.sessions.max_spend_usd is not None
+        if self._tokens is not None and (spend_capped or any(s.limits.counts_tokens for s in scopes)):
             # a reservation counts this request's tokens: exactly, so the first such request
             # waits once for its encoding to load (in a thread) rather than count by bytes
             target = route.deployments[0].target
