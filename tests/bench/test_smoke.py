@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +53,25 @@ def test_pipeline_cost_runs_and_prints_its_table(tmp_path: Path) -> None:
     for row in rows[1:]:
         plain, stream = (float(cell) for cell in row.split("|")[2:4])
         assert plain > 0 and stream > 0
+
+
+def test_cpu_per_request_splits_the_event_loop_thread_from_the_others() -> None:
+    """`bench/cpu_per_request.py` reads every thread's CPU ticks and divides the deltas by requests."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import cpu_per_request
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+    ticks = cpu_per_request.thread_ticks(os.getpid())
+    assert os.getpid() in ticks and all(user >= 0 and system >= 0 for user, system in ticks.values())
+    hz = os.sysconf("SC_CLK_TCK")
+    before = {100: (10, 5), 101: (0, 0)}
+    after = {100: (10 + hz, 5 + hz // 2), 101: (hz // 4, 0), 102: (hz // 4, 0)}  # 102 started meanwhile
+    costs = cpu_per_request.per_request(100, before, after, n=1000)
+    assert costs["main_user_us"] == 1000.0
+    assert costs["main_system_us"] == (hz // 2) * 1e6 / hz / 1000
+    assert costs["other_threads_us"] == 2 * (hz // 4) * 1e6 / hz / 1000
+    assert costs["total_us"] == pytest.approx(
+        costs["main_user_us"] + costs["main_system_us"] + costs["other_threads_us"]
+    )

@@ -1,0 +1,130 @@
+"""CPU time per request, by thread: where a gateway's core goes, against the bare proxy's.
+
+    python bench/cpu_per_request.py [--seconds 6] [--repeats 2] [--json]
+
+Throughput at saturation is one over the CPU a request costs, so this is the number behind the
+ratio to the bare proxy. Each system runs pinned to core 0 (the mock and wrk on core 1, as in
+``bench/run.py``) while wrk drives 50 connections; the kernel's per-thread counters
+(``/proc/PID/task/TID/stat``: user and system time) are read before and after, and divided by
+the requests answered. The event loop's thread is the process's main thread; "other threads"
+are the ledger's SQLite threads and the default thread pool.
+
+Systems: the bare proxy; Breakwater as benchmarked (access control and the SQLite ledger on);
+with the ledger off; with access off; with both off (nothing optional left on the path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import run  # bench/run.py: the systems, wrk and the process helpers
+
+
+def thread_ticks(pid: int) -> dict[int, tuple[int, int]]:
+    """tid -> (user, system) clock ticks spent so far, for every thread of ``pid``."""
+    ticks: dict[int, tuple[int, int]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended between the listing and the read
+        ticks[int(tid)] = (int(fields[11]), int(fields[12]))
+    return ticks
+
+
+def per_request(
+    pid: int, before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], n: int
+) -> dict[str, float]:
+    """Microseconds per request: the main thread's user and system time, and the other threads'."""
+    us = 1e6 / os.sysconf("SC_CLK_TCK") / n
+
+    def spent(tid: int) -> tuple[int, int]:
+        user, system = after[tid]
+        user0, system0 = before.get(tid, (0, 0))
+        return user - user0, system - system0
+
+    main_user, main_system = spent(pid)
+    others = sum(sum(spent(tid)) for tid in after if tid != pid)
+    return {
+        "main_user_us": main_user * us,
+        "main_system_us": main_system * us,
+        "other_threads_us": others * us,
+        "total_us": (main_user + main_system + others) * us,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=6, help="seconds per measured point")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    args = parser.parse_args(argv)
+    if (os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir():
+        print("needs Linux and two cores (the system under test is pinned to core 0)", file=sys.stderr)
+        return 2
+    os.sched_setaffinity(0, {int(run.HELPER_CPU)})
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmpdir, run.mock_server() as mock, ExitStack() as stack:
+        tmp = Path(tmpdir)
+        starters: dict[str, tuple[Callable[..., Any], str]] = {
+            "bare-proxy": (run.starters(mock, tmp, with_litellm=False)["bare-proxy"][0], "bench-model"),
+            "breakwater": (run.breakwater_starter(mock, tmp), run.MODEL),
+            "breakwater, ledger off": (run.breakwater_starter(mock, tmp, ledger=False), run.MODEL),
+            "breakwater, access off": (run.breakwater_starter(mock, tmp, access=False), run.MODEL),
+            "breakwater, both off": (run.breakwater_starter(mock, tmp, ledger=False, access=False), run.MODEL),
+        }
+        live = {name: stack.enter_context(run.running(name, start, model)) for name, (start, model) in starters.items()}
+        for name in live:
+            run.freeze(live[name].proc.pid, True)
+        for rep in range(args.repeats):
+            for mode in ("plain", "stream"):
+                names = list(live) if rep % 2 == 0 else list(reversed(live))
+                for name in names:
+                    sys_ = live[name]
+                    run.freeze(sys_.proc.pid, False)
+                    payload = run.body(sys_.model, mode == "stream")
+                    run.wrk(sys_.url, payload, 50, 1, sys_.token)  # warm
+                    before, started = thread_ticks(sys_.proc.pid), time.monotonic()
+                    point = run.wrk(sys_.url, payload, 50, args.seconds, sys_.token)
+                    after = thread_ticks(sys_.proc.pid)
+                    run.freeze(sys_.proc.pid, True)
+                    costs = per_request(sys_.proc.pid, before, after, max(int(point["requests"]), 1))
+                    costs["rps"] = point["rps"]
+                    costs["wall_s"] = time.monotonic() - started
+                    result.setdefault(mode, {}).setdefault(name, []).append(costs)
+                    if not args.json:
+                        print(f"  {mode:<6} {name:<24} {point['rps']:7.0f} req/s  {costs['total_us']:6.1f} us/request",
+                              flush=True)  # fmt: skip
+        for sys_ in live.values():
+            run.freeze(sys_.proc.pid, False)
+    summary = {
+        mode: {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in systems.items()}
+        for mode, systems in result.items()
+    }
+    if args.json:
+        print(json.dumps({"summary": summary, "runs": result}))
+        return 0
+    for mode, systems in summary.items():
+        print(f"\n{mode}, c=50 (medians of {args.repeats}): microseconds of CPU per request")
+        print("| system | req/s | event loop thread, user | its system (kernel) | other threads | total |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, m in systems.items():
+            print(f"| {name} | {m['rps']:.0f} | {m['main_user_us']:.0f} | {m['main_system_us']:.0f} | "
+                  f"{m['other_threads_us']:.0f} | {m['total_us']:.0f} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
