@@ -131,6 +131,9 @@ class ChatRequest:
     #: ``reasoning_effort`` or ``messages[0].content[1].type=input_audio``; only an upstream
     #: that receives the raw body (the OpenAI fast path) can honour them
     extra_params: list[str] = field(default_factory=list)
+    #: the client's cache directives sent in the body (``breakwater_cache``), for SDKs that
+    #: cannot set the ``x-breakwater-cache`` header; never forwarded upstream
+    cache_directive: str | None = None
     raw: dict[str, Any] | None = None
 
     def used_params(self) -> list[str]:

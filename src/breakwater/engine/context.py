@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from breakwater.core.types import Usage
 from breakwater.engine.accounting import Tally
 
 if TYPE_CHECKING:  # quota.py imports this module
@@ -85,6 +86,31 @@ class TraceContext:
 
 
 @dataclass(slots=True)
+class CacheOutcome:
+    """What the answer cache did with the request. Owner: the cache stage (``engine/cache``).
+
+    ``status`` is what ``x-breakwater-cache`` says: ``hit`` (served from the cache), ``stale``
+    (served from an expired entry because every upstream failed), ``miss`` (looked up, not
+    found; the answer may be stored) or ``bypass`` (the request does not qualify, or asked not
+    to be looked up).
+    """
+
+    status: str
+    #: seconds since the served entry was stored (hits)
+    age_s: float | None = None
+    #: the call a served entry saved: who answered it first, and what it used then
+    deployment: str = ""
+    provider: str = ""
+    upstream_model: str = ""
+    usage: Usage | None = None
+
+    @property
+    def served(self) -> bool:
+        """The answer came from the cache, not from an upstream."""
+        return self.status in ("hit", "stale")
+
+
+@dataclass(slots=True)
 class RequestContext:
     """Travels with one request through the engine.
 
@@ -105,3 +131,7 @@ class RequestContext:
     started_at: float = 0.0
     started_mono: float = 0.0
     stream: bool = False
+    #: the ``x-breakwater-cache`` request header, as sent (the cache stage reads it)
+    cache_header: str | None = None
+    #: what the answer cache did (``None``: the route does not cache)
+    cache: CacheOutcome | None = None

@@ -37,7 +37,7 @@ ORDER: tuple[str, ...] = (
     # "guardrails_in": personal data and injection checks before anything is spent
     "access",  # engine/access/stage.py: permission, max_tokens guard, limits; settle at the end
     "recording",  # observability/recording.py: capture sampling; the ledger row, metrics, trace at the end
-    # "cache": exact and semantic answers; fill through a tap on the stream
+    "cache",  # engine/cache/stage.py: answers served from the cache; misses stored (streams through a tap)
     # "router": choose the route among branches; cascades
     # "guardrails_out": output checks, through a tap on the stream
 )

@@ -7,11 +7,22 @@ for each model name after the prefix and keep it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from breakwater.core.config import BreakerPolicy, Fallbacks, MaxTokensGuard, RetryPolicy, Strategy, Timeouts
+import orjson
+
+from breakwater.core.config import (
+    BreakerPolicy,
+    Fallbacks,
+    MaxTokensGuard,
+    RetryPolicy,
+    RouteCache,
+    Strategy,
+    Timeouts,
+)
 from breakwater.core.errors import ModelNotFound
 from breakwater.core.limits import Limits
 from breakwater.engine.calls.stats import DeploymentStats
@@ -56,6 +67,11 @@ class Route:
     #: the configured route whose limits apply: the route itself, or its wildcard (``openai/*``)
     limits_name: str = ""
     max_tokens: MaxTokensGuard | None = None
+    #: the answer cache's policy, when the route caches (``engine/cache``)
+    cache: RouteCache | None = None
+    #: derived: what a cached answer of this route depends on besides the request (its name and
+    #: every deployment's provider and upstream model), as a short hash
+    cache_fingerprint: str = field(init=False, default="")
     #: derived: some deployment has a context window to check prompts against
     has_windows: bool = field(init=False, default=False)
     #: derived: a content-filter refusal goes to a fallback route or a fixed answer
@@ -67,6 +83,10 @@ class Route:
         refusals = bool(self.fallbacks.content_filter) or self.fallbacks.content_filter_message is not None
         object.__setattr__(self, "has_windows", windows)
         object.__setattr__(self, "handles_refusals", refusals)
+        if self.cache is not None:
+            served_by = [[d.name, d.target.provider, d.target.model] for d in self.deployments]
+            digest = hashlib.sha256(orjson.dumps([self.name, served_by])).hexdigest()[:16]
+            object.__setattr__(self, "cache_fingerprint", digest)
 
 
 WildcardFactory = Callable[[str], Route]

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from breakwater.engine.access.directory import Directory
+from breakwater.engine.cache.stage import CacheStage
+from breakwater.engine.cache.store import CacheStats
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.calls.stats import DeploymentStats
 from breakwater.engine.limits.quota import Quota
@@ -194,6 +197,49 @@ class LimitsCollector(Collector):
         )
 
 
+class CacheCollector(Collector):
+    """The answer cache: lookups and their time, stores, entries kept out, and the store's size."""
+
+    def __init__(self, stage: CacheStage) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        counts, store = self._stage.counts, self._stage.store
+        yield CounterMetricFamily("breakwater_cache_lookups", "Cache lookups made.", value=counts.lookups)
+        yield SummaryMetricFamily(
+            "breakwater_cache_lookup_seconds",
+            "Time spent looking entries up (count and sum).",
+            count_value=counts.lookups,
+            sum_value=counts.lookup_s,
+        )
+        yield CounterMetricFamily("breakwater_cache_stores", "Answers stored.", value=counts.stores)
+        yield CounterMetricFamily(
+            "breakwater_cache_too_large", "Answers not stored: larger than max_entry_bytes.", value=counts.too_large
+        )
+        yield CounterMetricFamily(
+            "breakwater_cache_corrupt",
+            "Stored values that did not decode (deleted, served as misses).",
+            value=counts.corrupt,
+        )
+        yield CounterMetricFamily(
+            "breakwater_cache_unavailable",
+            "Lookups and stores skipped because the store did not answer in time (Redis down or slow).",
+            value=counts.unavailable,
+        )
+        stats = cast("CacheStats | None", store if hasattr(store, "evictions") else None)
+        if stats is not None:  # the memory store counts itself; Redis keeps its own figures
+            labels = ["backend"]
+            for name, doc, value, kind in (
+                ("breakwater_cache_entries", "Entries held.", stats.entries, GaugeMetricFamily),
+                ("breakwater_cache_bytes", "Bytes held, values and per-entry overhead.", stats.bytes, GaugeMetricFamily),
+                ("breakwater_cache_evictions", "Entries evicted to stay within max_bytes.", stats.evictions,
+                 CounterMetricFamily),
+            ):  # fmt: skip
+                family = kind(name, doc, labels=labels)
+                family.add_metric([store.backend], value)
+                yield family
+
+
 class Metrics:
     """The ``/metrics`` body for one process, and the request metrics its recorders feed.
 
@@ -224,6 +270,7 @@ class Metrics:
         *,
         quota: Quota | None = None,
         directory: Directory | None = None,
+        cache: CacheStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
     ) -> None:
@@ -234,6 +281,7 @@ class Metrics:
             ledger: the ledger writer, or ``None`` when the ledger is disabled (per worker).
             quota: limits and budgets (per worker).
             directory: the keys, for refused credentials (``None``: access control off).
+            cache: the answer cache's stage (``None``: no route caches).
             routes, deployments: the new label sets of the request metrics, when they changed.
         """
         for collector in self._bound:
@@ -243,6 +291,8 @@ class Metrics:
             bound.append(LedgerCollector(ledger))
         if quota is not None:
             bound.append(LimitsCollector(quota, directory))
+        if cache is not None:
+            bound.append(CacheCollector(cache))
         for collector in bound:
             self.registry.register(collector)
         self._bound = bound

@@ -31,6 +31,8 @@ from breakwater.observability.ledger.row import LedgerRow
 if TYPE_CHECKING:  # opentelemetry is imported only by a gateway with tracing on
     from breakwater.observability.tracing import Tracer
 
+_ZERO = Decimal(0)
+
 #: provider name -> whose list prices it is billed at (``Wiring.price_host``)
 HostOf = Callable[[str], str | None]
 
@@ -69,16 +71,20 @@ class Recorder:
         if ctx.stream and tally.first_event_at is not None:
             ttft_s = max(tally.first_event_at - ctx.started_mono, 0.0)
         usage, estimated = tally.usage, False
-        if usage is None and outcome.deployment is not None and request is not None:
-            usage, estimated = self._estimate(ctx, request), True
-        usage = usage or Usage()
+        cache = ctx.cache
         cost_usd: Decimal | None = None
-        if outcome.deployment is not None and outcome.upstream_model is not None:
-            price = self._prices.price_for(
-                outcome.deployment, self._host_of(outcome.provider or ""), outcome.upstream_model
-            )
-            if price is not None:
-                cost_usd = cost(usage, price).total
+        saved_usd: Decimal | None = None
+        if cache is not None and cache.served:
+            # no upstream was paid for this answer: nothing used, nothing spent; what the call
+            # it replaced cost is what the cache saved
+            usage, cost_usd = Usage(), _ZERO
+            saved_usd = self._cost(cache.deployment, cache.provider, cache.upstream_model, cache.usage or Usage())
+        else:
+            if usage is None and outcome.deployment is not None and request is not None:
+                usage, estimated = self._estimate(ctx, request), True
+            usage = usage or Usage()
+            if outcome.deployment is not None and outcome.upstream_model is not None:
+                cost_usd = self._cost(outcome.deployment, outcome.provider or "", outcome.upstream_model, usage)
         upstream_s, overhead_s = _split(ctx, latency_s)
         generating_s = latency_s - (ttft_s or 0.0)
         tps = usage.output_tokens / generating_s if usage.output_tokens and generating_s > 0 else None
@@ -109,13 +115,14 @@ class Recorder:
             ttft_ms=None if ttft_s is None else round(ttft_s * 1000, 3),
             output_tps=None if tps is None else round(tps, 2),
             stream=ctx.stream,
-            cache=None,
+            cache=None if cache is None else cache.status,
             usage_estimated=estimated,
             prompt=None,
             response=None,
             upstream_ms=None if upstream_s is None else round(upstream_s * 1000, 3),
             overhead_ms=round(overhead_s * 1000, 3),
             dropped_params=",".join(outcome.dropped_params) if outcome.dropped_params else None,
+            saved_usd=saved_usd,
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)
@@ -123,6 +130,11 @@ class Recorder:
         if self._tracer is not None:
             self._tracer.record(ctx, request, row, now_mono)
         return row
+
+    def _cost(self, deployment: str, provider: str, model: str, usage: Usage) -> Decimal | None:
+        """``usage`` at the deployment's price, or ``None`` when its price is unknown."""
+        price = self._prices.price_for(deployment, self._host_of(provider), model)
+        return None if price is None else cost(usage, price).total
 
     def _estimate(self, ctx: RequestContext, request: ChatRequest) -> Usage:
         model = ctx.outcome.upstream_model or request.model

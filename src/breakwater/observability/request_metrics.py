@@ -141,7 +141,14 @@ class RequestMetrics:
             ["route", "param"],
             registry=registry,
         )
+        self.cache_results = Counter(
+            "breakwater_cache_requests",
+            "Requests on caching routes by what the cache did: hit, stale, miss or bypass.",
+            ["route", "result"],
+            registry=registry,
+        )
         self._pairs: dict[tuple[str, str], _Children] = {}
+        self._cache: dict[tuple[str, str], Counter] = {}
         self._statuses: dict[tuple[str, str, int], Counter] = {}
         self._errors: dict[tuple[str, str], Counter] = {}
         self._reasons: dict[tuple[str, str], Counter] = {}
@@ -211,6 +218,8 @@ class RequestMetrics:
             self._counter(self._errors, self.errors, route, row.error_class).inc()
         if row.finish_reason is not None:
             self._counter(self._reasons, self.finish_reasons, route, row.finish_reason).inc()
+        if row.cache is not None:
+            self._counter(self._cache, self.cache_results, route, row.cache).inc()
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

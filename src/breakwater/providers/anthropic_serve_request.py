@@ -38,6 +38,7 @@ _KNOWN = frozenset(
     {
         "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
         "temperature", "top_p", "top_k", "tools", "tool_choice", "output_config", "cache_control",
+        "breakwater_cache",
     }
 )  # fmt: skip
 _TOOL_CHOICE: dict[str, ToolChoiceMode] = {"auto": "auto", "any": "required", "none": "none", "tool": "named"}
@@ -77,6 +78,7 @@ def decode_chat_request(body: Any) -> ChatRequest:
         response_format=_output_config(body.get("output_config"), extra),
         user=_metadata(body.get("metadata"), extra),
         cache_control=top_cache,
+        cache_directive=f.opt_str(body, "breakwater_cache"),
         cache_breakpoints=top_cache is not None or _has_breakpoints(messages, tools),
         extra_params=extra,
     )

@@ -254,6 +254,24 @@ def passthrough_text(chunk: PassthroughChunk) -> str:
         raise ValueError("unreadable chunk") from exc
 
 
+def passthrough_events(chunk: PassthroughChunk) -> list[StreamEvent]:
+    """A forwarded chunk as canonical events: its start (id, model, created), then its choices' pieces.
+
+    For what must see a fast-path stream in canonical form (the answer cache assembles one to
+    store it); usage stays on the chunk. Raises ``ValueError`` for an unreadable chunk.
+    """
+    try:
+        data = orjson.loads(chunk.data)
+        events: list[StreamEvent] = [
+            StreamStart(str(data.get("id") or ""), str(data.get("model") or ""), int(data.get("created") or 0))
+        ]
+        for c in data.get("choices") or ():
+            _choice_events(c, events)
+        return events
+    except (TypeError, AttributeError) as exc:
+        raise ValueError("unreadable chunk") from exc
+
+
 def _choice_events(c: dict[str, Any], events: list[StreamEvent]) -> None:
     index = int(c.get("index") or 0)
     delta = c.get("delta") or {}

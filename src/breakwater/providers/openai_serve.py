@@ -41,6 +41,8 @@ _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 #: OpenAI's ceiling for ``top_logprobs``
 MAX_TOP_LOGPROBS = 20
 DONE = b"data: [DONE]\n\n"
+#: the body field that carries cache directives (docs/caching.md), kept from the upstream
+CACHE_FIELD = "breakwater_cache"
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -64,6 +66,8 @@ def decode_chat_request(body: Any) -> ChatRequest:
             setter(request, value)
     if not request.model:
         raise InvalidRequest("'model' is required", param="model")
+    if request.cache_directive is not None:  # Breakwater's own field: not for the upstream
+        request.raw = {k: v for k, v in body.items() if k != CACHE_FIELD}
     if not request.messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     f.check_tool_choice(request.tool_choice, request.tools)
@@ -131,6 +135,7 @@ _SETTERS: dict[str, _Setter] = {
     "response_format": lambda r, v: setattr(r, "response_format", _response_format(v)),
     "user": lambda r, v: setattr(r, "user", f.as_str(v, "user")),
     "metadata": lambda r, v: setattr(r, "metadata", _metadata(v)),
+    CACHE_FIELD: lambda r, v: setattr(r, "cache_directive", f.as_str(v, CACHE_FIELD)),
 }
 
 

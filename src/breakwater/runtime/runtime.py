@@ -30,10 +30,12 @@ from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import Price
 from breakwater.engine.access.gatekeeper import Gatekeeper
 from breakwater.engine.access.stage import AccessStage
+from breakwater.engine.cache.stage import CacheStage
+from breakwater.engine.cache.store import CacheStore
 from breakwater.engine.calls.deployments import Deployments
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.limits.checks import BudgetAlert
-from breakwater.engine.pipeline import Pipeline
+from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom
@@ -48,6 +50,7 @@ from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.runtime.access import AccessLayer
 from breakwater.runtime.budget_seed import seed_budgets
+from breakwater.runtime.caching import build_cache_store
 from breakwater.runtime.observers import (
     budget_alert,
     build_alerts,
@@ -70,6 +73,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "ledger": ("ledger",),
     "tracer": ("tracing", "providers"),
     "alerts": ("alerts",),
+    "cache": ("cache", "redis"),
 }
 
 
@@ -102,6 +106,7 @@ class Runtime:
 
     gateway: Gateway
     ledger: Ledger | None
+    cache_store: CacheStore | None
     alerts: AlertTask | None
     outbox: AlertOutbox
     tracer: Tracer | None
@@ -146,6 +151,10 @@ class Runtime:
             self.tracer = previous.tracer
         else:
             self.tracer = build_tracer(config, env)
+        if previous is not None and "cache" in self.kept and previous.cache_store is not None:
+            self.cache_store = previous.cache_store
+        else:
+            self.cache_store = build_cache_store(config, env, clock)
         if previous is not None and "access" in self.kept:
             self.access = previous.access
         else:
@@ -179,9 +188,12 @@ class Runtime:
         }
         if policies:
             recorder.capture = Capture(policies, rng.random)
-        self.pipeline = Pipeline(
-            {"access": AccessStage(gate), "recording": RecordingStage(recorder, clock)}, self.gateway
-        )
+        stages: dict[str, Stage] = {"access": AccessStage(gate), "recording": RecordingStage(recorder, clock)}
+        #: the cache stage, when some route caches
+        self.cache: CacheStage | None = None
+        if self.cache_store is not None:
+            stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock)
+        self.pipeline = Pipeline(stages, self.gateway)
         #: requests being served by this runtime (the server counts them in and out); a retired
         #: runtime stops when it reaches 0
         self.active = 0
@@ -219,6 +231,7 @@ class Runtime:
             None if self.ledger is None else self.ledger.writer,
             quota=self.access.quota,
             directory=self.access.directory,
+            cache=self.cache,
             routes=self.config.routes,
             deployments=self.config.deployments,
         )
@@ -235,6 +248,10 @@ class Runtime:
             await self.ledger.stop()
         if "alerts" in owned and self.alerts is not None:
             await self.alerts.stop()
+        if self.cache is not None:
+            await self.cache.drain()  # answers being stored land before the store may close
+        if "cache" in owned and self.cache_store is not None:
+            await self.cache_store.close()
         if "tracer" in owned and self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
 

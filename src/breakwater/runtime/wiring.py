@@ -124,6 +124,7 @@ class Wiring:
             limits=_limits(route),
             limits_name=name,
             max_tokens=route.max_tokens,
+            cache=route.cache if route.cache.mode != "off" else None,
         )
 
     def _wildcard_factory(self, pattern: str, route: RouteConfig) -> WildcardFactory:
@@ -146,6 +147,7 @@ class Wiring:
                 limits=limits,
                 limits_name=pattern,
                 max_tokens=route.max_tokens,
+                cache=route.cache if route.cache.mode != "off" else None,
             )
 
         return make

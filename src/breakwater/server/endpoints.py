@@ -88,6 +88,7 @@ class RequestIds:
         tags: dict[str, str] = {}
         mock: dict[str, str] = {}
         parent: tuple[int, int, bool] | None = None
+        cache: str | None = None
         for key, value in scope["headers"]:
             if key == b"traceparent":
                 parent = _traceparent(value)
@@ -106,6 +107,8 @@ class RequestIds:
                     tags = parse_tags(value.decode("latin-1"))
                 elif key == b"x-breakwater-session" and 0 < len(value) <= 256:
                     session = value.decode("latin-1")
+                elif key == b"x-breakwater-cache":
+                    cache = value.decode("latin-1")
                 elif key == b"x-api-key" and credential is None:  # the Anthropic SDK's header
                     credential = value.strip().decode("latin-1")
             elif key == b"api-key" and credential is None:  # the Azure OpenAI SDK's header
@@ -113,7 +116,7 @@ class RequestIds:
         scope[SCOPE_KEY] = rid = rid or self.new()  # for wrappers that log about the request
         trace = TraceContext(*parent) if parent is not None else TraceContext(self._trace_ids.getrandbits(128) or 1)
         caller = Caller(user=user, tags=tags, credential=credential, session=session, mock_headers=mock)
-        return RequestContext(rid, caller=caller, trace=trace)
+        return RequestContext(rid, caller=caller, trace=trace, cache_header=cache)
 
 
 def _traceparent(value: bytes) -> tuple[int, int, bool] | None:
@@ -163,6 +166,11 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
             headers.append((b"x-breakwater-fallback", (outcome.fallback_route or "true").encode()))
     if outcome.dropped_params:
         headers.append((b"x-breakwater-dropped-params", ",".join(outcome.dropped_params).encode()))
+    cache = ctx.cache
+    if cache is not None:
+        headers.append((b"x-breakwater-cache", cache.status.encode()))
+        if cache.age_s is not None:
+            headers.append((b"x-breakwater-cache-age", b"%d" % cache.age_s))
     headers.append((b"x-breakwater-overhead-ms", b"%.2f" % (max(overhead_s - outcome.waited_s, 0.0) * 1000)))
     return headers
 

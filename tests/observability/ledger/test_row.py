@@ -20,16 +20,19 @@ def test_json_round_trip_keeps_every_field() -> None:
 
 
 def test_cost_is_an_exact_decimal_string() -> None:
-    """The cost goes to JSON as a string, so no float rounding touches it."""
+    """The cost and the saved cost go to JSON as strings, so no float rounding touches them."""
     row = make_row(0)
     row.cost_usd = Decimal("0.1234567891")
+    row.saved_usd = Decimal("0.0000000003")
     assert b'"cost_usd":"0.1234567891"' in row.to_json()
-    assert LedgerRow.from_json(row.to_json()).cost_usd == Decimal("0.1234567891")
+    assert b'"saved_usd":"3E-10"' in row.to_json()
+    back = LedgerRow.from_json(row.to_json())
+    assert back.cost_usd == Decimal("0.1234567891") and back.saved_usd == Decimal("0.0000000003")
 
 
 def test_columns_follow_the_fields() -> None:
     """COLUMNS names every field once, id first."""
-    assert COLUMNS[0] == "id" and len(set(COLUMNS)) == len(COLUMNS) == 33
+    assert COLUMNS[0] == "id" and len(set(COLUMNS)) == len(COLUMNS) == 34
     assert COLUMNS[-len(ADDED_COLUMNS) :] == ADDED_COLUMNS
 
 

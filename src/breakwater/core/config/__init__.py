@@ -24,6 +24,7 @@ Modules, one per concern (this package re-exports their public names):
 - ``access``: the ``access`` (keys, sessions, budget alerts) and ``limits`` sections
 - ``observability``: the ``ledger``, ``tracing`` and ``alerts`` sections, and route ``capture``
 - ``server``: the ``server`` and ``redis`` sections
+- ``cache``: a route's ``cache`` policy and the top-level ``cache`` section (its backend)
 - ``base``: the strict base model and the checks of ``env:`` / ``file:`` and database URLs
 - ``paths``: relative paths of a config file anchored at its directory (``anchor_paths``)
 """
@@ -31,6 +32,7 @@ Modules, one per concern (this package re-exports their public names):
 from __future__ import annotations
 
 from breakwater.core.config.access import AccessSettings, LimitsSettings, SessionSettings
+from breakwater.core.config.cache import CacheSettings, RouteCache
 from breakwater.core.config.model import Config
 from breakwater.core.config.observability import (
     AlertSettings,
@@ -52,6 +54,7 @@ __all__ = [
     "AccessSettings",
     "AlertSettings",
     "BreakerPolicy",
+    "CacheSettings",
     "CaptureSettings",
     "Config",
     "ConfigError",
@@ -70,6 +73,7 @@ __all__ = [
     "RedisSettings",
     "RetryPolicy",
     "Route",
+    "RouteCache",
     "RouteLimits",
     "RouteTarget",
     "ServerSettings",

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from breakwater.core.config.access import AccessSettings, LimitsSettings
 from breakwater.core.config.base import _Model
+from breakwater.core.config.cache import CacheSettings
 from breakwater.core.config.observability import AlertSettings, LedgerSettings, TracingSettings
 from breakwater.core.config.providers import Deployment, Provider
 from breakwater.core.config.routes import Route
@@ -21,6 +22,7 @@ class Config(_Model):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     redis: RedisSettings | None = None
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     providers: dict[str, Provider] = Field(default_factory=dict)

@@ -122,6 +122,9 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
     limits = data.get("limits")
     if isinstance(limits, dict) and limits.get("backend") == "redis" and not isinstance(data.get("redis"), dict):
         problems.append(Problem("limits.backend", "the redis backend needs a 'redis' section with its url"))
+    cache = data.get("cache")
+    if isinstance(cache, dict) and cache.get("backend") == "redis" and not isinstance(data.get("redis"), dict):
+        problems.append(Problem("cache.backend", "the redis backend needs a 'redis' section with its url"))
     access = data.get("access")
     if isinstance(access, dict) and access.get("enabled", True) is not False:
         store = access.get("store")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from breakwater.core.config.base import _Model
+from breakwater.core.config.cache import RouteCache
 from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.policies import RetryPolicy, Timeouts
 
@@ -79,6 +80,8 @@ class Route(_Model):
     limits: RouteLimits | None = None
     #: a default ``max_tokens`` and a cap for requests on this route
     max_tokens: MaxTokensGuard | None = None
+    #: the answer cache (docs/caching.md): off unless ``mode`` says ``exact``
+    cache: RouteCache = Field(default_factory=RouteCache)
     description: str | None = None
 
     @field_validator("deployments", mode="before")

@@ -53,6 +53,7 @@ _TYPES = {
     "upstream_ms": "DOUBLE PRECISION",
     "overhead_ms": "DOUBLE PRECISION",
     "dropped_params": "TEXT",
+    "saved_usd": "NUMERIC(20,10)",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -66,8 +67,8 @@ def _to_params(row: LedgerRow) -> list[Any]:
 def _from_record(record: Any) -> LedgerRow:
     data = {name: record[name] for name in COLUMNS}
     data["tags"] = orjson.loads(data["tags"])
-    cost = data["cost_usd"]
-    data["cost_usd"] = None if cost is None else Decimal(cost)
+    for name in ("cost_usd", "saved_usd"):
+        data[name] = None if data[name] is None else Decimal(data[name])
     return LedgerRow(**data)
 
 

@@ -57,12 +57,15 @@ class LedgerRow:
     overhead_ms: float | None = None
     #: the request's parameters the upstream could not honour, comma-separated (``x-breakwater-dropped-params``)
     dropped_params: str | None = None
+    #: a request served from the cache: what the call it replaced cost (its ``cost_usd`` is 0)
+    saved_usd: Decimal | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
         data = asdict(self)
-        if self.cost_usd is not None:
-            data["cost_usd"] = str(self.cost_usd)
+        for name in _DECIMALS:
+            if data[name] is not None:
+                data[name] = str(data[name])
         return orjson.dumps(data)
 
     @classmethod
@@ -73,17 +76,21 @@ class LedgerRow:
             orjson.JSONDecodeError, TypeError, KeyError: the text is not a row (e.g. a torn spool line).
         """
         data: dict[str, Any] = orjson.loads(raw)
-        cost = data.get("cost_usd")
-        data["cost_usd"] = None if cost is None else Decimal(cost)
+        for name in _DECIMALS:
+            value = data.get(name)
+            data[name] = None if value is None else Decimal(value)
         return cls(**{name: data[name] for name in COLUMNS if name in data})
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 """Column names, in field order: every store's INSERT and SELECT use this order."""
 
-ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params")
+ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params", "saved_usd")
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 
+
+#: money columns: exact decimals, written as strings wherever a float could round them
+_DECIMALS = ("cost_usd", "saved_usd")
 
 _VALUES = operator.attrgetter(*COLUMNS)
 _TAGS = COLUMNS.index("tags")

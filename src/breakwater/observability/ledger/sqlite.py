@@ -75,20 +75,23 @@ _TYPES = {
     "upstream_ms": "REAL",
     "overhead_ms": "REAL",
     "dropped_params": "TEXT",
+    "saved_usd": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _TABLE = "breakwater_ledger"
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 
 
-_COST = COLUMNS.index("cost_usd")
+_COST, _SAVED = COLUMNS.index("cost_usd"), COLUMNS.index("saved_usd")
 
 
 def _to_params(row: LedgerRow) -> list[Any]:
-    """A row's column values; the cost as exact decimal text (SQLite has no decimal type)."""
+    """A row's column values; money as exact decimal text (SQLite has no decimal type)."""
     values = column_values(row)
     if row.cost_usd is not None:
         values[_COST] = str(row.cost_usd)
+    if row.saved_usd is not None:
+        values[_SAVED] = str(row.saved_usd)
     return values
 
 
@@ -106,7 +109,8 @@ def _lower_priority() -> None:
 def _from_record(record: tuple[Any, ...]) -> LedgerRow:
     data = dict(zip(COLUMNS, record, strict=True))
     data["tags"] = orjson.loads(data["tags"])
-    data["cost_usd"] = None if data["cost_usd"] is None else Decimal(data["cost_usd"])
+    for name in ("cost_usd", "saved_usd"):
+        data[name] = None if data[name] is None else Decimal(data[name])
     for name in _BOOLS:
         data[name] = bool(data[name])
     return LedgerRow(**data)

@@ -1,0 +1,52 @@
+"""The answer cache: a route's ``cache`` policy, and the top-level ``cache`` section (where entries live).
+
+See docs/caching.md. A route caches nothing unless it says ``cache: {mode: exact}``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from breakwater.core.config.base import _Model
+
+#: the longest a directive or a route may keep an entry: 30 days
+MAX_TTL_S = 30 * 86400
+
+
+class RouteCache(_Model):
+    """A route's cache policy."""
+
+    #: ``off`` (default), ``exact`` (same request, same answer); ``semantic`` is not built yet
+    mode: Literal["off", "exact", "semantic"] = "off"
+    #: seconds an entry is served for (a request may ask for less or more with ``ttl=``)
+    ttl_s: float = Field(default=3600.0, gt=0, le=MAX_TTL_S)
+    #: whose answers a request may be served: its own key's (``key``), its team's (``team``; a key
+    #: without a team is its own tenant), or anyone's on the route (``shared``). With access
+    #: control off there are no keys, and every caller is one tenant.
+    scope: Literal["key", "team", "shared"] = "key"
+    #: which requests are cached: ``deterministic`` ones (temperature 0, or a seed) or ``all``
+    qualify: Literal["deterministic", "all"] = "deterministic"
+    #: answers larger than this (bytes, as stored) are not stored
+    max_entry_bytes: int = Field(default=1_048_576, ge=1)
+    #: when every deployment and fallback fails, an entry up to this many seconds past its TTL
+    #: is served instead, marked ``x-breakwater-cache: stale`` (0: never)
+    stale_if_error_s: float = Field(default=0.0, ge=0, le=MAX_TTL_S)
+
+    @field_validator("mode")
+    @classmethod
+    def _built(cls, value: str) -> str:
+        if value == "semantic":
+            raise ValueError("the semantic cache is not available yet: use 'exact' (or 'off')")
+        return value
+
+
+class CacheSettings(_Model):
+    """Where cached answers live, for every route that caches."""
+
+    #: ``memory``: this process, bounded by ``max_bytes`` (least recently used out first);
+    #: ``redis``: shared by every replica and worker (the ``redis`` section), expiring in Redis
+    backend: Literal["memory", "redis"] = "memory"
+    #: the memory backend's bound: stored bytes of every entry together
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)

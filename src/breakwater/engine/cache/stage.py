@@ -1,0 +1,202 @@
+"""The cache stage: answer a request from the cache when it can, and keep the answers it can't.
+
+For a route with ``cache: {mode: exact}`` (``engine/routing.Route.cache``), in this order:
+
+1. directives (``x-breakwater-cache`` / ``breakwater_cache``): a malformed one is a 400;
+2. a request that does not qualify (by default only deterministic ones: temperature 0 or a
+   seed) is passed on, marked ``bypass``;
+3. the entry under the request's key (``key.py``), unless ``no-cache``: one younger than its TTL
+   is served (``hit``): replayed as a stream when the request streams (``replay.py``), no
+   upstream called;
+4. otherwise (``miss``) the request goes on, and its answer is stored in the background unless
+   ``no-store``: a whole answer at once, a stream through a tap once it has finished normally;
+   answers cut short, failed, filtered or larger than ``max_entry_bytes`` are never stored;
+5. if the route allows ``stale_if_error_s`` and every deployment and fallback failed, an entry
+   up to that much past its TTL is served instead (``stale``).
+
+A store that cannot be reached (``CacheUnavailable``) or an entry that does not decode
+(deleted) make a miss: the cache never fails a request. What was done is left on
+``ctx.cache`` for the response headers and the ledger row (a served answer costs nothing and
+records the cost it saved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from breakwater.core.errors import ModelNotFound, Saturated, UpstreamBadRequest, UpstreamError
+from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
+from breakwater.engine.cache.directives import parse_directives
+from breakwater.engine.cache.entry import CacheEntry, CorruptEntry, decode_entry, encode_entry
+from breakwater.engine.cache.key import cache_key, tenant_of
+from breakwater.engine.cache.replay import Assembly, replay_events, storable
+from breakwater.engine.cache.store import CacheStore, CacheUnavailable
+from breakwater.engine.context import CacheOutcome, RequestContext
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, Stage
+from breakwater.engine.ports import Clock
+from breakwater.engine.routing import Route, Router
+from breakwater.engine.tee import EventStream
+
+log = logging.getLogger("breakwater.cache")
+
+
+class CacheCounts:
+    """The stage's own counts, plain integers on the request path (``/metrics`` reads them)."""
+
+    __slots__ = ("corrupt", "lookup_s", "lookups", "stores", "too_large", "unavailable")
+
+    def __init__(self) -> None:
+        self.lookups = 0
+        self.lookup_s = 0.0
+        self.stores = 0
+        self.too_large = 0
+        self.corrupt = 0
+        self.unavailable = 0
+
+
+def deterministic(request: ChatRequest) -> bool:
+    """Would the model give this request the same answer again (as far as a request can ask)?"""
+    return request.seed is not None or request.temperature == 0
+
+
+class CacheStage(Stage):
+    """Args:
+    router: the routes (their cache policies and fingerprints).
+    store: where entries live.
+    clock: entry ages (wall time) and the replay's first-event time.
+    """
+
+    name = "cache"
+
+    def __init__(self, router: Router, store: CacheStore, clock: Clock) -> None:
+        self.router = router
+        self.store = store
+        self.clock = clock
+        self.counts = CacheCounts()
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def chat(self, call: ChatCall) -> ChatCall:
+        router = self.router
+
+        async def cached(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+            route = router.routes.get(request.model)
+            if route is None:
+                try:
+                    route = router.resolve(request.model)
+                except ModelNotFound:
+                    return await call(request, ctx)  # the gateway says so, in the usual way
+            if route.cache is None:
+                return await call(request, ctx)
+            return await self._through(route, call, request, ctx)
+
+        return cached
+
+    async def _through(self, route: Route, call: ChatCall, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+        policy = route.cache
+        assert policy is not None
+        directives = parse_directives(ctx.cache_header, request.cache_directive)
+        if policy.qualify == "deterministic" and not deterministic(request):
+            ctx.cache = CacheOutcome("bypass")
+            return await call(request, ctx)
+        key = cache_key(request, route.cache_fingerprint, tenant_of(ctx.caller, policy.scope))
+        stale: CacheEntry | None = None
+        if directives.no_cache:
+            ctx.cache = CacheOutcome("bypass")
+        else:
+            entry = await self._lookup(key)
+            if entry is not None:
+                age = max(self.clock.time() - entry.stored_at, 0.0)
+                if age <= entry.ttl_s:
+                    return self._serve("hit", entry, age, route, request, ctx)
+                if age <= entry.ttl_s + policy.stale_if_error_s:
+                    stale = entry
+            ctx.cache = CacheOutcome("miss")
+        try:
+            answer = await call(request, ctx)
+        except (UpstreamError, Saturated) as exc:
+            if stale is None or isinstance(exc, UpstreamBadRequest):
+                raise
+            age = max(self.clock.time() - stale.stored_at, 0.0)
+            log.warning("serving a stale cached answer: every upstream failed", extra={"request_id": ctx.request_id})
+            return self._serve("stale", stale, age, route, request, ctx)
+        if directives.no_store:
+            return answer
+        ttl = directives.ttl_s or policy.ttl_s
+        keep_s = ttl + policy.stale_if_error_s
+        if isinstance(answer, EventStream):
+            answer.tap(Assembly(lambda response: self._store(key, response, ttl, keep_s, policy.max_entry_bytes, ctx)))
+        elif storable(answer):
+            self._store(key, answer, ttl, keep_s, policy.max_entry_bytes, ctx)
+        return answer
+
+    async def _lookup(self, key: str) -> CacheEntry | None:
+        counts = self.counts
+        started = self.clock.monotonic()
+        counts.lookups += 1
+        try:
+            value = await self.store.get(key)
+            if value is None:
+                return None
+            try:
+                return decode_entry(value)
+            except CorruptEntry:
+                counts.corrupt += 1
+                await self.store.delete(key)
+                return None
+        except CacheUnavailable as exc:
+            counts.unavailable += 1
+            log.warning("cache lookup skipped: %s", exc)
+            return None
+        finally:
+            counts.lookup_s += self.clock.monotonic() - started
+
+    def _serve(
+        self, status: str, entry: CacheEntry, age: float, route: Route, request: ChatRequest, ctx: RequestContext
+    ) -> ChatAnswer:
+        response = entry.response
+        ctx.cache = CacheOutcome(status, age, entry.deployment, entry.provider, entry.upstream_model, response.usage)
+        ctx.outcome.route = route.name
+        ctx.tally.response(response)
+        if not request.stream:
+            return response
+        ctx.tally.first_event_at = ctx.tally.last_event_at = self.clock.monotonic()
+        return EventStream(_once(replay_events(response)))
+
+    def _store(
+        self, key: str, response: ChatResponse, ttl: float, keep_s: float, max_bytes: int, ctx: RequestContext
+    ) -> None:
+        outcome = ctx.outcome
+        entry = CacheEntry(
+            self.clock.time(),
+            ttl,
+            outcome.deployment or "",
+            outcome.provider or "",
+            outcome.upstream_model or "",
+            response,
+        )
+        value = encode_entry(entry)
+        if len(value) > max_bytes:
+            self.counts.too_large += 1
+            return
+        task = asyncio.get_running_loop().create_task(self._write(key, value, keep_s))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, key: str, value: bytes, keep_s: float) -> None:
+        try:
+            await self.store.set(key, value, keep_s)
+            self.counts.stores += 1
+        except CacheUnavailable as exc:
+            self.counts.unavailable += 1
+            log.warning("cache store skipped: %s", exc)
+
+    async def drain(self) -> None:
+        """Wait for the writes in flight (at shutdown, and in tests)."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+
+async def _once(events: list[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+    yield events

@@ -1,0 +1,79 @@
+"""Cached answers in this process's memory, bounded by bytes, least recently used out first.
+
+Every value counts its length plus a fixed allowance for its key and bookkeeping against
+``max_bytes``; storing past the bound evicts from the least recently read or written end. A
+value larger than the whole bound is not stored. Expiry is checked when a key is read (an
+expired value is dropped then) and on every write for the entries at the old end, so memory held
+by expired entries is given back as the cache is used.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from breakwater.engine.ports import Clock, SystemClock
+
+#: bytes counted for each entry besides its value: the key (64 hex characters) and the dict slot
+OVERHEAD = 200
+
+
+class MemoryCacheStore:
+    backend = "memory"
+
+    def __init__(self, max_bytes: int, clock: Clock | None = None) -> None:
+        self.max_bytes = max_bytes
+        self._clock: Clock = clock or SystemClock()
+        #: key -> (expires at, monotonic; value), least recently used first
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.bytes = 0
+        self.evictions = 0
+
+    @property
+    def entries(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._entries.get(key)
+        if item is None:
+            return None
+        if item[0] <= self._clock.monotonic():
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return item[1]
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        size = len(value) + OVERHEAD
+        if size > self.max_bytes:
+            return
+        if key in self._entries:
+            self._drop(key)
+        now = self._clock.monotonic()
+        self._expire(now)
+        while self.bytes + size > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+            self.evictions += 1
+        self._entries[key] = (now + ttl_s, value)
+        self.bytes += size
+
+    async def delete(self, key: str) -> None:
+        if key in self._entries:
+            self._drop(key)
+
+    async def close(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def _drop(self, key: str) -> None:
+        _, value = self._entries.pop(key)
+        self.bytes -= len(value) + OVERHEAD
+
+    def _expire(self, now: float) -> None:
+        # the oldest few only: enough to keep expired entries from piling up, never a full scan
+        for _ in range(4):
+            if not self._entries:
+                return
+            key = next(iter(self._entries))
+            if self._entries[key][0] > now:
+                return
+            self._drop(key)
