@@ -76,6 +76,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, mock_server_url: str) -> I
             "cached-team": {"deployments": ["r"], "cache": {"mode": "exact", "scope": "team"}},
             "cached-short": {"deployments": ["r"], "cache": {"mode": "exact", "ttl_s": 60, "stale_if_error_s": 600}},
             "cached-tiny": {"deployments": ["r"], "cache": {"mode": "exact", "max_entry_bytes": 100}},
+            "cached-embed": {"deployments": ["m"], "cache": EXACT},
             "uncached": {"deployments": ["r"]},
         },
     }
@@ -352,3 +353,46 @@ def test_metrics_count_hits_and_misses_by_route(gateway: Gateway, key: str) -> N
     assert 'breakwater_cache_requests_total{result="miss",route="cached-inproc"}' in metrics
     assert "breakwater_cache_stores_total" in metrics
     assert 'breakwater_cache_entries{backend="memory"}' in metrics
+
+
+def test_a_hit_counts_against_request_rate_but_spends_no_budget(gateway: Gateway) -> None:
+    """Hits are requests (a key's rpm refuses the one over it) but cost nothing: the key's budget
+    holds exactly the spend of the calls that went upstream."""
+    made = gateway.admin.post(
+        "/admin/keys", json={"name": "limited", "limits": {"rpm": 4, "budget": {"usd": "10", "period": "day"}}}
+    ).json()
+    client = gateway.openai(made["key"])
+    answers = [_create(client, "cached-inproc", "Budget question") for _ in range(4)]
+    results = [a.headers["x-breakwater-cache"] for a in answers]
+    misses = results.count("miss")
+    assert results[0] == "miss" and results[-1] == "hit" and set(results) == {"miss", "hit"}
+    with pytest.raises(openai.RateLimitError):
+        _create(client, "cached-inproc", "Budget question")  # the fifth request in the minute
+    # the access stage settles in the same step as the ledger row is submitted (pipeline.end):
+    # once the last row is written, every settlement has been applied
+    _row(gateway.ledger, answers[-1].headers["x-request-id"])
+    usage = answers[0].parse().usage
+    per_call = (Decimal(usage.prompt_tokens) * Decimal("1.25") + Decimal(usage.completion_tokens) * 10) / 10**6
+    budgets = gateway.admin.get("/admin/budgets", params={"scope": "key", "subject": made["id"]}).json()["data"]
+    assert Decimal(budgets[0]["spent_usd"]) == per_call * misses
+
+
+def test_embeddings_are_cached_by_their_input(gateway: Gateway, key: str) -> None:
+    """The same embeddings request is a hit with the same vectors (no qualification needed); other
+    inputs or dimensions are misses; a hit is answered in the encoding the request asks for."""
+    client = gateway.openai(key)
+
+    def embed(text: str, **extra: Any) -> Any:
+        return client.embeddings.with_raw_response.create(model="cached-embed", input=[text], **extra)
+
+    first = embed("a sentence to embed")
+    assert first.headers["x-breakwater-cache"] == "miss"
+    deadline = time.monotonic() + 10
+    while (hit := embed("a sentence to embed")).headers["x-breakwater-cache"] != "hit":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert hit.parse().data[0].embedding == first.parse().data[0].embedding
+    assert embed("another sentence").headers["x-breakwater-cache"] == "miss"
+    assert embed("a sentence to embed", dimensions=8).headers["x-breakwater-cache"] == "miss"
+    row = _row(gateway.ledger, hit.headers["x-request-id"])
+    assert row["cache"] == "hit" and Decimal(row["cost_usd"]) == 0

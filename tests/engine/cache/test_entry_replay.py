@@ -8,6 +8,7 @@ import pytest
 from breakwater.core.types import (
     ChatResponse,
     Choice,
+    EmbeddingResponse,
     FinishEvent,
     Message,
     PassthroughChunk,
@@ -37,9 +38,12 @@ ANSWER = ChatResponse(
 
 
 def test_an_entry_round_trips() -> None:
-    """Everything stored comes back equal, the upstream's bytes included."""
+    """Everything stored comes back equal, the upstream's bytes included, for chat and embeddings."""
     entry = CacheEntry(1.5, 60.0, "dep", "openai", "gpt-x", ANSWER)
     assert decode_entry(encode_entry(entry)) == entry
+    vectors = EmbeddingResponse("emb", [[0.25, -1.0], [0.5, 0.0]], Usage(input_tokens=4), b'{"data": []}')
+    embedded = CacheEntry(2.0, 30.0, "dep", "openai", "emb", vectors)
+    assert decode_entry(encode_entry(embedded)) == embedded
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,15 @@ DAY = 86400.0
 
 
 def usage_row(
-    i: int, *, user: str, latency: float, cost: str | None, status: int = 200, tags: dict[str, str] | None = None
+    i: int,
+    *,
+    user: str,
+    latency: float,
+    cost: str | None,
+    status: int = 200,
+    tags: dict[str, str] | None = None,
+    cache: str | None = None,
+    saved: str | None = None,
 ) -> LedgerRow:
     """Row ``i`` of the hand-made usage: a minute apart from ``START``, 10 input (1 cached) and 5 output tokens."""
     return dataclasses.replace(
@@ -73,17 +81,20 @@ def usage_row(
         cached_input_tokens=1,
         output_tokens=5,
         tags=tags or {},
+        cache=cache,
+        saved_usd=None if saved is None else Decimal(saved),
     )
 
 
 USAGE_ROWS = [
-    # alice: 4 requests, one error, costs 0.1 + 0.2 + 0.0000000001 + none
-    usage_row(0, user="alice", latency=10.0, cost="0.1", tags={"team": "search"}),
+    # alice: 4 requests, one error, costs 0.1 + 0.2 + 0.0000000001 + none; one cache miss, one hit
+    # that saved 0.05
+    usage_row(0, user="alice", latency=10.0, cost="0.1", tags={"team": "search"}, cache="miss"),
     usage_row(1, user="alice", latency=40.0, cost="0.2", status=500, tags={"team": "search"}),
-    usage_row(2, user="alice", latency=20.0, cost="0.0000000001", tags={"team": "ads"}),
+    usage_row(2, user="alice", latency=20.0, cost="0.0000000001", tags={"team": "ads"}, cache="hit", saved="0.05"),
     usage_row(3, user="alice", latency=30.0, cost=None),
     # bob: 2 requests, cheaper in total than alice
-    usage_row(4, user="bob", latency=5.0, cost="0.25", tags={"team": "ads"}),
+    usage_row(4, user="bob", latency=5.0, cost="0.25", tags={"team": "ads"}, cache="miss"),
     usage_row(5, user="bob", latency=7.0, cost="0.0000000009", status=429),
     # carol: costs nothing, one request
     usage_row(6, user="carol", latency=1.0, cost=None),

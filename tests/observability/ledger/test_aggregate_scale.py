@@ -69,6 +69,9 @@ NAMES = [
 ]
 TEAMS = [f'{{"team":"t{t}"}}' for t in range(5)]
 COSTS = [None if c % 11 == 0 else str(Decimal(c) * Decimal("0.0000012345")) for c in range(9973)]
+# every 13th row a cache hit (with what it saved), the next a miss, the rest on routes without a cache
+CACHE = ["hit", "miss", *[None] * 11]
+SAVED = ["0.0000456789", *[None] * 12]
 
 
 def _row(i: int) -> tuple[Any, ...]:
@@ -76,7 +79,8 @@ def _row(i: int) -> tuple[Any, ...]:
         f"r{i:08d}", f"req-{i}", None, T0 + i * STEP, f"key-{i % 50}", f"user-{(i * 7919) % USERS}",
         TEAMS[i % 5], f"route-{i % ROUTES}", f"dep-{i % 30}", "openai", f"model-{i % 8}", 1, 0,
         500 if i % 37 == 0 else 200, None, "stop", 100 + i % 900, i % 64, 0, 10 + i % 300, 0,
-        COSTS[i % 9973], float((i * 104729) % 5000) + 0.5, None, None, 0, None, 0, None, None, None, None, None, None,
+        COSTS[i % 9973], float((i * 104729) % 5000) + 0.5, None, None, 0, CACHE[i % 13], 0, None, None, None, None,
+        None, SAVED[i % 13],
     )  # fmt: skip
 
 
@@ -111,7 +115,7 @@ def _expected(path: Path, column: str, value: str) -> dict[str, Any]:
     """The group's figures computed in Python from its raw rows: Decimal sum, sorted latencies."""
     conn = sqlite3.connect(path)
     rows = conn.execute(
-        f'SELECT status, input_tokens, cached_input_tokens, output_tokens, cost_usd, latency_ms FROM breakwater_ledger WHERE ts >= ? AND ts < ? AND "{column}" = ?',
+        f'SELECT status, input_tokens, cached_input_tokens, output_tokens, cost_usd, latency_ms, cache, saved_usd FROM breakwater_ledger WHERE ts >= ? AND ts < ? AND "{column}" = ?',
         (DAY_START, DAY_END, value),
     ).fetchall()
     conn.close()
@@ -122,6 +126,8 @@ def _expected(path: Path, column: str, value: str) -> dict[str, Any]:
         return latencies[-(-p * n // 100) - 1]
 
     errors = sum(1 for r in rows if r[0] >= 400)
+    hits = sum(1 for r in rows if r[6] == "hit")
+    lookups = sum(1 for r in rows if r[6] in ("hit", "miss"))
     return {
         "group": value,
         "requests": n,
@@ -133,6 +139,11 @@ def _expected(path: Path, column: str, value: str) -> dict[str, Any]:
         "cost_usd": format(
             sum((Decimal(r[4]) for r in rows if r[4] is not None), Decimal(0)).quantize(Decimal("1E-10")), "f"
         ),
+        "saved_usd": format(
+            sum((Decimal(r[7]) for r in rows if r[7] is not None), Decimal(0)).quantize(Decimal("1E-10")), "f"
+        ),
+        "cache_hits": hits,
+        "cache_hit_rate": hits / lookups if lookups else None,
         "latency_p50_ms": rank(50),
         "latency_p95_ms": rank(95),
         "latency_p99_ms": rank(99),

@@ -309,7 +309,8 @@ async def test_the_writer_lands_rows_and_retention_purges_old_ones(store: Store,
 
 
 async def test_by_user_sums_counts_percentiles_and_order(usage: Store) -> None:
-    """Per user: requests, errors, tokens, exact cost and nearest-rank percentiles, costliest first."""
+    """Per user: requests, errors, tokens, exact cost and saved cost, cache hit rate and nearest-rank
+    percentiles, costliest first."""
     page = await aggregate(usage, by="user", since=START, until=START + DAY, limit=10, offset=0)
     assert page.total == 3
     assert not page.has_more
@@ -324,6 +325,9 @@ async def test_by_user_sums_counts_percentiles_and_order(usage: Store) -> None:
         "cached_input_tokens": 4,
         "output_tokens": 20,
         "cost_usd": "0.3000000001",
+        "saved_usd": "0.0500000000",
+        "cache_hits": 1,
+        "cache_hit_rate": 0.5,  # a hit among a hit and a miss; the rows with no cache are not counted
         "latency_p50_ms": 20.0,  # ceil(0.5 * 4) = 2nd of 10, 20, 30, 40
         "latency_p95_ms": 40.0,
         "latency_p99_ms": 40.0,
@@ -331,6 +335,7 @@ async def test_by_user_sums_counts_percentiles_and_order(usage: Store) -> None:
     assert page.groups[1]["cost_usd"] == "0.2500000009"
     assert page.groups[1]["errors"] == 1
     assert page.groups[2]["cost_usd"] == "0.0000000000"
+    assert (page.groups[1]["cache_hit_rate"], page.groups[2]["cache_hit_rate"]) == (0.0, None)
 
 
 async def test_pages_and_ties(usage: Store) -> None:

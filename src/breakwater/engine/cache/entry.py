@@ -17,7 +17,16 @@ from typing import Any
 
 import orjson
 
-from breakwater.core.types import ChatResponse, Choice, ImagePart, Message, TextPart, ToolCall, Usage
+from breakwater.core.types import (
+    ChatResponse,
+    Choice,
+    EmbeddingResponse,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCall,
+    Usage,
+)
 
 FORMAT = 1
 
@@ -34,25 +43,26 @@ class CacheEntry:
     deployment: str
     provider: str
     upstream_model: str
-    response: ChatResponse
+    response: ChatResponse | EmbeddingResponse
 
 
 def encode_entry(entry: CacheEntry) -> bytes:
     response = entry.response
-    data = {
+    data: dict[str, Any] = {
         "format": FORMAT,
         "stored_at": entry.stored_at,
         "ttl_s": entry.ttl_s,
         "deployment": entry.deployment,
         "provider": entry.provider,
         "upstream_model": entry.upstream_model,
-        "id": response.id,
         "model": response.model,
-        "created": response.created,
-        "choices": [asdict(c) for c in response.choices],
         "usage": None if response.usage is None else asdict(response.usage),
         "raw_body": None if response.raw_body is None else response.raw_body.decode(),
     }
+    if isinstance(response, EmbeddingResponse):
+        data["vectors"] = response.vectors
+    else:
+        data.update(id=response.id, created=response.created, choices=[asdict(c) for c in response.choices])
     return orjson.dumps(data)
 
 
@@ -63,15 +73,15 @@ def decode_entry(value: bytes) -> CacheEntry:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CorruptEntry("not a cache entry of this format")
         raw = data["raw_body"]
-        usage = data["usage"]
-        response = ChatResponse(
-            id=str(data["id"]),
-            model=str(data["model"]),
-            created=int(data["created"]),
-            choices=[_choice(c) for c in data["choices"]],
-            usage=None if usage is None else Usage(**usage),
-            raw_body=None if raw is None else raw.encode(),
-        )
+        usage = None if data["usage"] is None else Usage(**data["usage"])
+        body = None if raw is None else raw.encode()
+        response: ChatResponse | EmbeddingResponse
+        if "vectors" in data:
+            vectors = [[float(x) for x in v] for v in data["vectors"]]
+            response = EmbeddingResponse(str(data["model"]), vectors, usage or Usage(), body)
+        else:
+            choices = [_choice(c) for c in data["choices"]]
+            response = ChatResponse(str(data["id"]), str(data["model"]), int(data["created"]), choices, usage, body)
         return CacheEntry(
             float(data["stored_at"]),
             float(data["ttl_s"]),

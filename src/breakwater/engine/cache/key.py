@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from breakwater.core.types import ChatRequest
+from breakwater.core.types import ChatRequest, EmbeddingRequest
 from breakwater.engine.context import Caller
 
 #: bump when what goes into the key changes, so old entries are never read with a new meaning
@@ -53,19 +53,24 @@ def tenant_of(caller: Caller, scope: str) -> str:
     return "key:" + (caller.key_id or "")
 
 
-def cache_key(request: ChatRequest, fingerprint: str, tenant: str) -> str:
-    """The hex SHA-256 naming ``request``'s answer on the route with ``fingerprint``, for ``tenant``."""
+def cache_key(request: ChatRequest | EmbeddingRequest, fingerprint: str, tenant: str) -> str:
+    """The hex SHA-256 naming ``request``'s answer on the route with ``fingerprint``, for ``tenant``.
+
+    Embeddings are keyed the same way: their inputs, dimensions and encoding format (the body as
+    sent, less ``model`` and ``user``).
+    """
+    chat = isinstance(request, ChatRequest)
     if request.raw is not None:
         material: Any = {k: _number(v) for k, v in request.raw.items() if k not in IGNORED_FIELDS}
-        kind = "openai"
+        kind = "openai" if chat else "openai-embeddings"
     else:
         material = _canonical(request)
-        kind = "canonical"
+        kind = "canonical" if chat else "canonical-embeddings"
     document = [VERSION, fingerprint, tenant, kind, material]
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _canonical(request: ChatRequest) -> dict[str, Any]:
+def _canonical(request: ChatRequest | EmbeddingRequest) -> dict[str, Any]:
     data = asdict(request)
     for name in _IGNORED_CANONICAL:
         data.pop(name, None)

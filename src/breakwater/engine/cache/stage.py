@@ -27,14 +27,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from breakwater.core.errors import ModelNotFound, Saturated, UpstreamBadRequest, UpstreamError
-from breakwater.core.types import ChatRequest, ChatResponse, StreamEvent
+from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
 from breakwater.engine.cache.directives import parse_directives
 from breakwater.engine.cache.entry import CacheEntry, CorruptEntry, decode_entry, encode_entry
 from breakwater.engine.cache.key import cache_key, tenant_of
 from breakwater.engine.cache.replay import Assembly, replay_events, storable
 from breakwater.engine.cache.store import CacheStore, CacheUnavailable
 from breakwater.engine.context import CacheOutcome, RequestContext
-from breakwater.engine.pipeline import ChatAnswer, ChatCall, Stage
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
 from breakwater.engine.ports import Clock
 from breakwater.engine.routing import Route, Router
 from breakwater.engine.tee import EventStream
@@ -78,20 +78,32 @@ class CacheStage(Stage):
         self._writes: set[asyncio.Task[None]] = set()
 
     def chat(self, call: ChatCall) -> ChatCall:
-        router = self.router
-
         async def cached(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
-            route = router.routes.get(request.model)
+            route = self._caching(request.model)
             if route is None:
-                try:
-                    route = router.resolve(request.model)
-                except ModelNotFound:
-                    return await call(request, ctx)  # the gateway says so, in the usual way
-            if route.cache is None:
                 return await call(request, ctx)
             return await self._through(route, call, request, ctx)
 
         return cached
+
+    def embeddings(self, call: EmbeddingsCall) -> EmbeddingsCall:
+        async def cached(request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
+            route = self._caching(request.model)
+            if route is None:
+                return await call(request, ctx)
+            return await self._embeddings(route, call, request, ctx)
+
+        return cached
+
+    def _caching(self, model: str) -> Route | None:
+        """The route named ``model`` if it caches (an unknown name is the gateway's to refuse)."""
+        route = self.router.routes.get(model)
+        if route is None:
+            try:
+                route = self.router.resolve(model)
+            except ModelNotFound:
+                return None
+        return route if route.cache is not None else None
 
     async def _through(self, route: Route, call: ChatCall, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
         policy = route.cache
@@ -106,10 +118,10 @@ class CacheStage(Stage):
             ctx.cache = CacheOutcome("bypass")
         else:
             entry = await self._lookup(key)
-            if entry is not None:
+            if entry is not None and isinstance(entry.response, ChatResponse):
                 age = max(self.clock.time() - entry.stored_at, 0.0)
                 if age <= entry.ttl_s:
-                    return self._serve("hit", entry, age, route, request, ctx)
+                    return self._serve("hit", entry, entry.response, age, route, request, ctx)
                 if age <= entry.ttl_s + policy.stale_if_error_s:
                     stale = entry
             ctx.cache = CacheOutcome("miss")
@@ -120,7 +132,8 @@ class CacheStage(Stage):
                 raise
             age = max(self.clock.time() - stale.stored_at, 0.0)
             log.warning("serving a stale cached answer: every upstream failed", extra={"request_id": ctx.request_id})
-            return self._serve("stale", stale, age, route, request, ctx)
+            assert isinstance(stale.response, ChatResponse)  # only chat entries are kept as stale
+            return self._serve("stale", stale, stale.response, age, route, request, ctx)
         if directives.no_store:
             return answer
         ttl = directives.ttl_s or policy.ttl_s
@@ -130,6 +143,30 @@ class CacheStage(Stage):
         elif storable(answer):
             self._store(key, answer, ttl, keep_s, policy.max_entry_bytes, ctx)
         return answer
+
+    async def _embeddings(
+        self, route: Route, call: EmbeddingsCall, request: EmbeddingRequest, ctx: RequestContext
+    ) -> EmbeddingResponse:
+        """Embeddings always qualify (the same input embeds the same); directives come by header only."""
+        policy = route.cache
+        assert policy is not None
+        directives = parse_directives(ctx.cache_header)
+        key = cache_key(request, route.cache_fingerprint, tenant_of(ctx.caller, policy.scope))
+        if directives.no_cache:
+            ctx.cache = CacheOutcome("bypass")
+        else:
+            entry = await self._lookup(key)
+            if entry is not None and isinstance(entry.response, EmbeddingResponse):
+                age = max(self.clock.time() - entry.stored_at, 0.0)
+                if age <= entry.ttl_s:
+                    self._served("hit", entry, age, route, ctx)
+                    return entry.response
+            ctx.cache = CacheOutcome("miss")
+        response = await call(request, ctx)
+        if not directives.no_store:
+            ttl = directives.ttl_s or policy.ttl_s
+            self._store(key, response, ttl, ttl, policy.max_entry_bytes, ctx)
+        return response
 
     async def _lookup(self, key: str) -> CacheEntry | None:
         counts = self.counts
@@ -152,12 +189,22 @@ class CacheStage(Stage):
         finally:
             counts.lookup_s += self.clock.monotonic() - started
 
-    def _serve(
-        self, status: str, entry: CacheEntry, age: float, route: Route, request: ChatRequest, ctx: RequestContext
-    ) -> ChatAnswer:
-        response = entry.response
-        ctx.cache = CacheOutcome(status, age, entry.deployment, entry.provider, entry.upstream_model, response.usage)
+    def _served(self, status: str, entry: CacheEntry, age: float, route: Route, ctx: RequestContext) -> None:
+        usage = entry.response.usage
+        ctx.cache = CacheOutcome(status, age, entry.deployment, entry.provider, entry.upstream_model, usage)
         ctx.outcome.route = route.name
+
+    def _serve(
+        self,
+        status: str,
+        entry: CacheEntry,
+        response: ChatResponse,
+        age: float,
+        route: Route,
+        request: ChatRequest,
+        ctx: RequestContext,
+    ) -> ChatAnswer:
+        self._served(status, entry, age, route, ctx)
         ctx.tally.response(response)
         if not request.stream:
             return response
@@ -165,7 +212,13 @@ class CacheStage(Stage):
         return EventStream(_once(replay_events(response)))
 
     def _store(
-        self, key: str, response: ChatResponse, ttl: float, keep_s: float, max_bytes: int, ctx: RequestContext
+        self,
+        key: str,
+        response: ChatResponse | EmbeddingResponse,
+        ttl: float,
+        keep_s: float,
+        max_bytes: int,
+        ctx: RequestContext,
     ) -> None:
         outcome = ctx.outcome
         entry = CacheEntry(

@@ -113,7 +113,10 @@ async def aggregate(
 
     Each group: ``group`` (the user, route, ...; ``None`` for rows without the tag), ``requests``,
     ``errors`` (status >= 400), ``error_rate``, ``input_tokens``, ``cached_input_tokens``,
-    ``output_tokens``, ``cost_usd`` (exact decimal string; rows without a cost count as 0) and
+    ``output_tokens``, ``cost_usd`` (exact decimal string; rows without a cost count as 0),
+    ``saved_usd`` (what answers served from the cache would have cost), ``cache_hits`` and
+    ``cache_hit_rate`` (answers served from the cache among the requests looked up in it; ``None``
+    when none was), and
     ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_p99_ms`` (nearest rank).
 
     Args:
@@ -171,6 +174,8 @@ def _sqlite_query(
             SELECT {group} AS g, COUNT(*) AS n, SUM(status >= 400) AS errors, SUM(input_tokens) AS i,
                    SUM(cached_input_tokens) AS c, SUM(output_tokens) AS o,
                    COALESCE(SUM(CAST(ROUND(CAST(cost_usd AS REAL) * 1e10) AS INTEGER)), 0) AS cost,
+                   SUM(cache IN ('hit', 'stale')) AS h, SUM(cache IN ('hit', 'stale', 'miss')) AS l,
+                   COALESCE(SUM(CAST(ROUND(CAST(saved_usd AS REAL) * 1e10) AS INTEGER)), 0) AS saved,
                    COUNT(*) OVER () AS total
             FROM {_TABLE} WHERE ts >= ?1 AND ts < ?2
             GROUP BY g ORDER BY cost DESC, n DESC, g IS NULL, g LIMIT ?3 OFFSET ?4
@@ -187,7 +192,8 @@ def _sqlite_query(
             SELECT g, {_percentiles()} FROM ranked
             WHERE rn IN ({", ".join(_rank(p) for p in _RANKS.values())}) GROUP BY g
         )
-        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, {", ".join(f"q.{name}" for name in _RANKS)}, p.total
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved,
+               {", ".join(f"q.{name}" for name in _RANKS)}, p.total
         FROM page p LEFT JOIN picks q ON q.g IS p.g
         ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
     """
@@ -224,6 +230,8 @@ async def _postgres_query(
     sql = f"""
         SELECT {group} AS g, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens),
                sum(cached_input_tokens), sum(output_tokens), COALESCE(sum(cost_usd), 0) AS cost,
+               count(*) FILTER (WHERE cache IN ('hit', 'stale')),
+               count(*) FILTER (WHERE cache IN ('hit', 'stale', 'miss')), COALESCE(sum(saved_usd), 0),
                {percentiles}, count(*) OVER () AS total
         FROM {store.table} WHERE ts >= $1 AND ts < $2
         GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
@@ -233,11 +241,15 @@ async def _postgres_query(
     return _page([tuple(r) for r in records], offset)
 
 
+def _money(value: Any) -> Decimal:
+    """SQLite sums integer units of 1e-10 USD; PostgreSQL a Decimal already."""
+    return Decimal(value).scaleb(-10) if isinstance(value, int) else Decimal(value)
+
+
 def _page(rows: list[tuple[Any, ...]], offset: int) -> UsagePage:
     groups = []
-    for g, requests, errors, input_t, cached_t, output_t, cost, p50, p95, p99, _ in rows:
-        # SQLite: integer units of 1e-10 USD; PostgreSQL: a Decimal already
-        value = Decimal(cost).scaleb(-10) if isinstance(cost, int) else Decimal(cost)
+    for g, requests, errors, input_t, cached_t, output_t, cost, hits, lookups, saved, p50, p95, p99, _ in rows:
+        value, saved_value = _money(cost), _money(saved)
         groups.append(
             {
                 "group": g,
@@ -248,6 +260,9 @@ def _page(rows: list[tuple[Any, ...]], offset: int) -> UsagePage:
                 "cached_input_tokens": int(cached_t),
                 "output_tokens": int(output_t),
                 "cost_usd": format(value.quantize(_SCALE), "f"),
+                "saved_usd": format(saved_value.quantize(_SCALE), "f"),
+                "cache_hits": int(hits or 0),
+                "cache_hit_rate": int(hits or 0) / int(lookups) if lookups else None,
                 "latency_p50_ms": float(p50),
                 "latency_p95_ms": float(p95),
                 "latency_p99_ms": float(p99),
