@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -51,8 +52,15 @@ GATEWAY_CPU, HELPER_CPU = "0", "1"
 LOGS: dict[int, Any] = {}
 
 
-def body(model: str, stream: bool) -> str:
-    data: dict[str, Any] = {"model": model, "messages": PROMPT}
+#: stands in the prompt for a number wrk makes unique per request (``wrk(..., unique=True)``)
+UNIQUE = "__N__"
+
+
+def body(model: str, stream: bool, unique: bool = False) -> str:
+    """The benchmark's request; ``unique``: its prompt carries ``UNIQUE``, which wrk replaces by a
+    counter, so no two requests are alike (a cache only ever misses)."""
+    prompt = [{"role": "user", "content": f"{PROMPT[0]['content']} {UNIQUE}"}] if unique else PROMPT
+    data: dict[str, Any] = {"model": model, "messages": prompt}
     if stream:
         data["stream"] = True
     return json.dumps(data, separators=(",", ":"))
@@ -171,10 +179,14 @@ def first_success(
 # --- the systems -------------------------------------------------------------------------------------
 
 
-def breakwater_config(mock: str, tmp: Path, ledger: bool = True, access: bool = True) -> Path:
+def breakwater_config(mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
-    they are by default, and requests carry a virtual key (``breakwater_key``) with no limits."""
-    path = tmp / f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}.yaml"
+    they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
+    ``cache``: the route caches every answer (``mode: exact``, ``qualify: all``; off by default)."""
+    path = (
+        tmp
+        / f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}.yaml"
+    )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
         if ledger
@@ -187,7 +199,10 @@ def breakwater_config(mock: str, tmp: Path, ledger: bool = True, access: bool = 
         "deployments:\n"
         "  bench: {provider: upstream, model: bench-model}\n"
         "routes:\n"
-        "  bench: {deployments: [bench]}\n"
+        "  bench: {deployments: [bench]"
+        + (", cache: {mode: exact, qualify: all}" if cache else "")
+        + "}\n"
+        + ("cache: {max_bytes: 16777216}\n" if cache else "")
     )
     return path
 
@@ -253,8 +268,8 @@ def breakwater_key(config: Path) -> str:
     return key
 
 
-def breakwater_starter(mock: str, tmp: Path, ledger: bool = True, access: bool = True) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger, access)
+def breakwater_starter(mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False) -> Starter:
+    bw_config = breakwater_config(mock, tmp, ledger, access, cache)
     key = breakwater_key(bw_config) if access else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -309,13 +324,20 @@ def running(name: str, start: Starter, model: str, workers: int = 1, cpus: str =
 # --- measuring ---------------------------------------------------------------------------------------
 
 
-def wrk(url: str, payload: str, connections: int, seconds: float, token: str = load.ANY_TOKEN) -> dict[str, float]:
+def wrk(
+    url: str, payload: str, connections: int, seconds: float, token: str = load.ANY_TOKEN, unique: bool = False
+) -> dict[str, float]:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     if (os.cpu_count() or 1) > 1:
         cmd = ["taskset", "-c", HELPER_CPU, *cmd]
     out = subprocess.run(
         [*cmd, "-s", str(BENCH / "wrk_report.lua"), url],
-        env={**os.environ, "BENCH_BODY": payload, "BENCH_TOKEN": token},
+        env={
+            **os.environ,
+            "BENCH_BODY": payload,
+            "BENCH_TOKEN": token,
+            **({"BENCH_UNIQUE": UNIQUE, "BENCH_RUN": uuid.uuid4().hex} if unique else {}),
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -447,9 +469,15 @@ def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
 
 
 def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -> dict[str, Any]:
-    """What one feature (``ledger`` or ``access``) costs: Breakwater with it on and off, measured in
-    interleaved runs of each, for throughput at c=50 and latency at c=1 (plain requests)."""
+    """What one feature (``ledger``, ``access`` or ``cache``) costs: Breakwater with it on and off,
+    measured in interleaved runs of each, for throughput at c=50 and latency at c=1 (plain requests).
+
+    For ``cache`` every request is unique (``body(unique=True)``): the cost of a miss, with its
+    lookup and its store, against no cache at all.
+    """
     on, off = feature, f"no-{feature}"
+    unique = feature == "cache"
+    payload = body(MODEL, False, unique)
     rps: dict[str, list[float]] = {on: [], off: []}
     latency: dict[str, list[dict[str, float]]] = {on: [], off: []}
     with ExitStack() as stack:
@@ -465,12 +493,12 @@ def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -
 
         for name in live:
             sys_ = only(name)
-            wrk(sys_.url, body(MODEL, False), 50, args.warmup, sys_.token)
+            wrk(sys_.url, payload, 50, args.warmup, sys_.token, unique)
         for rep in range(args.repeats * 2):
             for name in (on, off) if rep % 2 == 0 else (off, on):
                 sys_ = only(name)
-                rps[name].append(wrk(sys_.url, body(MODEL, False), 50, args.duration, sys_.token)["rps"])
-                single = wrk(sys_.url, body(MODEL, False), 1, args.duration, sys_.token)
+                rps[name].append(wrk(sys_.url, payload, 50, args.duration, sys_.token, unique)["rps"])
+                single = wrk(sys_.url, payload, 1, args.duration, sys_.token, unique)
                 latency[name].append({"p50_ms": single["p50_ms"], "p99_ms": single["p99_ms"]})
                 print(f"  {name:<10} rep {rep}: {rps[name][-1]:8.0f} req/s at c=50, c=1 p50 {single['p50_ms']:.3f} "
                       f"p99 {single['p99_ms']:.3f} ms", flush=True)  # fmt: skip
@@ -494,6 +522,36 @@ def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -
     }
 
 
+def cache_hits(args: argparse.Namespace, tmp: Path, mock: str) -> dict[str, Any]:
+    """Plain req/s at c=50 of Breakwater answering every request from its cache (the same request
+    over and over, ``mode: exact``) against the bare proxy's, in interleaved runs."""
+    rps: dict[str, list[float]] = {"cache-hit": [], "bare-proxy": []}
+    with ExitStack() as stack:
+        bare_start = starters(mock, tmp, with_litellm=False)["bare-proxy"][0]
+        live = {
+            "cache-hit": stack.enter_context(running("cache-hit", breakwater_starter(mock, tmp, cache=True), MODEL)),
+            "bare-proxy": stack.enter_context(running("bare-proxy", bare_start, "bench-model")),
+        }
+
+        def only(name: str) -> Running:
+            for other in live:
+                freeze(live[other].proc.pid, other != name)
+            return live[name]
+
+        for name in live:
+            sys_ = only(name)
+            wrk(sys_.url, body(sys_.model, False), 50, args.warmup, sys_.token)
+        for rep in range(args.repeats * 2):
+            for name in list(live) if rep % 2 == 0 else list(reversed(live)):
+                sys_ = only(name)
+                rps[name].append(wrk(sys_.url, body(sys_.model, False), 50, args.duration, sys_.token)["rps"])
+                print(f"  {name:<10} rep {rep}: {rps[name][-1]:8.0f} req/s at c=50", flush=True)
+        for sys_ in live.values():
+            freeze(sys_.proc.pid, False)
+    hit, bare = statistics.median(rps["cache-hit"]), statistics.median(rps["bare-proxy"])
+    return {"rps": rps, "median_hit": hit, "median_bare": bare, "ratio": hit / bare}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="Breakwater only, a few seconds, Python load client")
@@ -503,6 +561,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--ledger-cost", action="store_true", help="throughput with the ledger on vs off")
     parser.add_argument("--access-cost", action="store_true", help="throughput with access control (keys) on vs off")
+    parser.add_argument(
+        "--cache-cost",
+        action="store_true",
+        help="throughput with the exact cache on (every request a miss) vs off, and cache hits vs the bare proxy",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -531,9 +594,13 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     }
             name = "smoke" if args.smoke else "soak"
-        elif args.ledger_cost or args.access_cost:
-            feature = "ledger" if args.ledger_cost else "access"
+        elif args.ledger_cost or args.access_cost or args.cache_cost:
+            feature = "ledger" if args.ledger_cost else "access" if args.access_cost else "cache"
             result = feature_cost(args, tmp, mock, feature)
+            if feature == "cache":
+                result["cache_hits"] = hits = cache_hits(args, tmp, mock)
+                print(f"cache hits {hits['median_hit']:.0f} req/s, bare proxy {hits['median_bare']:.0f} req/s: "
+                      f"{hits['ratio'] * 100:.0f}% of the bare proxy")  # fmt: skip
             result["meta"] = meta
             (args.out / f"{feature}-cost.json").write_text(json.dumps(result, indent=2))
             cost = result[f"{feature}_cost"]

@@ -4,6 +4,18 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "sk-bench")
 wrk.body = os.getenv("BENCH_BODY")
 
+-- BENCH_UNIQUE: the placeholder in the body replaced by this run's id (BENCH_RUN) and a counter,
+-- so every request differs, within a run and from every earlier run
+local unique = os.getenv("BENCH_UNIQUE")
+if unique then
+  local run = os.getenv("BENCH_RUN") or ""
+  local counter = 0
+  request = function()
+    counter = counter + 1
+    return wrk.format(nil, nil, nil, (string.gsub(wrk.body, unique, run .. "-" .. tostring(counter))))
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -75,3 +75,27 @@ def test_cpu_per_request_splits_the_event_loop_thread_from_the_others() -> None:
     assert costs["total_us"] == pytest.approx(
         costs["main_user_us"] + costs["main_system_us"] + costs["other_threads_us"]
     )
+
+
+def test_semantic_cache_eval_runs_the_lookup_path_on_a_pairs_file(tmp_path: Path) -> None:
+    """`bench/semantic_cache_eval.py --json` stores each a, looks up each b, and reports the rates."""
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"a": "How do I reset my password?", "b": "How can I reset my password?", "duplicate": 1},
+        {"a": "What is the capital of France?", "b": "What is the capital of France?", "duplicate": 1},
+        {"a": "How do I enable 2FA on my account?", "b": "How do I disable 2FA on my account?", "duplicate": 0},
+        {"a": "Convert 10 EUR to USD", "b": "Convert 10 USD to EUR", "duplicate": 0},
+    ]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "semantic_cache_eval.py"), "--pairs", str(pairs), "--json", "--table"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    result = json.loads(done.stdout)
+    assert (result["pairs"], result["duplicates"], result["threshold"]) == (4, 2, 0.96)
+    assert (result["hit_rate"], result["false_hit_rate"]) == (1.0, 0.0)
+    assert result["table"][0]["threshold"] == 0.9 and len(result["table"]) == 10

@@ -108,12 +108,14 @@ providers:
 
 
 def test_default_config_follows_environment() -> None:
-    """The embedded default has the mock route, plus a wildcard route per provider key found, honouring base URLs."""
-    assert set(default_config({}).routes) == {"mock"}
+    """The embedded default has the mock routes (one caching its answers), plus a wildcard route per
+    provider key found, honouring base URLs."""
+    assert set(default_config({}).routes) == {"mock", "mock-cached"}
+    assert default_config({}).routes["mock-cached"].cache.mode == "exact"
     config = default_config(
         {"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-2", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
     )
-    assert set(config.routes) == {"mock", "openai/*", "anthropic/*"}
+    assert set(config.routes) == {"mock", "mock-cached", "openai/*", "anthropic/*"}
     assert config.providers["openai"].base_url == "http://127.0.0.1:9/v1"
     assert config.providers["openai"].api_key == "env:OPENAI_API_KEY"
 

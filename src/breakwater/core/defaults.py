@@ -1,6 +1,7 @@
 """The embedded default config: what ``breakwater serve`` runs with no ``--config``.
 
-A ``mock`` route served in-process, plus a wildcard route for each provider whose key is in the
+A ``mock`` route served in-process, the same model with its answers cached (``mock-cached``:
+``cache: {mode: exact}``, docs/caching.md), plus a wildcard route for each provider whose key is in the
 environment (``openai/*``, ``anthropic/*``, ``gemini/*``). Like the official SDKs, it honours
 ``OPENAI_BASE_URL`` and ``ANTHROPIC_BASE_URL``. Keys stay references (``env:NAME``).
 
@@ -30,7 +31,14 @@ def default_config(environ: Mapping[str, str]) -> Config:
         "access": {"enabled": False},
         "providers": {"mock": {"type": "mock"}},
         "deployments": {"mock": {"provider": "mock", "model": "mock-1", "context_window": 128000}},
-        "routes": {"mock": {"deployments": ["mock"], "description": "the built-in mock model"}},
+        "routes": {
+            "mock": {"deployments": ["mock"], "description": "the built-in mock model"},
+            "mock-cached": {
+                "deployments": ["mock"],
+                "cache": {"mode": "exact"},
+                "description": "the built-in mock model, deterministic answers cached (docs/caching.md)",
+            },
+        },
     }
     for name, wire, host, key_var, url_var in _PROVIDERS:
         if not environ.get(key_var):

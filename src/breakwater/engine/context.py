@@ -85,11 +85,16 @@ class TraceContext:
     sampled: bool = True
 
 
+#: ``CacheOutcome.status`` values of an answer that came from the cache
+SERVED = frozenset({"hit", "semantic-hit", "stale"})
+
+
 @dataclass(slots=True)
 class CacheOutcome:
     """What the answer cache did with the request. Owner: the cache stage (``engine/cache``).
 
-    ``status`` is what ``x-breakwater-cache`` says: ``hit`` (served from the cache), ``stale``
+    ``status`` is what ``x-breakwater-cache`` says: ``hit`` (served from the cache),
+    ``semantic-hit`` (the answer to a similar question, ``similarity`` says how similar), ``stale``
     (served from an expired entry because every upstream failed), ``miss`` (looked up, not
     found; the answer may be stored) or ``bypass`` (the request does not qualify, or asked not
     to be looked up).
@@ -103,11 +108,13 @@ class CacheOutcome:
     provider: str = ""
     upstream_model: str = ""
     usage: Usage | None = None
+    #: semantic hits: the cosine similarity of the two questions
+    similarity: float | None = None
 
     @property
     def served(self) -> bool:
         """The answer came from the cache, not from an upstream."""
-        return self.status in ("hit", "stale")
+        return self.status in SERVED
 
 
 @dataclass(slots=True)

@@ -128,15 +128,7 @@ class OpenAIAdapter:
     def chat_response(self, body: bytes, target: Target) -> ChatResponse:
         data = response_object(body, target)
         try:
-            choices = [_choice(c) for c in data["choices"]]
-            return ChatResponse(
-                id=str(data.get("id") or "chatcmpl-breakwater"),
-                model=str(data.get("model") or target.model),
-                created=int(data.get("created") or time.time()),
-                choices=choices,
-                usage=_usage(data.get("usage")),
-                raw_body=body,
-            )
+            return chat_completion(data, body, target.model)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MalformedResponse(
                 f"{target.provider} sent an unreadable chat completion", provider=target.provider
@@ -252,6 +244,24 @@ def passthrough_text(chunk: PassthroughChunk) -> str:
         return text
     except (TypeError, AttributeError) as exc:
         raise ValueError("unreadable chunk") from exc
+
+
+def chat_completion(data: dict[str, Any], body: bytes, model: str) -> ChatResponse:
+    """A parsed ``chat.completion`` object (``body``: its bytes, kept to go out untouched).
+
+    Also how the answer cache reads back an answer it kept as the upstream's bytes.
+
+    Raises:
+        KeyError, TypeError, ValueError, AttributeError: not a chat completion.
+    """
+    return ChatResponse(
+        id=str(data.get("id") or "chatcmpl-breakwater"),
+        model=str(data.get("model") or model),
+        created=int(data.get("created") or time.time()),
+        choices=[_choice(c) for c in data["choices"]],
+        usage=_usage(data.get("usage")),
+        raw_body=body,
+    )
 
 
 def passthrough_events(chunk: PassthroughChunk) -> list[StreamEvent]:

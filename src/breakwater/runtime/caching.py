@@ -1,14 +1,20 @@
-"""The answer cache's store, built from the config: memory (the default) or Redis."""
+"""The answer cache's store, built from the config: memory (the default) or Redis; and the semantic
+index with its local embedder, when some route is ``mode: semantic``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from breakwater.core.config import Config
 from breakwater.engine.cache.store import CacheStore
 from breakwater.engine.ports import Clock
 from breakwater.infra.cache.memory import MemoryCacheStore
 from breakwater.infra.credentials import resolve_optional
+
+if TYPE_CHECKING:  # numpy and wordllama are imported only for a semantic route
+    from breakwater.engine.cache.semantic import SemanticIndex
 
 
 def caches(config: Config) -> bool:
@@ -27,3 +33,29 @@ def build_cache_store(config: Config, environ: Mapping[str, str], clock: Clock) 
 
     r = config.redis
     return RedisCacheStore(resolve_optional(r.url, environ), namespace=r.namespace, timeout_s=r.timeout_ms / 1000)
+
+
+def semantic(config: Config) -> bool:
+    """Some route is ``mode: semantic``."""
+    return any(route.cache.mode == "semantic" for route in config.routes.values())
+
+
+def build_semantic_index(config: Config) -> SemanticIndex | None:
+    """The semantic index (its embedder not loaded yet: ``load_semantic``), or ``None``."""
+    if not semantic(config):
+        return None
+    from breakwater.engine.cache.semantic import SemanticIndex
+    from breakwater.infra.cache.wordllama import WordLlamaEmbedder
+
+    return SemanticIndex(WordLlamaEmbedder(), max_entries=config.cache.semantic_max_entries)
+
+
+async def load_semantic(index: SemanticIndex) -> None:
+    """Load the embedder's model off the event loop (about 0.3 s, once per process).
+
+    Raises:
+        EmbedderUnavailable: the optional ``wordllama`` package is not installed.
+    """
+    load = getattr(index.embedder, "load", None)
+    if load is not None:
+        await asyncio.to_thread(load)

@@ -50,7 +50,7 @@ from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.runtime.access import AccessLayer
 from breakwater.runtime.budget_seed import seed_budgets
-from breakwater.runtime.caching import build_cache_store
+from breakwater.runtime.caching import build_cache_store, build_semantic_index, load_semantic, semantic
 from breakwater.runtime.observers import (
     budget_alert,
     build_alerts,
@@ -62,7 +62,8 @@ from breakwater.runtime.observers import (
 )
 from breakwater.runtime.wiring import Wiring
 
-if TYPE_CHECKING:  # opentelemetry is imported only when tracing is on
+if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when tracing is on
+    from breakwater.engine.cache.semantic import SemanticIndex
     from breakwater.observability.tracing import Tracer
 
 log = logging.getLogger("breakwater.server")
@@ -155,6 +156,10 @@ class Runtime:
             self.cache_store = previous.cache_store
         else:
             self.cache_store = build_cache_store(config, env, clock)
+        if previous is not None and "cache" in self.kept and previous.semantic is not None and semantic(config):
+            self.semantic: SemanticIndex | None = previous.semantic
+        else:
+            self.semantic = build_semantic_index(config)
         if previous is not None and "access" in self.kept:
             self.access = previous.access
         else:
@@ -192,7 +197,7 @@ class Runtime:
         #: the cache stage, when some route caches
         self.cache: CacheStage | None = None
         if self.cache_store is not None:
-            stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock)
+            stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic)
         self.pipeline = Pipeline(stages, self.gateway)
         #: requests being served by this runtime (the server counts them in and out); a retired
         #: runtime stops when it reaches 0
@@ -207,6 +212,8 @@ class Runtime:
         for warning in self.unpriced:
             log.warning(warning)
         owned = self._owned
+        if self.semantic is not None:
+            await load_semantic(self.semantic)  # once: a kept index has its model already
         if "ledger" in owned and self.ledger is not None:
             await self.ledger.start()
         if "alerts" in owned:

@@ -171,6 +171,8 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
         headers.append((b"x-breakwater-cache", cache.status.encode()))
         if cache.age_s is not None:
             headers.append((b"x-breakwater-cache-age", b"%d" % cache.age_s))
+        if cache.similarity is not None:
+            headers.append((b"x-breakwater-cache-similarity", b"%.3f" % cache.similarity))
     headers.append((b"x-breakwater-overhead-ms", b"%.2f" % (max(overhead_s - outcome.waited_s, 0.0) * 1000)))
     return headers
 

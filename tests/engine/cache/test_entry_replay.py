@@ -23,6 +23,7 @@ from breakwater.core.types import (
 from breakwater.engine.cache.entry import CacheEntry, CorruptEntry, decode_entry, encode_entry
 from breakwater.engine.cache.replay import Assembly, replay_events
 from breakwater.engine.tee import StreamClosed
+from breakwater.providers.openai import chat_completion
 
 ANSWER = ChatResponse(
     id="chatcmpl-1",
@@ -33,14 +34,30 @@ ANSWER = ChatResponse(
         Choice(1, Message("assistant", [], [ToolCall("call_1", "add", '{"a": 2}')]), "tool_calls"),
     ],
     usage=Usage(input_tokens=12, output_tokens=5, cached_input_tokens=2),
-    raw_body=b'{"id": "chatcmpl-1", "x_unmodelled": true}',
+)
+#: an OpenAI answer as the upstream sent it (the fast path keeps its bytes)
+RAW = orjson.dumps(
+    {
+        "id": "chatcmpl-2",
+        "object": "chat.completion",
+        "created": 1700000001,
+        "model": "gpt-x",
+        "system_fingerprint": "fp_unmodelled",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
 )
 
 
 def test_an_entry_round_trips() -> None:
-    """Everything stored comes back equal, the upstream's bytes included, for chat and embeddings."""
+    """Everything stored comes back equal, for chat and embeddings; an answer kept as the upstream's
+    bytes comes back as those exact bytes, read again into the same canonical answer."""
     entry = CacheEntry(1.5, 60.0, "dep", "openai", "gpt-x", ANSWER)
     assert decode_entry(encode_entry(entry)) == entry
+    raw = CacheEntry(1.5, 60.0, "dep", "openai", "gpt-x", chat_completion(orjson.loads(RAW), RAW, "gpt-x"))
+    back = decode_entry(encode_entry(raw))
+    assert back == raw and back.response.raw_body == RAW
+    assert len(encode_entry(raw)) < len(RAW) + 200
     vectors = EmbeddingResponse("emb", [[0.25, -1.0], [0.5, 0.0]], Usage(input_tokens=4), b'{"data": []}')
     embedded = CacheEntry(2.0, 30.0, "dep", "openai", "emb", vectors)
     assert decode_entry(encode_entry(embedded)) == embedded

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from breakwater.core.config.base import _Model
 
@@ -18,8 +18,12 @@ MAX_TTL_S = 30 * 86400
 class RouteCache(_Model):
     """A route's cache policy."""
 
-    #: ``off`` (default), ``exact`` (same request, same answer); ``semantic`` is not built yet
+    #: ``off`` (default); ``exact`` (the same request gets the same answer); ``semantic`` (also a
+    #: question similar enough to one already answered, in the same scope, that passes the verifier)
     mode: Literal["off", "exact", "semantic"] = "off"
+    #: ``semantic``: the least cosine similarity of the two questions' embeddings for a hit (chosen
+    #: on QQP for at most 1% false hits with the verifier: docs/caching.md)
+    similarity: float = Field(default=0.96, gt=0, le=1)
     #: seconds an entry is served for (a request may ask for less or more with ``ttl=``)
     ttl_s: float = Field(default=3600.0, gt=0, le=MAX_TTL_S)
     #: whose answers a request may be served: its own key's (``key``), its team's (``team``; a key
@@ -34,13 +38,6 @@ class RouteCache(_Model):
     #: is served instead, marked ``x-breakwater-cache: stale`` (0: never)
     stale_if_error_s: float = Field(default=0.0, ge=0, le=MAX_TTL_S)
 
-    @field_validator("mode")
-    @classmethod
-    def _built(cls, value: str) -> str:
-        if value == "semantic":
-            raise ValueError("the semantic cache is not available yet: use 'exact' (or 'off')")
-        return value
-
 
 class CacheSettings(_Model):
     """Where cached answers live, for every route that caches."""
@@ -50,3 +47,5 @@ class CacheSettings(_Model):
     backend: Literal["memory", "redis"] = "memory"
     #: the memory backend's bound: stored bytes of every entry together
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    #: the semantic index's bound: questions remembered in this process (about 1.3 KB each)
+    semantic_max_entries: int = Field(default=100_000, ge=1)

@@ -59,18 +59,23 @@ def cache_key(request: ChatRequest | EmbeddingRequest, fingerprint: str, tenant:
     Embeddings are keyed the same way: their inputs, dimensions and encoding format (the body as
     sent, less ``model`` and ``user``).
     """
-    chat = isinstance(request, ChatRequest)
-    if request.raw is not None:
-        material: Any = {k: _number(v) for k, v in request.raw.items() if k not in IGNORED_FIELDS}
-        kind = "openai" if chat else "openai-embeddings"
-    else:
-        material = _canonical(request)
-        kind = "canonical" if chat else "canonical-embeddings"
+    kind, material = material_of(request)
     document = [VERSION, fingerprint, tenant, kind, material]
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _canonical(request: ChatRequest | EmbeddingRequest) -> dict[str, Any]:
+def material_of(request: ChatRequest | EmbeddingRequest) -> tuple[str, Any]:
+    """(what kind of body, its output-affecting fields) of a request: what its key hashes."""
+    chat = isinstance(request, ChatRequest)
+    if request.raw is not None:
+        return ("openai" if chat else "openai-embeddings"), {
+            k: _number(v) for k, v in request.raw.items() if k not in IGNORED_FIELDS
+        }
+    return ("canonical" if chat else "canonical-embeddings"), canonical(request)
+
+
+def canonical(request: ChatRequest | EmbeddingRequest) -> dict[str, Any]:
+    """The request's output-affecting canonical fields (for a request not kept as its OpenAI body)."""
     data = asdict(request)
     for name in _IGNORED_CANONICAL:
         data.pop(name, None)

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from breakwater.core.errors import ModelNotFound, Saturated, UpstreamBadRequest, UpstreamError
 from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
@@ -32,12 +34,16 @@ from breakwater.engine.cache.directives import parse_directives
 from breakwater.engine.cache.entry import CacheEntry, CorruptEntry, decode_entry, encode_entry
 from breakwater.engine.cache.key import cache_key, tenant_of
 from breakwater.engine.cache.replay import Assembly, replay_events, storable
+from breakwater.engine.cache.semantic_scope import question_of, scope_of
 from breakwater.engine.cache.store import CacheStore, CacheUnavailable
 from breakwater.engine.context import CacheOutcome, RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
 from breakwater.engine.ports import Clock
 from breakwater.engine.routing import Route, Router
 from breakwater.engine.tee import EventStream
+
+if TYPE_CHECKING:  # numpy is imported only by a runtime with a semantic route
+    from breakwater.engine.cache.semantic import SemanticIndex, Vector
 
 log = logging.getLogger("breakwater.cache")
 
@@ -61,21 +67,34 @@ def deterministic(request: ChatRequest) -> bool:
     return request.seed is not None or request.temperature == 0
 
 
+@dataclass(slots=True)
+class _Question:
+    """A semantic route's request: its question, scope and embedding, to index its answer by."""
+
+    text: str
+    scope: str
+    vector: Vector
+
+
 class CacheStage(Stage):
     """Args:
     router: the routes (their cache policies and fingerprints).
     store: where entries live.
     clock: entry ages (wall time) and the replay's first-event time.
+    semantic: the semantic index, when some route is ``mode: semantic``.
     """
 
     name = "cache"
 
-    def __init__(self, router: Router, store: CacheStore, clock: Clock) -> None:
+    def __init__(self, router: Router, store: CacheStore, clock: Clock, semantic: SemanticIndex | None = None) -> None:
         self.router = router
         self.store = store
         self.clock = clock
+        self.semantic = semantic
         self.counts = CacheCounts()
         self._writes: set[asyncio.Task[None]] = set()
+        #: the store's synchronous write, when it has one (memory): no task per stored answer
+        self._set_now: Callable[[str, bytes, float], None] | None = getattr(store, "set_now", None)
 
     def chat(self, call: ChatCall) -> ChatCall:
         async def cached(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
@@ -112,8 +131,10 @@ class CacheStage(Stage):
         if policy.qualify == "deterministic" and not deterministic(request):
             ctx.cache = CacheOutcome("bypass")
             return await call(request, ctx)
-        key = cache_key(request, route.cache_fingerprint, tenant_of(ctx.caller, policy.scope))
+        tenant = tenant_of(ctx.caller, policy.scope)
+        key = cache_key(request, route.cache_fingerprint, tenant)
         stale: CacheEntry | None = None
+        question: _Question | None = None
         if directives.no_cache:
             ctx.cache = CacheOutcome("bypass")
         else:
@@ -124,6 +145,12 @@ class CacheStage(Stage):
                     return self._serve("hit", entry, entry.response, age, route, request, ctx)
                 if age <= entry.ttl_s + policy.stale_if_error_s:
                     stale = entry
+            if policy.mode == "semantic" and self.semantic is not None:
+                question = self._question(request, route, tenant)
+                if question is not None:
+                    answer = await self._similar(question, policy.similarity, route, request, ctx)
+                    if answer is not None:
+                        return answer
             ctx.cache = CacheOutcome("miss")
         try:
             answer = await call(request, ctx)
@@ -138,10 +165,49 @@ class CacheStage(Stage):
             return answer
         ttl = directives.ttl_s or policy.ttl_s
         keep_s = ttl + policy.stale_if_error_s
+        if question is None and policy.mode == "semantic" and self.semantic is not None:
+            question = self._question(request, route, tenant)  # asked with no-cache: still indexed
+
+        def keep(response: ChatResponse) -> None:
+            if self._store(key, response, ttl, keep_s, policy.max_entry_bytes, ctx) and question is not None:
+                assert self.semantic is not None
+                self.semantic.add(question.scope, question.text, key, question.vector)
+
         if isinstance(answer, EventStream):
-            answer.tap(Assembly(lambda response: self._store(key, response, ttl, keep_s, policy.max_entry_bytes, ctx)))
+            answer.tap(Assembly(keep))
         elif storable(answer):
-            self._store(key, answer, ttl, keep_s, policy.max_entry_bytes, ctx)
+            keep(answer)
+        return answer
+
+    def _question(self, request: ChatRequest, route: Route, tenant: str) -> _Question | None:
+        """The request's question for the semantic index, or ``None`` when it has none to look up
+        (the last turn is not a user's plain text)."""
+        semantic = self.semantic
+        assert semantic is not None
+        text = question_of(request)
+        if text is None:
+            return None
+        return _Question(text, scope_of(request, route.cache_fingerprint, tenant), semantic.embedder.embed(text))
+
+    async def _similar(
+        self, question: _Question, threshold: float, route: Route, request: ChatRequest, ctx: RequestContext
+    ) -> ChatAnswer | None:
+        """The answer to a similar question in the same scope, if one is stored and still fresh."""
+        semantic = self.semantic
+        assert semantic is not None
+        match = semantic.match(question.scope, question.text, question.vector, threshold)
+        if match is None:
+            return None
+        entry = await self._lookup(match.key)
+        if entry is None or not isinstance(entry.response, ChatResponse):
+            semantic.forget(question.scope, match.key)  # its answer expired or was evicted
+            return None
+        age = max(self.clock.time() - entry.stored_at, 0.0)
+        if age > entry.ttl_s:
+            return None
+        answer = self._serve("semantic-hit", entry, entry.response, age, route, request, ctx)
+        assert ctx.cache is not None
+        ctx.cache.similarity = match.similarity
         return answer
 
     async def _embeddings(
@@ -219,7 +285,7 @@ class CacheStage(Stage):
         keep_s: float,
         max_bytes: int,
         ctx: RequestContext,
-    ) -> None:
+    ) -> bool:
         outcome = ctx.outcome
         entry = CacheEntry(
             self.clock.time(),
@@ -232,10 +298,15 @@ class CacheStage(Stage):
         value = encode_entry(entry)
         if len(value) > max_bytes:
             self.counts.too_large += 1
-            return
+            return False
+        if self._set_now is not None:
+            self._set_now(key, value, keep_s)
+            self.counts.stores += 1
+            return True
         task = asyncio.get_running_loop().create_task(self._write(key, value, keep_s))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+        return True
 
     async def _write(self, key: str, value: bytes, keep_s: float) -> None:
         try:

@@ -34,6 +34,13 @@ class CacheStore(Protocol):
     async def close(self) -> None: ...
 
 
+class ImmediateStore(Protocol):
+    """A store whose writes cost nothing to wait for (process memory): the stage stores at once
+    instead of starting a task per answer."""
+
+    def set_now(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+
 class CacheStats(Protocol):
     """What a store can say about itself (``/metrics``); Redis keeps its own counts."""
 

@@ -5,6 +5,10 @@ Every value counts its length plus a fixed allowance for its key and bookkeeping
 value larger than the whole bound is not stored. Expiry is checked when a key is read (an
 expired value is dropped then) and on every write for the entries at the old end, so memory held
 by expired entries is given back as the cache is used.
+
+Values and expiry times live in two dicts rather than one dict of ``(expiry, value)`` tuples: a
+tuple is an object the garbage collector tracks and walks on every full collection, so a cache
+of a million entries would slow every collection down; bytes, strings and floats are not tracked.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ class MemoryCacheStore:
     def __init__(self, max_bytes: int, clock: Clock | None = None) -> None:
         self.max_bytes = max_bytes
         self._clock: Clock = clock or SystemClock()
-        #: key -> (expires at, monotonic; value), least recently used first
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        #: key -> value, least recently used first; key -> when it expires (monotonic)
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._expires: dict[str, float] = {}
         self.bytes = 0
         self.evictions = 0
 
@@ -33,16 +38,20 @@ class MemoryCacheStore:
         return len(self._entries)
 
     async def get(self, key: str) -> bytes | None:
-        item = self._entries.get(key)
-        if item is None:
+        value = self._entries.get(key)
+        if value is None:
             return None
-        if item[0] <= self._clock.monotonic():
+        if self._expires[key] <= self._clock.monotonic():
             self._drop(key)
             return None
         self._entries.move_to_end(key)
-        return item[1]
+        return value
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        self.set_now(key, value, ttl_s)
+
+    def set_now(self, key: str, value: bytes, ttl_s: float) -> None:
+        """``set`` without a coroutine: nothing here waits (``engine/cache/store.ImmediateStore``)."""
         size = len(value) + OVERHEAD
         if size > self.max_bytes:
             return
@@ -53,7 +62,8 @@ class MemoryCacheStore:
         while self.bytes + size > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
             self.evictions += 1
-        self._entries[key] = (now + ttl_s, value)
+        self._entries[key] = value
+        self._expires[key] = now + ttl_s
         self.bytes += size
 
     async def delete(self, key: str) -> None:
@@ -62,10 +72,12 @@ class MemoryCacheStore:
 
     async def close(self) -> None:
         self._entries.clear()
+        self._expires.clear()
         self.bytes = 0
 
     def _drop(self, key: str) -> None:
-        _, value = self._entries.pop(key)
+        value = self._entries.pop(key)
+        del self._expires[key]
         self.bytes -= len(value) + OVERHEAD
 
     def _expire(self, now: float) -> None:
@@ -74,6 +86,6 @@ class MemoryCacheStore:
             if not self._entries:
                 return
             key = next(iter(self._entries))
-            if self._entries[key][0] > now:
+            if self._expires[key] > now:
                 return
             self._drop(key)

@@ -174,7 +174,8 @@ def _sqlite_query(
             SELECT {group} AS g, COUNT(*) AS n, SUM(status >= 400) AS errors, SUM(input_tokens) AS i,
                    SUM(cached_input_tokens) AS c, SUM(output_tokens) AS o,
                    COALESCE(SUM(CAST(ROUND(CAST(cost_usd AS REAL) * 1e10) AS INTEGER)), 0) AS cost,
-                   SUM(cache IN ('hit', 'stale')) AS h, SUM(cache IN ('hit', 'stale', 'miss')) AS l,
+                   SUM(cache IN ('hit', 'semantic-hit', 'stale')) AS h,
+                   SUM(cache IN ('hit', 'semantic-hit', 'stale', 'miss')) AS l,
                    COALESCE(SUM(CAST(ROUND(CAST(saved_usd AS REAL) * 1e10) AS INTEGER)), 0) AS saved,
                    COUNT(*) OVER () AS total
             FROM {_TABLE} WHERE ts >= ?1 AND ts < ?2
@@ -230,8 +231,8 @@ async def _postgres_query(
     sql = f"""
         SELECT {group} AS g, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens),
                sum(cached_input_tokens), sum(output_tokens), COALESCE(sum(cost_usd), 0) AS cost,
-               count(*) FILTER (WHERE cache IN ('hit', 'stale')),
-               count(*) FILTER (WHERE cache IN ('hit', 'stale', 'miss')), COALESCE(sum(saved_usd), 0),
+               count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale')),
+               count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale', 'miss')), COALESCE(sum(saved_usd), 0),
                {percentiles}, count(*) OVER () AS total
         FROM {store.table} WHERE ts >= $1 AND ts < $2
         GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
