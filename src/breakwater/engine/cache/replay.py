@@ -13,6 +13,7 @@ itself ended without an error or a client leaving.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from breakwater.core.types import (
@@ -32,6 +33,8 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.providers.openai import passthrough_events
+
+log = logging.getLogger("breakwater.cache")
 
 #: finish reasons of an answer worth keeping
 STORABLE = frozenset({"stop", "length", "tool_calls"})
@@ -137,4 +140,7 @@ class Assembly:
         start = self._start
         response = ChatResponse(start.id, start.model, start.created, choices, self._usage)
         if storable(response):
-            self._done(response)
+            try:
+                self._done(response)
+            except Exception:  # a tap must not raise into the stream (engine/tee.py): the answer went out
+                log.exception("a streamed answer could not be stored in the cache")
