@@ -3,6 +3,7 @@
     python bench/semantic_cache_eval.py --pairs ../shared/data/qqp/pairs.jsonl --json
     python bench/semantic_cache_eval.py --pairs FILE --table          # across thresholds
     python bench/semantic_cache_eval.py --pairs FILE --split report   # the odd lines only
+    python bench/semantic_cache_eval.py --pairs FILE --latency 100000 # lookup time, 100k stored
 
 ``--pairs``: JSON lines ``{"a": question, "b": question, "duplicate": 0|1}`` (the QQP pairs in
 ``../shared/data/qqp/``; evaluation data, never shipped). For each pair, ``a`` is stored in a
@@ -17,6 +18,11 @@ was chosen on ``tune`` and is reported on ``report`` (docs/caching.md).
 ``--json`` prints one object: ``pairs``, ``duplicates``, ``hit_rate`` (hits among duplicates),
 ``false_hit_rate`` (hits among non-duplicates), ``threshold``, ``verifier`` and the time a lookup
 took (``lookup_p50_ms``, embedding included).
+
+``--latency N`` measures instead what a big index costs: N questions from the file stored in
+one scope, then 1,000 others looked up; it prints the lookup's p50 and p99 (embedding
+included) and the index's memory per entry (traced allocations, the questions' own text
+excluded).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import json
 import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +80,41 @@ def rates(pairs: list[dict[str, Any]], found: list[float | None], threshold: flo
     return sum(dup) / max(len(dup), 1), sum(other) / max(len(other), 1)
 
 
+def latency(path: Path, entries: int) -> dict[str, Any]:
+    """Lookup time with ``entries`` questions in one scope, and the index's bytes per entry."""
+    questions: list[str] = []
+    with path.open() as f:
+        for line in f:
+            pair = json.loads(line)
+            questions += [str(pair["a"]), str(pair["b"])]
+            if len(questions) >= entries + 1000:
+                break
+    if len(questions) < entries + 1000:
+        raise SystemExit(f"{path} holds {len(questions)} questions; --latency {entries} needs {entries + 1000}")
+    embedder = WordLlamaEmbedder()
+    embedder.load()
+    keys = [f"{i:064x}" for i in range(entries)]
+    vectors = [embedder.embed(q) for q in questions[:entries]]
+    tracemalloc.start()
+    index = SemanticIndex(embedder, max_entries=entries)
+    for i in range(entries):
+        index.add("one scope", questions[i], keys[i], vectors[i])
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    took = []
+    for question in questions[entries : entries + 1000]:
+        started = time.perf_counter()
+        index.lookup("one scope", question, RouteCache().similarity)
+        took.append(time.perf_counter() - started)
+    took.sort()
+    return {
+        "entries": entries,
+        "lookup_p50_ms": round(took[len(took) // 2] * 1000, 3),
+        "lookup_p99_ms": round(took[int(len(took) * 0.99)] * 1000, 3),
+        "bytes_per_entry": round(held / entries),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=Path, required=True, help="JSON lines of {a, b, duplicate}")
@@ -81,10 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-verifier", action="store_true", help="similarity alone")
     parser.add_argument("--json", action="store_true", help="one JSON object")
     parser.add_argument("--table", action="store_true", help="hit and false-hit rates across thresholds")
+    parser.add_argument("--latency", type=int, metavar="N", help="lookup time with N questions stored instead")
     args = parser.parse_args(argv)
     if not args.pairs.exists():
         print(f"no pairs file at {args.pairs} (the QQP pairs live in ../shared/data/qqp/); nothing to measure")
         return 2
+    if args.latency:
+        print(json.dumps(latency(args.pairs, args.latency)))
+        return 0
     pairs = load_pairs(args.pairs, args.split)
     verifier = Verifier(min_overlap=0) if not args.no_verifier else _NoVerifier()
     floor = min([args.threshold, *TABLE]) if args.table else args.threshold
