@@ -4,7 +4,6 @@ its headers, its ledger row (cost 0, the saved cost) and its tenant boundary."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from breakwater.infra.clock import ManualClock
 from breakwater.server.app import create_app
 from tests.server.conftest import NO_BREAKER, ONE_SHOT, PRICE
 from tests.server.running import admin_http, anthropic_sdk, openai_sdk, serve
+from tests.server.test_ledger import _row
 
 ADMIN = "adm-cache-5d1e"
 EXACT = {"mode": "exact"}
@@ -98,26 +98,6 @@ def key(gateway: Gateway) -> str:
 
 def _ask(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
-
-
-def _row(ledger: Path, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
-    """The ledger row of ``request_id`` once the writer flushed it (bounded wait on a condition)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if ledger.exists():
-            db = sqlite3.connect(ledger)
-            db.row_factory = sqlite3.Row
-            try:
-                found = db.execute("SELECT * FROM breakwater_ledger WHERE request_id = ?", (request_id,)).fetchall()
-            except sqlite3.OperationalError:
-                found = []
-            finally:
-                db.close()
-            if found:
-                return dict(found[0])
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no ledger row for {request_id}")
-        time.sleep(0.02)
 
 
 def _create(client: openai.OpenAI, model: str, text: str, **extra: Any) -> Any:

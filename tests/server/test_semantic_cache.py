@@ -15,7 +15,7 @@ import pytest
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
 from tests.server.running import admin_http, openai_sdk, serve
-from tests.server.test_cache import _row
+from tests.server.test_ledger import _row
 
 ADMIN = "adm-semantic-77aa"
 QUESTION = "How do I reset my password?"

@@ -3,7 +3,7 @@
 Keys are ``<namespace>cache:<hex key>``; Redis expires them itself. Every call is bounded by
 ``timeout_s``; any failure (refused, reset, timed out) becomes ``CacheUnavailable`` and the
 request goes on uncached. redis-py's own retries are off, so a sick Redis costs a request at
-most one timeout. The URL may hold a password: messages say "Redis", never the URL.
+most one timeout (``infra/redis_client.py``). The URL may hold a password: messages say "Redis", never the URL.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from breakwater.engine.cache.store import CacheUnavailable
+from breakwater.infra.redis_client import bounded_redis
 
 _T = TypeVar("_T")
 
@@ -28,15 +26,7 @@ class RedisCacheStore:
     def __init__(self, url: str, *, namespace: str = "bw:", timeout_s: float = 0.1, max_connections: int = 64) -> None:
         self._prefix = namespace + "cache:"
         self._timeout_s = timeout_s
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis = Redis(connection_pool=pool)
+        self._redis = bounded_redis(url, timeout_s=timeout_s, max_connections=max_connections)
 
     async def get(self, key: str) -> bytes | None:
         value = await self._call(self._redis.get(self._prefix + key))

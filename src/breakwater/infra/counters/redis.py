@@ -25,12 +25,10 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from breakwater.engine.limits.counters import Adjust, Check, CountersUnavailable, Reading, Release, Verdict, Window
+from breakwater.infra.redis_client import bounded_redis
 
 __all__ = ["RedisCounters"]
 
@@ -194,15 +192,7 @@ class RedisCounters:
     """
 
     def __init__(self, url: str, *, namespace: str = "bw:", timeout_s: float = 0.05, max_connections: int = 32) -> None:
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis = Redis.from_pool(pool)
+        self._redis = bounded_redis(url, timeout_s=timeout_s, max_connections=max_connections)
         self._namespace = namespace
         self._timeout_s = timeout_s
         self._acquire = self._redis.register_script(_ACQUIRE_LUA)

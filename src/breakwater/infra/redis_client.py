@@ -1,0 +1,27 @@
+"""The one way Breakwater opens a Redis client: a bounded pool, every wait bounded, no retries.
+
+Shared by the limit counters (``infra/counters/redis.py``) and the answer cache
+(``infra/cache/redis.py``): callers beyond ``max_connections`` wait for a free connection
+within ``timeout_s`` rather than open more; connecting and every reply are bounded by the same
+``timeout_s``; redis-py's own retries are off, so a sick Redis costs a caller at most one timeout
+(and a script that timed out is never sent twice).
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+
+def bounded_redis(url: str, *, timeout_s: float, max_connections: int) -> Redis:
+    """A client for ``url`` (which may hold a password: never log it)."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return Redis.from_pool(pool)
