@@ -17,6 +17,7 @@ from breakwater.observability.alerts import (
     ErrorRate,
     LengthShare,
     P95Latency,
+    PromptCacheDrop,
     SpendOutlier,
     WebhookDelivery,
 )
@@ -151,3 +152,37 @@ def test_the_app_builds_its_alert_task_from_the_config() -> None:
     rules = app.alerts.alerts.rules
     assert rules.error_rate == ErrorRate(threshold=0.1) and rules.spend_outlier == SpendOutlier()
     assert rules.length_share is None and rules.p95_latency is None
+
+
+def _cached(ts: float, route: str, cached: int) -> LedgerRow:
+    return dataclasses.replace(
+        make_row(0), ts=ts, route=route, status=200, input_tokens=2000, cached_input_tokens=cached
+    )
+
+
+def test_a_route_whose_prompt_cache_share_halves_fires_and_a_steady_one_does_not() -> None:
+    """Per route: 75% of input tokens cached in the window before, 10% now: an alert naming the route;
+    a route that stayed at 75%, and one that never cached, stay quiet."""
+    alerts = Alerts(
+        AlertRules(prompt_cache_drop=PromptCacheDrop(drop=0.5, min_baseline=0.2, window_s=900, min_requests=5))
+    )
+    for i in range(10):
+        alerts.observe(_cached(NOW - 1500 + i, "support", 1500))  # the window before: 75%
+        alerts.observe(_cached(NOW - 600 + i, "support", 200))  # now: 10%
+        alerts.observe(_cached(NOW - 1500 + i, "steady", 1500))
+        alerts.observe(_cached(NOW - 600 + i, "steady", 1500))
+        alerts.observe(_cached(NOW - 1500 + i, "never", 0))
+        alerts.observe(_cached(NOW - 600 + i, "never", 0))
+    fired = alerts.evaluate(NOW)
+    assert [(a.rule, a.subject) for a in fired] == [("prompt_cache_drop", "support")]
+    assert fired[0].value == pytest.approx(0.1) and fired[0].details["previous"] == pytest.approx(0.75)
+    assert alerts.evaluate(NOW + 1) == []  # once per crossing
+
+
+def test_a_quiet_route_does_not_fire_on_a_prompt_cache_drop() -> None:
+    """Fewer than min_requests in either window: nothing to compare."""
+    alerts = Alerts(AlertRules(prompt_cache_drop=PromptCacheDrop(min_requests=20)))
+    for i in range(5):
+        alerts.observe(_cached(NOW - 1500 + i, "support", 1500))
+        alerts.observe(_cached(NOW - 600 + i, "support", 0))
+    assert alerts.evaluate(NOW) == []

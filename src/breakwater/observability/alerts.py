@@ -15,7 +15,11 @@ The rules:
 - ``length_share``: the share of answers stopped by ``finish_reason: length`` in the window is
   above ``threshold`` and higher than in the window before (rising);
 - ``error_rate``: the share of requests answered with a 5xx or 429 is above ``threshold``;
-- ``p95_latency``: the 95th-percentile total latency is above ``threshold_ms``.
+- ``p95_latency``: the 95th-percentile total latency is above ``threshold_ms``;
+- ``prompt_cache_drop``: per route, the share of input tokens read from the provider's prompt
+  cache fell below ``drop`` times its share in the window before, which was at least
+  ``min_baseline`` (the "a harmless template change tripled the bill" incident: a timestamp
+  added at the start of a system prompt makes every prefix new).
 
 Each rule needs ``min_requests`` in the window first, so a quiet hour does not page anyone.
 """
@@ -67,11 +71,20 @@ class P95Latency:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptCacheDrop:
+    drop: float = 0.5
+    min_baseline: float = 0.2
+    window_s: float = 900.0
+    min_requests: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRules:
     spend_outlier: SpendOutlier | None = None
     length_share: LengthShare | None = None
     error_rate: ErrorRate | None = None
     p95_latency: P95Latency | None = None
+    prompt_cache_drop: PromptCacheDrop | None = None
 
     def horizon_s(self) -> float:
         """How far back the rules look (the length rule compares two windows)."""
@@ -84,6 +97,8 @@ class AlertRules:
             spans.append(self.error_rate.window_s)
         if self.p95_latency:
             spans.append(self.p95_latency.window_s)
+        if self.prompt_cache_drop:
+            spans.append(2 * self.prompt_cache_drop.window_s)
         return max(spans)
 
 
@@ -110,8 +125,8 @@ class Alert:
         }
 
 
-#: (ts, user, cost, status, finish_reason, latency_ms)
-_Sample = tuple[float, str, float, int, str | None, float]
+#: (ts, user, cost, status, finish_reason, latency_ms, route, input tokens, cached input tokens)
+_Sample = tuple[float, str, float, int, str | None, float, str, int, int]
 
 
 class Alerts:
@@ -124,7 +139,12 @@ class Alerts:
 
     def observe(self, row: LedgerRow) -> None:
         cost = float(row.cost_usd) if row.cost_usd is not None else 0.0
-        self._samples.append((row.ts, row.user, cost, row.status, row.finish_reason, row.latency_ms))
+        self._samples.append(
+            (
+                row.ts, row.user, cost, row.status, row.finish_reason, row.latency_ms, row.route, row.input_tokens,
+                row.cached_input_tokens,
+            )
+        )  # fmt: skip
 
     def evaluate(self, now: float) -> list[Alert]:
         """The alerts whose condition holds now and did not at the last evaluation."""
@@ -201,6 +221,39 @@ class Alerts:
                             {"requests": len(current)},
                         )
                     )
+        if r.prompt_cache_drop is not None:
+            out.extend(self._prompt_cache(now, r.prompt_cache_drop))
+        return out
+
+    def _prompt_cache(self, now: float, rule: PromptCacheDrop) -> list[Alert]:
+        """Routes whose prompt-cache share of input tokens fell sharply against the window before."""
+        shares: dict[str, list[list[int]]] = defaultdict(lambda: [[0, 0, 0], [0, 0, 0]])
+        for window, ago in ((0, 0.0), (1, rule.window_s)):
+            for s in self._window(now, rule.window_s, end_ago=ago):
+                if s[7] > 0 and s[3] < 400:
+                    tally = shares[s[6]][window]
+                    tally[0] += 1
+                    tally[1] += s[7]
+                    tally[2] += s[8]
+        out = []
+        for route, (current, before) in sorted(shares.items()):
+            if current[0] < rule.min_requests or before[0] < rule.min_requests:
+                continue
+            share, baseline = current[2] / current[1], before[2] / before[1]
+            if baseline >= rule.min_baseline and share < rule.drop * baseline:
+                out.append(
+                    Alert(
+                        "prompt_cache_drop",
+                        route,
+                        f"route {route!r}: {share:.0%} of input tokens came from the prompt cache, down from "
+                        f"{baseline:.0%}; a prompt prefix that keeps changing (a timestamp or id early in the "
+                        "system prompt) makes every request pay full price",
+                        share,
+                        rule.drop * baseline,
+                        now,
+                        {"previous": baseline, "requests": current[0]},
+                    )
+                )
         return out
 
     def _spend(self, now: float, rule: SpendOutlier) -> list[Alert]:

@@ -45,7 +45,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
-from breakwater.providers.anthropic_request import chat_body
+from breakwater.providers.anthropic_request import chat_body, mark_stable_prefix
 from breakwater.providers.base import HttpRequest, Target, error_object, response_object
 from breakwater.providers.sse import SSEDecoder
 
@@ -116,6 +116,8 @@ class AnthropicAdapter:
 
     def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest:
         body = chat_body(request, target.model)
+        if target.auto_cache_min_tokens is not None and not request.cache_breakpoints:
+            mark_stable_prefix(body, target.auto_cache_min_tokens)
         body.update(target.extra_body)
         return HttpRequest("POST", _url(target), _headers(target), orjson.dumps(body), request.stream)
 

@@ -54,6 +54,39 @@ def chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
     return body
 
 
+#: the breakpoint added automatically: Anthropic's default five-minute cache
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def mark_stable_prefix(body: dict[str, Any], min_tokens: int) -> bool:
+    """Put a prompt-cache breakpoint at the end of ``body``'s stable prefix (its tools, then its
+    system prompt) when that prefix is at least ``min_tokens`` long; say whether it did.
+
+    Anthropic caches everything up to a breakpoint, in the order tools, system, messages, so a
+    breakpoint on the last system block covers the tools too. The length is estimated at four
+    characters a token: the adapter counts nothing, and a prefix just under the model's minimum
+    that gets marked anyway is processed normally, at no extra cost.
+    """
+    tools = body.get("tools") or []
+    system = body.get("system")
+    chars = len(orjson.dumps(tools)) if tools else 0
+    if isinstance(system, str):
+        chars += len(system)
+    elif isinstance(system, list):
+        chars += sum(len(str(block.get("text", ""))) for block in system)
+    if chars < 4 * min_tokens:
+        return False
+    if isinstance(system, str) and system:
+        body["system"] = [{"type": "text", "text": system, "cache_control": EPHEMERAL}]
+    elif isinstance(system, list) and system:
+        system[-1] = {**system[-1], "cache_control": EPHEMERAL}
+    elif tools:
+        tools[-1] = {**tools[-1], "cache_control": EPHEMERAL}
+    else:
+        return False
+    return True
+
+
 def _turns(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(system text blocks, alternating user/assistant turns)."""
     system: list[dict[str, Any]] = []

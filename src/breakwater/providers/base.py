@@ -58,6 +58,9 @@ class Target:
     host: str = "custom"
     headers: Mapping[str, str] = field(default_factory=dict)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    #: Anthropic: add a prompt-cache breakpoint after a stable prefix this long (tokens), to a
+    #: request that has none (``None``: never)
+    auto_cache_min_tokens: int | None = None
 
 
 class StreamParser(Protocol):

@@ -24,6 +24,7 @@ from breakwater.observability.alerts import (
     ErrorRate,
     LengthShare,
     P95Latency,
+    PromptCacheDrop,
     SpendOutlier,
     WebhookDelivery,
 )
@@ -103,6 +104,7 @@ def build_alerts(config: Config, environ: Mapping[str, str], clock: Clock) -> Al
         length_share=_rule(LengthShare, settings.length_share),
         error_rate=_rule(ErrorRate, settings.error_rate),
         p95_latency=_rule(P95Latency, settings.p95_latency),
+        prompt_cache_drop=_rule(PromptCacheDrop, settings.prompt_cache_drop),
     )
     if rules.horizon_s() == 0:
         return None

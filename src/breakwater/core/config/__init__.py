@@ -41,6 +41,7 @@ from breakwater.core.config.observability import (
     LedgerSettings,
     LengthShareRule,
     P95LatencyRule,
+    PromptCacheDropRule,
     SpendOutlierRule,
     TracingSettings,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "P95LatencyRule",
     "Price",
     "Problem",
+    "PromptCacheDropRule",
     "Provider",
     "RedisSettings",
     "RetryPolicy",

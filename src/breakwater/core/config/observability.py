@@ -86,6 +86,16 @@ class P95LatencyRule(_Model):
     min_requests: int = Field(default=50, ge=1)
 
 
+class PromptCacheDropRule(_Model):
+    #: fire when a route's share of input tokens read from the provider's prompt cache falls
+    #: below this fraction of its share in the window before (0.5: halved)
+    drop: float = Field(default=0.5, gt=0, lt=1)
+    #: ... and only for a route that had at least this share before (a cache worth watching)
+    min_baseline: float = Field(default=0.2, gt=0, le=1)
+    window_s: float = Field(default=900.0, gt=0)
+    min_requests: int = Field(default=20, ge=1)
+
+
 class AlertSettings(_Model):
     """Alert rules (each off unless given) and where alerts go besides the log."""
 
@@ -96,3 +106,4 @@ class AlertSettings(_Model):
     length_share: LengthShareRule | None = None
     error_rate: ErrorRateRule | None = None
     p95_latency: P95LatencyRule | None = None
+    prompt_cache_drop: PromptCacheDropRule | None = None

@@ -114,6 +114,17 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
 
     for name, dep in deployments.items():
         provider_ref(f"deployments.{name}.provider", dep.get("provider"))
+        cache = dep.get("prompt_cache")
+        provider = providers.get(dep.get("provider"))  # type: ignore[arg-type]
+        if isinstance(cache, dict) and cache.get("auto") and isinstance(provider, dict):
+            wire = provider.get("wire", "openai") if provider.get("type") == "mock" else provider.get("type")
+            if wire != "anthropic":
+                problems.append(
+                    Problem(
+                        f"deployments.{name}.prompt_cache",
+                        "automatic breakpoints are for Anthropic deployments; OpenAI and Gemini cache prefixes on their own",
+                    )
+                )
     for name, p in providers.items():
         if p.get("type") == "openai" and not p.get("base_url") and p.get("host") in (None, "azure", "custom"):
             problems.append(Problem(f"providers.{name}.base_url", "required unless 'host' names a known host"))

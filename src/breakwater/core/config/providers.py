@@ -69,6 +69,21 @@ class Provider(_Model):
         return value.rstrip("/") if value else value
 
 
+class PromptCache(_Model):
+    """Automatic prompt-cache breakpoints for an Anthropic deployment (docs/caching.md).
+
+    OpenAI and Gemini cache long prompt prefixes on their own; Anthropic caches only up to the
+    ``cache_control`` breakpoints a request carries. With ``auto``, a request that carries none
+    gets one at the end of its stable prefix (tools, then the system prompt) when that prefix is
+    at least ``min_tokens`` long (estimated at 4 characters a token).
+    """
+
+    auto: bool = False
+    #: Anthropic's minimum cacheable prefix is 1024 tokens (Sonnet 4.x), 2048 or 4096 for some
+    #: models; a shorter prefix marked anyway is simply not cached (no error, no extra cost)
+    min_tokens: int = Field(default=1024, ge=1)
+
+
 class Deployment(_Model):
     """One upstream model on one provider."""
 
@@ -85,3 +100,5 @@ class Deployment(_Model):
     max_queue: int = Field(default=100, ge=0)
     # provider-specific fields merged into every upstream request body (e.g. Ollama "options")
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: Anthropic deployments: add prompt-cache breakpoints to requests that have none
+    prompt_cache: PromptCache | None = None

@@ -31,6 +31,7 @@ from breakwater.core.types import ChatRequest, ChatResponse
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset, Faults, FaultSchedule, parse_faults
 from breakwater.infra.mock.model import MockModel, filtered, input_tokens, stream_events
+from breakwater.infra.mock.prompt_cache import PromptCacheSim
 from breakwater.infra.mock.wires import AnthropicWire, GeminiWire, OpenAIWire, Wire
 
 __all__ = ["ConnectionReset", "MockReply", "MockService"]
@@ -98,6 +99,8 @@ class MockService:
         #: one counter for response and request ids, with no random prefix
         self._ids = IdGenerator(0, width=12)
         self._memo: dict[tuple[str, bytes], tuple[ChatRequest, ChatResponse]] = {}
+        #: the cached-token counts a provider's prompt cache would report (``prompt_cache.py``)
+        self._prompt_cache = PromptCacheSim(clock)
         self.openai, self.anthropic, self.gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
         self._routes: dict[str, _Route] = {}
         for prefix in ("/v1", ""):
@@ -220,8 +223,9 @@ class MockService:
         return answer
 
     def _chat(self, wire: Wire, request: ChatRequest, answer: ChatResponse, faults: Faults, query: str) -> MockReply:
+        usage = self._prompt_cache.usage(request, answer.usage, explicit=wire is self.anthropic)
         response = ChatResponse(
-            f"{wire.id_prefix}mock{self._ids.new()}", answer.model, self._now(), answer.choices, answer.usage
+            f"{wire.id_prefix}mock{self._ids.new()}", answer.model, self._now(), answer.choices, usage
         )
         if faults.content_filter == "prompt":
             blocked = wire.prompt_blocked(request, input_tokens(request))
