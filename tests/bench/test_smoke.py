@@ -99,3 +99,23 @@ def test_semantic_cache_eval_runs_the_lookup_path_on_a_pairs_file(tmp_path: Path
     assert (result["pairs"], result["duplicates"], result["threshold"]) == (4, 2, 0.96)
     assert (result["hit_rate"], result["false_hit_rate"]) == (1.0, 0.0)
     assert result["table"][0]["threshold"] == 0.9 and len(result["table"]) == 10
+
+
+def test_cache_savings_prices_a_mock_run_from_its_ledger(tmp_path: Path) -> None:
+    """`bench/cache_savings.py --json` runs a gateway on the mock and prices its ledger three ways:
+    the semantic hits are the planned share, and each cache lowers the spend."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cache_savings.py"), "--requests", "20", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    result = json.loads(done.stdout)
+    assert (result["requests"], result["semantic hits"]) == (20, 6)
+    assert result["of which read from the prompt cache"] > 1024
+    spends = [
+        float(result[k]) for k in ("spend, no caching (USD)", "spend, prompt caching (USD)", "spend, both caches (USD)")
+    ]
+    assert spends[0] > spends[1] > spends[2] > 0
