@@ -117,6 +117,11 @@ class CacheOutcome:
         return self.status in SERVED
 
 
+#: the outcomes with nothing but a status, shared by every request that has them (never changed)
+CACHE_MISS = CacheOutcome("miss")
+CACHE_BYPASS = CacheOutcome("bypass")
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Travels with one request through the engine.

@@ -68,8 +68,11 @@ def material_of(request: ChatRequest | EmbeddingRequest) -> tuple[str, Any]:
     """(what kind of body, its output-affecting fields) of a request: what its key hashes."""
     chat = isinstance(request, ChatRequest)
     if request.raw is not None:
+        # (integral floats as integers, inline: this runs on every lookup)
         return ("openai" if chat else "openai-embeddings"), {
-            k: _number(v) for k, v in request.raw.items() if k not in IGNORED_FIELDS
+            k: int(v) if type(v) is float and v.is_integer() else v
+            for k, v in request.raw.items()
+            if k not in IGNORED_FIELDS
         }
     return ("canonical" if chat else "canonical-embeddings"), canonical(request)
 

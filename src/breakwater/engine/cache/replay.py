@@ -42,7 +42,10 @@ STORABLE = frozenset({"stop", "length", "tool_calls"})
 
 def storable(response: ChatResponse) -> bool:
     """Every choice finished as an answer (not an error, not filtered)."""
-    return bool(response.choices) and all(c.finish_reason in STORABLE for c in response.choices)
+    for c in response.choices:
+        if c.finish_reason not in STORABLE:
+            return False
+    return bool(response.choices)
 
 
 def replay_events(response: ChatResponse) -> list[StreamEvent]:

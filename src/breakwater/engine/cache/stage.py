@@ -23,6 +23,7 @@ records the cost it saved).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from breakwater.engine.cache.key import cache_key, tenant_of
 from breakwater.engine.cache.replay import Assembly, replay_events, storable
 from breakwater.engine.cache.semantic_scope import question_of, scope_of
 from breakwater.engine.cache.store import CacheStore, CacheUnavailable
-from breakwater.engine.context import CacheOutcome, RequestContext
+from breakwater.engine.context import CACHE_BYPASS, CACHE_MISS, CacheOutcome, RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
 from breakwater.engine.ports import Clock
 from breakwater.engine.routing import Route, Router
@@ -95,15 +96,13 @@ class CacheStage(Stage):
         self._writes: set[asyncio.Task[None]] = set()
         #: the store's synchronous write, when it has one (memory): no task per stored answer
         self._set_now: Callable[[str, bytes, float], None] | None = getattr(store, "set_now", None)
+        self._get_now: Callable[[str], bytes | None] | None = getattr(store, "get_now", None)
+        self._delete_now: Callable[[str], None] = getattr(store, "delete_now", lambda key: None)
 
     def chat(self, call: ChatCall) -> ChatCall:
-        async def cached(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
-            route = self._caching(request.model)
-            if route is None:
-                return await call(request, ctx)
-            return await self._through(route, call, request, ctx)
-
-        return cached
+        # one coroutine per request (no wrapper around it): every await of the call below passes
+        # through each frame between the endpoint and the upstream, on every resume
+        return functools.partial(self._through, call)
 
     def embeddings(self, call: EmbeddingsCall) -> EmbeddingsCall:
         async def cached(request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
@@ -124,21 +123,24 @@ class CacheStage(Stage):
                 return None
         return route if route.cache is not None else None
 
-    async def _through(self, route: Route, call: ChatCall, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+    async def _through(self, call: ChatCall, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+        route = self._caching(request.model)
+        if route is None:
+            return await call(request, ctx)
         policy = route.cache
         assert policy is not None
         directives = parse_directives(ctx.cache_header, request.cache_directive)
         if policy.qualify == "deterministic" and not deterministic(request):
-            ctx.cache = CacheOutcome("bypass")
+            ctx.cache = CACHE_BYPASS
             return await call(request, ctx)
         tenant = tenant_of(ctx.caller, policy.scope)
         key = cache_key(request, route.cache_fingerprint, tenant)
         stale: CacheEntry | None = None
         question: _Question | None = None
         if directives.no_cache:
-            ctx.cache = CacheOutcome("bypass")
+            ctx.cache = CACHE_BYPASS
         else:
-            entry = await self._lookup(key)
+            entry = self._lookup_now(key) if self._get_now is not None else await self._lookup(key)
             if entry is not None and isinstance(entry.response, ChatResponse):
                 age = max(self.clock.time() - entry.stored_at, 0.0)
                 if age <= entry.ttl_s:
@@ -151,7 +153,7 @@ class CacheStage(Stage):
                     answer = await self._similar(question, policy.similarity, route, request, ctx)
                     if answer is not None:
                         return answer
-            ctx.cache = CacheOutcome("miss")
+            ctx.cache = CACHE_MISS
         try:
             answer = await call(request, ctx)
         except (UpstreamError, Saturated) as exc:
@@ -219,7 +221,7 @@ class CacheStage(Stage):
         directives = parse_directives(ctx.cache_header)
         key = cache_key(request, route.cache_fingerprint, tenant_of(ctx.caller, policy.scope))
         if directives.no_cache:
-            ctx.cache = CacheOutcome("bypass")
+            ctx.cache = CACHE_BYPASS
         else:
             entry = await self._lookup(key)
             if entry is not None and isinstance(entry.response, EmbeddingResponse):
@@ -227,12 +229,29 @@ class CacheStage(Stage):
                 if age <= entry.ttl_s:
                     self._served("hit", entry, age, route, ctx)
                     return entry.response
-            ctx.cache = CacheOutcome("miss")
+            ctx.cache = CACHE_MISS
         response = await call(request, ctx)
         if not directives.no_store:
             ttl = directives.ttl_s or policy.ttl_s
             self._store(key, response, ttl, ttl, policy.max_entry_bytes, ctx)
         return response
+
+    def _lookup_now(self, key: str) -> CacheEntry | None:
+        """``_lookup`` on a store that answers at once (memory): no coroutine, nothing to time out."""
+        assert self._get_now is not None
+        counts = self.counts
+        started = self.clock.monotonic()
+        counts.lookups += 1
+        value = self._get_now(key)
+        entry: CacheEntry | None = None
+        if value is not None:
+            try:
+                entry = decode_entry(value)
+            except CorruptEntry:
+                counts.corrupt += 1
+                self._delete_now(key)  # at once: a later delete would take the answer stored next
+        counts.lookup_s += self.clock.monotonic() - started
+        return entry
 
     async def _lookup(self, key: str) -> CacheEntry | None:
         counts = self.counts

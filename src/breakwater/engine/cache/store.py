@@ -35,10 +35,14 @@ class CacheStore(Protocol):
 
 
 class ImmediateStore(Protocol):
-    """A store whose writes cost nothing to wait for (process memory): the stage stores at once
-    instead of starting a task per answer."""
+    """A store whose reads and writes cost nothing to wait for (process memory): the stage calls
+    them directly, with no coroutine per lookup and no task per stored answer."""
+
+    def get_now(self, key: str) -> bytes | None: ...
 
     def set_now(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+    def delete_now(self, key: str) -> None: ...
 
 
 class CacheStats(Protocol):

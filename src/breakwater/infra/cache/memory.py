@@ -38,6 +38,10 @@ class MemoryCacheStore:
         return len(self._entries)
 
     async def get(self, key: str) -> bytes | None:
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> bytes | None:
+        """``get`` without a coroutine (``engine/cache/store.ImmediateStore``)."""
         value = self._entries.get(key)
         if value is None:
             return None
@@ -67,6 +71,10 @@ class MemoryCacheStore:
         self.bytes += size
 
     async def delete(self, key: str) -> None:
+        self.delete_now(key)
+
+    def delete_now(self, key: str) -> None:
+        """``delete`` without a coroutine."""
         if key in self._entries:
             self._drop(key)
 
@@ -81,8 +89,9 @@ class MemoryCacheStore:
         self.bytes -= len(value) + OVERHEAD
 
     def _expire(self, now: float) -> None:
-        # the oldest few only: enough to keep expired entries from piling up, never a full scan
-        for _ in range(4):
+        # the oldest two only: each write can retire more than it adds, so expired entries never
+        # pile up, and there is never a full scan
+        for _ in range(2):
             if not self._entries:
                 return
             key = next(iter(self._entries))
