@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from breakwater.core.errors import InvalidRequest
 from breakwater.engine.cache.directives import Directives, parse_directives
@@ -24,3 +26,15 @@ def test_a_bad_directive_is_an_invalid_request_naming_it(value: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_directives(value, None)
     assert caught.value.param == "x-breakwater-cache"
+
+
+@settings(max_examples=300, derandomize=True)
+@given(header=st.text(), field=st.one_of(st.none(), st.text()))
+def test_any_text_is_directives_or_an_invalid_request(header: str, field: str | None) -> None:
+    """Whatever a client sends, the answer is directives or a 400 (never another exception: no 500)."""
+    try:
+        result = parse_directives(header, field)
+    except InvalidRequest as exc:
+        assert exc.param == "x-breakwater-cache"
+    else:
+        assert isinstance(result, Directives)
