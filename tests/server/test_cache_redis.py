@@ -151,3 +151,32 @@ def test_redis_going_away_fails_no_request(
     while _ask(second, "After the outage").headers["x-breakwater-cache"] != "hit":
         assert time.monotonic() < deadline, "caching did not resume after Redis came back"
         time.sleep(0.05)
+
+
+def _semantic_config(namespace: str) -> dict[str, Any]:
+    config = _config(PORT, namespace)
+    config["routes"]["faq"] = {"deployments": ["d"], "cache": {"mode": "semantic"}, "retry": {"max_attempts": 1}}
+    return config
+
+
+def test_replicas_learn_each_others_questions_for_the_semantic_cache(namespace: str) -> None:
+    """With the Redis backend, a question one gateway answered is a semantic hit on the other,
+    which never saw it: the indexed questions travel on a Redis stream, the answers in the store."""
+    first = create_app(build_config(_semantic_config(namespace + "sem:")))
+    second = create_app(build_config(_semantic_config(namespace + "sem:")))
+    with serve(first) as a, serve(second) as b:
+        asked = openai_sdk(a).chat.completions.with_raw_response.create(
+            model="faq", messages=[{"role": "user", "content": "How do I reset my password?"}], temperature=0
+        )
+        assert asked.headers["x-breakwater-cache"] == "miss"
+        deadline = time.monotonic() + 15
+        while True:  # the other replica reads the stream every 0.5 s: a bounded wait on the condition
+            similar = openai_sdk(b).chat.completions.with_raw_response.create(
+                model="faq", messages=[{"role": "user", "content": "How can I reset my password?"}], temperature=0,
+                extra_headers={"x-breakwater-cache": "no-store"},
+            )  # fmt: skip
+            if similar.headers["x-breakwater-cache"] == "semantic-hit":
+                break
+            assert time.monotonic() < deadline, "the second replica never learned the question"
+            time.sleep(0.1)
+    assert similar.parse().choices[0].message.content == asked.parse().choices[0].message.content

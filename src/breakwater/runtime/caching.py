@@ -15,6 +15,7 @@ from breakwater.infra.credentials import resolve_optional
 
 if TYPE_CHECKING:  # numpy and wordllama are imported only for a semantic route
     from breakwater.engine.cache.semantic import SemanticIndex
+    from breakwater.infra.cache.semantic_feed import RedisSemanticFeed
 
 
 def caches(config: Config) -> bool:
@@ -59,3 +60,19 @@ async def load_semantic(index: SemanticIndex) -> None:
     load = getattr(index.embedder, "load", None)
     if load is not None:
         await asyncio.to_thread(load)
+
+
+def build_semantic_feed(
+    config: Config, environ: Mapping[str, str], index: SemanticIndex | None
+) -> RedisSemanticFeed | None:
+    """With the Redis backend, the feed that shares indexed questions between replicas."""
+    if index is None or config.cache.backend != "redis" or config.redis is None:
+        return None
+    from breakwater.infra.cache.semantic_feed import RedisSemanticFeed
+
+    r = config.redis
+    feed = RedisSemanticFeed(
+        resolve_optional(r.url, environ), index, namespace=r.namespace, timeout_s=r.timeout_ms / 1000
+    )
+    index.on_add = feed.publish
+    return feed

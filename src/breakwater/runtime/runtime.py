@@ -50,7 +50,13 @@ from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.runtime.access import AccessLayer
 from breakwater.runtime.budget_seed import seed_budgets
-from breakwater.runtime.caching import build_cache_store, build_semantic_index, load_semantic, semantic
+from breakwater.runtime.caching import (
+    build_cache_store,
+    build_semantic_feed,
+    build_semantic_index,
+    load_semantic,
+    semantic,
+)
 from breakwater.runtime.observers import (
     budget_alert,
     build_alerts,
@@ -64,6 +70,7 @@ from breakwater.runtime.wiring import Wiring
 
 if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when tracing is on
     from breakwater.engine.cache.semantic import SemanticIndex
+    from breakwater.infra.cache.semantic_feed import RedisSemanticFeed
     from breakwater.observability.tracing import Tracer
 
 log = logging.getLogger("breakwater.server")
@@ -158,8 +165,10 @@ class Runtime:
             self.cache_store = build_cache_store(config, env, clock)
         if previous is not None and "cache" in self.kept and previous.semantic is not None and semantic(config):
             self.semantic: SemanticIndex | None = previous.semantic
+            self.semantic_feed: RedisSemanticFeed | None = previous.semantic_feed
         else:
             self.semantic = build_semantic_index(config)
+            self.semantic_feed = build_semantic_feed(config, env, self.semantic)
         if previous is not None and "access" in self.kept:
             self.access = previous.access
         else:
@@ -214,6 +223,8 @@ class Runtime:
         owned = self._owned
         if self.semantic is not None:
             await load_semantic(self.semantic)  # once: a kept index has its model already
+        if "cache" in owned and self.semantic_feed is not None:
+            self.semantic_feed.start()
         if "ledger" in owned and self.ledger is not None:
             await self.ledger.start()
         if "alerts" in owned:
@@ -257,6 +268,8 @@ class Runtime:
             await self.alerts.stop()
         if self.cache is not None:
             await self.cache.drain()  # answers being stored land before the store may close
+        if "cache" in owned and self.semantic_feed is not None:
+            await self.semantic_feed.stop()
         if "cache" in owned and self.cache_store is not None:
             await self.cache_store.close()
         if "tracer" in owned and self.tracer is not None:

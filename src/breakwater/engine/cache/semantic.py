@@ -24,6 +24,7 @@ This module imports numpy, so it is imported only by a runtime with a semantic r
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -107,16 +108,23 @@ class SemanticIndex:
         self.max_entries = max_entries
         self.entries = 0
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
+        #: told of every question this process indexes (the replicas' shared feed), when set
+        self.on_add: Callable[[str, str, str, Vector], None] | None = None
 
-    def add(self, scope: str, question: str, key: str, vector: Vector | None = None) -> None:
-        """Remember that ``question`` in ``scope`` is answered by the entry under ``key``."""
+    def add(self, scope: str, question: str, key: str, vector: Vector | None = None, *, share: bool = True) -> None:
+        """Remember that ``question`` in ``scope`` is answered by the entry under ``key``;
+        ``share``: tell ``on_add`` (not for a question learned from another replica)."""
         rows = self._scopes.get(scope)
         if rows is None:
             rows = self._scopes[scope] = _Scope(self.embedder.dimensions)
         self._scopes.move_to_end(scope)
         before = rows.rows
-        rows.add(self.embedder.embed(question) if vector is None else vector, key, question)
+        if vector is None:
+            vector = self.embedder.embed(question)
+        rows.add(vector, key, question)
         self.entries += rows.rows - before
+        if share and self.on_add is not None and rows.rows > before:
+            self.on_add(scope, question, key, vector)
         while self.entries > self.max_entries:
             oldest_scope = next(iter(self._scopes.values()))
             oldest_scope.remove(oldest_scope.keys[0])
