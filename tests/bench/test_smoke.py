@@ -13,15 +13,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_smoke(tmp_path: Path) -> None:
-    """`bench/run.py --smoke` starts the mock and Breakwater, drives a few seconds of load with no failures, and writes JSON and Markdown."""
-    subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
+def bench(script: str, *args: str, cwd: Path) -> str:
+    """Run ``bench/<script>`` with ``args`` in ``cwd``; its standard output (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
         check=True,
         capture_output=True,
+        text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=cwd,
     )
+    return done.stdout
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    """`bench/run.py --smoke` starts the mock and Breakwater, drives a few seconds of load with no failures, and writes JSON and Markdown."""
+    bench("run.py", "--smoke", "--out", str(tmp_path), cwd=tmp_path)
     result = json.loads((tmp_path / "smoke.json").read_text())["smoke"]
     for mode in ("plain", "stream"):
         assert result[mode]["ok"] > 50
@@ -33,15 +40,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
 def test_pipeline_cost_runs_and_prints_its_table(tmp_path: Path) -> None:
     """`bench/pipeline_cost.py` builds real runtimes (access off and on) and times every row."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "pipeline_cost.py"), "--requests", "300", "--repeats", "1"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "us/request" not in line]
+    out = bench("pipeline_cost.py", "--requests", "300", "--repeats", "1", cwd=tmp_path)
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "us/request" not in line]
     labels = [row.split("|")[1].strip() for row in rows if not row.startswith("| ---")]
     assert labels == [
         "calls only",
@@ -87,15 +87,7 @@ def test_semantic_cache_eval_runs_the_lookup_path_on_a_pairs_file(tmp_path: Path
         {"a": "Convert 10 EUR to USD", "b": "Convert 10 USD to EUR", "duplicate": 0},
     ]
     pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "semantic_cache_eval.py"), "--pairs", str(pairs), "--json", "--table"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    result = json.loads(done.stdout)
+    result = json.loads(bench("semantic_cache_eval.py", "--pairs", str(pairs), "--json", "--table", cwd=tmp_path))
     assert (result["pairs"], result["duplicates"], result["threshold"]) == (4, 2, 0.96)
     assert (result["hit_rate"], result["false_hit_rate"]) == (1.0, 0.0)
     assert result["table"][0]["threshold"] == 0.9 and len(result["table"]) == 10
@@ -104,15 +96,7 @@ def test_semantic_cache_eval_runs_the_lookup_path_on_a_pairs_file(tmp_path: Path
 def test_cache_savings_prices_a_mock_run_from_its_ledger(tmp_path: Path) -> None:
     """`bench/cache_savings.py --json` runs a gateway on the mock and prices its ledger three ways:
     the semantic hits are the planned share, and each cache lowers the spend."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cache_savings.py"), "--requests", "20", "--json"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    result = json.loads(done.stdout)
+    result = json.loads(bench("cache_savings.py", "--requests", "20", "--json", cwd=tmp_path))
     assert (result["requests"], result["semantic hits"]) == (20, 6)
     assert result["of which read from the prompt cache"] > 1024
     spends = [

@@ -78,7 +78,9 @@ class Recorder:
             # no upstream was paid for this answer: nothing used, nothing spent; what the call
             # it replaced cost is what the cache saved
             usage, cost_usd = Usage(), _ZERO
-            saved_usd = self._cost(cache.deployment, cache.provider, cache.upstream_model, cache.usage or Usage())
+            price = self._prices.known(cache.deployment, self._host_of(cache.provider), cache.upstream_model)
+            if price is not None:  # (looked up without counting: no call was left unpriced)
+                saved_usd = cost(cache.usage or Usage(), price).total
         else:
             if usage is None and outcome.deployment is not None and request is not None:
                 usage, estimated = self._estimate(ctx, request), True
