@@ -59,14 +59,14 @@ def evaluate(pairs: list[dict[str, Any]], verifier: Verifier, floor: float) -> t
     """Each pair's hit similarity (``None``: no hit at ``floor``), and each lookup's time in seconds."""
     embedder = WordLlamaEmbedder()
     embedder.load()
-    index = SemanticIndex(embedder, verifier)
+    index = SemanticIndex(verifier)
     found: list[float | None] = []
     took: list[float] = []
     for i, pair in enumerate(pairs):
         key = f"pair-{i}"
-        index.add("eval", pair["a"], key)
-        started = time.perf_counter()
-        match, _ = index.lookup("eval", pair["b"], floor)
+        index.add("eval", pair["a"], key, embedder.embed_now(pair["a"]))
+        started = time.perf_counter()  # the lookup as the stage makes it: embed, then match
+        match = index.match("eval", pair["b"], embedder.embed_now(pair["b"]), floor)
         took.append(time.perf_counter() - started)
         found.append(None if match is None else match.similarity)
         index.forget("eval", key)
@@ -94,9 +94,9 @@ def latency(path: Path, entries: int) -> dict[str, Any]:
     embedder = WordLlamaEmbedder()
     embedder.load()
     keys = [f"{i:064x}" for i in range(entries)]
-    vectors = [embedder.embed(q) for q in questions[:entries]]
+    vectors = [embedder.embed_now(q) for q in questions[:entries]]
     tracemalloc.start()
-    index = SemanticIndex(embedder, max_entries=entries)
+    index = SemanticIndex(max_entries=entries)
     for i in range(entries):
         index.add("one scope", questions[i], keys[i], vectors[i])
     held, _ = tracemalloc.get_traced_memory()
@@ -104,7 +104,7 @@ def latency(path: Path, entries: int) -> dict[str, Any]:
     took = []
     for question in questions[entries : entries + 1000]:
         started = time.perf_counter()
-        index.lookup("one scope", question, RouteCache().similarity)
+        index.match("one scope", question, embedder.embed_now(question), RouteCache().similarity)
         took.append(time.perf_counter() - started)
     took.sort()
     return {

@@ -90,3 +90,26 @@ async def _ask(runtime: Runtime, model: str) -> None:
         await runtime.pipeline.chat(request, ctx)
     finally:
         runtime.pipeline.end(ctx, Outcome(request, 200))
+
+
+def _semantic(tmp: Path, embed_model: str) -> dict[str, Any]:
+    config = _config(tmp)
+    config["deployments"]["vectors"] = {"provider": "m", "model": embed_model}
+    config["routes"]["faq"] = {"deployments": ["a"], "cache": {"mode": "semantic"}}
+    config["routes"]["embed"] = {"deployments": ["vectors"]}
+    config["cache"] = {"embedder": {"model": "embed"}}
+    return config
+
+
+def test_a_semantic_index_is_kept_only_for_vectors_of_the_same_embedder(tmp_path: Path) -> None:
+    """A reload keeps the semantic index (and the store) while the embeddings route is served by
+    the same models; once its upstream model changes, the old vectors are not comparable: a new
+    index, and the cache section is not kept."""
+    process = Process({})
+    first = Runtime(build_config(_semantic(tmp_path, "mock-embed")), process)
+    assert first.semantic is not None and first.semantic.identity.startswith("route:")
+    same = Runtime(build_config(_semantic(tmp_path, "mock-embed")), process, previous=first)
+    assert "cache" in same.kept and same.semantic is first.semantic and same.cache_store is first.cache_store
+    other = Runtime(build_config(_semantic(tmp_path, "mock-embed-large")), process, previous=first)
+    assert "cache" not in other.kept and other.semantic is not None and other.semantic is not first.semantic
+    assert other.semantic.identity != first.semantic.identity

@@ -226,6 +226,11 @@ class CacheCollector(Collector):
             "Lookups and stores skipped because the store did not answer in time (Redis down or slow).",
             value=counts.unavailable,
         )
+        yield CounterMetricFamily(
+            "breakwater_cache_embed_failures",
+            "Semantic lookups skipped because the embedder failed (cache.embedder: an embeddings route).",
+            value=counts.embed_failures,
+        )
         stats = cast("CacheStats | None", store if hasattr(store, "evictions") else None)
         if stats is not None:  # the memory store counts itself; Redis keeps its own figures
             labels = ["backend"]

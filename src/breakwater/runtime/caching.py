@@ -1,20 +1,28 @@
 """The answer cache's store, built from the config: memory (the default) or Redis; and the semantic
-index with its local embedder, when some route is ``mode: semantic``."""
+index with its embedder (the bundled local model, or an embeddings route of this gateway), when
+some route is ``mode: semantic``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
+
+import orjson
 
 from breakwater.core.config import Config
 from breakwater.engine.cache.store import CacheStore
+from breakwater.engine.calls.gateway import Gateway
+from breakwater.engine.context import RequestContext
+from breakwater.engine.pipeline import Outcome
 from breakwater.engine.ports import Clock
+from breakwater.engine.routing import Router
 from breakwater.infra.cache.memory import MemoryCacheStore
 from breakwater.infra.credentials import resolve_optional
 
 if TYPE_CHECKING:  # numpy and wordllama are imported only for a semantic route
-    from breakwater.engine.cache.semantic import SemanticIndex
+    from breakwater.engine.cache.semantic import Embedder, SemanticIndex
     from breakwater.infra.cache.semantic_feed import RedisSemanticFeed
 
 
@@ -41,23 +49,59 @@ def semantic(config: Config) -> bool:
     return any(route.cache.mode == "semantic" for route in config.routes.values())
 
 
-def build_semantic_index(config: Config) -> SemanticIndex | None:
-    """The semantic index (its embedder not loaded yet: ``load_semantic``), or ``None``."""
+def embedder_identity(config: Config, router: Router) -> str:
+    """What the configured embedder's vectors are comparable with: the local model's name, or the
+    embeddings route's deployments (providers and upstream models). An index is kept across a
+    reload only when this has not changed."""
+    chosen = config.cache.embedder
+    if chosen == "local":
+        from breakwater.infra.cache.wordllama import WordLlamaEmbedder
+
+        return WordLlamaEmbedder.identity
+    served_by = [[d.target.provider, d.target.model] for d in router.routes[chosen.model].deployments]
+    return "route:" + hashlib.sha256(orjson.dumps(served_by)).hexdigest()[:16]
+
+
+def build_semantic_index(config: Config, identity: str) -> SemanticIndex | None:
+    """The semantic index for vectors of the embedder ``identity``, or ``None``."""
     if not semantic(config):
         return None
     from breakwater.engine.cache.semantic import SemanticIndex
-    from breakwater.infra.cache.wordllama import WordLlamaEmbedder
 
-    return SemanticIndex(WordLlamaEmbedder(), max_entries=config.cache.semantic_max_entries)
+    return SemanticIndex(max_entries=config.cache.semantic_max_entries, identity=identity)
 
 
-async def load_semantic(index: SemanticIndex) -> None:
-    """Load the embedder's model off the event loop (about 0.3 s, once per process).
+def build_embedder(
+    config: Config,
+    gateway: Gateway,
+    clock: Clock,
+    finish: Callable[[RequestContext, Outcome], None],
+    previous: Embedder | None,
+) -> Embedder | None:
+    """The embedder of semantic routes' questions (``previous``, the local model already loaded,
+    when it is the same one), or ``None`` when no route is semantic."""
+    if not semantic(config):
+        return None
+    chosen = config.cache.embedder
+    if chosen == "local":
+        from breakwater.infra.cache.wordllama import WordLlamaEmbedder
+
+        if isinstance(previous, WordLlamaEmbedder):
+            return previous
+        return WordLlamaEmbedder()
+    from breakwater.engine.cache.gateway_embedder import GatewayEmbedder
+
+    identity = embedder_identity(config, gateway.router)
+    return GatewayEmbedder(gateway.embeddings, chosen.model, identity, clock, finish)
+
+
+async def load_embedder(embedder: Embedder) -> None:
+    """Load a local embedder's model off the event loop (about 0.3 s, once per process).
 
     Raises:
         EmbedderUnavailable: the optional ``wordllama`` package is not installed.
     """
-    load = getattr(index.embedder, "load", None)
+    load = getattr(embedder, "load", None)
     if load is not None:
         await asyncio.to_thread(load)
 

@@ -52,9 +52,11 @@ from breakwater.runtime.access import AccessLayer
 from breakwater.runtime.budget_seed import seed_budgets
 from breakwater.runtime.caching import (
     build_cache_store,
+    build_embedder,
     build_semantic_feed,
     build_semantic_index,
-    load_semantic,
+    embedder_identity,
+    load_embedder,
     semantic,
 )
 from breakwater.runtime.observers import (
@@ -69,7 +71,7 @@ from breakwater.runtime.observers import (
 from breakwater.runtime.wiring import Wiring
 
 if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when tracing is on
-    from breakwater.engine.cache.semantic import SemanticIndex
+    from breakwater.engine.cache.semantic import Embedder, SemanticIndex
     from breakwater.infra.cache.semantic_feed import RedisSemanticFeed
     from breakwater.observability.tracing import Tracer
 
@@ -142,6 +144,10 @@ class Runtime:
             for name, sections in SECTIONS.items()
             if previous is not None and all(getattr(previous.config, s) == getattr(config, s) for s in sections)
         ]
+        identity = embedder_identity(config, router) if semantic(config) else ""
+        old_index = None if previous is None else previous.semantic
+        if "cache" in self.kept and old_index is not None and old_index.identity != identity:
+            self.kept.remove("cache")  # other vectors: a new index (and store)
         self._owned = set(SECTIONS) - set(self.kept)
         self._previous = previous
 
@@ -167,7 +173,7 @@ class Runtime:
             self.semantic: SemanticIndex | None = previous.semantic
             self.semantic_feed: RedisSemanticFeed | None = previous.semantic_feed
         else:
-            self.semantic = build_semantic_index(config)
+            self.semantic = build_semantic_index(config, identity)
             self.semantic_feed = build_semantic_feed(config, env, self.semantic)
         if previous is not None and "access" in self.kept:
             self.access = previous.access
@@ -205,8 +211,12 @@ class Runtime:
         stages: dict[str, Stage] = {"access": AccessStage(gate), "recording": RecordingStage(recorder, clock)}
         #: the cache stage, when some route caches
         self.cache: CacheStage | None = None
+        #: what embeds semantic routes' questions (``None`` when no route is semantic)
+        self.embedder: Embedder | None = build_embedder(
+            config, self.gateway, clock, stages["recording"].end, None if previous is None else previous.embedder
+        )
         if self.cache_store is not None:
-            stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic)
+            stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
         self.pipeline = Pipeline(stages, self.gateway)
         #: requests being served by this runtime (the server counts them in and out); a retired
         #: runtime stops when it reaches 0
@@ -221,8 +231,8 @@ class Runtime:
         for warning in self.unpriced:
             log.warning(warning)
         owned = self._owned
-        if self.semantic is not None:
-            await load_semantic(self.semantic)  # once: a kept index has its model already
+        if self.embedder is not None:
+            await load_embedder(self.embedder)  # once: a kept local model is loaded already
         if "cache" in owned and self.semantic_feed is not None:
             self.semantic_feed.start()
         if "ledger" in owned and self.ledger is not None:

@@ -7,47 +7,64 @@ from typing import Any
 
 import numpy as np
 
-from breakwater.engine.cache.semantic import SemanticIndex, Vector
+from breakwater.engine.cache.semantic import Match, SemanticIndex, Vector
 from breakwater.engine.cache.semantic_scope import question_of, scope_of
 from breakwater.providers import openai_serve
 
 
-class Letters:
-    """Embeds a text as its letter counts, normalised: similar spellings are similar vectors."""
+def letters(text: str) -> Vector:
+    """A deterministic stand-in embedding: the text's letter counts, normalised (similar
+    spellings are similar vectors)."""
+    v = np.zeros(26, dtype=np.float32)
+    for ch in text.lower():
+        if "a" <= ch <= "z":
+            v[ord(ch) - 97] += 1
+    n = float(np.linalg.norm(v))
+    return v / n if n else v
 
-    dimensions = 26
 
-    def embed(self, text: str) -> Vector:
-        v = np.zeros(26, dtype=np.float32)
-        for ch in text.lower():
-            if "a" <= ch <= "z":
-                v[ord(ch) - 97] += 1
-        n = float(np.linalg.norm(v))
-        return v / n if n else v
+def _add(index: SemanticIndex, scope: str, question: str, key: str) -> None:
+    index.add(scope, question, key, letters(question))
+
+
+def _match(index: SemanticIndex, scope: str, question: str, threshold: float) -> Match | None:
+    return index.match(scope, question, letters(question), threshold)
 
 
 def test_a_similar_question_matches_and_a_verifier_failure_does_not() -> None:
     """Above the threshold and through the verifier: a match with its key; else none."""
-    index = SemanticIndex(Letters())
-    index.add("s", "how do i reset my password", "k1")
-    match, _ = index.lookup("s", "how do i reset my password please", 0.9)
+    index = SemanticIndex()
+    _add(index, "s", "how do i reset my password", "k1")
+    match = _match(index, "s", "how do i reset my password please", 0.9)
     assert match is not None and match.key == "k1" and match.similarity > 0.9
-    assert index.lookup("s", "how do i reset my password", 0.9)[0] is not None
-    assert index.lookup("other scope", "how do i reset my password", 0.9)[0] is None
-    index.add("s", "convert 10 eur to usd", "k2")
-    assert index.lookup("s", "convert 10 usd to eur", 0.9)[0] is None  # identical letters, other order
+    assert _match(index, "s", "how do i reset my password", 0.9) is not None
+    assert _match(index, "other scope", "how do i reset my password", 0.9) is None
+    _add(index, "s", "convert 10 eur to usd", "k2")
+    assert _match(index, "s", "convert 10 usd to eur", 0.9) is None  # identical letters, other order
 
 
 def test_forget_and_the_bound() -> None:
     """A forgotten key no longer matches; past max_entries the oldest rows go first."""
-    index = SemanticIndex(Letters(), max_entries=3)
+    index = SemanticIndex(max_entries=3)
     for i, q in enumerate(["alpha question", "beta question", "gamma question", "delta question"]):
-        index.add("s", q, f"k{i}")
+        _add(index, "s", q, f"k{i}")
     assert index.entries == 3
-    assert index.lookup("s", "alpha question", 0.999)[0] is None  # evicted
-    assert index.lookup("s", "delta question", 0.999)[0] is not None
+    assert _match(index, "s", "alpha question", 0.999) is None  # evicted
+    assert _match(index, "s", "delta question", 0.999) is not None
     index.forget("s", "k3")
-    assert index.lookup("s", "delta question", 0.999)[0] is None and index.entries == 2
+    assert _match(index, "s", "delta question", 0.999) is None and index.entries == 2
+
+
+def test_a_vector_of_another_dimension_is_neither_added_nor_matched() -> None:
+    """The first vector fixes the index's dimension; one of another length (an embedder swapped
+    under it) is ignored instead of failing the request."""
+    index = SemanticIndex()
+    _add(index, "s", "opening hours", "k1")
+    wider = np.ones(32, dtype=np.float32) / np.sqrt(32)
+    index.add("s", "opening hours", "k2", wider)
+    assert index.entries == 1 and index.dimensions == 26
+    assert index.match("s", "opening hours", wider, 0.1) is None
+    assert _match(index, "s", "opening hours", 0.99) is not None
 
 
 BASE: dict[str, Any] = {

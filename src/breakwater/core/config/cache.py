@@ -39,6 +39,14 @@ class RouteCache(_Model):
     stale_if_error_s: float = Field(default=0.0, ge=0, le=MAX_TTL_S)
 
 
+class GatewayEmbedder(_Model):
+    """The semantic cache's questions embedded by this gateway's own embeddings route."""
+
+    #: a route of this config that serves embeddings (with its retries, fallbacks and breakers);
+    #: its calls are ledger rows of their own, user ``breakwater:semantic-cache``
+    model: str = Field(min_length=1)
+
+
 class CacheSettings(_Model):
     """Where cached answers live, for every route that caches."""
 
@@ -49,3 +57,7 @@ class CacheSettings(_Model):
     max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     #: the semantic index's bound: questions remembered in this process (about 1.3 KB each)
     semantic_max_entries: int = Field(default=100_000, ge=1)
+    #: what embeds a semantic route's questions: ``local`` (the model bundled with the optional
+    #: ``wordllama`` package, in this process: no network, ~60 us a question) or ``{model: ROUTE}``
+    #: (an embeddings route of this gateway: an upstream call per question not answered exactly)
+    embedder: Literal["local"] | GatewayEmbedder = "local"

@@ -136,6 +136,16 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
     cache = data.get("cache")
     if isinstance(cache, dict) and cache.get("backend") == "redis" and not isinstance(data.get("redis"), dict):
         problems.append(Problem("cache.backend", "the redis backend needs a 'redis' section with its url"))
+    embedder = cache.get("embedder") if isinstance(cache, dict) else None
+    if isinstance(embedder, dict) and isinstance(embedder.get("model"), str):
+        name = embedder["model"]
+        embedding_routes = sorted(r for r in _section(data, "routes") if not r.endswith("/*"))
+        if name not in embedding_routes:
+            problems.append(
+                Problem(
+                    "cache.embedder.model", f"unknown route {name!r} (expected one of: {_one_of(embedding_routes)})"
+                )
+            )
     access = data.get("access")
     if isinstance(access, dict) and access.get("enabled", True) is not False:
         store = access.get("store")

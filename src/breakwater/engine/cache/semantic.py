@@ -37,11 +37,15 @@ Vector = np.ndarray[Any, np.dtype[np.float32]]
 
 
 class Embedder(Protocol):
-    """Text to a unit-length vector (``infra/cache/wordllama.py``: the bundled local model)."""
+    """Text to a unit-length vector: the bundled local model (``infra/cache/wordllama.py``) or an
+    embeddings route of this gateway (``gateway_embedder.py``)."""
 
-    dimensions: int
+    #: what its vectors are comparable with: an index filled by another embedder is not kept
+    identity: str
 
-    def embed(self, text: str) -> Vector: ...
+    async def embed(self, text: str) -> Vector:
+        """Raises: EmbedderFailed (``semantic_scope.py``)."""
+        ...
 
 
 #: similar stored questions tried against the verifier, closest first
@@ -95,15 +99,21 @@ class _Scope:
 class SemanticIndex:
     """Stored questions by scope, looked up by similarity and the verifier.
 
+    Vectors come from the caller (the stage's embedder): the index only compares them. All rows
+    have the dimension of the first one added; a vector of another dimension is never added nor
+    matched.
+
     Args:
-        embedder: text to unit vectors.
         verifier: the check a similar pair must pass.
         max_entries: rows in all scopes together; past it the scope used longest ago loses its
             oldest row.
     """
 
-    def __init__(self, embedder: Embedder, verifier: Verifier | None = None, max_entries: int = 100_000) -> None:
-        self.embedder = embedder
+    def __init__(self, verifier: Verifier | None = None, max_entries: int = 100_000, identity: str = "") -> None:
+        #: the embedder its vectors came from (``Embedder.identity``)
+        self.identity = identity
+        #: the rows' dimension, from the first vector added
+        self.dimensions: int | None = None
         self.verifier = verifier or Verifier()
         self.max_entries = max_entries
         self.entries = 0
@@ -111,16 +121,18 @@ class SemanticIndex:
         #: told of every question this process indexes (the replicas' shared feed), when set
         self.on_add: Callable[[str, str, str, Vector], None] | None = None
 
-    def add(self, scope: str, question: str, key: str, vector: Vector | None = None, *, share: bool = True) -> None:
-        """Remember that ``question`` in ``scope`` is answered by the entry under ``key``;
-        ``share``: tell ``on_add`` (not for a question learned from another replica)."""
+    def add(self, scope: str, question: str, key: str, vector: Vector, *, share: bool = True) -> None:
+        """Remember that ``question`` (embedded as ``vector``) in ``scope`` is answered by the entry
+        under ``key``; ``share``: tell ``on_add`` (not for a question learned from another replica)."""
+        if self.dimensions is None:
+            self.dimensions = len(vector)
+        elif vector.shape != (self.dimensions,):
+            return
         rows = self._scopes.get(scope)
         if rows is None:
-            rows = self._scopes[scope] = _Scope(self.embedder.dimensions)
+            rows = self._scopes[scope] = _Scope(self.dimensions)
         self._scopes.move_to_end(scope)
         before = rows.rows
-        if vector is None:
-            vector = self.embedder.embed(question)
         rows.add(vector, key, question)
         self.entries += rows.rows - before
         if share and self.on_add is not None and rows.rows > before:
@@ -132,15 +144,10 @@ class SemanticIndex:
             if oldest_scope.rows == 0:
                 self._scopes.popitem(last=False)
 
-    def lookup(self, scope: str, question: str, threshold: float) -> tuple[Match | None, Vector]:
-        """``match`` for a question not embedded yet; its embedding too (to add it after a miss)."""
-        vector = self.embedder.embed(question)
-        return self.match(scope, question, vector, threshold), vector
-
     def match(self, scope: str, question: str, vector: Vector, threshold: float) -> Match | None:
         """The most similar stored question at or above ``threshold`` that the verifier passes."""
         rows = self._scopes.get(scope)
-        if rows is None or rows.rows == 0:
+        if rows is None or rows.rows == 0 or vector.shape != (self.dimensions,):
             return None
         self._scopes.move_to_end(scope)
         similarities = rows.matrix[: rows.rows] @ vector

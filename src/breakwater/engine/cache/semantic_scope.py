@@ -15,6 +15,10 @@ from breakwater.core.types import ChatRequest, TextPart
 from breakwater.engine.cache.key import material_of
 
 
+class EmbedderFailed(Exception):
+    """An embedder could not embed a question: the stage skips the semantic lookup (an exact miss)."""
+
+
 def question_of(request: ChatRequest) -> str | None:
     """The last turn's text when it is a user's plain-text question, else ``None`` (no semantic lookup)."""
     if not request.messages:

@@ -35,7 +35,7 @@ from breakwater.engine.cache.directives import parse_directives
 from breakwater.engine.cache.entry import CacheEntry, CorruptEntry, decode_entry, encode_entry
 from breakwater.engine.cache.key import cache_key, tenant_of
 from breakwater.engine.cache.replay import Assembly, replay_events, storable
-from breakwater.engine.cache.semantic_scope import question_of, scope_of
+from breakwater.engine.cache.semantic_scope import EmbedderFailed, question_of, scope_of
 from breakwater.engine.cache.store import CacheStore, CacheUnavailable
 from breakwater.engine.context import CACHE_BYPASS, CACHE_MISS, CacheOutcome, RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
@@ -44,7 +44,7 @@ from breakwater.engine.routing import Route, Router
 from breakwater.engine.tee import EventStream
 
 if TYPE_CHECKING:  # numpy is imported only by a runtime with a semantic route
-    from breakwater.engine.cache.semantic import SemanticIndex, Vector
+    from breakwater.engine.cache.semantic import Embedder, SemanticIndex, Vector
 
 log = logging.getLogger("breakwater.cache")
 
@@ -52,9 +52,11 @@ log = logging.getLogger("breakwater.cache")
 class CacheCounts:
     """The stage's own counts, plain integers on the request path (``/metrics`` reads them)."""
 
-    __slots__ = ("corrupt", "lookup_s", "lookups", "stores", "too_large", "unavailable")
+    __slots__ = ("corrupt", "embed_failures", "lookup_s", "lookups", "stores", "too_large", "unavailable")
 
     def __init__(self) -> None:
+        #: questions the embedder could not embed (their semantic lookup was skipped)
+        self.embed_failures = 0
         self.lookups = 0
         self.lookup_s = 0.0
         self.stores = 0
@@ -83,15 +85,24 @@ class CacheStage(Stage):
     store: where entries live.
     clock: entry ages (wall time) and the replay's first-event time.
     semantic: the semantic index, when some route is ``mode: semantic``.
+    embedder: what embeds the questions of semantic routes (with ``semantic``).
     """
 
     name = "cache"
 
-    def __init__(self, router: Router, store: CacheStore, clock: Clock, semantic: SemanticIndex | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        store: CacheStore,
+        clock: Clock,
+        semantic: SemanticIndex | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.router = router
         self.store = store
         self.clock = clock
-        self.semantic = semantic
+        self.semantic = semantic if embedder is not None else None
+        self.embedder = embedder
         self.counts = CacheCounts()
         self._writes: set[asyncio.Task[None]] = set()
         #: the store's synchronous write, when it has one (memory): no task per stored answer
@@ -148,7 +159,7 @@ class CacheStage(Stage):
                 if age <= entry.ttl_s + policy.stale_if_error_s:
                     stale = entry
             if policy.mode == "semantic" and self.semantic is not None:
-                question = self._question(request, route, tenant)
+                question = await self._question(request, route, tenant, ctx)
                 if question is not None:
                     answer = await self._similar(question, policy.similarity, route, request, ctx)
                     if answer is not None:
@@ -167,8 +178,8 @@ class CacheStage(Stage):
             return answer
         ttl = directives.ttl_s or policy.ttl_s
         keep_s = ttl + policy.stale_if_error_s
-        if question is None and policy.mode == "semantic" and self.semantic is not None:
-            question = self._question(request, route, tenant)  # asked with no-cache: still indexed
+        if directives.no_cache and policy.mode == "semantic" and self.semantic is not None:
+            question = await self._question(request, route, tenant, ctx)  # not looked up: still indexed
 
         def keep(response: ChatResponse) -> None:
             if self._store(key, response, ttl, keep_s, policy.max_entry_bytes, ctx) and question is not None:
@@ -181,15 +192,21 @@ class CacheStage(Stage):
             keep(answer)
         return answer
 
-    def _question(self, request: ChatRequest, route: Route, tenant: str) -> _Question | None:
+    async def _question(self, request: ChatRequest, route: Route, tenant: str, ctx: RequestContext) -> _Question | None:
         """The request's question for the semantic index, or ``None`` when it has none to look up
-        (the last turn is not a user's plain text)."""
-        semantic = self.semantic
-        assert semantic is not None
+        (the last turn is not a user's plain text, or the embedder failed)."""
+        embedder = self.embedder
+        assert embedder is not None
         text = question_of(request)
         if text is None:
             return None
-        return _Question(text, scope_of(request, route.cache_fingerprint, tenant), semantic.embedder.embed(text))
+        try:
+            vector = await embedder.embed(text)
+        except EmbedderFailed as exc:
+            self.counts.embed_failures += 1
+            log.warning("semantic lookup skipped: %s", exc, extra={"request_id": ctx.request_id})
+            return None
+        return _Question(text, scope_of(request, route.cache_fingerprint, tenant), vector)
 
     async def _similar(
         self, question: _Question, threshold: float, route: Route, request: ChatRequest, ctx: RequestContext

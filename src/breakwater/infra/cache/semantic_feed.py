@@ -65,7 +65,7 @@ class RedisSemanticFeed:
     def publish(self, scope: str, question: str, key: str, vector: Vector) -> None:
         """Append an indexed question to the stream, in the background (never waited for)."""
         fields: dict[Any, Any] = {"s": scope, "q": question, "k": key, "v": vector.astype(np.float32).tobytes(),
-                                  "o": self._origin}  # fmt: skip
+                                  "e": self._index.identity, "o": self._origin}  # fmt: skip
         task = asyncio.get_running_loop().create_task(self._add(fields))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -110,9 +110,9 @@ class RedisSemanticFeed:
                 self._last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                 if fields.get(b"o", b"").decode() == self._origin:
                     continue
+                if fields.get(b"e", b"").decode() != self._index.identity:
+                    continue  # embedded by another embedder: not comparable
                 vector = np.frombuffer(fields[b"v"], dtype=np.float32)
-                if vector.shape != (self._index.embedder.dimensions,):
-                    continue  # written by another embedder: not comparable
                 self._index.add(
                     fields[b"s"].decode(), fields[b"q"].decode(), fields[b"k"].decode(), vector, share=False
                 )

@@ -29,7 +29,11 @@ class EmbedderUnavailable(Exception):
 
 
 class WordLlamaEmbedder:
+    """``engine/cache/semantic.Embedder`` in this process: ``embed`` never waits (``embed_now``
+    is the same without a coroutine, for scripts)."""
+
     dimensions = DIMENSIONS
+    identity = f"local:wordllama-l2-supercat-{DIMENSIONS}"
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -48,7 +52,10 @@ class WordLlamaEmbedder:
         bundled = Path(wordllama.__file__).parent
         self._model = WordLlama.load(cache_dir=bundled, disable_download=True, dim=DIMENSIONS)
 
-    def embed(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+    async def embed(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+        return self.embed_now(text)
+
+    def embed_now(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
         """``text`` as a unit vector (float32)."""
         if self._model is None:
             raise RuntimeError("WordLlamaEmbedder.load() was not called")

@@ -23,13 +23,16 @@ Determinism rules (documented in docs/mock.md, relied on by demos and load tests
 * **Log probabilities.** With ``logprobs``, each token of the text (a token and the spaces after
   it) gets a log probability in [-2, 0) from a hash of the token and the answer, and
   ``top_logprobs`` alternatives below it (the token itself first, then words from the list).
-* **Embeddings.** ``shake_256`` of the text gives the vector's raw numbers (so no two processes
-  or Python versions disagree); the vector is scaled to unit length. A token-id input is embedded
-  as the text of its ids joined by spaces, and counts one token per id.
+* **Embeddings.** A bag of words: ``shake_256`` of each lower-cased word gives that word's raw
+  numbers (so no two processes or Python versions disagree), the words' unit vectors are summed
+  and the sum scaled to unit length, so texts sharing words are similar (a semantic cache can be
+  shown on the mock). A token-id input is embedded as the text of its ids joined by spaces, and
+  counts one token per id.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -128,7 +131,7 @@ class MockModel:
         return stream_events(self.chat(request, response_id=response_id, created=created))
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        """One unit vector per input, ``dimensions`` long (default 1536), from a hash of the text."""
+        """One unit vector per input, ``dimensions`` long (default 1536), from its words (``embedding``)."""
         dims = request.dimensions or self.default_dimensions
         if dims > MAX_DIMENSIONS:
             raise InvalidRequest(f"'dimensions' must be at most {MAX_DIMENSIONS}", param="dimensions")
@@ -161,9 +164,25 @@ def input_tokens(request: ChatRequest) -> int:
 
 
 def embedding(text: str, dimensions: int) -> list[float]:
-    """A deterministic unit vector for ``text``: little-endian int32s from shake_256, normalised."""
+    """A deterministic unit vector for ``text``: the sum of its words' vectors (a bag of words:
+    texts sharing most of their words are similar, as with a real model, so a semantic cache can
+    be shown on the mock), normalised. A text without words is embedded whole."""
+    words = _WORD.findall(text.lower()) or [text]
+    total = _word_vector(words[0], dimensions)
+    for word in words[1:]:
+        total = [a + b for a, b in zip(total, _word_vector(word, dimensions), strict=True)]
+    norm = math.sqrt(math.fsum(x * x for x in total)) or 1.0
+    return [x / norm for x in total]
+
+
+_WORD = re.compile(r"\w+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_vector(word: str, dimensions: int) -> list[float]:
+    """One word's raw vector: little-endian int32s from shake_256 of the word, scaled to unit length."""
     raw = struct.unpack(
-        f"<{dimensions}i", hashlib.shake_256(text.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
+        f"<{dimensions}i", hashlib.shake_256(word.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
     )
     norm = math.sqrt(math.fsum(float(x) * x for x in raw)) or 1.0
     return [x / norm for x in raw]
