@@ -1,6 +1,7 @@
 """CPU time per request, by thread: where a gateway's core goes, against the bare proxy's.
 
     python bench/cpu_per_request.py [--seconds 6] [--repeats 2] [--json]
+    python bench/cpu_per_request.py --cache [--repeats 6]     # what a cache miss costs
 
 Throughput at saturation is one over the CPU a request costs, so this is the number behind the
 ratio to the bare proxy. Each system runs pinned to core 0 (the mock and wrk on core 1, as in
@@ -11,6 +12,10 @@ are the ledger's SQLite threads and the default thread pool.
 
 Systems: the bare proxy; Breakwater as benchmarked (access control and the SQLite ledger on);
 with the ledger off; with access off; with both off (nothing optional left on the path).
+
+``--cache``: instead, plain requests that are all different (every one a cache miss) to
+Breakwater with both off, without the cache and with the exact cache on (``qualify: all``, a
+16 MiB memory store kept full), so the difference is what a miss costs: its key, lookup and store.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=6, help="seconds per measured point")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--cache", action="store_true", help="cache misses against no cache (plain requests)")
     args = parser.parse_args(argv)
     if (os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir():
         print("needs Linux and two cores (the system under test is pinned to core 0)", file=sys.stderr)
@@ -85,19 +91,27 @@ def main(argv: list[str] | None = None) -> int:
             "breakwater, access off": (run.breakwater_starter(mock, tmp, access=False), run.MODEL),
             "breakwater, both off": (run.breakwater_starter(mock, tmp, ledger=False, access=False), run.MODEL),
         }
+        modes = ("plain", "stream")
+        if args.cache:
+            off = {"ledger": False, "access": False}
+            starters = {
+                "both off, no cache": (run.breakwater_starter(mock, tmp, **off), run.MODEL),
+                "both off, cache (misses)": (run.breakwater_starter(mock, tmp, cache=True, **off), run.MODEL),
+            }
+            modes = ("plain",)
         live = {name: stack.enter_context(run.running(name, start, model)) for name, (start, model) in starters.items()}
         for name in live:
             run.freeze(live[name].proc.pid, True)
         for rep in range(args.repeats):
-            for mode in ("plain", "stream"):
+            for mode in modes:
                 names = list(live) if rep % 2 == 0 else list(reversed(live))
                 for name in names:
                     sys_ = live[name]
                     run.freeze(sys_.proc.pid, False)
-                    payload = run.body(sys_.model, mode == "stream")
-                    run.wrk(sys_.url, payload, 50, 1, sys_.token)  # warm
+                    payload = run.body(sys_.model, mode == "stream", unique=args.cache)
+                    run.wrk(sys_.url, payload, 50, 1, sys_.token, args.cache)  # warm
                     before, started = thread_ticks(sys_.proc.pid), time.monotonic()
-                    point = run.wrk(sys_.url, payload, 50, args.seconds, sys_.token)
+                    point = run.wrk(sys_.url, payload, 50, args.seconds, sys_.token, args.cache)
                     after = thread_ticks(sys_.proc.pid)
                     run.freeze(sys_.proc.pid, True)
                     costs = per_request(sys_.proc.pid, before, after, max(int(point["requests"]), 1))
