@@ -151,3 +151,44 @@ def test_reliability_guide_example_is_valid() -> None:
     assert config.routes["chat"].fallbacks.general == ["chat-backup"]
     assert config.routes["chat"].stream_failure == "continue"
     assert check_environment(config, FAKE_ENV) == []
+
+
+def test_branching_routes_are_checked() -> None:
+    """Branches name routes or deployments that exist, never leading back; rules, default and
+    cascade steps name branches; a route chooses by rules or cascades, not both; a bad regular
+    expression is named; scripted answers are for the mock only."""
+    problems = _problems(
+        r"""
+providers:
+  m: {type: mock, answers: [{text: hi, matches: "("}]}
+  o: {type: openai, host: openai, answers: [{text: hi}]}
+deployments:
+  a: {provider: m, model: x}
+routes:
+  small: {deployments: [a]}
+  loop: {branches: {back: {route: pick}}, default: back}
+  pick:
+    branches: {cheap: {route: small}, own: {deployments: [nope]}, cycle: {route: loop}, gone: {route: nowhere}}
+    rules: [{if: {last_user_matches: "("}, then: cheap}, {if: {tools: true}, then: strong}]
+    cascade: {steps: [cheap, premium], checks: {judge: {route: judge-me}}}
+  plain: {deployments: [a], default: cheap}
+"""
+    )
+    expected = [
+        "routes.pick.branches.own.deployments[0]: unknown deployment 'nope'",
+        "routes.pick.branches.cycle.route: route 'loop' leads back to 'pick'",
+        "routes.pick.branches.gone.route: unknown route 'nowhere' (expected one of: loop, pick, plain, small)",
+        "routes.pick.rules[1].then: unknown branch 'strong' (expected one of: cheap, cycle, gone, own)",
+        "routes.pick.cascade.steps[1]: unknown branch 'premium' (expected one of: cheap, cycle, gone, own)",
+        "routes.pick.cascade.checks.judge.route: unknown route 'judge-me'",
+        "routes.pick.cascade: a cascade tries its steps in order: no rules, learned or default",
+        "routes.plain.default: needs 'branches' to choose from",
+        "providers.o.answers: only a provider of type 'mock' takes answers",
+    ]
+    for problem in expected:
+        assert problem in problems, problem
+    assert any(p.startswith("routes.pick.rules[0].if.last_user_matches: not a regular expression") for p in problems)
+    config = parse_config('providers:\n  m: {type: mock, answers: [{text: hi, matches: "("}, {txt: hi}]}\n')
+    found = [str(p) for p in check_environment(config, {})]
+    assert any(p.startswith("providers.m.answers[0]: 'matches' is not a regular expression") for p in found)
+    assert any(p.startswith("providers.m.answers[1]: unknown key(s) txt") for p in found)

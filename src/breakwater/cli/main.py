@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     mock.add_argument("--port", type=int, default=9000)
     mock.add_argument("--faults", metavar="FILE", help="YAML list of fault rules (see docs/mock.md)")
     mock.add_argument("--seed", type=int, default=None, help="seed for fault rates (repeatable drills)")
+    mock.add_argument("--answers", metavar="FILE", help="YAML list of scripted answers (see docs/mock.md)")
     mock.set_defaults(run=_mock)
 
     check = sub.add_parser("check-config", help="validate a config file and report every problem")
@@ -111,6 +112,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Breakwater {__version__} listening on {_address(sock)} ({source}, {args.workers} worker(s))")
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
+        if route.branches:
+            where = "branches " + ", ".join(route.branches)
         print(f"  route {name:<24} -> {where}")
     limited = config.access.enabled or any(r.limits is not None for r in config.routes.values())
     if args.workers > 1 and config.limits.backend == "memory" and limited:
@@ -175,10 +178,21 @@ def _mock(args: argparse.Namespace) -> int:
         if problems:
             print("refusing to start: " + "; ".join(problems), file=sys.stderr)
             return 1
+    from breakwater.infra.mock.model import ScriptedAnswer
+
+    answers: list[ScriptedAnswer] = []
+    if args.answers:
+        scripted = yaml.safe_load(Path(args.answers).read_text(encoding="utf-8")) or []
+        try:
+            answers = [ScriptedAnswer.parse(a) for a in scripted]
+        except (ValueError, TypeError, AttributeError) as exc:
+            print(f"refusing to start: {args.answers}: {exc}", file=sys.stderr)
+            return 1
     try:
         sock = launch.bind(args.host, args.port)
     except launch.CannotListen as exc:
         print(f"breakwater mock: {exc}", file=sys.stderr)
         return 1
     print(f"Breakwater mock provider listening on {_address(sock)} (OpenAI, Anthropic, Gemini)")
-    return launch.serve(create_mock_app(rules, rng=SystemRandom(args.seed)), sock, log_level="info")
+    app = create_mock_app(rules, rng=SystemRandom(args.seed), answers=tuple(answers))
+    return launch.serve(app, sock, log_level="info")

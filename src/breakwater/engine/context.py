@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,16 @@ class Caller:
     mock_headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SpentCall:
+    """An upstream call that was paid for but did not answer the request."""
+
+    deployment: str
+    provider: str
+    upstream_model: str
+    usage: Usage
+
+
 @dataclass(slots=True)
 class RouteOutcome:
     """What the engine did with the request. Owner: the engine's calls (``engine/calls``)."""
@@ -61,6 +71,15 @@ class RouteOutcome:
     waited_s: float = 0.0
     #: one ``Attempt`` per upstream call, in order: traces are built from these after the request
     attempt_log: list[Attempt] = field(default_factory=list)
+    #: the branch of a branching route that answered (``x-breakwater-route-branch``), and why it
+    #: was chosen (``rule 2 (tools)``, ``learned 0.81 >= 0.70``, ``default``, a cascade's steps)
+    branch: str | None = None
+    decision: str | None = None
+    #: a cascade's steps asked (``x-breakwater-cascade-steps``)
+    cascade_steps: int = 0
+    #: calls made before the one that answered (a cascade's escalated steps, its judge): the
+    #: caller pays for them too, so the ledger row adds their tokens and cost
+    earlier: list[SpentCall] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -145,5 +164,7 @@ class RequestContext:
     stream: bool = False
     #: the ``x-breakwater-cache`` request header, as sent (the cache stage reads it)
     cache_header: str | None = None
+    #: the request's headers as received (lower-case names; the routing rules read them)
+    headers: Sequence[tuple[bytes, bytes]] = ()
     #: what the answer cache did (``None``: the route does not cache)
     cache: CacheOutcome | None = None

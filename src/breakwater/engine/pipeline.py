@@ -38,7 +38,7 @@ ORDER: tuple[str, ...] = (
     "access",  # engine/access/stage.py: permission, max_tokens guard, limits; settle at the end
     "recording",  # observability/recording.py: capture sampling; the ledger row, metrics, trace at the end
     "cache",  # engine/cache/stage.py: answers served from the cache; misses stored (streams through a tap)
-    # "router": choose the route among branches; cascades
+    "router",  # engine/router/stage.py: a branching route's branch (rules, learned router, default) or cascade
     # "guardrails_out": output checks, through a tap on the stream
 )
 

@@ -69,6 +69,12 @@ class Route:
     max_tokens: MaxTokensGuard | None = None
     #: the answer cache's policy, when the route caches (``engine/cache``)
     cache: RouteCache | None = None
+    #: a branching route's branches, as the routes that serve them (``engine/router``): its
+    #: requests go to one of these (its ``deployments`` are theirs, for estimates only), and its
+    #: cached answers depend on them
+    branch_targets: tuple[str, ...] = ()
+    #: a route made for a branch's own deployments (``<route>.<branch>``): not listed in /v1/models
+    hidden: bool = False
     #: derived: what a cached answer of this route depends on besides the request (its name and
     #: every deployment's provider and upstream model), as a short hash
     cache_fingerprint: str = field(init=False, default="")
@@ -85,7 +91,7 @@ class Route:
         object.__setattr__(self, "handles_refusals", refusals)
         if self.cache is not None:
             served_by = [[d.name, d.target.provider, d.target.model] for d in self.deployments]
-            digest = hashlib.sha256(orjson.dumps([self.name, served_by])).hexdigest()[:16]
+            digest = hashlib.sha256(orjson.dumps([self.name, served_by, self.branch_targets])).hexdigest()[:16]
             object.__setattr__(self, "cache_fingerprint", digest)
 
 
@@ -117,7 +123,7 @@ class Router:
     def public_names(self) -> list[str]:
         """Configured route names and wildcard patterns (not the per-model routes made from them)."""
         made = {n for n in self.routes if n.partition("/")[0] + "/" in self.wildcards}
-        names = [n for n in self.routes if n not in made]
+        names = [n for n, r in self.routes.items() if n not in made and not r.hidden]
         names.extend(p + "*" for p in self.wildcards)
         return sorted(names)
 

@@ -27,6 +27,7 @@ from breakwater.engine.cache.store import CacheStats
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.calls.stats import DeploymentStats
 from breakwater.engine.limits.quota import Quota
+from breakwater.engine.router.stage import RouterStage
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
 
@@ -197,6 +198,34 @@ class LimitsCollector(Collector):
         )
 
 
+class RouterCollector(Collector):
+    """Branching routes: requests by the branch that took them, cascade escalations, learned-router failures."""
+
+    def __init__(self, stage: RouterStage) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        stage = self._stage
+        chosen = CounterMetricFamily(
+            "breakwater_route_branch",
+            "Requests on branching routes, by the branch that took them.",
+            labels=["route", "branch"],
+        )
+        for (route, branch), n in sorted(stage.chosen.items()):
+            chosen.add_metric([route, branch], n)
+        yield chosen
+        yield CounterMetricFamily(
+            "breakwater_cascade_escalations",
+            "Cascade steps whose answer failed its checks (or whose call failed), so the next step was asked.",
+            value=stage.counts.escalations,
+        )
+        yield CounterMetricFamily(
+            "breakwater_router_learned_failures",
+            "Learned-router scores that failed (the route's default branch was used).",
+            value=stage.counts.learned_failures,
+        )
+
+
 class CacheCollector(Collector):
     """The answer cache: lookups and their time, stores, entries kept out, and the store's size."""
 
@@ -276,6 +305,7 @@ class Metrics:
         quota: Quota | None = None,
         directory: Directory | None = None,
         cache: CacheStage | None = None,
+        router: RouterStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
     ) -> None:
@@ -287,6 +317,7 @@ class Metrics:
             quota: limits and budgets (per worker).
             directory: the keys, for refused credentials (``None``: access control off).
             cache: the answer cache's stage (``None``: no route caches).
+            router: the router stage (``None``: no route has branches).
             routes, deployments: the new label sets of the request metrics, when they changed.
         """
         for collector in self._bound:
@@ -298,6 +329,8 @@ class Metrics:
             bound.append(LimitsCollector(quota, directory))
         if cache is not None:
             bound.append(CacheCollector(cache))
+        if router is not None:
+            bound.append(RouterCollector(router))
         for collector in bound:
             self.registry.register(collector)
         self._bound = bound

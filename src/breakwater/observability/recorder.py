@@ -23,7 +23,7 @@ from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import cost
 from breakwater.core.tokens import estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, Usage
-from breakwater.engine.context import RequestContext
+from breakwater.engine.context import RequestContext, SpentCall
 from breakwater.engine.ports import TokenCounters, text_counter
 from breakwater.observability.capture import Capture
 from breakwater.observability.ledger.row import LedgerRow
@@ -87,6 +87,8 @@ class Recorder:
             usage = usage or Usage()
             if outcome.deployment is not None and outcome.upstream_model is not None:
                 cost_usd = self._cost(outcome.deployment, outcome.provider or "", outcome.upstream_model, usage)
+            if outcome.earlier:  # a cascade's escalated steps, its judge: paid for too
+                usage, cost_usd = self._with_earlier(outcome.earlier, usage, cost_usd)
         upstream_s, overhead_s = _split(ctx, latency_s)
         generating_s = latency_s - (ttft_s or 0.0)
         tps = usage.output_tokens / generating_s if usage.output_tokens and generating_s > 0 else None
@@ -125,6 +127,8 @@ class Recorder:
             overhead_ms=round(overhead_s * 1000, 3),
             dropped_params=",".join(outcome.dropped_params) if outcome.dropped_params else None,
             saved_usd=saved_usd,
+            branch=outcome.branch,
+            decision=outcome.decision,
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)
@@ -132,6 +136,25 @@ class Recorder:
         if self._tracer is not None:
             self._tracer.record(ctx, request, row, now_mono)
         return row
+
+    def _with_earlier(
+        self, earlier: list[SpentCall], usage: Usage, cost_usd: Decimal | None
+    ) -> tuple[Usage, Decimal | None]:
+        """Tokens and cost of the answer plus every call paid for before it (unpriced if any is)."""
+        calls = [usage, *(call.usage for call in earlier)]
+        total = Usage(
+            input_tokens=sum(u.input_tokens for u in calls),
+            output_tokens=sum(u.output_tokens for u in calls),
+            cached_input_tokens=sum(u.cached_input_tokens for u in calls),
+            cache_creation_input_tokens=sum(u.cache_creation_input_tokens for u in calls),
+            reasoning_tokens=sum(u.reasoning_tokens for u in calls),
+        )
+        for call in earlier:
+            spent = (
+                self._cost(call.deployment, call.provider, call.upstream_model, call.usage) if call.deployment else None
+            )
+            cost_usd = None if cost_usd is None or spent is None else cost_usd + spent
+        return total, cost_usd
 
     def _cost(self, deployment: str, provider: str, model: str, usage: Usage) -> Decimal | None:
         """``usage`` at the deployment's price, or ``None`` when its price is unknown."""

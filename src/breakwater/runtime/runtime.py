@@ -37,6 +37,7 @@ from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.http import AiohttpSender
@@ -49,6 +50,7 @@ from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.runtime.access import AccessLayer
+from breakwater.runtime.branching import build_plans
 from breakwater.runtime.budget_seed import seed_budgets
 from breakwater.runtime.caching import (
     build_cache_store,
@@ -215,6 +217,11 @@ class Runtime:
         self.embedder: Embedder | None = build_embedder(
             config, self.gateway, clock, stages["recording"].end, None if previous is None else previous.embedder
         )
+        plans = build_plans(config, clock)
+        #: the router stage, when some route has branches
+        self.router_stage: RouterStage | None = None
+        if plans:
+            stages["router"] = self.router_stage = RouterStage(plans, clock)
         if self.cache_store is not None:
             stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
         self.pipeline = Pipeline(stages, self.gateway)
@@ -260,6 +267,7 @@ class Runtime:
             quota=self.access.quota,
             directory=self.access.directory,
             cache=self.cache,
+            router=self.router_stage,
             routes=self.config.routes,
             deployments=self.config.deployments,
         )

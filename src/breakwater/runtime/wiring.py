@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from breakwater.core.config import BreakerPolicy, Config, Problem, Timeouts
+from breakwater.core.config import BreakerPolicy, Config, Problem, RouteCache, Timeouts
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
 from breakwater.core.limits import Limits
@@ -20,6 +20,7 @@ from breakwater.engine.ports import Clock, HttpSender, RandomSource
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
 from breakwater.infra.credentials import CredentialError, is_reference, resolve
 from breakwater.infra.mock.faults import validate_faults
+from breakwater.infra.mock.model import MockModel, ScriptedAnswer
 from breakwater.infra.mock.service import MockService
 from breakwater.infra.mock.transport import MockSender
 from breakwater.providers.base import Target
@@ -57,6 +58,11 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
             problems.append(Problem(f"providers.{name}.api_key", str(exc)))
         for message in validate_faults(p.faults):
             problems.append(Problem(f"providers.{name}.faults", message))
+        for i, rule in enumerate(p.answers):
+            try:
+                ScriptedAnswer.parse(rule)
+            except ValueError as exc:
+                problems.append(Problem(f"providers.{name}.answers[{i}]", str(exc)))
     return problems
 
 
@@ -88,9 +94,50 @@ class Wiring:
             if name.endswith("/*"):
                 assert route.provider is not None  # guaranteed by cross_check
                 wildcards[name[:-1]] = (route.provider, self._wildcard_factory(name, route))
-            else:
+            elif not route.branches:
                 routes[name] = self._route(name, route)
+        pending = {name: route for name, route in self.config.routes.items() if route.branches}
+        while pending:  # a branching route after the routes its branches name (no cycles: cross_check)
+            for name, route in list(pending.items()):
+                if all(b.route is None or b.route in routes for b in route.branches.values()):
+                    routes.update(self._branching(name, route, routes))
+                    del pending[name]
         return Router(routes=routes, wildcards=wildcards, rng=self.rng)
+
+    def _branching(self, name: str, route: RouteConfig, built: Mapping[str, Route]) -> dict[str, Route]:
+        """A branching route, and a hidden ``<name>.<branch>`` route for each branch with
+        deployments of its own (the parent's policies, without its branches, limits and cache:
+        those apply to the parent).
+
+        The router stage sends a branching route's requests to a branch; its own deployments are
+        every branch's, for what is estimated before a branch is chosen (the tokens and the most a
+        request may cost, checked against limits and budgets).
+        """
+        made: dict[str, Route] = {}
+        targets = []
+        for branch, target in route.branches.items():
+            if target.route is not None:
+                targets.append(target.route)
+                continue
+            hidden = f"{name}.{branch}"
+            own = route.model_copy(
+                update={"deployments": target.deployments, "branches": {}, "rules": [], "learned": None,
+                        "default": None, "cascade": None, "limits": None, "cache": RouteCache()}
+            )  # fmt: skip
+            made[hidden] = dataclasses.replace(self._route(hidden, own), hidden=True)
+            targets.append(hidden)
+        every = {d.name: d for t in targets for d in (made.get(t) or built[t]).deployments}
+        made[name] = Route(
+            name=name,
+            deployments=tuple(every.values()),
+            weights=tuple(1.0 for _ in every),
+            limits=_limits(route),
+            limits_name=name,
+            max_tokens=route.max_tokens,
+            cache=route.cache if route.cache.mode != "off" else None,
+            branch_targets=tuple(targets),
+        )
+        return made
 
     def _route(self, name: str, route: RouteConfig) -> Route:
         deployments = []
@@ -244,7 +291,8 @@ class Wiring:
         # one in-process mock per provider, so its fault schedule counts across its deployments
         sender = self._mock_senders.get(name)
         if sender is None:
-            sender = MockSender(MockService(self.clock, self.rng, list(p.faults)))
+            model = MockModel(answers=tuple(ScriptedAnswer.parse(a) for a in p.answers))
+            sender = MockSender(MockService(self.clock, self.rng, list(p.faults), model=model))
             self._mock_senders[name] = sender
         return sender
 

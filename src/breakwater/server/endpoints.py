@@ -116,7 +116,7 @@ class RequestIds:
         scope[SCOPE_KEY] = rid = rid or self.new()  # for wrappers that log about the request
         trace = TraceContext(*parent) if parent is not None else TraceContext(self._trace_ids.getrandbits(128) or 1)
         caller = Caller(user=user, tags=tags, credential=credential, session=session, mock_headers=mock)
-        return RequestContext(rid, caller=caller, trace=trace, cache_header=cache)
+        return RequestContext(rid, caller=caller, trace=trace, cache_header=cache, headers=scope["headers"])
 
 
 def _traceparent(value: bytes) -> tuple[int, int, bool] | None:
@@ -166,6 +166,10 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
             headers.append((b"x-breakwater-fallback", (outcome.fallback_route or "true").encode()))
     if outcome.dropped_params:
         headers.append((b"x-breakwater-dropped-params", ",".join(outcome.dropped_params).encode()))
+    if outcome.branch is not None:
+        headers.append((b"x-breakwater-route-branch", outcome.branch.encode()))
+        if outcome.cascade_steps:
+            headers.append((b"x-breakwater-cascade-steps", b"%d" % outcome.cascade_steps))
     cache = ctx.cache
     if cache is not None:
         headers.append((b"x-breakwater-cache", cache.status.encode()))

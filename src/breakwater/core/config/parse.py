@@ -128,8 +128,9 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
     for name, p in providers.items():
         if p.get("type") == "openai" and not p.get("base_url") and p.get("host") in (None, "azure", "custom"):
             problems.append(Problem(f"providers.{name}.base_url", "required unless 'host' names a known host"))
-        if p.get("faults") and p.get("type") != "mock":
-            problems.append(Problem(f"providers.{name}.faults", "only a provider of type 'mock' takes faults"))
+        for key in ("faults", "answers"):
+            if p.get(key) and p.get("type") != "mock":
+                problems.append(Problem(f"providers.{name}.{key}", f"only a provider of type 'mock' takes {key}"))
     limits = data.get("limits")
     if isinstance(limits, dict) and limits.get("backend") == "redis" and not isinstance(data.get("redis"), dict):
         problems.append(Problem("limits.backend", "the redis backend needs a 'redis' section with its url"))
@@ -172,6 +173,14 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(path, "'*' is only allowed as a final '/*' (e.g. 'openai/*')"))
         if route.get("provider") is not None:
             problems.append(Problem(f"{path}.provider", "only wildcard routes ('prefix/*') take a provider"))
+        if route.get("branches"):
+            if targets:
+                problems.append(Problem(f"{path}.deployments", "a route with branches has no deployments of its own"))
+            _check_branches(path, name, route, routes, deployments, problems)
+            continue
+        for key in ("rules", "learned", "default", "cascade"):
+            if route.get(key):
+                problems.append(Problem(f"{path}.{key}", "needs 'branches' to choose from"))
         if not targets:
             problems.append(Problem(f"{path}.deployments", "a route needs at least one deployment"))
         if not isinstance(targets, list):
@@ -186,6 +195,83 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _check_branches(
+    path: str,
+    name: str,
+    route: dict[str, Any],
+    routes: dict[str, dict[str, Any]],
+    deployments: dict[str, dict[str, Any]],
+    problems: list[Problem],
+) -> None:
+    """Branches name routes or deployments that exist; rules, default, learned and cascade name
+    branches; a route is chosen by rules (and learned, default) or is a cascade, not both."""
+    branches = route["branches"]
+    if not isinstance(branches, dict):
+        return
+    names = sorted(str(b) for b in branches)
+    known_routes = sorted(r for r in routes if not r.endswith("/*"))
+    for branch, target in branches.items():
+        where = f"{path}.branches.{branch}"
+        if not isinstance(target, dict):
+            continue
+        ref = target.get("route")
+        if isinstance(ref, str):
+            if ref == name or _reaches(ref, name, routes, set()):
+                problems.append(Problem(f"{where}.route", f"route {ref!r} leads back to {name!r}"))
+            elif ref not in known_routes:
+                problems.append(
+                    Problem(f"{where}.route", f"unknown route {ref!r} (expected one of: {_one_of(known_routes)})")
+                )
+        for i, item in enumerate(target.get("deployments") or []):
+            dep = item.get("deployment") if isinstance(item, dict) else item
+            if isinstance(dep, str) and dep not in deployments:
+                problems.append(Problem(f"{where}.deployments[{i}]", f"unknown deployment {dep!r}"))
+
+    def branch_ref(where: str, value: Any) -> None:
+        if isinstance(value, str) and value not in branches:
+            problems.append(Problem(where, f"unknown branch {value!r} (expected one of: {_one_of(names)})"))
+
+    for i, rule in enumerate(route.get("rules") or []):
+        if isinstance(rule, dict):
+            branch_ref(f"{path}.rules[{i}].then", rule.get("then"))
+    branch_ref(f"{path}.default", route.get("default"))
+    learned = route.get("learned")
+    if isinstance(learned, dict):
+        branch_ref(f"{path}.learned.cheap", learned.get("cheap"))
+        branch_ref(f"{path}.learned.strong", learned.get("strong"))
+    cascade = route.get("cascade")
+    if isinstance(cascade, dict):
+        for i, step in enumerate(cascade.get("steps") or []):
+            branch_ref(f"{path}.cascade.steps[{i}]", step)
+        checks = cascade.get("checks")
+        judge = checks.get("judge") if isinstance(checks, dict) else None
+        if isinstance(judge, dict) and isinstance(judge.get("route"), str) and judge["route"] not in known_routes:
+            problems.append(Problem(f"{path}.cascade.checks.judge.route", f"unknown route {judge['route']!r}"))
+        if route.get("rules") or route.get("learned") or route.get("default"):
+            problems.append(
+                Problem(f"{path}.cascade", "a cascade tries its steps in order: no rules, learned or default")
+            )
+    elif route.get("default") is None:
+        problems.append(
+            Problem(f"{path}.default", "a route with branches needs the branch to use when no rule applies")
+        )
+
+
+def _reaches(start: str, target: str, routes: dict[str, dict[str, Any]], seen: set[str]) -> bool:
+    """Does route ``start`` lead (through branches) to ``target``?"""
+    if start in seen:
+        return False
+    seen.add(start)
+    branches = routes.get(start, {}).get("branches")
+    if not isinstance(branches, dict):
+        return False
+    for target_of in branches.values():
+        ref = target_of.get("route") if isinstance(target_of, dict) else None
+        if isinstance(ref, str) and (ref == target or _reaches(ref, target, routes, seen)):
+            return True
+    return False
 
 
 def _check_fallbacks(

@@ -9,7 +9,7 @@ key store and the credential readers then only ever see absolute paths.
 Anchored: ``ledger.url`` and ``access.store`` (``sqlite:///relative.db``; the hash secret file is
 derived from the store's path), ``ledger.spool_path``, and every ``file:`` reference
 (``server.admin_key``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``redis.url``,
-``providers.*.api_key``, ``tracing.headers.*``, ``alerts.webhook``), as other tools read the
+``providers.*.api_key``, ``tracing.headers.*``, ``alerts.webhook``) and ``routes.*.learned.artifact``, as other tools read the
 relative paths of their config files (Docker Compose, for one). A value read through a
 reference (``env:LEDGER_URL`` holding ``sqlite:///x.db``) did not come from the file and is used
 as it is. The embedded default config has no file and keeps the current directory.
@@ -67,6 +67,14 @@ def anchor_paths(config: Config, directory: PurePath) -> Config:
             "providers": {
                 name: provider.model_copy(update={"api_key": optional(provider.api_key)})
                 for name, provider in config.providers.items()
+            },
+            "routes": {
+                name: route
+                if route.learned is None
+                else route.model_copy(
+                    update={"learned": route.learned.model_copy(update={"artifact": path(route.learned.artifact)})}
+                )
+                for name, route in config.routes.items()
             },
         }
     )

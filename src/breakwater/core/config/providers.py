@@ -55,6 +55,9 @@ class Provider(_Model):
     # only for type "mock": which wire format the in-process mock speaks, and its fault schedule
     wire: MockWire = "openai"
     faults: list[dict[str, Any]] = Field(default_factory=list)
+    #: scripted answers (``{text, model?, matches?, logprob?}``, the first that applies wins):
+    #: docs/mock.md
+    answers: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("api_key")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from breakwater.core.config.base import _Model
+from breakwater.core.config.branching import Cascade, Learned, Rule
 from breakwater.core.config.cache import RouteCache
 from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.policies import RetryPolicy, Timeouts
@@ -17,6 +18,31 @@ Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
 class RouteTarget(_Model):
     deployment: str
     weight: float = Field(default=1.0, gt=0)
+
+
+class Branch(_Model):
+    """Where a branch sends its requests: another route, or deployments of its own."""
+
+    route: str | None = None
+    deployments: list[RouteTarget] = Field(default_factory=list)
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _names_allowed(cls, value: Any) -> Any:
+        return _targets(value)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Branch:
+        if (self.route is None) == (not self.deployments):
+            raise ValueError("a branch names either a route or its deployments, not both nor neither")
+        return self
+
+
+def _targets(value: Any) -> Any:
+    """Deployments may be listed by name alone."""
+    if isinstance(value, list):
+        return [{"deployment": v} if isinstance(v, str) else v for v in value]
+    return value
 
 
 class Fallbacks(_Model):
@@ -82,11 +108,16 @@ class Route(_Model):
     max_tokens: MaxTokensGuard | None = None
     #: the answer cache (docs/caching.md): off unless ``mode`` says ``exact``
     cache: RouteCache = Field(default_factory=RouteCache)
+    #: where requests go instead of the route's own deployments (docs/routing.md): named
+    #: branches, chosen by ``rules`` (then ``learned``, then ``default``) or tried as a ``cascade``
+    branches: dict[str, Branch] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+    learned: Learned | None = None
+    default: str | None = None
+    cascade: Cascade | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")
     @classmethod
     def _names_allowed(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"deployment": v} if isinstance(v, str) else v for v in value]
-        return value
+        return _targets(value)

@@ -14,7 +14,7 @@ itself ended without an error or a client leaving.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from breakwater.core.types import (
     ChatResponse,
@@ -32,6 +32,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
+from breakwater.engine.tee import EventStream
 from breakwater.providers.openai import passthrough_events
 
 log = logging.getLogger("breakwater.cache")
@@ -46,6 +47,15 @@ def storable(response: ChatResponse) -> bool:
         if c.finish_reason not in STORABLE:
             return False
     return bool(response.choices)
+
+
+def replayed(response: ChatResponse) -> EventStream:
+    """A whole answer as a stream of one batch: a cache hit, or a cascade's checked answer."""
+    return EventStream(_once(replay_events(response)))
+
+
+async def _once(events: list[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+    yield events
 
 
 def replay_events(response: ChatResponse) -> list[StreamEvent]:

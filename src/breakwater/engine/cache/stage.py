@@ -25,16 +25,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from breakwater.core.errors import ModelNotFound, Saturated, UpstreamBadRequest, UpstreamError
-from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
+from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from breakwater.engine.cache.directives import parse_directives
 from breakwater.engine.cache.entry import CacheEntry, CorruptEntry, decode_entry, encode_entry
 from breakwater.engine.cache.key import cache_key, tenant_of
-from breakwater.engine.cache.replay import Assembly, replay_events, storable
+from breakwater.engine.cache.replay import Assembly, replayed, storable
 from breakwater.engine.cache.semantic_scope import EmbedderFailed, question_of, scope_of
 from breakwater.engine.cache.store import CacheStore, CacheUnavailable
 from breakwater.engine.context import CACHE_BYPASS, CACHE_MISS, CacheOutcome, RequestContext
@@ -311,7 +311,7 @@ class CacheStage(Stage):
         if not request.stream:
             return response
         ctx.tally.first_event_at = ctx.tally.last_event_at = self.clock.monotonic()
-        return EventStream(_once(replay_events(response)))
+        return replayed(response)
 
     def _store(
         self,
@@ -356,7 +356,3 @@ class CacheStage(Stage):
         """Wait for the writes in flight (at shutdown, and in tests)."""
         while self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
-
-
-async def _once(events: list[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
-    yield events

@@ -20,6 +20,7 @@ from typing import Any
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.mock.faults import ConnectionReset
+from breakwater.infra.mock.model import MockModel, ScriptedAnswer
 from breakwater.infra.mock.service import MockReply, MockService
 
 Scope = MutableMapping[str, Any]
@@ -30,14 +31,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def create_mock_app(
-    rules: list[dict[str, Any]] | None = None, *, clock: Clock | None = None, rng: RandomSource | None = None
+    rules: list[dict[str, Any]] | None = None,
+    *,
+    clock: Clock | None = None,
+    rng: RandomSource | None = None,
+    answers: tuple[ScriptedAnswer, ...] = (),
 ) -> ASGIApp:
-    """An ASGI app serving the mock; ``rules`` is the fault schedule (validated here).
+    """An ASGI app serving the mock; ``rules`` is the fault schedule (validated here), ``answers``
+    the scripted answers.
 
     Raises:
         ValueError: the schedule is invalid, with every problem listed.
     """
-    service = MockService(clock or SystemClock(), rng or SystemRandom(), rules)
+    service = MockService(clock or SystemClock(), rng or SystemRandom(), rules, model=MockModel(answers=answers))
     handle = service.handle
     scheduled = service.scheduled
 

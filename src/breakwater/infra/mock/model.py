@@ -40,7 +40,7 @@ import operator
 import re
 import struct
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -94,13 +94,57 @@ def stable_hash(text: str, salt: int = 0) -> int:
     return zlib.crc32(text.encode("utf-8", "surrogatepass"), salt & 0xFFFFFFFF) & 0x7FFFFFFF
 
 
+@dataclass(frozen=True, slots=True)
+class ScriptedAnswer:
+    """An answer fixed in advance (``answers`` in the mock's config): the text the mock gives a
+    request for ``model`` (any, when ``None``) whose last user turn ``matches`` (searched; any,
+    when ``None``), every token with log probability ``logprob`` when given."""
+
+    text: str
+    model: str | None = None
+    matches: re.Pattern[str] | None = None
+    logprob: float | None = None
+
+    @classmethod
+    def parse(cls, rule: dict[str, Any]) -> ScriptedAnswer:
+        """Raises: ValueError, naming what is wrong."""
+        unknown = set(rule) - {"text", "model", "matches", "logprob"}
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))} (expected text, model, matches, logprob)")
+        text, model, matches, logprob = rule.get("text"), rule.get("model"), rule.get("matches"), rule.get("logprob")
+        if not isinstance(text, str):
+            raise ValueError("'text' must be a string")
+        if model is not None and not isinstance(model, str):
+            raise ValueError("'model' must be a string")
+        if logprob is not None and (not isinstance(logprob, int | float) or logprob > 0):
+            raise ValueError("'logprob' must be a number at most 0")
+        try:
+            pattern = re.compile(matches) if isinstance(matches, str) else None
+        except re.error as exc:
+            raise ValueError(f"'matches' is not a regular expression: {exc}") from None
+        return cls(text, model, pattern, None if logprob is None else float(logprob))
+
+    def applies(self, request: ChatRequest, prompt: str) -> bool:
+        return (self.model is None or self.model == request.model) and (
+            self.matches is None or self.matches.search(prompt) is not None
+        )
+
+
 class MockModel:
-    """Answers canonical requests deterministically; holds no per-request state."""
+    """Answers canonical requests deterministically; holds no per-request state.
 
-    __slots__ = ("default_dimensions",)
+    Args:
+        answers: scripted answers, the first that applies to a request wins (else the usual
+            answer from the hash of its prompt).
+    """
 
-    def __init__(self, *, default_dimensions: int = DEFAULT_DIMENSIONS) -> None:
+    __slots__ = ("answers", "default_dimensions")
+
+    def __init__(
+        self, *, default_dimensions: int = DEFAULT_DIMENSIONS, answers: tuple[ScriptedAnswer, ...] = ()
+    ) -> None:
         self.default_dimensions = default_dimensions
+        self.answers = answers
 
     def chat(self, request: ChatRequest, *, response_id: str = "chatcmpl-mock", created: int = 0) -> ChatResponse:
         """The whole answer to ``request``.
@@ -114,11 +158,12 @@ class MockModel:
         last_user = next((m for m in reversed(messages) if m.role == "user"), None)
         prompt = last_user.text() if last_user is not None else "".join(m.text() for m in messages)
         base = stable_hash(prompt, request.seed or 0)
-        calls = _tools_to_call(request, prompt) if request.tools else []
+        script = next((a for a in self.answers if a.applies(request, prompt)), None)
+        calls = _tools_to_call(request, prompt) if request.tools and script is None else []
         choices = []
         output = 0
         for i in range(request.n):
-            choice, tokens = _choice(request, i, stable_hash(str(i), base) if i else base, calls)
+            choice, tokens = _choice(request, i, stable_hash(str(i), base) if i else base, calls, script)
             output += tokens
             choices.append(choice)
         usage = Usage(input_tokens=input_tokens(request), output_tokens=output)
@@ -256,12 +301,14 @@ def _tools_to_call(request: ChatRequest, prompt: str) -> list[tuple[int, Tool]]:
     return mentioned
 
 
-def _choice(request: ChatRequest, index: int, h: int, calls: list[tuple[int, Tool]]) -> tuple[Choice, int]:
+def _choice(
+    request: ChatRequest, index: int, h: int, calls: list[tuple[int, Tool]], script: ScriptedAnswer | None = None
+) -> tuple[Choice, int]:
     """One choice and its completion tokens."""
     if calls:
         choice = _tool_choice(request, index, h, calls)
         return choice, sum(count_tokens(c.name) + count_tokens(c.arguments) for c in choice.message.tool_calls)
-    text, tokens = _text(request, h)
+    text, tokens = (script.text, count_tokens(script.text)) if script is not None else _text(request, h)
     finish: FinishReason = "stop"
     matched = None
     if request.stop:
@@ -274,19 +321,21 @@ def _choice(request: ChatRequest, index: int, h: int, calls: list[tuple[int, Too
         finish, tokens, matched = "length", request.max_tokens, None
     if tokens < 0:
         tokens = count_tokens(text)
-    logprobs = _logprobs(text, request.top_logprobs or 0, h) if request.logprobs else None
+    fixed = script.logprob if script is not None else None
+    logprobs = _logprobs(text, request.top_logprobs or 0, h, fixed) if request.logprobs else None
     message = Message("assistant", [TextPart(text)] if text else [])
     return Choice(index, message, finish, logprobs, matched), tokens
 
 
-def _logprobs(text: str, top: int, h: int) -> dict[str, Any]:
-    """OpenAI's ``logprobs`` object for ``text``: one entry per token, ``top`` alternatives each."""
+def _logprobs(text: str, top: int, h: int, fixed: float | None = None) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` object for ``text``: one entry per token (``fixed``, or from a hash
+    of the token), ``top`` alternatives each."""
     starts = [m.start() for m in TOKEN.finditer(text)]
     bounds = [0, *starts[1:], len(text)] if starts else []
     content = []
     for a, b in itertools.pairwise(bounds):
         token = text[a:b]
-        logprob = -((stable_hash(token, h) % 2000) + 1) / 1000
+        logprob = fixed if fixed is not None else -((stable_hash(token, h) % 2000) + 1) / 1000
         alternatives = [_entry(token, logprob)]
         for j in range(1, top):
             word = _BYTE_WORDS[stable_hash(str(j), h + a) % 256]

@@ -54,6 +54,8 @@ _TYPES = {
     "overhead_ms": "DOUBLE PRECISION",
     "dropped_params": "TEXT",
     "saved_usd": "NUMERIC(20,10)",
+    "branch": "TEXT",
+    "decision": "TEXT",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

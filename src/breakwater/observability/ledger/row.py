@@ -59,6 +59,9 @@ class LedgerRow:
     dropped_params: str | None = None
     #: a request served from the cache: what the call it replaced cost (its ``cost_usd`` is 0)
     saved_usd: Decimal | None = None
+    #: a branching route's branch that answered, and why it was chosen (docs/routing.md)
+    branch: str | None = None
+    decision: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -85,7 +88,7 @@ class LedgerRow:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 """Column names, in field order: every store's INSERT and SELECT use this order."""
 
-ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params", "saved_usd")
+ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params", "saved_usd", "branch", "decision")
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 
 

@@ -76,6 +76,8 @@ _TYPES = {
     "overhead_ms": "REAL",
     "dropped_params": "TEXT",
     "saved_usd": "TEXT",
+    "branch": "TEXT",
+    "decision": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _TABLE = "breakwater_ledger"
