@@ -249,10 +249,12 @@ async def test_overflow_spills_to_the_next_deployment_when_saturated() -> None:
     ctx = RequestContext("t2")
     await gw.chat(ask("r"), ctx)
     assert ctx.outcome.deployment == "managed"
+    assert gw.stats["local"].overflowed == 1 and gw.stats["local"].in_flight == 1
     await drain(busy)
     ctx = RequestContext("t3")
     await gw.chat(ask("r"), ctx)
-    assert ctx.outcome.deployment == "local"
+    assert ctx.outcome.deployment == "local"  # back as soon as the slot is free
+    assert gw.stats["local"].overflowed == 1
 
 
 # --- resumed streams ----------------------------------------------------------------------------

@@ -44,6 +44,11 @@ _COUNTERS = (
         "breakwater_deployment_skipped",
         "Times the deployment was passed over (breaker open or cooling, full).",
     ),
+    (
+        "overflowed",
+        "breakwater_deployment_overflowed",
+        "Times the deployment was passed over for the next one because it was full (routes with overflow).",
+    ),
 )
 
 

@@ -181,6 +181,7 @@ class Attempts:
             slot = limiter.try_acquire()
             if slot is None:
                 stats.skipped += 1
+                stats.overflowed += 1
                 breaker.release_probe()
                 run.failures.append(f"{deployment.name}: skipped (at its max_concurrency, overflowing)")
                 return False, None

@@ -27,6 +27,8 @@ class DeploymentStats:
     retries: int = 0
     fallbacks: int = 0
     skipped: int = 0
+    #: of ``skipped``: passed over because it was full on an ``overflow`` route
+    overflowed: int = 0
 
     def observe(self, seconds: float, *, stream: bool) -> None:
         """A successful attempt took ``seconds`` to its answer (or to its first events)."""
@@ -51,4 +53,5 @@ class DeploymentStats:
             "retries": self.retries,
             "fallbacks": self.fallbacks,
             "skipped": self.skipped,
+            "overflowed": self.overflowed,
         }
