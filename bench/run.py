@@ -179,13 +179,17 @@ def first_success(
 # --- the systems -------------------------------------------------------------------------------------
 
 
-def breakwater_config(mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False) -> Path:
+def breakwater_config(
+    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
-    ``cache``: the route caches every answer (``mode: exact``, ``qualify: all``; off by default)."""
-    path = (
-        tmp
-        / f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}.yaml"
+    ``cache``: the route caches every answer (``mode: exact``, ``qualify: all``; off by default).
+    ``router``: a second route, ``bench-routed``, chooses between branches by rules (its default:
+    the ``bench`` route), so the router stage is on the path of every request."""
+    path = tmp / (
+        f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
+        f"{'-router' if router else ''}.yaml"
     )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -202,6 +206,15 @@ def breakwater_config(mock: str, tmp: Path, ledger: bool = True, access: bool = 
         "  bench: {deployments: [bench]"
         + (", cache: {mode: exact, qualify: all}" if cache else "")
         + "}\n"
+        + (
+            "  bench-routed:\n"
+            "    branches: {main: {route: bench}, other: {route: bench}}\n"
+            "    rules: [{if: {tools: true}, then: other}, {if: {last_user_contains: [prove, derive]}, then: other},\n"
+            "            {if: {prompt_tokens_over: 100000}, then: other}]\n"
+            "    default: main\n"
+            if router
+            else ""
+        )
         + ("cache: {max_bytes: 16777216}\n" if cache else "")
     )
     return path
@@ -268,8 +281,10 @@ def breakwater_key(config: Path) -> str:
     return key
 
 
-def breakwater_starter(mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger, access, cache)
+def breakwater_starter(
+    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+) -> Starter:
+    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router)
     key = breakwater_key(bw_config) if access else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -469,15 +484,20 @@ def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
 
 
 def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -> dict[str, Any]:
-    """What one feature (``ledger``, ``access`` or ``cache``) costs: Breakwater with it on and off,
-    measured in interleaved runs of each, for throughput at c=50 and latency at c=1 (plain requests).
+    """What one feature (``ledger``, ``access``, ``cache`` or ``router``) costs: Breakwater with it
+    on and off, measured in interleaved runs of each, for throughput at c=50 and latency at c=1
+    (plain requests).
 
     For ``cache`` every request is unique (``body(unique=True)``): the cost of a miss, with its
-    lookup and its store, against no cache at all.
+    lookup and its store, against no cache at all. For ``router`` the "on" requests go to a route
+    that chooses its branch by three rules (none holds: the default branch, the ``bench`` route)
+    and the "off" ones straight to ``bench`` on a gateway without branching routes.
     """
     on, off = feature, f"no-{feature}"
     unique = feature == "cache"
     payload = body(MODEL, False, unique)
+    # the router: the same request to the branching route (rules evaluated, the default chosen)
+    payload_on = body("bench-routed", False) if feature == "router" else payload
     rps: dict[str, list[float]] = {on: [], off: []}
     latency: dict[str, list[dict[str, float]]] = {on: [], off: []}
     with ExitStack() as stack:
@@ -493,12 +513,13 @@ def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -
 
         for name in live:
             sys_ = only(name)
-            wrk(sys_.url, payload, 50, args.warmup, sys_.token, unique)
+            wrk(sys_.url, payload_on if name == on else payload, 50, args.warmup, sys_.token, unique)
         for rep in range(args.repeats * 2):
             for name in (on, off) if rep % 2 == 0 else (off, on):
                 sys_ = only(name)
-                rps[name].append(wrk(sys_.url, payload, 50, args.duration, sys_.token, unique)["rps"])
-                single = wrk(sys_.url, payload, 1, args.duration, sys_.token, unique)
+                sent = payload_on if name == on else payload
+                rps[name].append(wrk(sys_.url, sent, 50, args.duration, sys_.token, unique)["rps"])
+                single = wrk(sys_.url, sent, 1, args.duration, sys_.token, unique)
                 latency[name].append({"p50_ms": single["p50_ms"], "p99_ms": single["p99_ms"]})
                 print(f"  {name:<10} rep {rep}: {rps[name][-1]:8.0f} req/s at c=50, c=1 p50 {single['p50_ms']:.3f} "
                       f"p99 {single['p99_ms']:.3f} ms", flush=True)  # fmt: skip
@@ -566,6 +587,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="throughput with the exact cache on (every request a miss) vs off, and cache hits vs the bare proxy",
     )
+    parser.add_argument(
+        "--router-cost",
+        action="store_true",
+        help="throughput of a request to a route choosing its branch by rules vs the same request to the branch's route",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -594,8 +620,16 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     }
             name = "smoke" if args.smoke else "soak"
-        elif args.ledger_cost or args.access_cost or args.cache_cost:
-            feature = "ledger" if args.ledger_cost else "access" if args.access_cost else "cache"
+        elif args.ledger_cost or args.access_cost or args.cache_cost or args.router_cost:
+            feature = (
+                "ledger"
+                if args.ledger_cost
+                else "access"
+                if args.access_cost
+                else "cache"
+                if args.cache_cost
+                else "router"
+            )
             result = feature_cost(args, tmp, mock, feature)
             if feature == "cache":
                 result["cache_hits"] = hits = cache_hits(args, tmp, mock)
