@@ -74,10 +74,10 @@ def _checks(c: Condition) -> list[Check]:
         checks.append(lambda r, ctx: system_pattern.search(system_text(r)) is not None)
     if c.last_user_contains:
         words = _any_of(c.last_user_contains)
-        checks.append(lambda r, ctx: words.search(last_user_text(r)) is not None)
+        checks.append(lambda r, ctx: words(last_user_text(r)))
     if c.system_contains:
         system_words = _any_of(c.system_contains)
-        checks.append(lambda r, ctx: system_words.search(system_text(r)) is not None)
+        checks.append(lambda r, ctx: system_words(system_text(r)))
     if c.tags:
         tags = dict(c.tags)
         checks.append(lambda r, ctx: all(ctx.caller.tags.get(k) == v for k, v in tags.items()))
@@ -93,9 +93,20 @@ def _checks(c: Condition) -> list[Check]:
     return checks
 
 
-def _any_of(words: list[str]) -> re.Pattern[str]:
-    """Any of the words or phrases, case-insensitive, on word boundaries where the word has them."""
-    return re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in words), re.IGNORECASE)
+def _any_of(words: list[str]) -> Callable[[str], bool]:
+    """Does a text hold any of the words or phrases (case-insensitive, whole words)? A substring
+    test first (about 0.4 us), the regular expression only to confirm a word boundary."""
+    folded = tuple(w.casefold() for w in words if w)
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in folded) + r")(?!\w)")
+
+    def found(text: str) -> bool:
+        text = text.casefold()
+        for word in folded:
+            if word in text:
+                return pattern.search(text) is not None
+        return False
+
+    return found
 
 
 def _header_is(ctx: RequestContext, name: bytes, value: str) -> bool:
