@@ -26,15 +26,15 @@ from breakwater.engine.context import RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
 from breakwater.engine.ports import Clock
 from breakwater.engine.router.cascade import Cascade
-from breakwater.engine.router.rules import CompiledRule, choose, last_user_text
+from breakwater.engine.router.rules import CompiledRule, choose
 
 log = logging.getLogger("breakwater.router")
 
 
 class Scorer(Protocol):
-    """The learned router: the probability that the cheap branch's answer suffices."""
+    """The learned router: how safe the cheap branch is for a request, in [0, 1]."""
 
-    async def score(self, text: str) -> float: ...
+    async def score(self, request: ChatRequest) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,7 @@ class RouterStage(Stage):
         learned = plan.learned
         if learned is not None:
             try:
-                score = await learned.scorer.score(last_user_text(request))
+                score = await learned.scorer.score(request)
             except Exception as exc:  # noqa: BLE001 - a router that cannot score never fails the request
                 self.counts.learned_failures += 1
                 log.warning("learned router failed, default branch used: %s", exc, extra={"request_id": ctx.request_id})
