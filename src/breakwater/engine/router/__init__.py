@@ -1,0 +1,1 @@
+"""Choosing a route's branch: rules, the learned router, cascades."""
