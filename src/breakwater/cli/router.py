@@ -157,7 +157,9 @@ def _eval(args: argparse.Namespace) -> int:
 def _table(result: dict[str, Any]) -> None:
     print(f"{'threshold':>10} {'strong share':>13} {'quality ratio':>14} {'cost ratio':>11}")
     for p in result["curve"]:
-        print(f"{p['threshold']:>10.4f} {p['strong_share']:>13.3f} {p['quality_ratio']:>14.3f} {p['cost_ratio']:>11.3f}")
+        print(
+            f"{p['threshold']:>10.4f} {p['strong_share']:>13.3f} {p['quality_ratio']:>14.3f} {p['cost_ratio']:>11.3f}"
+        )
     print(
         f"\noperating point (threshold {result['threshold']:.4f}, chosen on the training rows for quality "
         f"{result['target_quality']}): quality ratio {result['quality_ratio']:.3f}, cost ratio "

@@ -108,9 +108,7 @@ def read_rows(paths: list[str], strong: str, weak: str, output_tokens: int) -> R
 def embed_rows(rows: Rows, embedder: WordLlamaEmbedder) -> RoutingData:
     """Embed the prompts (in batches) and count their tokens."""
     encoding = load_encoding("cl100k_base")
-    vectors = np.concatenate(
-        [embedder.embed_many(rows.prompts[i : i + 512]) for i in range(0, len(rows.prompts), 512)]
-    )
+    vectors = np.concatenate([embedder.embed_many(rows.prompts[i : i + 512]) for i in range(0, len(rows.prompts), 512)])
     tokens = [len(t) for t in encoding.encode_ordinary_batch(rows.prompts)]
     return RoutingData(
         vectors=vectors,

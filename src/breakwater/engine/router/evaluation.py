@@ -18,6 +18,8 @@ from breakwater.engine.router.dataset import Bools, Floats
 
 __all__ = ["Curve", "CurvePoint", "Outcomes", "choose_threshold", "curve", "operating_point"]
 
+TENTHS = tuple(i / 10 for i in range(11))
+
 
 @dataclass(frozen=True, slots=True)
 class Outcomes:
@@ -75,7 +77,7 @@ class Curve:
             float(self.cost_ratio[i]),
         )
 
-    def summary(self, shares: tuple[float, ...] = tuple(i / 10 for i in range(11))) -> list[CurvePoint]:
+    def summary(self, shares: tuple[float, ...] = TENTHS) -> list[CurvePoint]:
         """The points nearest to these strong shares (a table or plot's worth)."""
         picked = sorted({int(np.argmin(np.abs(self.strong_share - s))) for s in shares})
         return [self.point(i) for i in picked]

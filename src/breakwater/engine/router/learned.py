@@ -215,9 +215,7 @@ def _parse(body: dict[str, Any]) -> LearnedRouter:
     cost = None
     if body.get("cost_weighting") is not None:
         raw = body["cost_weighting"]
-        cost = CostWeighting(
-            float(raw["input_gap_usd"]), float(raw["output_gap_usd"]), float(raw["reference_tokens"])
-        )
+        cost = CostWeighting(float(raw["input_gap_usd"]), float(raw["output_gap_usd"]), float(raw["reference_tokens"]))
         if not all(math.isfinite(v) and v >= 0 for v in (cost.input_gap, cost.output_gap, cost.reference_tokens)):
             raise ValueError("cost_weighting values must be finite and not negative")
     metadata = body.get("metadata") or {}

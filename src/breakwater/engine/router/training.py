@@ -15,7 +15,7 @@ half the time below it on new ones).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ MAX_CLUSTERS = 16
 class TrainingOptions:
     target_quality: float = 0.95
     margin: float = MARGIN
-    prices: Prices = Prices()
+    prices: Prices = field(default_factory=Prices)
     cost_weighted: bool = True
     seed: int = 0
 
@@ -70,10 +70,15 @@ def fit_topics(data: RoutingData, seed: int = 0) -> TopicModel:
     counts = np.bincount(labels, minlength=len(names))[present]
     hits = np.bincount(labels, weights=needed, minlength=len(names))[present]
     rates = (hits + SMOOTHING * overall) / (counts + SMOOTHING)
+    weights = np.asarray(classifier.coef_, dtype=np.float64)
+    bias = np.asarray(classifier.intercept_, dtype=np.float64)
+    if len(present) == 2:  # scikit-learn keeps one row for two classes: as a softmax, (0, w)
+        weights = np.vstack([np.zeros_like(weights), weights])
+        bias = np.concatenate([[0.0], bias])
     return TopicModel(
         topics=tuple(names[i] for i in present),
-        weights=np.asarray(classifier.coef_, dtype=np.float64),
-        bias=np.asarray(classifier.intercept_, dtype=np.float64),
+        weights=weights,
+        bias=bias,
         rates=np.asarray(rates, dtype=np.float64),
     )
 
@@ -168,7 +173,5 @@ def train_router(
         "training_curve": report,
     }
     model = fit_topics(data, options.seed)
-    router = LearnedRouter(
-        embedder_identity=identity, threshold=threshold, model=model, cost=cost, metadata=metadata
-    )
+    router = LearnedRouter(embedder_identity=identity, threshold=threshold, model=model, cost=cost, metadata=metadata)
     return router, report
