@@ -61,3 +61,11 @@ class WordLlamaEmbedder:
             raise RuntimeError("WordLlamaEmbedder.load() was not called")
         vector = self._model.embed([text], norm=True)[0]
         return np.asarray(vector, dtype=np.float32)
+
+    def embed_many(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """Each text as a unit vector, one row each (float32): one batched call, for training."""
+        if self._model is None:
+            raise RuntimeError("WordLlamaEmbedder.load() was not called")
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        return np.asarray(self._model.embed(texts, norm=True), dtype=np.float32).reshape(len(texts), DIMENSIONS)
