@@ -192,3 +192,37 @@ routes:
     found = [str(p) for p in check_environment(config, {})]
     assert any(p.startswith("providers.m.answers[0]: 'matches' is not a regular expression") for p in found)
     assert any(p.startswith("providers.m.answers[1]: unknown key(s) txt") for p in found)
+
+
+def test_routing_guide_examples_are_valid() -> None:
+    """Every route example in docs/routing.md validates once the deployments and routes it only
+    names are stood in for by mock ones."""
+    import yaml
+
+    from breakwater.core.config import build_config
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "routing.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    examples = [yaml.safe_load(b) for b in blocks if "routes:" in b]
+    assert len(examples) >= 4
+    for data in examples:
+        data.setdefault("providers", {})["stand-in"] = {"type": "mock"}
+        deployments = data.setdefault("deployments", {})
+        for dep in deployments.values():
+            dep["provider"] = "stand-in"
+        routes = data["routes"]
+        named: set[str] = set()
+        for route in list(routes.values()):
+            named.update(t if isinstance(t, str) else t["deployment"] for t in route.get("deployments", []))
+            for branch in route.get("branches", {}).values():
+                named.update(branch.get("deployments", []))
+                if "route" in branch and branch["route"] not in routes:
+                    routes[branch["route"]] = {"deployments": ["stand-in"]}
+                    named.add("stand-in")
+            judge = route.get("cascade", {}).get("checks", {}).get("judge")
+            if judge and judge["route"] not in routes:
+                routes[judge["route"]] = {"deployments": ["stand-in"]}
+                named.add("stand-in")
+        for name in named - set(deployments):
+            deployments[name] = {"provider": "stand-in", "model": name}
+        build_config(data)

@@ -50,7 +50,7 @@ from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.runtime.access import AccessLayer
-from breakwater.runtime.branching import build_plans
+from breakwater.runtime.branching import TRAINING_COUNT, build_plans, load_learned, local_embedder
 from breakwater.runtime.budget_seed import seed_budgets
 from breakwater.runtime.caching import (
     build_cache_store,
@@ -217,7 +217,13 @@ class Runtime:
         self.embedder: Embedder | None = build_embedder(
             config, self.gateway, clock, stages["recording"].end, None if previous is None else previous.embedder
         )
-        plans = build_plans(config, clock)
+        #: what embeds prompts for learned routers: the local model (the cache's, when it is local too)
+        self.router_embedder: Embedder | None = local_embedder(
+            config, self.embedder, None if previous is None else previous.router_embedder
+        )
+        tokenizers = process.tokenizers
+        learned = load_learned(config, self.router_embedder, lambda text: tokenizers.count(*TRAINING_COUNT, text))
+        plans = build_plans(config, clock, learned)
         #: the router stage, when some route has branches
         self.router_stage: RouterStage | None = None
         if plans:
@@ -238,8 +244,11 @@ class Runtime:
         for warning in self.unpriced:
             log.warning(warning)
         owned = self._owned
-        if self.embedder is not None:
-            await load_embedder(self.embedder)  # once: a kept local model is loaded already
+        for embedder in (self.embedder, self.router_embedder):
+            if embedder is not None:
+                await load_embedder(embedder)  # once: a kept local model is loaded already
+        if self.router_embedder is not None:
+            await self.process.tokenizers.load(*TRAINING_COUNT)  # learned routers count tokens as trained
         if "cache" in owned and self.semantic_feed is not None:
             self.semantic_feed.start()
         if "ledger" in owned and self.ledger is not None:

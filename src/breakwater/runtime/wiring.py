@@ -26,6 +26,7 @@ from breakwater.infra.mock.transport import MockSender
 from breakwater.providers.base import Target
 from breakwater.providers.hosts import HOSTS, host
 from breakwater.providers.registry import DEFAULT_BASE_URLS, adapter_for
+from breakwater.runtime.branching import check_learned
 
 _MOCK_BASE_URLS = {"openai": "http://mock/v1", "anthropic": "http://mock", "gemini": "http://mock"}
 
@@ -63,6 +64,7 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
                 ScriptedAnswer.parse(rule)
             except ValueError as exc:
                 problems.append(Problem(f"providers.{name}.answers[{i}]", str(exc)))
+    problems.extend(check_learned(config))
     return problems
 
 
