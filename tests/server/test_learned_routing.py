@@ -27,7 +27,10 @@ def _config(tmp: Path, artifact: str) -> dict[str, Any]:
         "access": {"enabled": False},
         "ledger": {"url": f"sqlite:///{tmp}/ledger.db", "spool_path": str(tmp / "spool"), "flush_interval_s": 0.05},
         "providers": {"m": {"type": "mock"}},
-        "deployments": {"small": {"provider": "m", "model": "mock-small"}, "big": {"provider": "m", "model": "mock-big"}},
+        "deployments": {
+            "small": {"provider": "m", "model": "mock-small"},
+            "big": {"provider": "m", "model": "mock-big"},
+        },
         "routes": {
             "small": {"deployments": ["small"]},
             "big": {"deployments": ["big"]},

@@ -11,6 +11,7 @@ import yaml
 
 from breakwater.core.config import build_config
 from breakwater.infra.mock.faults import parse_faults, validate_faults
+from breakwater.infra.mock.model import ScriptedAnswer
 from breakwater.infra.mock.service import MockService
 from tests.infra.mock.harness import call
 
@@ -22,12 +23,15 @@ def blocks(language: str) -> list[str]:
 
 
 def test_yaml_examples_validate() -> None:
-    """The --faults file and the provider config in the doc are valid, faults included."""
-    chaos, config = (yaml.safe_load(b) for b in blocks("yaml"))
+    """The --faults file, the provider config and the scripted answers in the doc are valid."""
+    chaos, config, scripted = (yaml.safe_load(b) for b in blocks("yaml"))
     assert validate_faults(chaos) == []
     built = build_config(config)
     for provider in built.providers.values():
         assert validate_faults(provider.faults) == []
+    answers = [ScriptedAnswer.parse(a) for a in build_config(scripted).providers["mock"].answers]
+    assert [a.model for a in answers] == ["mock-small", "mock-small", "mock-large"]
+    assert answers[1].matches is not None and answers[1].matches.search("what is 2+2?") is not None
 
 
 def test_documented_problem_message() -> None:

@@ -187,7 +187,8 @@ class _Builder:
     def _object(self, schema: Mapping[str, Any], seed: int, depth: int) -> dict[str, Any]:
         props = schema.get("properties")
         props = props if isinstance(props, Mapping) else {}
-        required = [r for r in schema.get("required") or [] if isinstance(r, str)]
+        listed = schema.get("required")
+        required = [r for r in listed if isinstance(r, str)] if isinstance(listed, list) else []
         extra = schema.get("additionalProperties", True)
         # past the depth limit only what is required is built, so recursive schemas terminate
         names = list(dict.fromkeys(required + ([] if depth >= _MAX_DEPTH else list(props))))
