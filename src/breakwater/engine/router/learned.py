@@ -7,6 +7,10 @@ wrong ("strong needed"). ``P(strong needed | x) = sum_t P(t | x) * rate_t``; the
 ``1 - P(strong needed)``: the probability that the cheap answer suffices. A prompt where both
 models fail gains nothing from the strong model, so it does not count as needing it.
 
+Given the prompt's text too, a second softmax on its words (``LexicalModel``: TF-IDF over
+``terms``) is blended into the topic logits; on MMLU it names the right domain 74% of the time
+against the embedding's 69% (docs/routing.md). Without text the embedding decides alone.
+
 Cost weighting: the strong model's extra cost grows with the prompt, so the same risk is worth
 more money on a long prompt. ``score(vector, prompt_tokens)`` scales ``P(strong needed)`` by
 ``extra_cost(reference_tokens) / extra_cost(prompt_tokens)`` (``reference_tokens`` is the

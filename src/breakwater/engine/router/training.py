@@ -4,7 +4,8 @@ The topic classifier is scikit-learn's multinomial logistic regression (imported
 the ``router`` extra). Topics are the training files when there are several (MMLU's domains);
 a single file is split into k-means clusters of its embeddings instead. Each topic's "strong
 needed" rate is smoothed towards the overall rate (``SMOOTHING`` pseudo-rows), so a small topic
-cannot claim certainty.
+cannot claim certainty. When the rows carry their texts, a TF-IDF topic classifier over
+``learned.terms`` is fitted too (``fit_lexical``) and blended with the embedding's.
 
 The threshold is chosen on out-of-fold scores: the rows are split into ``FOLDS`` folds, each
 fold is scored by a model fitted on the others, and the cheapest threshold whose quality ratio on
