@@ -119,4 +119,5 @@ def embed_rows(rows: Rows, embedder: WordLlamaEmbedder) -> RoutingData:
         prompt_tokens=np.asarray(tokens, dtype=np.int64),
         strong_output_tokens=np.asarray(rows.strong_output_tokens, dtype=np.int64),
         weak_output_tokens=np.asarray(rows.weak_output_tokens, dtype=np.int64),
+        texts=tuple(rows.prompts),
     )

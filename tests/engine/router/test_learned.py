@@ -16,19 +16,34 @@ from breakwater.engine.router.learned import (
     FORMAT,
     CostWeighting,
     LearnedRouter,
+    LexicalModel,
     RouterArtifactError,
     TopicModel,
     load_router,
     save_router,
+    terms,
 )
 from breakwater.engine.router.training import TrainingOptions, scores_of, train_router
 
 DIM = 8
 
 
-def _router(cost: CostWeighting | None = None) -> LearnedRouter:
+def _lexical() -> LexicalModel:
+    """Three terms, each pulling hard towards one topic ("algebra" towards the easy topic a)."""
+    vocabulary = {"algebra": 0, "law": 1, "tort law": 2}
+    weights = 8.0 * np.eye(3)
+    return LexicalModel(vocabulary, np.array([1.0, 1.5, 2.0]), weights, np.zeros(3), 0.7, 0.7)
+
+
+def _router(cost: CostWeighting | None = None, lexical: bool = False) -> LearnedRouter:
     rng = np.random.default_rng(1)
-    model = TopicModel(("a", "b", "c"), rng.normal(size=(3, DIM)), np.zeros(3), np.array([0.1, 0.5, 0.9]))
+    model = TopicModel(
+        ("a", "b", "c"),
+        rng.normal(size=(3, DIM)),
+        np.zeros(3),
+        np.array([0.1, 0.5, 0.9]),
+        _lexical() if lexical else None,
+    )
     return LearnedRouter("test:embedder", 0.6, model, cost, {"rows": 3})
 
 
@@ -37,9 +52,10 @@ def _unit(seed: int) -> np.ndarray[Any, Any]:
     return v / np.linalg.norm(v)
 
 
-def test_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lexical", [False, True])
+def test_round_trip(tmp_path: Path, lexical: bool) -> None:
     """A saved artifact loads back with the same identity, threshold, metadata and scores."""
-    router = _router(CostWeighting(1e-5, 3e-5, 70.0))
+    router = _router(CostWeighting(1e-5, 3e-5, 70.0), lexical)
     save_router(router, tmp_path / "r.json")
     loaded = load_router(tmp_path / "r.json")
     assert loaded.format == FORMAT
@@ -47,8 +63,42 @@ def test_round_trip(tmp_path: Path) -> None:
     for seed in range(5):
         assert loaded.score(_unit(seed)) == router.score(_unit(seed))
         assert loaded.score(_unit(seed), 500) == router.score(_unit(seed), 500)
+        text = "Tort law and algebra: law?"
+        assert loaded.score(_unit(seed), 500, text=text) == router.score(_unit(seed), 500, text=text)
     body = json.loads((tmp_path / "r.json").read_text())
-    assert body["format"] == "breakwater-router/1" and body["embedder"] == "test:embedder"
+    assert body["format"] == "breakwater-router/2" and body["embedder"] == "test:embedder"
+    assert (body["model"]["lexical"] is None) is not lexical
+
+
+def test_terms() -> None:
+    """Lowercased [a-z0-9]+ words, then the word bigrams; punctuation only separates."""
+    assert terms("Tort-law, 2 Cases!") == ["tort", "law", "2", "cases", "tort law", "law 2", "2 cases"]
+    assert terms("") == [] and terms("?!") == []
+
+
+def test_text_moves_the_score_and_none_is_the_embedding_alone() -> None:
+    """With text, the words pull the topic; without text (or with unknown words) the embedding decides."""
+    plain, lexical = _router(), _router(lexical=True)
+    v = _unit(3)
+    assert lexical.score(v) == plain.score(v)  # no text: the embedding model alone
+    assert lexical.score(v, 80) == plain.score(v, 80)
+    assert plain.score(v, text="algebra") == plain.score(v)  # no lexical model: text ignored
+    assert lexical.score(v, text="algebra algebra") > lexical.score(v, text="tort law") > 0.0
+    assert lexical.score(v, text="algebra") > 0.85  # topic a: strong needed at rate 0.1
+    assert lexical.score(v, text="tort law tort law") < 0.3  # topics b and c: rates 0.5, 0.9
+    unknown = lexical.score(v, text="zzz qqq")  # no known term: the lexical bias only (zeros here)
+    assert 0.0 <= unknown <= 1.0
+    assert lexical.score(v, text=None) == plain.score(v)
+
+
+def test_first_version_refused(tmp_path: Path) -> None:
+    """A breakwater-router/1 artifact (no lexical model) is refused as another version."""
+    body = _router().to_json()
+    body["format"] = "breakwater-router/1"
+    del body["model"]["lexical"]
+    (tmp_path / "r.json").write_text(json.dumps(body))
+    with pytest.raises(RouterArtifactError, match=r"'breakwater-router/1' is an artifact of another version"):
+        load_router(tmp_path / "r.json")
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -64,12 +114,12 @@ def test_not_json(tmp_path: Path) -> None:
         load_router(tmp_path / "r.json")
 
 
-@pytest.mark.parametrize("found", ["breakwater-router/2", None, 1])
+@pytest.mark.parametrize("found", ["breakwater-router/1", "breakwater-router/3", None, 1])
 def test_other_version(tmp_path: Path, found: object) -> None:
     """Another or no format version is refused, naming both versions."""
     body = _router().to_json() | {"format": found}
     (tmp_path / "r.json").write_text(json.dumps(body))
-    with pytest.raises(RouterArtifactError, match=r"an artifact of another version.*breakwater-router/1"):
+    with pytest.raises(RouterArtifactError, match=r"an artifact of another version.*breakwater-router/2"):
         load_router(tmp_path / "r.json")
 
 
@@ -82,11 +132,16 @@ def test_other_version(tmp_path: Path, found: object) -> None:
         (lambda b: b["model"].update(rates=[0.1, 0.2, 2.0]), r"rates must be in \[0, 1\]"),
         (lambda b: b["model"].update(kind="mlp"), "topic-mixture"),
         (lambda b: b.update(embedder=""), "embedder"),
+        (lambda b: b["model"]["lexical"].update(kind="bm25"), "tfidf-softmax"),
+        (lambda b: b["model"]["lexical"].update(idf=[1.0, 2.0]), "idf needs one entry per term"),
+        (lambda b: b["model"]["lexical"].update(terms=["law", "law", "tort"]), "distinct"),
+        (lambda b: b["model"]["lexical"].update(lexical_weight=-1), "lexical_weight"),
+        (lambda b: b["model"]["lexical"].pop("weights"), "weights"),
     ],
 )
 def test_malformed(tmp_path: Path, change: Any, words: str) -> None:
     """A missing or malformed field is a RouterArtifactError naming the field."""
-    body = _router().to_json()
+    body = _router(lexical=True).to_json()
     change(body)
     (tmp_path / "r.json").write_text(json.dumps(body))
     with pytest.raises(RouterArtifactError, match=f"malformed.*{words}"):
@@ -111,19 +166,33 @@ def test_score_range_and_determinism() -> None:
 def test_bad_vector_goes_strong(vector: np.ndarray[Any, Any]) -> None:
     """A vector of the wrong size or not finite scores 0.0 (strong branch) instead of raising."""
     assert _router().score(vector) == 0.0
+    assert _router(lexical=True).score(vector, 10, text="algebra") == 0.0
 
 
-def _synthetic(n: int, seed: int) -> RoutingData:
-    """Two topics in two directions: in topic 1 only the strong model is right."""
+def test_text_that_is_not_a_string_is_ignored() -> None:
+    """A non-string text never raises: it is treated as no text."""
+    router = _router(lexical=True)
+    assert router.score(_unit(2), text=b"algebra") == router.score(_unit(2))  # type: ignore[arg-type]
+
+
+def _synthetic(n: int, seed: int, texts: bool = False, noise: float = 0.3) -> RoutingData:
+    """Two topics in two directions: in topic 1 only the strong model is right.
+
+    With ``texts``, each prompt also has words: its topic's word most of the time, plus filler.
+    """
     rng = np.random.default_rng(seed)
     topics = rng.integers(0, 2, n)
     centres = np.eye(DIM)[[0, 1]]
-    x = centres[topics] + 0.3 * rng.normal(size=(n, DIM))
+    x = centres[topics] + noise * rng.normal(size=(n, DIM))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     strong = rng.random(n) < 0.9
     weak = np.where(topics == 0, strong, rng.random(n) < 0.2)
     ones = np.ones(n, dtype=np.int64)
-    return RoutingData(x.astype(np.float32), topics, ("easy", "hard"), strong, weak, 50 * ones, ones, ones)
+    words = None
+    if texts:
+        cue = np.where(rng.random(n) < 0.9, topics, 1 - topics)
+        words = tuple(f"Question {i}: {('sum', 'proof')[c]} of the {('parts', 'lemma')[c]}?" for i, c in enumerate(cue))
+    return RoutingData(x.astype(np.float32), topics, ("easy", "hard"), strong, weak, 50 * ones, ones, ones, words)
 
 
 def test_training_beats_random_on_unseen_rows() -> None:
@@ -141,3 +210,28 @@ def test_training_beats_random_on_unseen_rows() -> None:
     quality = np.where(strong, test.strong_correct, test.weak_correct).mean() / test.strong_correct.mean()
     assert quality >= 0.95
     assert strong.mean() < 0.7  # random routing would need about 95% of the rows on the strong model
+
+
+def test_training_with_texts_fits_a_lexical_model_that_helps(tmp_path: Path) -> None:
+    """With prompt texts, training fits the lexical model; where the embedding is noisy, words help."""
+    train = _synthetic(400, 0, texts=True, noise=1.5)
+    router, _ = train_router(train, TrainingOptions(target_quality=0.95), "test", {})
+    lexical = router.model.lexical
+    assert lexical is not None and {"sum", "proof", "sum of"} <= set(lexical.vocabulary)
+    test = _synthetic(400, 1, texts=True, noise=1.5)
+    with_text = scores_of(router, test)
+    without = scores_of(
+        router, RoutingData(*(getattr(test, f) for f in RoutingData.__dataclass_fields__ if f != "texts"))
+    )
+    hard = test.topics == 1
+    separation = with_text[~hard].mean() - with_text[hard].mean()
+    assert separation > without[~hard].mean() - without[hard].mean() + 0.05
+    save_router(router, tmp_path / "r.json")
+    loaded = load_router(tmp_path / "r.json")
+    assert np.array_equal(scores_of(loaded, test), with_text)
+
+
+def test_training_without_texts_has_no_lexical_model() -> None:
+    """Data without texts trains the embedding model alone (as in the CLI-free callers)."""
+    router, _ = train_router(_synthetic(200, 0), TrainingOptions(), "test", {})
+    assert router.model.lexical is None

@@ -46,6 +46,8 @@ class RoutingData:
     prompt_tokens: Ints
     strong_output_tokens: Ints
     weak_output_tokens: Ints
+    #: the prompts' text, for the lexical topic classifier (None: embedding only)
+    texts: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -60,6 +62,7 @@ class RoutingData:
             self.prompt_tokens[rows],
             self.strong_output_tokens[rows],
             self.weak_output_tokens[rows],
+            None if self.texts is None else tuple(self.texts[i] for i in np.arange(len(self))[rows]),
         )
 
     @property

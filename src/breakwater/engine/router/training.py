@@ -4,7 +4,8 @@ The topic classifier is scikit-learn's multinomial logistic regression (imported
 the ``router`` extra). Topics are the training files when there are several (MMLU's domains);
 a single file is split into k-means clusters of its embeddings instead. Each topic's "strong
 needed" rate is smoothed towards the overall rate (``SMOOTHING`` pseudo-rows), so a small topic
-cannot claim certainty.
+cannot claim certainty. When the rows carry their texts, a TF-IDF topic classifier over
+``learned.terms`` is fitted too (``fit_lexical``) and blended with the embedding's.
 
 The threshold is chosen on out-of-fold scores: the rows are split into ``FOLDS`` folds, each
 fold is scored by a model fitted on the others, and the cheapest threshold whose quality ratio on
@@ -23,9 +24,9 @@ import numpy as np
 
 from breakwater.engine.router.dataset import Floats, Prices, RoutingData
 from breakwater.engine.router.evaluation import Outcomes, choose_threshold, curve, operating_point
-from breakwater.engine.router.learned import CostWeighting, LearnedRouter, TopicModel
+from breakwater.engine.router.learned import CostWeighting, LearnedRouter, LexicalModel, TopicModel, terms
 
-__all__ = ["FOLDS", "MARGIN", "SMOOTHING", "TrainingOptions", "fit_topics", "train_router"]
+__all__ = ["FOLDS", "MARGIN", "SMOOTHING", "TrainingOptions", "fit_lexical", "fit_topics", "train_router"]
 
 FOLDS = 5
 #: pseudo-rows at the overall rate added to every topic's count
@@ -34,6 +35,16 @@ SMOOTHING = 5.0
 TOPIC_C = 10.0
 #: quality ratio added to the target when choosing the threshold on out-of-fold scores
 MARGIN = 0.01
+#: the lexical classifier: vocabulary cap (most frequent terms in 2+ training prompts), inverse L2
+#: strength, and the blend of its logits with the embedding's (chosen by cross-validation on the
+#: MMLU tune split, docs/routing.md)
+LEXICAL_TERMS = 5000
+LEXICAL_MIN_DF = 2
+LEXICAL_C = 30.0
+EMBEDDING_WEIGHT = 0.7
+LEXICAL_WEIGHT = 0.7
+#: decimals kept of the lexical weights (keeps the artifact small; far below their spread)
+LEXICAL_DECIMALS = 5
 #: rows per k-means cluster when a single file has to be split into topics
 ROWS_PER_CLUSTER = 150
 MAX_CLUSTERS = 16
@@ -70,16 +81,45 @@ def fit_topics(data: RoutingData, seed: int = 0) -> TopicModel:
     counts = np.bincount(labels, minlength=len(names))[present]
     hits = np.bincount(labels, weights=needed, minlength=len(names))[present]
     rates = (hits + SMOOTHING * overall) / (counts + SMOOTHING)
-    weights = np.asarray(classifier.coef_, dtype=np.float64)
-    bias = np.asarray(classifier.intercept_, dtype=np.float64)
-    if len(present) == 2:  # scikit-learn keeps one row for two classes: as a softmax, (0, w)
-        weights = np.vstack([np.zeros_like(weights), weights])
-        bias = np.concatenate([[0.0], bias])
+    weights, bias = _softmax_rows(classifier, len(present))
     return TopicModel(
         topics=tuple(names[i] for i in present),
         weights=weights,
         bias=bias,
         rates=np.asarray(rates, dtype=np.float64),
+        lexical=None if data.texts is None else fit_lexical(data.texts, labels, len(present)),
+    )
+
+
+def _softmax_rows(classifier: Any, classes: int) -> tuple[Floats, Floats]:
+    """A fitted scikit-learn logistic regression as softmax (weights, bias), one row per class."""
+    weights = np.asarray(classifier.coef_, dtype=np.float64)
+    bias = np.asarray(classifier.intercept_, dtype=np.float64)
+    if classes == 2:  # scikit-learn keeps one row for two classes: as a softmax, (0, w)
+        weights = np.vstack([np.zeros_like(weights), weights])
+        bias = np.concatenate([[0.0], bias])
+    return weights, bias
+
+
+def fit_lexical(texts: tuple[str, ...], labels: Any, classes: int) -> LexicalModel | None:
+    """The TF-IDF topic classifier over ``learned.terms``; None when too few terms recur."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(analyzer=terms, sublinear_tf=True, max_features=LEXICAL_TERMS, min_df=LEXICAL_MIN_DF)
+    try:
+        features = vectorizer.fit_transform(texts)
+    except ValueError:  # no term in two prompts
+        return None
+    classifier = LogisticRegression(C=LEXICAL_C, max_iter=3000).fit(features, labels)
+    weights, bias = _softmax_rows(classifier, classes)
+    return LexicalModel(
+        vocabulary={str(t): int(i) for t, i in vectorizer.vocabulary_.items()},
+        idf=np.asarray(vectorizer.idf_, dtype=np.float64),
+        weights=np.round(weights, LEXICAL_DECIMALS),
+        bias=np.round(bias, LEXICAL_DECIMALS),
+        embedding_weight=EMBEDDING_WEIGHT,
+        lexical_weight=LEXICAL_WEIGHT,
     )
 
 
@@ -103,9 +143,11 @@ def _router(model: TopicModel, cost: CostWeighting | None, threshold: float, ide
 
 
 def scores_of(router: LearnedRouter, data: RoutingData) -> Floats:
-    """``router.score`` of every row (with its prompt tokens)."""
+    """``router.score`` of every row (with its prompt tokens, and its text when the data has it)."""
+    texts = data.texts if data.texts is not None else (None,) * len(data)
     return np.array(
-        [router.score(v, int(t)) for v, t in zip(data.vectors, data.prompt_tokens, strict=True)], dtype=np.float64
+        [router.score(v, int(t), s) for v, t, s in zip(data.vectors, data.prompt_tokens, texts, strict=True)],
+        dtype=np.float64,
     )
 
 
