@@ -65,7 +65,7 @@ class EmbeddingScorer:
     async def score(self, request: ChatRequest) -> float:
         text = last_user_text(request)
         vector = await self.embedder.embed(text)
-        return self.model.score(vector, self.count(text))
+        return self.model.score(vector, self.count(text), text=text)
 
 
 def local_embedder(config: Config, cache_embedder: Embedder | None, previous: Embedder | None) -> Embedder | None:
