@@ -297,3 +297,10 @@ def test_embeddings_are_deterministic(model: MockModel) -> None:
     a = model.embed(EmbeddingRequest(model="e", inputs=["alpha", "alpha", "gamma"])).vectors
     assert a[0] == a[1] != a[2]
     assert a[0] == MockModel().embed(EmbeddingRequest(model="other", inputs=["alpha"])).vectors[0]
+
+
+def test_tools_without_any_message_answer_without_a_500(model: MockModel) -> None:
+    """Tools offered with no message at all (a mutated Gemini body the fuzz test found) still get
+    an answer: nothing mentions a tool, so none is called."""
+    response = model.chat(ChatRequest(model="m", messages=[], tools=[TIME]))
+    assert response.choices and not response.choices[0].message.tool_calls

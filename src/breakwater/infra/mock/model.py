@@ -292,7 +292,7 @@ def _tools_to_call(request: ChatRequest, prompt: str) -> list[tuple[int, Tool]]:
                 return [(i, tool)]
         raise InvalidRequest(f"tool_choice names {choice.name!r}, which is not among the tools", param="tool_choice")
     lowered = prompt.lower()
-    ends_with_user = request.messages[-1].role == "user"
+    ends_with_user = bool(request.messages) and request.messages[-1].role == "user"
     mentioned = [(i, t) for i, t in enumerate(tools) if ends_with_user and t.name.lower() in lowered]
     if request.parallel_tool_calls is False:
         mentioned = mentioned[:1]
