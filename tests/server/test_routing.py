@@ -225,3 +225,11 @@ def test_branches_and_escalations_are_counted(gateway: tuple[openai.OpenAI, Path
     assert 'breakwater_route_branch_total{branch="strong",route="ask"}' in metrics
     escalations = next(line for line in metrics.splitlines() if line.startswith("breakwater_cascade_escalations_total"))
     assert float(escalations.split()[1]) >= 1
+
+
+def test_embeddings_on_a_branching_route_go_to_its_default_branch(gateway: tuple[openai.OpenAI, Path]) -> None:
+    client, ledger = gateway
+    answer = client.embeddings.with_raw_response.create(model="pick", input="hello")
+    assert len(answer.parse().data[0].embedding) == 1536
+    row = _row(ledger, answer.headers["x-request-id"])
+    assert (row["route"], row["branch"], row["deployment"]) == ("pick", "cheap", "small")

@@ -97,7 +97,10 @@ class RouterStage(Stage):
             if plan is None:
                 return await call(request, ctx)
             ctx.outcome.branch, ctx.outcome.decision = plan.first, "embeddings"
-            return await call(dataclasses.replace(request, model=plan.branches[plan.first]), ctx)
+            try:
+                return await call(dataclasses.replace(request, model=plan.branches[plan.first]), ctx)
+            finally:
+                ctx.outcome.route = plan.route  # the ledger row stays on the route the client named
 
         return routed
 
