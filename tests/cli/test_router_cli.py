@@ -108,3 +108,28 @@ def test_bad_price_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["router", "eval", "--train", "a", "--test", "b", "--strong", "s", "--weak", "w", "--weak-price", "x"])
     assert stop.value.code == 2
+
+
+def test_train_for_a_share_of_cheap_traffic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--cheap-share 0.3` chooses the threshold that sends 30% of the training prompts (their
+    out-of-fold scores) to the cheap branch, instead of a target quality."""
+    data = _write(tmp_path / "data", 1)
+    out = tmp_path / "router.json"
+    args = ["router", "train", "--data", *data, "--strong", STRONG, "--weak", WEAK, "--out", str(out)]
+    assert main([*args, "--cheap-share", "0.3"]) == 0
+    router = load_router(out)
+    point = router.metadata["training_curve"]["out_of_fold"]
+    assert abs((1 - point["strong_share"]) - 0.3) < 0.02
+    assert "30% of training prompts go cheap" in router.metadata["threshold_rule"]
+    capsys.readouterr()
+    assert main([*args, "--cheap-share", "1.5"]) != 0
+
+
+def test_threshold_for_share_edges() -> None:
+    from breakwater.engine.router.evaluation import threshold_for_share
+
+    scores = [0.9, 0.1, 0.5, 0.7]
+    assert threshold_for_share(scores, 0.5) == 0.7  # 0.9 and 0.7 go cheap
+    assert threshold_for_share(scores, 1.0) == 0.1
+    assert threshold_for_share(scores, 0.0) > 0.9
+    assert threshold_for_share([], 0.5) == 1.0

@@ -49,6 +49,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--margin", type=float, default=None, help="added to the target when choosing the threshold (default 0.01)"
     )
     parser.add_argument(
+        "--cheap-share",
+        type=float,
+        default=None,
+        metavar="S",
+        help="choose the threshold for this share of traffic to the cheap branch instead of a target quality",
+    )
+    parser.add_argument(
         "--strong-price", type=_price, default=GPT4_TURBO_PRICE, metavar="IN,OUT", help="USD per M tokens (10,30)"
     )
     parser.add_argument(
@@ -77,8 +84,11 @@ def _options(args: argparse.Namespace) -> Any:
 
     if not 0 < args.target_quality <= 1.5:
         raise ValueError("--target-quality must be in (0, 1.5]")
+    if args.cheap_share is not None and not 0 <= args.cheap_share <= 1:
+        raise ValueError("--cheap-share must be in [0, 1]")
     return TrainingOptions(
         target_quality=args.target_quality,
+        cheap_share=args.cheap_share,
         margin=MARGIN if args.margin is None else args.margin,
         prices=Prices(args.strong_price, args.weak_price),
         cost_weighted=args.cost_weighted,

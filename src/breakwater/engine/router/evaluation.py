@@ -132,6 +132,18 @@ def operating_point(scores: Floats, outcomes: Outcomes, threshold: float) -> dic
     }
 
 
+def threshold_for_share(scores: Floats, share: float) -> float:
+    """The threshold that sends ``share`` of these prompts to the cheap branch (score at or above
+    it): the score of the prompt ranked ``share`` from the top; above every score for 0."""
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    if len(ordered) == 0:
+        return 1.0
+    cheap = round(share * len(ordered))
+    if cheap <= 0:
+        return float(np.nextafter(ordered[0], np.inf))
+    return float(ordered[min(cheap, len(ordered)) - 1])
+
+
 def choose_threshold(scores: Floats, outcomes: Outcomes, target: float) -> float:
     """The cheapest threshold whose quality ratio on these rows is at least ``target``.
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from breakwater.engine.router.dataset import Floats, Prices, RoutingData
-from breakwater.engine.router.evaluation import Outcomes, choose_threshold, curve, operating_point
+from breakwater.engine.router.evaluation import Outcomes, choose_threshold, curve, operating_point, threshold_for_share
 from breakwater.engine.router.learned import CostWeighting, LearnedRouter, LexicalModel, TopicModel, terms
 
 __all__ = ["FOLDS", "MARGIN", "SMOOTHING", "TrainingOptions", "fit_lexical", "fit_topics", "train_router"]
@@ -54,6 +54,8 @@ MAX_CLUSTERS = 16
 class TrainingOptions:
     target_quality: float = 0.95
     margin: float = MARGIN
+    #: instead of a target quality: the share of prompts the threshold sends to the cheap branch
+    cheap_share: float | None = None
     prices: Prices = field(default_factory=Prices)
     cost_weighted: bool = True
     seed: int = 0
@@ -191,7 +193,15 @@ def train_router(
     """
     outcomes = outcomes_of(data, options.prices)
     oof = out_of_fold_scores(data, options, identity)
-    threshold = choose_threshold(oof, outcomes, options.target_quality + options.margin)
+    if options.cheap_share is not None:
+        threshold = threshold_for_share(oof, options.cheap_share)
+        rule = f"the out-of-fold score above which {options.cheap_share:.0%} of training prompts go cheap"
+    else:
+        threshold = choose_threshold(oof, outcomes, options.target_quality + options.margin)
+        rule = (
+            f"cheapest threshold whose quality ratio on {FOLDS}-fold out-of-fold training scores "
+            f">= target_quality + {options.margin}"
+        )
     oof_curve = curve(oof, outcomes)
     report = {
         "out_of_fold": operating_point(oof, outcomes, threshold),
@@ -204,10 +214,7 @@ def train_router(
         "rows": len(data),
         "strong_needed_rows": int(data.strong_needed.sum()),
         "target_quality": options.target_quality,
-        "threshold_rule": (
-            f"cheapest threshold whose quality ratio on {FOLDS}-fold out-of-fold training scores "
-            f">= target_quality + {options.margin}"
-        ),
+        "threshold_rule": rule,
         "prices_usd_per_million": {
             "strong": [str(options.prices.strong.input), str(options.prices.strong.output)],
             "weak": [str(options.prices.weak.input), str(options.prices.weak.output)],
