@@ -34,8 +34,9 @@ from tests.fuzzing import (
 )
 from tests.server.conftest import NO_BREAKER, ONE_SHOT
 
-#: one route per upstream wire format; None leaves the generated model (an unknown route, mostly)
-MODELS = ["mock", "mock-claude", "mock-gemini", None]
+#: one route per upstream wire format, a route choosing its branch by rules and a cascade (the
+#: router stage under fuzzed bodies); None leaves the generated model (an unknown route, mostly)
+MODELS = ["mock", "mock-claude", "mock-gemini", "mock-routed", "mock-cascade", None]
 
 
 def _config() -> dict[str, Any]:
@@ -45,7 +46,25 @@ def _config() -> dict[str, Any]:
         "ledger": {"enabled": False},
         "providers": {f"p-{wire}": {"type": "mock", "wire": wire} for wire in wires},
         "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
-        "routes": {route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
+        "routes": {
+            **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
+            "mock-routed": {
+                "branches": {"a": {"route": "mock"}, "b": {"route": "mock-claude"}, "c": {"deployments": ["d-gemini"]}},
+                "rules": [
+                    {"if": {"tools": True}, "then": "b"},
+                    {"if": {"last_user_contains": ["hello"], "prompt_tokens_over": 3}, "then": "c"},
+                    {"if": {"header": {"x-pick": "*"}, "system_matches": "(?i)x"}, "then": "b"},
+                ],
+                "default": "a",
+            },
+            "mock-cascade": {
+                "branches": {"cheap": {"route": "mock-gemini"}, "strong": {"route": "mock-claude"}},
+                "cascade": {
+                    "steps": ["cheap", "strong"],
+                    "checks": {"json_schema": True, "not_contains": ["zebra"], "min_mean_logprob": -1.5},
+                },
+            },
+        },
     }
 
 
@@ -102,7 +121,7 @@ def test_embeddings(
     gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
 ) -> None:
     """Any embeddings body gets a non-5xx OpenAI answer and logs no traceback."""
-    model = data.draw(st.sampled_from(["mock", None]), label="model")
+    model = data.draw(st.sampled_from(["mock", "mock-routed", None]), label="model")
     overrides = {} if model is None else {"model": model}
     requests = draw_requests(data, openai_spec, mode, "POST", "/embeddings", "/v1/embeddings", **overrides)
     check_each(gateway, requests, "openai", caplog)
