@@ -16,7 +16,7 @@ import pytest
 
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
-from tests.server.running import openai_sdk, serve
+from tests.server.running import anthropic_sdk, openai_sdk, serve
 from tests.server.test_ledger import _row
 
 SMALL_PRICE = {"input_per_mtok": "1", "output_per_mtok": "2"}
@@ -233,3 +233,19 @@ def test_embeddings_on_a_branching_route_go_to_its_default_branch(gateway: tuple
     assert len(answer.parse().data[0].embedding) == 1536
     row = _row(ledger, answer.headers["x-request-id"])
     assert (row["route"], row["branch"], row["deployment"]) == ("pick", "cheap", "small")
+
+
+@pytest.mark.parametrize(("question", "expected"), [("What is 2+2?", "4"), ("What is the capital of France?", KNOWS)])
+def test_a_cascade_answers_the_anthropic_sdk_streamed(
+    gateway: tuple[openai.OpenAI, Path], question: str, expected: str
+) -> None:
+    """Through /v1/messages: a kept cheap answer is replayed as Anthropic events, the escalated
+    one streams from the last step; the SDK assembles both."""
+    url = str(gateway[0].base_url).removesuffix("/v1/")
+    client = anthropic_sdk(url)
+    with client.messages.stream(
+        model="ask", max_tokens=100, messages=[{"role": "user", "content": question}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == expected and final.usage.output_tokens > 0
