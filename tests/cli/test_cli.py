@@ -176,3 +176,16 @@ def test_mock_command_refuses_bad_faults(tmp_path: Path, capsys: pytest.CaptureF
     faults.write_text("- {fault: 'status=503', rate: 1.5}\n")
     assert main(["mock", "--faults", str(faults)]) == 1
     assert "rate" in capsys.readouterr().err
+
+
+def test_the_gateway_loads_no_optional_heavy_package_unless_configured() -> None:
+    """numpy, scikit-learn, matplotlib, wordllama and jsonschema are imported only by the features
+    that use them (a semantic route, a learned router, `router train`, a schema check): a plain
+    `breakwater` process does not pay their memory and start-up time (the RSS and start-up targets)."""
+    code = (
+        "import sys, breakwater.cli.main, breakwater.server.app, breakwater.runtime.runtime\n"
+        "heavy = ('numpy', 'sklearn', 'matplotlib', 'wordllama', 'jsonschema')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == ""

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from breakwater.core.pricing import Price
-from breakwater.engine.router.dataset import GPT4_TURBO_PRICE, MIXTRAL_TOGETHER_PRICE, Prices
 
 __all__ = ["register"]
 
@@ -55,12 +54,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="choose the threshold for this share of traffic to the cheap branch instead of a target quality",
     )
-    parser.add_argument(
-        "--strong-price", type=_price, default=GPT4_TURBO_PRICE, metavar="IN,OUT", help="USD per M tokens (10,30)"
-    )
-    parser.add_argument(
-        "--weak-price", type=_price, default=MIXTRAL_TOGETHER_PRICE, metavar="IN,OUT", help="USD per M tokens (0.6,0.6)"
-    )
+    parser.add_argument("--strong-price", type=_price, default=None, metavar="IN,OUT", help="USD per M tokens (10,30)")
+    parser.add_argument("--weak-price", type=_price, default=None, metavar="IN,OUT", help="USD per M tokens (0.6,0.6)")
     parser.add_argument(
         "--output-tokens", type=int, default=1, metavar="N", help="answer tokens when a CSV has no responses (1)"
     )
@@ -80,6 +75,8 @@ def _price(text: str) -> Price:
 
 
 def _options(args: argparse.Namespace) -> Any:
+    # numpy (and the training code) only for these commands, not in every `breakwater` process
+    from breakwater.engine.router.dataset import GPT4_TURBO_PRICE, MIXTRAL_TOGETHER_PRICE, Prices
     from breakwater.engine.router.training import MARGIN, TrainingOptions
 
     if not 0 < args.target_quality <= 1.5:
@@ -90,7 +87,7 @@ def _options(args: argparse.Namespace) -> Any:
         target_quality=args.target_quality,
         cheap_share=args.cheap_share,
         margin=MARGIN if args.margin is None else args.margin,
-        prices=Prices(args.strong_price, args.weak_price),
+        prices=Prices(args.strong_price or GPT4_TURBO_PRICE, args.weak_price or MIXTRAL_TOGETHER_PRICE),
         cost_weighted=args.cost_weighted,
     )
 
