@@ -194,7 +194,7 @@ async def _execute(args: argparse.Namespace, name: str) -> Shown:
     try:
         await store.open()
         op: Op = args.op
-        shown = await op(Call(admin, args, _actor(), clock))
+        shown = await op(Call(admin, args, login_actor(), clock))
         if getattr(args, "action", None) in _WRITES:
             shown = dataclasses.replace(shown, note=change_reach(config, os.environ))
         return shown
@@ -222,7 +222,8 @@ def _require_store(store: AccessStore, args: argparse.Namespace) -> None:
         )
 
 
-def _actor() -> str:
+def login_actor() -> str:
+    """``cli:<login name>``: who a command's change is by."""
     try:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):  # no login name in the environment or the password database

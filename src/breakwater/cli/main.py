@@ -1,5 +1,5 @@
-"""The ``breakwater`` command: serve | mock | check-config | usage | keys | teams | limits | audit |
-router | version. Thin over the layers."""
+"""The ``breakwater`` command: serve | mock | check-config | config | usage | keys | teams | limits |
+audit | router | version. Thin over the layers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from breakwater import __version__
 from breakwater.cli import access, launch, router, usage
+from breakwater.cli import config as config_cli
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -35,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded default)")
+    serve.add_argument(
+        "--config-store",
+        metavar="URL",
+        default=os.environ.get("BREAKWATER_CONFIG_STORE") or None,
+        help="run the newest configuration version stored there, and follow new ones "
+        "(with --config: the file is applied when it changed since it was deployed last); "
+        "default: $BREAKWATER_CONFIG_STORE",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1, metavar="N")
@@ -53,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(run=_check)
 
+    config_cli.register(sub)
     usage.register(sub)
     access.register(sub)
     router.register(sub)
@@ -91,9 +101,25 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stored(url: str, path: str | None) -> tuple[Config, int]:
+    """The newest version in the store at ``url``, after deploying the file at ``path`` (if any)."""
+    from breakwater.runtime.stored_config import StoredConfig, versions_store
+    from breakwater.runtime.wiring import check_environment
+
+    loaded = StoredConfig(versions_store(url, os.environ), os.environ, file=path).read_now()
+    problems = check_environment(loaded.config, os.environ)
+    if problems:
+        raise ConfigError(f"config version {loaded.version}", problems)
+    assert loaded.version is not None
+    return loaded.config, loaded.version
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
-        config = _load(args.config)
+        if args.config_store:
+            config, version = _stored(args.config_store, args.config)
+        else:
+            config = _load(args.config)
     except ConfigError as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 1
@@ -103,13 +129,17 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["BREAKWATER_CONFIG"] = str(Path(args.config).absolute())
     else:
         os.environ.pop("BREAKWATER_CONFIG", None)
+    if args.config_store:
+        os.environ["BREAKWATER_CONFIG_STORE"] = args.config_store
+    else:
+        os.environ.pop("BREAKWATER_CONFIG_STORE", None)
     try:
         sock = launch.bind(args.host, args.port)
     except launch.CannotListen as exc:
         print(f"breakwater: {exc}", file=sys.stderr)
         return 1
     configure_logging(args.log_level)
-    source = args.config or "embedded default"
+    source = f"stored version {version}" if args.config_store else args.config or "embedded default"
     print(f"Breakwater {__version__} listening on {_address(sock)} ({source}, {args.workers} worker(s))")
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)

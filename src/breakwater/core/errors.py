@@ -14,7 +14,8 @@ BreakwaterError
 │   ├── AuthenticationFailed      the caller's key is missing, unknown, revoked, expired...
 │   ├── PermissionDenied          the key may not use this route (or a virtual key met the admin API)
 │   ├── NotFound                  no such path
-│   └── MethodNotAllowed          the path exists, not with this method (carries ``allow``)
+│   ├── MethodNotAllowed          the path exists, not with this method (carries ``allow``)
+│   └── Conflict                  a change based on a state that has moved on (409)
 ├── Saturated                     the gateway's own backpressure: a deployment is at max
 │                                 concurrency and the request cannot wait (retryable, retry_after)
 ├── LimitExceeded                 a configured rate or concurrency limit (retryable, retry_after)
@@ -103,6 +104,12 @@ class NotFound(RequestError):
 
 class PermissionDenied(RequestError):
     code = "permission_denied"
+
+
+class Conflict(RequestError):
+    """The change was based on a state that has moved on (e.g. a configuration version applied meanwhile)."""
+
+    code = "conflict"
 
 
 class MethodNotAllowed(RequestError):

@@ -1,9 +1,11 @@
-"""Telling every replica that keys, teams or limits changed: Redis pub/sub.
+"""Telling every replica that something in the store changed: Redis pub/sub.
 
-The replica (or CLI) that made a change publishes one message on ``<namespace>access``; every
-replica subscribed reloads its directory from the store within milliseconds. A message can be
-lost (Redis down, a replica reconnecting): the directories also poll the store's version every
-``access.reload_s``, so pub/sub only makes the common case fast and is never the only path.
+The replica (or CLI) that made a change publishes one message on ``<namespace><topic>``:
+``access`` when keys, teams or limits changed (every replica reloads its directory),
+``config`` when a configuration version was applied (every replica following the store loads
+it). Replicas hear it within milliseconds. A message can be lost (Redis down, a replica
+reconnecting): the replicas also poll the store, so pub/sub only makes the common case fast
+and is never the only path.
 Nothing here raises into a request or an admin call; failures are logged.
 """
 
@@ -32,16 +34,18 @@ class RedisInvalidations:
         url: the Redis URL (may hold a password: never logged).
         namespace: prefix of the channel name.
         timeout_s: bound on a publish.
+        topic: what changes are announced: ``access`` or ``config``.
     """
 
-    def __init__(self, url: str, *, namespace: str = "bw:", timeout_s: float = 0.5) -> None:
+    def __init__(self, url: str, *, namespace: str = "bw:", timeout_s: float = 0.5, topic: str = "access") -> None:
         self._client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         # the subscriber waits for messages indefinitely: no read timeout, but keep-alives and a
         # periodic PING so a silently dead connection is noticed
         self._subscriber = redis.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_keepalive=True, health_check_interval=30
         )
-        self.channel = f"{namespace}access"
+        self.channel = f"{namespace}{topic}"
+        self._topic = topic
         self._timeout = timeout_s
         self._task: asyncio.Task[None] | None = None
         #: messages received (tests and metrics)
@@ -53,12 +57,16 @@ class RedisInvalidations:
             async with asyncio.timeout(self._timeout):
                 await self._client.publish(self.channel, b"changed")
         except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("could not announce an access change on Redis (%s); replicas will poll", type(exc).__name__)
+            log.warning(
+                "could not announce a %s change on Redis (%s); replicas will poll", self._topic, type(exc).__name__
+            )
 
     def listen(self, on_change: Callable[[], None]) -> None:
         """Call ``on_change`` for each announcement, from a background task, until ``close``."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._listen(on_change), name="breakwater-access-sub")
+            self._task = asyncio.get_running_loop().create_task(
+                self._listen(on_change), name=f"breakwater-{self._topic}-sub"
+            )
 
     async def _listen(self, on_change: Callable[[], None]) -> None:
         failing = False
@@ -68,7 +76,7 @@ class RedisInvalidations:
                     await pubsub.subscribe(self.channel)
                     if failing:
                         failing = False
-                        log.info("subscribed again to access changes on Redis")
+                        log.info("subscribed again to %s changes on Redis", self._topic)
                         on_change()  # something may have changed while we were away
                     while True:
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
@@ -78,7 +86,9 @@ class RedisInvalidations:
             except (RedisError, OSError) as exc:
                 if not failing:
                     failing = True
-                    log.warning("lost the Redis subscription to access changes (%s); retrying", type(exc).__name__)
+                    log.warning(
+                        "lost the Redis subscription to %s changes (%s); retrying", self._topic, type(exc).__name__
+                    )
                 await asyncio.sleep(_RETRY_S)
 
     async def close(self) -> None:

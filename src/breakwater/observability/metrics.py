@@ -117,6 +117,27 @@ def _count(stats: DeploymentStats, field: str) -> int:
     return value
 
 
+class ConfigCollector(Collector):
+    """Which configuration this process runs: its stored version and its hash."""
+
+    def __init__(self, version: int | None, config_hash: str) -> None:
+        self._version = version
+        self._hash = config_hash
+
+    def collect(self) -> Iterator[Metric]:
+        version = GaugeMetricFamily(
+            "breakwater_config_version",
+            "The stored configuration version this process runs (0: a config file or the embedded default).",
+        )
+        version.add_metric([], self._version or 0)
+        yield version
+        info = GaugeMetricFamily(
+            "breakwater_config_info", "The running configuration's hash (as /readyz shows it).", labels=["hash"]
+        )
+        info.add_metric([self._hash], 1)
+        yield info
+
+
 class LedgerCollector(Collector):
     """Health of the ledger writer: rows waiting, spooled, dropped, and how far behind it writes."""
 
@@ -313,6 +334,7 @@ class Metrics:
         router: RouterStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
+        config: tuple[int | None, str] = (None, ""),
     ) -> None:
         """Read live state from these (the running configuration's), instead of the previous ones.
 
@@ -324,10 +346,11 @@ class Metrics:
             cache: the answer cache's stage (``None``: no route caches).
             router: the router stage (``None``: no route has branches).
             routes, deployments: the new label sets of the request metrics, when they changed.
+            config: the running configuration's stored version (``None``: from a file) and hash.
         """
         for collector in self._bound:
             self.registry.unregister(collector)
-        bound: list[Collector] = [GatewayCollector(gateway)]
+        bound: list[Collector] = [GatewayCollector(gateway), ConfigCollector(*config)]
         if ledger is not None:
             bound.append(LedgerCollector(ledger))
         if quota is not None:

@@ -124,9 +124,13 @@ class Runtime:
     tracer: Tracer | None
     access: AccessLayer
 
-    def __init__(self, config: Config, process: Process, previous: Runtime | None = None) -> None:
+    def __init__(
+        self, config: Config, process: Process, previous: Runtime | None = None, *, version: int | None = None
+    ) -> None:
         self.config = config
         self.process = process
+        #: the stored configuration version this runs (``None``: a file or the embedded default)
+        self.version = version
         #: identifies the configuration (``/readyz``): the hash of its validated content
         self.config_hash = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
         env, clock, rng = process.environ, process.clock, process.rng
@@ -279,6 +283,7 @@ class Runtime:
             router=self.router_stage,
             routes=self.config.routes,
             deployments=self.config.deployments,
+            config=(self.version, self.config_hash),
         )
         self.process.current = self
 

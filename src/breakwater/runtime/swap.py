@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from breakwater.core.config import Config, ConfigError, Problem
@@ -26,6 +27,27 @@ log = logging.getLogger("breakwater.server")
 RETIRE_WAIT_S = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A configuration as a reload reads it."""
+
+    config: Config
+    #: its stored version (``runtime/stored_config.py``); ``None``: a file or the embedded default
+    version: int | None = None
+
+
+Load = Callable[[], Awaitable[Loaded]]
+
+
+def loader(read: Callable[[], Config]) -> Load:
+    """A ``Load`` over a plain reading function (a file, the embedded default)."""
+
+    async def load() -> Loaded:
+        return Loaded(read())
+
+    return load
+
+
 class Runtimes:
     """Holds the current runtime; ``reload`` replaces it.
 
@@ -36,9 +58,7 @@ class Runtimes:
         on_swap: told each runtime as it becomes the current one (the server builds its handlers).
     """
 
-    def __init__(
-        self, process: Process, first: Runtime, load: Callable[[], Config], on_swap: Callable[[Runtime], None]
-    ) -> None:
+    def __init__(self, process: Process, first: Runtime, load: Load, on_swap: Callable[[Runtime], None]) -> None:
         self.process = process
         self.current = first
         #: reads the configuration again (replaceable: the server sets where it comes from)
@@ -71,9 +91,10 @@ class Runtimes:
             self._lock = asyncio.Lock()
         async with self._lock:
             old = self.current
-            config = checked(self.load(), self.process.environ)
+            loaded = await self.load()
+            config = checked(loaded.config, self.process.environ)
             try:
-                new = Runtime(config, self.process, previous=old)
+                new = Runtime(config, self.process, previous=old, version=loaded.version)
             except ConfigError:
                 raise
             except Exception as exc:
@@ -95,10 +116,11 @@ class Runtimes:
             self._retiring[task] = old
             task.add_done_callback(self._retire_done)
             log.info(
-                "configuration reloaded (%s); kept: %s",
+                "configuration reloaded (%s%s); kept: %s",
                 new.config_hash,
+                "" if new.version is None else f", version {new.version}",
                 ", ".join(new.kept) or "nothing",
-                extra={"config_hash": new.config_hash},
+                extra={"config_hash": new.config_hash, "config_version": new.version},
             )
             return new
 

@@ -26,11 +26,13 @@ from breakwater.infra.credentials import resolve
 from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_serve
 from breakwater.runtime.loading import checked, load_config
 from breakwater.runtime.runtime import Process, Runtime
-from breakwater.runtime.swap import Runtimes
+from breakwater.runtime.stored_config import STORE_ENV, StoredConfig, versions_store
+from breakwater.runtime.swap import Load, Runtimes, loader
 from breakwater.server import errors
 from breakwater.server.admin import Admin, AdminAuth
 from breakwater.server.admin_keys import KeysAdminApi
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from breakwater.server.config_admin import ConfigAdminApi
 from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints, RequestIds
@@ -95,6 +97,9 @@ class Served:
         routes[("GET", "/admin/deployments")] = admin.deployments
         routes[("GET", "/admin/usage")] = admin.usage(None if runtime.ledger is None else runtime.ledger.store)
         routes[("POST", "/admin/reload")] = ReloadApi(auth, app.runtimes_of).reload
+        self.config_admin = ConfigAdminApi(auth, app.stored, app.runtimes_of, runtime.process)
+        for method, path, handler in self.config_admin.routes():
+            routes[(method, path)] = handler
         routes[("GET", "/metrics")] = admin.metrics
         routes[("GET", "/healthz")] = app.healthz
         routes[("GET", "/readyz")] = app.readyz
@@ -115,6 +120,8 @@ class BreakwaterApp:
         clock, rng: time and randomness (tests inject fakes).
         load: reads the configuration again for a reload (``None``: ``config`` itself, rebuilt,
             which re-reads its ``env:`` / ``file:`` references).
+        version: ``config``'s stored version, when it came from a store.
+        stored: the store the gateway runs from (``None``: a file or the embedded default).
     """
 
     def __init__(
@@ -124,9 +131,12 @@ class BreakwaterApp:
         environ: Mapping[str, str],
         clock: Clock | None = None,
         rng: RandomSource | None = None,
-        load: Callable[[], Config] | None = None,
+        load: Load | None = None,
+        version: int | None = None,
+        stored: StoredConfig | None = None,
     ) -> None:
         self.process = Process(environ, clock, rng)
+        self.stored = stored
         self.ids = RequestIds()
         self.ready = False
         #: set at once by the first SIGTERM (``/readyz`` answers 503 "draining"); see server/drain.py
@@ -134,7 +144,8 @@ class BreakwaterApp:
         self.drain = Drain(config.server.drain_delay_s, self._start_draining)
         self.disconnects = DisconnectWatch()
         self._served: Served | None = None
-        self.runtimes = Runtimes(self.process, Runtime(config, self.process), load or (lambda: config), self._swap)
+        first = Runtime(config, self.process, version=version)
+        self.runtimes = Runtimes(self.process, first, load or loader(lambda: config), self._swap)
         self._reload_signal = ReloadSignal(self.runtimes.reload)
 
     def _swap(self, runtime: Runtime) -> None:
@@ -190,6 +201,9 @@ class BreakwaterApp:
         if served.keys.handles(path):
             await served.keys(scope, receive, send)
             return
+        if served.config_admin.handles(path):
+            await served.config_admin(scope, receive, send)
+            return
         allow = served.methods.get(path)
         for prefix in ("/v1/models/", "/models/"):
             if path.startswith(prefix) and len(path) > len(prefix):
@@ -218,8 +232,10 @@ class BreakwaterApp:
             "status": status,
             "routes": runtime.router.public_names(),
             **runtime.access.readiness(),
-            "config": {"hash": runtime.config_hash, "reloads": self.runtimes.reloads},
+            "config": {"hash": runtime.config_hash, "reloads": self.runtimes.reloads, "version": runtime.version},
         }
+        if self.stored is not None:
+            body["config"].update(self.stored.readiness(runtime.version))
         await send_bytes(send, 200 if status == "ready" else 503, orjson.dumps(body), JSON_HEADERS)
 
     def _start_draining(self) -> None:
@@ -242,6 +258,8 @@ class BreakwaterApp:
         self._reload_signal.install()
         self.disconnects.start()
         await self.runtimes.start()
+        if self.stored is not None:
+            self.stored.follow(self.runtimes)
         self.ready = True
 
     async def shutdown(self) -> None:
@@ -249,6 +267,8 @@ class BreakwaterApp:
         self.drain.uninstall()
         self._reload_signal.uninstall()
         await self.disconnects.stop()
+        if self.stored is not None:
+            await self.stored.close()
         await self.process.sender.close()
         await self.runtimes.stop()  # after the last request: its settlement applied, its row flushed
         if self.process.metrics is not None:
@@ -288,14 +308,45 @@ def create_app(
         ConfigError: credentials that do not resolve, unknown hosts, bad fault rules.
     """
     env = os.environ if environ is None else environ
-    load = None if config_path is None else (lambda: load_config(config_path, env))
+    load = None if config_path is None else loader(lambda: load_config(config_path, env))
     return BreakwaterApp(checked(config, env), environ=env, clock=clock, rng=rng, load=load)
 
 
+def create_stored_app(
+    store_url: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    clock: Clock | None = None,
+    rng: RandomSource | None = None,
+) -> BreakwaterApp:
+    """Build the gateway running the newest configuration version in a store, and following it.
+
+    Args:
+        store_url: the store (``sqlite:///...``, ``postgresql://...`` or a reference to one).
+        config_path: a file deployed with the gateway: applied as a version when it differs
+            from the file deployed last (``runtime/stored_config.deploy_file``).
+
+    Raises:
+        ConfigError: the store cannot be read, holds no version, or the newest does not run here.
+    """
+    env = os.environ if environ is None else environ
+    stored = StoredConfig(versions_store(store_url, env), env, file=config_path, clock=clock)
+    loaded = stored.read_now()
+    config = checked(loaded.config, env)
+    return BreakwaterApp(
+        config, environ=env, clock=clock, rng=rng, load=stored.load, version=loaded.version, stored=stored
+    )
+
+
 def app_from_env() -> BreakwaterApp:
-    """Factory for uvicorn workers: config from ``BREAKWATER_CONFIG`` (unset: embedded default)."""
+    """Factory for uvicorn workers: the store in ``BREAKWATER_CONFIG_STORE``, else the file in
+    ``BREAKWATER_CONFIG`` (unset: the embedded default)."""
     path = os.environ.get("BREAKWATER_CONFIG") or None
+    store = os.environ.get(STORE_ENV) or None
+    if store is not None:
+        return create_stored_app(store, config_path=path)
     app = create_app(load_config(path, os.environ))
     # a reload reads the file again; with no file, the embedded default is rebuilt from the environment
-    app.runtimes.load = lambda: load_config(path, os.environ)
+    app.runtimes.load = loader(lambda: load_config(path, os.environ))
     return app

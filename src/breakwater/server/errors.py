@@ -38,6 +38,7 @@ _TABLE: dict[type[BaseException], tuple[int, str, str]] = {
     e.ModelNotFound: (404, "invalid_request_error", "not_found_error"),
     e.NotFound: (404, "invalid_request_error", "not_found_error"),
     e.MethodNotAllowed: (405, "invalid_request_error", "invalid_request_error"),
+    e.Conflict: (409, "invalid_request_error", "invalid_request_error"),
     e.PayloadTooLarge: (413, "invalid_request_error", "request_too_large"),
     e.UnsupportedMediaType: (415, "invalid_request_error", "invalid_request_error"),
     e.AuthenticationFailed: (401, "invalid_request_error", "authentication_error"),

@@ -86,7 +86,8 @@ async def _drop_tables(prefix: str) -> None:
     tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
     conn = await asyncpg.connect(DSN)
     try:
-        await conn.execute(f"DROP TABLE IF EXISTS {tables.keys}, {tables.teams}, {tables.limits}, {tables.audit}")
+        every = (tables.keys, tables.teams, tables.limits, tables.audit, tables.config)
+        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
     finally:
         await conn.close()
 

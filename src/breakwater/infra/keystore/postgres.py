@@ -22,8 +22,10 @@ from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
+from breakwater.core.config.versions import ConfigVersion, VersionConflict
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
 from breakwater.engine.access.store import KeyConflict
+from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.schema import POSTGRES, Tables, create_statements
 
@@ -31,11 +33,12 @@ T = TypeVar("T")
 
 
 class PostgresKeyStore:
-    """Keys, teams, subject limits and the audit trail over one PostgreSQL connection.
+    """Keys, teams, subject limits, the audit trail and the configuration versions over one
+    PostgreSQL connection.
 
     Args:
         dsn: ``postgresql://user@host:port/db``.
-        table_prefix: the tables are ``<prefix>_keys``, ``_teams``, ``_limits`` and ``_audit``
+        table_prefix: the tables are ``<prefix>_keys``, ``_teams``, ``_limits``, ``_audit`` and ``_config``
             (a lower-case identifier).
         command_timeout_s: bound on every call, connecting included.
     """
@@ -45,6 +48,7 @@ class PostgresKeyStore:
         self._dsn = dsn
         self._timeout = command_timeout_s
         self._ops = Operations(self.tables, POSTGRES)
+        self._config = ConfigOperations(self.tables, POSTGRES)
         self._write_lock = f"LOCK TABLE {self.tables.audit} IN EXCLUSIVE MODE"
         self._conn: Any = None
         self._lock = asyncio.Lock()
@@ -89,6 +93,20 @@ class PostgresKeyStore:
     async def audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
         return await self._run(self._ops.audit(limit, target), write=False)
 
+    async def config_newest_number(self) -> int:
+        return await self._run(self._config.newest_number(), write=False)
+
+    async def config_get(self, number: int | None = None) -> ConfigVersion | None:
+        return await self._run(self._config.get(number), write=False)
+
+    async def config_history(self, limit: int = 50) -> list[ConfigVersion]:
+        return await self._run(self._config.history(limit), write=False)
+
+    async def config_append(
+        self, text: str, *, author: str, action: str, message: str, now: float, expect: int | None = None
+    ) -> ConfigVersion:
+        return await self._run(self._config.append(text, author, action, message, now, expect), write=True)
+
     async def _run(self, plan: Plan[T], *, write: bool) -> T:
         async with self._session() as conn:
             isolation = "read_committed" if write else "repeatable_read"
@@ -118,7 +136,7 @@ class PostgresKeyStore:
                             for statement in create_statements(self.tables, POSTGRES):
                                 await self._conn.execute(statement)
                     yield self._conn
-            except KeyConflict:
+            except (KeyConflict, VersionConflict):
                 raise  # refused by the plan and rolled back cleanly: the connection is sound
             except BaseException:
                 if self._conn is not None:

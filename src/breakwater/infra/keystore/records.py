@@ -41,6 +41,7 @@ KEY_COLUMNS = (
 TEAM_COLUMNS = ("name", "limits", "tags", "created_at", "disabled")
 LIMITS_COLUMNS = ("scope", "subject", "limits", "created_at")
 AUDIT_COLUMNS = ("seq", "ts", "actor", "action", "target", "before", "after")
+CONFIG_COLUMNS = ("number", "ts", "author", "action", "message", "text", "hash")
 
 _SCOPES: tuple[SubjectScope, ...] = get_args(SubjectScope)
 

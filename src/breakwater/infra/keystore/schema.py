@@ -1,4 +1,4 @@
-"""The key store's four tables, written once for SQLite and PostgreSQL.
+"""The key store's tables, written once for SQLite and PostgreSQL.
 
 Both stores hold the same logical schema; a ``Dialect`` says only what differs: the SQL type of
 each logical type (JSON is ``TEXT`` in SQLite, ``JSONB`` in PostgreSQL), how the audit numbers
@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from breakwater.infra.keystore.records import AUDIT_COLUMNS, KEY_COLUMNS, LIMITS_COLUMNS, TEAM_COLUMNS
+from breakwater.infra.keystore.records import AUDIT_COLUMNS, CONFIG_COLUMNS, KEY_COLUMNS, LIMITS_COLUMNS, TEAM_COLUMNS
 
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
@@ -58,6 +58,16 @@ _AUDIT = {
     "before": "json",
     "after": "json",
 }
+# the stored configuration versions (core/config/versions.py), numbered by the database
+_CONFIG = {
+    "number": "serial",
+    "ts": "real NOT NULL",
+    "author": "text NOT NULL",
+    "action": "text NOT NULL",
+    "message": "text NOT NULL",
+    "text": "text NOT NULL",
+    "hash": "text NOT NULL",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,23 +102,25 @@ POSTGRES = Dialect(
 
 @dataclass(frozen=True, slots=True)
 class Tables:
-    """The four table names, from one prefix."""
+    """The table names, from one prefix."""
 
     keys: str
     teams: str
     limits: str
     audit: str
+    config: str
 
     @classmethod
     def named(cls, prefix: str) -> Tables:
-        """``<prefix>_keys``, ``<prefix>_teams``, ``<prefix>_limits``, ``<prefix>_audit``.
+        """``<prefix>_keys``, ``<prefix>_teams``, ``<prefix>_limits``, ``<prefix>_audit``,
+        ``<prefix>_config``.
 
         Raises:
             ValueError: ``prefix`` is not a lower-case identifier (it is spliced into SQL).
         """
         if not _IDENT.fullmatch(prefix):
             raise ValueError(f"key store table prefix must be a lower-case identifier, got {prefix!r}")
-        return cls(f"{prefix}_keys", f"{prefix}_teams", f"{prefix}_limits", f"{prefix}_audit")
+        return cls(f"{prefix}_keys", f"{prefix}_teams", f"{prefix}_limits", f"{prefix}_audit", f"{prefix}_config")
 
 
 def quoted(columns: tuple[str, ...]) -> str:
@@ -134,4 +146,5 @@ def create_statements(tables: Tables, dialect: Dialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {t.audit} ({columns(AUDIT_COLUMNS, _AUDIT)})",
         # one record's history (`audit(target=...)`), newest first
         f"CREATE INDEX IF NOT EXISTS {t.audit}_target ON {t.audit} (target, seq)",
+        f"CREATE TABLE IF NOT EXISTS {t.config} ({columns(CONFIG_COLUMNS, _CONFIG)})",
     ]

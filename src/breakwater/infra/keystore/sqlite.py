@@ -21,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from breakwater.core.config.versions import ConfigVersion
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
+from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.schema import SQLITE, Tables, create_statements
 
@@ -32,7 +34,7 @@ _BUSY_TIMEOUT_MS = 5000
 
 
 class SqliteKeyStore:
-    """Keys, teams, subject limits and the audit trail in one SQLite file.
+    """Keys, teams, subject limits, the audit trail and the configuration versions in one SQLite file.
 
     Args:
         path: the database file (created, with its tables, on ``open``).
@@ -41,6 +43,7 @@ class SqliteKeyStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._ops = Operations(_TABLES, SQLITE)
+        self._config = ConfigOperations(_TABLES, SQLITE)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         #: ``PRAGMA data_version`` at the last ``changed`` (None: not read on this connection yet)
@@ -86,6 +89,20 @@ class SqliteKeyStore:
 
     async def audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
         return await self._read(self._ops.audit(limit, target))
+
+    async def config_newest_number(self) -> int:
+        return await self._read(self._config.newest_number())
+
+    async def config_get(self, number: int | None = None) -> ConfigVersion | None:
+        return await self._read(self._config.get(number))
+
+    async def config_history(self, limit: int = 50) -> list[ConfigVersion]:
+        return await self._read(self._config.history(limit))
+
+    async def config_append(
+        self, text: str, *, author: str, action: str, message: str, now: float, expect: int | None = None
+    ) -> ConfigVersion:
+        return await self._write(self._config.append(text, author, action, message, now, expect))
 
     async def _read(self, plan: Plan[T]) -> T:
         # a deferred transaction: every query of the plan reads the same snapshot of the file
