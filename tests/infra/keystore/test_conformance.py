@@ -1,4 +1,5 @@
-"""The ``AccessStore`` contract (``engine/access/store.py``), one suite run against both key stores.
+"""The ``AccessStore`` contract (``engine/access/store.py``) and the ``ConfigVersions`` one
+(``core/config/versions.py``), one suite run against both key stores.
 
 SQLite runs everywhere, in a file of the test's own. PostgreSQL needs 127.0.0.1:5432 (trust auth,
 user ``postgres``, database ``test``): skipped when absent, a failure under
@@ -16,10 +17,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from breakwater.core.config.versions import VersionConflict, text_hash
 from breakwater.core.keys import SubjectLimits, Team, VirtualKey, hash_key, key_prefix, new_key
 from breakwater.core.limits import Budget, Limits
 from breakwater.engine.access.store import AccessStore, KeyConflict
@@ -388,3 +391,58 @@ def test_store_for_picks_the_store_by_url(tmp_path: Path) -> None:
         store_for("redis://localhost")
     with pytest.raises(ValueError, match="lower-case identifier"):
         PostgresKeyStore(DSN, table_prefix="Bad-Prefix")
+
+
+# --- configuration versions (core/config/versions.ConfigVersions), kept by the same stores ---
+
+CONFIG_1 = "routes: {}\n# first\n"
+CONFIG_2 = "routes: {}\n# second: ünïcode kept\n"
+
+
+async def test_an_empty_store_has_no_version(store: Any) -> None:
+    assert await store.config_newest_number() == 0
+    assert await store.config_get() is None
+    assert await store.config_get(1) is None
+    assert await store.config_history() == []
+
+
+async def test_versions_are_numbered_in_order_and_kept_whole(store: Any) -> None:
+    first = await store.config_append(CONFIG_1, author="cli:ann", action="apply", message="one", now=T)
+    second = await store.config_append(CONFIG_2, author="admin", action="rollback", message="two", now=T + 1)
+    assert (first.number, second.number) == (1, 2)
+    assert second.text == CONFIG_2 and second.hash == text_hash(CONFIG_2) != first.hash
+    assert await store.config_newest_number() == 2
+    assert await store.config_get() == second
+    assert await store.config_get(1) == first
+    assert await store.config_get(3) is None
+    assert await store.config_history() == [second, first]
+    assert await store.config_history(limit=1) == [second]
+    assert (second.author, second.action, second.message, second.ts) == ("admin", "rollback", "two", T + 1)
+
+
+async def test_an_append_based_on_an_old_version_is_refused(store: Any) -> None:
+    await store.config_append(CONFIG_1, author="a", action="apply", message="", now=T, expect=0)
+    with pytest.raises(VersionConflict):
+        await store.config_append(CONFIG_2, author="b", action="apply", message="", now=T, expect=0)
+    assert await store.config_newest_number() == 1
+    # the store is still usable after the refusal (PostgreSQL keeps its connection)
+    third = await store.config_append(CONFIG_2, author="b", action="apply", message="", now=T, expect=1)
+    assert third.number == 2
+
+
+async def test_another_replica_sees_each_version(store: Any, replica: Any) -> None:
+    await replica.changed()
+    applied = await store.config_append(CONFIG_1, author="a", action="apply", message="m", now=T)
+    assert await replica.changed() in (True, None)
+    assert await replica.config_get() == applied
+
+
+async def test_concurrent_appends_get_distinct_numbers(store: Any, replica: Any) -> None:
+    made = await asyncio.gather(
+        *(
+            s.config_append(f"routes: {{}}\n# {i}\n", author="a", action="apply", message=str(i), now=T)
+            for i, s in enumerate([store, replica] * 4)
+        )
+    )
+    assert sorted(v.number for v in made) == list(range(1, 9))
+    assert [v.number for v in await store.config_history()] == list(range(8, 0, -1))
