@@ -15,9 +15,12 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from breakwater.core.config import ConfigError
 from breakwater.runtime.loading import load_config
-from breakwater.runtime.stored_config import apply, versions_store
+from breakwater.runtime.stored_config import apply, deploy_file, versions_store
 from breakwater.server.app import BreakwaterApp, create_app, create_stored_app
 from tests.polling import until
 from tests.runtime.test_reload import ADMIN, _chat, _readyz, _Streams, _write
@@ -207,3 +210,55 @@ def test_a_gateway_serving_a_file_has_no_versions(tmp_path: Path) -> None:
         assert _post(url, "/admin/config/rollback", {}).status_code == 404
         assert _get(url, "/admin/config").json()["version"] is None
         assert _readyz(url)["config"]["version"] is None
+
+
+async def test_a_deployed_file_is_applied_when_it_changed_since_its_last_deploy(tmp_path: Path) -> None:
+    """``serve --config FILE --config-store URL``: the first start applies the file; a restart
+    with the same file keeps a rollback made since; a changed file is a new version."""
+    store = versions_store(f"sqlite:///{tmp_path}/keys.db", ENV)
+    await store.open()
+    try:
+        path = tmp_path / "deployed.yaml"
+        _write(path)
+        first = await deploy_file(store, str(path), author="serve", now=1.0, environ=ENV)
+        assert first is not None and (first.version.number, first.version.action) == (1, "start-up")
+        assert first.version.message == f"deployed from {path}"
+        await apply(store, _text(tmp_path, extra_route="hotfix"), author="ops", message="m", now=2.0, environ=ENV)
+        assert await deploy_file(store, str(path), author="serve", now=3.0, environ=ENV) is None
+        assert await store.config_newest_number() == 2  # the restart kept the hotfix
+        _write(path, extra_route="release")
+        released = await deploy_file(store, str(path), author="serve", now=4.0, environ=ENV)
+        assert released is not None and released.version.number == 3
+        assert "release" in (await store.config_get()).text  # type: ignore[union-attr]
+        _write(path, broken=True)
+        with pytest.raises(ConfigError):
+            await deploy_file(store, str(path), author="serve", now=5.0, environ=ENV)
+        assert await store.config_newest_number() == 3
+    finally:
+        await store.close()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "text": st.text(max_size=200) | JSON,
+        "message": JSON,
+        "author": JSON,
+        "expect": JSON,
+        "to": JSON,
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=FIELDS | JSON, path=st.sampled_from(["/admin/config/versions", "/admin/config/rollback"]))
+def test_arbitrary_bodies_never_get_a_500(gateway: tuple[str, BreakwaterApp, str], body: Any, path: str) -> None:
+    url, _, _ = gateway
+    r = _post(url, path, body)
+    assert r.status_code < 500, r.text
+    assert (r.status_code in (200, 201, 400, 404, 409) and "error" in r.json()) or r.status_code in (200, 201)
