@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from breakwater import __version__
-from breakwater.cli import access, launch, router, usage
+from breakwater.cli import access, launch, router, shadow, usage
 from breakwater.cli import config as config_cli
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     config_cli.register(sub)
     usage.register(sub)
+    shadow.register(sub)
     access.register(sub)
     router.register(sub)
 

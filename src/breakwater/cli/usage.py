@@ -16,11 +16,14 @@ import sqlite3
 import sys
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from breakwater.observability.ledger.aggregate import UsagePage, aggregate, parse_by, parse_instant
+
+if TYPE_CHECKING:
+    from breakwater.observability.ledger.service import Store
 
 COLUMNS = (
     "requests",
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         page = asyncio.run(_read(args.config, by, tag_key, since, until, args.limit))
-    except _Unreadable as exc:
+    except Unreadable as exc:
         print(f"breakwater usage: {exc}", file=sys.stderr)
         return 1
     label = f"tag:{tag_key}" if tag_key else by
@@ -86,15 +89,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     """The config, the ledger URL or the database cannot be read (the message says which)."""
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a ledger database can raise: a refused connection, a timeout, an unreadable file."""
+    import asyncpg  # type: ignore[import-untyped]  # only once a command reads a ledger
+
+    return (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def _read(
     config_path: str | None, by: str, tag_key: str | None, since: float, until: float, limit: int
 ) -> UsagePage:
-    import asyncpg  # type: ignore[import-untyped]
+    store = ledger_store(config_path)
+    try:
+        return await aggregate(store, by=by, since=since, until=until, limit=limit, offset=0, tag_key=tag_key)
+    except read_errors() as exc:
+        raise Unreadable(f"cannot read the ledger: {type(exc).__name__}: {exc}") from None
+    finally:
+        await store.close()
 
+
+def ledger_store(config_path: str | None) -> Store:
+    """The ledger the config names, to read from (shared with ``breakwater shadow report``).
+
+    Raises:
+        Unreadable: the config, its ledger URL, or (SQLite) the file cannot be read.
+    """
     from breakwater.core.config import ConfigError
     from breakwater.infra.credentials import CredentialError
     from breakwater.observability.ledger.service import store_for
@@ -105,28 +128,22 @@ async def _read(
     try:
         config = load_config(config_path, os.environ)
     except ConfigError as exc:
-        raise _Unreadable(str(exc)) from None
+        raise Unreadable(str(exc)) from None
     settings = config.ledger
     if not settings.enabled:
-        raise _Unreadable(f"the ledger is disabled in {config_path or 'the embedded default config'}")
+        raise Unreadable(f"the ledger is disabled in {config_path or 'the embedded default config'}")
     try:
         url = ledger_url(config, os.environ)
     except CredentialError as exc:
-        raise _Unreadable(f"ledger.url: {exc}") from None
+        raise Unreadable(f"ledger.url: {exc}") from None
     store = store_for(url or "")
     if isinstance(store, SqliteLedger) and not store.path.exists():
         source = config_path or "the embedded default config"
-        raise _Unreadable(
+        raise Unreadable(
             f"no ledger at {store.path.absolute()} (from ledger.url in {source}); nothing to report"
             " — serve requests with this config first, or check --config"
         )
-    try:
-        return await aggregate(store, by=by, since=since, until=until, limit=limit, offset=0, tag_key=tag_key)
-    except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # OSError: a refused connection, a timeout, an unreadable file
-        raise _Unreadable(f"cannot read the ledger: {type(exc).__name__}: {exc}") from None
-    finally:
-        await store.close()
+    return store
 
 
 def _table(page: UsagePage, label: str, since: float, until: float) -> None:

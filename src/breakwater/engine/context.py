@@ -80,6 +80,11 @@ class RouteOutcome:
     #: calls made before the one that answered (a cascade's escalated steps, its judge): the
     #: caller pays for them too, so the ledger row adds their tokens and cost
     earlier: list[SpentCall] = field(default_factory=list)
+    #: a shadow call (engine/shadow/): the request id of the call it mirrors, and how its answer
+    #: compared with that call's (the same text, after case and spacing; embedding similarity)
+    shadow_of: str | None = None
+    shadow_exact: bool | None = None
+    shadow_similarity: float | None = None
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.calls.stats import DeploymentStats
 from breakwater.engine.limits.quota import Quota
 from breakwater.engine.router.stage import RouterStage
+from breakwater.engine.shadow.stage import ShadowStage
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
 
@@ -136,6 +137,32 @@ class ConfigCollector(Collector):
         )
         info.add_metric([self._hash], 1)
         yield info
+
+
+class ShadowCollector(Collector):
+    """Shadow traffic per route: mirrored, dropped (queue full), failed candidate calls, queued."""
+
+    def __init__(self, stage: ShadowStage) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        stage, counts = self._stage, self._stage.counts
+        family = CounterMetricFamily(
+            "breakwater_shadow_requests",
+            "Requests of a shadowed route by what happened to their mirror: mirrored (queued for the "
+            "candidate), dropped (its queue was full, or the gateway stopped), failed (the candidate call failed).",
+            labels=["route", "result"],
+        )
+        for result, by_route in (("mirrored", counts.mirrored), ("dropped", counts.dropped), ("failed", counts.failed)):
+            for route, n in sorted(by_route.items()):
+                family.add_metric([route, result], n)
+        yield family
+        queued = GaugeMetricFamily(
+            "breakwater_shadow_queue_depth", "Mirrors waiting for a candidate call.", labels=["route"]
+        )
+        for route in sorted(stage.plans):
+            queued.add_metric([route], stage.queued(route))
+        yield queued
 
 
 class LedgerCollector(Collector):
@@ -332,6 +359,7 @@ class Metrics:
         directory: Directory | None = None,
         cache: CacheStage | None = None,
         router: RouterStage | None = None,
+        shadow: ShadowStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
         config: tuple[int | None, str] = (None, ""),
@@ -345,6 +373,7 @@ class Metrics:
             directory: the keys, for refused credentials (``None``: access control off).
             cache: the answer cache's stage (``None``: no route caches).
             router: the router stage (``None``: no route has branches).
+            shadow: the shadow stage (``None``: no route mirrors traffic).
             routes, deployments: the new label sets of the request metrics, when they changed.
             config: the running configuration's stored version (``None``: from a file) and hash.
         """
@@ -359,6 +388,8 @@ class Metrics:
             bound.append(CacheCollector(cache))
         if router is not None:
             bound.append(RouterCollector(router))
+        if shadow is not None:
+            bound.append(ShadowCollector(shadow))
         for collector in bound:
             self.registry.register(collector)
         self._bound = bound

@@ -129,6 +129,9 @@ class Recorder:
             saved_usd=saved_usd,
             branch=outcome.branch,
             decision=outcome.decision,
+            shadow_of=outcome.shadow_of,
+            shadow_exact=outcome.shadow_exact,
+            shadow_similarity=outcome.shadow_similarity,
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)

@@ -49,6 +49,11 @@ def semantic(config: Config) -> bool:
     return any(route.cache.mode == "semantic" for route in config.routes.values())
 
 
+def compares_answers(config: Config) -> bool:
+    """Some route's shadow compares answers by embedding (``shadow.similarity``)."""
+    return any(r.shadow is not None and r.shadow.similarity for r in config.routes.values())
+
+
 def embedder_identity(config: Config, router: Router) -> str:
     """What the configured embedder's vectors are comparable with: the local model's name, or the
     embeddings route's deployments (providers and upstream models). An index is kept across a
@@ -78,9 +83,9 @@ def build_embedder(
     finish: Callable[[RequestContext, Outcome], None],
     previous: Embedder | None,
 ) -> Embedder | None:
-    """The embedder of semantic routes' questions (``previous``, the local model already loaded,
-    when it is the same one), or ``None`` when no route is semantic."""
-    if not semantic(config):
+    """The embedder of semantic routes' questions and shadowed answers (``previous``, the local
+    model already loaded, when it is the same one), or ``None`` when nothing embeds."""
+    if not semantic(config) and not compares_answers(config):
         return None
     chosen = config.cache.embedder
     if chosen == "local":

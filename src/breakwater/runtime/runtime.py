@@ -70,6 +70,7 @@ from breakwater.runtime.observers import (
     fan_out,
     log_transition,
 )
+from breakwater.runtime.shadowing import build_shadow
 from breakwater.runtime.wiring import Wiring
 
 if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when tracing is on
@@ -234,6 +235,10 @@ class Runtime:
             stages["router"] = self.router_stage = RouterStage(plans, clock)
         if self.cache_store is not None:
             stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
+        #: the shadow stage, when some route mirrors traffic to a candidate
+        self.shadow = build_shadow(config, self.gateway, clock, rng, stages["recording"].end, self.embedder)
+        if self.shadow is not None:
+            stages["shadow"] = self.shadow
         self.pipeline = Pipeline(stages, self.gateway)
         #: requests being served by this runtime (the server counts them in and out); a retired
         #: runtime stops when it reaches 0
@@ -281,6 +286,7 @@ class Runtime:
             directory=self.access.directory,
             cache=self.cache,
             router=self.router_stage,
+            shadow=self.shadow,
             routes=self.config.routes,
             deployments=self.config.deployments,
             config=(self.version, self.config_hash),
@@ -290,6 +296,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop what this runtime owns; the ledger last but the tracer, so every row is flushed or spooled."""
         owned = self._owned
+        if self.shadow is not None:
+            await self.shadow.stop()  # first: a candidate call cut short still leaves its ledger row
         if "access" in owned:
             await self.access.stop()  # after the last request: its settlement applied
         if "alerts" in owned:

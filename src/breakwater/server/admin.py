@@ -35,7 +35,9 @@ from breakwater.core.errors import (
 from breakwater.core.keys import KEY_PREFIX
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.observability.ledger.aggregate import UsagePage, aggregate, parse_by, parse_instant
+from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.ledger.service import Store
+from breakwater.observability.ledger.shadow_report import shadow_report
 from breakwater.observability.metrics import CONTENT_TYPE, Metrics
 from breakwater.server import errors
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, header, send_bytes
@@ -128,8 +130,47 @@ class Admin:
 
         return handler
 
+    def shadow(self, store: Store | None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """``GET /admin/shadow?route=R[&since=24h]``: the route's requests beside their candidate
+        calls (``observability/ledger/shadow_report.py``)."""
+
+        async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+            if not await self._authorised(scope, send):
+                return
+            try:
+                if store is None:
+                    raise NotFound("The request ledger is disabled (ledger.enabled: false): there is no shadow traffic")
+                params = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+                route = params.get("route")
+                if not route:
+                    raise InvalidRequest("Name the shadowed route: ?route=NAME", param="route")
+                now = self.gateway.clock.time()
+                since = _param(params, "since", lambda v: parse_instant(v, now), now - 86400.0)
+                rows = await _fetch(store, since)
+            except BreakwaterError as exc:
+                status, headers, body = errors.openai_error(exc, "admin")
+                await send_bytes(send, status, body, headers)
+                return
+            report = shadow_report(rows, route, complete=len(rows) < SHADOW_ROWS)
+            await send_bytes(send, 200, orjson.dumps({**report, "since": since}), JSON_HEADERS)
+
+        return handler
+
     async def _authorised(self, scope: Scope, send: Send) -> bool:
         return await self._auth.check(scope, send)
+
+
+#: the most ledger rows a shadow report reads
+SHADOW_ROWS = 200_000
+
+
+async def _fetch(store: Store, since: float) -> list[LedgerRow]:
+    try:
+        return await store.fetch(since=since, limit=SHADOW_ROWS)
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise Unavailable(
+            f"The ledger database cannot be read: {type(exc).__name__}", code="ledger_unavailable"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

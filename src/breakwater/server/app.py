@@ -95,7 +95,9 @@ class Served:
         admin = Admin(runtime.gateway, auth, runtime.metrics)
         self.keys = KeysAdminApi(auth, runtime.access.admin, runtime.access.quota, runtime.process.clock.time)
         routes[("GET", "/admin/deployments")] = admin.deployments
-        routes[("GET", "/admin/usage")] = admin.usage(None if runtime.ledger is None else runtime.ledger.store)
+        ledger_store = None if runtime.ledger is None else runtime.ledger.store
+        routes[("GET", "/admin/usage")] = admin.usage(ledger_store)
+        routes[("GET", "/admin/shadow")] = admin.shadow(ledger_store)
         routes[("POST", "/admin/reload")] = ReloadApi(auth, app.runtimes_of).reload
         self.config_admin = ConfigAdminApi(auth, app.stored, app.runtimes_of, runtime.process)
         for method, path, handler in self.config_admin.routes():

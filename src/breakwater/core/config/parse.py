@@ -161,6 +161,7 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
     for name, route in routes.items():
         path = f"routes.{name}"
         _check_fallbacks(path, name, route.get("fallbacks"), routes, problems)
+        _check_shadow(path, name, route.get("shadow"), routes, problems)
         targets = route.get("deployments") or []
         if name.endswith("/*"):
             if route.get("provider") is None:
@@ -272,6 +273,22 @@ def _reaches(start: str, target: str, routes: dict[str, dict[str, Any]], seen: s
         if isinstance(ref, str) and (ref == target or _reaches(ref, target, routes, seen)):
             return True
     return False
+
+
+def _check_shadow(
+    path: str, name: str, shadow: Any, routes: dict[str, dict[str, Any]], problems: list[Problem]
+) -> None:
+    """A shadow names another, non-wildcard route, which has no shadow of its own."""
+    if not isinstance(shadow, dict) or not isinstance(shadow.get("route"), str):
+        return
+    ref, where = shadow["route"], f"{path}.shadow.route"
+    known = sorted(r for r in routes if not r.endswith("/*") and r != name)
+    if ref == name:
+        problems.append(Problem(where, "a route cannot shadow itself"))
+    elif ref not in routes or ref.endswith("/*"):
+        problems.append(Problem(where, f"unknown route {ref!r} (expected one of: {_one_of(known)})"))
+    elif isinstance(routes[ref], dict) and routes[ref].get("shadow"):
+        problems.append(Problem(where, f"route {ref!r} has a shadow of its own: a candidate is not mirrored again"))
 
 
 def _check_fallbacks(

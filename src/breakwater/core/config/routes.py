@@ -11,6 +11,7 @@ from breakwater.core.config.branching import Cascade, Learned, Rule
 from breakwater.core.config.cache import RouteCache
 from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.policies import RetryPolicy, Timeouts
+from breakwater.core.config.shadow import RouteShadow
 
 Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
 
@@ -115,6 +116,9 @@ class Route(_Model):
     learned: Learned | None = None
     default: str | None = None
     cascade: Cascade | None = None
+    #: a candidate route that gets a copy of a share of this route's requests; its answers are
+    #: compared and recorded, never returned (docs/safe-change.md)
+    shadow: RouteShadow | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")

@@ -56,6 +56,9 @@ _TYPES = {
     "saved_usd": "NUMERIC(20,10)",
     "branch": "TEXT",
     "decision": "TEXT",
+    "shadow_of": "TEXT",
+    "shadow_exact": "BOOLEAN",
+    "shadow_similarity": "DOUBLE PRECISION",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

@@ -62,6 +62,10 @@ class LedgerRow:
     #: a branching route's branch that answered, and why it was chosen (docs/routing.md)
     branch: str | None = None
     decision: str | None = None
+    #: a shadow call's row: the request it mirrors, and how their answers compared (docs/safe-change.md)
+    shadow_of: str | None = None
+    shadow_exact: bool | None = None
+    shadow_similarity: float | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -88,7 +92,17 @@ class LedgerRow:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 """Column names, in field order: every store's INSERT and SELECT use this order."""
 
-ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params", "saved_usd", "branch", "decision")
+ADDED_COLUMNS: tuple[str, ...] = (
+    "upstream_ms",
+    "overhead_ms",
+    "dropped_params",
+    "saved_usd",
+    "branch",
+    "decision",
+    "shadow_of",
+    "shadow_exact",
+    "shadow_similarity",
+)
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 
 

@@ -78,8 +78,12 @@ _TYPES = {
     "saved_usd": "TEXT",
     "branch": "TEXT",
     "decision": "TEXT",
+    "shadow_of": "TEXT",
+    "shadow_exact": "INTEGER",
+    "shadow_similarity": "REAL",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
+_NULLABLE_BOOLS = ("shadow_exact",)
 _TABLE = "breakwater_ledger"
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 
@@ -115,6 +119,8 @@ def _from_record(record: tuple[Any, ...]) -> LedgerRow:
         data[name] = None if data[name] is None else Decimal(data[name])
     for name in _BOOLS:
         data[name] = bool(data[name])
+    for name in _NULLABLE_BOOLS:
+        data[name] = None if data[name] is None else bool(data[name])
     return LedgerRow(**data)
 
 
