@@ -180,16 +180,24 @@ def first_success(
 
 
 def breakwater_config(
-    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+    mock: str,
+    tmp: Path,
+    ledger: bool = True,
+    access: bool = True,
+    cache: bool = False,
+    router: bool = False,
+    shadow: bool = False,
 ) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
     ``cache``: the route caches every answer (``mode: exact``, ``qualify: all``; off by default).
     ``router``: a second route, ``bench-routed``, chooses between branches by rules (its default:
-    the ``bench`` route), so the router stage is on the path of every request."""
+    the ``bench`` route), so the router stage is on the path of every request.
+    ``shadow``: another route, ``bench-shadowed``, mirrors its traffic to ``bench``, so the shadow
+    stage is on the path of every request (acting on none sent to ``bench``)."""
     path = tmp / (
         f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
-        f"{'-router' if router else ''}.yaml"
+        f"{'-router' if router else ''}{'-shadow' if shadow else ''}.yaml"
     )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -215,6 +223,7 @@ def breakwater_config(
             if router
             else ""
         )
+        + ("  bench-shadowed: {deployments: [bench], shadow: {route: bench}}\n" if shadow else "")
         + ("cache: {max_bytes: 16777216}\n" if cache else "")
     )
     return path
@@ -282,9 +291,15 @@ def breakwater_key(config: Path) -> str:
 
 
 def breakwater_starter(
-    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+    mock: str,
+    tmp: Path,
+    ledger: bool = True,
+    access: bool = True,
+    cache: bool = False,
+    router: bool = False,
+    shadow: bool = False,
 ) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router)
+    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router, shadow)
     key = breakwater_key(bw_config) if access else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -484,14 +499,16 @@ def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
 
 
 def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -> dict[str, Any]:
-    """What one feature (``ledger``, ``access``, ``cache`` or ``router``) costs: Breakwater with it
+    """What one feature (``ledger``, ``access``, ``cache``, ``router`` or ``shadow``) costs: Breakwater with it
     on and off, measured in interleaved runs of each, for throughput at c=50 and latency at c=1
     (plain requests).
 
     For ``cache`` every request is unique (``body(unique=True)``): the cost of a miss, with its
     lookup and its store, against no cache at all. For ``router`` the "on" requests go to a route
     that chooses its branch by three rules (none holds: the default branch, the ``bench`` route)
-    and the "off" ones straight to ``bench`` on a gateway without branching routes.
+    and the "off" ones straight to ``bench`` on a gateway without branching routes. For ``shadow``
+    both send to ``bench``; the "on" gateway has another route with a shadow (the stage configured,
+    not acting).
     """
     on, off = feature, f"no-{feature}"
     unique = feature == "cache"
@@ -592,6 +609,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="throughput of a request to a route choosing its branch by rules vs the same request to the branch's route",
     )
+    parser.add_argument(
+        "--shadow-cost",
+        action="store_true",
+        help="throughput with a shadow configured on another route (the stage on the path, not acting) vs none",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -620,16 +642,15 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     }
             name = "smoke" if args.smoke else "soak"
-        elif args.ledger_cost or args.access_cost or args.cache_cost or args.router_cost:
-            feature = (
-                "ledger"
-                if args.ledger_cost
-                else "access"
-                if args.access_cost
-                else "cache"
-                if args.cache_cost
-                else "router"
-            )
+        elif args.ledger_cost or args.access_cost or args.cache_cost or args.router_cost or args.shadow_cost:
+            chosen = {
+                "ledger": args.ledger_cost,
+                "access": args.access_cost,
+                "cache": args.cache_cost,
+                "router": args.router_cost,
+                "shadow": args.shadow_cost,
+            }
+            feature = next(name for name, on in chosen.items() if on)
             result = feature_cost(args, tmp, mock, feature)
             if feature == "cache":
                 result["cache_hits"] = hits = cache_hits(args, tmp, mock)
