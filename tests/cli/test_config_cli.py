@@ -7,15 +7,12 @@ condition against a deadline.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx2 as httpx
 import pytest
 
@@ -104,29 +101,10 @@ def test_a_store_must_be_named(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert code == 1 and "sqlite:///" in err
 
 
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A PostgreSQL store URL whose tables live in a schema of this test's own, dropped after."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"bwtest_{uuid.uuid4().hex[:12]}"
-
-    async def sql(statement: str) -> None:
-        conn = await asyncpg.connect(PG)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(sql(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{PG}?search_path={schema}"
-    finally:
-        asyncio.run(sql(f"DROP SCHEMA {schema} CASCADE"))
-
-
 def test_two_gateways_converge_on_an_applied_version(
     tmp_path: Path, pg_schema: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = f"{PG}?search_path={pg_schema}"
     """Two replicas run from one PostgreSQL store and hear of new versions on Redis: polling is
     set to 60 s, so converging within seconds is pub/sub's doing."""
     require_service("Redis", "127.0.0.1", 6379)
@@ -145,16 +123,16 @@ def test_two_gateways_converge_on_an_applied_version(
     monkeypatch.setenv("ADMIN_KEY", env["ADMIN_KEY"])  # the commands check the environment too
     gateways: list[tuple[str, subprocess.Popen[str]]] = []
     try:
-        assert _run(capsys, "apply", str(config()), "-m", "first", "--store", pg_schema)[0] == 0
+        assert _run(capsys, "apply", str(config()), "-m", "first", "--store", store)[0] == 0
         for _ in range(2):
             port = _free_port()
-            proc = _spawn("serve", "--config-store", pg_schema, "--port", str(port), env=env)
+            proc = _spawn("serve", "--config-store", store, "--port", str(port), env=env)
             gateways.append((f"http://127.0.0.1:{port}", proc))
         for url, proc in gateways:
             _wait_ready(url, proc, limit_s=60)
             assert httpx.get(f"{url}/readyz", timeout=5).json()["config"]["version"] == 1
 
-        code, out, _ = _run(capsys, "apply", str(config(extra_route="fresh")), "-m", "add fresh", "--store", pg_schema)
+        code, out, _ = _run(capsys, "apply", str(config(extra_route="fresh")), "-m", "add fresh", "--store", store)
         assert code == 0 and "at once (announced on Redis pub/sub)" in out
         for url, _ in gateways:
             until(
