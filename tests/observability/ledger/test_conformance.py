@@ -328,6 +328,8 @@ async def test_by_user_sums_counts_percentiles_and_order(usage: Store) -> None:
         "saved_usd": "0.0500000000",
         "cache_hits": 1,
         "cache_hit_rate": 0.5,  # a hit among a hit and a miss; the rows with no cache are not counted
+        "feedback": 0,
+        "feedback_score": None,
         "latency_p50_ms": 20.0,  # ceil(0.5 * 4) = 2nd of 10, 20, 30, 40
         "latency_p95_ms": 40.0,
         "latency_p99_ms": 40.0,
