@@ -21,6 +21,9 @@ log = logging.getLogger("breakwater.ledger")
 
 Store = SqliteLedger | PostgresLedger
 
+MAX_FEEDBACK_GRACE_S = 1.0
+"""The longest a feedback waits for its request's row to land (from another worker's writer)."""
+
 
 def store_for(url: str) -> Store:
     """``sqlite:///relative.db`` / ``sqlite:////absolute.db`` or ``postgresql://...``."""
@@ -49,8 +52,10 @@ class Ledger:
             store, spool_path, batch_size=batch_size, flush_interval_s=flush_interval_s, clock=clock
         )
         self.retention = None if retention_s is None else Retention(store, retention_s, 3600.0, clock=clock)
-        #: feedback on the ledger's requests; a row not found yet is looked for again after two flushes
-        self.feedback = FeedbackDesk(store, self.writer, clock or SystemClock(), grace_s=2 * flush_interval_s)
+        #: feedback on the ledger's requests; a row not found yet is looked for again after two
+        #: flushes (at most a second: an unknown id's 404 waits no longer)
+        grace_s = min(2 * flush_interval_s, MAX_FEEDBACK_GRACE_S)
+        self.feedback = FeedbackDesk(store, self.writer, clock or SystemClock(), grace_s=grace_s)
 
     def submit(self, row: LedgerRow) -> None:
         self.writer.submit(row)
