@@ -50,12 +50,28 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_LIMIT = 1000
 
-#: each request's newest feedback (SQLite's rowid grows with every insert)
+#: each request's newest feedback given since the window's start (a feedback comes after its
+#: request, so older ones cannot be about the window's rows); SQLite's rowid grows with each insert
 _SQLITE_NEWEST = (
-    f"SELECT request_id AS f_request, key_id AS f_key, score AS f_score FROM {FEEDBACK_TABLE}"
-    f" WHERE rowid IN (SELECT MAX(rowid) FROM {FEEDBACK_TABLE} GROUP BY request_id, key_id)"
+    f"SELECT request_id AS f_request, key_id AS f_key, score AS f_score FROM {FEEDBACK_TABLE} WHERE rowid IN"
+    f" (SELECT MAX(rowid) FROM {FEEDBACK_TABLE} WHERE ts >= ?1 GROUP BY request_id, key_id)"
 )
 _NO_FEEDBACK = "SELECT NULL AS f_request, NULL AS f_key, NULL AS f_score WHERE 0"
+
+
+def _feedback_groups(group: str, newest: str, table: str, window: str) -> str:
+    """Per group: the window's requests with feedback and their newest scores' mean.
+
+    Driven from the feedback (far fewer rows than the ledger): each one finds its row through the
+    ledger's ``request_id`` index, so a window without feedback costs nothing. The feedback's
+    columns are renamed (``f_*``), so the group expression reads the ledger's own columns.
+    """
+    return f"""
+        SELECT {group} AS g, COUNT(*) AS n, AVG(f_score) AS score
+        FROM ({newest}) AS newest JOIN {table} ON request_id = f_request AND key_id = f_key
+        WHERE {window} GROUP BY g
+    """
+
 
 # the nearest-rank index ceil(p * n) for p in percent, in integer arithmetic (SQLite has no ceil)
 _RANKS = {"latency_p50_ms": 50, "latency_p95_ms": 95, "latency_p99_ms": 99}
@@ -186,16 +202,16 @@ def _sqlite_query(
     # The page's groups first (sums only, no sort of the rows); then latencies are ranked for
     # those groups alone, so grouping by user sorts the latencies of 50 users, not of every user.
     sql = f"""
-        WITH page AS (
+        WITH feedback AS ({_feedback_groups(group, "{newest}", _TABLE, "ts >= ?1 AND ts < ?2")}),
+        page AS (
             SELECT {group} AS g, COUNT(*) AS n, SUM(status >= 400) AS errors, SUM(input_tokens) AS i,
                    SUM(cached_input_tokens) AS c, SUM(output_tokens) AS o,
                    COALESCE(SUM(CAST(ROUND(CAST(cost_usd AS REAL) * 1e10) AS INTEGER)), 0) AS cost,
                    SUM(cache IN ('hit', 'semantic-hit', 'stale')) AS h,
                    SUM(cache IN ('hit', 'semantic-hit', 'stale', 'miss')) AS l,
                    COALESCE(SUM(CAST(ROUND(CAST(saved_usd AS REAL) * 1e10) AS INTEGER)), 0) AS saved,
-                   COUNT(f_score) AS fb, AVG(f_score) AS score, COUNT(*) OVER () AS total
-            FROM {_TABLE} LEFT JOIN ({{feedback}}) ON f_request = request_id AND f_key = key_id
-            WHERE ts >= ?1 AND ts < ?2
+                   COUNT(*) OVER () AS total
+            FROM {_TABLE} WHERE ts >= ?1 AND ts < ?2
             GROUP BY g ORDER BY cost DESC, n DESC, g IS NULL, g LIMIT ?3 OFFSET ?4
         ), ranked AS (
             SELECT g, latency_ms, ROW_NUMBER() OVER w AS rn,
@@ -210,9 +226,9 @@ def _sqlite_query(
             SELECT g, {_percentiles()} FROM ranked
             WHERE rn IN ({", ".join(_rank(p) for p in _RANKS.values())}) GROUP BY g
         )
-        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, p.fb, p.score,
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, COALESCE(f.n, 0), f.score,
                {", ".join(f"q.{name}" for name in _RANKS)}, p.total
-        FROM page p LEFT JOIN picks q ON q.g IS p.g
+        FROM page p LEFT JOIN picks q ON q.g IS p.g LEFT JOIN feedback f ON f.g IS p.g
         ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
     """
     uri = f"{store.path.resolve().as_uri()}?mode=ro"
@@ -228,7 +244,7 @@ def _sqlite_query(
             return []
         # a ledger file of an earlier version, never opened by this one, has no feedback table
         feedback = _SQLITE_NEWEST if FEEDBACK_TABLE in tables else _NO_FEEDBACK
-        return conn.execute(sql.replace("{feedback}", feedback), params).fetchall()
+        return conn.execute(sql.replace("{newest}", feedback), params).fetchall()
     finally:
         conn.close()
 
@@ -246,20 +262,28 @@ async def _postgres_query(
         group = GROUP_COLUMNS[by]
     newest = (
         "SELECT DISTINCT ON (request_id, key_id) request_id AS f_request, key_id AS f_key, score AS f_score"
-        f" FROM {store.feedback_table} ORDER BY request_id, key_id, seq DESC"
+        f" FROM {store.feedback_table} WHERE ts >= $1 ORDER BY request_id, key_id, seq DESC"
     )
+    feedback = _feedback_groups(group, newest, store.table, "ts >= $1 AND ts < $2")
     percentiles = ", ".join(
         f"percentile_disc({p / 100}) WITHIN GROUP (ORDER BY latency_ms) AS {name}" for name, p in _RANKS.items()
     )
     sql = f"""
-        SELECT {group} AS g, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens),
-               sum(cached_input_tokens), sum(output_tokens), COALESCE(sum(cost_usd), 0) AS cost,
-               count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale')),
-               count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale', 'miss')), COALESCE(sum(saved_usd), 0),
-               count(f_score), avg(f_score), {percentiles}, count(*) OVER () AS total
-        FROM {store.table} LEFT JOIN ({newest}) f ON f_request = request_id AND f_key = key_id
-        WHERE ts >= $1 AND ts < $2
-        GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
+        WITH feedback AS ({feedback}),
+        page AS (
+            SELECT {group} AS g, count(*) AS n, count(*) FILTER (WHERE status >= 400) AS errors,
+                   sum(input_tokens) AS i, sum(cached_input_tokens) AS c, sum(output_tokens) AS o,
+                   COALESCE(sum(cost_usd), 0) AS cost,
+                   count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale')) AS h,
+                   count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale', 'miss')) AS l,
+                   COALESCE(sum(saved_usd), 0) AS saved, {percentiles}, count(*) OVER () AS total
+            FROM {store.table} WHERE ts >= $1 AND ts < $2
+            GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
+        )
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, COALESCE(f.n, 0), f.score,
+               {", ".join(f"p.{name}" for name in _RANKS)}, p.total
+        FROM page p LEFT JOIN feedback f ON f.g IS NOT DISTINCT FROM p.g
+        ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
     """
     # the store's own connection and lock (PostgresLedger has no public read-query method)
     records = await store._call("fetch", sql, *params)
