@@ -1,8 +1,8 @@
 """What the fuzz tests share: request bodies drawn from API descriptions, an in-process client, the checks.
 
 Bodies come from schemathesis over the descriptions in ``tests/data`` (``tests/specs.py``): OpenAI's
-vendored OpenAPI spec, and our JSON Schemas of Anthropic's Messages request and Gemini's
-GenerateContentRequest, each wrapped here in a one-operation OpenAPI document. Every operation is
+vendored OpenAPI spec, and our JSON Schemas of Anthropic's Messages request, Gemini's
+GenerateContentRequest and Breakwater's own feedback body, each wrapped here in a one-operation OpenAPI document. Every operation is
 fuzzed three ways (``Mode``): valid-shaped bodies (schemathesis' positive mode), schema-violating
 ones (its negative mode: wrong types, missing or extra fields, bodies that are not JSON at all), and
 valid-shaped bodies with one value, at any depth, replaced by arbitrary JSON (``mutated``: what
@@ -22,10 +22,10 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx2
 import pytest
@@ -35,8 +35,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core import NotSet
 
-from tests.specs import ANTHROPIC_MESSAGES_REQUEST, GEMINI_GENERATE_CONTENT_REQUEST, OPENAI_SPEC
+from tests.specs import ANTHROPIC_MESSAGES_REQUEST, FEEDBACK_REQUEST, GEMINI_GENERATE_CONTENT_REQUEST, OPENAI_SPEC
 
+T = TypeVar("T")
 Wire = Literal["openai", "anthropic", "gemini"]
 Mode = Literal["positive", "negative", "mutated"]
 MODES: list[Mode] = ["positive", "negative", "mutated"]
@@ -126,6 +127,10 @@ class Bodies:
     @classmethod
     def gemini_generate_content(cls) -> Bodies:
         return cls.json_schema(GEMINI_GENERATE_CONTENT_REQUEST)
+
+    @classmethod
+    def feedback(cls) -> Bodies:
+        return cls.json_schema(FEEDBACK_REQUEST)
 
     def cases(self, method: str, path: str, mode: GenerationMode) -> st.SearchStrategy[Any]:
         """schemathesis ``Case`` objects for the operation ``method path`` in ``mode`` (built once)."""
@@ -224,6 +229,10 @@ class InProcess:
                 request.method, request.path, content=request.body, headers={**request.headers, **headers}
             )
         )
+
+    def run(self, work: Awaitable[T]) -> T:
+        """Await ``work`` on the client's event loop (to open or close what a test's app needs)."""
+        return self._runner.run(work)
 
     def close(self) -> None:
         self._runner.run(self._client.aclose())
@@ -348,3 +357,9 @@ def messages_schema() -> Bodies:
 def gemini_schema() -> Bodies:
     """Bodies drawn from our JSON Schema of Gemini's GenerateContentRequest."""
     return Bodies.gemini_generate_content()
+
+
+@pytest.fixture(scope="module")
+def feedback_schema() -> Bodies:
+    """Bodies drawn from our JSON Schema of the ``POST /v1/feedback`` body."""
+    return Bodies.feedback()

@@ -4,7 +4,8 @@
   and under which licence);
 - ``ANTHROPIC_MESSAGES_REQUEST``, ``GEMINI_GENERATE_CONTENT_REQUEST``: JSON Schemas of those request
   bodies, written for the fuzz tests from the vendors' API references (neither vendor publishes an
-  OpenAPI description); each file's ``$comment`` says what it follows.
+  OpenAPI description); each file's ``$comment`` says what it follows;
+- ``FEEDBACK_REQUEST``: a JSON Schema of Breakwater's own ``POST /v1/feedback`` body.
 """
 
 from __future__ import annotations
@@ -15,3 +16,4 @@ DATA = Path(__file__).resolve().parent / "data"
 OPENAI_SPEC = DATA / "openai-openapi" / "openai-openapi.yaml"
 ANTHROPIC_MESSAGES_REQUEST = DATA / "anthropic-messages-request.schema.json"
 GEMINI_GENERATE_CONTENT_REQUEST = DATA / "gemini-generate-content-request.schema.json"
+FEEDBACK_REQUEST = DATA / "feedback-request.schema.json"

@@ -16,6 +16,7 @@ import yaml
 
 from breakwater.cli.main import main
 from breakwater.observability.ledger import SqliteLedger
+from breakwater.observability.ledger.feedback import Feedback
 from tests.observability.ledger.rows import make_row
 
 START = 1_700_006_400.0  # 2023-11-15T00:00:00Z
@@ -35,7 +36,8 @@ def _write_config(tmp_path: Path, ledger: dict[str, Any]) -> str:
 
 @pytest.fixture
 def config(tmp_path: Path) -> str:
-    """A config whose SQLite ledger holds user-0 (1 request), user-1 (2) and user-2 (3), $0.01 each, tagged."""
+    """A config whose SQLite ledger holds user-0 (1 request), user-1 (2) and user-2 (3), $0.01 each, tagged;
+    user-2's last request has feedback (0.5)."""
     path = tmp_path / "ledger.db"
     rows = [
         dataclasses.replace(
@@ -53,6 +55,7 @@ def config(tmp_path: Path) -> str:
         store = SqliteLedger(path)
         await store.open()
         await store.write(rows)
+        await store.write_feedback(Feedback(rows[-1].request_id, START + 60, rows[-1].key_id, 0.5, None, {}))
         await store.close()
 
     asyncio.run(fill())
@@ -63,14 +66,14 @@ WINDOW = ["--since", "2023-11-15", "--until", "2023-11-16"]
 
 
 def test_json(config: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """--format json prints the groups costliest first, with exact cost strings."""
+    """--format json prints the groups costliest first, with exact cost strings and the feedback."""
     assert main(["usage", "--config", config, *WINDOW, "--format", "json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["total"] == 3
-    assert [(g["group"], g["requests"], g["cost_usd"]) for g in body["data"]] == [
-        ("user-2", 3, "0.0300000000"),
-        ("user-1", 2, "0.0200000000"),
-        ("user-0", 1, "0.0100000000"),
+    assert [(g["group"], g["requests"], g["cost_usd"], g["feedback"], g["feedback_score"]) for g in body["data"]] == [
+        ("user-2", 3, "0.0300000000", 1, 0.5),
+        ("user-1", 2, "0.0200000000", 0, None),
+        ("user-0", 1, "0.0100000000", 0, None),
     ]
 
 

@@ -1,8 +1,9 @@
 """Fuzzing the gateway's client-facing operations: whatever the body, never a 5xx and never a traceback.
 
 The served operations of OpenAI's vendored spec (``POST /v1/chat/completions``, ``POST
-/v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{model}``) and Anthropic's Messages request
-(``POST /v1/messages``, from our JSON Schema of it) are fuzzed with schemathesis, with valid-shaped,
+/v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{model}``), Anthropic's Messages request
+(``POST /v1/messages``, from our JSON Schema of it) and Breakwater's ``POST /v1/feedback`` (from
+our JSON Schema of its body) are fuzzed with schemathesis, with valid-shaped,
 schema-violating and mutated bodies (``tests/fuzzing.py`` says how each is made, and holds the
 checks), against the gateway in-process over the mock provider. Chat bodies go to each upstream
 wire format (their ``model`` replaced by a route, or left as generated), streamed or not. Examples
@@ -12,6 +13,7 @@ are derandomized: every run sends the same requests.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from tests.fuzzing import (
     Bodies,
     InProcess,
     Mode,
+    Request,
     Wire,
     check_answer,
     check_each,
@@ -140,4 +143,44 @@ def test_models(
     response = gateway.send(request)
     check_answer(response, "openai", request)
     assert response.status_code in (200, 404), response.text
+    assert not logged_failures(caplog.records)
+
+
+@pytest.fixture(scope="module")
+def feedback_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcess, str]]:
+    """A gateway whose ledger store is open (no lifespan runs in-process) and the id of one request in it."""
+    tmp: Path = tmp_path_factory.mktemp("fuzz-feedback")
+    # a short flush interval: an unknown id's second look waits two of them
+    ledger = {"url": f"sqlite:///{tmp}/ledger.db", "spool_path": str(tmp / "spool"), "flush_interval_s": 0.001}
+    app = create_app(build_config({**_config(), "ledger": ledger}), environ={})
+    assert app.ledger is not None
+    client = InProcess(app)
+    client.run(app.ledger.store.open())
+    body = b'{"model": "mock", "messages": [{"role": "user", "content": "hi"}]}'
+    answer = client.send(Request("POST", "/v1/chat/completions", body, {"content-type": "application/json"}))
+    assert answer.status_code == 200, answer.text
+    yield client, answer.headers["x-request-id"]
+    client.run(app.ledger.store.close())
+    client.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_feedback(
+    feedback_gateway: tuple[InProcess, str],
+    feedback_schema: Bodies,
+    caplog: pytest.LogCaptureFixture,
+    mode: Mode,
+    data: st.DataObject,
+) -> None:
+    """Any feedback body, on a request that exists or not, gets 201, 400 or 404 in OpenAI's format, never a 5xx."""
+    gateway, request_id = feedback_gateway
+    overrides = {"request_id": request_id} if data.draw(st.booleans(), label="known request") else {}
+    requests = draw_requests(data, feedback_schema, mode, "POST", "/body", "/v1/feedback", **overrides)
+    caplog.clear()
+    for request in requests:
+        response = gateway.send(request)
+        check_answer(response, "openai", request)
+        assert response.status_code in (201, 400, 404, 413, 415), response.text
     assert not logged_failures(caplog.records)

@@ -1,4 +1,4 @@
-"""``breakwater usage``: spend, tokens, errors and latency per user/route/model/... from the ledger.
+"""``breakwater usage``: spend, tokens, errors, feedback and latency per user/route/model/... from the ledger.
 
 Reads the ledger the config names (``ledger.url``) directly, so it works whether or not the
 gateway is running; SQLite is opened read-only, and a SQLite ledger that does not exist is an
@@ -36,6 +36,8 @@ COLUMNS = (
     "saved_usd",
     "cache_hits",
     "cache_hit_rate",
+    "feedback",
+    "feedback_score",
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_p99_ms",
@@ -166,6 +168,8 @@ def _table(page: UsagePage, label: str, since: float, until: float) -> None:
         "cost USD",
         "saved USD",
         "cache hit %",
+        "feedback",
+        "score",
         "p50 ms",
         "p95 ms",
         "p99 ms",
@@ -183,6 +187,8 @@ def _table(page: UsagePage, label: str, since: float, until: float) -> None:
             f"{Decimal(g['cost_usd']):,.6f}",
             f"{Decimal(g['saved_usd']):,.6f}",
             "-" if g["cache_hit_rate"] is None else f"{g['cache_hit_rate'] * 100:.1f}",
+            f"{g['feedback']:,}",
+            "-" if g["feedback_score"] is None else f"{g['feedback_score']:.2f}",
             f"{g['latency_p50_ms']:.0f}",
             f"{g['latency_p95_ms']:.0f}",
             f"{g['latency_p99_ms']:.0f}",

@@ -39,6 +39,8 @@ MODELLED_PARAMS = frozenset(
 DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 # the gateway's own share is sub-millisecond when healthy: the buckets resolve that range
+#: feedback scores run from 0 to 1 (a 1-5 rating n maps to (n - 1) / 4: these edges)
+FEEDBACK_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -147,6 +149,19 @@ class RequestMetrics:
             ["route", "result"],
             registry=registry,
         )
+        self.feedback = Counter(
+            "breakwater_feedback",
+            "User feedback received on requests (POST /v1/feedback).",
+            ["route"],
+            registry=registry,
+        )
+        self.feedback_score = Histogram(
+            "breakwater_feedback_score",
+            "Scores of the feedback received, from 0 (bad) to 1 (good).",
+            ["route"],
+            buckets=FEEDBACK_BUCKETS,
+            registry=registry,
+        )
         self._pairs: dict[tuple[str, str], _Children] = {}
         self._cache: dict[tuple[str, str], Counter] = {}
         self._statuses: dict[tuple[str, str, int], Counter] = {}
@@ -224,6 +239,12 @@ class RequestMetrics:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER
                 self._counter(self._dropped, self.dropped, route, label).inc()
+
+    def observe_feedback(self, route: str, score: float) -> None:
+        """Count one feedback on a request of ``route`` (off the request path: no child cache)."""
+        label = self.route_label(route)
+        self.feedback.labels(label).inc()
+        self.feedback_score.labels(label).observe(score)
 
     @staticmethod
     def _counter(cache: dict[tuple[str, str], Counter], family: Counter, route: str, value: str) -> Counter:

@@ -36,6 +36,7 @@ from breakwater.server.config_admin import ConfigAdminApi
 from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints, RequestIds
+from breakwater.server.feedback import FeedbackApi
 from breakwater.server.reload import ReloadApi, ReloadSignal
 
 if TYPE_CHECKING:
@@ -89,6 +90,13 @@ class Served:
             routes[("POST", f"{prefix}/embeddings")] = guarded_embeddings
             routes[("GET", f"{prefix}/models")] = ep.models
         routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, app.ids, ANTHROPIC.error, disconnects)
+        routes[("POST", "/v1/feedback")] = FeedbackApi(
+            runtime.pipeline,
+            app.ids,
+            None if runtime.ledger is None else runtime.ledger.feedback,
+            runtime.metrics.requests.observe_feedback,
+            config.server.max_body_bytes,
+        )
         auth = AdminAuth(
             resolve(config.server.admin_key, runtime.process.environ), open_without_key=not config.access.enabled
         )

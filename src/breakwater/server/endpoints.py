@@ -181,6 +181,11 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
     return headers
 
 
+def id_headers(ctx: RequestContext) -> Headers:
+    """A JSON answer's headers, with the request's id (every answer carries it)."""
+    return [*JSON_HEADERS, (b"x-request-id", ctx.request_id.encode())]
+
+
 async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, ctx: RequestContext) -> int:
     """Answer with ``exc`` mapped to status, headers and body in the client's error format."""
     status, headers, payload = mapper(exc, ctx.request_id)
@@ -337,7 +342,7 @@ class Endpoints:
             for name in router.public_names()
             if allows(ctx, name)
         ]
-        await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), JSON_HEADERS)
+        await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), id_headers(ctx))
 
     async def model(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(self.ids.of(scope))
@@ -352,4 +357,4 @@ class Endpoints:
             return
         owner = router.routes[name].owner if name in router.routes else "breakwater"
         body = {"id": name, "object": "model", "created": int(self.clock.time()), "owned_by": owner}
-        await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
+        await send_bytes(send, 200, orjson.dumps(body), id_headers(ctx))

@@ -2,7 +2,7 @@
 
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user ``postgres``, database ``test``): skipped
 when absent, a failure under ``BREAKWATER_REQUIRE_SERVICES=1``. Each test's table is named
-``bw_ledger_test_<random>`` and dropped (with its indexes) after it, so tests never see each
+``bw_ledger_test_<random>`` and dropped (with its indexes and its feedback table) after it, so tests never see each
 other's rows.
 """
 
@@ -39,7 +39,7 @@ async def table_of_its_own() -> AsyncIterator[str]:
     try:
         yield name
     finally:
-        await pg_execute(f"DROP TABLE IF EXISTS {name}")
+        await pg_execute(f"DROP TABLE IF EXISTS {name}, {name}_feedback")
 
 
 @pytest.fixture

@@ -78,6 +78,17 @@ CACHE = ["hit", "miss", *[None] * 11]
 SAVED = ["0.0000456789", *[None] * 12]
 
 
+#: every 20th request has feedback, every 100th a second, newer one (what counts)
+FEEDBACK_EVERY, REVISED_EVERY = 20, 100
+
+
+def _feedback(i: int) -> Iterator[tuple[Any, ...]]:
+    key = f"key-{i % 50}"
+    yield f"req-{i}", T0 + i * STEP + 60, key, (i % 5) / 4, None, "{}"
+    if i % REVISED_EVERY == 0:
+        yield f"req-{i}", T0 + i * STEP + 120, key, ((i // REVISED_EVERY) % 5) / 4, "changed my mind", "{}"
+
+
 def _row(i: int) -> tuple[Any, ...]:
     return (
         f"r{i:08d}", f"req-{i}", None, T0 + i * STEP, f"key-{i % 50}", f"user-{(i * 7919) % USERS}",
@@ -90,7 +101,7 @@ def _row(i: int) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="module")
 def big_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SqliteLedger, float]]:
-    """A SqliteLedger file holding 1M rows, and how long building it took (seconds)."""
+    """A SqliteLedger file holding 1M rows (and feedback on 5% of them), and how long building it took (seconds)."""
     import asyncio
 
     path = tmp_path_factory.mktemp("ledger") / "big.db"
@@ -108,6 +119,8 @@ def big_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sqlit
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     conn.execute("BEGIN")
     conn.executemany(f"INSERT INTO breakwater_ledger ({cols}) VALUES ({placeholders})", map(_row, range(ROWS)))
+    feedback = (f for i in range(0, ROWS, FEEDBACK_EVERY) for f in _feedback(i))
+    conn.executemany("INSERT INTO breakwater_feedback VALUES (?, ?, ?, ?, ?, ?)", feedback)
     conn.execute("COMMIT")
     conn.close()
     built = time.perf_counter() - started
@@ -119,10 +132,15 @@ def _expected(path: Path, column: str, value: str) -> dict[str, Any]:
     """The group's figures computed in Python from its raw rows: Decimal sum, sorted latencies."""
     conn = sqlite3.connect(path)
     rows = conn.execute(
-        f'SELECT status, input_tokens, cached_input_tokens, output_tokens, cost_usd, latency_ms, cache, saved_usd FROM breakwater_ledger WHERE ts >= ? AND ts < ? AND "{column}" = ?',
+        f'SELECT status, input_tokens, cached_input_tokens, output_tokens, cost_usd, latency_ms, cache, saved_usd, request_id, key_id FROM breakwater_ledger WHERE ts >= ? AND ts < ? AND "{column}" = ?',
         (DAY_START, DAY_END, value),
     ).fetchall()
+    newest = {
+        (r[0], r[1]): r[2]
+        for r in conn.execute("SELECT request_id, key_id, score FROM breakwater_feedback ORDER BY rowid")
+    }
     conn.close()
+    scores = [newest[(r[8], r[9])] for r in rows if (r[8], r[9]) in newest]
     latencies = sorted(r[5] for r in rows)
     n = len(rows)
 
@@ -148,6 +166,8 @@ def _expected(path: Path, column: str, value: str) -> dict[str, Any]:
         ),
         "cache_hits": hits,
         "cache_hit_rate": hits / lookups if lookups else None,
+        "feedback": len(scores),
+        "feedback_score": pytest.approx(sum(scores) / len(scores)) if scores else None,
         "latency_p50_ms": rank(50),
         "latency_p95_ms": rank(95),
         "latency_p99_ms": rank(99),

@@ -3,7 +3,8 @@
 What every store must do: create its table and ``ts`` indexes on ``open`` and add the columns a
 table from an earlier version lacks; insert each batch in one transaction, skipping rows whose
 ``id`` it already holds (the writer's replays rely on it); read rows back equal, in write order;
-delete old rows for retention, in chunks; and answer the usage aggregate (``breakwater usage``,
+delete old rows for retention, in chunks; keep feedback on requests and find a request's row by
+its id and key; and answer the usage aggregate (``breakwater usage``,
 ``/admin/usage``, budget seeding) with the same figures, to the same exact decimal text.
 
 SQLite runs everywhere, in a file of the test's own. PostgreSQL needs 127.0.0.1:5432 (trust auth,
@@ -28,6 +29,7 @@ import pytest
 
 from breakwater.observability.ledger import LedgerWriter, Retention, SqliteLedger
 from breakwater.observability.ledger.aggregate import BY, aggregate
+from breakwater.observability.ledger.feedback import Feedback
 from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.row import ADDED_COLUMNS
 
@@ -328,6 +330,8 @@ async def test_by_user_sums_counts_percentiles_and_order(usage: Store) -> None:
         "saved_usd": "0.0500000000",
         "cache_hits": 1,
         "cache_hit_rate": 0.5,  # a hit among a hit and a miss; the rows with no cache are not counted
+        "feedback": 0,
+        "feedback_score": None,
         "latency_p50_ms": 20.0,  # ceil(0.5 * 4) = 2nd of 10, 20, 30, 40
         "latency_p95_ms": 40.0,
         "latency_p99_ms": 40.0,
@@ -386,3 +390,55 @@ async def test_empty_window(usage: Store) -> None:
     """A window with no rows is an empty page, not an error."""
     page = await aggregate(usage, by="route", since=T0 - 10, until=T0 - 5, limit=10, offset=0)
     assert page.groups == [] and page.total == 0
+
+
+# --- feedback -----------------------------------------------------------------------------------
+
+
+def _feedback(request_id: str, score: float, *, key_id: str = "key-1", ts: float = START + DAY) -> Feedback:
+    return Feedback(request_id, ts, key_id, score, "plutôt bien ☃", {"reason": "tone"})
+
+
+async def test_a_request_is_found_by_its_id_and_key(store: Store) -> None:
+    """``route_of`` finds a row by request id and key (any key when the key is None), nothing otherwise."""
+    await store.write([make_row(0), dataclasses.replace(make_row(1), request_id="req-0", route="later")])
+    assert await store.route_of("req-0", "key-1") == ("later", "key-1")  # the newest row of the id
+    assert await store.route_of("req-0", None) == ("later", "key-1")
+    assert await store.route_of("req-0", "key-2") is None
+    assert await store.route_of("req-9", None) is None
+
+
+async def test_feedback_round_trips_all_kept_in_order(store: Store) -> None:
+    """Every feedback on a request is kept and read back equal (score, comment, tags), oldest first."""
+    first, second = _feedback("req-0", 0.0), dataclasses.replace(_feedback("req-0", 1.0), comment=None, tags={})
+    await store.write_feedback(first)
+    await store.write_feedback(second)
+    await store.write_feedback(_feedback("req-1", 0.5))
+    assert await store.fetch_feedback("req-0") == [first, second]
+    assert await store.fetch_feedback("req-9") == []
+
+
+async def test_the_usage_report_counts_requests_with_feedback_and_their_newest_score(usage: Store) -> None:
+    """Per group: requests with feedback, and the mean of each one's newest score; feedback under
+    another key than the row's is not the row's."""
+    for request_id, score in (("req-0", 0.0), ("req-0", 1.0), ("req-1", 0.5), ("req-4", 0.25)):
+        await usage.write_feedback(_feedback(request_id, score))
+    await usage.write_feedback(_feedback("req-6", 0.0, key_id="key-2"))  # carol's row is key-1's
+    page = await aggregate(usage, by="user", since=START, until=START + DAY, limit=10, offset=0)
+    assert [(g["group"], g["feedback"], g["feedback_score"]) for g in page.groups] == [
+        ("alice", 2, 0.75),  # req-0's newest (1.0) and req-1's 0.5
+        ("bob", 1, 0.25),
+        ("carol", 0, None),
+    ]
+    assert page.groups[0]["requests"] == 4  # the join adds no rows
+    (route,) = (await aggregate(usage, by="route", since=START, until=START + DAY, limit=10, offset=0)).groups
+    assert (route["requests"], route["feedback"], route["feedback_score"]) == (7, 3, pytest.approx(1.75 / 3))
+
+
+async def test_retention_deletes_old_feedback(store: Store) -> None:
+    """Feedback older than the cut-off goes with the ledger rows."""
+    await store.write_feedback(_feedback("req-0", 1.0, ts=T0))
+    await store.write_feedback(_feedback("req-1", 1.0, ts=T0 + 10))
+    await store.delete_before(T0 + 5)
+    assert await store.fetch_feedback("req-0") == []
+    assert len(await store.fetch_feedback("req-1")) == 1

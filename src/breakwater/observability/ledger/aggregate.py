@@ -27,20 +27,51 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from breakwater.observability.ledger.sqlite import SqliteLedger
+from breakwater.observability.ledger.sqlite import FEEDBACK_TABLE, SqliteLedger
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
 
-BY = ("user", "route", "model", "deployment", "key", "day", "tag")
+GROUP_COLUMNS = {
+    "user": '"user"',
+    "route": "route",
+    "model": "upstream_model",
+    "deployment": "deployment",
+    "key": "key_id",
+}
+"""The groupings that are one ledger column each: a new column to group by is one more entry."""
+
+BY = (*GROUP_COLUMNS, "day", "tag")
 """What usage can be grouped by (``tag`` needs a tag key)."""
 
-_COLUMN = {"user": '"user"', "route": "route", "model": "upstream_model", "deployment": "deployment", "key": "key_id"}
 _TABLE = "breakwater_ledger"  # SqliteLedger's fixed table
 _SCALE = Decimal("1E-10")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_LIMIT = 1000
+
+#: each request's newest feedback given since the window's start (a feedback comes after its
+#: request, so older ones cannot be about the window's rows); SQLite's rowid grows with each insert
+_SQLITE_NEWEST = (
+    f"SELECT request_id AS f_request, key_id AS f_key, score AS f_score FROM {FEEDBACK_TABLE} WHERE rowid IN"
+    f" (SELECT MAX(rowid) FROM {FEEDBACK_TABLE} WHERE ts >= ?1 GROUP BY request_id, key_id)"
+)
+_NO_FEEDBACK = "SELECT NULL AS f_request, NULL AS f_key, NULL AS f_score WHERE 0"
+
+
+def _feedback_groups(group: str, newest: str, table: str, window: str) -> str:
+    """Per group: the window's requests with feedback and their newest scores' mean.
+
+    Driven from the feedback (far fewer rows than the ledger): each one finds its row through the
+    ledger's ``request_id`` index, so a window without feedback costs nothing. The feedback's
+    columns are renamed (``f_*``), so the group expression reads the ledger's own columns.
+    """
+    return f"""
+        SELECT {group} AS g, COUNT(*) AS n, AVG(f_score) AS score
+        FROM ({newest}) AS newest JOIN {table} ON request_id = f_request AND key_id = f_key
+        WHERE {window} GROUP BY g
+    """
+
 
 # the nearest-rank index ceil(p * n) for p in percent, in integer arithmetic (SQLite has no ceil)
 _RANKS = {"latency_p50_ms": 50, "latency_p95_ms": 95, "latency_p99_ms": 99}
@@ -116,7 +147,8 @@ async def aggregate(
     ``output_tokens``, ``cost_usd`` (exact decimal string; rows without a cost count as 0),
     ``saved_usd`` (what answers served from the cache would have cost), ``cache_hits`` and
     ``cache_hit_rate`` (answers served from the cache among the requests looked up in it; ``None``
-    when none was), and
+    when none was), ``feedback`` (requests with user feedback) and ``feedback_score`` (their mean
+    score, each request's newest feedback counting once; ``None`` without feedback), and
     ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_p99_ms`` (nearest rank).
 
     Args:
@@ -166,11 +198,12 @@ def _sqlite_query(
         group = "json_extract(tags, ?5)"
         params.append(f'$."{tag_key}"')  # bound, never spliced: the key is data
     else:
-        group = _COLUMN[by]
+        group = GROUP_COLUMNS[by]
     # The page's groups first (sums only, no sort of the rows); then latencies are ranked for
     # those groups alone, so grouping by user sorts the latencies of 50 users, not of every user.
     sql = f"""
-        WITH page AS (
+        WITH feedback AS ({_feedback_groups(group, "{newest}", _TABLE, "ts >= ?1 AND ts < ?2")}),
+        page AS (
             SELECT {group} AS g, COUNT(*) AS n, SUM(status >= 400) AS errors, SUM(input_tokens) AS i,
                    SUM(cached_input_tokens) AS c, SUM(output_tokens) AS o,
                    COALESCE(SUM(CAST(ROUND(CAST(cost_usd AS REAL) * 1e10) AS INTEGER)), 0) AS cost,
@@ -193,9 +226,9 @@ def _sqlite_query(
             SELECT g, {_percentiles()} FROM ranked
             WHERE rn IN ({", ".join(_rank(p) for p in _RANKS.values())}) GROUP BY g
         )
-        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved,
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, COALESCE(f.n, 0), f.score,
                {", ".join(f"q.{name}" for name in _RANKS)}, p.total
-        FROM page p LEFT JOIN picks q ON q.g IS p.g
+        FROM page p LEFT JOIN picks q ON q.g IS p.g LEFT JOIN feedback f ON f.g IS p.g
         ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
     """
     uri = f"{store.path.resolve().as_uri()}?mode=ro"
@@ -206,10 +239,12 @@ def _sqlite_query(
             return []  # nothing written yet
         raise
     try:
-        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_TABLE,)).fetchone()
-        if exists is None:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if _TABLE not in tables:
             return []
-        return conn.execute(sql, params).fetchall()
+        # a ledger file of an earlier version, never opened by this one, has no feedback table
+        feedback = _SQLITE_NEWEST if FEEDBACK_TABLE in tables else _NO_FEEDBACK
+        return conn.execute(sql.replace("{newest}", feedback), params).fetchall()
     finally:
         conn.close()
 
@@ -224,18 +259,31 @@ async def _postgres_query(
         group = "tags->>$5"
         params.append(tag_key)
     else:
-        group = _COLUMN[by]
+        group = GROUP_COLUMNS[by]
+    newest = (
+        "SELECT DISTINCT ON (request_id, key_id) request_id AS f_request, key_id AS f_key, score AS f_score"
+        f" FROM {store.feedback_table} WHERE ts >= $1 ORDER BY request_id, key_id, seq DESC"
+    )
+    feedback = _feedback_groups(group, newest, store.table, "ts >= $1 AND ts < $2")
     percentiles = ", ".join(
         f"percentile_disc({p / 100}) WITHIN GROUP (ORDER BY latency_ms) AS {name}" for name, p in _RANKS.items()
     )
     sql = f"""
-        SELECT {group} AS g, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens),
-               sum(cached_input_tokens), sum(output_tokens), COALESCE(sum(cost_usd), 0) AS cost,
-               count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale')),
-               count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale', 'miss')), COALESCE(sum(saved_usd), 0),
-               {percentiles}, count(*) OVER () AS total
-        FROM {store.table} WHERE ts >= $1 AND ts < $2
-        GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
+        WITH feedback AS ({feedback}),
+        page AS (
+            SELECT {group} AS g, count(*) AS n, count(*) FILTER (WHERE status >= 400) AS errors,
+                   sum(input_tokens) AS i, sum(cached_input_tokens) AS c, sum(output_tokens) AS o,
+                   COALESCE(sum(cost_usd), 0) AS cost,
+                   count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale')) AS h,
+                   count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale', 'miss')) AS l,
+                   COALESCE(sum(saved_usd), 0) AS saved, {percentiles}, count(*) OVER () AS total
+            FROM {store.table} WHERE ts >= $1 AND ts < $2
+            GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
+        )
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, COALESCE(f.n, 0), f.score,
+               {", ".join(f"p.{name}" for name in _RANKS)}, p.total
+        FROM page p LEFT JOIN feedback f ON f.g IS NOT DISTINCT FROM p.g
+        ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
     """
     # the store's own connection and lock (PostgresLedger has no public read-query method)
     records = await store._call("fetch", sql, *params)
@@ -249,7 +297,8 @@ def _money(value: Any) -> Decimal:
 
 def _page(rows: list[tuple[Any, ...]], offset: int) -> UsagePage:
     groups = []
-    for g, requests, errors, input_t, cached_t, output_t, cost, hits, lookups, saved, p50, p95, p99, _ in rows:
+    for g, requests, errors, input_t, cached_t, output_t, cost, hits, lookups, saved, fb, score, *ranks, _ in rows:
+        p50, p95, p99 = ranks
         value, saved_value = _money(cost), _money(saved)
         groups.append(
             {
@@ -264,6 +313,8 @@ def _page(rows: list[tuple[Any, ...]], offset: int) -> UsagePage:
                 "saved_usd": format(saved_value.quantize(_SCALE), "f"),
                 "cache_hits": int(hits or 0),
                 "cache_hit_rate": int(hits or 0) / int(lookups) if lookups else None,
+                "feedback": int(fb),
+                "feedback_score": None if score is None else float(score),
                 "latency_p50_ms": float(p50),
                 "latency_p95_ms": float(p95),
                 "latency_p99_ms": float(p99),

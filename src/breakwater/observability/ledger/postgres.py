@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
+from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
 from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
 
 _TYPES = {
@@ -62,6 +63,7 @@ _TYPES = {
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
+_FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)
 
 
 def _to_params(row: LedgerRow) -> list[Any]:
@@ -105,6 +107,8 @@ class PostgresLedger:
         self._lock = asyncio.Lock()
         placeholders = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
         self._insert = f"INSERT INTO {table} ({_COLS}) VALUES ({placeholders}) ON CONFLICT (id) DO NOTHING"
+        #: the feedback table, next to the ledger's
+        self.feedback_table = f"{table}_feedback"
 
     async def _connection(self) -> Any:
         if self._conn is not None and not self._conn.is_closed():
@@ -113,7 +117,7 @@ class PostgresLedger:
         conn = await asyncpg.connect(self._dsn, timeout=self._timeout, command_timeout=self._timeout)
         try:
             columns = ", ".join(f'"{c}" {_TYPES[c]}' for c in COLUMNS)
-            t = self.table
+            t, f = self.table, self.feedback_table
             # seq: write order, so readers (and the tests) can see batches landed in order.
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {t} (seq BIGINT GENERATED ALWAYS AS IDENTITY, {columns});"
@@ -121,6 +125,11 @@ class PostgresLedger:
                 f'CREATE INDEX IF NOT EXISTS {t}_ts_user ON {t} (ts, "user");'
                 f"CREATE INDEX IF NOT EXISTS {t}_ts_route ON {t} (ts, route);"
                 + "".join(f'ALTER TABLE {t} ADD COLUMN IF NOT EXISTS "{c}" {_TYPES[c]};' for c in ADDED_COLUMNS)
+                + f"CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);"
+                f"CREATE TABLE IF NOT EXISTS {f} (seq BIGINT GENERATED ALWAYS AS IDENTITY, request_id TEXT NOT NULL,"
+                " ts DOUBLE PRECISION NOT NULL, key_id TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,"
+                " comment TEXT, tags JSONB NOT NULL);"
+                f"CREATE INDEX IF NOT EXISTS {f}_request ON {f} (request_id, key_id);"
             )
         except BaseException:
             conn.terminate()
@@ -169,6 +178,7 @@ class PostgresLedger:
         """Delete rows that started before ``ts``, one chunk per statement; return how many."""
         total = 0
         sql = f"DELETE FROM {self.table} WHERE ctid IN (SELECT ctid FROM {self.table} WHERE ts < $1 LIMIT $2)"
+        await self._call("execute", f"DELETE FROM {self.feedback_table} WHERE ts < $1", ts)  # a few rows, if any
         while True:
             status: str = await self._call("execute", sql, ts, self._delete_chunk)
             deleted = int(status.split()[-1])
@@ -184,6 +194,24 @@ class PostgresLedger:
         """Rows that started at or after ``since``, in the order they were written."""
         sql = f"SELECT {_COLS} FROM {self.table} WHERE ts >= $1 ORDER BY seq LIMIT $2"
         return [_from_record(r) for r in await self._call("fetch", sql, since, limit)]
+
+    async def route_of(self, request_id: str, key_id: str | None) -> tuple[str, str] | None:
+        """``(route, key_id)`` of the newest row of ``request_id`` (and ``key_id``, unless ``None``)."""
+        args = [request_id] if key_id is None else [request_id, key_id]
+        mine = "" if key_id is None else " AND key_id = $2"
+        sql = f"SELECT route, key_id FROM {self.table} WHERE request_id = $1{mine} ORDER BY seq DESC LIMIT 1"
+        found = await self._call("fetchrow", sql, *args)
+        return None if found is None else (found["route"], found["key_id"])
+
+    async def write_feedback(self, feedback: Feedback) -> None:
+        """Add one feedback."""
+        sql = f"INSERT INTO {self.feedback_table} ({_FEEDBACK_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        await self._call("execute", sql, *feedback.values())
+
+    async def fetch_feedback(self, request_id: str) -> list[Feedback]:
+        """The feedbacks on ``request_id``, oldest first."""
+        sql = f"SELECT {_FEEDBACK_COLS} FROM {self.feedback_table} WHERE request_id = $1 ORDER BY seq"
+        return [Feedback.from_values(tuple(r)) for r in await self._call("fetch", sql, request_id)]
 
     async def close(self) -> None:
         """Close the connection (the store can be opened again)."""

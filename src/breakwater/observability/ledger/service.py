@@ -1,4 +1,4 @@
-"""The ledger as the app runs it: a store picked by URL, its writer and its retention task.
+"""The ledger as the app runs it: a store picked by URL, its writer, its retention task and feedback.
 
 Start-up never waits on the database: if it cannot be reached, the writer spools rows to disk
 and replays them, in order, once it can (``writer.py``). Shutdown flushes everything, to the
@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from breakwater.engine.ports import Clock
+from breakwater.engine.ports import Clock, SystemClock
+from breakwater.observability.ledger.feedback import FeedbackDesk
 from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.ledger.sqlite import SqliteLedger
@@ -19,6 +20,9 @@ from breakwater.observability.ledger.writer import LedgerWriter, Retention
 log = logging.getLogger("breakwater.ledger")
 
 Store = SqliteLedger | PostgresLedger
+
+MAX_FEEDBACK_GRACE_S = 1.0
+"""The longest a feedback waits for its request's row to land (from another worker's writer)."""
 
 
 def store_for(url: str) -> Store:
@@ -48,6 +52,10 @@ class Ledger:
             store, spool_path, batch_size=batch_size, flush_interval_s=flush_interval_s, clock=clock
         )
         self.retention = None if retention_s is None else Retention(store, retention_s, 3600.0, clock=clock)
+        #: feedback on the ledger's requests; a row not found yet is looked for again after two
+        #: flushes (at most a second: an unknown id's 404 waits no longer)
+        grace_s = min(2 * flush_interval_s, MAX_FEEDBACK_GRACE_S)
+        self.feedback = FeedbackDesk(store, self.writer, clock or SystemClock(), grace_s=grace_s)
 
     def submit(self, row: LedgerRow) -> None:
         self.writer.submit(row)

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
 from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
 
 T = TypeVar("T")
@@ -85,6 +86,8 @@ _TYPES = {
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact",)
 _TABLE = "breakwater_ledger"
+FEEDBACK_TABLE = "breakwater_feedback"
+_FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 
 
@@ -179,6 +182,12 @@ class SqliteLedger:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_ts ON {_TABLE} (ts)")
         conn.execute(f'CREATE INDEX IF NOT EXISTS {_TABLE}_ts_user ON {_TABLE} (ts, "user")')
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_ts_route ON {_TABLE} (ts, route)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_request ON {_TABLE} (request_id)")  # feedback
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {FEEDBACK_TABLE} (request_id TEXT NOT NULL, ts REAL NOT NULL,"
+            " key_id TEXT NOT NULL, score REAL NOT NULL, comment TEXT, tags TEXT NOT NULL)"
+        )
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {FEEDBACK_TABLE}_request ON {FEEDBACK_TABLE} (request_id, key_id)")
         present = {r[1] for r in conn.execute(f"PRAGMA table_info({_TABLE})")}
         for name in ADDED_COLUMNS:
             if name not in present:  # a ledger file from an earlier version
@@ -219,6 +228,7 @@ class SqliteLedger:
                 return total
 
     def _delete_chunk_before(self, ts: float) -> int:
+        self._db().execute(f"DELETE FROM {FEEDBACK_TABLE} WHERE ts < ?", (ts,))  # a few rows, if any
         cur = self._db().execute(
             f"DELETE FROM {_TABLE} WHERE rowid IN (SELECT rowid FROM {_TABLE} WHERE ts < ? LIMIT ?)",
             (ts, self._delete_chunk),
@@ -237,6 +247,33 @@ class SqliteLedger:
                 f"SELECT {_COLS} FROM {_TABLE} WHERE ts >= ? ORDER BY rowid LIMIT ?", (since, limit)
             )
             return [_from_record(r) for r in cur.fetchall()]
+
+        return await self._run(query)
+
+    async def route_of(self, request_id: str, key_id: str | None) -> tuple[str, str] | None:
+        """``(route, key_id)`` of the newest row of ``request_id`` (and ``key_id``, unless ``None``)."""
+        sql = f"SELECT route, key_id FROM {_TABLE} WHERE request_id = ?"
+        params: tuple[str, ...] = (request_id,) if key_id is None else (request_id, key_id)
+        if key_id is not None:
+            sql += " AND key_id = ?"
+
+        def query() -> tuple[str, str] | None:
+            found = self._db().execute(sql + " ORDER BY rowid DESC LIMIT 1", params).fetchone()
+            return None if found is None else (found[0], found[1])
+
+        return await self._run(query)
+
+    async def write_feedback(self, feedback: Feedback) -> None:
+        """Add one feedback (at normal priority: its author waits for the answer)."""
+        sql = f"INSERT INTO {FEEDBACK_TABLE} ({_FEEDBACK_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
+        await self._run(lambda: self._db().execute(sql, feedback.values()))
+
+    async def fetch_feedback(self, request_id: str) -> list[Feedback]:
+        """The feedbacks on ``request_id``, oldest first."""
+
+        def query() -> list[Feedback]:
+            sql = f"SELECT {_FEEDBACK_COLS} FROM {FEEDBACK_TABLE} WHERE request_id = ? ORDER BY rowid"
+            return [Feedback.from_values(r) for r in self._db().execute(sql, (request_id,))]
 
         return await self._run(query)
 

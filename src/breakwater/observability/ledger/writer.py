@@ -126,6 +126,8 @@ class LedgerWriter:
         self._clock: Clock = clock or SystemClock()
         self._sleep = sleep or asyncio.sleep
         self._pending: deque[LedgerRow] = deque()
+        #: the batch being written to the store now (still findable: ``route_of``)
+        self._writing: list[LedgerRow] = []
         self._task: asyncio.Task[None] | None = None
         self._idle = False
         self._stopping = False
@@ -159,6 +161,16 @@ class LedgerWriter:
             log.error("ledger queue full (%d rows): dropped row id=%s", self._max_pending, row.id)
             return
         self._pending.append(row)
+
+    def route_of(self, request_id: str, key_id: str | None) -> tuple[str, str] | None:
+        """``(route, key_id)`` of the newest row of ``request_id`` (and ``key_id``, unless ``None``)
+        still in memory: pending, or in the batch being written. Rows leave memory only once the
+        store has them (or the spool, while the store is down)."""
+        for rows in (reversed(self._pending), reversed(self._writing)):
+            for row in rows:
+                if row.request_id == request_id and (key_id is None or row.key_id == key_id):
+                    return row.route, row.key_id
+        return None
 
     @property
     def running(self) -> bool:
@@ -237,7 +249,7 @@ class LedgerWriter:
                 return
         budget = len(self._pending)
         while budget > 0:
-            batch = self._take(budget)
+            batch = self._writing = self._take(budget)
             budget -= len(batch)
             try:
                 await self._store.write(batch, behind=len(self._pending) >= self._batch_size)
@@ -248,6 +260,8 @@ class LedgerWriter:
                 await self._spool(batch)
                 await self._spool_pending()
                 return
+            finally:
+                self._writing = []
             self._wrote(batch)
 
     def _take(self, most: int) -> list[LedgerRow]:
