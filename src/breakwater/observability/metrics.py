@@ -27,6 +27,7 @@ from breakwater.engine.cache.store import CacheStats
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.calls.stats import DeploymentStats
 from breakwater.engine.limits.quota import Quota
+from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.router.stage import RouterStage
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
@@ -231,6 +232,23 @@ class RouterCollector(Collector):
         )
 
 
+class PromptsCollector(Collector):
+    """The prompt registry: requests rendered, by prompt and version."""
+
+    def __init__(self, stage: PromptsStage) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        rendered = CounterMetricFamily(
+            "breakwater_prompt_requests",
+            "Requests given a prompt of the registry, by prompt and version.",
+            labels=["prompt", "version"],
+        )
+        for (prompt, version), n in sorted(self._stage.rendered.items()):
+            rendered.add_metric([prompt, str(version)], n)
+        yield rendered
+
+
 class CacheCollector(Collector):
     """The answer cache: lookups and their time, stores, entries kept out, and the store's size."""
 
@@ -311,6 +329,7 @@ class Metrics:
         directory: Directory | None = None,
         cache: CacheStage | None = None,
         router: RouterStage | None = None,
+        prompts: PromptsStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
     ) -> None:
@@ -323,6 +342,7 @@ class Metrics:
             directory: the keys, for refused credentials (``None``: access control off).
             cache: the answer cache's stage (``None``: no route caches).
             router: the router stage (``None``: no route has branches).
+            prompts: the prompts stage (``None``: no prompts configured).
             routes, deployments: the new label sets of the request metrics, when they changed.
         """
         for collector in self._bound:
@@ -336,6 +356,8 @@ class Metrics:
             bound.append(CacheCollector(cache))
         if router is not None:
             bound.append(RouterCollector(router))
+        if prompts is not None:
+            bound.append(PromptsCollector(prompts))
         for collector in bound:
             self.registry.register(collector)
         self._bound = bound

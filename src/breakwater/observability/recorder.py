@@ -129,6 +129,8 @@ class Recorder:
             saved_usd=saved_usd,
             branch=outcome.branch,
             decision=outcome.decision,
+            prompt_name=None if ctx.prompt is None else ctx.prompt[0],
+            prompt_version=None if ctx.prompt is None else ctx.prompt[1],
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)

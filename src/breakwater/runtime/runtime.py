@@ -36,6 +36,7 @@ from breakwater.engine.calls.deployments import Deployments
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
+from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
@@ -228,6 +229,10 @@ class Runtime:
         self.router_stage: RouterStage | None = None
         if plans:
             stages["router"] = self.router_stage = RouterStage(plans, clock)
+        #: the prompts stage, when the config has prompts (compiled here, once per config)
+        self.prompts = PromptsStage.of(config)
+        if self.prompts is not None:
+            stages["prompts"] = self.prompts
         if self.cache_store is not None:
             stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
         self.pipeline = Pipeline(stages, self.gateway)
@@ -277,6 +282,7 @@ class Runtime:
             directory=self.access.directory,
             cache=self.cache,
             router=self.router_stage,
+            prompts=self.prompts,
             routes=self.config.routes,
             deployments=self.config.deployments,
         )

@@ -115,6 +115,9 @@ class Route(_Model):
     learned: Learned | None = None
     default: str | None = None
     cascade: Cascade | None = None
+    #: a prompt every request on the route gets (docs/prompts.md): ``name`` (its current version)
+    #: or ``name@3``
+    prompt: str | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")

@@ -62,6 +62,9 @@ class LedgerRow:
     #: a branching route's branch that answered, and why it was chosen (docs/routing.md)
     branch: str | None = None
     decision: str | None = None
+    #: the prompt of the registry the request was given, and its version (docs/prompts.md)
+    prompt_name: str | None = None
+    prompt_version: int | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -88,7 +91,16 @@ class LedgerRow:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 """Column names, in field order: every store's INSERT and SELECT use this order."""
 
-ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params", "saved_usd", "branch", "decision")
+ADDED_COLUMNS: tuple[str, ...] = (
+    "upstream_ms",
+    "overhead_ms",
+    "dropped_params",
+    "saved_usd",
+    "branch",
+    "decision",
+    "prompt_name",
+    "prompt_version",
+)
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 
 

@@ -78,6 +78,8 @@ _TYPES = {
     "saved_usd": "TEXT",
     "branch": "TEXT",
     "decision": "TEXT",
+    "prompt_name": "TEXT",
+    "prompt_version": "INTEGER",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _TABLE = "breakwater_ledger"
