@@ -1,5 +1,5 @@
 """The ``breakwater`` command: serve | mock | check-config | usage | keys | teams | limits | audit |
-router | version. Thin over the layers."""
+router | prompts | version. Thin over the layers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from breakwater import __version__
-from breakwater.cli import access, launch, router, usage
+from breakwater.cli import access, launch, prompts, router, usage
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     usage.register(sub)
     access.register(sub)
     router.register(sub)
+    prompts.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
