@@ -71,11 +71,15 @@ def build_config(data: Any, source: str = "<config>") -> Config:
 def _problem(error: Any) -> Problem:
     parts: list[str] = []
     for item in error["loc"]:
+        if item == "[key]":  # pydantic's marker: the problem is the mapping's key, not its value
+            continue
         if isinstance(item, int):
             parts.append(f"[{item}]")
         else:
             parts.append(f".{item}" if parts else str(item))
     msg = error["msg"]
+    if "[key]" in error["loc"]:
+        msg = f"the key: {msg}"
     if error["type"] == "extra_forbidden":
         msg = "unknown key"
     elif error["type"] == "missing":

@@ -9,7 +9,7 @@ a change is a new number, so ``name@3`` means the same text for as long as it ex
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -27,6 +27,10 @@ def parse_ref(text: str) -> tuple[str, int | None] | None:
     if match is None:
         return None
     return match.group(1), None if match.group(2) is None else int(match.group(2))
+
+
+#: versions are numbered from 1
+VersionNumber = Annotated[int, Field(ge=1, le=999_999_999)]
 
 
 class PromptVariable(_Model):
@@ -96,18 +100,10 @@ class PromptVersion(_Model):
 class Prompt(_Model):
     """A named prompt: its versions by number, and which one a request that names none gets."""
 
-    versions: dict[int, PromptVersion] = Field(min_length=1)
+    versions: dict[VersionNumber, PromptVersion] = Field(min_length=1)
     #: the version for requests (and pins) that name none; default: the highest
     current: int | None = None
     description: str | None = None
-
-    @field_validator("versions")
-    @classmethod
-    def _numbered_from_one(cls, value: dict[int, PromptVersion]) -> dict[int, PromptVersion]:
-        bad = [str(n) for n in value if n < 1]
-        if bad:
-            raise ValueError(f"versions are numbered from 1 (got {', '.join(bad)})")
-        return value
 
     @model_validator(mode="after")
     def _current_exists(self) -> Prompt:
