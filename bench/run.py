@@ -180,16 +180,25 @@ def first_success(
 
 
 def breakwater_config(
-    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+    mock: str,
+    tmp: Path,
+    ledger: bool = True,
+    access: bool = True,
+    cache: bool = False,
+    router: bool = False,
+    prompts: bool = False,
 ) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
     ``cache``: the route caches every answer (``mode: exact``, ``qualify: all``; off by default).
     ``router``: a second route, ``bench-routed``, chooses between branches by rules (its default:
-    the ``bench`` route), so the router stage is on the path of every request."""
+    the ``bench`` route), so the router stage is on the path of every request.
+    ``prompts``: a prompt registry (one prompt) and a route ``bench-prompted`` (the ``bench``
+    deployment) pinning it, so the prompts stage is on the path of every request: not acting on
+    ``bench``, rendering a system message before the request's on ``bench-prompted``."""
     path = tmp / (
         f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
-        f"{'-router' if router else ''}.yaml"
+        f"{'-router' if router else ''}{'-prompts' if prompts else ''}.yaml"
     )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -215,7 +224,18 @@ def breakwater_config(
             if router
             else ""
         )
+        + ("  bench-prompted: {deployments: [bench], prompt: bench-system@1}\n" if prompts else "")
         + ("cache: {max_bytes: 16777216}\n" if cache else "")
+        + (
+            "prompts:\n"
+            "  bench-system:\n"
+            "    versions:\n"
+            "      1:\n"
+            "        messages: [{role: system, content: 'You answer for {{ product }}, briefly.'}]\n"
+            "        variables: {product: {default: Breakwater}}\n"
+            if prompts
+            else ""
+        )
     )
     return path
 
@@ -282,9 +302,15 @@ def breakwater_key(config: Path) -> str:
 
 
 def breakwater_starter(
-    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+    mock: str,
+    tmp: Path,
+    ledger: bool = True,
+    access: bool = True,
+    cache: bool = False,
+    router: bool = False,
+    prompts: bool = False,
 ) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router)
+    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router, prompts)
     key = breakwater_key(bw_config) if access else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:

@@ -55,8 +55,10 @@ VERSIONS: dict[int, Any] = {
     },
     # rule 150 reworded: about 2,200 tokens still shared
     4: {
-        "messages": [_system([*POLICY[:150], "Rule 150: be terse.", *POLICY[151:]], "Product: {{ product }}"),
-                     ticket_turn],  # fmt: skip
+        "messages": [
+            _system([*POLICY[:150], "Rule 150: be terse.", *POLICY[151:]], "Product: {{ product }}"),
+            ticket_turn,
+        ],
         "variables": {**PRODUCT, **TICKET},
     },
     # one fully static message more, before the ticket: A's whole prefix is still B's start
@@ -108,7 +110,7 @@ def test_a_variable_before_the_static_text_breaks_the_prefix(
     token = int(verdict.split("token ")[1].split(" ")[0])
     char = int(verdict.split("character ")[1].split(":")[0])
     assert token < 10 and char == len("[system]\n")
-    assert '+date: string, required' in out
+    assert "+date: string, required" in out
 
 
 def test_a_change_deep_in_the_prefix_shortens_it(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

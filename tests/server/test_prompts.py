@@ -253,3 +253,14 @@ def test_the_metric_counts_requests_by_prompt_and_version(gateway: tuple[str, Pa
     metrics = httpx2.get(f"{url}/metrics").text
     line = next(x for x in metrics.splitlines() if x.startswith('breakwater_prompt_requests_total{prompt="greeting"'))
     assert 'version="1"' in line and float(line.rsplit(" ", 1)[1]) >= 1
+
+
+def test_without_prompts_configured_a_prompt_field_is_an_unsupported_parameter(tmp_path: Path) -> None:
+    """Nothing renders it, so it is refused like any parameter the upstream cannot honour (never ignored)."""
+    config = _config(tmp_path)
+    del config["prompts"]
+    config["routes"] = {"chat": {"deployments": ["d"]}}
+    with serve(create_app(build_config(config), environ={})) as url, pytest.raises(anthropic.BadRequestError) as caught:
+        anthropic_sdk(url).messages.create(model="chat", max_tokens=50, messages=[], extra_body=_prompt(ticket="x"))
+    body = caught.value.body
+    assert isinstance(body, dict) and "'prompt'" in body["error"]["message"]

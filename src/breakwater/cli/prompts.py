@@ -94,7 +94,7 @@ def _describe(version: PromptVersion) -> list[str]:
     if version.variables:
         lines.append("[variables]")
     for name, var in version.variables.items():
-        facts = [var.type]
+        facts: list[str] = [var.type]
         if var.values:
             facts.append("values " + "|".join(var.values))
         if var.max_length is not None:

@@ -144,7 +144,9 @@ def prompt_reference(value: Any) -> PromptReference:
     ref = obj(value, "prompt")
     unknown = sorted(k for k in ref if k not in ("id", "version", "variables"))
     if unknown:
-        raise InvalidRequest(f"'prompt.{unknown[0]}': unknown field (expected id, version, variables)", param=f"prompt.{unknown[0]}")
+        raise InvalidRequest(
+            f"'prompt.{unknown[0]}': unknown field (expected id, version, variables)", param=f"prompt.{unknown[0]}"
+        )
     name = as_str(ref.get("id"), "prompt.id")
     raw_version = ref.get("version")
     version: int | None = None

@@ -36,8 +36,8 @@ from breakwater.engine.calls.deployments import Deployments
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
-from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom

@@ -306,7 +306,9 @@ def _check_prompts(data: dict[str, Any], routes: dict[str, dict[str, Any]], prob
     prompts = _section(data, "prompts")
     for name in prompts:
         if not NAME.match(name):
-            problems.append(Problem(f"prompts.{name}", "a prompt name is letters, digits, '_', '.' and '-' (at most 64)"))
+            problems.append(
+                Problem(f"prompts.{name}", "a prompt name is letters, digits, '_', '.' and '-' (at most 64)")
+            )
     known = sorted(prompts)
     for route_name, route in routes.items():
         pin = route.get("prompt")

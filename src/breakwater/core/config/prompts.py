@@ -108,7 +108,9 @@ class Prompt(_Model):
     @model_validator(mode="after")
     def _current_exists(self) -> Prompt:
         if self.current is not None and self.current not in self.versions:
-            raise ValueError(f"current: no version {self.current} (versions: {', '.join(map(str, sorted(self.versions)))})")
+            raise ValueError(
+                f"current: no version {self.current} (versions: {', '.join(map(str, sorted(self.versions)))})"
+            )
         return self
 
     @property

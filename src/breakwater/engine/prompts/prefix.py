@@ -86,7 +86,10 @@ class PrefixReport:
 
 
 def compare_prefix(
-    a: CompiledVersion, b: CompiledVersion, encode: Callable[[str], Sequence[int]], min_tokens: int = MIN_CACHEABLE_TOKENS
+    a: CompiledVersion,
+    b: CompiledVersion,
+    encode: Callable[[str], Sequence[int]],
+    min_tokens: int = MIN_CACHEABLE_TOKENS,
 ) -> PrefixReport:
     """Compare two versions' static prefixes (``encode``: text -> token ids, the provider's tokenizer)."""
     text_a, text_b = static_prefix(a), static_prefix(b)

@@ -73,6 +73,8 @@ class PromptsStage(Stage):
             InvalidRequest: an unknown prompt or version, a reference the route's pin forbids,
                 or no prompt named on a route that pins none.
         """
+        name: str | None
+        version: int | None
         if ctx.prompt_choice is not None:
             name, version = ctx.prompt_choice
         else:
