@@ -301,17 +301,10 @@ def breakwater_key(config: Path) -> str:
     return key
 
 
-def breakwater_starter(
-    mock: str,
-    tmp: Path,
-    ledger: bool = True,
-    access: bool = True,
-    cache: bool = False,
-    router: bool = False,
-    prompts: bool = False,
-) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router, prompts)
-    key = breakwater_key(bw_config) if access else load.ANY_TOKEN
+def breakwater_starter(mock: str, tmp: Path, **options: bool) -> Starter:
+    """Breakwater on ``breakwater_config(mock, tmp, **options)``."""
+    bw_config = breakwater_config(mock, tmp, **options)
+    key = breakwater_key(bw_config) if options.get("access", True) else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
         port = free_port()

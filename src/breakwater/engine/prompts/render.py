@@ -43,11 +43,18 @@ class CompiledVersion:
     version: int
     messages: tuple[tuple[Role, tuple[Segment, ...]], ...]
     variables: Mapping[str, Variable]
+    #: the messages' texts for a request that gives no variables, when every variable has a
+    #: default (rendered once: the common case of a pinned prompt costs no joining)
+    default_texts: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, name: str, version: int, spec: PromptVersion) -> CompiledVersion:
         messages = tuple((m.role, compile_template(m.content)) for m in spec.messages)
-        return cls(name, version, messages, {k: Variable.of(v) for k, v in spec.variables.items()})
+        variables = {k: Variable.of(v) for k, v in spec.variables.items()}
+        compiled = cls(name, version, messages, variables)
+        if all(v.default is not None for v in variables.values()):
+            compiled = cls(name, version, messages, variables, compiled.texts({}))
+        return compiled
 
     @property
     def label(self) -> str:
@@ -78,13 +85,20 @@ class CompiledVersion:
                 raise _refused(self, key, "missing: this variable has no default")
         return texts
 
+    def texts(self, given: Mapping[str, Any]) -> tuple[str, ...]:
+        """Each message's text with the variables filled in (see ``values`` for what is refused)."""
+        if not given and self.default_texts is not None:
+            return self.default_texts
+        values = self.values(given)
+        return tuple(
+            "".join([values[s.name] if isinstance(s, Placeholder) else s for s in segments])
+            for _, segments in self.messages
+        )
+
     def render(self, given: Mapping[str, Any]) -> list[Message]:
         """The version's messages with the variables filled in (see ``values`` for what is refused)."""
-        texts = self.values(given)
-        return [
-            Message(role, [TextPart("".join(texts[s.name] if isinstance(s, Placeholder) else s for s in segments))])
-            for role, segments in self.messages
-        ]
+        texts = self.texts(given)
+        return [Message(role, [TextPart(text)]) for (role, _), text in zip(self.messages, texts, strict=True)]
 
 
 def _refused(version: CompiledVersion, key: str, problem: str) -> InvalidRequest:

@@ -22,7 +22,7 @@ from typing import Any
 from breakwater.core.config import Config
 from breakwater.core.config.prompts import parse_ref
 from breakwater.core.errors import InvalidRequest
-from breakwater.core.types import ChatRequest, PromptReference
+from breakwater.core.types import ChatRequest, Message, PromptReference, TextPart
 from breakwater.engine.context import RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Stage
 from breakwater.engine.prompts.render import CompiledPrompt, CompiledVersion, compile_prompts
@@ -112,17 +112,23 @@ class PromptsStage(Stage):
         ref = request.prompt
         version = self.choose(ref, pin, ctx, request.model)
         ctx.prompt = key = (version.name, version.version)
-        messages = version.render({} if ref is None else ref.variables)
-        self.rendered[key] = self.rendered.get(key, 0) + 1
-        request.messages = [*messages, *request.messages]
+        texts = version.texts({} if ref is None else ref.variables)
+        rendered = self.rendered
+        rendered[key] = rendered.get(key, 0) + 1
+        roles = [role for role, _ in version.messages]
+        request.messages = [
+            *(Message(role, [TextPart(text)]) for role, text in zip(roles, texts, strict=True)),
+            *request.messages,
+        ]
         if ref is not None:
             request.prompt = None
             request.extra_params = [p for p in request.extra_params if p != FIELD]
         raw = request.raw
         if raw is not None:  # the OpenAI fast path forwards this body: it gets the messages too
-            wire: list[Any] = [{"role": m.role, "content": m.text()} for m in messages]
-            request.raw = {k: v for k, v in raw.items() if k != FIELD}
-            request.raw["messages"] = [*wire, *(raw.get("messages") or [])]
+            wire: list[Any] = [{"role": role, "content": text} for role, text in zip(roles, texts, strict=True)]
+            body = {k: v for k, v in raw.items() if k != FIELD} if ref is not None else dict(raw)
+            body["messages"] = [*wire, *(raw.get("messages") or [])]
+            request.raw = body
 
 
 def _shown(name: str) -> str:
