@@ -264,3 +264,16 @@ def test_without_prompts_configured_a_prompt_field_is_an_unsupported_parameter(t
         anthropic_sdk(url).messages.create(model="chat", max_tokens=50, messages=[], extra_body=_prompt(ticket="x"))
     body = caught.value.body
     assert isinstance(body, dict) and "'prompt'" in body["error"]["message"]
+
+
+def test_a_streamed_answer_carries_the_prompt_header(gateway: tuple[str, Path]) -> None:
+    """The SSE response's head says which version too, and the stream is the rendered prompt's answer."""
+    url, ledger = gateway
+    with openai_sdk(url).chat.completions.with_streaming_response.create(
+        model="chat", messages=[], stream=True, extra_body=_prompt(ticket="printer on fire", priority="high", count=3)
+    ) as response:
+        assert response.headers["x-breakwater-prompt"] == "triage@1"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
+        request_id = response.headers["x-request-id"]
+    assert text == "hardware"
+    assert _row(ledger, request_id)["prompt_name"] == "triage"
