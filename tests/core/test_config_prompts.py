@@ -53,15 +53,15 @@ prompts:
 """
     )
     assert problems == [
-        "prompts.triage.versions[1].messages[1].content: '{{' at character 0 opens no placeholder: "
+        "prompts.triage.versions.1.messages[1].content: '{{' at character 0 opens no placeholder: "
         "write {{ name }}, or {{ '{{' }} for literal braces",
-        "prompts.triage.versions[1].messages[2].role: Input should be 'system', 'developer', 'user' or 'assistant'",
-        "prompts.triage.versions[1].variables.product: default: expected an integer",
-        "prompts.triage.versions[1].variables.level: an enum variable needs its 'values'",
-        "prompts.triage.versions[1].variables.size: only a string variable takes 'max_length'",
-        "prompts.triage.versions[0]: the key: Input should be greater than or equal to 1",
-        "prompts.triage.versions[0]: placeholders without a declared variable: undeclared",
-        "prompts.bad name!.versions[1]: variables no message uses: unused",
+        "prompts.triage.versions.1.messages[2].role: Input should be 'system', 'developer', 'user' or 'assistant'",
+        "prompts.triage.versions.1.variables.product: default: expected an integer",
+        "prompts.triage.versions.1.variables.level: an enum variable needs its 'values'",
+        "prompts.triage.versions.1.variables.size: only a string variable takes 'max_length'",
+        "prompts.triage.versions.0: the key: Input should be greater than or equal to 1",
+        "prompts.triage.versions.0: placeholders without a declared variable: undeclared",
+        "prompts.bad name!.versions.1: variables no message uses: unused",
         "prompts.bad name!: a prompt name is letters, digits, '_', '.' and '-' (at most 64)",
         "routes.a.prompt: prompt 'triage' has no version 4 (versions: 1, 0)",
         "routes.b.prompt: unknown prompt 'nope' (expected one of: bad name!, triage)",

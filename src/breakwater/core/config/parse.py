@@ -68,15 +68,23 @@ def build_config(data: Any, source: str = "<config>") -> Config:
     return config
 
 
+#: mappings keyed by integers (every other integer in a key path is a list index)
+_NUMBERED = frozenset({"versions"})
+
+
 def _problem(error: Any) -> Problem:
     parts: list[str] = []
+    previous: Any = None
     for item in error["loc"]:
         if item == "[key]":  # pydantic's marker: the problem is the mapping's key, not its value
             continue
-        if isinstance(item, int):
+        if isinstance(item, int) and previous in _NUMBERED:
+            parts.append(f".{item}")  # a mapping keyed by numbers, as YAML writes it (versions.3)
+        elif isinstance(item, int):
             parts.append(f"[{item}]")
         else:
             parts.append(f".{item}" if parts else str(item))
+        previous = item
     msg = error["msg"]
     if "[key]" in error["loc"]:
         msg = f"the key: {msg}"
