@@ -2,6 +2,7 @@
 
     python bench/cpu_per_request.py [--seconds 6] [--repeats 2] [--json]
     python bench/cpu_per_request.py --cache [--repeats 6]     # what a cache miss costs
+    python bench/cpu_per_request.py --prompts [--repeats 6]   # the prompts stage, idle and rendering
 
 Throughput at saturation is one over the CPU a request costs, so this is the number behind the
 ratio to the bare proxy. Each system runs pinned to core 0 (the mock and wrk on core 1, as in
@@ -16,6 +17,10 @@ with the ledger off; with access off; with both off (nothing optional left on th
 ``--cache``: instead, plain requests that are all different (every one a cache miss) to
 Breakwater with both off, without the cache and with the exact cache on (``qualify: all``, a
 16 MiB memory store kept full), so the difference is what a miss costs: its key, lookup and store.
+
+``--prompts``: the plain request to Breakwater with both off, without prompts; with a prompt
+registry configured but not acting on the request (its route pins none, it names none); and to a
+route pinning the prompt (a system message rendered before the request's: the stage acting).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--cache", action="store_true", help="cache misses against no cache (plain requests)")
+    parser.add_argument("--prompts", action="store_true", help="the prompts stage idle and acting, against none")
     args = parser.parse_args(argv)
     if (os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir():
         print("needs Linux and two cores (the system under test is pinned to core 0)", file=sys.stderr)
@@ -97,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             starters = {
                 "both off, no cache": (run.breakwater_starter(mock, tmp, **off), run.MODEL),
                 "both off, cache (misses)": (run.breakwater_starter(mock, tmp, cache=True, **off), run.MODEL),
+            }
+            modes = ("plain",)
+        if args.prompts:
+            off = {"ledger": False, "access": False}
+            with_prompts = run.breakwater_starter(mock, tmp, prompts=True, **off)
+            starters = {
+                "both off, no prompts": (run.breakwater_starter(mock, tmp, **off), run.MODEL),
+                "prompts, not acting": (with_prompts, run.MODEL),
+                "prompts, pinned route": (with_prompts, "bench-prompted"),
             }
             modes = ("plain",)
         live = {name: stack.enter_context(run.running(name, start, model)) for name, (start, model) in starters.items()}

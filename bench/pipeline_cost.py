@@ -12,7 +12,12 @@ a stub innermost call that answers at once, so only the pipeline is timed:
 - ``access off``: the stages of a config with access control off (the access stage still
   admits through the quota, which has nothing to check; recording writes a ledger row that
   goes nowhere but the request metrics);
-- ``access on, one key``: access control on, the request carrying a valid key with no limits.
+- ``access on, one key``: access control on, the request carrying a valid key with no limits;
+- ``access off, prompts configured``: a prompt registry and a route pinning a prompt, neither
+  touching the timed request (the prompts stage present, not acting);
+- ``access off, prompt rendered`` against ``access off, fresh requests``: the request on a
+  route pinning a one-message prompt with a defaulted variable (the stage acting), and without;
+  both build a new request each time, since the stage adds the prompt's message to it.
 
 Each figure is the median over the repeats of the mean time per request. A plain request and a
 stream (the ``EventStream`` tee with the usage tap, 8 batches) are timed separately.
@@ -103,7 +108,24 @@ class PassThrough(Stage):
         pass
 
 
-def _config(tmp: Path, access: bool) -> dict[str, object]:
+PROMPTS = {
+    "bench-system": {
+        "versions": {
+            1: {
+                "messages": [{"role": "system", "content": "You answer for {{ product }}, briefly."}],
+                "variables": {"product": {"default": "Breakwater"}},
+            }
+        }
+    }
+}
+
+
+def _config(tmp: Path, access: bool, prompts: str | None = None) -> dict[str, object]:
+    """``prompts``: ``other`` (a route other than the timed one pins a prompt), ``m`` (the timed one does)."""
+    routes: dict[str, object] = {"m": {"deployments": ["d"]}}
+    if prompts is not None:
+        routes["other"] = {"deployments": ["d"]}
+        routes[prompts] = {"deployments": ["d"], "prompt": "bench-system@1"}
     return {
         "access": {"enabled": access, "store": f"sqlite:///{tmp}/keys.db", "hash_secret": f"file:{tmp}/secret"}
         if access
@@ -111,15 +133,20 @@ def _config(tmp: Path, access: bool) -> dict[str, object]:
         "ledger": {"enabled": False},
         "providers": {"m": {"type": "mock", "wire": "openai"}},
         "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
-        "routes": {"m": {"deployments": ["d"]}},
+        "routes": routes,
+        **({"prompts": PROMPTS} if prompts is not None else {}),
     }
 
 
-async def _time(pipeline: Pipeline | None, stub: Stub, stream: bool, n: int, credential: str | None) -> float:
+async def _time(
+    pipeline: Pipeline | None, stub: Stub, stream: bool, n: int, credential: str | None, fresh: bool = False
+) -> float:
     request = ChatRequest(model="m", messages=[Message("user", [TextPart("hello")])], stream=stream)
     clock = stub.clock
     started = time.perf_counter()
     for i in range(n):
+        if fresh:
+            request = ChatRequest(model="m", messages=[Message("user", [TextPart("hello")])], stream=stream)
         ctx = RequestContext(f"r{i}", caller=Caller(credential=credential))
         ctx.started_mono = clock.monotonic()
         if pipeline is None:
@@ -139,14 +166,25 @@ async def _measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
     stub = Stub()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "secret").write_text("bench-hash-secret-" + "0" * 32)
-        runtimes: dict[str, tuple[Pipeline | None, str | None]] = {
-            "calls only": (None, None),
-            "pipeline, no stages": (Pipeline({}, stub), None),
-            "two pass-through stages": (Pipeline({"access": PassThrough(), "recording": PassThrough()}, stub), None),
+        runtimes: dict[str, tuple[Pipeline | None, str | None, bool]] = {
+            "calls only": (None, None, False),
+            "pipeline, no stages": (Pipeline({}, stub), None, False),
+            "two pass-through stages": (
+                Pipeline({"access": PassThrough(), "recording": PassThrough()}, stub),
+                None,
+                False,
+            ),
         }
         built: list[Runtime] = []
-        for name, access in (("access off", False), ("access on, one key", True)):
-            runtime = Runtime(build_config(_config(Path(tmp), access)), Process({}))
+        cases = (
+            ("access off", False, None, False),
+            ("access on, one key", True, None, False),
+            ("access off, prompts configured", False, "other", False),
+            ("access off, fresh requests", False, None, True),
+            ("access off, prompt rendered", False, "m", True),
+        )
+        for name, access, prompts, fresh in cases:
+            runtime = Runtime(build_config(_config(Path(tmp), access, prompts)), Process({}))
             await runtime.start()
             built.append(runtime)
             key = None
@@ -157,13 +195,13 @@ async def _measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
                 assert runtime.access.directory is not None
                 await runtime.access.directory.refresh(force=True)
             stages = {stage.name: stage for stage in runtime.pipeline.stages}
-            runtimes[name] = (Pipeline(stages, stub), key)
+            runtimes[name] = (Pipeline(stages, stub), key, fresh)
         out: dict[str, dict[str, float]] = {}
-        for label, (pipeline, key) in runtimes.items():
+        for label, (pipeline, key, fresh) in runtimes.items():
             row: dict[str, float] = {}
             for stream in (False, True):
-                await _time(pipeline, stub, stream, n // 10, key)  # warm up
-                times = [await _time(pipeline, stub, stream, n, key) for _ in range(repeats)]
+                await _time(pipeline, stub, stream, n // 10, key, fresh)  # warm up
+                times = [await _time(pipeline, stub, stream, n, key, fresh) for _ in range(repeats)]
                 row["stream" if stream else "plain"] = statistics.median(times)
             out[label] = row
         for runtime in built:

@@ -187,6 +187,7 @@ def breakwater_config(
     cache: bool = False,
     router: bool = False,
     shadow: bool = False,
+    prompts: bool = False,
 ) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
@@ -194,10 +195,13 @@ def breakwater_config(
     ``router``: a second route, ``bench-routed``, chooses between branches by rules (its default:
     the ``bench`` route), so the router stage is on the path of every request.
     ``shadow``: another route, ``bench-shadowed``, mirrors its traffic to ``bench``, so the shadow
-    stage is on the path of every request (acting on none sent to ``bench``)."""
+    stage is on the path of every request (acting on none sent to ``bench``).
+    ``prompts``: a prompt registry (one prompt) and a route ``bench-prompted`` (the ``bench``
+    deployment) pinning it, so the prompts stage is on the path of every request: not acting on
+    ``bench``, rendering a system message before the request's on ``bench-prompted``."""
     path = tmp / (
         f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
-        f"{'-router' if router else ''}{'-shadow' if shadow else ''}.yaml"
+        f"{'-router' if router else ''}{'-shadow' if shadow else ''}{'-prompts' if prompts else ''}.yaml"
     )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -224,7 +228,18 @@ def breakwater_config(
             else ""
         )
         + ("  bench-shadowed: {deployments: [bench], shadow: {route: bench}}\n" if shadow else "")
+        + ("  bench-prompted: {deployments: [bench], prompt: bench-system@1}\n" if prompts else "")
         + ("cache: {max_bytes: 16777216}\n" if cache else "")
+        + (
+            "prompts:\n"
+            "  bench-system:\n"
+            "    versions:\n"
+            "      1:\n"
+            "        messages: [{role: system, content: 'You answer for {{ product }}, briefly.'}]\n"
+            "        variables: {product: {default: Breakwater}}\n"
+            if prompts
+            else ""
+        )
     )
     return path
 
@@ -290,17 +305,10 @@ def breakwater_key(config: Path) -> str:
     return key
 
 
-def breakwater_starter(
-    mock: str,
-    tmp: Path,
-    ledger: bool = True,
-    access: bool = True,
-    cache: bool = False,
-    router: bool = False,
-    shadow: bool = False,
-) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router, shadow)
-    key = breakwater_key(bw_config) if access else load.ANY_TOKEN
+def breakwater_starter(mock: str, tmp: Path, **options: bool) -> Starter:
+    """Breakwater on ``breakwater_config(mock, tmp, **options)``."""
+    bw_config = breakwater_config(mock, tmp, **options)
+    key = breakwater_key(bw_config) if options.get("access", True) else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:
         port = free_port()

@@ -38,8 +38,44 @@ from tests.fuzzing import (
 from tests.server.conftest import NO_BREAKER, ONE_SHOT
 
 #: one route per upstream wire format, a route choosing its branch by rules and a cascade (the
-#: router stage under fuzzed bodies); None leaves the generated model (an unknown route, mostly)
-MODELS = ["mock", "mock-claude", "mock-gemini", "mock-routed", "mock-cascade", None]
+#: router stage under fuzzed bodies), a route pinning a prompt (the prompts stage); None leaves the
+#: generated model (an unknown route, mostly)
+MODELS = ["mock", "mock-claude", "mock-gemini", "mock-routed", "mock-cascade", "mock-prompted", None]
+
+#: the registry's prompt: every variable type, so fuzzed variables meet each check
+PROMPT: dict[str, Any] = {
+    "versions": {
+        1: {
+            "messages": [
+                {"role": "system", "content": "Tone {{ tone }}, {{ n }} items, ratio {{ r }}, strict {{ strict }}."},
+                {"role": "user", "content": "{{ text }}"},
+            ],
+            "variables": {
+                "tone": {"type": "enum", "values": ["kind", "terse"], "default": "kind"},
+                "n": {"type": "integer", "default": 1},
+                "r": {"type": "number", "default": 0.5},
+                "strict": {"type": "boolean", "default": False},
+                "text": {"type": "string", "max_length": 50, "default": "hello"},
+            },
+        }
+    }
+}
+#: ``prompt`` fields: well-formed references to the prompt (some of them refused for their
+#: variables), and anything at all
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+PROMPT_FIELDS = st.fixed_dictionaries(
+    {"id": st.sampled_from(["support", "nope"])},
+    optional={
+        "version": st.sampled_from([1, "1", 2, "x", 0, -1, None, 1.5]),
+        "variables": st.dictionaries(
+            st.sampled_from(["tone", "n", "r", "strict", "text", "other"]), _SCALARS, max_size=5
+        ),
+    },
+) | st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def _config() -> dict[str, Any]:
@@ -60,6 +96,7 @@ def _config() -> dict[str, Any]:
                 ],
                 "default": "a",
             },
+            "mock-prompted": {"deployments": ["d-openai"], "prompt": "support@1", **ONE_SHOT},
             "mock-cascade": {
                 "branches": {"cheap": {"route": "mock-gemini"}, "strong": {"route": "mock-claude"}},
                 "cascade": {
@@ -68,6 +105,7 @@ def _config() -> dict[str, Any]:
                 },
             },
         },
+        "prompts": {"support": PROMPT},
     }
 
 
@@ -94,6 +132,8 @@ def _chat(
         overrides["model"] = model
     if data.draw(st.booleans(), label="stream"):
         overrides["stream"] = True
+    if data.draw(st.booleans(), label="prompt"):
+        overrides["prompt"] = data.draw(PROMPT_FIELDS, label="prompt field")
     check_each(gateway, draw_requests(data, bodies, mode, *operation, url, **overrides), wire, caplog)
 
 

@@ -93,6 +93,19 @@ class ResponseFormat:
 
 
 @dataclass(slots=True)
+class PromptReference:
+    """A request's reference to a prompt of the registry (docs/prompts.md), from its ``prompt`` field.
+
+    ``name`` is ``None`` when the request gives only variables for the prompt its route pins;
+    ``version`` is ``None`` for the prompt's current version.
+    """
+
+    name: str | None
+    version: int | None
+    variables: dict[str, Any]
+
+
+@dataclass(slots=True)
 class ChatRequest:
     """A chat call in canonical form.
 
@@ -134,6 +147,10 @@ class ChatRequest:
     #: the client's cache directives sent in the body (``breakwater_cache``), for SDKs that
     #: cannot set the ``x-breakwater-cache`` header; never forwarded upstream
     cache_directive: str | None = None
+    #: a prompt of the registry to render before the messages (the ``prompt`` body field); the
+    #: prompts stage consumes it (and the ``prompt`` entry of ``extra_params``): a reference
+    #: nothing renders is an unsupported parameter like any other
+    prompt: PromptReference | None = None
     raw: dict[str, Any] | None = None
 
     def used_params(self) -> list[str]:

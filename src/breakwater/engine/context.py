@@ -173,3 +173,10 @@ class RequestContext:
     headers: Sequence[tuple[bytes, bytes]] = ()
     #: what the answer cache did (``None``: the route does not cache)
     cache: CacheOutcome | None = None
+    #: a prompt version chosen by a stage before the prompts stage (a variants arm), as
+    #: ``(name, version)``: it replaces the prompt the request or its route names (docs/prompts.md)
+    prompt_choice: tuple[str, int] | None = None
+    #: the prompt rendered for the request, ``(name, version)``; set by the prompts stage once the
+    #: version is known (a request whose variables are refused has it too): the ledger's
+    #: ``prompt_name`` / ``prompt_version``, ``x-breakwater-prompt``
+    prompt: tuple[str, int] | None = None

@@ -27,6 +27,7 @@ from breakwater.engine.cache.store import CacheStats
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.calls.stats import DeploymentStats
 from breakwater.engine.limits.quota import Quota
+from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.shadow.stage import ShadowStage
 from breakwater.observability.ledger.writer import LedgerWriter
@@ -279,6 +280,23 @@ class RouterCollector(Collector):
         )
 
 
+class PromptsCollector(Collector):
+    """The prompt registry: requests rendered, by prompt and version."""
+
+    def __init__(self, stage: PromptsStage) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        rendered = CounterMetricFamily(
+            "breakwater_prompt_requests",
+            "Requests given a prompt of the registry, by prompt and version.",
+            labels=["prompt", "version"],
+        )
+        for (prompt, version), n in sorted(self._stage.rendered.items()):
+            rendered.add_metric([prompt, str(version)], n)
+        yield rendered
+
+
 class CacheCollector(Collector):
     """The answer cache: lookups and their time, stores, entries kept out, and the store's size."""
 
@@ -360,6 +378,7 @@ class Metrics:
         cache: CacheStage | None = None,
         router: RouterStage | None = None,
         shadow: ShadowStage | None = None,
+        prompts: PromptsStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
         config: tuple[int | None, str] = (None, ""),
@@ -374,6 +393,7 @@ class Metrics:
             cache: the answer cache's stage (``None``: no route caches).
             router: the router stage (``None``: no route has branches).
             shadow: the shadow stage (``None``: no route mirrors traffic).
+            prompts: the prompts stage (``None``: no prompts configured).
             routes, deployments: the new label sets of the request metrics, when they changed.
             config: the running configuration's stored version (``None``: from a file) and hash.
         """
@@ -390,6 +410,8 @@ class Metrics:
             bound.append(RouterCollector(router))
         if shadow is not None:
             bound.append(ShadowCollector(shadow))
+        if prompts is not None:
+            bound.append(PromptsCollector(prompts))
         for collector in bound:
             self.registry.register(collector)
         self._bound = bound

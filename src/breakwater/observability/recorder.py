@@ -132,6 +132,8 @@ class Recorder:
             shadow_of=outcome.shadow_of,
             shadow_exact=outcome.shadow_exact,
             shadow_similarity=outcome.shadow_similarity,
+            prompt_name=None if ctx.prompt is None else ctx.prompt[0],
+            prompt_version=None if ctx.prompt is None else ctx.prompt[1],
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)

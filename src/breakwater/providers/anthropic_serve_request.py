@@ -38,7 +38,7 @@ _KNOWN = frozenset(
     {
         "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
         "temperature", "top_p", "top_k", "tools", "tool_choice", "output_config", "cache_control",
-        "breakwater_cache",
+        "breakwater_cache", "prompt",
     }
 )  # fmt: skip
 _TOOL_CHOICE: dict[str, ToolChoiceMode] = {"auto": "auto", "any": "required", "none": "none", "tool": "named"}
@@ -51,10 +51,15 @@ def decode_chat_request(body: Any) -> ChatRequest:
     max_tokens = f.opt_int(body, "max_tokens", minimum=1)
     if max_tokens is None:
         raise InvalidRequest("'max_tokens' is required", param="max_tokens")
+    prompt = None if body.get("prompt") is None else f.prompt_reference(body["prompt"])
     raw_messages = body.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
+    if prompt is not None and raw_messages is None:
+        raw_messages = []  # a prompt brings messages of its own
+    if not isinstance(raw_messages, list) or (not raw_messages and prompt is None):
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     extra: list[str] = [k for k in body if k not in _KNOWN]
+    if prompt is not None:
+        extra.append("prompt")  # until the prompts stage renders it (docs/prompts.md)
     messages = _system(body.get("system"))
     for i, m in enumerate(raw_messages):
         messages.extend(_message(m, i, extra))
@@ -79,6 +84,7 @@ def decode_chat_request(body: Any) -> ChatRequest:
         user=_metadata(body.get("metadata"), extra),
         cache_control=top_cache,
         cache_directive=f.opt_str(body, "breakwater_cache"),
+        prompt=prompt,
         cache_breakpoints=top_cache is not None or _has_breakpoints(messages, tools),
         extra_params=extra,
     )

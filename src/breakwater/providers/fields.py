@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from breakwater.core.errors import InvalidRequest
-from breakwater.core.types import Tool, ToolChoice
+from breakwater.core.types import PromptReference, Tool, ToolChoice
 
 JSON = dict[str, Any]
 
@@ -133,3 +133,28 @@ def check_tool_choice(choice: ToolChoice | None, tools: list[Tool]) -> None:
         )
     if choice.mode == "named" and all(t.name != choice.name for t in tools):
         raise InvalidRequest(f"'tool_choice' names {choice.name!r}, which is not among the tools", param="tool_choice")
+
+
+def prompt_reference(value: Any) -> PromptReference:
+    """Breakwater's ``prompt`` body field, on either wire: ``{"id", "version", "variables"}``.
+
+    The shape of OpenAI's Responses ``prompt`` object: ``version`` may be a string (OpenAI's
+    type) or an integer; ``id`` may be left out on a route that pins its prompt.
+    """
+    ref = obj(value, "prompt")
+    unknown = sorted(k for k in ref if k not in ("id", "version", "variables"))
+    if unknown:
+        raise InvalidRequest(
+            f"'prompt.{unknown[0]}': unknown field (expected id, version, variables)", param=f"prompt.{unknown[0]}"
+        )
+    name = as_str(ref.get("id"), "prompt.id")
+    raw_version = ref.get("version")
+    version: int | None = None
+    if isinstance(raw_version, str) and raw_version.isascii() and raw_version.isdigit() and len(raw_version) < 10:
+        version = int(raw_version)
+    elif raw_version is not None:
+        version = as_int(raw_version, "prompt.version", 1)
+    if version is not None and version < 1:
+        raise bad("prompt.version", "a version number >= 1")
+    variables = ref.get("variables")
+    return PromptReference(name, version, {} if variables is None else obj(variables, "prompt.variables"))

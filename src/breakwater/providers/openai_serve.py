@@ -43,6 +43,8 @@ MAX_TOP_LOGPROBS = 20
 DONE = b"data: [DONE]\n\n"
 #: the body field that carries cache directives (docs/caching.md), kept from the upstream
 CACHE_FIELD = "breakwater_cache"
+#: the body field that names a prompt of the registry (docs/prompts.md), on both wires
+PROMPT_FIELD = "prompt"
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -68,7 +70,7 @@ def decode_chat_request(body: Any) -> ChatRequest:
         raise InvalidRequest("'model' is required", param="model")
     if request.cache_directive is not None:  # Breakwater's own field: not for the upstream
         request.raw = {k: v for k, v in body.items() if k != CACHE_FIELD}
-    if not request.messages:
+    if not request.messages and request.prompt is None:  # a prompt brings messages of its own
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     f.check_tool_choice(request.tool_choice, request.tools)
     if request.top_logprobs and not request.logprobs:
@@ -112,6 +114,11 @@ def _set_tools(r: ChatRequest, v: Any) -> None:
     r.tools = [_tool(t, i, r) for i, t in enumerate(v)]
 
 
+def _set_prompt(r: ChatRequest, v: Any) -> None:
+    r.prompt = f.prompt_reference(v)
+    r.extra_params.append(PROMPT_FIELD)  # until the prompts stage renders it (docs/prompts.md)
+
+
 _Setter = Callable[[ChatRequest, Any], None]
 _SETTERS: dict[str, _Setter] = {
     "model": _set_model,
@@ -136,6 +143,7 @@ _SETTERS: dict[str, _Setter] = {
     "user": lambda r, v: setattr(r, "user", f.as_str(v, "user")),
     "metadata": lambda r, v: setattr(r, "metadata", _metadata(v)),
     CACHE_FIELD: lambda r, v: setattr(r, "cache_directive", f.as_str(v, CACHE_FIELD)),
+    PROMPT_FIELD: _set_prompt,
 }
 
 

@@ -37,6 +37,7 @@ from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
 from breakwater.infra.clock import SystemClock, SystemRandom
@@ -233,6 +234,10 @@ class Runtime:
         self.router_stage: RouterStage | None = None
         if plans:
             stages["router"] = self.router_stage = RouterStage(plans, clock)
+        #: the prompts stage, when the config has prompts (compiled here, once per config)
+        self.prompts = PromptsStage.of(config)
+        if self.prompts is not None:
+            stages["prompts"] = self.prompts
         if self.cache_store is not None:
             stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
         #: the shadow stage, when some route mirrors traffic to a candidate
@@ -287,6 +292,7 @@ class Runtime:
             cache=self.cache,
             router=self.router_stage,
             shadow=self.shadow,
+            prompts=self.prompts,
             routes=self.config.routes,
             deployments=self.config.deployments,
             config=(self.version, self.config_hash),

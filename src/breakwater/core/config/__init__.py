@@ -24,6 +24,7 @@ Modules, one per concern (this package re-exports their public names):
 - ``access``: the ``access`` (keys, sessions, budget alerts) and ``limits`` sections
 - ``observability``: the ``ledger``, ``tracing`` and ``alerts`` sections, and route ``capture``
 - ``server``: the ``server`` and ``redis`` sections
+- ``prompts``: the ``prompts`` section (named templates, their versions and typed variables)
 - ``cache``: a route's ``cache`` policy and the top-level ``cache`` section (its backend)
 - ``base``: the strict base model and the checks of ``env:`` / ``file:`` and database URLs
 - ``paths``: relative paths of a config file anchored at its directory (``anchor_paths``)

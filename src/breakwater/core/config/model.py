@@ -10,6 +10,7 @@ from breakwater.core.config.access import AccessSettings, LimitsSettings
 from breakwater.core.config.base import _Model
 from breakwater.core.config.cache import CacheSettings
 from breakwater.core.config.observability import AlertSettings, LedgerSettings, TracingSettings
+from breakwater.core.config.prompts import Prompt
 from breakwater.core.config.providers import Deployment, Provider
 from breakwater.core.config.routes import Route
 from breakwater.core.config.server import RedisSettings, ServerSettings
@@ -28,3 +29,4 @@ class Config(_Model):
     providers: dict[str, Provider] = Field(default_factory=dict)
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     routes: dict[str, Route] = Field(default_factory=dict)
+    prompts: dict[str, Prompt] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from breakwater.core.config.model import Config
+from breakwater.core.config.prompts import NAME, parse_ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +68,26 @@ def build_config(data: Any, source: str = "<config>") -> Config:
     return config
 
 
+#: mappings keyed by integers (every other integer in a key path is a list index)
+_NUMBERED = frozenset({"versions"})
+
+
 def _problem(error: Any) -> Problem:
     parts: list[str] = []
+    previous: Any = None
     for item in error["loc"]:
-        if isinstance(item, int):
+        if item == "[key]":  # pydantic's marker: the problem is the mapping's key, not its value
+            continue
+        if isinstance(item, int) and previous in _NUMBERED:
+            parts.append(f".{item}")  # a mapping keyed by numbers, as YAML writes it (versions.3)
+        elif isinstance(item, int):
             parts.append(f"[{item}]")
         else:
             parts.append(f".{item}" if parts else str(item))
+        previous = item
     msg = error["msg"]
+    if "[key]" in error["loc"]:
+        msg = f"the key: {msg}"
     if error["type"] == "extra_forbidden":
         msg = "unknown key"
     elif error["type"] == "missing":
@@ -158,6 +171,7 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
                 )
             )
     routes = _section(data, "routes")
+    _check_prompts(data, routes, problems)
     for name, route in routes.items():
         path = f"routes.{name}"
         _check_fallbacks(path, name, route.get("fallbacks"), routes, problems)
@@ -310,3 +324,42 @@ def _check_fallbacks(
                 problems.append(Problem(where, "a route cannot fall back to itself"))
             elif ref not in routes or ref.endswith("/*"):
                 problems.append(Problem(where, f"unknown route {ref!r} (expected one of: {_one_of(known)})"))
+
+
+def _check_prompts(data: dict[str, Any], routes: dict[str, dict[str, Any]], problems: list[Problem]) -> None:
+    """Prompt names are well formed; a route's pinned prompt (``name`` or ``name@N``) exists."""
+    prompts = _section(data, "prompts")
+    for name in prompts:
+        if not NAME.match(name):
+            problems.append(
+                Problem(f"prompts.{name}", "a prompt name is letters, digits, '_', '.' and '-' (at most 64)")
+            )
+    known = sorted(prompts)
+    for route_name, route in routes.items():
+        pin = route.get("prompt")
+        if not isinstance(pin, str):
+            continue
+        where = f"routes.{route_name}.prompt"
+        if route_name.endswith("/*"):
+            problems.append(Problem(where, "a wildcard route cannot pin a prompt"))
+            continue
+        ref = parse_ref(pin)
+        if ref is None:
+            problems.append(Problem(where, f"expected 'name' or 'name@VERSION', got {pin!r}"))
+            continue
+        prompt = prompts.get(ref[0])
+        if prompt is None:
+            problems.append(Problem(where, f"unknown prompt {ref[0]!r} (expected one of: {_one_of(known)})"))
+            continue
+        versions = prompt.get("versions")
+        if ref[1] is not None and isinstance(versions, dict) and ref[1] not in {_int(v) for v in versions}:
+            numbers = ", ".join(str(v) for v in versions)
+            problems.append(Problem(where, f"prompt {ref[0]!r} has no version {ref[1]} (versions: {numbers})"))
+
+
+def _int(value: Any) -> int | None:
+    """A version key as YAML gave it (``3`` or ``"3"``), as a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -119,6 +119,9 @@ class Route(_Model):
     #: a candidate route that gets a copy of a share of this route's requests; its answers are
     #: compared and recorded, never returned (docs/safe-change.md)
     shadow: RouteShadow | None = None
+    #: a prompt every request on the route gets (docs/prompts.md): ``name`` (its current version)
+    #: or ``name@3``
+    prompt: str | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")

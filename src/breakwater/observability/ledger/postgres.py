@@ -60,6 +60,8 @@ _TYPES = {
     "shadow_of": "TEXT",
     "shadow_exact": "BOOLEAN",
     "shadow_similarity": "DOUBLE PRECISION",
+    "prompt_name": "TEXT",
+    "prompt_version": "INTEGER",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

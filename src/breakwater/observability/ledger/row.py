@@ -66,6 +66,9 @@ class LedgerRow:
     shadow_of: str | None = None
     shadow_exact: bool | None = None
     shadow_similarity: float | None = None
+    #: the prompt of the registry the request was given, and its version (docs/prompts.md)
+    prompt_name: str | None = None
+    prompt_version: int | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -102,6 +105,8 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "shadow_of",
     "shadow_exact",
     "shadow_similarity",
+    "prompt_name",
+    "prompt_version",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

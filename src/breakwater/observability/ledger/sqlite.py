@@ -82,6 +82,8 @@ _TYPES = {
     "shadow_of": "TEXT",
     "shadow_exact": "INTEGER",
     "shadow_similarity": "REAL",
+    "prompt_name": "TEXT",
+    "prompt_version": "INTEGER",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact",)
