@@ -201,6 +201,8 @@ class Choice:
     logprobs: Any = None
     #: the stop sequence that ended the answer, when the upstream says which (Anthropic, the mock, vLLM)
     stop_sequence: str | None = None
+    #: the model's refusal message instead of an answer (OpenAI's ``message.refusal``)
+    refusal: str | None = None
 
 
 @dataclass(slots=True)

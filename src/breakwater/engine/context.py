@@ -75,6 +75,8 @@ class RouteOutcome:
     #: was chosen (``rule 2 (tools)``, ``learned 0.81 >= 0.70``, ``default``, a cascade's steps)
     branch: str | None = None
     decision: str | None = None
+    #: the variant (arm) of a route with variants that took the request (``x-breakwater-variant``)
+    variant: str | None = None
     #: a cascade's steps asked (``x-breakwater-cascade-steps``)
     cascade_steps: int = 0
     #: calls made before the one that answered (a cascade's escalated steps, its judge): the
@@ -168,3 +170,6 @@ class RequestContext:
     headers: Sequence[tuple[bytes, bytes]] = ()
     #: what the answer cache did (``None``: the route does not cache)
     cache: CacheOutcome | None = None
+    #: the answer was a refusal (``engine/refusals``): ``None`` when nothing was checked (no
+    #: answer, or the detector is off)
+    refused: bool | None = None

@@ -37,6 +37,9 @@ ORDER: tuple[str, ...] = (
     # "guardrails_in": personal data and injection checks before anything is spent
     "access",  # engine/access/stage.py: permission, max_tokens guard, limits; settle at the end
     "recording",  # observability/recording.py: capture sampling; the ledger row, metrics, trace at the end
+    "refusals",  # engine/refusals/stage.py: is the answer a refusal (a stream through a tap)
+    "variants",  # engine/variants/stage.py: a route with variants: the arm its sticky subject is assigned to
+    # "prompts": a prompt version applied (the prompt registry)
     "cache",  # engine/cache/stage.py: answers served from the cache; misses stored (streams through a tap)
     "router",  # engine/router/stage.py: a branching route's branch (rules, learned router, default) or cascade
     # "guardrails_out": output checks, through a tap on the stream

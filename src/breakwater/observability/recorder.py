@@ -129,6 +129,8 @@ class Recorder:
             saved_usd=saved_usd,
             branch=outcome.branch,
             decision=outcome.decision,
+            variant=outcome.variant,
+            refused=ctx.refused,
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)

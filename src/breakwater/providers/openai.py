@@ -364,6 +364,7 @@ def _choice(c: dict[str, Any]) -> Choice:
         finish_reason=_FINISH.get(reason, "stop") if reason else None,
         logprobs=c.get("logprobs"),
         stop_sequence=_stop_sequence(c),
+        refusal=m.get("refusal") if isinstance(m.get("refusal"), str) else None,
     )
 
 

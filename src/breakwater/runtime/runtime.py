@@ -37,8 +37,10 @@ from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.refusals.stage import RefusalsStage
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
+from breakwater.engine.variants.stage import VariantsStage
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.http import AiohttpSender
 from breakwater.infra.tokenizers import Tokenizers
@@ -70,6 +72,7 @@ from breakwater.runtime.observers import (
     fan_out,
     log_transition,
 )
+from breakwater.runtime.variants import build_refusal_detector, build_variant_plans
 from breakwater.runtime.wiring import Wiring
 
 if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when tracing is on
@@ -228,6 +231,12 @@ class Runtime:
         self.router_stage: RouterStage | None = None
         if plans:
             stages["router"] = self.router_stage = RouterStage(plans, clock)
+        variant_plans = build_variant_plans(config)
+        if variant_plans:
+            stages["variants"] = VariantsStage(variant_plans)
+        detector = build_refusal_detector(config)
+        if detector is not None:
+            stages["refusals"] = RefusalsStage(detector)
         if self.cache_store is not None:
             stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
         self.pipeline = Pipeline(stages, self.gateway)

@@ -170,6 +170,8 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
         headers.append((b"x-breakwater-route-branch", outcome.branch.encode()))
         if outcome.cascade_steps:
             headers.append((b"x-breakwater-cascade-steps", b"%d" % outcome.cascade_steps))
+    if outcome.variant is not None:
+        headers.append((b"x-breakwater-variant", outcome.variant.encode()))
     cache = ctx.cache
     if cache is not None:
         headers.append((b"x-breakwater-cache", cache.status.encode()))

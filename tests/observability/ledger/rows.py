@@ -50,6 +50,8 @@ def make_row(i: int, *, prefix: str = "r") -> LedgerRow:
         upstream_ms=9.75 + i if full else None,
         overhead_ms=0.125 if full else None,
         saved_usd=Decimal("0.0000000421") * (i + 1) if full else None,
+        variant="canary" if full else None,
+        refused=i % 4 == 0 if full else None,
     )
 
 

@@ -68,6 +68,8 @@ NAMES = [
     "saved_usd",
     "branch",
     "decision",
+    "variant",
+    "refused",
 ]
 TEAMS = [f'{{"team":"t{t}"}}' for t in range(5)]
 COSTS = [None if c % 11 == 0 else str(Decimal(c) * Decimal("0.0000012345")) for c in range(9973)]
@@ -82,7 +84,7 @@ def _row(i: int) -> tuple[Any, ...]:
         TEAMS[i % 5], f"route-{i % ROUTES}", f"dep-{i % 30}", "openai", f"model-{i % 8}", 1, 0,
         500 if i % 37 == 0 else 200, None, "stop", 100 + i % 900, i % 64, 0, 10 + i % 300, 0,
         COSTS[i % 9973], float((i * 104729) % 5000) + 0.5, None, None, 0, CACHE[i % 13], 0, None, None, None, None,
-        None, SAVED[i % 13], None, None,
+        None, SAVED[i % 13], None, None, None, None,
     )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ def test_cost_is_an_exact_decimal_string() -> None:
 
 def test_columns_follow_the_fields() -> None:
     """COLUMNS names every field once, id first."""
-    assert COLUMNS[0] == "id" and len(set(COLUMNS)) == len(COLUMNS) == 36
+    assert COLUMNS[0] == "id" and len(set(COLUMNS)) == len(COLUMNS) == 38
     assert COLUMNS[-len(ADDED_COLUMNS) :] == ADDED_COLUMNS
 
 

@@ -56,6 +56,8 @@ _TYPES = {
     "saved_usd": "NUMERIC(20,10)",
     "branch": "TEXT",
     "decision": "TEXT",
+    "variant": "TEXT",
+    "refused": "BOOLEAN",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

@@ -62,6 +62,10 @@ class LedgerRow:
     #: a branching route's branch that answered, and why it was chosen (docs/routing.md)
     branch: str | None = None
     decision: str | None = None
+    #: a route with variants: the arm that took the request (docs/variants.md)
+    variant: str | None = None
+    #: the answer was a refusal (the refusal detector; ``None``: not checked)
+    refused: bool | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -88,7 +92,9 @@ class LedgerRow:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 """Column names, in field order: every store's INSERT and SELECT use this order."""
 
-ADDED_COLUMNS: tuple[str, ...] = ("upstream_ms", "overhead_ms", "dropped_params", "saved_usd", "branch", "decision")
+ADDED_COLUMNS: tuple[str, ...] = (
+    "upstream_ms", "overhead_ms", "dropped_params", "saved_usd", "branch", "decision", "variant", "refused",
+)  # fmt: skip
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 
 

@@ -78,6 +78,8 @@ _TYPES = {
     "saved_usd": "TEXT",
     "branch": "TEXT",
     "decision": "TEXT",
+    "variant": "TEXT",
+    "refused": "INTEGER",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _TABLE = "breakwater_ledger"
@@ -115,6 +117,8 @@ def _from_record(record: tuple[Any, ...]) -> LedgerRow:
         data[name] = None if data[name] is None else Decimal(data[name])
     for name in _BOOLS:
         data[name] = bool(data[name])
+    if data["refused"] is not None:  # nullable: not checked
+        data["refused"] = bool(data["refused"])
     return LedgerRow(**data)
 
 
