@@ -1,4 +1,4 @@
-"""The ``breakwater`` command: serve | mock | check-config | usage | keys | teams | limits | audit |
+"""The ``breakwater`` command: serve | mock | check-config | usage | compare | keys | teams | limits | audit |
 router | version. Thin over the layers."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from breakwater import __version__
-from breakwater.cli import access, launch, router, usage
+from breakwater.cli import access, compare, launch, router, usage
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     usage.register(sub)
+    compare.register(sub)
     access.register(sub)
     router.register(sub)
 

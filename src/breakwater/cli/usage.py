@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import os
 import sqlite3
 import sys
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from breakwater.observability.ledger.aggregate import UsagePage, aggregate, parse_by, parse_instant
+
+if TYPE_CHECKING:
+    from breakwater.core.config import Config
+    from breakwater.observability.ledger.service import Store
 
 COLUMNS = (
     "requests",
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         page = asyncio.run(_read(args.config, by, tag_key, since, until, args.limit))
-    except _Unreadable as exc:
+    except Unreadable as exc:
         print(f"breakwater usage: {exc}", file=sys.stderr)
         return 1
     label = f"tag:{tag_key}" if tag_key else by
@@ -86,13 +92,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     """The config, the ledger URL or the database cannot be read (the message says which)."""
 
 
 async def _read(
     config_path: str | None, by: str, tag_key: str | None, since: float, until: float, limit: int
 ) -> UsagePage:
+    async with ledger_of(config_path) as (_, store):
+        return await aggregate(store, by=by, since=since, until=until, limit=limit, offset=0, tag_key=tag_key)
+
+
+@contextlib.asynccontextmanager
+async def ledger_of(config_path: str | None) -> AsyncIterator[tuple[Config, Store]]:
+    """The config at ``config_path`` (the embedded default when ``None``) and its ledger store,
+    closed on exit; what goes wrong reading either, the config or the database, is ``Unreadable``."""
     import asyncpg  # type: ignore[import-untyped]
 
     from breakwater.core.config import ConfigError
@@ -105,26 +119,26 @@ async def _read(
     try:
         config = load_config(config_path, os.environ)
     except ConfigError as exc:
-        raise _Unreadable(str(exc)) from None
+        raise Unreadable(str(exc)) from None
     settings = config.ledger
     if not settings.enabled:
-        raise _Unreadable(f"the ledger is disabled in {config_path or 'the embedded default config'}")
+        raise Unreadable(f"the ledger is disabled in {config_path or 'the embedded default config'}")
     try:
         url = ledger_url(config, os.environ)
     except CredentialError as exc:
-        raise _Unreadable(f"ledger.url: {exc}") from None
+        raise Unreadable(f"ledger.url: {exc}") from None
     store = store_for(url or "")
     if isinstance(store, SqliteLedger) and not store.path.exists():
         source = config_path or "the embedded default config"
-        raise _Unreadable(
+        raise Unreadable(
             f"no ledger at {store.path.absolute()} (from ledger.url in {source}); nothing to report"
             " — serve requests with this config first, or check --config"
         )
     try:
-        return await aggregate(store, by=by, since=since, until=until, limit=limit, offset=0, tag_key=tag_key)
+        yield config, store
     except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # OSError: a refused connection, a timeout, an unreadable file
-        raise _Unreadable(f"cannot read the ledger: {type(exc).__name__}: {exc}") from None
+        raise Unreadable(f"cannot read the ledger: {type(exc).__name__}: {exc}") from None
     finally:
         await store.close()
 

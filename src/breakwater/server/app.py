@@ -29,6 +29,7 @@ from breakwater.runtime.runtime import Process, Runtime
 from breakwater.runtime.swap import Runtimes
 from breakwater.server import errors
 from breakwater.server.admin import Admin, AdminAuth
+from breakwater.server.admin_compare import compare_handler
 from breakwater.server.admin_keys import KeysAdminApi
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
@@ -94,6 +95,9 @@ class Served:
         self.keys = KeysAdminApi(auth, runtime.access.admin, runtime.access.quota, runtime.process.clock.time)
         routes[("GET", "/admin/deployments")] = admin.deployments
         routes[("GET", "/admin/usage")] = admin.usage(None if runtime.ledger is None else runtime.ledger.store)
+        routes[("GET", "/admin/compare")] = compare_handler(
+            auth, None if runtime.ledger is None else runtime.ledger.store, config.routes, runtime.process.clock.time
+        )
         routes[("POST", "/admin/reload")] = ReloadApi(auth, app.runtimes_of).reload
         routes[("GET", "/metrics")] = admin.metrics
         routes[("GET", "/healthz")] = app.healthz
