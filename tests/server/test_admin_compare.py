@@ -10,10 +10,13 @@ from typing import Any
 
 import httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from breakwater.core.config import build_config
 from breakwater.observability.ledger import SqliteLedger
 from breakwater.server.app import create_app
+from tests.fuzzing import FUZZ
 from tests.observability.ledger.rows import START
 from tests.observability.ledger.test_compare import ROWS
 from tests.server.running import admin_http, serve
@@ -106,3 +109,17 @@ def test_disabled_ledger_is_404(tmp_path: Path) -> None:
             f"{url}/admin/compare?route=chat", headers={"authorization": f"Bearer {ADMIN}"}, timeout=10
         )
     assert response.status_code == 404
+
+
+@settings(FUZZ, max_examples=60)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["route", "since", "until", "control", "x"]), st.text(max_size=30), max_size=4
+    )
+)
+def test_any_query_is_answered_without_a_5xx(gateway: httpx2.Client, params: dict[str, str]) -> None:
+    """Whatever the query string, the answer is 200 or a 4xx with an OpenAI error body."""
+    response = gateway.get("/admin/compare", params=params)
+    assert response.status_code < 500, response.text
+    if response.status_code != 200:
+        assert response.json()["error"]["type"]
