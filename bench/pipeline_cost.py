@@ -12,7 +12,12 @@ a stub innermost call that answers at once, so only the pipeline is timed:
 - ``access off``: the stages of a config with access control off (the access stage still
   admits through the quota, which has nothing to check; recording writes a ledger row that
   goes nowhere but the request metrics);
-- ``access on, one key``: access control on, the request carrying a valid key with no limits.
+- ``access on, one key``: access control on, the request carrying a valid key with no limits;
+- ``access off, refusals off``: as ``access off`` without the refusal detector (on by default),
+  so the difference is the detector's cost on an ordinary answer of about 400 characters;
+- ``... variants on another route``: a route with variants configured, the request on another
+  (the variants stage present, not acting); ``... variants acting``: the request to that route
+  (arms 99.9/0.1, the subject a user), the stage assigning it.
 
 Each figure is the median over the repeats of the mean time per request. A plain request and a
 stream (the ``EventStream`` tee with the usage tap, 8 batches) are timed separately.
@@ -51,19 +56,25 @@ from breakwater.engine.tee import EventStream
 from breakwater.infra.clock import SystemClock
 from breakwater.runtime.runtime import Process, Runtime
 
+#: an ordinary answer's opening (what the refusal detector reads: its first 300 characters)
+TEXT = (
+    "Sure. The tide comes in twice a day because the moon's gravity pulls the oceans into two bulges, one "
+    "facing the moon and one on the far side; as the earth turns, a coast passes through both. The sun adds "
+    "a smaller pull, so tides are highest when sun and moon line up (spring tides) and lowest at right angles."
+)
 RESPONSE = ChatResponse(
     id="x",
     model="m",
     created=0,
-    choices=[Choice(0, Message("assistant", [TextPart("hi")]), "stop")],
+    choices=[Choice(0, Message("assistant", [TextPart(TEXT)]), "stop")],
     usage=Usage(input_tokens=8, output_tokens=2),
 )
 
 
 async def _events() -> AsyncIterator[list[StreamEvent]]:
     yield [StreamStart("x", "m", 0)]
-    for _ in range(6):
-        yield [TextDelta("hi")]
+    for i in range(6):
+        yield [TextDelta(TEXT[i * 60 : i * 60 + 60])]
     yield [FinishEvent("stop"), UsageEvent(Usage(input_tokens=8, output_tokens=6))]
 
 
@@ -103,7 +114,11 @@ class PassThrough(Stage):
         pass
 
 
-def _config(tmp: Path, access: bool) -> dict[str, object]:
+def _config(tmp: Path, access: bool, refusals: bool = True, variants: bool = False) -> dict[str, object]:
+    routes: dict[str, object] = {"m": {"deployments": ["d"]}}
+    if variants:
+        arms = {"control": {"route": "m", "weight": 99.9}, "canary": {"route": "m", "weight": 0.1}}
+        routes["v"] = {"variants": {"sticky": "user", "arms": arms}}
     return {
         "access": {"enabled": access, "store": f"sqlite:///{tmp}/keys.db", "hash_secret": f"file:{tmp}/secret"}
         if access
@@ -111,16 +126,19 @@ def _config(tmp: Path, access: bool) -> dict[str, object]:
         "ledger": {"enabled": False},
         "providers": {"m": {"type": "mock", "wire": "openai"}},
         "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
-        "routes": {"m": {"deployments": ["d"]}},
+        "routes": routes,
+        "refusals": {"enabled": refusals},
     }
 
 
-async def _time(pipeline: Pipeline | None, stub: Stub, stream: bool, n: int, credential: str | None) -> float:
-    request = ChatRequest(model="m", messages=[Message("user", [TextPart("hello")])], stream=stream)
+async def _time(
+    pipeline: Pipeline | None, stub: Stub, stream: bool, n: int, credential: str | None, model: str = "m"
+) -> float:
+    request = ChatRequest(model=model, messages=[Message("user", [TextPart("hello")])], stream=stream)
     clock = stub.clock
     started = time.perf_counter()
     for i in range(n):
-        ctx = RequestContext(f"r{i}", caller=Caller(credential=credential))
+        ctx = RequestContext(f"r{i}", caller=Caller(credential=credential, user=f"u{i % 1000}"))
         ctx.started_mono = clock.monotonic()
         if pipeline is None:
             answer = await (stub.chat_stream(request, ctx) if stream else stub.chat(request, ctx))
@@ -139,14 +157,29 @@ async def _measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
     stub = Stub()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "secret").write_text("bench-hash-secret-" + "0" * 32)
-        runtimes: dict[str, tuple[Pipeline | None, str | None]] = {
-            "calls only": (None, None),
-            "pipeline, no stages": (Pipeline({}, stub), None),
-            "two pass-through stages": (Pipeline({"access": PassThrough(), "recording": PassThrough()}, stub), None),
+        runtimes: dict[str, tuple[Pipeline | None, str | None, str]] = {
+            "calls only": (None, None, "m"),
+            "pipeline, no stages": (Pipeline({}, stub), None, "m"),
+            "two pass-through stages": (
+                Pipeline({"access": PassThrough(), "recording": PassThrough()}, stub),
+                None,
+                "m",
+            ),
         }
         built: list[Runtime] = []
-        for name, access in (("access off", False), ("access on, one key", True)):
-            runtime = Runtime(build_config(_config(Path(tmp), access)), Process({}))
+        cases = (
+            ("access off", {"access": False}, "m"),
+            ("access on, one key", {"access": True}, "m"),
+            ("access off, refusals off", {"access": False, "refusals": False}, "m"),
+            (
+                "access off, refusals off, variants on another route",
+                {"access": False, "refusals": False, "variants": True},
+                "m",
+            ),
+            ("access off, refusals off, variants acting", {"access": False, "refusals": False, "variants": True}, "v"),
+        )
+        for name, options, model in cases:
+            runtime = Runtime(build_config(_config(Path(tmp), **options)), Process({}))
             await runtime.start()
             built.append(runtime)
             key = None
@@ -157,13 +190,13 @@ async def _measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
                 assert runtime.access.directory is not None
                 await runtime.access.directory.refresh(force=True)
             stages = {stage.name: stage for stage in runtime.pipeline.stages}
-            runtimes[name] = (Pipeline(stages, stub), key)
+            runtimes[name] = (Pipeline(stages, stub), key, model)
         out: dict[str, dict[str, float]] = {}
-        for label, (pipeline, key) in runtimes.items():
+        for label, (pipeline, key, model) in runtimes.items():
             row: dict[str, float] = {}
             for stream in (False, True):
-                await _time(pipeline, stub, stream, n // 10, key)  # warm up
-                times = [await _time(pipeline, stub, stream, n, key) for _ in range(repeats)]
+                await _time(pipeline, stub, stream, n // 10, key, model)  # warm up
+                times = [await _time(pipeline, stub, stream, n, key, model) for _ in range(repeats)]
                 row["stream" if stream else "plain"] = statistics.median(times)
             out[label] = row
         for runtime in built:

@@ -180,16 +180,25 @@ def first_success(
 
 
 def breakwater_config(
-    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+    mock: str,
+    tmp: Path,
+    ledger: bool = True,
+    access: bool = True,
+    cache: bool = False,
+    router: bool = False,
+    variants: bool = False,
+    refusals: bool = True,
 ) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
     ``cache``: the route caches every answer (``mode: exact``, ``qualify: all``; off by default).
     ``router``: a second route, ``bench-routed``, chooses between branches by rules (its default:
-    the ``bench`` route), so the router stage is on the path of every request."""
+    the ``bench`` route), so the router stage is on the path of every request. ``variants``: a
+    route ``bench-variants`` whose arms (99.9/0.1, sticky by user) both name ``bench``, so the
+    variants stage is built. ``refusals``: the refusal detector (on by default, as in a config)."""
     path = tmp / (
         f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
-        f"{'-router' if router else ''}.yaml"
+        f"{'-router' if router else ''}{'-variants' if variants else ''}{'' if refusals else '-norefusals'}.yaml"
     )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -215,7 +224,14 @@ def breakwater_config(
             if router
             else ""
         )
+        + (
+            "  bench-variants:\n"
+            "    variants: {sticky: user, arms: {control: {route: bench, weight: 99.9}, canary: {route: bench, weight: 0.1}}}\n"
+            if variants
+            else ""
+        )
         + ("cache: {max_bytes: 16777216}\n" if cache else "")
+        + ("" if refusals else "refusals: {enabled: false}\n")
     )
     return path
 
@@ -282,9 +298,16 @@ def breakwater_key(config: Path) -> str:
 
 
 def breakwater_starter(
-    mock: str, tmp: Path, ledger: bool = True, access: bool = True, cache: bool = False, router: bool = False
+    mock: str,
+    tmp: Path,
+    ledger: bool = True,
+    access: bool = True,
+    cache: bool = False,
+    router: bool = False,
+    variants: bool = False,
+    refusals: bool = True,
 ) -> Starter:
-    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router)
+    bw_config = breakwater_config(mock, tmp, ledger, access, cache, router, variants, refusals)
     key = breakwater_key(bw_config) if access else load.ANY_TOKEN
 
     def breakwater(workers: int, cpus: str) -> tuple[subprocess.Popen[bytes], str, str]:

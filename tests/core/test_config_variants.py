@@ -121,3 +121,12 @@ def test_refusal_patterns_must_compile() -> None:
     assert _problems("refusals: {patterns: {en: ['(unclosed']}}\n") == [
         "refusals.patterns: en[0]: not a regular expression: missing ), unterminated subpattern at position 0"
     ]
+
+
+def test_refusal_patterns_are_lower_case() -> None:
+    """The opening is lower-cased before it is searched: an upper-case letter could never match
+    (an escape such as \\W is not a letter)."""
+    assert _problems("refusals: {patterns: {en: ['I cannot']}}\n") == [
+        "refusals.patterns: en[0]: write patterns in lower case (the answer is lower-cased before it is searched)"
+    ]
+    parse_config(BASE + "refusals: {patterns: {en: ['i cannot\\W']}}\n")

@@ -8,6 +8,7 @@ import pytest
 
 from breakwater.core.config import parse_config
 from breakwater.core.types import (
+    ChatRequest,
     ChatResponse,
     Choice,
     FinishEvent,
@@ -17,12 +18,14 @@ from breakwater.core.types import (
     TextPart,
 )
 from breakwater.engine.context import RequestContext
-from breakwater.engine.refusals.detector import RefusalDetector, RefusalTap
+from breakwater.engine.refusals.detector import RefusalDetector, RefusalTap, literal_opening
 from breakwater.engine.refusals.patterns import DEFAULT_PATTERNS
-from breakwater.providers.openai import chat_completion
+from breakwater.providers.base import Target
+from breakwater.providers.openai import OpenAIAdapter, chat_completion
 from breakwater.runtime.variants import build_refusal_detector
 
 DETECTOR = RefusalDetector(DEFAULT_PATTERNS, 300)
+ADAPTER = OpenAIAdapter()
 
 
 @pytest.mark.parametrize(
@@ -127,12 +130,18 @@ def test_a_stream_is_checked_through_its_tap() -> None:
     assert _tap([[TextDelta("Hello"), TextDelta("I can't help", index=1)]]) is False
     assert _tap([[TextDelta("Hel")], [FinishEvent("content_filter")]]) is True
 
-    def chunk(delta: dict[str, object]) -> PassthroughChunk:
-        return PassthroughChunk(orjson.dumps({"choices": [{"index": 0, "delta": delta}]}))
+    def chunks(*deltas: dict[str, object]) -> list[object]:
+        """Forwarded chunks as the OpenAI adapter's stream parser makes them (text and refusal read out)."""
+        frames = b"".join(
+            b"data: " + orjson.dumps({"id": "c", "choices": [{"index": 0, "delta": d}]}) + b"\n\n" for d in deltas
+        )
+        request = ChatRequest(model="m", messages=[], stream=True, raw={"model": "m"})
+        parser = ADAPTER.stream_parser(request, Target("p", "m", "http://h/v1"))
+        return [e for e in parser.feed(frames) if isinstance(e, PassthroughChunk)]
 
-    assert _tap([[chunk({"content": "I can't "})], [chunk({"content": "assist with that."})]]) is True
-    assert _tap([[chunk({"refusal": "I can't do that"})]]) is True
-    assert _tap([[chunk({"content": "Fine", "refusal": None})]]) is False
+    assert _tap([chunks({"content": "I can't "}), chunks({"content": "assist with that."})]) is True
+    assert _tap([chunks({"refusal": "I can't do that"})]) is True
+    assert _tap([chunks({"content": "Fine", "refusal": None})]) is False
 
 
 def test_a_long_stream_is_decided_at_max_chars() -> None:
@@ -144,3 +153,24 @@ def test_a_long_stream_is_decided_at_max_chars() -> None:
     tap.batch([TextDelta(" I can't help with that.")])
     tap.end(None)
     assert ctx.refused is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "opening"),
+    [
+        ("i can(?:no|')?t", "i can"),
+        ("ab?c", "a"),
+        ("a|b", ""),
+        ("(x)y", ""),
+        (r"\bfoo", ""),
+        ("x{2}", ""),
+        ("a(b|c)", "a"),
+    ],
+)
+def test_a_patterns_literal_opening(pattern: str, opening: str) -> None:
+    """What every match starts with, where the detector looks for it ("": searched as it is)."""
+    assert literal_opening(pattern) == opening
+
+
+def test_a_pattern_without_a_literal_opening_still_matches() -> None:
+    assert RefusalDetector({"x": [r"\bnope\b", "(?:non|nein) merci"]}, 300).text("Well: nope.")

@@ -270,6 +270,10 @@ class PassthroughChunk:
     data: bytes
     usage: Usage | None = None
     finish_reasons: list[FinishReason] = field(default_factory=list)
+    #: the text it adds to choice 0's content, and whether a choice's delta has a ``refusal``
+    #: (read from the one parse the adapter makes: the refusal detector needs no other)
+    text: str = ""
+    refusal: bool = False
 
 
 StreamEvent = StreamStart | TextDelta | ToolCallDelta | FinishEvent | UsageEvent | PassthroughChunk

@@ -9,6 +9,9 @@ from pydantic import Field, field_validator
 
 from breakwater.core.config.base import _Model
 
+#: an escape sequence (``\W``, ``\S``, ``\B``...): upper case there is not a letter to match
+_ESCAPES = re.compile(r"\\.")
+
 
 class RefusalSettings(_Model):
     """Which answers count as refusals: the providers' own signals, and these patterns."""
@@ -19,8 +22,8 @@ class RefusalSettings(_Model):
     max_chars: int = Field(default=300, ge=20, le=4000)
     #: the shipped patterns (English, German, French, Spanish) are used as well as ``patterns``
     defaults: bool = True
-    #: by language (any label): regular expressions searched case-insensitively in the answer's
-    #: opening; a language named here replaces the shipped one of that name
+    #: by language (any label): regular expressions in lower case, searched in the answer's
+    #: lower-cased opening; a language named here replaces the shipped one of that name
     patterns: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("patterns")
@@ -32,4 +35,8 @@ class RefusalSettings(_Model):
                     re.compile(pattern)
                 except re.error as exc:
                     raise ValueError(f"{language}[{i}]: not a regular expression: {exc}") from None
+                if any(c.isupper() for c in _ESCAPES.sub("", pattern)):
+                    raise ValueError(
+                        f"{language}[{i}]: write patterns in lower case (the answer is lower-cased before it is searched)"
+                    )
         return value
