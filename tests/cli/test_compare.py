@@ -3,7 +3,6 @@ in config order with its control; exit 2 on bad arguments, 1 when the ledger can
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from breakwater.cli.main import main
-from breakwater.observability.ledger import SqliteLedger
+from tests.observability.ledger.rows import sqlite_ledger_with
 from tests.observability.ledger.test_compare import ROWS
 
 WINDOW = ["--since", "2023-11-15", "--until", "2023-11-16"]
@@ -45,14 +44,7 @@ def config(tmp_path: Path) -> str:
     """A config whose route ``chat`` has arms canary and control (marked), and a ledger holding
     the seeded comparison (``test_compare.ROWS``)."""
     path = tmp_path / "ledger.db"
-
-    async def fill() -> None:
-        store = SqliteLedger(path)
-        await store.open()
-        await store.write(ROWS)
-        await store.close()
-
-    asyncio.run(fill())
+    sqlite_ledger_with(path, ROWS)
     return _config(tmp_path, path)
 
 

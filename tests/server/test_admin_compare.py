@@ -3,7 +3,6 @@ parameters as 400s naming the parameter, the admin key, a disabled ledger."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from breakwater.core.config import build_config
-from breakwater.observability.ledger import SqliteLedger
 from breakwater.server.app import create_app
 from tests.fuzzing import FUZZ
-from tests.observability.ledger.rows import START
+from tests.observability.ledger.rows import START, sqlite_ledger_with
 from tests.observability.ledger.test_compare import ROWS
 from tests.server.running import admin_http, serve
 
@@ -48,14 +46,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx2.Client]
     """A gateway (no retention: the rows are old) whose SQLite ledger holds the seeded comparison."""
     tmp = tmp_path_factory.mktemp("compare")
     path = tmp / "ledger.db"
-
-    async def fill() -> None:
-        store = SqliteLedger(path)
-        await store.open()
-        await store.write(ROWS)
-        await store.close()
-
-    asyncio.run(fill())
+    sqlite_ledger_with(path, ROWS)
     config = build_config(
         _config({"url": f"sqlite:///{path}", "spool_path": str(tmp / "spool"), "retention_days": None})
     )

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from breakwater.observability.ledger import LedgerRow
 
@@ -104,6 +105,19 @@ USAGE_ROWS = [
     usage_row(24 * 60, user="dave", latency=1.0, cost="99"),
 ]
 """A day of usage by hand: what the aggregate must report for it is worked out in the tests."""
+
+
+def sqlite_ledger_with(path: Path, rows: list[LedgerRow]) -> None:
+    """Create the SQLite ledger at ``path`` holding ``rows`` (as the store makes its table)."""
+    from breakwater.observability.ledger import SqliteLedger
+
+    async def fill() -> None:
+        store = SqliteLedger(path)
+        await store.open()
+        await store.write(rows)
+        await store.close()
+
+    asyncio.run(fill())
 
 
 async def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:

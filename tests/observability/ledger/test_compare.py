@@ -3,6 +3,7 @@ stores (SQLite and PostgreSQL), with each arm's difference from the control and 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
@@ -54,24 +55,17 @@ ROWS = [
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """Each store in turn, holding ``ROWS``."""
-    if request.param == "sqlite":
-        opened: Store = SqliteLedger(tmp_path / "ledger.db")
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            opened: Store = SqliteLedger(tmp_path / "ledger.db")
+        else:
+            table = await stack.enter_async_context(table_of_its_own())
+            stack.push_async_callback(pg_execute, f"DROP TABLE IF EXISTS {table}{FEEDBACK_SUFFIX}")
+            opened = PostgresLedger(DSN, table=table)
         await opened.open()
+        stack.push_async_callback(opened.close)
         await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    async with table_of_its_own() as table:
-        opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
-            await pg_execute(f"DROP TABLE IF EXISTS {table}{FEEDBACK_SUFFIX}")
+        yield opened
 
 
 async def _report(store: Store, **kw: Any) -> dict[str, Any]:
