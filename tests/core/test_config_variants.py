@@ -108,6 +108,13 @@ def test_variant_problems_have_key_paths(route: str, problems: list[str]) -> Non
     assert _problems(f"  chat: {route}\n") == problems
 
 
+def test_a_route_with_variants_does_not_cache_itself() -> None:
+    """The cache sees the arm's route (it comes after the variants stage): caching goes there."""
+    assert _problems("  chat: {cache: {mode: exact}, variants: {arms: {a: {route: gpt, weight: 1}}}}\n") == [
+        "routes.chat.cache: a route with variants caches through its arms' routes: set cache there"
+    ]
+
+
 def test_a_cycle_through_a_variant_arm() -> None:
     """A branch leading back through another route's arms is a cycle too."""
     found = _problems(

@@ -293,6 +293,12 @@ def _check_variants(
                     f"{path}.{key}", "a route has variants or branches, not both: an arm may name a branching route"
                 )
             )
+    cache = route.get("cache")
+    if isinstance(cache, dict) and cache.get("mode", "off") != "off":
+        # the cache stage comes after the variants stage: it sees the arm's route, never this one
+        problems.append(
+            Problem(f"{path}.cache", "a route with variants caches through its arms' routes: set cache there")
+        )
     variants = route["variants"]
     arms = variants.get("arms") if isinstance(variants, dict) else None
     if not isinstance(arms, dict):
