@@ -52,6 +52,8 @@ def _config(tmp: Path) -> dict[str, Any]:
                     "arms": {"control": {"route": "gpt", "weight": 50}, "canary": {"deployments": ["gpt-next"], "weight": 50}},
                 }
             },
+            "routed": {"branches": {"strong": {"route": "claude"}, "cheap": {"route": "gemini"}}, "rules": [{"if": {"tools": True}, "then": "strong"}], "default": "cheap"},
+            "mixed": {"variants": {"arms": {"plain": {"route": "gpt", "weight": 0}, "routed": {"route": "routed", "weight": 1}}}},
             "tenant": {
                 "variants": {
                     "sticky": "header:x-tenant",
@@ -158,3 +160,15 @@ def test_an_ordinary_answer_is_not_a_refusal(gateway: tuple[openai.OpenAI, Path,
     client, ledger, _ = gateway
     answer = _ask(client, "claude", "Tell me about the sea")
     assert _row(ledger, answer.headers["x-request-id"])["refused"] == 0
+
+
+def test_an_arm_naming_a_branching_route(gateway: tuple[openai.OpenAI, Path, str]) -> None:
+    """The variants stage picks the arm, then the router stage that route's branch; the row keeps
+    the route the client named, with both."""
+    client, ledger, _ = gateway
+    answer = _ask(client, "mixed", extra_headers={"x-breakwater-user": "ann"})
+    assert answer.headers["x-breakwater-variant"] == "routed"
+    assert answer.headers["x-breakwater-route-branch"] == "cheap"
+    assert answer.headers["x-breakwater-deployment"] == "gemini"
+    row = _row(ledger, answer.headers["x-request-id"])
+    assert (row["route"], row["variant"], row["branch"], row["decision"]) == ("mixed", "routed", "cheap", "default")
