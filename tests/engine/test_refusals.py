@@ -165,6 +165,8 @@ def test_a_long_stream_is_decided_at_max_chars() -> None:
         (r"\bfoo", ""),
         ("x{2}", ""),
         ("a(b|c)", "a"),
+        (r"a\(|b", ""),
+        ("a[|]b", "a"),
     ],
 )
 def test_a_patterns_literal_opening(pattern: str, opening: str) -> None:

@@ -5,8 +5,7 @@ Signals: ``finish_reason: content_filter`` (what the adapters make of Anthropic'
 and OpenAI's or Azure's ``content_filter``), OpenAI's ``message.refusal`` (``Choice.refusal``)
 and, on the fast path, a ``refusal`` in a forwarded chunk's delta (``PassthroughChunk.refusal``).
 Failing those, the first ``max_chars`` characters of the first choice's text, lower-cased, are
-searched with the patterns, all of them as one regular expression: refusals open the answer, so
-the rest is never looked at.
+searched with the patterns: refusals open the answer, so the rest is never looked at.
 
 Patterns are written in lower case and searched in the lower-cased opening. Each is tried only
 where its literal opening (``"i can"``, ``"ich kann "``) occurs, found with ``str.find``: one
@@ -72,9 +71,17 @@ _OPTIONAL = frozenset("*?{")
 def literal_opening(pattern: str) -> str:
     """The characters every match of ``pattern`` starts with ("" when it has no literal opening,
     or has an alternation at its top level, which could start with something else)."""
-    depth = 0
+    depth, escaped, in_class = 0, False, False
     for char in pattern:  # a top-level "|" anywhere: no common opening
-        if char == "(":
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
