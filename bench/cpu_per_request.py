@@ -3,6 +3,7 @@
     python bench/cpu_per_request.py [--seconds 6] [--repeats 2] [--json]
     python bench/cpu_per_request.py --cache [--repeats 6]     # what a cache miss costs
     python bench/cpu_per_request.py --prompts [--repeats 6]   # the prompts stage, idle and rendering
+    python bench/cpu_per_request.py --variants [--repeats 6]  # the variants stage and the refusal detector
 
 Throughput at saturation is one over the CPU a request costs, so this is the number behind the
 ratio to the bare proxy. Each system runs pinned to core 0 (the mock and wrk on core 1, as in
@@ -21,6 +22,10 @@ Breakwater with both off, without the cache and with the exact cache on (``quali
 ``--prompts``: the plain request to Breakwater with both off, without prompts; with a prompt
 registry configured but not acting on the request (its route pins none, it names none); and to a
 route pinning the prompt (a system message rendered before the request's: the stage acting).
+``--variants``: plain and streamed requests to Breakwater with both off and the refusal detector
+off; with the detector on (its default); with a route with variants configured but the request
+on another route (the stage present, not acting; detector off); and the request to that route
+(the stage assigning it, 99.9/0.1 sticky by user; detector off).
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--cache", action="store_true", help="cache misses against no cache (plain requests)")
     parser.add_argument("--prompts", action="store_true", help="the prompts stage idle and acting, against none")
+    parser.add_argument("--variants", action="store_true", help="the variants stage and the refusal detector")
     args = parser.parse_args(argv)
     if (os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir():
         print("needs Linux and two cores (the system under test is pinned to core 0)", file=sys.stderr)
@@ -114,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
                 "prompts, pinned route": (with_prompts, "bench-prompted"),
             }
             modes = ("plain",)
+        if args.variants:
+            off = {"ledger": False, "access": False}
+            starters = {
+                "no variants, refusals off": (run.breakwater_starter(mock, tmp, refusals=False, **off), run.MODEL),
+                "refusal detector on": (run.breakwater_starter(mock, tmp, **off), run.MODEL),
+                "variants, not acting": (
+                    run.breakwater_starter(mock, tmp, variants=True, refusals=False, **off),
+                    run.MODEL,
+                ),
+                "variants, acting": (
+                    run.breakwater_starter(mock, tmp, variants=True, refusals=False, **off),
+                    "bench-variants",
+                ),
+            }
         live = {name: stack.enter_context(run.running(name, start, model)) for name, (start, model) in starters.items()}
         for name in live:
             run.freeze(live[name].proc.pid, True)

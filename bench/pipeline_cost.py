@@ -18,6 +18,11 @@ a stub innermost call that answers at once, so only the pipeline is timed:
 - ``access off, prompt rendered`` against ``access off, fresh requests``: the request on a
   route pinning a one-message prompt with a defaulted variable (the stage acting), and without;
   both build a new request each time, since the stage adds the prompt's message to it.
+- ``access off, refusals off``: as ``access off`` without the refusal detector (on by default),
+  so the difference is the detector's cost on an ordinary answer of about 400 characters;
+- ``... variants on another route``: a route with variants configured, the request on another
+  (the variants stage present, not acting); ``... variants acting``: the request to that route
+  (arms 99.9/0.1, the subject a user), the stage assigning it.
 
 Each figure is the median over the repeats of the mean time per request. A plain request and a
 stream (the ``EventStream`` tee with the usage tap, 8 batches) are timed separately.
@@ -56,19 +61,25 @@ from breakwater.engine.tee import EventStream
 from breakwater.infra.clock import SystemClock
 from breakwater.runtime.runtime import Process, Runtime
 
+#: an ordinary answer's opening (what the refusal detector reads: its first 300 characters)
+TEXT = (
+    "Sure. The tide comes in twice a day because the moon's gravity pulls the oceans into two bulges, one "
+    "facing the moon and one on the far side; as the earth turns, a coast passes through both. The sun adds "
+    "a smaller pull, so tides are highest when sun and moon line up (spring tides) and lowest at right angles."
+)
 RESPONSE = ChatResponse(
     id="x",
     model="m",
     created=0,
-    choices=[Choice(0, Message("assistant", [TextPart("hi")]), "stop")],
+    choices=[Choice(0, Message("assistant", [TextPart(TEXT)]), "stop")],
     usage=Usage(input_tokens=8, output_tokens=2),
 )
 
 
 async def _events() -> AsyncIterator[list[StreamEvent]]:
     yield [StreamStart("x", "m", 0)]
-    for _ in range(6):
-        yield [TextDelta("hi")]
+    for i in range(6):
+        yield [TextDelta(TEXT[i * 60 : i * 60 + 60])]
     yield [FinishEvent("stop"), UsageEvent(Usage(input_tokens=8, output_tokens=6))]
 
 
@@ -120,12 +131,17 @@ PROMPTS = {
 }
 
 
-def _config(tmp: Path, access: bool, prompts: str | None = None) -> dict[str, object]:
+def _config(
+    tmp: Path, access: bool, prompts: str | None = None, refusals: bool = True, variants: bool = False
+) -> dict[str, object]:
     """``prompts``: ``other`` (a route other than the timed one pins a prompt), ``m`` (the timed one does)."""
     routes: dict[str, object] = {"m": {"deployments": ["d"]}}
     if prompts is not None:
         routes["other"] = {"deployments": ["d"]}
         routes[prompts] = {"deployments": ["d"], "prompt": "bench-system@1"}
+    if variants:
+        arms = {"control": {"route": "m", "weight": 99.9}, "canary": {"route": "m", "weight": 0.1}}
+        routes["v"] = {"variants": {"sticky": "user", "arms": arms}}
     return {
         "access": {"enabled": access, "store": f"sqlite:///{tmp}/keys.db", "hash_secret": f"file:{tmp}/secret"}
         if access
@@ -135,19 +151,26 @@ def _config(tmp: Path, access: bool, prompts: str | None = None) -> dict[str, ob
         "deployments": {"d": {"provider": "m", "model": "mock-gpt"}},
         "routes": routes,
         **({"prompts": PROMPTS} if prompts is not None else {}),
+        "refusals": {"enabled": refusals},
     }
 
 
 async def _time(
-    pipeline: Pipeline | None, stub: Stub, stream: bool, n: int, credential: str | None, fresh: bool = False
+    pipeline: Pipeline | None,
+    stub: Stub,
+    stream: bool,
+    n: int,
+    credential: str | None,
+    fresh: bool = False,
+    model: str = "m",
 ) -> float:
-    request = ChatRequest(model="m", messages=[Message("user", [TextPart("hello")])], stream=stream)
+    request = ChatRequest(model=model, messages=[Message("user", [TextPart("hello")])], stream=stream)
     clock = stub.clock
     started = time.perf_counter()
     for i in range(n):
         if fresh:
-            request = ChatRequest(model="m", messages=[Message("user", [TextPart("hello")])], stream=stream)
-        ctx = RequestContext(f"r{i}", caller=Caller(credential=credential))
+            request = ChatRequest(model=model, messages=[Message("user", [TextPart("hello")])], stream=stream)
+        ctx = RequestContext(f"r{i}", caller=Caller(credential=credential, user=f"u{i % 1000}"))
         ctx.started_mono = clock.monotonic()
         if pipeline is None:
             answer = await (stub.chat_stream(request, ctx) if stream else stub.chat(request, ctx))
@@ -166,25 +189,39 @@ async def _measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
     stub = Stub()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "secret").write_text("bench-hash-secret-" + "0" * 32)
-        runtimes: dict[str, tuple[Pipeline | None, str | None, bool]] = {
-            "calls only": (None, None, False),
-            "pipeline, no stages": (Pipeline({}, stub), None, False),
+        runtimes: dict[str, tuple[Pipeline | None, str | None, bool, str]] = {
+            "calls only": (None, None, False, "m"),
+            "pipeline, no stages": (Pipeline({}, stub), None, False, "m"),
             "two pass-through stages": (
                 Pipeline({"access": PassThrough(), "recording": PassThrough()}, stub),
                 None,
                 False,
+                "m",
             ),
         }
         built: list[Runtime] = []
         cases = (
-            ("access off", False, None, False),
-            ("access on, one key", True, None, False),
-            ("access off, prompts configured", False, "other", False),
-            ("access off, fresh requests", False, None, True),
-            ("access off, prompt rendered", False, "m", True),
+            ("access off", {"access": False}, False, "m"),
+            ("access on, one key", {"access": True}, False, "m"),
+            ("access off, prompts configured", {"access": False, "prompts": "other"}, False, "m"),
+            ("access off, fresh requests", {"access": False}, True, "m"),
+            ("access off, prompt rendered", {"access": False, "prompts": "m"}, True, "m"),
+            ("access off, refusals off", {"access": False, "refusals": False}, False, "m"),
+            (
+                "access off, refusals off, variants on another route",
+                {"access": False, "refusals": False, "variants": True},
+                False,
+                "m",
+            ),
+            (
+                "access off, refusals off, variants acting",
+                {"access": False, "refusals": False, "variants": True},
+                False,
+                "v",
+            ),
         )
-        for name, access, prompts, fresh in cases:
-            runtime = Runtime(build_config(_config(Path(tmp), access, prompts)), Process({}))
+        for name, options, fresh, model in cases:
+            runtime = Runtime(build_config(_config(Path(tmp), **options)), Process({}))  # type: ignore[arg-type]
             await runtime.start()
             built.append(runtime)
             key = None
@@ -195,13 +232,13 @@ async def _measure(n: int, repeats: int) -> dict[str, dict[str, float]]:
                 assert runtime.access.directory is not None
                 await runtime.access.directory.refresh(force=True)
             stages = {stage.name: stage for stage in runtime.pipeline.stages}
-            runtimes[name] = (Pipeline(stages, stub), key, fresh)
+            runtimes[name] = (Pipeline(stages, stub), key, fresh, model)
         out: dict[str, dict[str, float]] = {}
-        for label, (pipeline, key, fresh) in runtimes.items():
+        for label, (pipeline, key, fresh, model) in runtimes.items():
             row: dict[str, float] = {}
             for stream in (False, True):
-                await _time(pipeline, stub, stream, n // 10, key, fresh)  # warm up
-                times = [await _time(pipeline, stub, stream, n, key, fresh) for _ in range(repeats)]
+                await _time(pipeline, stub, stream, n // 10, key, fresh, model)  # warm up
+                times = [await _time(pipeline, stub, stream, n, key, fresh, model) for _ in range(repeats)]
                 row["stream" if stream else "plain"] = statistics.median(times)
             out[label] = row
         for runtime in built:

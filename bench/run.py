@@ -188,6 +188,8 @@ def breakwater_config(
     router: bool = False,
     shadow: bool = False,
     prompts: bool = False,
+    variants: bool = False,
+    refusals: bool = True,
 ) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
@@ -198,10 +200,14 @@ def breakwater_config(
     stage is on the path of every request (acting on none sent to ``bench``).
     ``prompts``: a prompt registry (one prompt) and a route ``bench-prompted`` (the ``bench``
     deployment) pinning it, so the prompts stage is on the path of every request: not acting on
-    ``bench``, rendering a system message before the request's on ``bench-prompted``."""
+    ``bench``, rendering a system message before the request's on ``bench-prompted``.
+    ``variants``: a route ``bench-variants`` whose arms (99.9/0.1, sticky by user) both name
+    ``bench``, so the variants stage is built. ``refusals``: the refusal detector (on by default,
+    as in a config)."""
     path = tmp / (
         f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
-        f"{'-router' if router else ''}{'-shadow' if shadow else ''}{'-prompts' if prompts else ''}.yaml"
+        f"{'-router' if router else ''}{'-shadow' if shadow else ''}{'-prompts' if prompts else ''}"
+        f"{'-variants' if variants else ''}{'' if refusals else '-norefusals'}.yaml"
     )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -229,7 +235,12 @@ def breakwater_config(
         )
         + ("  bench-shadowed: {deployments: [bench], shadow: {route: bench}}\n" if shadow else "")
         + ("  bench-prompted: {deployments: [bench], prompt: bench-system@1}\n" if prompts else "")
-        + ("cache: {max_bytes: 16777216}\n" if cache else "")
+        + (
+            "  bench-variants:\n"
+            "    variants: {sticky: user, arms: {control: {route: bench, weight: 99.9}, canary: {route: bench, weight: 0.1}}}\n"
+            if variants
+            else ""
+        )
         + (
             "prompts:\n"
             "  bench-system:\n"
@@ -240,6 +251,8 @@ def breakwater_config(
             if prompts
             else ""
         )
+        + ("cache: {max_bytes: 16777216}\n" if cache else "")
+        + ("" if refusals else "refusals: {enabled: false}\n")
     )
     return path
 

@@ -39,7 +39,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
 
 def test_pipeline_cost_runs_and_prints_its_table(tmp_path: Path) -> None:
-    """`bench/pipeline_cost.py` builds real runtimes (access off and on, with prompts) and times every row."""
+    """`bench/pipeline_cost.py` builds real runtimes (access off and on, the refusal detector off,
+    a route with variants) and times every row."""
     out = bench("pipeline_cost.py", "--requests", "300", "--repeats", "1", cwd=tmp_path)
     rows = [line for line in out.splitlines() if line.startswith("| ") and "us/request" not in line]
     labels = [row.split("|")[1].strip() for row in rows if not row.startswith("| ---")]
@@ -52,6 +53,9 @@ def test_pipeline_cost_runs_and_prints_its_table(tmp_path: Path) -> None:
         "access off, prompts configured",
         "access off, fresh requests",
         "access off, prompt rendered",
+        "access off, refusals off",
+        "access off, refusals off, variants on another route",
+        "access off, refusals off, variants acting",
     ]
     for row in rows[1:]:
         plain, stream = (float(cell) for cell in row.split("|")[2:4])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import dataclasses
 import io
@@ -15,9 +14,8 @@ import pytest
 import yaml
 
 from breakwater.cli.main import main
-from breakwater.observability.ledger import SqliteLedger
 from breakwater.observability.ledger.feedback import Feedback
-from tests.observability.ledger.rows import make_row
+from tests.observability.ledger.rows import make_row, sqlite_ledger_with
 
 START = 1_700_006_400.0  # 2023-11-15T00:00:00Z
 
@@ -50,15 +48,7 @@ def config(tmp_path: Path) -> str:
         )
         for n, (u, k) in enumerate((u, k) for u in range(3) for k in range(u + 1))
     ]
-
-    async def fill() -> None:
-        store = SqliteLedger(path)
-        await store.open()
-        await store.write(rows)
-        await store.write_feedback(Feedback(rows[-1].request_id, START + 60, rows[-1].key_id, 0.5, None, {}))
-        await store.close()
-
-    asyncio.run(fill())
+    sqlite_ledger_with(path, rows, [Feedback(rows[-1].request_id, START + 60, rows[-1].key_id, 0.5, None, {})])
     return _write_config(tmp_path, {"url": f"sqlite:///{path}"})
 
 

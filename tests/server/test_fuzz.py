@@ -38,9 +38,9 @@ from tests.fuzzing import (
 from tests.server.conftest import NO_BREAKER, ONE_SHOT
 
 #: one route per upstream wire format, a route choosing its branch by rules and a cascade (the
-#: router stage under fuzzed bodies), a route pinning a prompt (the prompts stage); None leaves the
-#: generated model (an unknown route, mostly)
-MODELS = ["mock", "mock-claude", "mock-gemini", "mock-routed", "mock-cascade", "mock-prompted", None]
+#: router stage under fuzzed bodies), a route pinning a prompt (the prompts stage), a route with
+#: variants (one arm a branching route); None leaves the generated model (an unknown route, mostly)
+MODELS = ["mock", "mock-claude", "mock-gemini", "mock-routed", "mock-cascade", "mock-prompted", "mock-variants", None]
 
 #: the registry's prompt: every variable type, so fuzzed variables meet each check
 PROMPT: dict[str, Any] = {
@@ -97,6 +97,17 @@ def _config() -> dict[str, Any]:
                 "default": "a",
             },
             "mock-prompted": {"deployments": ["d-openai"], "prompt": "support@1", **ONE_SHOT},
+            "mock-variants": {
+                "variants": {
+                    "sticky": "user",
+                    "arms": {
+                        "control": {"route": "mock", "weight": 2},
+                        "routed": {"route": "mock-routed", "weight": 1},
+                        "own": {"deployments": ["d-anthropic"], "weight": 1},
+                        "off": {"route": "mock-gemini", "weight": 0},
+                    },
+                }
+            },
             "mock-cascade": {
                 "branches": {"cheap": {"route": "mock-gemini"}, "strong": {"route": "mock-claude"}},
                 "cascade": {
@@ -164,7 +175,7 @@ def test_embeddings(
     gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
 ) -> None:
     """Any embeddings body gets a non-5xx OpenAI answer and logs no traceback."""
-    model = data.draw(st.sampled_from(["mock", "mock-routed", None]), label="model")
+    model = data.draw(st.sampled_from(["mock", "mock-routed", "mock-variants", None]), label="model")
     overrides = {} if model is None else {"model": model}
     requests = draw_requests(data, openai_spec, mode, "POST", "/embeddings", "/v1/embeddings", **overrides)
     check_each(gateway, requests, "openai", caplog)

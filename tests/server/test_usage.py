@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,9 +12,8 @@ import httpx2
 import pytest
 
 from breakwater.core.config import build_config
-from breakwater.observability.ledger import SqliteLedger
 from breakwater.server.app import create_app
-from tests.observability.ledger.rows import make_row
+from tests.observability.ledger.rows import make_row, sqlite_ledger_with
 from tests.server.running import admin_http, serve
 
 START = 1_700_006_400.0  # 2023-11-15T00:00:00Z
@@ -42,14 +40,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx2.Client]
         dataclasses.replace(make_row(n), id=f"u{u}-{k}", ts=START + n, user=f"user-{u}", cost_usd=Decimal("0.01"))
         for n, (u, k) in enumerate((u, k) for u in range(5) for k in range(u + 1))
     ]
-
-    async def fill() -> None:
-        store = SqliteLedger(path)
-        await store.open()
-        await store.write(rows)
-        await store.close()
-
-    asyncio.run(fill())
+    sqlite_ledger_with(path, rows)
     config = build_config(
         _config({"url": f"sqlite:///{path}", "spool_path": str(tmp / "spool"), "retention_days": None})
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from breakwater.cli.usage import Unreadable, ledger_store, read_errors
+from breakwater.cli.usage import Unreadable, ledger_of
 from breakwater.observability.ledger.aggregate import parse_instant
 
 #: the most ledger rows a report reads
@@ -55,14 +55,9 @@ def run(args: argparse.Namespace) -> int:
 async def _read(config_path: str | None, route: str, since: float) -> dict[str, Any]:
     from breakwater.observability.ledger.shadow_report import shadow_report
 
-    store = ledger_store(config_path)
-    try:
+    async with ledger_of(config_path) as (_, store):
         await store.open()
         rows = await store.fetch(since=since, limit=ROWS)
-    except read_errors() as exc:
-        raise Unreadable(f"cannot read the ledger: {type(exc).__name__}: {exc}") from None
-    finally:
-        await store.close()
     return {**shadow_report(rows, route, complete=len(rows) < ROWS), "since": since}
 
 

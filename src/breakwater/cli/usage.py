@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import os
 import sqlite3
 import sys
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ import orjson
 from breakwater.observability.ledger.aggregate import UsagePage, aggregate, parse_by, parse_instant
 
 if TYPE_CHECKING:
+    from breakwater.core.config import Config
     from breakwater.observability.ledger.service import Store
 
 COLUMNS = (
@@ -95,31 +98,20 @@ class Unreadable(Exception):
     """The config, the ledger URL or the database cannot be read (the message says which)."""
 
 
-def read_errors() -> tuple[type[BaseException], ...]:
-    """What reading a ledger database can raise: a refused connection, a timeout, an unreadable file."""
-    import asyncpg  # type: ignore[import-untyped]  # only once a command reads a ledger
-
-    return (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
 async def _read(
     config_path: str | None, by: str, tag_key: str | None, since: float, until: float, limit: int
 ) -> UsagePage:
-    store = ledger_store(config_path)
-    try:
+    async with ledger_of(config_path) as (_, store):
         return await aggregate(store, by=by, since=since, until=until, limit=limit, offset=0, tag_key=tag_key)
-    except read_errors() as exc:
-        raise Unreadable(f"cannot read the ledger: {type(exc).__name__}: {exc}") from None
-    finally:
-        await store.close()
 
 
-def ledger_store(config_path: str | None) -> Store:
-    """The ledger the config names, to read from (shared with ``breakwater shadow report``).
+@contextlib.asynccontextmanager
+async def ledger_of(config_path: str | None) -> AsyncIterator[tuple[Config, Store]]:
+    """The config at ``config_path`` (the embedded default when ``None``) and its ledger store,
+    closed on exit; what goes wrong reading either, the config or the database, is ``Unreadable``
+    (shared by ``usage``, ``compare`` and ``shadow report``)."""
+    import asyncpg  # type: ignore[import-untyped]
 
-    Raises:
-        Unreadable: the config, its ledger URL, or (SQLite) the file cannot be read.
-    """
     from breakwater.core.config import ConfigError
     from breakwater.infra.credentials import CredentialError
     from breakwater.observability.ledger.service import store_for
@@ -145,7 +137,13 @@ def ledger_store(config_path: str | None) -> Store:
             f"no ledger at {store.path.absolute()} (from ledger.url in {source}); nothing to report"
             " — serve requests with this config first, or check --config"
         )
-    return store
+    try:
+        yield config, store
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # OSError: a refused connection, a timeout, an unreadable file
+        raise Unreadable(f"cannot read the ledger: {type(exc).__name__}: {exc}") from None
+    finally:
+        await store.close()
 
 
 def _table(page: UsagePage, label: str, since: float, until: float) -> None:

@@ -218,6 +218,8 @@ class Choice:
     logprobs: Any = None
     #: the stop sequence that ended the answer, when the upstream says which (Anthropic, the mock, vLLM)
     stop_sequence: str | None = None
+    #: the model's refusal message instead of an answer (OpenAI's ``message.refusal``)
+    refusal: str | None = None
 
 
 @dataclass(slots=True)
@@ -285,6 +287,10 @@ class PassthroughChunk:
     data: bytes
     usage: Usage | None = None
     finish_reasons: list[FinishReason] = field(default_factory=list)
+    #: the text it adds to choice 0's content, and whether a choice's delta has a ``refusal``
+    #: (read from the one parse the adapter makes: the refusal detector needs no other)
+    text: str = ""
+    refusal: bool = False
 
 
 StreamEvent = StreamStart | TextDelta | ToolCallDelta | FinishEvent | UsageEvent | PassthroughChunk

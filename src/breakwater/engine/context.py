@@ -75,6 +75,8 @@ class RouteOutcome:
     #: was chosen (``rule 2 (tools)``, ``learned 0.81 >= 0.70``, ``default``, a cascade's steps)
     branch: str | None = None
     decision: str | None = None
+    #: the variant (arm) of a route with variants that took the request (``x-breakwater-variant``)
+    variant: str | None = None
     #: a cascade's steps asked (``x-breakwater-cascade-steps``)
     cascade_steps: int = 0
     #: calls made before the one that answered (a cascade's escalated steps, its judge): the
@@ -180,3 +182,6 @@ class RequestContext:
     #: version is known (a request whose variables are refused has it too): the ledger's
     #: ``prompt_name`` / ``prompt_version``, ``x-breakwater-prompt``
     prompt: tuple[str, int] | None = None
+    #: the answer was a refusal (``engine/refusals``): ``None`` when nothing was checked (no
+    #: answer, or the detector is off)
+    refused: bool | None = None

@@ -37,7 +37,8 @@ ORDER: tuple[str, ...] = (
     # "guardrails_in": personal data and injection checks before anything is spent
     "access",  # engine/access/stage.py: permission, max_tokens guard, limits; settle at the end
     "recording",  # observability/recording.py: capture sampling; the ledger row, metrics, trace at the end
-    # "variants": canary / A-B arms (may choose a prompt version: RequestContext.prompt_choice)
+    "refusals",  # engine/refusals/stage.py: is the answer a refusal (a stream through a tap)
+    "variants",  # engine/variants/stage.py: a route with variants: the arm its sticky subject is assigned to
     "prompts",  # engine/prompts/stage.py: a named or pinned prompt rendered before the request's messages
     "shadow",  # engine/shadow/stage.py: a sampled share mirrored to a candidate route once answered
     "cache",  # engine/cache/stage.py: answers served from the cache; misses stored (streams through a tap)

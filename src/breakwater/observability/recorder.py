@@ -134,6 +134,8 @@ class Recorder:
             shadow_similarity=outcome.shadow_similarity,
             prompt_name=None if ctx.prompt is None else ctx.prompt[0],
             prompt_version=None if ctx.prompt is None else ctx.prompt[1],
+            variant=outcome.variant,
+            refused=ctx.refused,
         )
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)

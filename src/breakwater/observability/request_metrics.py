@@ -162,6 +162,20 @@ class RequestMetrics:
             buckets=FEEDBACK_BUCKETS,
             registry=registry,
         )
+        self.variants = Counter(
+            "breakwater_variant_requests",
+            "Requests on routes with variants, by the variant (arm) that took them.",
+            ["route", "variant"],
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "breakwater_refusals",
+            "Answers the refusal detector found to be refusals, by route and variant ('' without variants).",
+            ["route", "variant"],
+            registry=registry,
+        )
+        self._variants: dict[tuple[str, str], Counter] = {}
+        self._refusals: dict[tuple[str, str], Counter] = {}
         self._pairs: dict[tuple[str, str], _Children] = {}
         self._cache: dict[tuple[str, str], Counter] = {}
         self._statuses: dict[tuple[str, str, int], Counter] = {}
@@ -235,6 +249,10 @@ class RequestMetrics:
             self._counter(self._reasons, self.finish_reasons, route, row.finish_reason).inc()
         if row.cache is not None:
             self._counter(self._cache, self.cache_results, route, row.cache).inc()
+        if row.variant is not None:
+            self._counter(self._variants, self.variants, route, row.variant).inc()
+        if row.refused:
+            self._counter(self._refusals, self.refusals, route, row.variant or "").inc()
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

@@ -203,7 +203,8 @@ class OpenAIStreamParser:
                 if usage is not None and not choices and not self._include_usage:
                     events.append(UsageEvent(usage))  # asked for by us, not the client: keep it to ourselves
                 else:
-                    events.append(PassthroughChunk(data.encode(), usage, finishes))
+                    text, refusal = _opening(choices)
+                    events.append(PassthroughChunk(data.encode(), usage, finishes, text, refusal))
                 return
             if not self._started:
                 self._started = True
@@ -224,6 +225,19 @@ class OpenAIStreamParser:
             raise MalformedResponse(
                 f"{self._target.provider} sent an unreadable stream chunk", provider=self._target.provider
             ) from exc
+
+
+def _opening(choices: list[Any]) -> tuple[str, bool]:
+    """A forwarded chunk's text of choice 0, and whether some choice's delta carries a refusal."""
+    text, refusal = "", False
+    for c in choices:
+        delta = c.get("delta") or {}
+        if delta.get("refusal"):
+            refusal = True
+        content = delta.get("content")
+        if isinstance(content, str) and not c.get("index"):
+            text += content
+    return text, refusal
 
 
 def passthrough_text(chunk: PassthroughChunk) -> str:
@@ -364,6 +378,7 @@ def _choice(c: dict[str, Any]) -> Choice:
         finish_reason=_FINISH.get(reason, "stop") if reason else None,
         logprobs=c.get("logprobs"),
         stop_sequence=_stop_sequence(c),
+        refusal=m.get("refusal") if isinstance(m.get("refusal"), str) else None,
     )
 
 

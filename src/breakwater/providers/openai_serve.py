@@ -318,7 +318,7 @@ def encode_chat_response(response: ChatResponse) -> bytes:
         return response.raw_body
     choices = []
     for c in response.choices:
-        message: dict[str, Any] = {"role": "assistant", "content": c.message.text() or None, "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": c.message.text() or None, "refusal": c.refusal}
         if c.message.tool_calls:
             message["tool_calls"] = _tool_calls_json(c.message.tool_calls)
         choices.append({"index": c.index, "message": message, "finish_reason": c.finish_reason, "logprobs": c.logprobs})

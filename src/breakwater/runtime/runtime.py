@@ -38,8 +38,10 @@ from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.prompts.stage import PromptsStage
+from breakwater.engine.refusals.stage import RefusalsStage
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
+from breakwater.engine.variants.stage import VariantsStage
 from breakwater.infra.clock import SystemClock, SystemRandom
 from breakwater.infra.http import AiohttpSender
 from breakwater.infra.tokenizers import Tokenizers
@@ -72,6 +74,7 @@ from breakwater.runtime.observers import (
     log_transition,
 )
 from breakwater.runtime.shadowing import build_shadow
+from breakwater.runtime.variants import build_refusal_detector, build_variant_plans
 from breakwater.runtime.wiring import Wiring
 
 if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when tracing is on
@@ -238,6 +241,12 @@ class Runtime:
         self.prompts = PromptsStage.of(config)
         if self.prompts is not None:
             stages["prompts"] = self.prompts
+        variant_plans = build_variant_plans(config)
+        if variant_plans:
+            stages["variants"] = VariantsStage(variant_plans)
+        detector = build_refusal_detector(config)
+        if detector is not None:
+            stages["refusals"] = RefusalsStage(detector)
         if self.cache_store is not None:
             stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
         #: the shadow stage, when some route mirrors traffic to a candidate

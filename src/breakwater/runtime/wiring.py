@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from breakwater.core.config import BreakerPolicy, Config, Problem, RouteCache, Timeouts
+from breakwater.core.config import Branch, BreakerPolicy, Config, Problem, RouteCache, Timeouts
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
 from breakwater.core.limits import Limits
@@ -68,6 +68,14 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
     return problems
 
 
+def sends_to(route: RouteConfig) -> Mapping[str, Branch]:
+    """Where a route sends its requests instead of its own deployments: its branches, or its
+    variants' arms (a route has one or the other: cross_check); empty for a plain route."""
+    if route.variants is not None:
+        return route.variants.arms
+    return route.branches
+
+
 def _limits(route: RouteConfig) -> Limits | None:
     caps = route.limits
     if caps is None:
@@ -96,20 +104,20 @@ class Wiring:
             if name.endswith("/*"):
                 assert route.provider is not None  # guaranteed by cross_check
                 wildcards[name[:-1]] = (route.provider, self._wildcard_factory(name, route))
-            elif not route.branches:
+            elif not sends_to(route):
                 routes[name] = self._route(name, route)
-        pending = {name: route for name, route in self.config.routes.items() if route.branches}
+        pending = {name: route for name, route in self.config.routes.items() if sends_to(route)}
         while pending:  # a branching route after the routes its branches name (no cycles: cross_check)
             for name, route in list(pending.items()):
-                if all(b.route is None or b.route in routes for b in route.branches.values()):
+                if all(b.route is None or b.route in routes for b in sends_to(route).values()):
                     routes.update(self._branching(name, route, routes))
                     del pending[name]
         return Router(routes=routes, wildcards=wildcards, rng=self.rng)
 
     def _branching(self, name: str, route: RouteConfig, built: Mapping[str, Route]) -> dict[str, Route]:
-        """A branching route, and a hidden ``<name>.<branch>`` route for each branch with
-        deployments of its own (the parent's policies, without its branches, limits and cache:
-        those apply to the parent).
+        """A branching route (or one with variants: its arms are its branches here), and a hidden
+        ``<name>.<branch>`` route for each branch with deployments of its own (the parent's
+        policies, without its branches, limits and cache: those apply to the parent).
 
         The router stage sends a branching route's requests to a branch; its own deployments are
         every branch's, for what is estimated before a branch is chosen (the tokens and the most a
@@ -117,14 +125,15 @@ class Wiring:
         """
         made: dict[str, Route] = {}
         targets = []
-        for branch, target in route.branches.items():
+        for branch, target in sends_to(route).items():
             if target.route is not None:
                 targets.append(target.route)
                 continue
             hidden = f"{name}.{branch}"
             own = route.model_copy(
                 update={"deployments": target.deployments, "branches": {}, "rules": [], "learned": None,
-                        "default": None, "cascade": None, "limits": None, "cache": RouteCache()}
+                        "default": None, "cascade": None, "variants": None, "limits": None,
+                        "cache": RouteCache()}
             )  # fmt: skip
             made[hidden] = dataclasses.replace(self._route(hidden, own), hidden=True)
             targets.append(hidden)

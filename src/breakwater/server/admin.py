@@ -145,7 +145,7 @@ class Admin:
                 if not route:
                     raise InvalidRequest("Name the shadowed route: ?route=NAME", param="route")
                 now = self.gateway.clock.time()
-                since = _param(params, "since", lambda v: parse_instant(v, now), now - 86400.0)
+                since = read_param(params, "since", lambda v: parse_instant(v, now), now - 86400.0)
                 rows = await _fetch(store, since)
             except BreakwaterError as exc:
                 status, headers, body = errors.openai_error(exc, "admin")
@@ -190,11 +190,11 @@ class _UsageQuery:
         if unknown:
             raise InvalidRequest(f"Unknown query parameter {sorted(unknown)[0]!r}", param=sorted(unknown)[0])
         everyone: tuple[str, str | None] = ("user", None)
-        by, tag_key = _param(params, "by", parse_by, everyone)
-        since = _param(params, "since", lambda v: parse_instant(v, now), now - 86400.0)
-        until = _param(params, "until", lambda v: parse_instant(v, now), now)
-        limit = _param(params, "limit", int, 50)
-        offset = _param(params, "page_token", _decode_token, 0)
+        by, tag_key = read_param(params, "by", parse_by, everyone)
+        since = read_param(params, "since", lambda v: parse_instant(v, now), now - 86400.0)
+        until = read_param(params, "until", lambda v: parse_instant(v, now), now)
+        limit = read_param(params, "limit", int, 50)
+        offset = read_param(params, "page_token", _decode_token, 0)
         if not 1 <= limit <= 1000:
             raise InvalidRequest("Invalid limit: must be between 1 and 1000", param="limit")
         if since >= until:
@@ -202,7 +202,7 @@ class _UsageQuery:
         return cls(by, tag_key, since, until, limit, offset)
 
 
-def _param(params: dict[str, str], name: str, read: Callable[[str], T], default: T) -> T:
+def read_param(params: dict[str, str], name: str, read: Callable[[str], T], default: T) -> T:
     if name not in params:
         return default
     try:

@@ -30,6 +30,7 @@ from breakwater.runtime.stored_config import STORE_ENV, StoredConfig, versions_s
 from breakwater.runtime.swap import Load, Runtimes, loader
 from breakwater.server import errors
 from breakwater.server.admin import Admin, AdminAuth
+from breakwater.server.admin_compare import compare_handler
 from breakwater.server.admin_keys import KeysAdminApi
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from breakwater.server.config_admin import ConfigAdminApi
@@ -106,6 +107,9 @@ class Served:
         ledger_store = None if runtime.ledger is None else runtime.ledger.store
         routes[("GET", "/admin/usage")] = admin.usage(ledger_store)
         routes[("GET", "/admin/shadow")] = admin.shadow(ledger_store)
+        routes[("GET", "/admin/compare")] = compare_handler(
+            auth, ledger_store, config.routes, runtime.process.clock.time
+        )
         routes[("POST", "/admin/reload")] = ReloadApi(auth, app.runtimes_of).reload
         self.config_admin = ConfigAdminApi(auth, app.stored, app.runtimes_of, runtime.process)
         for method, path, handler in self.config_admin.routes():

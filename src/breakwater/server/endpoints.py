@@ -172,6 +172,8 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
             headers.append((b"x-breakwater-cascade-steps", b"%d" % outcome.cascade_steps))
     if ctx.prompt is not None:
         headers.append((b"x-breakwater-prompt", b"%s@%d" % (ctx.prompt[0].encode(), ctx.prompt[1])))
+    if outcome.variant is not None:
+        headers.append((b"x-breakwater-variant", outcome.variant.encode()))
     cache = ctx.cache
     if cache is not None:
         headers.append((b"x-breakwater-cache", cache.status.encode()))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from pathlib import Path
 
 from breakwater.observability.ledger import LedgerRow
+from breakwater.observability.ledger.feedback import Feedback
 
 T0 = 1_700_000_000.0
 
@@ -52,6 +54,8 @@ def make_row(i: int, *, prefix: str = "r") -> LedgerRow:
         saved_usd=Decimal("0.0000000421") * (i + 1) if full else None,
         prompt_name="support-triage" if full else None,
         prompt_version=3 + i if full else None,
+        variant="canary" if full else None,
+        refused=i % 4 == 0 if full else None,
     )
 
 
@@ -104,6 +108,21 @@ USAGE_ROWS = [
     usage_row(24 * 60, user="dave", latency=1.0, cost="99"),
 ]
 """A day of usage by hand: what the aggregate must report for it is worked out in the tests."""
+
+
+def sqlite_ledger_with(path: Path, rows: list[LedgerRow], feedback: Sequence[Feedback] = ()) -> None:
+    """Create the SQLite ledger at ``path`` holding ``rows`` and ``feedback`` (as the store makes its tables)."""
+    from breakwater.observability.ledger import SqliteLedger
+
+    async def fill() -> None:
+        store = SqliteLedger(path)
+        await store.open()
+        await store.write(rows)
+        for item in feedback:
+            await store.write_feedback(item)
+        await store.close()
+
+    asyncio.run(fill())
 
 
 async def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:

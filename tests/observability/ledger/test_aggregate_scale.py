@@ -68,6 +68,8 @@ NAMES = [
     "saved_usd",
     "branch",
     "decision",
+    "variant",
+    "refused",
 ]
 #: columns added after these (all nullable): left empty
 LATER = (None,) * (len(COLUMNS) - len(NAMES))

@@ -49,12 +49,17 @@ from breakwater.core.config.observability import (
 from breakwater.core.config.parse import ConfigError, Problem, build_config, cross_check, parse_config
 from breakwater.core.config.policies import BreakerPolicy, RetryPolicy, Timeouts
 from breakwater.core.config.providers import Deployment, MockWire, Price, Provider, WireType
-from breakwater.core.config.routes import Fallbacks, MaxTokensGuard, Route, RouteLimits, RouteTarget, Strategy
+from breakwater.core.config.refusals import RefusalSettings
+from breakwater.core.config.routes import Fallbacks, MaxTokensGuard, Route, RouteLimits, Strategy
 from breakwater.core.config.server import RedisSettings, ServerSettings
+from breakwater.core.config.targets import Branch, RouteTarget
+from breakwater.core.config.variants import Arm, Variants
 
 __all__ = [
     "AccessSettings",
     "AlertSettings",
+    "Arm",
+    "Branch",
     "BreakerPolicy",
     "CacheSettings",
     "CaptureSettings",
@@ -74,6 +79,7 @@ __all__ = [
     "PromptCacheDropRule",
     "Provider",
     "RedisSettings",
+    "RefusalSettings",
     "RetryPolicy",
     "Route",
     "RouteCache",
@@ -85,6 +91,7 @@ __all__ = [
     "Strategy",
     "Timeouts",
     "TracingSettings",
+    "Variants",
     "WireType",
     "build_config",
     "cross_check",

@@ -12,6 +12,7 @@ from breakwater.core.config.cache import CacheSettings
 from breakwater.core.config.observability import AlertSettings, LedgerSettings, TracingSettings
 from breakwater.core.config.prompts import Prompt
 from breakwater.core.config.providers import Deployment, Provider
+from breakwater.core.config.refusals import RefusalSettings
 from breakwater.core.config.routes import Route
 from breakwater.core.config.server import RedisSettings, ServerSettings
 
@@ -26,6 +27,7 @@ class Config(_Model):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    refusals: RefusalSettings = Field(default_factory=RefusalSettings)
     providers: dict[str, Provider] = Field(default_factory=dict)
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     routes: dict[str, Route] = Field(default_factory=dict)

@@ -188,6 +188,9 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(path, "'*' is only allowed as a final '/*' (e.g. 'openai/*')"))
         if route.get("provider") is not None:
             problems.append(Problem(f"{path}.provider", "only wildcard routes ('prefix/*') take a provider"))
+        if route.get("variants") is not None:
+            _check_variants(path, name, route, routes, deployments, problems)
+            continue
         if route.get("branches"):
             if targets:
                 problems.append(Problem(f"{path}.deployments", "a route with branches has no deployments of its own"))
@@ -228,21 +231,7 @@ def _check_branches(
     names = sorted(str(b) for b in branches)
     known_routes = sorted(r for r in routes if not r.endswith("/*"))
     for branch, target in branches.items():
-        where = f"{path}.branches.{branch}"
-        if not isinstance(target, dict):
-            continue
-        ref = target.get("route")
-        if isinstance(ref, str):
-            if ref == name or _reaches(ref, name, routes, set()):
-                problems.append(Problem(f"{where}.route", f"route {ref!r} leads back to {name!r}"))
-            elif ref not in known_routes:
-                problems.append(
-                    Problem(f"{where}.route", f"unknown route {ref!r} (expected one of: {_one_of(known_routes)})")
-                )
-        for i, item in enumerate(target.get("deployments") or []):
-            dep = item.get("deployment") if isinstance(item, dict) else item
-            if isinstance(dep, str) and dep not in deployments:
-                problems.append(Problem(f"{where}.deployments[{i}]", f"unknown deployment {dep!r}"))
+        _check_target(f"{path}.branches.{branch}", name, target, routes, deployments, problems)
 
     def branch_ref(where: str, value: Any) -> None:
         if isinstance(value, str) and value not in branches:
@@ -275,14 +264,11 @@ def _check_branches(
 
 
 def _reaches(start: str, target: str, routes: dict[str, dict[str, Any]], seen: set[str]) -> bool:
-    """Does route ``start`` lead (through branches) to ``target``?"""
+    """Does route ``start`` lead (through branches or variant arms) to ``target``?"""
     if start in seen:
         return False
     seen.add(start)
-    branches = routes.get(start, {}).get("branches")
-    if not isinstance(branches, dict):
-        return False
-    for target_of in branches.values():
+    for target_of in _targets_of(routes.get(start, {})):
         ref = target_of.get("route") if isinstance(target_of, dict) else None
         if isinstance(ref, str) and (ref == target or _reaches(ref, target, routes, seen)):
             return True
@@ -303,6 +289,80 @@ def _check_shadow(
         problems.append(Problem(where, f"unknown route {ref!r} (expected one of: {_one_of(known)})"))
     elif isinstance(routes[ref], dict) and routes[ref].get("shadow"):
         problems.append(Problem(where, f"route {ref!r} has a shadow of its own: a candidate is not mirrored again"))
+
+
+def _targets_of(route: dict[str, Any]) -> list[Any]:
+    """A route's branches and variant arms (what it sends its requests to)."""
+    found: list[Any] = []
+    branches = route.get("branches")
+    if isinstance(branches, dict):
+        found.extend(branches.values())
+    variants = route.get("variants")
+    arms = variants.get("arms") if isinstance(variants, dict) else None
+    if isinstance(arms, dict):
+        found.extend(arms.values())
+    return found
+
+
+def _check_variants(
+    path: str,
+    name: str,
+    route: dict[str, Any],
+    routes: dict[str, dict[str, Any]],
+    deployments: dict[str, dict[str, Any]],
+    problems: list[Problem],
+) -> None:
+    """A route with variants has no deployments or branches of its own (an arm may name a
+    branching route); each arm names a route or deployments that exist, never leading back."""
+    where = f"{path}.variants"
+    if route.get("deployments"):
+        problems.append(Problem(f"{path}.deployments", "a route with variants has no deployments of its own"))
+    for key in ("branches", "rules", "learned", "default", "cascade"):
+        if route.get(key):
+            problems.append(
+                Problem(
+                    f"{path}.{key}", "a route has variants or branches, not both: an arm may name a branching route"
+                )
+            )
+    cache = route.get("cache")
+    if isinstance(cache, dict) and cache.get("mode", "off") != "off":
+        # the cache stage comes after the variants stage: it sees the arm's route, never this one
+        problems.append(
+            Problem(f"{path}.cache", "a route with variants caches through its arms' routes: set cache there")
+        )
+    variants = route["variants"]
+    arms = variants.get("arms") if isinstance(variants, dict) else None
+    if not isinstance(arms, dict):
+        return
+    for arm, target in arms.items():
+        _check_target(f"{where}.arms.{arm}", name, target, routes, deployments, problems)
+
+
+def _check_target(
+    where: str,
+    name: str,
+    target: Any,
+    routes: dict[str, dict[str, Any]],
+    deployments: dict[str, dict[str, Any]],
+    problems: list[Problem],
+) -> None:
+    """A branch's or arm's target (``{route: R}`` or ``{deployments: [...]}``) exists and does not
+    lead back to route ``name``."""
+    if not isinstance(target, dict):
+        return
+    ref = target.get("route")
+    if isinstance(ref, str):
+        known_routes = sorted(r for r in routes if not r.endswith("/*"))
+        if ref == name or _reaches(ref, name, routes, set()):
+            problems.append(Problem(f"{where}.route", f"route {ref!r} leads back to {name!r}"))
+        elif ref not in known_routes:
+            problems.append(
+                Problem(f"{where}.route", f"unknown route {ref!r} (expected one of: {_one_of(known_routes)})")
+            )
+    for i, item in enumerate(target.get("deployments") or []):
+        dep = item.get("deployment") if isinstance(item, dict) else item
+        if isinstance(dep, str) and dep not in deployments:
+            problems.append(Problem(f"{where}.deployments[{i}]", f"unknown deployment {dep!r}"))
 
 
 def _check_fallbacks(

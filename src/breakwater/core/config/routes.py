@@ -12,38 +12,10 @@ from breakwater.core.config.cache import RouteCache
 from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.policies import RetryPolicy, Timeouts
 from breakwater.core.config.shadow import RouteShadow
+from breakwater.core.config.targets import Branch, RouteTarget, _targets
+from breakwater.core.config.variants import Variants
 
 Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
-
-
-class RouteTarget(_Model):
-    deployment: str
-    weight: float = Field(default=1.0, gt=0)
-
-
-class Branch(_Model):
-    """Where a branch sends its requests: another route, or deployments of its own."""
-
-    route: str | None = None
-    deployments: list[RouteTarget] = Field(default_factory=list)
-
-    @field_validator("deployments", mode="before")
-    @classmethod
-    def _names_allowed(cls, value: Any) -> Any:
-        return _targets(value)
-
-    @model_validator(mode="after")
-    def _one_target(self) -> Branch:
-        if (self.route is None) == (not self.deployments):
-            raise ValueError("a branch names either a route or its deployments, not both nor neither")
-        return self
-
-
-def _targets(value: Any) -> Any:
-    """Deployments may be listed by name alone."""
-    if isinstance(value, list):
-        return [{"deployment": v} if isinstance(v, str) else v for v in value]
-    return value
 
 
 class Fallbacks(_Model):
@@ -122,6 +94,8 @@ class Route(_Model):
     #: a prompt every request on the route gets (docs/prompts.md): ``name`` (its current version)
     #: or ``name@3``
     prompt: str | None = None
+    #: canary / A-B arms with sticky assignment (docs/variants.md); not with ``branches``
+    variants: Variants | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")

@@ -62,6 +62,8 @@ _TYPES = {
     "shadow_similarity": "DOUBLE PRECISION",
     "prompt_name": "TEXT",
     "prompt_version": "INTEGER",
+    "variant": "TEXT",
+    "refused": "BOOLEAN",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

@@ -69,6 +69,10 @@ class LedgerRow:
     #: the prompt of the registry the request was given, and its version (docs/prompts.md)
     prompt_name: str | None = None
     prompt_version: int | None = None
+    #: a route with variants: the arm that took the request (docs/variants.md)
+    variant: str | None = None
+    #: the answer was a refusal (the refusal detector; ``None``: not checked)
+    refused: bool | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -107,6 +111,8 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "shadow_similarity",
     "prompt_name",
     "prompt_version",
+    "variant",
+    "refused",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

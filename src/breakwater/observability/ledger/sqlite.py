@@ -84,9 +84,11 @@ _TYPES = {
     "shadow_similarity": "REAL",
     "prompt_name": "TEXT",
     "prompt_version": "INTEGER",
+    "variant": "TEXT",
+    "refused": "INTEGER",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
-_NULLABLE_BOOLS = ("shadow_exact",)
+_NULLABLE_BOOLS = ("shadow_exact", "refused")
 _TABLE = "breakwater_ledger"
 FEEDBACK_TABLE = "breakwater_feedback"
 _FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)

@@ -1,0 +1,1 @@
+"""The refusal detector: which answers refused the request (docs/variants.md)."""
