@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,10 +13,11 @@ from typing import Any
 import pytest
 
 from breakwater.observability.ledger import LedgerRow, SqliteLedger
-from breakwater.observability.ledger.compare import FEEDBACK_SUFFIX, compare, public
+from breakwater.observability.ledger.compare import compare, public
+from breakwater.observability.ledger.feedback import Feedback
 from breakwater.observability.ledger.postgres import PostgresLedger
 
-from .conftest import DSN, pg_execute, table_of_its_own
+from .conftest import DSN, table_of_its_own
 from .rows import START, make_row
 
 Store = SqliteLedger | PostgresLedger
@@ -60,7 +60,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             opened: Store = SqliteLedger(tmp_path / "ledger.db")
         else:
             table = await stack.enter_async_context(table_of_its_own())
-            stack.push_async_callback(pg_execute, f"DROP TABLE IF EXISTS {table}{FEEDBACK_SUFFIX}")
             opened = PostgresLedger(DSN, table=table)
         await opened.open()
         stack.push_async_callback(opened.close)
@@ -117,18 +116,13 @@ async def test_the_control_may_be_another_arm(store: Store) -> None:
 
 
 async def test_the_feedback_score_from_the_feedback_table(store: Store) -> None:
-    """With a ``<ledger>_feedback`` table, each variant's mean score over its scored requests."""
+    """Each variant's mean feedback score over its scored requests (each request's newest)."""
     scores = [(f"req-control-{i}", 1.0) for i in range(10)] + [(f"req-canary-{i}", float(i % 2)) for i in range(10)]
-    if isinstance(store, SqliteLedger):
-        with sqlite3.connect(store.path) as db:
-            db.execute(f"CREATE TABLE breakwater_ledger{FEEDBACK_SUFFIX} (request_id TEXT, score REAL, ts REAL)")
-            db.executemany(f"INSERT INTO breakwater_ledger{FEEDBACK_SUFFIX} VALUES (?, ?, 0)", scores)
-        db.close()
-    else:
-        table = store.table + FEEDBACK_SUFFIX
-        await pg_execute(f"CREATE TABLE {table} (request_id TEXT, score DOUBLE PRECISION, ts DOUBLE PRECISION)")
-        for request_id, score in scores:
-            await pg_execute(f"INSERT INTO {table} VALUES ($1, $2, 0)", request_id, score)
+    key = make_row(0).key_id  # the seeded rows' key: feedback counts for the key that sent the request
+    for request_id, score in scores:
+        await store.write_feedback(Feedback(request_id, START + 500, key, 1.0 - score, None, {}))
+        await store.write_feedback(Feedback(request_id, START + 501, key, score, None, {}))  # the newest counts
+    await store.write_feedback(Feedback("req-canary-0", START + 502, "another-key", 1.0, None, {}))  # not its key
     report = await _report(store, arms=["control", "canary"])
     control, canary = report["variants"][0], report["variants"][1]
     assert (control["feedback_count"], control["feedback_score"]) == (10, 1.0)

@@ -50,12 +50,27 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MAX_LIMIT = 1000
 
+
 #: each request's newest feedback given since the window's start (a feedback comes after its
 #: request, so older ones cannot be about the window's rows); SQLite's rowid grows with each insert
-_SQLITE_NEWEST = (
-    f"SELECT request_id AS f_request, key_id AS f_key, score AS f_score FROM {FEEDBACK_TABLE} WHERE rowid IN"
-    f" (SELECT MAX(rowid) FROM {FEEDBACK_TABLE} WHERE ts >= ?1 GROUP BY request_id, key_id)"
-)
+def sqlite_newest_feedback(since: str) -> str:
+    """Each request's newest feedback (per request id and key) given since the parameter ``since``
+    (SQLite); its columns ``f_request``, ``f_key``, ``f_score``."""
+    return (
+        f"SELECT request_id AS f_request, key_id AS f_key, score AS f_score FROM {FEEDBACK_TABLE} WHERE rowid IN"
+        f" (SELECT MAX(rowid) FROM {FEEDBACK_TABLE} WHERE ts >= {since} GROUP BY request_id, key_id)"
+    )
+
+
+def postgres_newest_feedback(table: str, since: str) -> str:
+    """The same in PostgreSQL, from the feedback ``table`` (its identity column orders them)."""
+    return (
+        "SELECT DISTINCT ON (request_id, key_id) request_id AS f_request, key_id AS f_key, score AS f_score"
+        f" FROM {table} WHERE ts >= {since} ORDER BY request_id, key_id, seq DESC"
+    )
+
+
+_SQLITE_NEWEST = sqlite_newest_feedback("?1")
 _NO_FEEDBACK = "SELECT NULL AS f_request, NULL AS f_key, NULL AS f_score WHERE 0"
 
 
@@ -260,10 +275,7 @@ async def _postgres_query(
         params.append(tag_key)
     else:
         group = GROUP_COLUMNS[by]
-    newest = (
-        "SELECT DISTINCT ON (request_id, key_id) request_id AS f_request, key_id AS f_key, score AS f_score"
-        f" FROM {store.feedback_table} WHERE ts >= $1 ORDER BY request_id, key_id, seq DESC"
-    )
+    newest = postgres_newest_feedback(store.feedback_table, "$1")
     feedback = _feedback_groups(group, newest, store.table, "ts >= $1 AND ts < $2")
     percentiles = ", ".join(
         f"percentile_disc({p / 100}) WITHIN GROUP (ORDER BY latency_ms) AS {name}" for name, p in _RANKS.items()

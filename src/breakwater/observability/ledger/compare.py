@@ -8,8 +8,9 @@ answers with a finish reason) and the mean feedback score. Percentiles are neare
 ``aggregate.py``, and are compared without a test; the rates by the two-proportion z-test and
 the means (latency, cost, feedback) by Welch's t-test.
 
-The feedback score comes from the table ``<ledger table>_feedback`` (``request_id``, ``score``,
-``ts``) when it exists; without it the score is ``None``. Each dialect's statement does the
+The feedback score comes from the feedback table (``POST /v1/feedback``, ``feedback.py``): each
+request's newest feedback counts once, as in the usage reports; a ledger without that table (one
+written by an earlier version) has no scores. Each dialect's statement does the
 grouping in the database; only one tuple per variant comes back.
 """
 
@@ -21,15 +22,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from breakwater.observability.ledger.aggregate import postgres_newest_feedback, sqlite_newest_feedback
 from breakwater.observability.ledger.significance import ALPHA, Moments, two_proportions, welch
-from breakwater.observability.ledger.sqlite import SqliteLedger
+from breakwater.observability.ledger.sqlite import FEEDBACK_TABLE, SqliteLedger
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
 
 _TABLE = "breakwater_ledger"  # SqliteLedger's fixed table
-#: the feedback table's name is the ledger table's with this suffix (written by the feedback API)
-FEEDBACK_SUFFIX = "_feedback"
 _SCALE = Decimal("1E-10")
 
 #: (name, hits, out of): the rates compared by the two-proportion z-test
@@ -176,9 +176,9 @@ def _sqlite_query(
         if "variant" not in columns:
             return [], {}  # no table yet, or one no gateway with variants has written to
         rows = conn.execute(sql, (route, since, until)).fetchall()
-        feedback_table = _TABLE + FEEDBACK_SUFFIX
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (feedback_table,)).fetchone():
-            scores = conn.execute(_feedback_sql(_TABLE, "?1", "?2", "?3"), (route, since, until)).fetchall()
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FEEDBACK_TABLE,)).fetchone():
+            sql = _feedback_sql(_TABLE, sqlite_newest_feedback("?2"), "?1", "?2", "?3")
+            scores = conn.execute(sql, (route, since, until)).fetchall()
         else:
             scores = []
         return rows, {v: (int(n), float(s), float(q)) for v, n, s, q in scores}
@@ -186,11 +186,12 @@ def _sqlite_query(
         conn.close()
 
 
-def _feedback_sql(ledger: str, route: str, since: str, until: str) -> str:
-    """The feedback score's count, sum and sum of squares per variant (a request scored twice counts twice)."""
+def _feedback_sql(ledger: str, newest: str, route: str, since: str, until: str) -> str:
+    """The feedback score's count, sum and sum of squares per variant: each request's newest
+    feedback (by the key that sent the request) counts once, as in the usage reports."""
     return f"""
-        SELECT l.variant, COUNT(f.score), SUM(f.score), SUM(f.score * f.score)
-        FROM {ledger} l JOIN {ledger}{FEEDBACK_SUFFIX} f ON f.request_id = l.request_id
+        SELECT l.variant, COUNT(*), SUM(f_score), SUM(f_score * f_score)
+        FROM ({newest}) AS newest JOIN {ledger} l ON l.request_id = f_request AND l.key_id = f_key
         WHERE l.route = {route} AND l.ts >= {since} AND l.ts < {until} AND l.variant IS NOT NULL
         GROUP BY l.variant
     """
@@ -213,7 +214,8 @@ async def _postgres_query(
     # the store's own connection and lock (PostgresLedger has no public read-query method)
     rows = [tuple(r) for r in await store._call("fetch", sql, route, since, until)]
     feedback: dict[str, tuple[int, float, float]] = {}
-    if await store._call("fetchval", "SELECT to_regclass($1) IS NOT NULL", t + FEEDBACK_SUFFIX):
-        records = await store._call("fetch", _feedback_sql(t, "$1", "$2", "$3"), route, since, until)
+    if await store._call("fetchval", "SELECT to_regclass($1) IS NOT NULL", store.feedback_table):
+        sql = _feedback_sql(t, postgres_newest_feedback(store.feedback_table, "$2"), "$1", "$2", "$3")
+        records = await store._call("fetch", sql, route, since, until)
         feedback = {r[0]: (int(r[1]), float(r[2]), float(r[3])) for r in records}
     return rows, feedback
