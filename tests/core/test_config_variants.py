@@ -137,3 +137,45 @@ def test_refusal_patterns_are_lower_case() -> None:
         "refusals.patterns: en[0]: write patterns in lower case (the answer is lower-cased before it is searched)"
     ]
     parse_config(BASE + "refusals: {patterns: {en: ['i cannot\\W']}}\n")
+
+
+def test_guards_and_a_ramp() -> None:
+    """Guards default to a 2-point error-rate and 5-point refusal-rate increase, latency 1.5x; a
+    ramp needs guards, exactly two arms and increasing percentages."""
+    config = parse_config(
+        BASE
+        + """
+  chat:
+    variants:
+      arms: {control: {route: gpt, weight: 95}, canary: {deployments: [b], weight: 5}}
+      guards: {max_cost_ratio: 1.3, min_requests: 50}
+      ramp: {steps: [5, 25, 100], hold_s: 600}
+"""
+    )
+    variants = config.routes["chat"].variants
+    assert variants is not None and variants.guards is not None and variants.ramp is not None
+    g = variants.guards
+    assert (g.max_error_rate_increase, g.max_refusal_rate_increase, g.max_latency_ratio) == (0.02, 0.05, 1.5)
+    assert (g.max_cost_ratio, g.min_requests, g.alpha) == (1.3, 50, 0.05)
+    assert variants.ramp.steps == [5, 25, 100]
+
+    arms = "arms: {control: {route: gpt, weight: 95}, canary: {deployments: [b], weight: 5}}"
+    assert any(
+        "a ramp needs guards" in p
+        for p in _problems(f"  chat:\n    variants:\n      {arms}\n      ramp: {{steps: [50]}}\n")
+    )
+    three = "arms: {a: {route: gpt, weight: 1}, b: {route: gpt, weight: 1}, c: {route: gpt, weight: 1}}"
+    assert any(
+        "exactly two arms" in p
+        for p in _problems(f"  chat:\n    variants:\n      {three}\n      guards: {{}}\n      ramp: {{steps: [50]}}\n")
+    )
+    assert any(
+        "increasing" in p and "routes.chat.variants.ramp.steps" in p
+        for p in _problems(
+            f"  chat:\n    variants:\n      {arms}\n      guards: {{}}\n      ramp: {{steps: [50, 20]}}\n"
+        )
+    )
+    assert any(
+        "routes.chat.variants.guards.max_latency_ratio" in p
+        for p in _problems(f"  chat:\n    variants:\n      {arms}\n      guards: {{max_latency_ratio: 0.5}}\n")
+    )

@@ -25,6 +25,7 @@ from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.credentials import resolve
 from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_serve
 from breakwater.runtime.loading import checked, load_config
+from breakwater.runtime.rollouts import RolloutWatch
 from breakwater.runtime.runtime import Process, Runtime
 from breakwater.runtime.stored_config import STORE_ENV, StoredConfig, versions_store
 from breakwater.runtime.swap import Load, Runtimes, loader
@@ -161,6 +162,8 @@ class BreakwaterApp:
         first = Runtime(config, self.process, version=version)
         self.runtimes = Runtimes(self.process, first, load or loader(lambda: config), self._swap)
         self._reload_signal = ReloadSignal(self.runtimes.reload)
+        #: canary guards and ramps (routes whose variants have ``guards``), checked in the background
+        self.rollouts = RolloutWatch(self.runtimes, stored)
 
     def _swap(self, runtime: Runtime) -> None:
         self._served = Served(self, runtime)
@@ -274,6 +277,7 @@ class BreakwaterApp:
         await self.runtimes.start()
         if self.stored is not None:
             self.stored.follow(self.runtimes)
+        self.rollouts.start()
         self.ready = True
 
     async def shutdown(self) -> None:
@@ -281,6 +285,7 @@ class BreakwaterApp:
         self.drain.uninstall()
         self._reload_signal.uninstall()
         await self.disconnects.stop()
+        await self.rollouts.close()
         if self.stored is not None:
             await self.stored.close()
         await self.process.sender.close()

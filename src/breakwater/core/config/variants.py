@@ -14,6 +14,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from breakwater.core.config.base import _Model
+from breakwater.core.config.rollout import Guards, Ramp
 from breakwater.core.config.targets import Branch
 
 #: the smallest share a positive weight may have of the total: 0.1%
@@ -42,6 +43,11 @@ class Variants(_Model):
     #: ``header:<name>``; without it: the user, then the key, then the request id (not sticky)
     sticky: str = "user"
     arms: dict[str, Arm] = Field(min_length=1)
+    #: roll a canary back (its weight to 0, by a new configuration version) when it is worse
+    #: than the control by more than these (docs/safe-change.md#automatic-rollback)
+    guards: Guards | None = None
+    #: advance the canary's share in steps while its guards hold (needs ``guards``)
+    ramp: Ramp | None = None
 
     @field_validator("sticky")
     @classmethod
@@ -61,6 +67,11 @@ class Variants(_Model):
         controls = [name for name, arm in self.arms.items() if arm.control]
         if len(controls) > 1:
             raise ValueError(f"only one arm may be the control: {', '.join(controls)}")
+        if self.ramp is not None:
+            if self.guards is None:
+                raise ValueError("a ramp needs guards: it advances while they hold")
+            if len(self.arms) != 2:
+                raise ValueError("a ramp moves one canary against its control: give exactly two arms")
         return self
 
     @property

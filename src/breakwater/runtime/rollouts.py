@@ -1,0 +1,291 @@
+"""Canary guards and ramps, acting on the running configuration (docs/safe-change.md).
+
+For each route whose ``variants`` have ``guards``, every ``check_s`` seconds: the ledger rows of
+the last ``window_s`` on that route are split by arm, and each canary (an arm other than the
+control with a positive weight) is compared with the control by the sequential tests of
+``engine/rollout/sequential.py``: error rate, latency, cost per request, refusal rate. A breach
+with ``min_requests`` on each side sets the canary's weight to 0 by applying a new configuration
+version (action ``auto-rollback``, author ``breakwater:guard``, the reason in its message), and
+raises an alert (logged, and posted to the alert webhook). With a ``ramp``, a canary whose
+guards have held for ``hold_s`` since its weight last changed moves to the next step the same
+way (action ``auto-ramp``).
+
+Acting needs stored configuration (``serve --config-store``): a gateway serving a file raises
+the alert and says it cannot act. Every replica checks; the first to apply wins (the version is
+applied with ``expect``), the others find the new version and stand down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from breakwater.core.config import Config
+from breakwater.core.config.versions import VersionConflict
+from breakwater.engine.rollout.sequential import Verdict, mean_ratio, rate_increase
+from breakwater.engine.tasks import stop_task
+from breakwater.observability.alerts import Alert
+from breakwater.observability.ledger.row import LedgerRow
+from breakwater.runtime.stored_config import StoredConfig, apply
+
+if TYPE_CHECKING:
+    from breakwater.core.config.rollout import Guards
+    from breakwater.runtime.swap import Runtimes
+
+log = logging.getLogger("breakwater.rollout")
+
+#: the author of versions the guards apply
+AUTHOR = "breakwater:guard"
+#: the most ledger rows one check reads
+ROWS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What a check did to one canary."""
+
+    route: str
+    arm: str
+    kind: str  # "rollback" | "ramp" | "alert-only"
+    message: str
+    version: int | None
+
+
+def verdicts(guards: Guards, canary: list[LedgerRow], control: list[LedgerRow]) -> list[Verdict]:
+    """Each guard's reading of a canary's rows against its control's (none before ``min_requests``)."""
+    if len(canary) < guards.min_requests or len(control) < guards.min_requests:
+        return []
+    alpha, out = guards.alpha, []
+    if guards.max_error_rate_increase is not None:
+        out.append(
+            rate_increase(
+                "error_rate", _count(canary, _failed), _count(control, _failed), guards.max_error_rate_increase, alpha
+            )
+        )
+    if guards.max_refusal_rate_increase is not None:
+        out.append(
+            rate_increase(
+                "refusal_rate",
+                _count(canary, _refused),
+                _count(control, _refused),
+                guards.max_refusal_rate_increase,
+                alpha,
+            )
+        )
+    answered_c = [r for r in canary if not _failed(r)]
+    answered_0 = [r for r in control if not _failed(r)]
+    if guards.max_latency_ratio is not None and len(answered_c) >= 2 and len(answered_0) >= 2:
+        out.append(
+            mean_ratio(
+                "latency",
+                [r.latency_ms for r in answered_c],
+                [r.latency_ms for r in answered_0],
+                guards.max_latency_ratio,
+                alpha,
+                log=True,
+            )
+        )
+    if guards.max_cost_ratio is not None:
+        cost_c = [float(r.cost_usd) for r in answered_c if r.cost_usd is not None]
+        cost_0 = [float(r.cost_usd) for r in answered_0 if r.cost_usd is not None]
+        if len(cost_c) >= 2 and len(cost_0) >= 2:
+            out.append(mean_ratio("cost", cost_c, cost_0, guards.max_cost_ratio, alpha, log=False))
+    return out
+
+
+def _failed(row: LedgerRow) -> bool:
+    return row.status >= 500 or (row.status < 400 and row.error_class is not None)
+
+
+def _refused(row: LedgerRow) -> bool:
+    return bool(row.refused)
+
+
+def _count(rows: list[LedgerRow], event: Any) -> tuple[int, int]:
+    return sum(1 for r in rows if event(r)), len(rows)
+
+
+def with_weights(text: str, route: str, weights: dict[str, float]) -> str:
+    """The configuration ``text`` with the given arms' weights on ``route`` (comments are not kept)."""
+    data = yaml.safe_load(text)
+    arms = data["routes"][route]["variants"]["arms"]
+    for arm, weight in weights.items():
+        arms[arm]["weight"] = int(weight) if float(weight).is_integer() else weight
+    dumped: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return dumped
+
+
+class RolloutWatch:
+    """Checks every guarded route of the running configuration (see the module docstring)."""
+
+    def __init__(self, runtimes: Runtimes, stored: StoredConfig | None) -> None:
+        self._runtimes = runtimes
+        self._stored = stored
+        self._task: asyncio.Task[None] | None = None
+        #: (route, arm, weight) already alerted without acting: said once, not at every check
+        self._told: set[tuple[str, str, float]] = set()
+        #: checks done, and what they did (``/readyz``-free introspection for tests and tools)
+        self.checks = 0
+        self.actions: list[Action] = []
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="breakwater-rollout")
+
+    async def close(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            interval = _interval(self._runtimes.current.config)
+            await asyncio.sleep(interval or 30.0)
+            if interval is None:
+                continue
+            try:
+                self.actions += await self.check()
+            except Exception:  # the watch outlives any one failed check
+                log.exception("a canary check failed; checking again later")
+            self.checks += 1
+
+    async def check(self) -> list[Action]:
+        """One pass over every guarded route of the running configuration."""
+        runtime = self._runtimes.current
+        guarded = {
+            n: r.variants for n, r in runtime.config.routes.items() if r.variants is not None and r.variants.guards
+        }
+        if not guarded or runtime.ledger is None:
+            return []
+        now = runtime.process.clock.time()
+        window = max(v.guards.window_s for v in guarded.values() if v.guards is not None)
+        rows = await runtime.ledger.store.fetch(since=now - window, limit=ROWS)
+        since_change = await self._since_change(runtime.version, now)
+        actions: list[Action] = []
+        for name, variants in guarded.items():
+            guards = variants.guards
+            if guards is None:
+                continue
+            recent = [r for r in rows if r.route == name and r.ts >= now - guards.window_s and r.shadow_of is None]
+            control = variants.control
+            by_arm: dict[str, list[LedgerRow]] = {}
+            for r in recent:
+                by_arm.setdefault(r.variant or "", []).append(r)
+            for arm, spec in variants.arms.items():
+                if arm == control or spec.weight <= 0:
+                    continue
+                found = verdicts(guards, by_arm.get(arm, []), by_arm.get(control, []))
+                breached = [v for v in found if v.breached]
+                if breached:
+                    action = await self._rollback(name, arm, spec.weight, breached, guards, now)
+                    actions.append(action)
+                    if action.version is not None:
+                        return actions  # one change per check: the next check reads the new version
+                    continue
+                ramp = variants.ramp
+                if ramp is not None and found and since_change is not None and since_change >= ramp.hold_s:
+                    step = _next_step(ramp.steps, spec.weight, sum(a.weight for a in variants.arms.values()))
+                    if step is not None:
+                        ramped = await self._ramp(name, arm, control, step, now)
+                        if ramped is not None:
+                            actions.append(ramped)
+                            return actions
+        return actions
+
+    async def _since_change(self, version: int | None, now: float) -> float | None:
+        """Seconds since the running version was applied (``None``: not from a store)."""
+        if self._stored is None or version is None:
+            return None
+        stored = await (await self._stored.opened()).config_get(version)
+        return None if stored is None else now - stored.ts
+
+    async def _rollback(
+        self, route: str, arm: str, weight: float, breached: list[Verdict], guards: Guards, now: float
+    ) -> Action:
+        limits = {
+            "error_rate": f"+{guards.max_error_rate_increase}",
+            "refusal_rate": f"+{guards.max_refusal_rate_increase}",
+            "latency": f"{guards.max_latency_ratio}x",
+            "cost": f"{guards.max_cost_ratio}x",
+        }
+        reasons = "; ".join(v.reason(limits[v.guard]) for v in breached)
+        message = f"route {route}: canary {arm} weight {weight:g} -> 0: {reasons}"
+        version = await self._apply(route, {arm: 0.0}, "auto-rollback", message, now)
+        if version is not None:
+            self._alert(route, arm, message, now, breached, version)
+            return Action(route, arm, "rollback", message, version)
+        if (route, arm, weight) not in self._told:
+            self._told.add((route, arm, weight))
+            self._alert(route, arm, f"{message} (NOT rolled back: {self._why_not()})", now, breached, None)
+        return Action(route, arm, "alert-only", message, None)
+
+    async def _ramp(self, route: str, arm: str, control: str, step: float, now: float) -> Action | None:
+        message = f"route {route}: canary {arm} ramped to {step:g}% (its guards held)"
+        version = await self._apply(route, {arm: step, control: 100.0 - step}, "auto-ramp", message, now)
+        if version is None:
+            return None
+        log.warning(message, extra={"route": route, "arm": arm, "config_version": version})
+        return Action(route, arm, "ramp", message, version)
+
+    async def _apply(self, route: str, weights: dict[str, float], action: str, message: str, now: float) -> int | None:
+        runtime = self._runtimes.current
+        if self._stored is None or runtime.version is None:
+            return None
+        store = await self._stored.opened()
+        current = await store.config_get(runtime.version)
+        if current is None:
+            return None
+        text = with_weights(current.text, route, weights)
+        try:
+            applied = await apply(
+                store,
+                text,
+                author=AUTHOR,
+                message=message,
+                now=now,
+                environ=runtime.process.environ,
+                action=action,
+                expect=runtime.version,
+            )
+        except VersionConflict:
+            log.info("a newer configuration version was applied meanwhile; the canary check stands down")
+            return None
+        self._stored.wake()
+        return applied.version.number
+
+    def _why_not(self) -> str:
+        if self._stored is None:
+            return "the gateway runs from a config file: set the weight to 0 there and reload"
+        return "a newer configuration version was applied meanwhile"
+
+    def _alert(
+        self, route: str, arm: str, message: str, now: float, breached: list[Verdict], version: int | None
+    ) -> None:
+        alert = Alert(
+            rule="canary_rollback",
+            subject=f"{route}/{arm}",
+            message=message,
+            value=breached[0].canary,
+            threshold=breached[0].control,
+            at=now,
+            details={"version": version, "guards": [v.guard for v in breached]},
+        )
+        self._runtimes.current.outbox.push(alert)
+
+
+def _interval(config: Config) -> float | None:
+    checks = [r.variants.guards.check_s for r in config.routes.values() if r.variants is not None and r.variants.guards]
+    return min(checks) if checks else None
+
+
+def _next_step(steps: list[float], weight: float, total: float) -> float | None:
+    """The step after the canary's current share (``None``: at the last step already)."""
+    share = 100.0 * weight / total if total > 0 else 0.0
+    for step in steps:
+        if step > share + 1e-9 and not math.isclose(step, share):
+            return step
+    return None

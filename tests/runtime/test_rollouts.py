@@ -1,0 +1,184 @@
+"""Automatic rollback and ramps of a canary, end to end: a gateway running from stored
+configuration versions, a route with variants and guards, the mock provider as the arms'
+upstreams. A flaky canary is rolled back (a new version with its weight 0, an alert), a healthy
+one is not, a tiny sample never trips, and a healthy canary with a ramp advances a step.
+
+The guards' check runs on its own schedule in the gateway (``check_s``: 1 s here); the tests
+wait, by polling, for a number of checks or for the version to move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+import yaml
+
+from breakwater.infra.clock import SystemRandom
+from breakwater.runtime.rollouts import with_weights
+from breakwater.runtime.stored_config import apply, versions_store
+from breakwater.server.app import BreakwaterApp, create_stored_app
+from tests.polling import until
+from tests.server.running import serve
+
+ENV: dict[str, str] = {}
+
+
+def _config(tmp: Path, *, canary: str = "shaky", guards: dict[str, Any] | None = None, ramp: Any = None) -> str:
+    variants: dict[str, Any] = {
+        "sticky": "header:x-subject",
+        "arms": {"control": {"route": "stable", "weight": 50}, "canary": {"route": canary, "weight": 50}},
+        "guards": {"min_requests": 20, "check_s": 1, "max_latency_ratio": None, **(guards or {})},
+    }
+    if ramp is not None:
+        variants["ramp"] = ramp
+    config = {
+        "access": {"enabled": False},
+        "ledger": {"url": f"sqlite:///{tmp}/ledger.db", "spool_path": str(tmp / "spool"), "flush_interval_s": 0.05},
+        "providers": {
+            "m": {"type": "mock"},
+            "flaky": {"type": "mock", "faults": [{"fault": "status=500", "rate": 0.6}]},
+        },
+        "deployments": {
+            "good": {"provider": "m", "model": "mock-gpt"},
+            "bad": {"provider": "flaky", "model": "mock-gpt"},
+        },
+        "routes": {
+            "stable": {"deployments": ["good"]},
+            "fine": {"deployments": ["good"]},
+            "shaky": {"deployments": ["bad"], "retry": {"max_attempts": 1}},
+            "chat": {"variants": variants},
+        },
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _apply(url: str, text: str) -> None:
+    async def run() -> None:
+        store = versions_store(url, ENV)
+        await store.open()
+        try:
+            await apply(store, text, author="test", message="canary on", now=1.0, environ=ENV)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Any]:
+    """Start a gateway from a store holding ``text`` as version 1; yields (url, app, store url)."""
+    stack: list[Any] = []
+
+    def go(text: str) -> tuple[str, BreakwaterApp, str]:
+        store = f"sqlite:///{tmp_path}/keys.db"
+        _apply(store, text)
+        app = create_stored_app(store, environ=ENV, rng=SystemRandom(7))
+        served = serve(app)
+        url = served.__enter__()
+        stack.append(served)
+        return url, app, store
+
+    yield go
+    for served in stack:
+        served.__exit__(None, None, None)
+
+
+def _send(url: str, n: int) -> list[int]:
+    statuses = []
+    for i in range(n):
+        r = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"x-subject": f"user-{i}"},
+            timeout=10,
+        )
+        statuses.append(r.status_code)
+    return statuses
+
+
+def _version(url: str) -> int:
+    value: int = httpx.get(f"{url}/readyz", timeout=5).json()["config"]["version"]
+    return value
+
+
+def test_a_flaky_canary_is_rolled_back(start: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url, app, _ = start(_config(tmp_path))
+    caplog.set_level(logging.WARNING, logger="breakwater.alerts")
+    statuses = _send(url, 80)
+    assert any(s >= 500 for s in statuses)  # the canary fails some
+    until(lambda: _version(url) == 2, 20, "the guard rolls the canary back (version 2)")
+    watch = app.rollouts
+    assert watch is not None and watch.actions[-1].kind == "rollback"
+    history = httpx.get(f"{url}/admin/config/versions", timeout=5).json()["data"]
+    newest = history[0]
+    assert (newest["action"], newest["author"]) == ("auto-rollback", "breakwater:guard")
+    assert "route chat: canary canary weight 50 -> 0: error_rate" in newest["message"]
+    text = httpx.get(f"{url}/admin/config/versions/2", timeout=5).json()["text"]
+    arms = yaml.safe_load(text)["routes"]["chat"]["variants"]["arms"]
+    assert (arms["canary"]["weight"], arms["control"]["weight"]) == (0, 50)
+    assert set(_send(url, 20)) == {200}  # everyone on the control now
+    until(lambda: "canary_rollback" in caplog.text, 10, "the alert is logged")
+
+
+def test_a_healthy_canary_is_not_rolled_back(start: Any, tmp_path: Path) -> None:
+    url, app, _ = start(_config(tmp_path, canary="fine"))
+    assert set(_send(url, 80)) == {200}
+    watch = app.rollouts
+    assert watch is not None
+    seen = watch.checks
+    until(lambda: watch.checks >= seen + 3, 20, "three more checks ran over the requests")
+    assert _version(url) == 1 and watch.actions == []
+
+
+def test_a_tiny_sample_does_not_trip(start: Any, tmp_path: Path) -> None:
+    url, app, _ = start(_config(tmp_path, guards={"min_requests": 20}))
+    _send(url, 12)  # about 6 a side: under min_requests
+    watch = app.rollouts
+    assert watch is not None
+    seen = watch.checks
+    until(lambda: watch.checks >= seen + 3, 20, "three more checks ran")
+    assert _version(url) == 1 and watch.actions == []
+
+
+def test_a_healthy_canary_ramps_a_step(start: Any, tmp_path: Path) -> None:
+    text = _config(tmp_path, canary="fine", ramp={"steps": [50, 80, 100], "hold_s": 1})
+    url, _, _ = start(text)
+    assert set(_send(url, 60)) == {200}
+    until(lambda: _version(url) == 2, 20, "the canary ramps to its next step (version 2)")
+    newest = httpx.get(f"{url}/admin/config/versions", timeout=5).json()["data"][0]
+    assert newest["action"] == "auto-ramp" and "ramped to 80%" in newest["message"]
+    arms = yaml.safe_load(httpx.get(f"{url}/admin/config/versions/2", timeout=5).json()["text"])["routes"]["chat"][
+        "variants"
+    ]["arms"]
+    assert (arms["canary"]["weight"], arms["control"]["weight"]) == (80, 20)
+
+
+def test_with_weights_changes_only_the_arms_named() -> None:
+    text = "routes:\n  chat:\n    variants:\n      arms:\n        a: {route: x, weight: 99}\n        b: {route: y, weight: 1}\n"
+    changed = yaml.safe_load(with_weights(text, "chat", {"b": 0.0}))
+    assert changed["routes"]["chat"]["variants"]["arms"] == {
+        "a": {"route": "x", "weight": 99},
+        "b": {"route": "y", "weight": 0},
+    }
+
+
+def test_a_gateway_serving_a_file_alerts_once_without_acting(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from breakwater.core.config import parse_config
+    from breakwater.server.app import create_app
+
+    caplog.set_level(logging.WARNING, logger="breakwater.alerts")
+    app = create_app(parse_config(_config(tmp_path)), environ=ENV, rng=SystemRandom(7))
+    with serve(app) as url:
+        _send(url, 80)
+        watch = app.rollouts
+        until(lambda: any(a.kind == "alert-only" for a in watch.actions), 20, "the guard trips")
+        seen = watch.checks
+        until(lambda: watch.checks >= seen + 2, 20, "two more checks ran")
+    assert caplog.text.count("NOT rolled back: the gateway runs from a config file") == 1
+    assert app.runtime.version is None and app.config.routes["chat"].variants.arms["canary"].weight == 50  # type: ignore[union-attr]
