@@ -172,3 +172,60 @@ def test_an_arm_naming_a_branching_route(gateway: tuple[openai.OpenAI, Path, str
     assert answer.headers["x-breakwater-deployment"] == "gemini"
     row = _row(ledger, answer.headers["x-request-id"])
     assert (row["route"], row["variant"], row["branch"], row["decision"]) == ("mixed", "routed", "cheap", "default")
+
+
+def test_arms_that_differ_by_prompt_version(tmp_path: Path) -> None:
+    """Arms on the same route with two versions of a registry prompt: each user's requests get
+    their arm's version, whatever the request names; the ledger keeps arm and version."""
+    config = _config(tmp_path)
+    config["prompts"] = {
+        "triage": {
+            "versions": {
+                1: {"messages": [{"role": "system", "content": "Answer briefly."}]},
+                2: {"messages": [{"role": "system", "content": "Answer briefly and politely."}]},
+            }
+        }
+    }
+    config["routes"]["prompted"] = {
+        "variants": {
+            "arms": {
+                "control": {"route": "gpt", "prompt": "triage@1", "weight": 50},
+                "canary": {"route": "gpt", "prompt": "triage@2", "weight": 50},
+            }
+        }
+    }
+    with serve(create_app(build_config(config))) as url:
+        client = openai_sdk(url)
+        seen: dict[str, str] = {}
+        for i in range(20):
+            raw = client.chat.completions.with_raw_response.create(
+                model="prompted", messages=[{"role": "user", "content": "hi"}], user=f"user-{i}"
+            )
+            arm, prompt = raw.headers["x-breakwater-variant"], raw.headers["x-breakwater-prompt"]
+            assert prompt == {"control": "triage@1", "canary": "triage@2"}[arm]
+            seen[arm] = prompt
+            if i == 19:
+                row = _row(tmp_path / "ledger.db", raw.headers["x-request-id"])
+                assert (row["route"], row["variant"], row["prompt_name"], row["prompt_version"]) == (
+                    "prompted",
+                    arm,
+                    "triage",
+                    int(prompt[-1]),
+                )
+        assert set(seen) == {"control", "canary"}
+
+
+def test_a_prompt_arm_names_a_version_of_a_known_prompt() -> None:
+    from breakwater.core.config import ConfigError
+
+    base = {
+        "providers": {"m": {"type": "mock"}},
+        "deployments": {"d": {"provider": "m", "model": "x"}},
+        "prompts": {"p": {"versions": {1: {"messages": [{"role": "system", "content": "hi"}]}}}},
+    }
+    for ref, expected in (("p", "expected 'name@VERSION'"), ("q@1", "unknown prompt 'q'"), ("p@2", "has no version 2")):
+        arms = {"a": {"deployments": ["d"], "prompt": ref, "weight": 1}}
+        with pytest.raises(ConfigError) as info:
+            build_config({**base, "routes": {"r": {"variants": {"arms": arms}}}})
+        problems = [str(p) for p in info.value.problems]
+        assert any(p.startswith("routes.r.variants.arms.a.prompt") and expected in p for p in problems), problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from breakwater.core.config import Config
+from breakwater.core.config.prompts import parse_ref
 from breakwater.engine.refusals.detector import RefusalDetector
 from breakwater.engine.refusals.patterns import DEFAULT_PATTERNS
 from breakwater.engine.variants.assign import Arm, Assigner
@@ -20,10 +21,17 @@ def build_variant_plans(config: Config) -> dict[str, Plan]:
         if variants is None:
             continue
         arms = tuple(
-            Arm(arm, t.route if t.route is not None else f"{name}.{arm}", t.weight) for arm, t in variants.arms.items()
+            Arm(arm, t.route if t.route is not None else f"{name}.{arm}", t.weight, _version(t.prompt))
+            for arm, t in variants.arms.items()
         )
         plans[name] = Plan(name, variants.sticky, Assigner(name, arms))
     return plans
+
+
+def _version(prompt: str | None) -> tuple[str, int] | None:
+    """An arm's ``name@N`` (checked at parse time) as ``(name, N)``."""
+    ref = None if prompt is None else parse_ref(prompt)
+    return None if ref is None or ref[1] is None else (ref[0], ref[1])
 
 
 def build_refusal_detector(config: Config) -> RefusalDetector | None:

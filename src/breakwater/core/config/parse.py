@@ -394,27 +394,40 @@ def _check_prompts(data: dict[str, Any], routes: dict[str, dict[str, Any]], prob
             problems.append(
                 Problem(f"prompts.{name}", "a prompt name is letters, digits, '_', '.' and '-' (at most 64)")
             )
-    known = sorted(prompts)
     for route_name, route in routes.items():
         pin = route.get("prompt")
-        if not isinstance(pin, str):
-            continue
-        where = f"routes.{route_name}.prompt"
-        if route_name.endswith("/*"):
-            problems.append(Problem(where, "a wildcard route cannot pin a prompt"))
-            continue
-        ref = parse_ref(pin)
-        if ref is None:
-            problems.append(Problem(where, f"expected 'name' or 'name@VERSION', got {pin!r}"))
-            continue
-        prompt = prompts.get(ref[0])
-        if prompt is None:
-            problems.append(Problem(where, f"unknown prompt {ref[0]!r} (expected one of: {_one_of(known)})"))
-            continue
-        versions = prompt.get("versions")
-        if ref[1] is not None and isinstance(versions, dict) and ref[1] not in {_int(v) for v in versions}:
-            numbers = ", ".join(str(v) for v in versions)
-            problems.append(Problem(where, f"prompt {ref[0]!r} has no version {ref[1]} (versions: {numbers})"))
+        if isinstance(pin, str):
+            where = f"routes.{route_name}.prompt"
+            if route_name.endswith("/*"):
+                problems.append(Problem(where, "a wildcard route cannot pin a prompt"))
+            else:
+                _check_prompt_ref(where, pin, prompts, problems, versioned=False)
+        variants = route.get("variants")
+        arms = variants.get("arms") if isinstance(variants, dict) else None
+        for arm, target in arms.items() if isinstance(arms, dict) else ():
+            if isinstance(target, dict) and isinstance(target.get("prompt"), str):
+                where = f"routes.{route_name}.variants.arms.{arm}.prompt"
+                _check_prompt_ref(where, target["prompt"], prompts, problems, versioned=True)
+
+
+def _check_prompt_ref(
+    where: str, text: str, prompts: dict[str, Any], problems: list[Problem], *, versioned: bool
+) -> None:
+    """``name`` or ``name@N`` names a prompt (and version) of the registry; ``versioned``: the
+    version is required (a variant arm pins one version)."""
+    ref = parse_ref(text)
+    if ref is None or (versioned and ref[1] is None):
+        expected = "'name@VERSION'" if versioned else "'name' or 'name@VERSION'"
+        problems.append(Problem(where, f"expected {expected}, got {text!r}"))
+        return
+    prompt = prompts.get(ref[0])
+    if prompt is None:
+        problems.append(Problem(where, f"unknown prompt {ref[0]!r} (expected one of: {_one_of(sorted(prompts))})"))
+        return
+    versions = prompt.get("versions")
+    if ref[1] is not None and isinstance(versions, dict) and ref[1] not in {_int(v) for v in versions}:
+        numbers = ", ".join(str(v) for v in versions)
+        problems.append(Problem(where, f"prompt {ref[0]!r} has no version {ref[1]} (versions: {numbers})"))
 
 
 def _int(value: Any) -> int | None:

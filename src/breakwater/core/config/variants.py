@@ -24,13 +24,12 @@ _STICKY = re.compile(r"^(user|key|session|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$")
 
 
 class Arm(Branch):
-    """One variant: where its requests go, and its weight (0: turned off).
-
-    Extension point: a ``prompt: name@version`` arm (the prompt registry) adds its field here and
-    its prompt to the compiled ``engine/variants/assign.Arm``; the target stays a ``Branch``.
-    """
+    """One variant: where its requests go, with which prompt version, and its weight (0: turned off)."""
 
     weight: float = Field(ge=0)
+    #: ``name@VERSION``: the arm's requests get this version of a registry prompt (docs/prompts.md),
+    #: whatever the request or its route names: arms that differ by prompt version only
+    prompt: str | None = None
     #: the arm every other is compared against (``breakwater compare``); default: the first arm
     control: bool = False
 

@@ -19,15 +19,13 @@ _SCALE = 2.0**-64
 
 @dataclass(frozen=True, slots=True)
 class Arm:
-    """One variant, compiled: its name, the route that serves it, its weight.
-
-    Extension point: a ``prompt: name@version`` arm carries its prompt here too, for the prompt
-    stage after this one to apply.
-    """
+    """One variant, compiled: its name, the route that serves it, its weight, and the prompt
+    version its requests get (``None``: whatever the request or its route names)."""
 
     name: str
     route: str
     weight: float
+    prompt: tuple[str, int] | None = None
 
 
 class Assigner:

@@ -104,4 +104,6 @@ class VariantsStage(Stage):
     def _arm(plan: Plan, ctx: RequestContext, user: str | None) -> Arm:
         arm = plan.assigner.assign(subject(plan, ctx, user))
         ctx.outcome.variant = arm.name
+        if arm.prompt is not None:
+            ctx.prompt_choice = arm.prompt  # the prompts stage, after this one, renders it
         return arm
