@@ -13,7 +13,7 @@ BLOCKS = re.findall(r"```yaml\n(.*?)```", DOC, flags=re.DOTALL)
 
 
 def test_every_example_validates() -> None:
-    assert len(BLOCKS) == 3
+    assert len(BLOCKS) == 4
     for block in BLOCKS:
         parse_config(block, "docs/variants.md")
 
@@ -21,7 +21,9 @@ def test_every_example_validates() -> None:
 def test_the_examples_say_what_the_page_says() -> None:
     """The canary takes 1%, the branching example marks its control, the refusal example adds
     Italian and replaces the shipped English."""
-    canary, branching, refusals = (parse_config(b, "docs/variants.md") for b in BLOCKS)
+    canary, branching, prompted, refusals = (parse_config(b, "docs/variants.md") for b in BLOCKS)
+    support = prompted.routes["support"].variants
+    assert support is not None and support.arms["canary"].prompt == "triage@4"
     chat = canary.routes["chat"].variants
     assert chat is not None and chat.sticky == "user" and chat.arms["canary"].weight == 1 and chat.control == "control"
     assistant = branching.routes["assistant"].variants
