@@ -68,8 +68,6 @@ NAMES = [
     "saved_usd",
     "branch",
     "decision",
-    "variant",
-    "refused",
 ]
 #: columns added after these (all nullable): left empty
 LATER = (None,) * (len(COLUMNS) - len(NAMES))
