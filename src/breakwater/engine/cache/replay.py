@@ -33,7 +33,7 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.engine.tee import EventStream
-from breakwater.providers.openai import passthrough_events
+from breakwater.providers.openai_stream import passthrough_events
 
 log = logging.getLogger("breakwater.cache")
 
