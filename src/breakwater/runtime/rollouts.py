@@ -35,6 +35,7 @@ from breakwater.runtime.stored_config import StoredConfig, apply
 
 if TYPE_CHECKING:
     from breakwater.core.config.rollout import Guards
+    from breakwater.core.config.variants import Variants
     from breakwater.runtime.swap import Runtimes
 
 log = logging.getLogger("breakwater.rollout")
@@ -164,36 +165,29 @@ class RolloutWatch:
         now = runtime.process.clock.time()
         window = max(v.guards.window_s for v in guarded.values() if v.guards is not None)
         rows = await runtime.ledger.store.fetch(since=now - window, limit=ROWS)
+        # the rows split and the tests run off the event loop: a busy window is many rows
+        readings = await asyncio.to_thread(_readings, guarded, rows, now)
         since_change = await self._since_change(runtime.version, now)
         actions: list[Action] = []
-        for name, variants in guarded.items():
-            guards = variants.guards
-            if guards is None:
+        for name, arm, found in readings:
+            variants = guarded[name]
+            guards, spec = variants.guards, variants.arms[arm]
+            assert guards is not None
+            breached = [v for v in found if v.breached]
+            if breached:
+                action = await self._rollback(name, arm, spec.weight, breached, guards, now)
+                actions.append(action)
+                if action.version is not None:
+                    return actions  # one change per check: the next check reads the new version
                 continue
-            recent = [r for r in rows if r.route == name and r.ts >= now - guards.window_s and r.shadow_of is None]
-            control = variants.control
-            by_arm: dict[str, list[LedgerRow]] = {}
-            for r in recent:
-                by_arm.setdefault(r.variant or "", []).append(r)
-            for arm, spec in variants.arms.items():
-                if arm == control or spec.weight <= 0:
-                    continue
-                found = verdicts(guards, by_arm.get(arm, []), by_arm.get(control, []))
-                breached = [v for v in found if v.breached]
-                if breached:
-                    action = await self._rollback(name, arm, spec.weight, breached, guards, now)
-                    actions.append(action)
-                    if action.version is not None:
-                        return actions  # one change per check: the next check reads the new version
-                    continue
-                ramp = variants.ramp
-                if ramp is not None and found and since_change is not None and since_change >= ramp.hold_s:
-                    step = _next_step(ramp.steps, spec.weight, sum(a.weight for a in variants.arms.values()))
-                    if step is not None:
-                        ramped = await self._ramp(name, arm, control, step, now)
-                        if ramped is not None:
-                            actions.append(ramped)
-                            return actions
+            ramp = variants.ramp
+            if ramp is not None and found and since_change is not None and since_change >= ramp.hold_s:
+                step = _next_step(ramp.steps, spec.weight, sum(a.weight for a in variants.arms.values()))
+                if step is not None:
+                    ramped = await self._ramp(name, arm, variants.control, step, now)
+                    if ramped is not None:
+                        actions.append(ramped)
+                        return actions
         return actions
 
     async def _since_change(self, version: int | None, now: float) -> float | None:
@@ -275,6 +269,24 @@ class RolloutWatch:
             details={"version": version, "guards": [v.guard for v in breached]},
         )
         self._runtimes.current.outbox.push(alert)
+
+
+def _readings(guarded: dict[str, Variants], rows: list[LedgerRow], now: float) -> list[tuple[str, str, list[Verdict]]]:
+    """Each canary's guards read against its control, from the window's rows: (route, arm, verdicts)."""
+    out = []
+    for name, variants in guarded.items():
+        guards = variants.guards
+        if guards is None:
+            continue
+        by_arm: dict[str, list[LedgerRow]] = {}
+        for r in rows:
+            if r.route == name and r.ts >= now - guards.window_s and r.shadow_of is None:
+                by_arm.setdefault(r.variant or "", []).append(r)
+        control = variants.control
+        for arm, spec in variants.arms.items():
+            if arm != control and spec.weight > 0:
+                out.append((name, arm, verdicts(guards, by_arm.get(arm, []), by_arm.get(control, []))))
+    return out
 
 
 def _interval(config: Config) -> float | None:
