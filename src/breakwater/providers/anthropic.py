@@ -47,7 +47,7 @@ from breakwater.core.types import (
 )
 from breakwater.providers.anthropic_request import chat_body, mark_stable_prefix
 from breakwater.providers.base import HttpRequest, Target, error_object, response_object
-from breakwater.providers.sse import SSEDecoder
+from breakwater.providers.sse import SSEStreamParser
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 #: the Messages API version header; ``Target.api_version`` overrides it
@@ -162,36 +162,26 @@ class AnthropicAdapter:
         return AnthropicStreamParser(target)
 
 
-class AnthropicStreamParser:
+class AnthropicStreamParser(SSEStreamParser):
     """Messages-API SSE events to canonical events.
 
     Usage arrives in pieces (input in ``message_start``, cumulative totals in ``message_delta``),
     so it is merged here and emitted once, as a ``UsageEvent``, at ``message_stop``.
     """
 
-    __slots__ = ("_done", "_sse", "_started", "_target", "_tools", "_usage")
+    __slots__ = ("_done", "_started", "_target", "_tools", "_usage")
 
     def __init__(self, target: Target) -> None:
         self._target = target
-        self._sse = SSEDecoder()
+        super().__init__()
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # content block index -> canonical tool_index
         self._started = False
         self._done = False
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.feed(data):
-            self._frame(sse.event, sse.data, events)
-        return events
-
-    def close(self) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.flush():
-            self._frame(sse.event, sse.data, events)
+    def _end(self, events: list[StreamEvent]) -> None:
         if not self._done:
             raise self._malformed("ended the stream before message_stop")
-        return events
 
     def _malformed(self, what: str) -> MalformedResponse:
         return MalformedResponse(f"{self._target.provider} {what}", provider=self._target.provider)

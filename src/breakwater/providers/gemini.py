@@ -48,7 +48,7 @@ from breakwater.core.types import (
 from breakwater.providers.base import HttpRequest, Target, error_object, response_object
 from breakwater.providers.gemini_request import chat_body
 from breakwater.providers.gemini_signatures import join_call_id
-from breakwater.providers.sse import SSEDecoder
+from breakwater.providers.sse import SSEStreamParser
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_API_VERSION = "v1beta"
@@ -138,7 +138,7 @@ class GeminiAdapter:
         return GeminiStreamParser(target)
 
 
-class GeminiStreamParser:
+class GeminiStreamParser(SSEStreamParser):
     """``data: {GenerateContentResponse}`` SSE frames to events.
 
     Each frame is a partial response: text arrives in pieces, a function call arrives whole, and
@@ -146,34 +146,24 @@ class GeminiStreamParser:
     once, at close. There is no end marker: a stream is complete once a finishReason was seen.
     """
 
-    __slots__ = ("_calls", "_finished", "_sse", "_started", "_target", "_usage")
+    __slots__ = ("_calls", "_finished", "_started", "_target", "_usage")
 
     def __init__(self, target: Target) -> None:
         self._target = target
-        self._sse = SSEDecoder()
+        super().__init__()
         self._started = False
         self._finished = False
         self._usage: Usage | None = None
         self._calls: dict[int, int] = {}  # candidate index -> tool calls seen so far
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.feed(data):
-            self._frame(sse.data, events)
-        return events
-
-    def close(self) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.flush():
-            self._frame(sse.data, events)
+    def _end(self, events: list[StreamEvent]) -> None:
         if not self._finished:
             provider = self._target.provider
             raise MalformedResponse(f"{provider} ended the stream before it was finished", provider=provider)
         if self._usage is not None:
             events.append(UsageEvent(self._usage))
-        return events
 
-    def _frame(self, data: str, events: list[StreamEvent]) -> None:
+    def _frame(self, event: str | None, data: str, events: list[StreamEvent]) -> None:
         if not data.strip():
             return
         provider = self._target.provider

@@ -23,7 +23,7 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.providers.base import Target
-from breakwater.providers.sse import SSEDecoder
+from breakwater.providers.sse import SSEStreamParser
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -34,36 +34,26 @@ FINISH: dict[str, FinishReason] = {
 }
 
 
-class OpenAIStreamParser:
+class OpenAIStreamParser(SSEStreamParser):
     """``chat.completion.chunk`` SSE frames to events (or pass-through chunks on the fast path)."""
 
-    __slots__ = ("_done", "_include_usage", "_passthrough", "_sse", "_started", "_target")
+    __slots__ = ("_done", "_include_usage", "_passthrough", "_started", "_target")
 
     def __init__(self, target: Target, *, passthrough: bool, include_usage: bool) -> None:
         self._target = target
         self._passthrough = passthrough
         self._include_usage = include_usage
-        self._sse = SSEDecoder()
+        super().__init__()
         self._started = False
         self._done = False
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.feed(data):
-            self._frame(sse.data, events)
-        return events
-
-    def close(self) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.flush():
-            self._frame(sse.data, events)
+    def _end(self, events: list[StreamEvent]) -> None:
         if not self._done:
             raise MalformedResponse(
                 f"{self._target.provider} ended the stream before it was finished", provider=self._target.provider
             )
-        return events
 
-    def _frame(self, data: str, events: list[StreamEvent]) -> None:
+    def _frame(self, event: str | None, data: str, events: list[StreamEvent]) -> None:
         if data == "[DONE]":
             self._done = True
             return

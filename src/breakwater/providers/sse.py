@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from breakwater.core.types import StreamEvent
+
 
 @dataclass(slots=True)
 class SSEEvent:
@@ -75,3 +77,34 @@ def encode_sse(data: bytes, event: str | None = None) -> bytes:
     if event is None:
         return b"data: " + data + b"\n\n"
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+class SSEStreamParser:
+    """A provider's stream parser over server-sent events (the ``StreamParser`` of
+    ``providers/base.py``): ``feed`` and ``close`` decode the frames and hand each one to
+    ``_frame``; at ``close``, ``_end`` raises for a stream that did not finish and adds what
+    comes last. Subclasses write those two."""
+
+    __slots__ = ("_sse",)
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.feed(data):
+            self._frame(sse.event, sse.data, events)
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.flush():
+            self._frame(sse.event, sse.data, events)
+        self._end(events)
+        return events
+
+    def _frame(self, event: str | None, data: str, events: list[StreamEvent]) -> None:
+        raise NotImplementedError
+
+    def _end(self, events: list[StreamEvent]) -> None:
+        raise NotImplementedError
