@@ -11,7 +11,8 @@ from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.context import RequestContext
 from breakwater.engine.pipeline import Outcome
 from breakwater.engine.ports import Clock, RandomSource
-from breakwater.engine.shadow.stage import ShadowPlan, ShadowStage, Similarity
+from breakwater.engine.shadow.stage import ShadowPlan, ShadowStage
+from breakwater.engine.similarity import similarity_by
 
 if TYPE_CHECKING:
     from breakwater.engine.cache.semantic import Embedder
@@ -36,21 +37,3 @@ def build_shadow(
     similarity = None if embedder is None else similarity_by(embedder)
     return ShadowStage(plans, gateway.chat, clock, rng, finish, similarity=similarity)
 
-
-def similarity_by(embedder: Embedder) -> Similarity:
-    """The cosine similarity of two texts' embeddings, rounded to 4 places (``None`` when either
-    cannot be embedded: an empty answer, the embedder's route down)."""
-
-    async def similarity(a: str, b: str) -> float | None:
-        import numpy as np
-
-        if not a.strip() or not b.strip():
-            return None
-        try:
-            va, vb = await embedder.embed(a), await embedder.embed(b)
-        except Exception:  # noqa: BLE001 - a comparison that cannot be made is left empty
-            return None
-        norm = float(np.linalg.norm(va) * np.linalg.norm(vb))
-        return None if norm == 0.0 else round(float(np.dot(va, vb)) / norm, 4)
-
-    return similarity

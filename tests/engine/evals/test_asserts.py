@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from breakwater.engine.evals.asserts import (
+    MODEL_TYPES,
     TYPES,
     Output,
     SuiteError,
@@ -52,8 +53,25 @@ CASES: list[tuple[dict[str, Any], bool]] = [
     ({"type": "latency", "threshold": 100}, False),
     ({"type": "perplexity", "threshold": 1.5}, True),
     ({"type": "perplexity", "threshold": 1.01}, False),
+    ({"type": "json-schema", "value": {"type": "object"}}, False),
+    ({"type": "is-valid-openai-tools-call"}, True),
+    ({"type": "is-valid-openai-tools-call", "value": [{"type": "function", "function": {"name": "other"}}]}, False),
 ]
-OUTPUT = Output(ANSWER, cost_usd=0.002, latency_ms=320.0, logprobs=[-0.1, -0.2, -0.3])
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+OUTPUT = Output(
+    ANSWER,
+    cost_usd=0.002,
+    latency_ms=320.0,
+    logprobs=[-0.1, -0.2, -0.3],
+    tool_calls=[{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}],
+    tools=[WEATHER],
+)
 
 
 @pytest.mark.parametrize(("raw", "passes"), CASES, ids=[f"{c[0]['type']}-{c[1]}" for c in CASES])
@@ -66,6 +84,7 @@ def test_each_type_passes_and_fails(raw: dict[str, Any], passes: bool) -> None:
 
 def test_every_type_is_covered() -> None:
     assert {raw["type"] for raw, _ in CASES} == set(TYPES)
+    assert not set(TYPES) & set(MODEL_TYPES)
 
 
 def test_json_outputs() -> None:
@@ -76,6 +95,23 @@ def test_json_outputs() -> None:
     assert not grade(parse_assertion({"type": "equals", "value": {"n": 3}}, "a"), Output("n=3")).passed
     # a brace inside a string does not end the embedded object early
     assert grade(parse_assertion({"type": "contains-json"}, "a"), Output('see {"a": "}{", "b": [1]} here')).passed
+
+
+def test_tool_calls_are_checked_against_the_offered_schemas() -> None:
+    check = parse_assertion({"type": "is-valid-openai-tools-call"}, "a")
+
+    def called(arguments: str, name: str = "weather") -> Output:
+        call = {"id": "c", "type": "function", "function": {"name": name, "arguments": arguments}}
+        return Output("", tool_calls=[call], tools=[WEATHER])
+
+    assert grade(check, called('{"city": "Oslo"}')).passed
+    assert "do not satisfy" in grade(check, called('{"town": "Oslo"}')).reason
+    assert "not JSON" in grade(check, called("{city")).reason
+    assert "not offered" in grade(check, called("{}", name="stock")).reason
+    assert "no tool calls" in grade(check, Output("text", tools=[WEATHER])).reason
+    assert "no tools" in grade(check, Output("text")).reason
+    schema = parse_assertion({"type": "json-schema", "value": WEATHER["function"]["parameters"]}, "a")
+    assert grade(schema, Output('{"city": "Oslo"}')).passed and not grade(schema, Output("{}")).passed
 
 
 def test_missing_measurements_fail() -> None:
@@ -107,7 +143,10 @@ def test_weights_and_a_test_threshold() -> None:
         ("contains", "t.assert[1]", "a mapping"),
         ({"value": "x"}, "t.assert[1].type", "required"),
         ({"type": "javascript", "value": "1"}, "t.assert[1].type", "unsupported assertion type 'javascript'"),
-        ({"type": "llm-rubric", "value": "polite"}, "t.assert[1].type", "unsupported"),
+        ({"type": "llm-rubric", "value": ["polite"]}, "t.assert[1].value", "a string"),
+        ({"type": "similar", "value": "x", "threshold": 2}, "t.assert[1].threshold", "between 0 and 1"),
+        ({"type": "json-schema"}, "t.assert[1].value", "required"),
+        ({"type": "is-valid-openai-tools-call", "value": "x"}, "t.assert[1].value", "a list of OpenAI tools"),
         ({"type": "contains", "value": ["a"]}, "t.assert[1].value", "a string"),
         ({"type": "contains-any", "value": "a"}, "t.assert[1].value", "a list of strings"),
         ({"type": "regex", "value": "("}, "t.assert[1].value", "not a regular expression"),

@@ -5,9 +5,9 @@ Each one grades an ``Output`` to a score in [0, 1] and a pass; a ``not-`` prefix
 pass (and the score). A test's assertions pass when every one passes, or, when the test sets a
 ``threshold``, when their weighted mean score reaches it.
 
-The deterministic types are here. Types that need a model (``similar``, ``llm-rubric``,
-``factuality``) or the request's tools (``is-valid-openai-tools-call``) are not built yet: a suite
-that uses one is refused when it is read, naming it.
+The deterministic types are graded here (``grade``, ``verdict``). The types that need a model
+(``MODEL_TYPES``: ``similar`` by the embedder, ``llm-rubric`` and ``factuality`` by a judge route)
+are read here and graded by ``model_graded.evaluate``, which grades both kinds.
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ TYPES = (
     "cost",
     "latency",
     "perplexity",
+    "json-schema",
+    "is-valid-openai-tools-call",
 )
+#: the types a model grades (``model_graded.py``)
+MODEL_TYPES = ("similar", "llm-rubric", "factuality")
+#: every type a suite may name
+ALL_TYPES = TYPES + MODEL_TYPES
 #: promptfoo's defaults where a threshold is optional
 _LEVENSHTEIN_DEFAULT = 5.0
 
@@ -59,6 +65,12 @@ class Output:
     latency_ms: float | None = None
     #: the answer's tokens' log probabilities, where the provider returned them
     logprobs: Sequence[float] | None = None
+    #: the answer's tool calls, OpenAI-shaped (``{id, type, function: {name, arguments}}``)
+    tool_calls: Sequence[Mapping[str, Any]] | None = None
+    #: the tools the request offered, OpenAI-shaped (``{type, function: {name, parameters}}``)
+    tools: Sequence[Mapping[str, Any]] | None = None
+    #: what was asked (the rendered prompt), for the judges
+    prompt: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +117,8 @@ def parse_assertion(raw: Any, path: str) -> Assertion:
         raise SuiteError(f"{path}.type", "required: the assertion's type")
     negate = kind.startswith("not-")
     base = kind.removeprefix("not-")
-    if base not in TYPES:
-        raise SuiteError(f"{path}.type", f"unsupported assertion type {kind!r} (supported: {', '.join(TYPES)})")
+    if base not in ALL_TYPES:
+        raise SuiteError(f"{path}.type", f"unsupported assertion type {kind!r} (supported: {', '.join(ALL_TYPES)})")
     threshold = raw.get("threshold")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
         raise SuiteError(f"{path}.threshold", "must be a number")
@@ -122,7 +134,7 @@ def _check_value(kind: str, value: Any, threshold: Any, path: str) -> None:
     if kind in ("contains-any", "icontains-any", "contains-all", "icontains-all"):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise SuiteError(f"{path}.value", "must be a list of strings")
-    elif kind in ("contains", "icontains", "starts-with", "regex", "levenshtein"):
+    elif kind in ("contains", "icontains", "starts-with", "regex", "levenshtein", "llm-rubric", "factuality"):
         if not isinstance(value, str):
             raise SuiteError(f"{path}.value", "must be a string")
         if kind == "regex":
@@ -133,9 +145,21 @@ def _check_value(kind: str, value: Any, threshold: Any, path: str) -> None:
     elif kind == "equals":
         if value is None:
             raise SuiteError(f"{path}.value", "required: what the output must equal")
-    elif kind in ("is-json", "contains-json"):
+    elif kind == "similar":
+        if not (
+            isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
+        ):
+            raise SuiteError(f"{path}.value", "must be a string or a list of strings")
+        if threshold is not None and not 0 <= threshold <= 1:
+            raise SuiteError(f"{path}.threshold", "must be a similarity between 0 and 1")
+    elif kind == "is-valid-openai-tools-call":
+        if value is not None and not (isinstance(value, list) and all(isinstance(t, Mapping) for t in value)):
+            raise SuiteError(f"{path}.value", "must be a list of OpenAI tools, when given (else the request's)")
+    elif kind in ("is-json", "contains-json", "json-schema"):
         if value is not None and not isinstance(value, Mapping):
             raise SuiteError(f"{path}.value", "must be a JSON schema (a mapping), when given")
+        if kind == "json-schema" and value is None:
+            raise SuiteError(f"{path}.value", "required: the JSON schema the output must satisfy")
         if value is not None:
             import jsonschema  # only for a suite that validates JSON
 
@@ -148,8 +172,13 @@ def _check_value(kind: str, value: Any, threshold: Any, path: str) -> None:
 
 
 def grade(assertion: Assertion, output: Output) -> Grade:
-    """One assertion's grade of ``output``."""
-    passed, score, reason = _GRADERS[assertion.type](assertion, output)
+    """One assertion's grade of ``output`` (a deterministic type: not one of ``MODEL_TYPES``)."""
+    return graded(assertion, _GRADERS[assertion.type](assertion, output))
+
+
+def graded(assertion: Assertion, result: Graded) -> Grade:
+    """The grade from a grader's ``(passed, score, reason)``, inverted for a ``not-`` assertion."""
+    passed, score, reason = result
     if assertion.negate:
         passed, score = not passed, 1.0 - score
         reason = f"not ({reason})"
@@ -158,7 +187,11 @@ def grade(assertion: Assertion, output: Output) -> Grade:
 
 def verdict(assertions: Sequence[Assertion], output: Output, threshold: float | None = None) -> Verdict:
     """A test's verdict: every assertion passes, or (with ``threshold``) the weighted mean score reaches it."""
-    grades = [grade(a, output) for a in assertions]
+    return combine([grade(a, output) for a in assertions], threshold)
+
+
+def combine(grades: list[Grade], threshold: float | None) -> Verdict:
+    """The verdict of a test's grades (see ``verdict``)."""
     total = sum(g.assertion.weight for g in grades)
     score = 1.0 if total == 0 else sum(g.score * g.assertion.weight for g in grades) / total
     if threshold is not None:
@@ -199,7 +232,7 @@ def _contains_set(a: Assertion, o: Output, *, fold: bool, every: bool) -> Graded
     return _bool(bool(found), f"output contains {found[0]!r}" if found else "output contains none of them")
 
 
-def _json_values(text: str) -> list[Any]:
+def json_values(text: str) -> list[Any]:
     """Every JSON object or array embedded in ``text`` (outermost ones, left to right)."""
     values, i = [], 0
     decoder_starts = [m.start() for m in re.finditer(r"[\[{]", text)]
@@ -256,8 +289,43 @@ def _is_json(a: Assertion, o: Output) -> Graded:
     return _bool(_schema_ok(a.value, value), "output is JSON" + (" valid against the schema" if a.value else ""))
 
 
+def _json_schema(a: Assertion, o: Output) -> Graded:
+    try:
+        value = orjson.loads(o.text)
+    except orjson.JSONDecodeError:
+        return _bool(False, "output is not valid JSON")
+    return _bool(_schema_ok(a.value, value), "output is JSON valid against the schema")
+
+
+def _tools_call(a: Assertion, o: Output) -> Graded:
+    """Every tool call names an offered tool and its arguments satisfy that tool's schema."""
+    offered = a.value if a.value is not None else o.tools
+    if not offered:
+        return _bool(False, "no tools to check against (none offered, none in value)")
+    if not o.tool_calls:
+        return _bool(False, "output has no tool calls")
+    schemas: dict[str, Any] = {}
+    for tool in offered:
+        inner = tool.get("function")
+        function: Mapping[str, Any] = inner if isinstance(inner, Mapping) else tool
+        if isinstance(function.get("name"), str):
+            schemas[function["name"]] = function.get("parameters") or {"type": "object"}
+    for call in o.tool_calls:
+        function = call.get("function") or {}
+        name = function.get("name")
+        if name not in schemas:
+            return _bool(False, f"tool call to {name!r}, which is not offered")
+        try:
+            arguments = orjson.loads(function.get("arguments") or "{}")
+        except orjson.JSONDecodeError:
+            return _bool(False, f"tool call to {name!r}: arguments are not JSON")
+        if not _schema_ok(schemas[name], arguments):
+            return _bool(False, f"tool call to {name!r}: arguments do not satisfy its parameters schema")
+    return _bool(True, f"{len(o.tool_calls)} valid tool call(s)")
+
+
 def _contains_json(a: Assertion, o: Output) -> Graded:
-    ok = any(_schema_ok(a.value, v) for v in _json_values(o.text))
+    ok = any(_schema_ok(a.value, v) for v in json_values(o.text))
     return _bool(ok, "output contains JSON" + (" valid against the schema" if a.value else ""))
 
 
@@ -310,4 +378,6 @@ _GRADERS: dict[str, Callable[[Assertion, Output], Graded]] = {
     "cost": lambda a, o: _at_most("cost", o.cost_usd, a.threshold, " USD"),
     "latency": lambda a, o: _at_most("latency", o.latency_ms, a.threshold, " ms"),
     "perplexity": _perplexity,
+    "json-schema": _json_schema,
+    "is-valid-openai-tools-call": _tools_call,
 }

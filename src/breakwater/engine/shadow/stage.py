@@ -27,6 +27,7 @@ from breakwater.engine.cache.replay import Assembly
 from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.similarity import Similarity
 from breakwater.engine.tasks import stop_task
 from breakwater.engine.tee import EventStream
 
@@ -36,7 +37,6 @@ log = logging.getLogger("breakwater.shadow")
 USER = "breakwater:shadow"
 
 #: the cosine similarity of two answers' embeddings (``None``: they could not be embedded)
-Similarity = Callable[[str, str], Awaitable[float | None]]
 
 
 @dataclass(frozen=True, slots=True)
