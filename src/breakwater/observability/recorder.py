@@ -57,6 +57,16 @@ class Recorder:
         self._tokens = tokens
         self._ids = IdGenerator()
 
+    def also(self, observer: Callable[[LedgerRow], None]) -> None:
+        """Submit every row to ``observer`` too (an in-process eval reads each call's cost from it)."""
+        sink = self._sink
+
+        def both(row: LedgerRow) -> None:
+            sink(row)
+            observer(row)
+
+        self._sink = both
+
     def record(
         self,
         ctx: RequestContext,
