@@ -9,7 +9,8 @@ key store and the credential readers then only ever see absolute paths.
 Anchored: ``ledger.url`` and ``access.store`` (``sqlite:///relative.db``; the hash secret file is
 derived from the store's path), ``ledger.spool_path``, and every ``file:`` reference
 (``server.admin_key``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``redis.url``,
-``providers.*.api_key``, ``tracing.headers.*``, ``alerts.webhook``) and ``routes.*.learned.artifact``, as other tools read the
+``providers.*.api_key``, ``tracing.headers.*``, ``alerts.webhook``), ``routes.*.learned.artifact`` and
+``routes.*.variants.ramp.gate.suite``, as other tools read the
 relative paths of their config files (Docker Compose, for one). A value read through a
 reference (``env:LEDGER_URL`` holding ``sqlite:///x.db``) did not come from the file and is used
 as it is. The embedded default config has no file and keeps the current directory.
@@ -19,9 +20,11 @@ Pure: paths are joined, never looked up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePath
 
 from breakwater.core.config.model import Config
+from breakwater.core.config.routes import Route
 
 _SQLITE = "sqlite:///"
 _FILE = "file:"
@@ -68,13 +71,20 @@ def anchor_paths(config: Config, directory: PurePath) -> Config:
                 name: provider.model_copy(update={"api_key": optional(provider.api_key)})
                 for name, provider in config.providers.items()
             },
-            "routes": {
-                name: route
-                if route.learned is None
-                else route.model_copy(
-                    update={"learned": route.learned.model_copy(update={"artifact": path(route.learned.artifact)})}
-                )
-                for name, route in config.routes.items()
-            },
+            "routes": {name: _route_paths(route, path) for name, route in config.routes.items()},
         }
     )
+
+
+def _route_paths(route: Route, path: Callable[[str], str]) -> Route:
+    """A route with its learned router's artifact and its canary gate's suite anchored."""
+    if route.learned is not None:
+        route = route.model_copy(
+            update={"learned": route.learned.model_copy(update={"artifact": path(route.learned.artifact)})}
+        )
+    ramp = None if route.variants is None else route.variants.ramp
+    if route.variants is not None and ramp is not None and ramp.gate is not None:
+        gate = ramp.gate.model_copy(update={"suite": path(ramp.gate.suite)})
+        ramp = ramp.model_copy(update={"gate": gate})
+        route = route.model_copy(update={"variants": route.variants.model_copy(update={"ramp": ramp})})
+    return route

@@ -36,6 +36,24 @@ class Guards(_Model):
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
 
 
+class EvalGate(_Model):
+    """An eval suite a canary must pass before each ramp step (docs/evals.md#eval-gated-rollout).
+
+    The suite runs against the canary's arm and the control's (their targets, with their pinned
+    prompt versions; no cache); a canary under ``min_pass_rate``, or more than ``max_drop`` below
+    the control's pass rate, is rolled back instead of advanced.
+    """
+
+    #: the suite file (``breakwater eval`` format), relative to the config file
+    suite: str = Field(min_length=1)
+    #: the canary's pass rate must reach this (``None``: no absolute floor)
+    min_pass_rate: float | None = Field(default=None, ge=0, le=1)
+    #: the canary's pass rate may be this much below the control's (0.05 = 5 points)
+    max_drop: float = Field(default=0.0, ge=0, le=1)
+    #: cases answered at once, per arm
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+
 class Ramp(_Model):
     """A canary's weight advanced in steps while its guards hold."""
 
@@ -44,6 +62,8 @@ class Ramp(_Model):
     steps: list[float] = Field(min_length=1)
     #: seconds the guards must hold at a step (with ``min_requests`` on each side) before the next
     hold_s: float = Field(default=3600.0, ge=1)
+    #: an eval suite the canary must also pass before each step
+    gate: EvalGate | None = None
 
     @field_validator("steps")
     @classmethod
