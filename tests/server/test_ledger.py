@@ -206,3 +206,57 @@ def test_upstream_time_and_overhead_split_the_latency(client: openai.OpenAI, led
     assert 120 <= row["upstream_ms"] <= row["latency_ms"]
     assert row["overhead_ms"] == pytest.approx(row["latency_ms"] - row["upstream_ms"], abs=0.01)
     assert row["overhead_ms"] < row["upstream_ms"]
+
+
+def test_the_request_parameters_are_recorded_from_the_openai_sdk(client: openai.OpenAI, ledger_path: Path) -> None:
+    """An OpenAI request's temperature, max_completion_tokens, top_p, seed, tools and response_format
+    land in their columns (the schema itself is not kept)."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock",
+        messages=HELLO,  # type: ignore[arg-type]
+        temperature=0.3,
+        max_completion_tokens=77,
+        top_p=0.9,
+        seed=2**40,
+        tools=[{"type": "function", "function": {"name": "look_up", "parameters": {"type": "object"}}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+    )
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert (row["temperature"], row["max_tokens"], row["top_p"], row["seed"]) == (0.3, 77, 0.9, 2**40)
+    assert row["has_tools"] == 1 and row["response_format"] == "json_schema" and row["stream"] == 0
+
+
+def test_a_plain_request_records_no_parameters_and_no_tools(client: openai.OpenAI, ledger_path: Path) -> None:
+    """Parameters the client did not send are NULL; no tools is false, not unknown."""
+    raw = client.chat.completions.with_raw_response.create(model="mock", messages=HELLO, max_tokens=12)  # type: ignore[arg-type]
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert (row["temperature"], row["top_p"], row["seed"], row["response_format"]) == (None, None, None, None)
+    assert row["max_tokens"] == 12 and row["has_tools"] == 0
+
+
+def test_a_seed_beyond_64_bits_is_left_out_of_the_row(client: openai.OpenAI, ledger_path: Path) -> None:
+    """A seed no signed 64-bit column can hold (2**63, which JSON readers still take) is recorded as NULL, and the row is still written."""
+    raw = client.chat.completions.with_raw_response.create(model="mock", messages=HELLO, seed=2**63)  # type: ignore[arg-type]
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert row["status"] == 200 and row["seed"] is None
+
+
+def test_the_request_parameters_are_recorded_from_the_anthropic_sdk(gateway_url: str, ledger_path: Path) -> None:
+    """An Anthropic Messages request's temperature, max_tokens, top_p and tools land in the same
+    columns; a streamed one says so."""
+    client = anthropic_sdk(gateway_url)
+    tool = {"name": "look_up", "input_schema": {"type": "object"}}
+    with client.messages.with_streaming_response.create(
+        model="mock-claude",
+        max_tokens=50,
+        extra_body={"temperature": 0.7, "top_p": 0.8},  # (this SDK's version no longer names them)
+        tools=[tool],  # type: ignore[list-item]
+        messages=HELLO,  # type: ignore[arg-type]
+        stream=True,
+    ) as response:
+        rid = response.headers["x-request-id"]
+        for _ in response.iter_lines():
+            pass
+    row = _row(ledger_path, rid)
+    assert (row["temperature"], row["max_tokens"], row["top_p"], row["seed"]) == (0.7, 50, 0.8, None)
+    assert row["has_tools"] == 1 and row["response_format"] is None and row["stream"] == 1

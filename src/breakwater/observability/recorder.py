@@ -147,6 +147,8 @@ class Recorder:
             variant=outcome.variant,
             refused=ctx.refused,
         )
+        if request is not None:
+            _parameters(row, request)
         if self.capture is not None and ctx.tally.capture:
             self.capture.fill(row, ctx, request)
         self._sink(row)
@@ -184,6 +186,25 @@ class Recorder:
         tally = ctx.tally
         output = tally.chunks if ctx.stream else count(tally.output_text or "")
         return Usage(input_tokens=estimate_prompt_tokens(request, count), output_tokens=output)
+
+
+#: the bounds of a 64-bit integer column (PostgreSQL's BIGINT, SQLite's INTEGER)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _parameters(row: LedgerRow, request: ChatRequest) -> None:
+    """The request's parameters, as its client sent them (every wire decodes into ``ChatRequest``);
+    an integer no store column can hold is left out rather than failing the batch."""
+    row.temperature = request.temperature
+    row.top_p = request.top_p
+    row.max_tokens = _int64(request.max_tokens)
+    row.seed = _int64(request.seed)
+    row.has_tools = bool(request.tools)
+    row.response_format = None if request.response_format is None else request.response_format.type
+
+
+def _int64(value: int | None) -> int | None:
+    return value if value is not None and _INT64_MIN <= value <= _INT64_MAX else None
 
 
 def _split(ctx: RequestContext, latency_s: float) -> tuple[float | None, float]:

@@ -56,6 +56,12 @@ def make_row(i: int, *, prefix: str = "r") -> LedgerRow:
         prompt_version=3 + i if full else None,
         variant="canary" if full else None,
         refused=i % 4 == 0 if full else None,
+        temperature=0.25 if full else None,
+        max_tokens=2**40 + i if full else None,
+        top_p=0.5 if full else None,
+        seed=-(2**62) - i if full else None,
+        has_tools=i % 4 == 0 if full else None,
+        response_format="json_schema" if full else None,
     )
 
 

@@ -64,6 +64,12 @@ _TYPES = {
     "prompt_version": "INTEGER",
     "variant": "TEXT",
     "refused": "BOOLEAN",
+    "temperature": "DOUBLE PRECISION",
+    "max_tokens": "BIGINT",
+    "top_p": "DOUBLE PRECISION",
+    "seed": "BIGINT",
+    "has_tools": "BOOLEAN",
+    "response_format": "TEXT",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

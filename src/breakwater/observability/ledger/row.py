@@ -73,6 +73,17 @@ class LedgerRow:
     variant: str | None = None
     #: the answer was a refusal (the refusal detector; ``None``: not checked)
     refused: bool | None = None
+    #: the request's parameters as sent (any wire format, read from the canonical request), so a
+    #: replay or a drift score knows what was asked; ``max_tokens`` is ``max_tokens`` or
+    #: ``max_completion_tokens``; an integer beyond 64 bits is left out (``None``)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    #: the request offered tools (their schemas are not kept)
+    has_tools: bool | None = None
+    #: the requested ``response_format`` type: ``text``, ``json_object`` or ``json_schema`` (no schema kept)
+    response_format: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -113,6 +124,12 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "prompt_version",
     "variant",
     "refused",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "seed",
+    "has_tools",
+    "response_format",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

@@ -86,9 +86,15 @@ _TYPES = {
     "prompt_version": "INTEGER",
     "variant": "TEXT",
     "refused": "INTEGER",
+    "temperature": "REAL",
+    "max_tokens": "INTEGER",
+    "top_p": "REAL",
+    "seed": "INTEGER",
+    "has_tools": "INTEGER",
+    "response_format": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
-_NULLABLE_BOOLS = ("shadow_exact", "refused")
+_NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools")
 _TABLE = "breakwater_ledger"
 FEEDBACK_TABLE = "breakwater_feedback"
 _FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)
