@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from breakwater.engine.evals.target import Reply, output_of
+from breakwater.core.types import ChatRequest, ChatResponse, Choice, Message, TextPart
+from breakwater.engine.evals.target import Reply, Target, output_of
+from breakwater.engine.router.checks import JudgeCall
+from breakwater.providers.openai import chat_body
 
 if TYPE_CHECKING:
     import aiohttp
@@ -111,11 +114,19 @@ class HttpTarget:
         api_key: sent as a bearer token, when given.
     """
 
-    def __init__(self, model: str, base_url: str, api_key: str | None = None, *, label: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        label: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.label = label or f"openai:chat:{model}"
-        self._headers = {"content-type": "application/json"}
+        self._headers = {"content-type": "application/json", **(headers or {})}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._session: aiohttp.ClientSession | None = None
@@ -139,3 +150,25 @@ class HttpTarget:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def judge_on(target: Target) -> JudgeCall:
+    """A judge route's call (``model_graded.Graders.judge``) answered by ``target``: the judge's
+    canonical request sent as an OpenAI body (``providers/openai.chat_body``), its answer's text
+    back as a one-choice response; a target that cannot answer raises (the assertion then fails,
+    saying so)."""
+
+    async def call(request: ChatRequest) -> ChatResponse:
+        body = chat_body(request, "")
+        del body["model"]  # the target names its own
+        reply = await target.ask(body)
+        if reply.output is None:
+            raise JudgeUnavailable(reply.error or "no answer")
+        message = Message("assistant", [TextPart(reply.output.text)])
+        return ChatResponse(id="", model=reply.model or "", created=0, choices=[Choice(0, message, "stop")])
+
+    return call
+
+
+class JudgeUnavailable(Exception):
+    """The judge's target gave no answer (the message says why)."""

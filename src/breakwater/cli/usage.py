@@ -106,10 +106,11 @@ async def _read(
 
 
 @contextlib.asynccontextmanager
-async def ledger_of(config_path: str | None) -> AsyncIterator[tuple[Config, Store]]:
-    """The config at ``config_path`` (the embedded default when ``None``) and its ledger store,
-    closed on exit; what goes wrong reading either, the config or the database, is ``Unreadable``
-    (shared by ``usage``, ``compare`` and ``shadow report``)."""
+async def ledger_of(config_path: str | None, url: str | None = None) -> AsyncIterator[tuple[Config, Store]]:
+    """The config at ``config_path`` (the embedded default when ``None``) and its ledger store
+    (the one at ``url`` when given), closed on exit; what goes wrong reading either, the config or
+    the database, is ``Unreadable`` (shared by ``usage``, ``compare``, ``shadow report`` and
+    ``replay``)."""
     import asyncpg  # type: ignore[import-untyped]
 
     from breakwater.core.config import ConfigError
@@ -123,18 +124,22 @@ async def ledger_of(config_path: str | None) -> AsyncIterator[tuple[Config, Stor
         config = load_config(config_path, os.environ)
     except ConfigError as exc:
         raise Unreadable(str(exc)) from None
-    settings = config.ledger
-    if not settings.enabled:
-        raise Unreadable(f"the ledger is disabled in {config_path or 'the embedded default config'}")
+    given = url is not None
+    if url is None:
+        if not config.ledger.enabled:
+            raise Unreadable(f"the ledger is disabled in {config_path or 'the embedded default config'}")
+        try:
+            url = ledger_url(config, os.environ)
+        except CredentialError as exc:
+            raise Unreadable(f"ledger.url: {exc}") from None
     try:
-        url = ledger_url(config, os.environ)
-    except CredentialError as exc:
-        raise Unreadable(f"ledger.url: {exc}") from None
-    store = store_for(url or "")
+        store = store_for(url or "")
+    except ValueError as exc:
+        raise Unreadable(str(exc)) from None
     if isinstance(store, SqliteLedger) and not store.path.exists():
-        source = config_path or "the embedded default config"
+        source = "--ledger" if given else f"ledger.url in {config_path or 'the embedded default config'}"
         raise Unreadable(
-            f"no ledger at {store.path.absolute()} (from ledger.url in {source}); nothing to report"
+            f"no ledger at {store.path.absolute()} (from {source}); nothing to report"
             " — serve requests with this config first, or check --config"
         )
     try:

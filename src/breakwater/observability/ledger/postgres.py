@@ -205,6 +205,19 @@ class PostgresLedger:
         sql = f"SELECT {_COLS} FROM {self.table} WHERE ts >= $1 ORDER BY seq LIMIT $2"
         return [_from_record(r) for r in await self._call("fetch", sql, since, limit)]
 
+    async def captured(self, route: str, since: float, until: float, limit: int) -> tuple[list[LedgerRow], int]:
+        """``route``'s rows a replay can use (docs/evals.md#replay): ``since <= ts < until``, prompt
+        captured, answered (status < 400), neither a shadow nor a replay call; oldest first, at most
+        ``limit``. And how many answered rows of the route in the window were not captured."""
+        t = self.table
+        window = "route = $1 AND ts >= $2 AND ts < $3 AND status < 400 AND shadow_of IS NULL AND NOT (tags ? 'replay')"
+        sql = f"SELECT {_COLS} FROM {t} WHERE {window} AND prompt IS NOT NULL ORDER BY ts, seq LIMIT $4"
+        rows = [_from_record(r) for r in await self._call("fetch", sql, route, since, until, limit)]
+        missing = await self._call(
+            "fetchval", f"SELECT count(*) FROM {t} WHERE {window} AND prompt IS NULL", route, since, until
+        )
+        return rows, int(missing)
+
     async def route_of(self, request_id: str, key_id: str | None) -> tuple[str, str] | None:
         """``(route, key_id)`` of the newest row of ``request_id`` (and ``key_id``, unless ``None``)."""
         args = [request_id] if key_id is None else [request_id, key_id]

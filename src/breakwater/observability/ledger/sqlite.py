@@ -99,6 +99,8 @@ _TABLE = "breakwater_ledger"
 FEEDBACK_TABLE = "breakwater_feedback"
 _FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
+#: a row that is not itself a replay's call (tagged ``replay``)
+_NOT_REPLAY = "json_extract(tags, '$.replay') IS NULL"
 
 
 _COST, _SAVED = COLUMNS.index("cost_usd"), COLUMNS.index("saved_usd")
@@ -257,6 +259,25 @@ class SqliteLedger:
                 f"SELECT {_COLS} FROM {_TABLE} WHERE ts >= ? ORDER BY rowid LIMIT ?", (since, limit)
             )
             return [_from_record(r) for r in cur.fetchall()]
+
+        return await self._run(query)
+
+    async def captured(self, route: str, since: float, until: float, limit: int) -> tuple[list[LedgerRow], int]:
+        """``route``'s rows a replay can use (docs/evals.md#replay): ``since <= ts < until``, prompt
+        captured, answered (status < 400), neither a shadow nor a replay call; oldest first, at most
+        ``limit``. And how many answered rows of the route in the window were not captured."""
+        window = f"route = ? AND ts >= ? AND ts < ? AND status < 400 AND shadow_of IS NULL AND {_NOT_REPLAY}"
+        params = (route, since, until)
+
+        def query() -> tuple[list[LedgerRow], int]:
+            db = self._db()
+            cur = db.execute(
+                f"SELECT {_COLS} FROM {_TABLE} WHERE {window} AND prompt IS NOT NULL ORDER BY ts, rowid LIMIT ?",
+                (*params, limit),
+            )
+            rows = [_from_record(r) for r in cur.fetchall()]
+            missing = db.execute(f"SELECT count(*) FROM {_TABLE} WHERE {window} AND prompt IS NULL", params)
+            return rows, int(missing.fetchone()[0])
 
         return await self._run(query)
 
