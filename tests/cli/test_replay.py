@@ -38,14 +38,17 @@ providers:
       - {{matches: capital, text: 'Paris is the capital of France.'}}
       - {{matches: weather, text: 'It is sunny in Oslo today.'}}
       - {{matches: poem, text: 'Roses are red, violets are blue.'}}
+  down: {{type: mock, faults: [{{fault: 'status=500'}}]}}
 deployments:
   d-base: {{provider: m, model: base-1, price: {{input_per_mtok: 1.0, output_per_mtok: 2.0}}}}
   d-cand: {{provider: m, model: cand-1, price: {{input_per_mtok: 0.5, output_per_mtok: 1.0}}}}
   d-judge: {{provider: m, model: judge-1}}
+  d-down: {{provider: down, model: down-1}}
 routes:
   prod: {{deployments: [d-base], capture: {{enabled: true}}}}
   cand: {{deployments: [d-cand]}}
   judge: {{deployments: [d-judge]}}
+  down: {{deployments: [d-down], retry: {{max_attempts: 1}}}}
 """
 
 TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
@@ -200,6 +203,21 @@ def test_limit_and_a_window_before_any_row(captured: tuple[Path, str], capsys: p
     )
     assert code == 0 and (r["selected"], r["replayed"], r["uncaptured"]) == (0, 0, 0)
     assert r["agreement"]["exact"] is None and r["worst"] == []
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_a_failing_candidate_and_a_failing_judge(
+    captured: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A candidate that fails every call: each case is a candidate error, listed first among the
+    worst. A judge that fails leaves the judged agreement unmeasured
+    rather than counting disagreements."""
+    config, _ = captured
+    code, r = _replay(capsys, "--candidate", "down", "--config", str(config), "--no-similarity")
+    assert code == 0 and (r["replayed"], r["candidate_errors"]) == (5, 5)
+    assert r["agreement"]["exact"] is None and all(w["error"].startswith("HTTP 5") for w in r["worst"])
+    code, r = _replay(capsys, "--candidate", "cand", "--config", str(config), "--judge", "down", "--no-similarity")
+    assert code == 0 and r["agreement"]["judged"] is None and r["agreement"]["judged_measured"] == 0
 
 
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
