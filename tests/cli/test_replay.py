@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,13 @@ import orjson
 import pytest
 
 from breakwater.cli.main import main
+from breakwater.cli.replay import _print
 from breakwater.core.config.parse import parse_config
 from breakwater.observability.ledger import LedgerRow
+from breakwater.observability.ledger.replay import Case, report
 from breakwater.observability.ledger.service import store_for
 from breakwater.server.app import create_app
+from tests.observability.ledger.rows import make_row
 from tests.server.running import openai_sdk, serve
 
 from .conftest import PG_DSN
@@ -291,3 +295,15 @@ def test_the_table_for_people(captured: tuple[Path, str], capsys: pytest.Capture
     assert code == 0
     assert "5 replayed, 3 skipped (image 1, json_schema 1, tools 1), 2 not captured" in out
     assert "exact 60.0%" in out and "worst cases" in out and "Sorry, I cannot say." in out
+
+
+def test_the_table_shows_captured_text_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    """Redacted text (``[EMAIL]``) and brackets in answers are printed as they are, not read as
+    the table's markup."""
+    row = dataclasses.replace(make_row(0), prompt='[{"role": "user", "content": ["Mail [EMAIL] [/b]"]}]')
+    summary = report(
+        [Case(row, "[/x] done", None, None, 5.0, exact=False)], Counter(), uncaptured=0, threshold=0.9, worst=1
+    )
+    _print({**summary, "route": "r", "candidate": "c", "target": "t", "since": 0.0, "until": 1.0, "similarity": "off"})
+    out = capsys.readouterr().out
+    assert "Mail [EMAIL] [/b]" in out and "[/x] done" in out

@@ -228,6 +228,7 @@ async def _targets(args: argparse.Namespace, config: Any) -> AsyncIterator[tuple
 
 def _print(r: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     def pct(value: float | None) -> str:
@@ -241,7 +242,8 @@ def _print(r: dict[str, Any]) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(
-        f"Replay of route {r['route']} -> {r['candidate']} ({r['target']}), {when(r['since'])} → {when(r['until'])}"
+        escape(f"Replay of route {r['route']} -> {r['candidate']} ({r['target']})")
+        + f", {when(r['since'])} → {when(r['until'])}"
     )
     skipped = ", ".join(f"{k} {v}" for k, v in r["skipped_by_reason"].items()) or "none"
     console.print(
@@ -251,7 +253,7 @@ def _print(r: dict[str, Any]) -> None:
     a, p = r["agreement"], r["pass_rate"]
     console.print(
         f"  agreement: exact {pct(a['exact'])}, similar (>= {a['similarity_threshold']:g}) {pct(a['similar'])}"
-        f" (mean {num(a['similarity_mean'])}; embedder {r['similarity']}), judged {pct(a['judged'])}"
+        f" (mean {num(a['similarity_mean'])}; embedder {escape(r['similarity'])}), judged {pct(a['judged'])}"
     )
     if p["graded"]:
         console.print(
@@ -280,12 +282,15 @@ def _print(r: dict[str, Any]) -> None:
         for w in r["worst"]:
             passes = "-" if w["baseline_pass"] is None else f"{w['baseline_pass']} → {w['candidate_pass']}"
             worst.add_row(
-                w["request_id"], _cut(w["prompt"]), _cut(w["baseline"]),
-                _cut(w["candidate"]) if w["error"] is None else f"ERROR {w['error']}", num(w["similarity"]), passes,
+                escape(w["request_id"]), _cut(w["prompt"]), _cut(w["baseline"]),
+                _cut(w["candidate"] if w["error"] is None else f"ERROR {w['error']}"), num(w["similarity"]), passes,
             )  # fmt: skip
         console.print(worst)
 
 
 def _cut(text: str | None, limit: int = 80) -> str:
+    """``text`` on one line, cut to ``limit``, as literal text (a captured ``[EMAIL]`` is not markup)."""
+    from rich.markup import escape
+
     text = (text or "").replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
