@@ -91,7 +91,7 @@ class OpenAIAdapter:
             body = dict(request.raw)
             body["model"] = target.model
         else:
-            body = _chat_body(request, target.model)
+            body = chat_body(request, target.model)
         if request.stream:
             # always ask for usage: accounting needs it; the chunk is dropped again on the way
             # out when the client did not ask (see OpenAIStreamParser)
@@ -213,7 +213,7 @@ def _vector(value: Any) -> list[float]:
     return [float(x) for x in value]
 
 
-def _chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
+def chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
     """Canonical request to an OpenAI body (used when the client spoke another protocol)."""
     body: dict[str, Any] = {"model": model, "messages": [_message_json(m) for m in request.messages]}
     if request.stream:
