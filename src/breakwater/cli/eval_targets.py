@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from breakwater.engine.evals.providers import ProviderSpec
+from breakwater.engine.evals.providers import ProviderSpec, base_url_of
 from breakwater.engine.evals.runner import EvalTarget
 from breakwater.engine.evals.target import Reply, Target, output_of
 
@@ -194,10 +194,10 @@ class Targets:
             target: Target = await gateway.open(start=first)
             identity = self._identity
         else:
-            assert spec.base_url is not None
+            base_url = base_url_of(spec, self.environ)
             api_key = self.environ.get(spec.key_env or "") or None
-            target = HttpTarget(spec.name, spec.base_url, api_key, label=spec.label)
-            identity = spec.base_url
+            target = HttpTarget(spec.name, base_url, api_key, label=spec.label)
+            identity = base_url
         opened = EvalTarget(target, spec.params, identity)
         self._opened[key] = opened
         return opened

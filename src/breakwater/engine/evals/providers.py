@@ -4,7 +4,8 @@ Two kinds, as promptfoo spells them, and nothing that runs code:
 
 - ``breakwater:ROUTE``: a route of the gateway's configuration, served in-process;
 - ``openai:chat:MODEL`` (or promptfoo's short ``openai:MODEL``): any OpenAI-compatible server,
-  ``config.apiBaseUrl`` naming it (a running Breakwater, vLLM, OpenAI itself); its key is read
+  ``config.apiBaseUrl`` naming it (a running Breakwater, vLLM, OpenAI itself; without it, as in
+  promptfoo, ``$OPENAI_BASE_URL`` or ``$OPENAI_API_BASE_URL``, else OpenAI's); its key is read
   from the environment variable ``config.apiKeyEnvar`` names (default ``OPENAI_API_KEY``), never
   written in the suite.
 
@@ -55,10 +56,18 @@ class ProviderSpec:
     kind: Literal["breakwater", "openai"]
     #: the route (``breakwater``) or the model (``openai``)
     name: str
+    #: the server's API root (``openai``; ``None``: from the environment, see ``base_url_of``)
     base_url: str | None = None
     #: the environment variable holding the API key (``openai``)
     key_env: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def base_url_of(spec: ProviderSpec, environ: Mapping[str, str]) -> str:
+    """An ``openai`` provider's API root: ``apiBaseUrl``, else promptfoo's environment variables,
+    else OpenAI's."""
+    chosen = spec.base_url or environ.get("OPENAI_BASE_URL") or environ.get("OPENAI_API_BASE_URL")
+    return chosen or "https://api.openai.com/v1"
 
 
 def route_provider(route: str) -> ProviderSpec:
@@ -111,12 +120,12 @@ def _of(ident: str, label: str | None, config: Mapping[str, Any], path: str) -> 
                 f"{config_path}.apiKey", "keys are not written in suites: name the variable holding it in apiKeyEnvar"
             )
         params = _params(config, config_path, allowed=frozenset({"apiBaseUrl", "apiKeyEnvar"}))
-        base_url = config.get("apiBaseUrl", "https://api.openai.com/v1")
+        base_url = config.get("apiBaseUrl")
         key_env = config.get("apiKeyEnvar", DEFAULT_KEY_ENV)
-        for key, value in (("apiBaseUrl", base_url), ("apiKeyEnvar", key_env)):
+        for key, value in (("apiBaseUrl", base_url or "http://"), ("apiKeyEnvar", key_env)):
             if not isinstance(value, str) or not value:
                 raise SuiteError(f"{config_path}.{key}", "must be a string")
-        if not base_url.startswith(("http://", "https://")):
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise SuiteError(f"{config_path}.apiBaseUrl", "must be an http:// or https:// URL")
         return ProviderSpec(ident, label or ident, "openai", model, base_url, key_env, params)
     raise SuiteError(
