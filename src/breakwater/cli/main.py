@@ -15,8 +15,8 @@ from pathlib import Path
 
 from breakwater import __version__
 from breakwater.cli import access, compare, launch, prompts, router, shadow, usage
-from breakwater.cli import eval as eval_cli
 from breakwater.cli import config as config_cli
+from breakwater.cli import eval as eval_cli
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 

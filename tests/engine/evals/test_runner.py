@@ -30,6 +30,9 @@ class Scripted:
         self.in_flight = 0
         self.most = 0
         self.release = asyncio.Event()
+        #: set once ``wanted`` calls are in flight at the same time
+        self.reached = asyncio.Event()
+        self.wanted = 0
         if not hold:
             self.release.set()
 
@@ -37,6 +40,8 @@ class Scripted:
         self.calls.append(body)
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
+        if self.wanted and self.in_flight >= self.wanted:
+            self.reached.set()
         try:
             await self.release.wait()
         finally:
@@ -101,8 +106,8 @@ async def test_the_concurrency_bound_is_honoured(tmp_path: Path) -> None:
     target = Scripted(ANSWERS, hold=True)
     many = cases(tmp_path, ["France"] * 6)
     task = asyncio.create_task(run_suite(many, [EvalTarget(target)], RunOptions(ManualClock(), concurrency=2)))
-    while target.in_flight < 2:
-        await asyncio.sleep(0)
+    target.wanted = 2
+    await target.reached.wait()
     for _ in range(20):  # give any case beyond the bound every chance to start
         await asyncio.sleep(0)
     assert len(target.calls) == 2

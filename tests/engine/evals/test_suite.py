@@ -231,5 +231,5 @@ def test_each_mistake_names_the_file_and_the_path(tmp_path: Path, suite: Any, sa
 
 def test_an_unreadable_suite_file_says_so(tmp_path: Path) -> None:
     """A missing file is a SuiteError naming it."""
-    with pytest.raises(SuiteError, match="absent.yaml: cannot read the suite"):
+    with pytest.raises(SuiteError, match=r"absent\.yaml: cannot read the suite"):
         load_suite(tmp_path / "absent.yaml")
