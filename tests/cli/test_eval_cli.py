@@ -240,3 +240,25 @@ def test_unsupported_promptfoo_features_are_refused_clearly(capsys: Any) -> None
     code, _, err = run(capsys, "eval", DATA / "unsupported.yaml", "--no-cache")
     assert code == 2
     assert f"{DATA / 'unsupported.yaml'}: tests[0].assert[0].type: a javascript assertion runs code" in err
+
+
+def test_with_access_on_the_in_process_gateway_takes_the_key_from_the_environment(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access on: without a key every case is refused (401, exit 1); $BREAKWATER_API_KEY (or
+    --api-key) lets them through, and the key is never printed."""
+    monkeypatch.setenv("EVAL_HASH_SECRET", "eval-test-hash-secret-0123456789abcdef")
+    access = f'access: {{store: "sqlite:///{tmp_path}/keys.db", hash_secret: "env:EVAL_HASH_SECRET"}}'
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.replace("access: {enabled: false}", access))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump(SUITE))
+    assert main(["keys", "create", "--name", "ci", "--config", str(config), "--format", "json"]) == 0
+    key = json.loads(capsys.readouterr().out)["key"]
+    code, out, _ = run(capsys, "eval", suite, "--config", config, "--json", "--no-cache")
+    assert code == 1 and all(c["error"] and c["error"].startswith("HTTP 401") for c in json.loads(out)["cases"])
+    monkeypatch.setenv("BREAKWATER_API_KEY", key)
+    code, out, err = run(capsys, "eval", suite, "--config", config, "--no-cache")
+    assert code == 0 and key not in out + err
+    monkeypatch.delenv("BREAKWATER_API_KEY")
+    assert run(capsys, "eval", suite, "--config", config, "--api-key", key, "--no-cache")[0] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -73,6 +74,9 @@ class Usage(Exception):
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the run passes, 1 when it fails, 2 on a mistake."""
+    # warnings and errors on stderr, plainly; set before anything is imported that configures
+    # the root logger itself on import (wordllama, for ``similar``, sets INFO)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     environ = os.environ
     try:
         gate, suite_path = _words(args.words)
