@@ -160,8 +160,10 @@ def test_compare_mode_puts_two_routes_side_by_side(files: tuple[Path, Path], cap
         figures["breakwater:current"]["cost_usd"] > 0 and figures["breakwater:candidate"]["latency_p50_ms"] is not None
     )
     assert [f["description"] for f in doc["gate"]["flipped"]] == ["spain"]
-    code, out, _ = run(capsys, "eval", suite, "--config", config, "--compare", "current", "current", "--no-cache")
-    assert code == 0 and "breakwater:current" in out and "flipped" not in out
+    code, out, _ = run(capsys, "eval", suite, "--config", config, "--compare", "current", "candidate", "--no-cache")
+    assert code == 1 and "breakwater:candidate" in out and "flipped: spain" in out
+    code, _, err = run(capsys, "eval", suite, "--config", config, "--compare", "current", "breakwater:current")
+    assert code == 2 and "two different routes" in err
 
 
 def test_eval_gate_runs_the_candidate_and_never_uses_the_cache(
@@ -262,3 +264,13 @@ def test_with_access_on_the_in_process_gateway_takes_the_key_from_the_environmen
     assert code == 0 and key not in out + err
     monkeypatch.delenv("BREAKWATER_API_KEY")
     assert run(capsys, "eval", suite, "--config", config, "--api-key", key, "--no-cache")[0] == 0
+
+
+def test_no_progress_bar_in_ci_or_off_a_terminal() -> None:
+    """The bar is drawn only on a terminal without CI set (pytest's stderr is not one)."""
+    from breakwater.cli.eval_output import progress
+
+    with progress(3, {"CI": "true"}) as advance:
+        assert advance is None
+    with progress(3, {}) as advance:
+        assert advance is None

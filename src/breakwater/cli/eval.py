@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             raise Usage("eval gate needs --route CANDIDATE")
         if args.compare and args.route:
             raise Usage("--compare and --route cannot be combined")
+        if args.compare and route_provider(args.compare[0]) == route_provider(args.compare[1]):
+            raise Usage("--compare needs two different routes")
         if not 0 <= args.min_pass_rate <= 1 or not 0 <= args.margin <= 1:
             raise Usage("--min-pass-rate and --margin are between 0 and 1")
         if args.concurrency is not None and args.concurrency < 1:

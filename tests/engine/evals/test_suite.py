@@ -102,6 +102,14 @@ def test_inline_prompts_chat_json_list_variables_and_assertion_values(tmp_path: 
     assert "Say y" in [c.body["messages"][0]["content"] for c in suite.cases]
 
 
+def test_repeated_cases_get_distinct_keys(tmp_path: Path) -> None:
+    """Two identical tests are two cases with two keys (a baseline tells them apart)."""
+    suite = load_suite(
+        write(tmp_path, {"prompts": ["Hi"], "tests": [{"description": "same"}, {"description": "same"}]})
+    )
+    assert [c.key.endswith("-2") for c in suite.cases] == [False, True]
+
+
 def test_no_tests_asks_each_prompt_once_and_tests_may_come_from_a_file(tmp_path: Path) -> None:
     """promptfoo's shapes: no tests at all, and tests: file://tests.yaml."""
     suite = load_suite(write(tmp_path, {"prompts": "Hello", "providers": "breakwater:chat"}))

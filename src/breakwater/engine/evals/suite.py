@@ -5,11 +5,13 @@ variables filled in by ``core/templates.py``, which cannot run code), its assert
 (``defaultTest``'s, then the test's) and its threshold. A test whose variables hold lists is
 expanded to every combination, as promptfoo does. Every mistake is a ``SuiteError`` naming the
 file and the key path (``suite.yaml: tests[2].assert[0].type: ...``); keys outside the subset are
-refused by name, those that would run code saying so. The providers are read by ``providers.py``.
+refused by name, those that would run code saying so. The prompts are read by
+``suite_prompts.py``, the providers by ``providers.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Mapping, Sequence
@@ -20,47 +22,33 @@ from typing import Any
 import orjson
 import yaml
 
-from breakwater.core.config.prompts import Prompt, parse_ref
-from breakwater.core.templates import Placeholder, Segment, TemplateError, compile_template, placeholders
+from breakwater.core.config.prompts import Prompt
 from breakwater.engine.evals.asserts import Assertion, SuiteError, parse_assertion
 from breakwater.engine.evals.providers import ProviderSpec, parse_provider
+from breakwater.engine.evals.suite_prompts import CODE, PromptSpec, prompt_spec, read_relative, render, template
 
-#: the prefix of a prompt that names a version of the gateway's prompt registry
-REGISTRY_PREFIX = "breakwater-prompt:"
 #: a test whose list variables expand to more cases than this is refused
 MAX_CASES_PER_TEST = 1000
-ROLES = ("system", "developer", "user", "assistant")
 
 _TOP = ("description", "prompts", "providers", "tests", "defaultTest", "evaluateOptions")
 _TEST = ("description", "vars", "assert", "threshold", "options", "metadata")
-_CODE = "runs code, and suites are declarative"
 #: promptfoo keys refused with the reason (any other unknown key is refused too)
 _REFUSED = {
     "scenarios": "not supported: write each combination as a test (list variables expand too)",
     "redteam": "red-teaming is not supported",
-    "derivedMetrics": f"not supported (it {_CODE})",
-    "extensions": _CODE,
-    "nunjucksFilters": f"a template filter {_CODE}: prompts take {{{{ name }}}} placeholders only",
-    "transform": _CODE,
-    "transformVars": _CODE,
-    "postprocess": _CODE,
+    "derivedMetrics": f"not supported (it {CODE})",
+    "extensions": CODE,
+    "nunjucksFilters": f"a template filter {CODE}: prompts take {{{{ name }}}} placeholders only",
+    "transform": CODE,
+    "transformVars": CODE,
+    "postprocess": CODE,
     "outputPath": "not supported: write results with --json or --junit",
     "env": "not supported: set the environment outside the suite",
     "sharing": "not supported",
     "provider": "not supported here: set the grading provider in options.provider (or --judge)",
     "rubricPrompt": "not supported: the rubric and factuality judges use Breakwater's own prompts",
 }
-_CODE_TYPES = ("javascript", "python", "webhook", "ruby")
-
-
-@dataclass(frozen=True, slots=True)
-class PromptSpec:
-    """A prompt: template messages, or a version of the gateway's prompt registry."""
-
-    label: str
-    messages: tuple[tuple[str, tuple[Segment, ...]], ...] = ()
-    #: ``(name, version)`` for ``breakwater-prompt:NAME@VERSION`` (version ``None``: the current)
-    registry: tuple[str, int | None] | None = None
+CODE_TYPES = ("javascript", "python", "webhook", "ruby")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +117,8 @@ def build_suite(data: Any, base: Path, source: str, *, registry: Mapping[str, Pr
         raise SuiteError("description", "must be a string")
     if "prompts" not in data:
         raise SuiteError("prompts", "required: the prompts every test is asked with")
-    prompts = tuple(_prompt(raw, f"prompts[{i}]", base) for i, raw in _items(data["prompts"], "prompts"))
-    providers = tuple(parse_provider(raw, f"providers[{i}]") for i, raw in _items(data.get("providers", []), "p"))
+    prompts = tuple(prompt_spec(raw, f"prompts[{i}]", base) for i, raw in _items(data["prompts"]))
+    providers = tuple(parse_provider(raw, f"providers[{i}]") for i, raw in _items(data.get("providers", [])))
     default = data.get("defaultTest", {})
     if not isinstance(default, Mapping):
         raise SuiteError("defaultTest", "must be a mapping (vars, assert, threshold, options)")
@@ -139,7 +127,17 @@ def build_suite(data: Any, base: Path, source: str, *, registry: Mapping[str, Pr
     cases: list[Case] = []
     for i, test in enumerate(tests):
         cases.extend(_cases(test, f"tests[{i}]", default, prompts, base, registry))
-    return Suite(source, description, prompts, providers, tuple(cases), _concurrency(data.get("evaluateOptions")))
+    return Suite(source, description, prompts, providers, _unique(cases), _concurrency(data.get("evaluateOptions")))
+
+
+def _unique(cases: list[Case]) -> tuple[Case, ...]:
+    """The cases, a repeated key (the same prompt, description and variables) numbered ``KEY-2``, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for case in cases:
+        count = seen[case.key] = seen.get(case.key, 0) + 1
+        out.append(case if count == 1 else dataclasses.replace(case, key=f"{case.key}-{count}"))
+    return tuple(out)
 
 
 def _known(raw: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
@@ -150,7 +148,7 @@ def _known(raw: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
             raise SuiteError(where, reason)
 
 
-def _items(raw: Any, path: str) -> list[tuple[int, Any]]:
+def _items(raw: Any) -> list[tuple[int, Any]]:
     """A list, or a single value taken as a list of one."""
     return list(enumerate(raw if isinstance(raw, list) else [raw]))
 
@@ -167,87 +165,6 @@ def _concurrency(raw: Any) -> int | None:
     return value
 
 
-def _read(base: Path, ref: str, path: str) -> str:
-    target = base / ref.removeprefix("file://")
-    try:
-        return target.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SuiteError(path, f"cannot read {ref}: {exc.strerror or exc}") from None
-
-
-# --- prompts --------------------------------------------------------------------------------------
-
-
-def _prompt(raw: Any, path: str, base: Path) -> PromptSpec:
-    label: str | None = None
-    if isinstance(raw, Mapping):
-        _known(raw, ("raw", "id", "label"), path)
-        label = raw.get("label")
-        if label is not None and not isinstance(label, str):
-            raise SuiteError(f"{path}.label", "must be a string")
-        if ("raw" in raw) == ("id" in raw):
-            raise SuiteError(path, "a prompt mapping has one of 'raw' (its text) or 'id' (file:// or a registry name)")
-        path = f"{path}.raw" if "raw" in raw else f"{path}.id"
-        raw = raw.get("raw", raw.get("id"))
-    if not isinstance(raw, str) or not raw:
-        raise SuiteError(path, "a prompt is text, file://PATH, breakwater-prompt:NAME@VERSION or {raw|id, label}")
-    if raw.startswith(REGISTRY_PREFIX):
-        ref = parse_ref(raw.removeprefix(REGISTRY_PREFIX))
-        if ref is None:
-            raise SuiteError(path, f"{raw!r}: expected {REGISTRY_PREFIX}NAME or {REGISTRY_PREFIX}NAME@VERSION")
-        return PromptSpec(label or raw, registry=ref)
-    if raw.startswith("file://"):
-        name = raw.removeprefix("file://")
-        if ":" in name or name.endswith((".py", ".js", ".mjs", ".cjs", ".ts")):
-            raise SuiteError(path, f"{raw!r}: a prompt function {_CODE}")
-        text = _read(base, raw, path)
-        if name.endswith((".json", ".yaml", ".yml")):
-            try:
-                loaded = yaml.safe_load(text)  # YAML reads JSON too
-            except yaml.YAMLError as exc:
-                raise SuiteError(path, f"{raw}: not valid JSON or YAML: {exc}") from None
-            return PromptSpec(label or raw, _messages(loaded, f"{path} ({raw})"))
-        return PromptSpec(label or raw, _chat_or_text(text, path))
-    return PromptSpec(label or (raw if len(raw) <= 60 else raw[:57] + "..."), _chat_or_text(raw, path))
-
-
-def _chat_or_text(text: str, path: str) -> tuple[tuple[str, tuple[Segment, ...]], ...]:
-    """A JSON list of chat messages (promptfoo's chat prompt), else one user message."""
-    if text.lstrip().startswith("["):
-        try:
-            loaded = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            loaded = None
-        if isinstance(loaded, list):
-            return _messages(loaded, path)
-    return (("user", _template(text, path)),)
-
-
-def _messages(raw: Any, path: str) -> tuple[tuple[str, tuple[Segment, ...]], ...]:
-    if not isinstance(raw, list) or not raw:
-        raise SuiteError(path, "chat messages are a non-empty list of {role, content}")
-    out = []
-    for i, m in enumerate(raw):
-        if not isinstance(m, Mapping) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise SuiteError(f"{path}[{i}]", f"a message is {{role, content}}: role one of {', '.join(ROLES)}")
-        out.append((str(m["role"]), _template(m["content"], f"{path}[{i}].content")))
-    return tuple(out)
-
-
-def _template(text: str, path: str) -> tuple[Segment, ...]:
-    try:
-        return compile_template(text)
-    except TemplateError as exc:
-        raise SuiteError(path, f"{exc} (templates take {{{{ name }}}} placeholders only: no filters or tags)") from None
-
-
-def _render(segments: tuple[Segment, ...], texts: Mapping[str, str], path: str, user: str) -> str:
-    missing = [name for name in placeholders(segments) if name not in texts]
-    if missing:
-        raise SuiteError(path, f"{user} uses {{{{ {missing[0]} }}}}, which this test's vars do not set")
-    return "".join(texts[s.name] if isinstance(s, Placeholder) else s for s in segments)
-
-
 # --- tests and cases ------------------------------------------------------------------------------
 
 
@@ -259,7 +176,7 @@ def _tests(raw: Any, base: Path) -> list[Mapping[str, Any]]:
         if not raw.endswith((".yaml", ".yml", ".json")):
             raise SuiteError(path, f"{raw!r}: tests are read from a YAML or JSON file only")
         try:
-            raw = yaml.safe_load(_read(base, raw, path))
+            raw = yaml.safe_load(read_relative(base, raw, path))
         except yaml.YAMLError as exc:
             raise SuiteError(path, f"not valid YAML: {exc}") from None
     if not isinstance(raw, list):
@@ -279,7 +196,7 @@ def _vars(raw: Any, path: str, base: Path) -> dict[str, Any]:
 
     def loaded(value: Any) -> Any:
         if isinstance(value, str) and value.startswith("file://"):
-            return _read(base, value, path)
+            return read_relative(base, value, path)
         return value
 
     return {k: [loaded(v) for v in value] if isinstance(value, list) else loaded(value) for k, value in raw.items()}
@@ -356,14 +273,14 @@ def _assertion(raw: Any, path: str, texts: Mapping[str, str]) -> Assertion:
             if key in raw:
                 raise SuiteError(f"{path}.{key}", _REFUSED[key])
         kind = raw.get("type")
-        if isinstance(kind, str) and kind.removeprefix("not-") in _CODE_TYPES:
-            raise SuiteError(f"{path}.type", f"a {kind} assertion {_CODE}: use the declarative types")
+        if isinstance(kind, str) and kind.removeprefix("not-") in CODE_TYPES:
+            raise SuiteError(f"{path}.type", f"a {kind} assertion {CODE}: use the declarative types")
         value = raw.get("value")
         if isinstance(value, str):
-            raw = {**raw, "value": _render(_template(value, f"{path}.value"), texts, f"{path}.value", "the value")}
+            raw = {**raw, "value": render(template(value, f"{path}.value"), texts, f"{path}.value", "the value")}
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             rendered = [
-                _render(_template(v, f"{path}.value[{j}]"), texts, f"{path}.value[{j}]", "the value")
+                render(template(v, f"{path}.value[{j}]"), texts, f"{path}.value[{j}]", "the value")
                 for j, v in enumerate(value)
             ]
             raw = {**raw, "value": rendered}
@@ -410,7 +327,7 @@ def _body(
 ) -> dict[str, Any]:
     if prompt.registry is None:
         messages = [
-            {"role": role, "content": _render(segments, texts, path, prompt_path)} for role, segments in prompt.messages
+            {"role": role, "content": render(segments, texts, path, prompt_path)} for role, segments in prompt.messages
         ]
         return {"messages": messages}
     name, version = prompt.registry
