@@ -213,7 +213,7 @@ async def _run(
         graders = await _graders(suite, targets, options.judge)
         cache = FileCaseCache(options.cache_dir or default_cache_dir(environ)) if options.use_cache else None
         run_options = RunOptions(SystemClock(), options.concurrency, cache, graders, advance)
-        return await run_suite(suite.cases, opened, run_options)
+        return await run_suite(suite, opened, run_options)
     finally:
         await targets.aclose()
 

@@ -1,6 +1,6 @@
 """Running a suite: every case on every target, a bounded number at once, each graded (docs/evals.md).
 
-``run_suite(suite_cases, targets, options)`` is the library entry point (``breakwater eval`` and
+``run_suite(suite, targets, options)`` is the library entry point (``breakwater eval`` and
 ``eval gate`` use it; so can a canary step): it prints nothing and returns a ``SuiteResult``.
 A case's answer may come from a ``CaseCache`` instead of the target: keyed by the target's label
 and identity and the request body, so an unchanged case on the same model is not asked again;
@@ -20,7 +20,7 @@ import orjson
 
 from breakwater.engine.evals.asserts import Assertion, Output, Verdict
 from breakwater.engine.evals.model_graded import Graders, evaluate
-from breakwater.engine.evals.suite import Case
+from breakwater.engine.evals.suite import Case, Suite
 from breakwater.engine.evals.target import Target
 from breakwater.engine.ports import Clock
 
@@ -150,8 +150,10 @@ def cache_key(target: EvalTarget, body: Mapping[str, Any]) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def run_suite(cases: Sequence[Case], targets: Sequence[EvalTarget], options: RunOptions) -> SuiteResult:
-    """Every case on every target (at most ``options.concurrency`` at once), graded, in case order."""
+async def run_suite(suite: Suite | Sequence[Case], targets: Sequence[EvalTarget], options: RunOptions) -> SuiteResult:
+    """Every case of ``suite`` (or the cases given) on every target, at most ``options.concurrency``
+    at once, graded; the results in target order, then case order."""
+    cases = suite.cases if isinstance(suite, Suite) else suite
     if options.concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     bound = asyncio.Semaphore(options.concurrency)

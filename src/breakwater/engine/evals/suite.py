@@ -30,7 +30,8 @@ from breakwater.engine.evals.suite_prompts import CODE, PromptSpec, prompt_spec,
 #: a test whose list variables expand to more cases than this is refused
 MAX_CASES_PER_TEST = 1000
 
-_TOP = ("description", "prompts", "providers", "tests", "defaultTest", "evaluateOptions")
+#: (``tags`` and ``metadata`` are accepted and unused: they describe the suite)
+_TOP = ("description", "prompts", "providers", "tests", "defaultTest", "evaluateOptions", "tags", "metadata")
 _TEST = ("description", "vars", "assert", "threshold", "options", "metadata")
 #: promptfoo keys refused with the reason (any other unknown key is refused too)
 _REFUSED = {
