@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = _Options(
         concurrency=args.concurrency or suite.max_concurrency or DEFAULT_CONCURRENCY,
-        cache_dir=None if args.no_cache or gate else Path(args.cache_dir) if args.cache_dir else None,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         use_cache=not (args.no_cache or gate),
         api_key=args.api_key or environ.get(API_KEY_ENV) or None,
         judge=judge,
@@ -118,9 +119,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     compare = (run_result.targets[0], run_result.targets[1]) if args.compare else None
     decision = _decide(run_result, args, baseline, compare)
-    if args.save_baseline:
-        Path(args.save_baseline).write_bytes(orjson.dumps(baseline_of(run_result), option=orjson.OPT_INDENT_2))
-    _show(args, suite, run_result, decision, compare)
+    try:
+        if args.save_baseline:
+            Path(args.save_baseline).write_bytes(orjson.dumps(baseline_of(run_result), option=orjson.OPT_INDENT_2))
+        _show(args, suite, run_result, decision, compare)
+    except OSError as exc:
+        print(f"breakwater eval: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     return 0 if decision.passed else 1
 
 
@@ -183,21 +188,14 @@ def _baseline(path: str | None) -> Mapping[str, Any] | None:
         raise Usage(f"--baseline {path}: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
 class _Options:
-    def __init__(
-        self,
-        *,
-        concurrency: int,
-        cache_dir: Path | None,
-        use_cache: bool,
-        api_key: str | None,
-        judge: ProviderSpec | None,
-    ) -> None:
-        self.concurrency = concurrency
-        self.cache_dir = cache_dir
-        self.use_cache = use_cache
-        self.api_key = api_key
-        self.judge = judge
+    concurrency: int
+    #: ``None``: the default directory
+    cache_dir: Path | None
+    use_cache: bool
+    api_key: str | None = field(repr=False)
+    judge: ProviderSpec | None = None
 
 
 async def _run(
