@@ -230,7 +230,8 @@ async def _graders(suite: Suite, targets: Any, judge: ProviderSpec | None) -> An
         for case in suite.cases:
             spec = judge or case.judge
             if spec is not None and spec.id not in calls:
-                calls[spec.id] = judge_of((await targets.open(spec)).target)
+                opened = await targets.open(spec)
+                calls[spec.id] = judge_of(opened.target, opened.params)
 
     def graders(case: Any) -> Graders:
         spec = judge or case.judge

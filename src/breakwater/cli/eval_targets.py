@@ -209,8 +209,9 @@ class Targets:
         self._opened.clear()
 
 
-def judge_of(target: Target) -> JudgeCall:
-    """A judge route's call over a target: the request as an OpenAI body, the answer read back.
+def judge_of(target: Target, params: Mapping[str, Any] | None = None) -> JudgeCall:
+    """A judge route's call over a target: the request as an OpenAI body (``params``, the judge
+    provider's ``config``, over it), the answer read back.
 
     Raises (from the call): ``JudgeFailed`` when the target gives no answer.
     """
@@ -218,7 +219,7 @@ def judge_of(target: Target) -> JudgeCall:
     from breakwater.providers.openai import chat_body, chat_completion
 
     async def call(request: ChatRequest) -> ChatResponse:
-        body = chat_body(request, "")
+        body = {**chat_body(request, ""), **(params or {})}
         del body["model"]
         reply = await target.ask(body)
         if reply.answer is None:
