@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from breakwater.cli.eval_targets import GatewayTarget, HttpTarget
 from breakwater.core.config.parse import parse_config
 from breakwater.server.app import create_app
@@ -68,3 +70,24 @@ async def test_http_target_that_cannot_connect_says_so() -> None:
     finally:
         await target.aclose()
     assert reply.output is None and reply.error and "did not answer" in reply.error
+
+
+async def test_a_judge_call_goes_through_a_target_and_reads_the_answer_back() -> None:
+    """judge_of: the ChatRequest as an OpenAI body (the judge's config over it), the answer as a
+    ChatResponse; a target with no answer raises JudgeFailed."""
+    from breakwater.cli.eval_targets import JudgeFailed, judge_of
+    from breakwater.core.types import ChatRequest, Message, TextPart
+
+    target = await GatewayTarget(create_app(parse_config(CONFIG), environ={}), "chat").open()
+    try:
+        question = ChatRequest(model="", messages=[Message("user", [TextPart("The capital?")])], temperature=0)
+        answer = await judge_of(target, {"max_completion_tokens": 50})(question)
+        assert answer.choices[0].message.text() == "Paris is the capital."
+    finally:
+        await target.aclose()
+    nowhere = HttpTarget("chat", "http://127.0.0.1:9/v1")
+    try:
+        with pytest.raises(JudgeFailed, match="did not answer"):
+            await judge_of(nowhere)(question)
+    finally:
+        await nowhere.aclose()

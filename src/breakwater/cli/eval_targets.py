@@ -10,21 +10,23 @@ cost is unknown (a ``cost`` assertion on it fails, saying so).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from breakwater.core.types import ChatRequest, ChatResponse, Choice, Message, TextPart
+from breakwater.engine.evals.providers import ProviderSpec, base_url_of
+from breakwater.engine.evals.runner import EvalTarget
 from breakwater.engine.evals.target import Reply, Target, output_of
-from breakwater.engine.router.checks import JudgeCall
-from breakwater.providers.openai import chat_body
 
 if TYPE_CHECKING:
     import aiohttp
     import httpx2
 
+    from breakwater.core.config import Config
+    from breakwater.engine.router.checks import JudgeCall
     from breakwater.observability.ledger.row import LedgerRow
     from breakwater.server.app import BreakwaterApp
 
@@ -45,7 +47,7 @@ def _reply(body: Mapping[str, Any], status: int, raw: bytes, latency_ms: float, 
         return Reply(None, f"HTTP {status}: {message or 'error'}", status)
     output = output_of(body, answer, latency_ms=latency_ms, cost_usd=cost)
     model = answer.get("model")
-    return Reply(output, None, status, model if isinstance(model, str) else None)
+    return Reply(output, None, status, model if isinstance(model, str) else None, answer)
 
 
 class GatewayTarget:
@@ -152,23 +154,88 @@ class HttpTarget:
             self._session = None
 
 
-def judge_on(target: Target) -> JudgeCall:
-    """A judge route's call (``model_graded.Graders.judge``) answered by ``target``: the judge's
-    canonical request sent as an OpenAI body (``providers/openai.chat_body``), its answer's text
-    back as a one-choice response; a target that cannot answer raises (the assertion then fails,
-    saying so)."""
+def config_identity(config: Config) -> str:
+    """A configuration's hash: what its routes answer may change with any of it (the cache key)."""
+    dumped = orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(dumped).hexdigest()[:16]
+
+
+class Targets:
+    """The targets of a run (suite providers and judges), each opened once; ``aclose`` closes all.
+
+    Args:
+        config: the configuration ``breakwater:ROUTE`` providers are served by (in this process).
+        api_key: sent to the in-process gateway when its access control is on.
+        environ: where ``openai:chat`` providers' keys and the gateway's ``env:`` references are read.
+    """
+
+    def __init__(self, config: Config | None, *, api_key: str | None, environ: Mapping[str, str]) -> None:
+        self.config = config
+        self.environ = environ
+        self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._app: BreakwaterApp | None = None
+        self._opened: dict[str, EvalTarget] = {}
+        self._identity = "" if config is None else config_identity(config)
+
+    @property
+    def app(self) -> BreakwaterApp | None:
+        return self._app
+
+    async def open(self, spec: ProviderSpec) -> EvalTarget:
+        """The target of ``spec`` (opened on first use; ``breakwater:`` ones share one gateway)."""
+        key = orjson.dumps([spec.kind, spec.name, spec.base_url, spec.label], default=str).decode()
+        if key in self._opened:
+            found = self._opened[key]
+            return EvalTarget(found.target, spec.params, found.identity)
+        if spec.kind == "breakwater":
+            if self.config is None:
+                raise ValueError(f"{spec.id} needs a configuration (--config FILE)")
+            if spec.name not in self.config.routes:
+                raise ValueError(f"{spec.id}: the configuration has no route {spec.name!r}")
+            from breakwater.server.app import create_app
+
+            first = self._app is None
+            if self._app is None:
+                self._app = create_app(self.config, environ=self.environ)
+            gateway = GatewayTarget(self._app, spec.name, headers=self._headers)
+            gateway.label = spec.label
+            target: Target = await gateway.open(start=first)
+            identity = self._identity
+        else:
+            base_url = base_url_of(spec, self.environ)
+            api_key = self.environ.get(spec.key_env or "") or None
+            target = HttpTarget(spec.name, base_url, api_key, label=spec.label)
+            identity = base_url
+        opened = EvalTarget(target, spec.params, identity)
+        self._opened[key] = opened
+        return opened
+
+    async def aclose(self) -> None:
+        # the gateway's owner (the first in-process target) last: it stops the app
+        for opened in reversed(list(self._opened.values())):
+            await opened.target.aclose()
+        self._opened.clear()
+
+
+def judge_of(target: Target, params: Mapping[str, Any] | None = None) -> JudgeCall:
+    """A judge route's call over a target: the request as an OpenAI body (``params``, the judge
+    provider's ``config``, over it), the answer read back.
+
+    Raises (from the call): ``JudgeFailed`` when the target gives no answer.
+    """
+    from breakwater.core.types import ChatRequest, ChatResponse
+    from breakwater.providers.openai import chat_body, chat_completion
 
     async def call(request: ChatRequest) -> ChatResponse:
-        body = chat_body(request, "")
-        del body["model"]  # the target names its own
+        body = {**chat_body(request, ""), **(params or {})}
+        del body["model"]
         reply = await target.ask(body)
-        if reply.output is None:
-            raise JudgeUnavailable(reply.error or "no answer")
-        message = Message("assistant", [TextPart(reply.output.text)])
-        return ChatResponse(id="", model=reply.model or "", created=0, choices=[Choice(0, message, "stop")])
+        if reply.answer is None:
+            raise JudgeFailed(reply.error or "no answer")
+        return chat_completion(dict(reply.answer), b"", reply.model or "")
 
     return call
 
 
-class JudgeUnavailable(Exception):
-    """The judge's target gave no answer (the message says why)."""
+class JudgeFailed(Exception):
+    """The judge's target gave no answer (the assertion fails, saying so)."""

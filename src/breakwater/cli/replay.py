@@ -157,9 +157,9 @@ async def _replay(args: argparse.Namespace, since: float, until: float, assertio
         if "embedder" in wanted and similarity is None:
             raise UsageError(f"{args.asserts}: similar assertions need the local embedder ({note})")
         async with _targets(args, config) as (candidate, judge_target):
-            from breakwater.cli.eval_targets import judge_on
+            from breakwater.cli.eval_targets import judge_of
 
-            judge = None if judge_target is None else judge_on(judge_target)
+            judge = None if judge_target is None else judge_of(judge_target)
             grading = Grading(assertions, Graders(similarity, judge), similarity, judge)
             cases, skipped = await replay(rows, candidate, grading, concurrency=args.concurrency)
     summary = report(cases, skipped, uncaptured=uncaptured, threshold=args.similarity_threshold, worst=args.worst)

@@ -25,6 +25,8 @@ class Reply:
     status: int | None = None
     #: the model that answered, as the answer names it
     model: str | None = None
+    #: the OpenAI chat-completions answer as received (a judge reads it back as a ``ChatResponse``)
+    answer: Mapping[str, Any] | None = None
 
 
 class Target(Protocol):

@@ -1,0 +1,39 @@
+"""docs/evals.md: its example suite reads as written, and every ``breakwater eval`` command in its
+shell blocks is one the CLI takes."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from breakwater.cli.main import _parser
+from breakwater.engine.evals.suite import build_suite
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "evals.md"
+
+
+def _commands() -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(), re.S)
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line.startswith("breakwater ")]
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_each_command_parses(command: str) -> None:
+    """The documented command line is accepted by the parser."""
+    args = _parser().parse_args(shlex.split(command)[1:])
+    assert callable(args.run)
+
+
+def test_the_example_suite_reads() -> None:
+    """The page's suite (its file:// prompt taken from the tests' data) becomes cases."""
+    block = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S)[0]
+    suite = build_suite(yaml.safe_load(block), ROOT / "tests" / "data" / "evals", "docs/evals.md")
+    assert len(suite.prompts) == 3 and len(suite.providers) == 2
+    assert len(suite.cases) == 9  # (1 + 2 expanded) tests x 3 prompts
+    assert suite.max_concurrency == 4 and suite.cases[0].judge is not None
