@@ -36,4 +36,3 @@ def build_shadow(
         return None
     similarity = None if embedder is None else similarity_by(embedder)
     return ShadowStage(plans, gateway.chat, clock, rng, finish, similarity=similarity)
-
