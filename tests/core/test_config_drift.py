@@ -101,3 +101,20 @@ def test_check_config_reports_drift_mistakes(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert "routes.chat.drift.asserts[0].value: must be a string" in err
     assert "routes.chat.drift.judge: required" in err
+
+
+def test_the_documented_example_is_valid() -> None:
+    """docs/evals.md's drift watch example passes the config checks as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "evals.md").read_text()
+    section = text[text.index("## Drift watch") :]
+    example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    config = build_config(
+        {
+            "providers": {"m": {"type": "mock"}},
+            "deployments": {"gpt-4o": {"provider": "m", "model": "x"}, "gpt-4o-mini": {"provider": "m", "model": "y"}},
+            **example,
+        }
+    )
+    assert check_environment(config, {}) == []
+    drift = config.routes["support"].drift
+    assert drift is not None and (drift.share, drift.judge, len(drift.asserts)) == (0.02, "grader", 2)
