@@ -275,3 +275,16 @@ def test_too_few_samples_leave_the_state_as_it_was() -> None:
     assert watch.add(61.0, 0.0, 61.0) is None  # one sample in the window
     assert watch.add(62.0, 0.0, 62.0) is not None
     assert watch.check(500.0) is None and watch.alerting  # nothing left to judge by: still alerting
+
+
+def test_a_reload_keeps_a_watch_with_the_same_windows() -> None:
+    """The next configuration's stage shares a route's watch (scores, alert state) when its windows
+    are unchanged, taking the new margin; other windows start afresh."""
+    old = _stage(_plan(margin=0.1), Rng(), Recorded())
+    old.watches["prod"].add(1000.0, 1.0, 1000.0)
+    old.watches["prod"].alerting = True
+    same = _stage(_plan(margin=0.3), Rng(), Recorded(), previous=old)
+    assert same.watches["prod"] is old.watches["prod"] and same.watches["prod"].margin == 0.3
+    assert same.reading("prod").current_samples == 1
+    other = _stage(_plan(window_s=120, baseline_s=240), Rng(), Recorded(), previous=old)
+    assert other.watches["prod"] is not old.watches["prod"] and not other.watches["prod"].alerting
