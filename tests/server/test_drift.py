@@ -64,6 +64,8 @@ def _scores(tmp: Path) -> list[dict[str, Any]]:
 def test_a_degrading_route_alerts_once_per_crossing(
     tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Good answers, then bad ones an injected minute later: one alert; recovery clears it without
+    an alert; a new drop alerts again. The answers reach the SDK untouched; scores are stored."""
     hook, received = webhook
     clock = ManualClock(wall=1_800_000_000.0)
     app = create_app(build_config(_config(tmp_path)), environ={"HOOK": hook}, clock=clock)
