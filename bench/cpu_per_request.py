@@ -4,6 +4,7 @@
     python bench/cpu_per_request.py --cache [--repeats 6]     # what a cache miss costs
     python bench/cpu_per_request.py --prompts [--repeats 6]   # the prompts stage, idle and rendering
     python bench/cpu_per_request.py --variants [--repeats 6]  # the variants stage and the refusal detector
+    python bench/cpu_per_request.py --drift [--repeats 6]     # a drift watch sampling 0.01%, against none
 
 Throughput at saturation is one over the CPU a request costs, so this is the number behind the
 ratio to the bare proxy. Each system runs pinned to core 0 (the mock and wrk on core 1, as in
@@ -26,6 +27,8 @@ route pinning the prompt (a system message rendered before the request's: the st
 off; with the detector on (its default); with a route with variants configured but the request
 on another route (the stage present, not acting; detector off); and the request to that route
 (the stage assigning it, 99.9/0.1 sticky by user; detector off).
+``--drift``: the plain request to Breakwater with both off, without and with a drift watch of
+share 0.01% on its route (the stage drawing for every request, grading almost none).
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", action="store_true", help="cache misses against no cache (plain requests)")
     parser.add_argument("--prompts", action="store_true", help="the prompts stage idle and acting, against none")
     parser.add_argument("--variants", action="store_true", help="the variants stage and the refusal detector")
+    parser.add_argument("--drift", action="store_true", help="a drift watch sampling 0.01%% of requests, against none")
     args = parser.parse_args(argv)
     if (os.cpu_count() or 1) < 2 or not Path("/proc/self/task").is_dir():
         print("needs Linux and two cores (the system under test is pinned to core 0)", file=sys.stderr)
@@ -134,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
                     "bench-variants",
                 ),
             }
+        if args.drift:
+            off = {"ledger": False, "access": False}
+            starters = {
+                "both off, no drift": (run.breakwater_starter(mock, tmp, **off), run.MODEL),
+                "drift watch, 0.01%": (run.breakwater_starter(mock, tmp, drift=True, **off), run.MODEL),
+            }
+            modes = ("plain",)
         live = {name: stack.enter_context(run.running(name, start, model)) for name, (start, model) in starters.items()}
         for name in live:
             run.freeze(live[name].proc.pid, True)

@@ -187,6 +187,7 @@ def breakwater_config(
     cache: bool = False,
     router: bool = False,
     shadow: bool = False,
+    drift: bool = False,
     prompts: bool = False,
     variants: bool = False,
     refusals: bool = True,
@@ -198,6 +199,8 @@ def breakwater_config(
     the ``bench`` route), so the router stage is on the path of every request.
     ``shadow``: another route, ``bench-shadowed``, mirrors its traffic to ``bench``, so the shadow
     stage is on the path of every request (acting on none sent to ``bench``).
+    ``drift``: the ``bench`` route has a drift watch sampling a tiny share (0.01%), so the drift
+    stage draws a random number for every request and grades almost none.
     ``prompts``: a prompt registry (one prompt) and a route ``bench-prompted`` (the ``bench``
     deployment) pinning it, so the prompts stage is on the path of every request: not acting on
     ``bench``, rendering a system message before the request's on ``bench-prompted``.
@@ -206,7 +209,7 @@ def breakwater_config(
     as in a config)."""
     path = tmp / (
         f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
-        f"{'-router' if router else ''}{'-shadow' if shadow else ''}{'-prompts' if prompts else ''}"
+        f"{'-router' if router else ''}{'-shadow' if shadow else ''}{'-drift' if drift else ''}{'-prompts' if prompts else ''}"
         f"{'-variants' if variants else ''}{'' if refusals else '-norefusals'}.yaml"
     )
     ledger_yaml = (
@@ -223,6 +226,7 @@ def breakwater_config(
         "routes:\n"
         "  bench: {deployments: [bench]"
         + (", cache: {mode: exact, qualify: all}" if cache else "")
+        + (", drift: {share: 0.0001, asserts: [{type: icontains, value: hello}]}" if drift else "")
         + "}\n"
         + (
             "  bench-routed:\n"
@@ -520,7 +524,7 @@ def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
 
 
 def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -> dict[str, Any]:
-    """What one feature (``ledger``, ``access``, ``cache``, ``router`` or ``shadow``) costs: Breakwater with it
+    """What one feature (``ledger``, ``access``, ``cache``, ``router``, ``shadow`` or ``drift``) costs: Breakwater with it
     on and off, measured in interleaved runs of each, for throughput at c=50 and latency at c=1
     (plain requests).
 
@@ -529,7 +533,8 @@ def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -
     that chooses its branch by three rules (none holds: the default branch, the ``bench`` route)
     and the "off" ones straight to ``bench`` on a gateway without branching routes. For ``shadow``
     both send to ``bench``; the "on" gateway has another route with a shadow (the stage configured,
-    not acting).
+    not acting). For ``drift`` both send to ``bench``, which has a drift watch of share 0.01% on the
+    "on" gateway (the stage sampling, grading almost nothing).
     """
     on, off = feature, f"no-{feature}"
     unique = feature == "cache"
@@ -635,6 +640,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="throughput with a shadow configured on another route (the stage on the path, not acting) vs none",
     )
+    parser.add_argument(
+        "--drift-cost",
+        action="store_true",
+        help="throughput with a drift watch of a tiny share (0.01%%) on the route vs none",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -663,13 +673,16 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     }
             name = "smoke" if args.smoke else "soak"
-        elif args.ledger_cost or args.access_cost or args.cache_cost or args.router_cost or args.shadow_cost:
+        elif any(
+            (args.ledger_cost, args.access_cost, args.cache_cost, args.router_cost, args.shadow_cost, args.drift_cost)
+        ):
             chosen = {
                 "ledger": args.ledger_cost,
                 "access": args.access_cost,
                 "cache": args.cache_cost,
                 "router": args.router_cost,
                 "shadow": args.shadow_cost,
+                "drift": args.drift_cost,
             }
             feature = next(name for name, on in chosen.items() if on)
             result = feature_cost(args, tmp, mock, feature)

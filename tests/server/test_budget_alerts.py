@@ -3,11 +3,7 @@ configured webhook (and the log) once per share, with the figures that explain i
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +15,6 @@ from breakwater.server.app import create_app
 from tests.server.running import admin_http, openai_sdk, serve
 
 ADMIN = "adm-alerts-77d0"
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A loopback HTTP server that keeps every JSON body POSTed to it."""
-    received: list[dict[str, Any]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def test_budget_crossings_reach_the_webhook_once(tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]) -> None:

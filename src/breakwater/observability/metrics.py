@@ -26,6 +26,7 @@ from breakwater.engine.cache.stage import CacheStage
 from breakwater.engine.cache.store import CacheStats
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.calls.stats import DeploymentStats
+from breakwater.engine.drift.stage import DriftStage
 from breakwater.engine.limits.quota import Quota
 from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.router.stage import RouterStage
@@ -164,6 +165,53 @@ class ShadowCollector(Collector):
         for route in sorted(stage.plans):
             queued.add_metric([route], stage.queued(route))
         yield queued
+
+
+class DriftCollector(Collector):
+    """The drift watch per route: the rolling eval score, its baseline, samples by what became of them."""
+
+    def __init__(self, stage: DriftStage) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        stage, counts = self._stage, self._stage.counts
+        score = GaugeMetricFamily(
+            "breakwater_eval_score",
+            "Mean eval score of the route's graded samples over its drift window (this process's samples).",
+            labels=["route"],
+        )
+        baseline = GaugeMetricFamily(
+            "breakwater_eval_baseline_score",
+            "Mean eval score over the baseline window just before the drift window.",
+            labels=["route"],
+        )
+        in_window = GaugeMetricFamily(
+            "breakwater_eval_window_samples", "Graded samples in each window.", labels=["route", "window"]
+        )
+        alerting = GaugeMetricFamily(
+            "breakwater_eval_alerting", "1 while the route's quality_drop alert is active.", labels=["route"]
+        )
+        queued = GaugeMetricFamily("breakwater_eval_queue_depth", "Samples waiting to be graded.", labels=["route"])
+        for route in sorted(stage.plans):
+            reading = stage.reading(route)
+            if reading.current is not None:
+                score.add_metric([route], reading.current)
+            if reading.baseline is not None:
+                baseline.add_metric([route], reading.baseline)
+            in_window.add_metric([route, "current"], reading.current_samples)
+            in_window.add_metric([route, "baseline"], reading.baseline_samples)
+            alerting.add_metric([route], 1.0 if stage.watches[route].alerting else 0.0)
+            queued.add_metric([route], stage.queued(route))
+        samples = CounterMetricFamily(
+            "breakwater_eval_samples",
+            "Sampled answers of a watched route by what became of them: scored, dropped (the queue was full, "
+            "or the gateway stopped), failed (grading failed unexpectedly).",
+            labels=["route", "result"],
+        )
+        for result, by_route in (("scored", counts.scored), ("dropped", counts.dropped), ("failed", counts.failed)):
+            for route, n in sorted(by_route.items()):
+                samples.add_metric([route, result], n)
+        yield from (score, baseline, in_window, alerting, queued, samples)
 
 
 class LedgerCollector(Collector):
@@ -378,6 +426,7 @@ class Metrics:
         cache: CacheStage | None = None,
         router: RouterStage | None = None,
         shadow: ShadowStage | None = None,
+        drift: DriftStage | None = None,
         prompts: PromptsStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
@@ -393,6 +442,7 @@ class Metrics:
             cache: the answer cache's stage (``None``: no route caches).
             router: the router stage (``None``: no route has branches).
             shadow: the shadow stage (``None``: no route mirrors traffic).
+            drift: the drift stage (``None``: no route's answers are graded).
             prompts: the prompts stage (``None``: no prompts configured).
             routes, deployments: the new label sets of the request metrics, when they changed.
             config: the running configuration's stored version (``None``: from a file) and hash.
@@ -410,6 +460,8 @@ class Metrics:
             bound.append(RouterCollector(router))
         if shadow is not None:
             bound.append(ShadowCollector(shadow))
+        if drift is not None:
+            bound.append(DriftCollector(drift))
         if prompts is not None:
             bound.append(PromptsCollector(prompts))
         for collector in bound:

@@ -20,6 +20,7 @@ from breakwater.engine.ports import Clock
 from breakwater.engine.routing import Router
 from breakwater.infra.cache.memory import MemoryCacheStore
 from breakwater.infra.credentials import resolve_optional
+from breakwater.runtime.drifting import grades_by_similarity
 
 if TYPE_CHECKING:  # numpy and wordllama are imported only for a semantic route
     from breakwater.engine.cache.semantic import Embedder, SemanticIndex
@@ -50,8 +51,10 @@ def semantic(config: Config) -> bool:
 
 
 def compares_answers(config: Config) -> bool:
-    """Some route's shadow compares answers by embedding (``shadow.similarity``)."""
-    return any(r.shadow is not None and r.shadow.similarity for r in config.routes.values())
+    """Some route's shadow compares answers by embedding (``shadow.similarity``), or its drift
+    watch grades them by a ``similar`` assertion."""
+    shadows = any(r.shadow is not None and r.shadow.similarity for r in config.routes.values())
+    return shadows or grades_by_similarity(config)
 
 
 def embedder_identity(config: Config, router: Router) -> str:

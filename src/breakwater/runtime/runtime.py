@@ -34,6 +34,7 @@ from breakwater.engine.cache.stage import CacheStage
 from breakwater.engine.cache.store import CacheStore
 from breakwater.engine.calls.deployments import Deployments
 from breakwater.engine.calls.gateway import Gateway
+from breakwater.engine.drift.stage import DriftStage
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
@@ -64,6 +65,7 @@ from breakwater.runtime.caching import (
     load_embedder,
     semantic,
 )
+from breakwater.runtime.drifting import build_drift
 from breakwater.runtime.observers import (
     budget_alert,
     build_alerts,
@@ -128,6 +130,7 @@ class Runtime:
     outbox: AlertOutbox
     tracer: Tracer | None
     access: AccessLayer
+    drift: DriftStage | None
 
     def __init__(
         self, config: Config, process: Process, previous: Runtime | None = None, *, version: int | None = None
@@ -253,6 +256,20 @@ class Runtime:
         self.shadow = build_shadow(config, self.gateway, clock, rng, stages["recording"].end, self.embedder)
         if self.shadow is not None:
             stages["shadow"] = self.shadow
+        #: the drift stage, when some route's answers are graded (its watches kept over a reload)
+        self.drift = build_drift(
+            config,
+            self.gateway,
+            clock,
+            rng,
+            stages["recording"].end,
+            embedder=self.embedder,
+            store=None if self.ledger is None else self.ledger.store,
+            alert=self.outbox.push,
+            previous=None if previous is None else previous.drift,
+        )
+        if self.drift is not None:
+            stages["drift"] = self.drift
         self.pipeline = Pipeline(stages, self.gateway)
         #: requests being served by this runtime (the server counts them in and out); a retired
         #: runtime stops when it reaches 0
@@ -301,6 +318,7 @@ class Runtime:
             cache=self.cache,
             router=self.router_stage,
             shadow=self.shadow,
+            drift=self.drift,
             prompts=self.prompts,
             routes=self.config.routes,
             deployments=self.config.deployments,
@@ -313,6 +331,8 @@ class Runtime:
         owned = self._owned
         if self.shadow is not None:
             await self.shadow.stop()  # first: a candidate call cut short still leaves its ledger row
+        if self.drift is not None:
+            await self.drift.stop()  # before the ledger: a judge call cut short still leaves its row
         if "access" in owned:
             await self.access.stop()  # after the last request: its settlement applied
         if "alerts" in owned:

@@ -27,6 +27,7 @@ from breakwater.providers.base import Target
 from breakwater.providers.hosts import HOSTS, host
 from breakwater.providers.registry import DEFAULT_BASE_URLS, adapter_for
 from breakwater.runtime.branching import check_learned
+from breakwater.runtime.drifting import check_drift
 
 _MOCK_BASE_URLS = {"openai": "http://mock/v1", "anthropic": "http://mock", "gemini": "http://mock"}
 
@@ -65,6 +66,7 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
             except ValueError as exc:
                 problems.append(Problem(f"providers.{name}.answers[{i}]", str(exc)))
     problems.extend(check_learned(config))
+    problems.extend(check_drift(config))
     return problems
 
 

@@ -32,6 +32,7 @@ from breakwater.runtime.swap import Load, Runtimes, loader
 from breakwater.server import errors
 from breakwater.server.admin import Admin, AdminAuth
 from breakwater.server.admin_compare import compare_handler
+from breakwater.server.admin_drift import drift_handler
 from breakwater.server.admin_keys import KeysAdminApi
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from breakwater.server.config_admin import ConfigAdminApi
@@ -111,6 +112,7 @@ class Served:
         routes[("GET", "/admin/compare")] = compare_handler(
             auth, ledger_store, config.routes, runtime.process.clock.time
         )
+        routes[("GET", "/admin/drift")] = drift_handler(auth, runtime.drift)
         routes[("POST", "/admin/reload")] = ReloadApi(auth, app.runtimes_of).reload
         self.config_admin = ConfigAdminApi(auth, app.stored, app.runtimes_of, runtime.process)
         for method, path, handler in self.config_admin.routes():

@@ -39,7 +39,7 @@ async def table_of_its_own() -> AsyncIterator[str]:
     try:
         yield name
     finally:
-        await pg_execute(f"DROP TABLE IF EXISTS {name}, {name}_feedback")
+        await pg_execute(f"DROP TABLE IF EXISTS {name}, {name}_feedback, {name}_eval_scores")
 
 
 @pytest.fixture

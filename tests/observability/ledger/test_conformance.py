@@ -3,7 +3,7 @@
 What every store must do: create its table and ``ts`` indexes on ``open`` and add the columns a
 table from an earlier version lacks; insert each batch in one transaction, skipping rows whose
 ``id`` it already holds (the writer's replays rely on it); read rows back equal, in write order;
-delete old rows for retention, in chunks; keep feedback on requests and find a request's row by
+delete old rows for retention, in chunks; keep feedback and drift eval scores on requests and find a request's row by
 its id and key; and answer the usage aggregate (``breakwater usage``,
 ``/admin/usage``, budget seeding) with the same figures, to the same exact decimal text.
 
@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from breakwater.engine.drift.stage import Score
 from breakwater.observability.ledger import LedgerWriter, Retention, SqliteLedger
 from breakwater.observability.ledger.aggregate import BY, aggregate
 from breakwater.observability.ledger.feedback import Feedback
@@ -442,3 +443,28 @@ async def test_retention_deletes_old_feedback(store: Store) -> None:
     await store.delete_before(T0 + 5)
     assert await store.fetch_feedback("req-0") == []
     assert len(await store.fetch_feedback("req-1")) == 1
+
+
+# --- drift eval scores --------------------------------------------------------------------------
+
+
+async def test_eval_scores_round_trip_by_route_and_time(store: Store) -> None:
+    """Drift scores come back equal (score, pass, failed types), in write order, by route and ``since``."""
+    first = Score("req-0", T0, "chat", 0.5, False, ("not-icontains", "regex"))
+    second = Score("req-1", T0 + 10, "chat", 1.0, True, ())
+    other = Score("req-2", T0 + 20, "other", 0.0, False, ("llm-rubric",))
+    for score in (first, second, other):
+        await store.write_eval_score(score)
+    assert await store.fetch_eval_scores() == [first, second, other]
+    assert await store.fetch_eval_scores(route="chat") == [first, second]
+    assert await store.fetch_eval_scores(route="chat", since=T0 + 5) == [second]
+    got = (await store.fetch_eval_scores(route="other"))[0]
+    assert type(got.passed) is bool and type(got.failed) is tuple
+
+
+async def test_retention_deletes_old_eval_scores(store: Store) -> None:
+    """Drift scores older than the cut-off go with the ledger rows."""
+    await store.write_eval_score(Score("req-0", T0, "chat", 1.0, True, ()))
+    await store.write_eval_score(Score("req-1", T0 + 10, "chat", 1.0, True, ()))
+    await store.delete_before(T0 + 5)
+    assert [s.request_id for s in await store.fetch_eval_scores()] == ["req-1"]

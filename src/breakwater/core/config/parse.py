@@ -176,6 +176,7 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
         path = f"routes.{name}"
         _check_fallbacks(path, name, route.get("fallbacks"), routes, problems)
         _check_shadow(path, name, route.get("shadow"), routes, problems)
+        _check_drift_judge(path, route.get("drift"), routes, problems)
         targets = route.get("deployments") or []
         if name.endswith("/*"):
             if route.get("provider") is None:
@@ -289,6 +290,15 @@ def _check_shadow(
         problems.append(Problem(where, f"unknown route {ref!r} (expected one of: {_one_of(known)})"))
     elif isinstance(routes[ref], dict) and routes[ref].get("shadow"):
         problems.append(Problem(where, f"route {ref!r} has a shadow of its own: a candidate is not mirrored again"))
+
+
+def _check_drift_judge(path: str, drift: Any, routes: dict[str, dict[str, Any]], problems: list[Problem]) -> None:
+    """A drift watch's judge is a non-wildcard route of this config (whether its assertions need
+    one is checked with them: ``runtime/drifting.check_drift``)."""
+    judge = drift.get("judge") if isinstance(drift, dict) else None
+    if isinstance(judge, str) and (judge not in routes or judge.endswith("/*")):
+        known = sorted(r for r in routes if not r.endswith("/*"))
+        problems.append(Problem(f"{path}.drift.judge", f"unknown route {judge!r} (expected one of: {_one_of(known)})"))
 
 
 def _targets_of(route: dict[str, Any]) -> list[Any]:

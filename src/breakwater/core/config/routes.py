@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from breakwater.core.config.base import _Model
 from breakwater.core.config.branching import Cascade, Learned, Rule
 from breakwater.core.config.cache import RouteCache
+from breakwater.core.config.drift import RouteDrift
 from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.policies import RetryPolicy, Timeouts
 from breakwater.core.config.shadow import RouteShadow
@@ -91,6 +92,9 @@ class Route(_Model):
     #: a candidate route that gets a copy of a share of this route's requests; its answers are
     #: compared and recorded, never returned (docs/safe-change.md)
     shadow: RouteShadow | None = None
+    #: a sampled share of the route's answers graded by eval assertions off the request path, the
+    #: rolling score watched against the window before it (docs/evals.md, "Drift watch")
+    drift: RouteDrift | None = None
     #: a prompt every request on the route gets (docs/prompts.md): ``name`` (its current version)
     #: or ``name@3``
     prompt: str | None = None

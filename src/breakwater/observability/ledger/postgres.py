@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
+from breakwater.engine.drift.stage import Score
+from breakwater.observability.ledger.eval_scores import EVAL_SCORE_COLUMNS, score_from_values, score_values
 from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
 from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
 
@@ -74,6 +76,7 @@ _TYPES = {
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 _FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)
+_SCORE_COLS = ", ".join(EVAL_SCORE_COLUMNS)
 
 
 def _to_params(row: LedgerRow) -> list[Any]:
@@ -119,6 +122,8 @@ class PostgresLedger:
         self._insert = f"INSERT INTO {table} ({_COLS}) VALUES ({placeholders}) ON CONFLICT (id) DO NOTHING"
         #: the feedback table, next to the ledger's
         self.feedback_table = f"{table}_feedback"
+        #: the drift watch's eval scores, next to the ledger's
+        self.eval_score_table = f"{table}_eval_scores"
 
     async def _connection(self) -> Any:
         if self._conn is not None and not self._conn.is_closed():
@@ -127,7 +132,7 @@ class PostgresLedger:
         conn = await asyncpg.connect(self._dsn, timeout=self._timeout, command_timeout=self._timeout)
         try:
             columns = ", ".join(f'"{c}" {_TYPES[c]}' for c in COLUMNS)
-            t, f = self.table, self.feedback_table
+            t, f, e = self.table, self.feedback_table, self.eval_score_table
             # seq: write order, so readers (and the tests) can see batches landed in order.
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {t} (seq BIGINT GENERATED ALWAYS AS IDENTITY, {columns});"
@@ -140,6 +145,11 @@ class PostgresLedger:
                 " ts DOUBLE PRECISION NOT NULL, key_id TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,"
                 " comment TEXT, tags JSONB NOT NULL);"
                 f"CREATE INDEX IF NOT EXISTS {f}_request ON {f} (request_id, key_id);"
+                f"CREATE TABLE IF NOT EXISTS {e} (seq BIGINT GENERATED ALWAYS AS IDENTITY, request_id TEXT NOT NULL,"
+                " ts DOUBLE PRECISION NOT NULL, route TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,"
+                " passed BOOLEAN NOT NULL, failed JSONB NOT NULL);"
+                f"CREATE INDEX IF NOT EXISTS {e}_request ON {e} (request_id);"
+                f"CREATE INDEX IF NOT EXISTS {e}_ts_route ON {e} (ts, route);"
             )
         except BaseException:
             conn.terminate()
@@ -189,6 +199,7 @@ class PostgresLedger:
         total = 0
         sql = f"DELETE FROM {self.table} WHERE ctid IN (SELECT ctid FROM {self.table} WHERE ts < $1 LIMIT $2)"
         await self._call("execute", f"DELETE FROM {self.feedback_table} WHERE ts < $1", ts)  # a few rows, if any
+        await self._call("execute", f"DELETE FROM {self.eval_score_table} WHERE ts < $1", ts)  # a sampled share
         while True:
             status: str = await self._call("execute", sql, ts, self._delete_chunk)
             deleted = int(status.split()[-1])
@@ -235,6 +246,18 @@ class PostgresLedger:
         """The feedbacks on ``request_id``, oldest first."""
         sql = f"SELECT {_FEEDBACK_COLS} FROM {self.feedback_table} WHERE request_id = $1 ORDER BY seq"
         return [Feedback.from_values(tuple(r)) for r in await self._call("fetch", sql, request_id)]
+
+    async def write_eval_score(self, score: Score) -> None:
+        """Add one drift score."""
+        sql = f"INSERT INTO {self.eval_score_table} ({_SCORE_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        await self._call("execute", sql, *score_values(score))
+
+    async def fetch_eval_scores(self, *, route: str | None = None, since: float = 0.0) -> list[Score]:
+        """Drift scores from ``since`` on (of ``route``, unless ``None``), in the order they were written."""
+        args: list[Any] = [since] if route is None else [since, route]
+        mine = "" if route is None else " AND route = $2"
+        sql = f"SELECT {_SCORE_COLS} FROM {self.eval_score_table} WHERE ts >= $1{mine} ORDER BY seq"
+        return [score_from_values(tuple(r)) for r in await self._call("fetch", sql, *args)]
 
     async def close(self) -> None:
         """Close the connection (the store can be opened again)."""

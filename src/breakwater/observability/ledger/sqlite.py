@@ -32,6 +32,8 @@ from typing import Any, TypeVar
 
 import orjson
 
+from breakwater.engine.drift.stage import Score
+from breakwater.observability.ledger.eval_scores import EVAL_SCORE_COLUMNS, score_from_values, score_values
 from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
 from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
 
@@ -98,6 +100,8 @@ _NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools")
 _TABLE = "breakwater_ledger"
 FEEDBACK_TABLE = "breakwater_feedback"
 _FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)
+EVAL_SCORE_TABLE = "breakwater_eval_scores"
+_SCORE_COLS = ", ".join(EVAL_SCORE_COLUMNS)
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 #: a row that is not itself a replay's call (tagged ``replay``)
 _NOT_REPLAY = "json_extract(tags, '$.replay') IS NULL"
@@ -200,6 +204,12 @@ class SqliteLedger:
             " key_id TEXT NOT NULL, score REAL NOT NULL, comment TEXT, tags TEXT NOT NULL)"
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {FEEDBACK_TABLE}_request ON {FEEDBACK_TABLE} (request_id, key_id)")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {EVAL_SCORE_TABLE} (request_id TEXT NOT NULL, ts REAL NOT NULL,"
+            " route TEXT NOT NULL, score REAL NOT NULL, passed INTEGER NOT NULL, failed TEXT NOT NULL)"
+        )
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {EVAL_SCORE_TABLE}_request ON {EVAL_SCORE_TABLE} (request_id)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {EVAL_SCORE_TABLE}_ts_route ON {EVAL_SCORE_TABLE} (ts, route)")
         present = {r[1] for r in conn.execute(f"PRAGMA table_info({_TABLE})")}
         for name in ADDED_COLUMNS:
             if name not in present:  # a ledger file from an earlier version
@@ -241,6 +251,7 @@ class SqliteLedger:
 
     def _delete_chunk_before(self, ts: float) -> int:
         self._db().execute(f"DELETE FROM {FEEDBACK_TABLE} WHERE ts < ?", (ts,))  # a few rows, if any
+        self._db().execute(f"DELETE FROM {EVAL_SCORE_TABLE} WHERE ts < ?", (ts,))  # a sampled share
         cur = self._db().execute(
             f"DELETE FROM {_TABLE} WHERE rowid IN (SELECT rowid FROM {_TABLE} WHERE ts < ? LIMIT ?)",
             (ts, self._delete_chunk),
@@ -305,6 +316,23 @@ class SqliteLedger:
         def query() -> list[Feedback]:
             sql = f"SELECT {_FEEDBACK_COLS} FROM {FEEDBACK_TABLE} WHERE request_id = ? ORDER BY rowid"
             return [Feedback.from_values(r) for r in self._db().execute(sql, (request_id,))]
+
+        return await self._run(query)
+
+    async def write_eval_score(self, score: Score) -> None:
+        """Add one drift score (on the background thread: nobody waits for it)."""
+        sql = f"INSERT INTO {EVAL_SCORE_TABLE} ({_SCORE_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
+        await self._run(lambda: self._db().execute(sql, score_values(score)), background=True)
+
+    async def fetch_eval_scores(self, *, route: str | None = None, since: float = 0.0) -> list[Score]:
+        """Drift scores from ``since`` on (of ``route``, unless ``None``), in the order they were written."""
+        sql = f"SELECT {_SCORE_COLS} FROM {EVAL_SCORE_TABLE} WHERE ts >= ?"
+        params: tuple[Any, ...] = (since,) if route is None else (since, route)
+        if route is not None:
+            sql += " AND route = ?"
+
+        def query() -> list[Score]:
+            return [score_from_values(r) for r in self._db().execute(sql + " ORDER BY rowid", params)]
 
         return await self._run(query)
 

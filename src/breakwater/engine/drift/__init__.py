@@ -1,0 +1,1 @@
+"""The drift watch: live answers graded by eval assertions, the rolling score against its baseline."""

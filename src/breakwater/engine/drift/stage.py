@@ -1,0 +1,283 @@
+"""The drift watch: a sampled share of a route's answered requests graded by eval assertions.
+
+``routes.X.drift`` (docs/evals.md, "Drift watch"). Whether a request is sampled is decided when
+it arrives, by the injected randomness; a request not sampled costs one dict lookup and one
+random number. A sampled one is graded only once its answer is complete (a whole response; a
+stream once it ended, rebuilt by a tap on the one stream tee), never before: it joins a bounded
+queue with one non-blocking put (a full queue drops the sample, counted) and a few workers per
+process grade it with ``model_graded.evaluate``. The answer the caller gets is never delayed or
+changed, and nothing a grader does can fail the request.
+
+A graded sample becomes a ``Score``: the request's id, route, time, score, pass and which
+assertion types failed; never the prompt, the answer or a judge's reason (they may hold what the
+capture rules forbid storing). It goes to ``record`` (the ledger's eval score table) and to the
+route's ``DriftWatch`` (``window.py``), whose crossing below the baseline goes to ``alert``.
+
+A judge (``llm-rubric``, ``factuality``) is a call to the plan's judge route through the
+gateway's calls; each judge call is told to ``finish`` (the recording stage's ``end``: a ledger
+row of its own, user ``breakwater:drift``), so what the watch spends shows in the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from breakwater.core.ids import IdGenerator
+from breakwater.core.types import ChatRequest, ChatResponse
+from breakwater.engine.cache.replay import Assembly
+from breakwater.engine.context import Caller, RequestContext
+from breakwater.engine.drift.window import DriftWatch, QualityDrop, Reading
+from breakwater.engine.evals.asserts import Assertion, Output
+from breakwater.engine.evals.model_graded import Graders, evaluate
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
+from breakwater.engine.ports import Clock, RandomSource
+from breakwater.engine.router.checks import JudgeCall
+from breakwater.engine.similarity import Similarity
+from breakwater.engine.tasks import stop_task
+from breakwater.engine.tee import EventStream
+
+log = logging.getLogger("breakwater.drift")
+
+#: the ledger's user for judge calls
+USER = "breakwater:drift"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftPlan:
+    """A route's drift watch, as the stage runs it (``routes.X.drift``)."""
+
+    assertions: tuple[Assertion, ...]
+    share: float = 1.0
+    threshold: float | None = None
+    judge: str | None = None
+    window_s: float = 3600.0
+    baseline_s: float = 86400.0
+    margin: float = 0.05
+    min_samples: int = 20
+    queue: int = 100
+    concurrency: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One graded sample, as stored next to its ledger row: no content."""
+
+    request_id: str
+    ts: float
+    route: str
+    score: float
+    passed: bool
+    #: the types of the assertions that failed (``not-contains``, ``llm-rubric``), sorted, once each
+    failed: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class DriftCounts:
+    """Per route: samples graded, dropped (queue full, or the gateway stopped), failed to grade."""
+
+    scored: dict[str, int] = dataclasses.field(default_factory=dict)
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    failed: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @staticmethod
+    def add(counts: dict[str, int], route: str) -> None:
+        counts[route] = counts.get(route, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    route: str
+    plan: DriftPlan
+    request_id: str
+    at: float
+    output: Output
+
+
+class DriftStage(Stage):
+    """Args:
+    plans: by route name, the routes watched.
+    chat: the gateway's own chat call (``Gateway.chat``), for judge routes.
+    clock, rng: the scores' times; the sampling.
+    finish: told of each judge call when it is over (the recording stage's ``end``).
+    record: stores a score (``None``: the ledger is off; scores then live in memory only).
+    alert: told of each ``quality_drop`` crossing (the runtime's alert outbox).
+    similarity: the embedder's similarity, for ``similar`` assertions.
+    previous: the stage of the configuration before a reload: a route watched with the same
+        windows keeps its scores and alert state.
+    """
+
+    name = "drift"
+
+    def __init__(
+        self,
+        plans: Mapping[str, DriftPlan],
+        chat: Callable[[ChatRequest, RequestContext], Awaitable[ChatResponse]],
+        clock: Clock,
+        rng: RandomSource,
+        finish: Callable[[RequestContext, Outcome], None],
+        *,
+        record: Callable[[Score], Awaitable[None]] | None = None,
+        alert: Callable[[QualityDrop], None] | None = None,
+        similarity: Similarity | None = None,
+        previous: DriftStage | None = None,
+    ) -> None:
+        self.plans = dict(plans)
+        self.counts = DriftCounts()
+        self._chat, self._clock, self._rng, self._finish = chat, clock, rng, finish
+        self._record, self._alert, self._similarity = record, alert, similarity
+        self.watches: dict[str, DriftWatch] = {}
+        for route, p in self.plans.items():
+            watch = DriftWatch(route, p.window_s, p.baseline_s, p.margin, p.min_samples)
+            before = None if previous is None else previous.watches.get(route)
+            if before is not None and watch.same_windows(before):
+                # the same watch, shared: the old stage's last samples still count
+                before.margin, before.min_samples = p.margin, p.min_samples
+                watch = before
+            self.watches[route] = watch
+        #: per route: its queue and the workers emptying it (made on the route's first sample)
+        self._lanes: dict[str, tuple[asyncio.Queue[_Job], list[asyncio.Task[None]]]] = {}
+        self._ids = IdGenerator()
+
+    def chat(self, call: ChatCall) -> ChatCall:
+        plans, rng, clock = self.plans, self._rng, self._clock
+
+        async def watched(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+            plan = plans.get(request.model)
+            if plan is None or (plan.share < 1.0 and rng.random() >= plan.share):
+                return await call(request, ctx)
+            started = clock.monotonic()
+            answer = await call(request, ctx)
+            route, rid = request.model, ctx.request_id
+            if isinstance(answer, EventStream):
+                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, started)))
+            else:
+                self._offer(route, plan, request, rid, answer, started)
+            return answer
+
+        return watched
+
+    def queued(self, route: str) -> int:
+        """Samples of ``route`` waiting to be graded."""
+        lane = self._lanes.get(route)
+        return 0 if lane is None else lane[0].qsize()
+
+    def reading(self, route: str) -> Reading:
+        """The route's two windows now."""
+        return self.watches[route].scores.read(self._clock.time())
+
+    def _offer(
+        self, route: str, plan: DriftPlan, request: ChatRequest, rid: str, answer: ChatResponse, started: float
+    ) -> None:
+        """Queue the sample, never waiting: a full queue drops it."""
+        lane = self._lanes.get(route)
+        if lane is None:
+            queue: asyncio.Queue[_Job] = asyncio.Queue(plan.queue)
+            loop = asyncio.get_running_loop()
+            workers = [
+                loop.create_task(self._work(queue), name=f"breakwater-drift-{route}-{i}")
+                for i in range(plan.concurrency)
+            ]
+            lane = self._lanes[route] = (queue, workers)
+        latency_ms = (self._clock.monotonic() - started) * 1000.0
+        try:
+            lane[0].put_nowait(_Job(route, plan, rid, self._clock.time(), _output(request, answer, latency_ms)))
+        except asyncio.QueueFull:
+            DriftCounts.add(self.counts.dropped, route)
+
+    async def _work(self, queue: asyncio.Queue[_Job]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await self._grade(job)
+            except Exception:  # a worker must outlive any one sample (it only logs, without content)
+                DriftCounts.add(self.counts.failed, job.route)
+                log.exception("grading a drift sample of request %s failed unexpectedly", job.request_id)
+
+    async def _grade(self, job: _Job) -> None:
+        plan = job.plan
+        graders = Graders(self._similarity, None if plan.judge is None else self._judge(plan.judge, job.request_id))
+        verdict = await evaluate(plan.assertions, job.output, plan.threshold, graders)
+        failed = sorted(
+            {("not-" if g.assertion.negate else "") + g.assertion.type for g in verdict.grades if not g.passed}
+        )
+        score = Score(job.request_id, job.at, job.route, verdict.score, verdict.passed, tuple(failed))
+        DriftCounts.add(self.counts.scored, job.route)
+        drop = self.watches[job.route].add(score.ts, score.score, self._clock.time())
+        if drop is not None and self._alert is not None:
+            self._alert(drop)
+        if self._record is not None:
+            try:
+                await self._record(score)
+            except Exception as exc:  # noqa: BLE001 - the score stays in the watch; the store is told off in the log
+                log.warning("a drift score of request %s was not stored: %s", job.request_id, type(exc).__name__)
+
+    def _judge(self, route: str, request_id: str) -> JudgeCall:
+        """A judge route's call for one sample: a ledger row of its own, naming the graded request."""
+
+        async def judge(prompt: ChatRequest) -> ChatResponse:
+            ctx = RequestContext("drift-" + self._ids.new(), caller=Caller(user=USER, tags={"drift_of": request_id}))
+            ctx.started_at, ctx.started_mono = self._clock.time(), self._clock.monotonic()
+            ctx.outcome.route = route
+            request = dataclasses.replace(prompt, model=route)
+            outcome = Outcome(request=request)
+            try:
+                return await self._chat(request, ctx)
+            except asyncio.CancelledError as exc:
+                outcome.status, outcome.error = 499, exc
+                raise
+            except Exception as exc:
+                outcome.status, outcome.error = 502, exc
+                raise  # model_graded fails the assertion, with the error's type as its reason
+            finally:
+                self._finish(ctx, outcome)
+
+        return judge
+
+    async def stop(self) -> None:
+        """Stop the workers; samples still queued are dropped (counted)."""
+        lanes, self._lanes = self._lanes, {}
+        for route, (queue, workers) in lanes.items():
+            for task in workers:
+                await stop_task(task)
+            while not queue.empty():
+                queue.get_nowait()
+                DriftCounts.add(self.counts.dropped, route)
+
+
+def _output(request: ChatRequest, answer: ChatResponse, latency_ms: float) -> Output:
+    """What the assertions grade: the first choice's text, tool calls and logprobs, the request's
+    tools and last user turn (for the judges), the latency the stage saw."""
+    choice = answer.choices[0] if answer.choices else None
+    message = None if choice is None else choice.message
+    calls: list[Mapping[str, Any]] | None = None
+    if message is not None and message.tool_calls:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    tools: list[Mapping[str, Any]] | None = None
+    if request.tools:
+        tools = [{"type": "function", "function": {"name": t.name, "parameters": t.parameters}} for t in request.tools]
+    last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+    return Output(
+        "" if message is None else message.text(),
+        latency_ms=latency_ms,
+        logprobs=None if choice is None else _logprobs(choice.logprobs),
+        tool_calls=calls,
+        tools=tools,
+        prompt="" if last_user is None else last_user.text(),
+    )
+
+
+def _logprobs(raw: Any) -> Sequence[float] | None:
+    """The tokens' log probabilities from OpenAI's ``logprobs`` object, when there."""
+    content = raw.get("content") if isinstance(raw, Mapping) else None
+    if not isinstance(content, list):
+        return None
+    values = [e["logprob"] for e in content if isinstance(e, Mapping) and isinstance(e.get("logprob"), int | float)]
+    return values or None
