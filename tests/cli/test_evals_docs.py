@@ -19,7 +19,9 @@ DOC = ROOT / "docs" / "evals.md"
 
 def _commands() -> list[str]:
     blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(), re.S)
-    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    # a command continued on the next line (a trailing backslash) is one command
+    joined = [block.replace("\\\n", " ") for block in blocks]
+    lines = [line.split("#")[0].strip() for block in joined for line in block.splitlines()]
     return [line for line in lines if line.startswith("breakwater ")]
 
 
