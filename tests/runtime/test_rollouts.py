@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,20 @@ def _config(tmp: Path, *, canary: str = "shaky", guards: dict[str, Any] | None =
         "access": {"enabled": False},
         "ledger": {"url": f"sqlite:///{tmp}/ledger.db", "spool_path": str(tmp / "spool"), "flush_interval_s": 0.05},
         "providers": {
-            "m": {"type": "mock"},
+            "m": {"type": "mock", "answers": [{"text": "Paris.", "matches": "capital"}]},
             "flaky": {"type": "mock", "faults": [{"fault": "status=500", "rate": 0.6}]},
+            "liar": {"type": "mock", "answers": [{"text": "Lyon.", "matches": "capital"}]},
         },
         "deployments": {
             "good": {"provider": "m", "model": "mock-gpt"},
             "bad": {"provider": "flaky", "model": "mock-gpt"},
+            "lies": {"provider": "liar", "model": "mock-gpt"},
         },
         "routes": {
             "stable": {"deployments": ["good"]},
             "fine": {"deployments": ["good"]},
             "shaky": {"deployments": ["bad"], "retry": {"max_attempts": 1}},
+            "wrong": {"deployments": ["lies"]},
             "chat": {"variants": variants},
         },
     }
@@ -89,12 +93,12 @@ def start(tmp_path: Path) -> Iterator[Any]:
         served.__exit__(None, None, None)
 
 
-def _send(url: str, n: int) -> list[int]:
+def _send(url: str, n: int, content: str = "hi") -> list[int]:
     statuses = []
     for i in range(n):
         r = httpx.post(
             f"{url}/v1/chat/completions",
-            json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+            json={"model": "chat", "messages": [{"role": "user", "content": content}]},
             headers={"x-subject": f"user-{i}"},
             timeout=10,
         )
@@ -157,6 +161,81 @@ def test_a_healthy_canary_ramps_a_step(start: Any, tmp_path: Path) -> None:
         "variants"
     ]["arms"]
     assert (arms["canary"]["weight"], arms["control"]["weight"]) == (80, 20)
+
+
+SUITE = """
+prompts: ["What is the capital of {{ country }}?"]
+tests:
+  - vars: {country: France}
+    assert: [{type: icontains, value: paris}]
+"""
+
+
+def _gated(tmp: Path, canary: str, gate: dict[str, Any]) -> str:
+    (tmp / "capitals.yaml").write_text(SUITE)
+    return _config(tmp, canary=canary, ramp={"steps": [50, 80, 100], "hold_s": 1, "gate": gate})
+
+
+def _newest(url: str) -> dict[str, Any]:
+    newest: dict[str, Any] = httpx.get(f"{url}/admin/config/versions", timeout=5).json()["data"][0]
+    return newest
+
+
+def test_a_canary_that_fails_its_eval_gate_is_rolled_back_instead_of_ramped(start: Any, tmp_path: Path) -> None:
+    url, app, _ = start(_gated(tmp_path, "wrong", {"suite": str(tmp_path / "capitals.yaml")}))
+    assert set(_send(url, 60)) == {200}  # its guards hold: it answers, just wrongly
+    until(lambda: _version(url) == 2, 20, "the gate rolls the canary back (version 2)")
+    newest = _newest(url)
+    assert newest["action"] == "auto-rollback"
+    assert "canary canary weight 50 -> 0: eval suite capitals.yaml: pass rate 0.000" in newest["message"]
+    assert "under the control's 1.000" in newest["message"]
+    assert app.rollouts.actions[-1].kind == "rollback"
+
+
+def test_a_canary_that_passes_its_eval_gate_ramps(start: Any, tmp_path: Path) -> None:
+    url, _, _ = start(_gated(tmp_path, "fine", {"suite": "capitals.yaml", "min_pass_rate": 0.9}))
+    assert set(_send(url, 60)) == {200}
+    until(lambda: _version(url) == 2, 20, "the canary ramps (version 2)")
+    newest = _newest(url)
+    assert newest["action"] == "auto-ramp"
+    assert (
+        "ramped to 80% (its guards held; eval suite capitals.yaml: pass rate 1.000 (control 1.000))"
+        in (newest["message"])
+    )
+
+    def gate_rows() -> list[tuple[str, str]]:
+        with sqlite3.connect(tmp_path / "ledger.db") as db:
+            found = db.execute("SELECT variant, tags FROM breakwater_ledger WHERE user = 'breakwater:eval-gate'")
+            return sorted(found.fetchall())
+
+    until(lambda: len(gate_rows()) == 2, 10, "the gate's two calls are in the ledger")
+    assert [variant for variant, _ in gate_rows()] == ["canary", "control"]
+
+
+def test_a_gate_whose_suite_cannot_run_holds_the_ramp(
+    start: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    url, app, _ = start(_gated(tmp_path, "fine", {"suite": "missing.yaml"}))
+    assert set(_send(url, 60)) == {200}
+    watch = app.rollouts
+    until(lambda: "its eval gate cannot run" in caplog.text, 20, "the broken gate is alerted")
+    seen = watch.checks
+    until(lambda: watch.checks >= seen + 2, 20, "two more checks ran")
+    assert _version(url) == 1 and caplog.text.count("its eval gate cannot run") == 2  # the log line and the alert
+
+
+def test_a_canary_whose_live_answers_fail_their_drift_asserts_is_rolled_back(start: Any, tmp_path: Path) -> None:
+    config = yaml.safe_load(_config(tmp_path, canary="wrong", guards={"max_eval_fail_increase": 0.1}))
+    drift = {"share": 1.0, "asserts": [{"type": "icontains", "value": "paris"}]}
+    for arm_route in ("stable", "wrong"):
+        config["routes"][arm_route]["drift"] = drift
+    url, _, _ = start(yaml.safe_dump(config, sort_keys=False))
+    assert set(_send(url, 60, "What is the capital of France?")) == {200}
+    until(lambda: _version(url) == 2, 20, "the eval guard rolls the canary back (version 2)")
+    newest = _newest(url)
+    assert newest["action"] == "auto-rollback"
+    assert "eval_fail_rate: canary 1 vs control 0, above the allowed +0.1" in newest["message"]
 
 
 def test_with_weights_changes_only_the_arms_named() -> None:

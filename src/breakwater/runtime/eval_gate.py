@@ -10,20 +10,30 @@ yesterday's answers. Each call is a ledger row of its own, user ``breakwater:eva
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from breakwater.core.config.prompts import parse_ref
+from breakwater.core.config.rollout import EvalGate
 from breakwater.core.errors import BreakwaterError, RequestError
 from breakwater.core.ids import IdGenerator
+from breakwater.core.types import ChatRequest, ChatResponse
 from breakwater.engine.context import Caller, RequestContext
+from breakwater.engine.evals.asserts import SuiteError
+from breakwater.engine.evals.model_graded import Graders
+from breakwater.engine.evals.runner import EvalTarget, RunOptions, run_suite
+from breakwater.engine.evals.suite import Case, load_suite
 from breakwater.engine.evals.target import Reply, output_of
 from breakwater.engine.pipeline import ChatCall, Outcome
+from breakwater.engine.router.checks import JudgeCall
+from breakwater.engine.similarity import similarity_by
 from breakwater.engine.tee import EventStream
 from breakwater.providers.openai_serve import decode_chat_request, encode_chat_response
 
@@ -97,9 +107,89 @@ class ArmTarget:
 
     def _finish(self, ctx: RequestContext, outcome: Outcome) -> None:
         ctx.outcome.route = self.route  # the router stage may have named the branch's route
-        for stage in self.runtime.pipeline.stages:
-            if stage.name == "recording":
-                stage.end(ctx, outcome)
+        _record(self.runtime, ctx, outcome)
 
     async def aclose(self) -> None:
         return None
+
+
+def _record(runtime: Runtime, ctx: RequestContext, outcome: Outcome) -> None:
+    """The call's ledger row (the recording stage's end)."""
+    for stage in runtime.pipeline.stages:
+        if stage.name == "recording":
+            stage.end(ctx, outcome)
+
+
+def judge_route(runtime: Runtime, route: str, ids: IdGenerator) -> JudgeCall:
+    """A judge route's call in the running gateway (``model_graded.Graders.judge``), recorded like
+    the arms' calls."""
+
+    async def judge(request: ChatRequest) -> ChatResponse:
+        clock = runtime.process.clock
+        ctx = RequestContext("evalgate-" + ids.new(), caller=Caller(user=USER, tags={"eval": "judge"}))
+        ctx.started_at, ctx.started_mono = clock.time(), clock.monotonic()
+        request.model = ctx.outcome.route = route
+        outcome = Outcome(request=request)
+        try:
+            return await runtime.gateway.chat(request, ctx)
+        except BaseException as exc:
+            outcome.status, outcome.error = 502, exc
+            raise
+        finally:
+            _record(runtime, ctx, outcome)
+
+    return judge
+
+
+@dataclass(frozen=True, slots=True)
+class GateReading:
+    """The suite's verdict on a canary: its pass rate and its control's, and whether it may advance."""
+
+    passed: bool
+    canary: float
+    control: float
+    message: str
+
+
+async def read_gate(runtime: Runtime, route: str, canary: str, gate: EvalGate) -> GateReading:
+    """Run ``gate.suite`` on the canary arm and on the control, and judge the canary.
+
+    Raises:
+        SuiteError: the suite cannot be read, or names a judge that is not a route of this config.
+    """
+    variants = runtime.config.routes[route].variants
+    assert variants is not None
+    suite = await asyncio.to_thread(load_suite, gate.suite, registry=runtime.config.prompts)
+    ids = IdGenerator()
+    judges: dict[str, JudgeCall] = {}
+    for case in suite.cases:
+        spec = case.judge
+        if spec is None or spec.id in judges:
+            continue
+        if spec.kind != "breakwater" or spec.name not in runtime.config.routes:
+            raise SuiteError(
+                f"{gate.suite}: {case.path}", f"the gate's judge must be a route of this config: {spec.id}"
+            )
+        judges[spec.id] = judge_route(runtime, spec.name, ids)
+    embedder = runtime.embedder or runtime.router_embedder
+    similarity = None if embedder is None else similarity_by(embedder)
+
+    def graders(case: Case) -> Graders:
+        return Graders(similarity, None if case.judge is None else judges.get(case.judge.id))
+
+    arms = [
+        EvalTarget(ArmTarget(runtime, route, canary, ids)),
+        EvalTarget(ArmTarget(runtime, route, variants.control, ids)),
+    ]
+    options = RunOptions(runtime.process.clock, gate.concurrency, None, graders)
+    result = await run_suite(suite, arms, options)
+    rate_c, rate_0 = (result.summary(a.label).pass_rate for a in arms)
+    reasons = []
+    if gate.min_pass_rate is not None and rate_c < gate.min_pass_rate:
+        reasons.append(f"pass rate {rate_c:.3f} under {gate.min_pass_rate:g}")
+    if rate_c < rate_0 - gate.max_drop - 1e-9:
+        reasons.append(f"pass rate {rate_c:.3f} more than {gate.max_drop:g} under the control's {rate_0:.3f}")
+    name = Path(gate.suite).name
+    if reasons:
+        return GateReading(False, rate_c, rate_0, f"eval suite {name}: " + "; ".join(reasons))
+    return GateReading(True, rate_c, rate_0, f"eval suite {name}: pass rate {rate_c:.3f} (control {rate_0:.3f})")

@@ -3,12 +3,16 @@
 For each route whose ``variants`` have ``guards``, every ``check_s`` seconds: the ledger rows of
 the last ``window_s`` on that route are split by arm, and each canary (an arm other than the
 control with a positive weight) is compared with the control by the sequential tests of
-``engine/rollout/sequential.py``: error rate, latency, cost per request, refusal rate. A breach
+``engine/rollout/sequential.py``: error rate, latency, cost per request, refusal rate, and the
+share of drift-graded answers that fail (``max_eval_fail_increase``). A breach
 with ``min_requests`` on each side sets the canary's weight to 0 by applying a new configuration
 version (action ``auto-rollback``, author ``breakwater:guard``, the reason in its message), and
 raises an alert (logged, and posted to the alert webhook). With a ``ramp``, a canary whose
 guards have held for ``hold_s`` since its weight last changed moves to the next step the same
-way (action ``auto-ramp``).
+way (action ``auto-ramp``). A ramp with an eval ``gate`` also runs its suite on the canary and
+the control first (``runtime/eval_gate.py``): a canary that fails it is rolled back instead.
+The gateway's own calls (the gate's, replays', drift judges') are not the arms' traffic: their
+rows are left out of the guards.
 
 Acting needs stored configuration (``serve --config-store``): a gateway serving a file raises
 the alert and says it cannot act. Every replica checks; the first to apply wins (the version is
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +32,19 @@ import yaml
 
 from breakwater.core.config import Config
 from breakwater.core.config.versions import VersionConflict
+from breakwater.engine.drift.stage import USER as DRIFT_USER
 from breakwater.engine.rollout.sequential import Verdict, mean_ratio, rate_increase
 from breakwater.engine.tasks import stop_task
 from breakwater.observability.alerts import Alert
 from breakwater.observability.ledger.row import LedgerRow
+from breakwater.runtime.eval_gate import USER as GATE_USER
+from breakwater.runtime.eval_gate import GateReading, read_gate
 from breakwater.runtime.stored_config import StoredConfig, apply
 
 if TYPE_CHECKING:
-    from breakwater.core.config.rollout import Guards
+    from breakwater.core.config.rollout import EvalGate, Guards
     from breakwater.core.config.variants import Variants
+    from breakwater.runtime.runtime import Runtime
     from breakwater.runtime.swap import Runtimes
 
 log = logging.getLogger("breakwater.rollout")
@@ -44,6 +53,8 @@ log = logging.getLogger("breakwater.rollout")
 AUTHOR = "breakwater:guard"
 #: the most ledger rows one check reads
 ROWS = 200_000
+#: the gateway's own callers (the eval gate, replays, drift judges): their rows are not the arms' traffic
+INTERNAL = frozenset({GATE_USER, DRIFT_USER, "breakwater:replay"})  # (replay: cli/replay.USER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +68,30 @@ class Action:
     version: int | None
 
 
-def verdicts(guards: Guards, canary: list[LedgerRow], control: list[LedgerRow]) -> list[Verdict]:
-    """Each guard's reading of a canary's rows against its control's (none before ``min_requests``)."""
+def verdicts(
+    guards: Guards, canary: list[LedgerRow], control: list[LedgerRow], scores: Mapping[str, bool] | None = None
+) -> list[Verdict]:
+    """Each guard's reading of a canary's rows against its control's (none before ``min_requests``).
+
+    Args:
+        scores: the drift watch's pass of each graded request, by request id.
+    """
     if len(canary) < guards.min_requests or len(control) < guards.min_requests:
         return []
     alpha, out = guards.alpha, []
+    if guards.max_eval_fail_increase is not None and scores:
+        graded_c = [scores[r.request_id] for r in canary if r.request_id in scores]
+        graded_0 = [scores[r.request_id] for r in control if r.request_id in scores]
+        if graded_c and graded_0:
+            out.append(
+                rate_increase(
+                    "eval_fail_rate",
+                    (graded_c.count(False), len(graded_c)),
+                    (graded_0.count(False), len(graded_0)),
+                    guards.max_eval_fail_increase,
+                    alpha,
+                )
+            )
     if guards.max_error_rate_increase is not None:
         out.append(
             rate_increase(
@@ -164,9 +194,13 @@ class RolloutWatch:
             return []
         now = runtime.process.clock.time()
         window = max(v.guards.window_s for v in guarded.values() if v.guards is not None)
-        rows = await runtime.ledger.store.fetch(since=now - window, limit=ROWS)
+        store = runtime.ledger.store
+        rows = await store.fetch(since=now - window, limit=ROWS)
+        scores: dict[str, bool] = {}
+        if any(v.guards is not None and v.guards.max_eval_fail_increase is not None for v in guarded.values()):
+            scores = {s.request_id: s.passed for s in await store.fetch_eval_scores(since=now - window)}
         # the rows split and the tests run off the event loop: a busy window is many rows
-        readings = await asyncio.to_thread(_readings, guarded, rows, now)
+        readings = await asyncio.to_thread(_readings, guarded, rows, now, scores)
         since_change = await self._since_change(runtime.version, now)
         actions: list[Action] = []
         for name, arm, found in readings:
@@ -183,12 +217,44 @@ class RolloutWatch:
             ramp = variants.ramp
             if ramp is not None and found and since_change is not None and since_change >= ramp.hold_s:
                 step = _next_step(ramp.steps, spec.weight, sum(a.weight for a in variants.arms.values()))
-                if step is not None:
-                    ramped = await self._ramp(name, arm, variants.control, step, now)
-                    if ramped is not None:
-                        actions.append(ramped)
-                        return actions
+                if step is None:
+                    continue
+                note = ""
+                if ramp.gate is not None:
+                    reading = await self._gate(runtime, name, arm, ramp.gate, now)
+                    if reading is None:
+                        continue  # the suite could not run: said once, the canary stays where it is
+                    if not reading.passed:
+                        message = f"route {name}: canary {arm} weight {spec.weight:g} -> 0: {reading.message}"
+                        details = {"canary": reading.canary, "control": reading.control}
+                        action = await self._back(name, arm, spec.weight, message, now, details)
+                        actions.append(action)
+                        if action.version is not None:
+                            return actions
+                        continue
+                    note = f"; {reading.message}"
+                ramped = await self._ramp(name, arm, variants.control, step, now, note)
+                if ramped is not None:
+                    actions.append(ramped)
+                    return actions
         return actions
+
+    async def _gate(self, runtime: Runtime, route: str, arm: str, gate: EvalGate, now: float) -> GateReading | None:
+        """The canary's eval gate read, or ``None`` (alerted once) when the suite cannot run."""
+        try:
+            reading = await read_gate(runtime, route, arm, gate)
+        except Exception as exc:  # noqa: BLE001 - a broken suite holds the ramp; it never stops the watch
+            key = (route, arm, -1.0)
+            if key not in self._told:
+                self._told.add(key)
+                message = f"route {route}: canary {arm} not ramped: its eval gate cannot run: {exc}"
+                log.warning(message, extra={"route": route, "arm": arm})
+                self._runtimes.current.outbox.push(
+                    Alert(rule="canary_gate", subject=f"{route}/{arm}", message=message, value=0, threshold=0, at=now)
+                )
+            return None
+        log.info(reading.message, extra={"route": route, "arm": arm, "passed": reading.passed})
+        return reading
 
     async def _since_change(self, version: int | None, now: float) -> float | None:
         """Seconds since the running version was applied (``None``: not from a store)."""
@@ -205,20 +271,28 @@ class RolloutWatch:
             "refusal_rate": f"+{guards.max_refusal_rate_increase}",
             "latency": f"{guards.max_latency_ratio}x",
             "cost": f"{guards.max_cost_ratio}x",
+            "eval_fail_rate": f"+{guards.max_eval_fail_increase}",
         }
         reasons = "; ".join(v.reason(limits[v.guard]) for v in breached)
         message = f"route {route}: canary {arm} weight {weight:g} -> 0: {reasons}"
+        details = {"guards": [v.guard for v in breached], "canary": breached[0].canary, "control": breached[0].control}
+        return await self._back(route, arm, weight, message, now, details)
+
+    async def _back(
+        self, route: str, arm: str, weight: float, message: str, now: float, details: dict[str, Any]
+    ) -> Action:
+        """Set the canary's weight to 0 by a new version and alert; or alert once that it cannot."""
         version = await self._apply(route, {arm: 0.0}, "auto-rollback", message, now)
         if version is not None:
-            self._alert(route, arm, message, now, breached, version)
+            self._alert(route, arm, message, now, details, version)
             return Action(route, arm, "rollback", message, version)
         if (route, arm, weight) not in self._told:
             self._told.add((route, arm, weight))
-            self._alert(route, arm, f"{message} (NOT rolled back: {self._why_not()})", now, breached, None)
+            self._alert(route, arm, f"{message} (NOT rolled back: {self._why_not()})", now, details, None)
         return Action(route, arm, "alert-only", message, None)
 
-    async def _ramp(self, route: str, arm: str, control: str, step: float, now: float) -> Action | None:
-        message = f"route {route}: canary {arm} ramped to {step:g}% (its guards held)"
+    async def _ramp(self, route: str, arm: str, control: str, step: float, now: float, note: str = "") -> Action | None:
+        message = f"route {route}: canary {arm} ramped to {step:g}% (its guards held{note})"
         version = await self._apply(route, {arm: step, control: 100.0 - step}, "auto-ramp", message, now)
         if version is None:
             return None
@@ -257,21 +331,23 @@ class RolloutWatch:
         return "a newer configuration version was applied meanwhile"
 
     def _alert(
-        self, route: str, arm: str, message: str, now: float, breached: list[Verdict], version: int | None
+        self, route: str, arm: str, message: str, now: float, details: dict[str, Any], version: int | None
     ) -> None:
         alert = Alert(
             rule="canary_rollback",
             subject=f"{route}/{arm}",
             message=message,
-            value=breached[0].canary,
-            threshold=breached[0].control,
+            value=details.get("canary", 0.0),
+            threshold=details.get("control", 0.0),
             at=now,
-            details={"version": version, "guards": [v.guard for v in breached]},
+            details={"version": version, "guards": details.get("guards", ["eval_gate"])},
         )
         self._runtimes.current.outbox.push(alert)
 
 
-def _readings(guarded: dict[str, Variants], rows: list[LedgerRow], now: float) -> list[tuple[str, str, list[Verdict]]]:
+def _readings(
+    guarded: dict[str, Variants], rows: list[LedgerRow], now: float, scores: Mapping[str, bool]
+) -> list[tuple[str, str, list[Verdict]]]:
     """Each canary's guards read against its control, from the window's rows: (route, arm, verdicts)."""
     out = []
     for name, variants in guarded.items():
@@ -280,12 +356,12 @@ def _readings(guarded: dict[str, Variants], rows: list[LedgerRow], now: float) -
             continue
         by_arm: dict[str, list[LedgerRow]] = {}
         for r in rows:
-            if r.route == name and r.ts >= now - guards.window_s and r.shadow_of is None:
+            if r.route == name and r.ts >= now - guards.window_s and r.shadow_of is None and r.user not in INTERNAL:
                 by_arm.setdefault(r.variant or "", []).append(r)
         control = variants.control
         for arm, spec in variants.arms.items():
             if arm != control and spec.weight > 0:
-                out.append((name, arm, verdicts(guards, by_arm.get(arm, []), by_arm.get(control, []))))
+                out.append((name, arm, verdicts(guards, by_arm.get(arm, []), by_arm.get(control, []), scores)))
     return out
 
 

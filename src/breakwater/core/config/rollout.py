@@ -25,6 +25,9 @@ class Guards(_Model):
     max_cost_ratio: float | None = Field(default=None, gt=1)
     #: the canary's refusal rate may exceed the control's by this share
     max_refusal_rate_increase: float | None = Field(default=0.05, ge=0, le=1)
+    #: the share of the canary's drift-graded answers that fail may exceed the control's by this
+    #: share (needs ``drift`` on both arms' routes: docs/evals.md#eval-gated-rollout)
+    max_eval_fail_increase: float | None = Field(default=None, ge=0, le=1)
     #: requests each side needs before any guard may trip
     min_requests: int = Field(default=100, ge=5)
     #: seconds between checks

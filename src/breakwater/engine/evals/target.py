@@ -30,8 +30,10 @@ class Reply:
 
 
 class Target(Protocol):
-    #: how results name it: ``breakwater:ROUTE``, ``openai:chat:MODEL``
-    label: str
+    @property
+    def label(self) -> str:
+        """How results name it: ``breakwater:ROUTE``, ``openai:chat:MODEL``."""
+        ...
 
     async def ask(self, body: Mapping[str, Any]) -> Reply:
         """Answer one chat-completions request (``body["model"]`` is set by the target)."""
