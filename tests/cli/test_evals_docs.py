@@ -39,3 +39,20 @@ def test_the_example_suite_reads() -> None:
     assert len(suite.prompts) == 3 and len(suite.providers) == 2
     assert len(suite.cases) == 9  # (1 + 2 expanded) tests x 3 prompts
     assert suite.max_concurrency == 4 and suite.cases[0].judge is not None
+
+
+def test_the_gated_rollout_example_is_a_valid_config(tmp_path: Path) -> None:
+    """The eval-gated rollout example passes check-config once its deployments and suite exist."""
+    from breakwater.core.config import build_config
+    from breakwater.runtime.eval_gate import check_gates
+
+    section = DOC.read_text().split("## Eval-gated rollout", 1)[1]
+    data = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, re.S)[0])
+    data["providers"] = {"m": {"type": "mock"}}
+    data["deployments"] = {name: {"provider": "m", "model": name} for name in ("gpt-4o", "gpt-5-mini")}
+    gate = data["routes"]["support"]["variants"]["ramp"]["gate"]
+    (tmp_path / "support.yaml").write_text("prompts: [hi]\ntests: [{assert: [{type: contains, value: hi}]}]\n")
+    gate["suite"] = str(tmp_path / "support.yaml")
+    config = build_config(data)
+    assert config.routes["support"].variants is not None and check_gates(config) == []
+    assert config.routes["gpt-4o"].drift is not None

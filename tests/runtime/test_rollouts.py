@@ -216,7 +216,8 @@ def test_a_gate_whose_suite_cannot_run_holds_the_ramp(
     start: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    url, app, _ = start(_gated(tmp_path, "fine", {"suite": "missing.yaml"}))
+    url, app, _ = start(_gated(tmp_path, "fine", {"suite": "capitals.yaml"}))
+    (tmp_path / "capitals.yaml").write_text("prompts: [hi]\ntests: [{assert: [{type: javascript}]}]\n")
     assert set(_send(url, 60)) == {200}
     watch = app.rollouts
     until(lambda: "its eval gate cannot run" in caplog.text, 20, "the broken gate is alerted")
@@ -236,6 +237,24 @@ def test_a_canary_whose_live_answers_fail_their_drift_asserts_is_rolled_back(sta
     newest = _newest(url)
     assert newest["action"] == "auto-rollback"
     assert "eval_fail_rate: canary 1 vs control 0, above the allowed +0.1" in newest["message"]
+
+
+def test_check_config_reads_each_gate_s_suite(tmp_path: Path) -> None:
+    from breakwater.core.config import parse_config
+    from breakwater.runtime.eval_gate import check_gates
+
+    (tmp_path / "judged.yaml").write_text(
+        "prompts: [hi]\ndefaultTest: {options: {provider: 'openai:chat:gpt-4o'}}\n"
+        "tests: [{assert: [{type: llm-rubric, value: polite}]}]\n"
+    )
+    problems = []
+    for suite in ("missing.yaml", "judged.yaml"):
+        text = _gated(tmp_path, "fine", {"suite": str(tmp_path / suite)})
+        problems += [(p.path, p.message) for p in check_gates(parse_config(text))]
+    path = "routes.chat.variants.ramp.gate.suite"
+    assert [p for p, _ in problems] == [path, path]
+    assert "missing.yaml: cannot read the suite" in problems[0][1]
+    assert "the gate's judge must be a route of this config: openai:chat:gpt-4o" in problems[1][1]
 
 
 def test_with_weights_changes_only_the_arms_named() -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from breakwater.core.config import Config, Problem
 from breakwater.core.config.prompts import parse_ref
 from breakwater.core.config.rollout import EvalGate
 from breakwater.core.errors import BreakwaterError, RequestError
@@ -149,6 +150,30 @@ class GateReading:
     canary: float
     control: float
     message: str
+
+
+def check_gates(config: Config) -> list[Problem]:
+    """Every canary gate's suite read, its judges routes of ``config`` (part of the environment
+    checks: check-config, start, reload, ``config apply``)."""
+    problems: list[Problem] = []
+    for name, route in config.routes.items():
+        ramp = None if route.variants is None else route.variants.ramp
+        if ramp is None or ramp.gate is None:
+            continue
+        path = f"routes.{name}.variants.ramp.gate.suite"
+        try:
+            suite = load_suite(ramp.gate.suite, registry=config.prompts)
+        except SuiteError as exc:
+            problems.append(Problem(path, str(exc)))
+            continue
+        for case in suite.cases:
+            judge = case.judge
+            if judge is not None and (judge.kind != "breakwater" or judge.name not in config.routes):
+                problems.append(
+                    Problem(path, f"{case.path}: the gate's judge must be a route of this config: {judge.id}")
+                )
+                break
+    return problems
 
 
 async def read_gate(runtime: Runtime, route: str, canary: str, gate: EvalGate) -> GateReading:

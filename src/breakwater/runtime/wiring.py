@@ -28,6 +28,7 @@ from breakwater.providers.hosts import HOSTS, host
 from breakwater.providers.registry import DEFAULT_BASE_URLS, adapter_for
 from breakwater.runtime.branching import check_learned
 from breakwater.runtime.drifting import check_drift
+from breakwater.runtime.eval_gate import check_gates
 
 _MOCK_BASE_URLS = {"openai": "http://mock/v1", "anthropic": "http://mock", "gemini": "http://mock"}
 
@@ -67,6 +68,7 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
                 problems.append(Problem(f"providers.{name}.answers[{i}]", str(exc)))
     problems.extend(check_learned(config))
     problems.extend(check_drift(config))
+    problems.extend(check_gates(config))
     return problems
 
 
