@@ -25,9 +25,9 @@ from breakwater.core.config.prompts import parse_ref
 from breakwater.core.config.rollout import EvalGate
 from breakwater.core.errors import BreakwaterError, RequestError
 from breakwater.core.ids import IdGenerator
-from breakwater.core.types import ChatRequest, ChatResponse
 from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.evals.asserts import SuiteError
+from breakwater.engine.evals.judge_route import judge_route
 from breakwater.engine.evals.model_graded import Graders
 from breakwater.engine.evals.runner import EvalTarget, RunOptions, run_suite
 from breakwater.engine.evals.suite import Case, load_suite
@@ -121,25 +121,16 @@ def _record(runtime: Runtime, ctx: RequestContext, outcome: Outcome) -> None:
             stage.end(ctx, outcome)
 
 
-def judge_route(runtime: Runtime, route: str, ids: IdGenerator) -> JudgeCall:
-    """A judge route's call in the running gateway (``model_graded.Graders.judge``), recorded like
-    the arms' calls."""
-
-    async def judge(request: ChatRequest) -> ChatResponse:
-        clock = runtime.process.clock
-        ctx = RequestContext("evalgate-" + ids.new(), caller=Caller(user=USER, tags={"eval": "judge"}))
-        ctx.started_at, ctx.started_mono = clock.time(), clock.monotonic()
-        request.model = ctx.outcome.route = route
-        outcome = Outcome(request=request)
-        try:
-            return await runtime.gateway.chat(request, ctx)
-        except BaseException as exc:
-            outcome.status, outcome.error = 502, exc
-            raise
-        finally:
-            _record(runtime, ctx, outcome)
-
-    return judge
+def _judge(runtime: Runtime, route: str, ids: IdGenerator) -> JudgeCall:
+    """A judge route's call in the running gateway, recorded like the arms' calls."""
+    return judge_route(
+        route,
+        runtime.gateway.chat,
+        lambda ctx, outcome: _record(runtime, ctx, outcome),
+        runtime.process.clock,
+        request_id=lambda: "evalgate-" + ids.new(),
+        caller=lambda: Caller(user=USER, tags={"eval": "judge"}),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +186,7 @@ async def read_gate(runtime: Runtime, route: str, canary: str, gate: EvalGate) -
             raise SuiteError(
                 f"{gate.suite}: {case.path}", f"the gate's judge must be a route of this config: {spec.id}"
             )
-        judges[spec.id] = judge_route(runtime, spec.name, ids)
+        judges[spec.id] = _judge(runtime, spec.name, ids)
     embedder = runtime.embedder or runtime.router_embedder
     similarity = None if embedder is None else similarity_by(embedder)
 

@@ -33,6 +33,7 @@ from breakwater.engine.cache.replay import Assembly
 from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.drift.window import DriftWatch, QualityDrop, Reading
 from breakwater.engine.evals.asserts import Assertion, Output
+from breakwater.engine.evals.judge_route import judge_route
 from breakwater.engine.evals.model_graded import Graders, evaluate
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
@@ -218,25 +219,14 @@ class DriftStage(Stage):
 
     def _judge(self, route: str, request_id: str) -> JudgeCall:
         """A judge route's call for one sample: a ledger row of its own, naming the graded request."""
-
-        async def judge(prompt: ChatRequest) -> ChatResponse:
-            ctx = RequestContext("drift-" + self._ids.new(), caller=Caller(user=USER, tags={"drift_of": request_id}))
-            ctx.started_at, ctx.started_mono = self._clock.time(), self._clock.monotonic()
-            ctx.outcome.route = route
-            request = dataclasses.replace(prompt, model=route)
-            outcome = Outcome(request=request)
-            try:
-                return await self._chat(request, ctx)
-            except asyncio.CancelledError as exc:
-                outcome.status, outcome.error = 499, exc
-                raise
-            except Exception as exc:
-                outcome.status, outcome.error = 502, exc
-                raise  # model_graded fails the assertion, with the error's type as its reason
-            finally:
-                self._finish(ctx, outcome)
-
-        return judge
+        return judge_route(
+            route,
+            self._chat,
+            self._finish,
+            self._clock,
+            request_id=lambda: "drift-" + self._ids.new(),
+            caller=lambda: Caller(user=USER, tags={"drift_of": request_id}),
+        )
 
     async def stop(self) -> None:
         """Stop the workers; samples still queued are dropped (counted)."""
