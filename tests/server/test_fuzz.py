@@ -78,6 +78,19 @@ PROMPT_FIELDS = st.fixed_dictionaries(
 )
 
 
+#: a drift watch grading every answer with assertions that read text, JSON and tool calls
+DRIFT: dict[str, Any] = {
+    "share": 1.0,
+    "min_samples": 1,
+    "asserts": [
+        {"type": "icontains", "value": "the"},
+        {"type": "contains-json"},
+        {"type": "levenshtein", "value": "hello", "threshold": 3},
+        {"type": "is-valid-openai-tools-call"},
+    ],
+}
+
+
 def _config() -> dict[str, Any]:
     wires = {"openai": "mock", "anthropic": "mock-claude", "gemini": "mock-gemini"}
     return {
@@ -87,6 +100,8 @@ def _config() -> dict[str, Any]:
         "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
         "routes": {
             **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
+            # the drift stage under fuzzed bodies: every answer of this route graded off the path
+            "mock-claude": {"deployments": ["d-anthropic"], **ONE_SHOT, "drift": DRIFT},
             "mock-routed": {
                 "branches": {"a": {"route": "mock"}, "b": {"route": "mock-claude"}, "c": {"deployments": ["d-gemini"]}},
                 "rules": [
