@@ -20,7 +20,6 @@ row of its own, user ``breakwater:drift``), so what the watch spends shows in th
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -39,7 +38,7 @@ from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.router.checks import JudgeCall
 from breakwater.engine.similarity import Similarity
-from breakwater.engine.tasks import stop_task
+from breakwater.engine.tasks import Lanes
 from breakwater.engine.tee import EventStream
 
 log = logging.getLogger("breakwater.drift")
@@ -141,7 +140,7 @@ class DriftStage(Stage):
                 watch = before
             self.watches[route] = watch
         #: per route: its queue and the workers emptying it (made on the route's first sample)
-        self._lanes: dict[str, tuple[asyncio.Queue[_Job], list[asyncio.Task[None]]]] = {}
+        self._lanes: Lanes[_Job] = Lanes(self._grade, "breakwater-drift", self._failed)
         self._ids = IdGenerator()
 
     def chat(self, call: ChatCall) -> ChatCall:
@@ -164,8 +163,7 @@ class DriftStage(Stage):
 
     def queued(self, route: str) -> int:
         """Samples of ``route`` waiting to be graded."""
-        lane = self._lanes.get(route)
-        return 0 if lane is None else lane[0].qsize()
+        return self._lanes.queued(route)
 
     def reading(self, route: str) -> Reading:
         """The route's two windows now."""
@@ -175,29 +173,15 @@ class DriftStage(Stage):
         self, route: str, plan: DriftPlan, request: ChatRequest, rid: str, answer: ChatResponse, started: float
     ) -> None:
         """Queue the sample, never waiting: a full queue drops it."""
-        lane = self._lanes.get(route)
-        if lane is None:
-            queue: asyncio.Queue[_Job] = asyncio.Queue(plan.queue)
-            loop = asyncio.get_running_loop()
-            workers = [
-                loop.create_task(self._work(queue), name=f"breakwater-drift-{route}-{i}")
-                for i in range(plan.concurrency)
-            ]
-            lane = self._lanes[route] = (queue, workers)
         latency_ms = (self._clock.monotonic() - started) * 1000.0
-        try:
-            lane[0].put_nowait(_Job(route, plan, rid, self._clock.time(), _output(request, answer, latency_ms)))
-        except asyncio.QueueFull:
+        job = _Job(route, plan, rid, self._clock.time(), _output(request, answer, latency_ms))
+        if not self._lanes.offer(route, job, plan.queue, plan.concurrency):
             DriftCounts.add(self.counts.dropped, route)
 
-    async def _work(self, queue: asyncio.Queue[_Job]) -> None:
-        while True:
-            job = await queue.get()
-            try:
-                await self._grade(job)
-            except Exception:  # a worker must outlive any one sample (it only logs, without content)
-                DriftCounts.add(self.counts.failed, job.route)
-                log.exception("grading a drift sample of request %s failed unexpectedly", job.request_id)
+    def _failed(self, job: _Job, exc: Exception) -> None:
+        # a worker must outlive any one sample (it only logs, without content)
+        DriftCounts.add(self.counts.failed, job.route)
+        log.error("grading a drift sample of request %s failed unexpectedly", job.request_id, exc_info=exc)
 
     async def _grade(self, job: _Job) -> None:
         plan = job.plan
@@ -230,13 +214,8 @@ class DriftStage(Stage):
 
     async def stop(self) -> None:
         """Stop the workers; samples still queued are dropped (counted)."""
-        lanes, self._lanes = self._lanes, {}
-        for route, (queue, workers) in lanes.items():
-            for task in workers:
-                await stop_task(task)
-            while not queue.empty():
-                queue.get_nowait()
-                DriftCounts.add(self.counts.dropped, route)
+        for route, n in (await self._lanes.stop()).items():
+            self.counts.dropped[route] = self.counts.dropped.get(route, 0) + n
 
 
 def _output(request: ChatRequest, answer: ChatResponse, latency_ms: float) -> Output:

@@ -28,7 +28,7 @@ from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.similarity import Similarity
-from breakwater.engine.tasks import stop_task
+from breakwater.engine.tasks import Lanes
 from breakwater.engine.tee import EventStream
 
 log = logging.getLogger("breakwater.shadow")
@@ -101,7 +101,7 @@ class ShadowStage(Stage):
         self._finish = finish
         self._similarity = similarity
         #: per route: its queue and the workers emptying it (made on the route's first mirror)
-        self._lanes: dict[str, tuple[asyncio.Queue[_Job], list[asyncio.Task[None]]]] = {}
+        self._lanes: Lanes[_Job] = Lanes(self._mirror, "breakwater-shadow", self._failed)
         self._ids = IdGenerator()
 
     def chat(self, call: ChatCall) -> ChatCall:
@@ -123,34 +123,19 @@ class ShadowStage(Stage):
 
     def queued(self, route: str) -> int:
         """Mirrors of ``route`` waiting for a candidate call."""
-        lane = self._lanes.get(route)
-        return 0 if lane is None else lane[0].qsize()
+        return self._lanes.queued(route)
 
     def _offer(self, route: str, plan: ShadowPlan, request: ChatRequest, primary_id: str, answer: ChatResponse) -> None:
         """Queue the mirror, never waiting: a full queue drops it."""
-        lane = self._lanes.get(route)
-        if lane is None:
-            queue: asyncio.Queue[_Job] = asyncio.Queue(plan.queue)
-            loop = asyncio.get_running_loop()
-            workers = [
-                loop.create_task(self._work(queue), name=f"breakwater-shadow-{route}-{i}")
-                for i in range(plan.concurrency)
-            ]
-            lane = self._lanes[route] = (queue, workers)
-        try:
-            lane[0].put_nowait(_Job(route, plan, request, primary_id, _text(answer)))
-        except asyncio.QueueFull:
+        job = _Job(route, plan, request, primary_id, _text(answer))
+        if self._lanes.offer(route, job, plan.queue, plan.concurrency):
+            ShadowCounts.add(self.counts.mirrored, route)
+        else:
             ShadowCounts.add(self.counts.dropped, route)
-            return
-        ShadowCounts.add(self.counts.mirrored, route)
 
-    async def _work(self, queue: asyncio.Queue[_Job]) -> None:
-        while True:
-            job = await queue.get()
-            try:
-                await self._mirror(job)
-            except Exception:  # a worker must outlive any one call (it only logs)
-                log.exception("a shadow call for request %s failed unexpectedly", job.primary_id)
+    @staticmethod
+    def _failed(job: _Job, exc: Exception) -> None:
+        log.error("a shadow call for request %s failed unexpectedly", job.primary_id, exc_info=exc)
 
     async def _mirror(self, job: _Job) -> None:
         candidate = job.plan.candidate
@@ -178,13 +163,8 @@ class ShadowStage(Stage):
 
     async def stop(self) -> None:
         """Stop the workers; mirrors still queued are dropped (counted)."""
-        lanes, self._lanes = self._lanes, {}
-        for route, (queue, workers) in lanes.items():
-            for task in workers:
-                await stop_task(task)
-            while not queue.empty():
-                queue.get_nowait()
-                ShadowCounts.add(self.counts.dropped, route)
+        for route, n in (await self._lanes.stop()).items():
+            self.counts.dropped[route] = self.counts.dropped.get(route, 0) + n
 
 
 def _whole(request: ChatRequest, route: str) -> ChatRequest:
