@@ -4,6 +4,8 @@ call a ledger row of user breakwater:eval-gate on the route with the arm in ``va
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from breakwater.core.config import build_config
 from breakwater.core.config.rollout import EvalGate
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.runtime.eval_gate import USER, ArmTarget, read_gate
+from breakwater.runtime.runtime import Runtime
 from breakwater.server.app import BreakwaterApp, create_app
 
 ASK: dict[str, Any] = {"messages": [{"role": "user", "content": "What is the capital of France?"}]}
@@ -56,19 +59,26 @@ def gateway(tmp: Path, **extra: Any) -> BreakwaterApp:
     return create_app(build_config(yaml.safe_load(yaml.safe_dump(config))), environ={})
 
 
-async def test_each_arm_answers_from_its_own_target_and_is_recorded(tmp_path: Path) -> None:
-    app = gateway(tmp_path)
-    rows: list[LedgerRow] = []
+@contextlib.asynccontextmanager
+async def running(tmp: Path, rows: list[LedgerRow]) -> AsyncIterator[Runtime]:
+    """The gateway started, each ledger row it records appended to ``rows``; its runtime."""
+    app = gateway(tmp)
     await app.startup()
     try:
         runtime = app.runtimes.current
         recording = next(s for s in runtime.pipeline.stages if s.name == "recording")
         recording.recorder.also(rows.append)  # type: ignore[attr-defined]
+        yield runtime
+    finally:
+        await app.shutdown()
+
+
+async def test_each_arm_answers_from_its_own_target_and_is_recorded(tmp_path: Path) -> None:
+    rows: list[LedgerRow] = []
+    async with running(tmp_path, rows) as runtime:
         control, canary = ArmTarget(runtime, "chat", "control"), ArmTarget(runtime, "chat", "canary")
         good, bad = await control.ask(ASK), await canary.ask({**ASK, "stream": True})
         invalid = await canary.ask({"messages": []})
-    finally:
-        await app.shutdown()
     assert good.output is not None and good.output.text == "Paris."
     assert bad.output is not None and bad.output.text == "Lyon, I think."  # a whole answer, though a stream was asked
     assert bad.output.prompt == "user: What is the capital of France?" and good.output.cost_usd == 0.0
@@ -96,19 +106,12 @@ tests:
 
 async def test_the_gate_reads_the_suite_on_both_arms_with_its_judge_route(tmp_path: Path) -> None:
     (tmp_path / "suite.yaml").write_text(SUITE)
-    app = gateway(tmp_path)
     rows: list[LedgerRow] = []
-    await app.startup()
-    try:
-        runtime = app.runtimes.current
-        recording = next(s for s in runtime.pipeline.stages if s.name == "recording")
-        recording.recorder.also(rows.append)  # type: ignore[attr-defined]
+    async with running(tmp_path, rows) as runtime:
         suite = str(tmp_path / "suite.yaml")
         strict = await read_gate(runtime, "chat", "canary", EvalGate(suite=suite))
         lenient = await read_gate(runtime, "chat", "canary", EvalGate(suite=suite, max_drop=0.5, min_pass_rate=0.5))
         floor = await read_gate(runtime, "chat", "canary", EvalGate(suite=suite, max_drop=1, min_pass_rate=0.9))
-    finally:
-        await app.shutdown()
     assert (strict.passed, strict.canary, strict.control) == (False, 0.5, 1.0)
     assert strict.message == "eval suite suite.yaml: pass rate 0.500 more than 0 under the control's 1.000"
     assert lenient.passed and lenient.message == "eval suite suite.yaml: pass rate 0.500 (control 1.000)"
