@@ -45,6 +45,20 @@ def denied() -> OutputBlocked:
     return OutputBlocked("The answer was blocked by the route's output checks: a denied pattern", code="output_denied")
 
 
+class Deny:
+    """The route's deny patterns: one expression when they combine, else each in turn (a pattern
+    with global flags such as ``(?i)`` cannot be part of an alternation)."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        try:
+            self._patterns = [re.compile("|".join(f"(?:{p})" for p in patterns))]
+        except re.error:
+            self._patterns = [re.compile(p) for p in patterns]
+
+    def search(self, text: str) -> bool:
+        return any(p.search(text) is not None for p in self._patterns)
+
+
 @dataclass(slots=True)
 class OutputPolicy:
     """Args:
@@ -54,12 +68,12 @@ class OutputPolicy:
 
     config: RouteOutput
     canary: str | None
-    deny: re.Pattern[str] | None
+    deny: Deny | None
     verbatim: Verbatim | None
 
     @classmethod
     def of(cls, config: RouteOutput, rng: RandomSource) -> OutputPolicy:
-        deny = re.compile("|".join(f"(?:{p})" for p in config.deny)) if config.deny else None
+        deny = Deny(config.deny) if config.deny else None
         verbatim = Verbatim(config.verbatim_words) if config.verbatim_words else None
         return cls(config, make_canary(rng) if config.canary else None, deny, verbatim)
 
@@ -87,7 +101,7 @@ class OutputPolicy:
                 flags.append("verbatim:blocked")
                 raise leak_blocked("verbatim")
             flags.append("verbatim:flagged")
-        if self.deny is not None and self.deny.search(text) is not None:
+        if self.deny is not None and self.deny.search(text):
             if config.deny_action == "block":
                 flags.append("deny:blocked")
                 raise denied()
@@ -110,7 +124,7 @@ class OutputPolicy:
             flags.append("canary:flagged")  # longer than the stream's window (never, for a canary)
         if self.verbatim is not None and self.verbatim.leaked(system, text):
             flags.append("verbatim:flagged")
-        if self.deny is not None and self.deny.search(text) is not None:
+        if self.deny is not None and self.deny.search(text):
             flags.append("deny:flagged")
         if config.dlp != "off" and detectors is not None and detectors.find(text):
             flags.append("dlp:flagged")
@@ -120,7 +134,7 @@ class OutputPolicy:
         """The check a stream's recent text fails at once (the canary; deny patterns that block)."""
         if self.canary is not None and self.canary in seen:
             return "canary"
-        if self.deny is not None and self.config.deny_action == "block" and self.deny.search(seen) is not None:
+        if self.deny is not None and self.config.deny_action == "block" and self.deny.search(seen):
             return "deny"
         return None
 
