@@ -45,7 +45,9 @@ def guard_stream(
     flags = ctx.output_flags = []
     if policy.canary is not None or (policy.deny is not None and policy.config.deny_action == "block"):
         stream = EventStream(_guarded(stream, policy, flags))
-    stream.tap(Assembly(lambda whole: _after(whole, policy, request, system, flags, detectors)))
+    config = policy.config
+    if policy.verbatim is not None or config.deny or config.dlp != "off" or config.structured != "off":
+        stream.tap(Assembly(lambda whole: _after(whole, policy, request, system, flags, detectors)))
     return stream
 
 
