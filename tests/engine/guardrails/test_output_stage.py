@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from breakwater.core.config import build_config
+from breakwater.core.config.parse import ConfigError
 from breakwater.core.errors import OutputBlocked
 from breakwater.core.types import (
     ChatRequest,
@@ -280,6 +281,32 @@ async def test_a_stream_is_flagged_after_the_fact_by_the_checks_that_need_it_who
     assert isinstance(stream, EventStream)
     assert await _drain(stream) == ["the support assistant ", "of Breakwater Inc. Answer"]
     assert ctx.output_flags == ["verbatim:flagged", "structured:flagged"]
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        ({"deny": ["(unclosed"]}, "deny[0]: not a regular expression"),
+        ({"verbatim_words": 3}, "at least 5"),
+        ({"structured": "maybe"}, "structured"),
+    ],
+)
+def test_a_bad_output_section_is_refused_with_its_key(output: dict[str, Any], problem: str) -> None:
+    """A config error names what is wrong (checked when the config is loaded, not per request)."""
+    with pytest.raises(ConfigError) as caught:
+        _stage(output)
+    assert problem in str(caught.value)
+
+
+async def test_a_wildcard_routes_checks_cover_the_routes_made_from_it() -> None:
+    """``prefix/*`` with an ``output`` section: a request for ``prefix/model`` is checked."""
+    config = build_config({**BASE, "routes": {"m/*": {"provider": "m", "output": {"deny": ["secret"]}}}})
+    stage = OutputChecksStage.of(config, SystemRandom(1))
+    assert stage is not None
+    request = _request()
+    request.model = "m/anything"
+    with pytest.raises(OutputBlocked):
+        await stage.chat(Upstream(_answer("the secret")))(request, RequestContext("r1"))
 
 
 async def test_routes_without_output_checks_are_not_touched() -> None:
