@@ -26,9 +26,11 @@ class Detectors(Protocol):
     """The DLP detectors (``core/detectors.py``, from the data-loss prevention work): each
     finding as ``(kind, start, end)`` offsets into ``text``.
 
-    TODO(lead): wire the shared detector set here (``runtime/runtime.py`` passes ``None`` until
-    ``core/detectors.py`` lands; a route with ``output.dlp`` then checks nothing and says so at
-    startup).
+    TODO(lead): wire the shared detector set here: ``runtime/runtime.py`` passes ``None`` until
+    ``core/detectors.py`` lands (a route with ``output.dlp`` then checks nothing and says so at
+    startup). On the dlp branch that is ``scan(text) -> list[Finding(kind, start, end)]``: an
+    adapter whose ``find`` returns ``[(f.kind, f.start, f.end) for f in scan(text)]``, or this
+    protocol changed to take the findings as they are.
     """
 
     def find(self, text: str) -> list[tuple[str, int, int]]: ...
