@@ -91,6 +91,10 @@ DRIFT: dict[str, Any] = {
 }
 
 
+#: every output check: the canary, verbatim spans, a deny pattern, schemas validated and repaired
+OUTPUT: dict[str, Any] = {"canary": True, "verbatim_words": 5, "deny": ["(?i)zebra"], "structured": "error"}
+
+
 def _config() -> dict[str, Any]:
     wires = {"openai": "mock", "anthropic": "mock-claude", "gemini": "mock-gemini"}
     return {
@@ -100,6 +104,8 @@ def _config() -> dict[str, Any]:
         "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
         "routes": {
             **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
+            # the output checks under fuzzed bodies (the OpenAI fast path: the canary goes into the raw body)
+            "mock": {"deployments": ["d-openai"], **ONE_SHOT, "output": OUTPUT},
             # the drift stage under fuzzed bodies: every answer of this route graded off the path
             "mock-claude": {"deployments": ["d-anthropic"], **ONE_SHOT, "drift": DRIFT},
             "mock-routed": {

@@ -7,6 +7,7 @@ Errors know whether a retry may help and for how long to wait, but not HTTP stat
 BreakwaterError
 ├── RequestError                  the client's request is wrong (never retryable)
 │   ├── InvalidRequest            malformed JSON, wrong types, missing fields
+│   │   └── OutputBlocked         the route's output checks refused the answer (400)
 │   ├── UnsupportedParameter      the chosen upstream cannot honour a parameter
 │   ├── ModelNotFound             no route with that name
 │   ├── PayloadTooLarge
@@ -76,6 +77,14 @@ class RequestError(BreakwaterError):
 
 class InvalidRequest(RequestError):
     code = "invalid_request"
+
+
+class OutputBlocked(InvalidRequest):
+    """The route's output checks refused the answer (``code`` names the check: a leaked system
+    prompt, a denied pattern, JSON that does not satisfy the request's schema); the message names
+    the kind of finding, never the text found."""
+
+    code = "output_blocked"
 
 
 class UnsupportedParameter(RequestError):

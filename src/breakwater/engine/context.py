@@ -185,3 +185,20 @@ class RequestContext:
     #: the answer was a refusal (``engine/refusals``): ``None`` when nothing was checked (no
     #: answer, or the detector is off)
     refused: bool | None = None
+    #: what the output checks found and did (``engine/guardrails/output_stage.py``), as
+    #: ``check:action`` (``canary:blocked``, ``schema:repaired``): the ledger's ``output_flags``
+    output_flags: list[str] | None = None
+
+
+def charge_unanswered(ctx: RequestContext, usage: Usage | None) -> None:
+    """The call that just answered was paid for without answering the request (a cascade step
+    that failed its checks, an answer asked again by the output checks): the ledger row charges it."""
+    o = ctx.outcome
+    o.earlier.append(SpentCall(o.deployment or "", o.provider or "", o.upstream_model or "", usage or Usage()))
+
+
+def fresh_tally(ctx: RequestContext) -> None:
+    """Forget the last call's tally (its cost is in ``earlier``); the next call tallies afresh."""
+    capture = ctx.tally.capture
+    ctx.tally = Tally()
+    ctx.tally.capture = capture

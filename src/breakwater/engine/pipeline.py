@@ -43,8 +43,8 @@ ORDER: tuple[str, ...] = (
     "drift",  # engine/drift/stage.py: a sampled share graded by eval assertions once answered (off the path)
     "shadow",  # engine/shadow/stage.py: a sampled share mirrored to a candidate route once answered
     "cache",  # engine/cache/stage.py: answers served from the cache; misses stored (streams through a tap)
+    "output_checks",  # engine/guardrails/output_stage.py: canary, deny patterns, schema repair; the cache stores checked answers
     "router",  # engine/router/stage.py: a branching route's branch (rules, learned router, default) or cascade
-    # "guardrails_out": output checks, through a tap on the stream
 )
 
 ChatAnswer = ChatResponse | EventStream

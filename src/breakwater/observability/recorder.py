@@ -146,6 +146,7 @@ class Recorder:
             prompt_version=None if ctx.prompt is None else ctx.prompt[1],
             variant=outcome.variant,
             refused=ctx.refused,
+            output_flags=None if ctx.output_flags is None else ",".join(ctx.output_flags),
         )
         if request is not None:
             _parameters(row, request)

@@ -174,6 +174,14 @@ class RequestMetrics:
             ["route", "variant"],
             registry=registry,
         )
+        self.output_checks = Counter(
+            "breakwater_output_checks",
+            "Output-check findings by route, check (canary, verbatim, deny, dlp, structured) and action "
+            "(blocked, flagged, stripped, redacted, retried, repaired).",
+            ["route", "check", "action"],
+            registry=registry,
+        )
+        self._output: dict[tuple[str, str], Counter] = {}
         self._variants: dict[tuple[str, str], Counter] = {}
         self._refusals: dict[tuple[str, str], Counter] = {}
         self._pairs: dict[tuple[str, str], _Children] = {}
@@ -253,6 +261,13 @@ class RequestMetrics:
             self._counter(self._variants, self.variants, route, row.variant).inc()
         if row.refused:
             self._counter(self._refusals, self.refusals, route, row.variant or "").inc()
+        if row.output_flags:
+            for flag in row.output_flags.split(","):
+                finding = self._output.get((route, flag))
+                if finding is None:
+                    check, _, action = flag.partition(":")
+                    finding = self._output[(route, flag)] = self.output_checks.labels(route, check, action)
+                finding.inc()
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

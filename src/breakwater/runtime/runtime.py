@@ -35,6 +35,7 @@ from breakwater.engine.cache.store import CacheStore
 from breakwater.engine.calls.deployments import Deployments
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.drift.stage import DriftStage
+from breakwater.engine.guardrails.output_stage import OutputChecksStage
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
@@ -250,6 +251,10 @@ class Runtime:
         detector = build_refusal_detector(config)
         if detector is not None:
             stages["refusals"] = RefusalsStage(detector)
+        #: the output checks, when some route has any (its canaries drawn here, once per config)
+        self.output_checks = OutputChecksStage.of(config, rng)  # TODO(lead): pass the DLP detectors
+        if self.output_checks is not None:
+            stages["output_checks"] = self.output_checks
         if self.cache_store is not None:
             stages["cache"] = self.cache = CacheStage(router, self.cache_store, clock, self.semantic, self.embedder)
         #: the shadow stage, when some route mirrors traffic to a candidate

@@ -11,6 +11,7 @@ from breakwater.core.config.branching import Cascade, Learned, Rule
 from breakwater.core.config.cache import RouteCache
 from breakwater.core.config.drift import RouteDrift
 from breakwater.core.config.observability import CaptureSettings
+from breakwater.core.config.output import RouteOutput
 from breakwater.core.config.policies import RetryPolicy, Timeouts
 from breakwater.core.config.shadow import RouteShadow
 from breakwater.core.config.targets import Branch, RouteTarget, _targets
@@ -100,6 +101,9 @@ class Route(_Model):
     prompt: str | None = None
     #: canary / A-B arms with sticky assignment (docs/variants.md); not with ``branches``
     variants: Variants | None = None
+    #: checks on the route's answers (docs/guardrails.md): a system-prompt leak canary, deny
+    #: patterns, personal data, structured outputs validated (with a repair retry)
+    output: RouteOutput | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from breakwater.engine.guardrails.structured import tool_call_error
+
 #: the types graded here (each may take the ``not-`` prefix)
 TYPES = (
     "equals",
@@ -314,14 +316,9 @@ def _tools_call(a: Assertion, o: Output) -> Graded:
     for call in o.tool_calls:
         function = call.get("function") or {}
         name = function.get("name")
-        if name not in schemas:
-            return _bool(False, f"tool call to {name!r}, which is not offered")
-        try:
-            arguments = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            return _bool(False, f"tool call to {name!r}: arguments are not JSON")
-        if not _schema_ok(schemas[name], arguments):
-            return _bool(False, f"tool call to {name!r}: arguments do not satisfy its parameters schema")
+        error = tool_call_error(schemas, name if isinstance(name, str) else "", function.get("arguments") or "{}")
+        if error is not None:
+            return _bool(False, error)
     return _bool(True, f"{len(o.tool_calls)} valid tool call(s)")
 
 

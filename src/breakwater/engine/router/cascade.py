@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING
 
 from breakwater.core.errors import Saturated, UpstreamBadRequest, UpstreamError
 from breakwater.core.types import ChatRequest, ChatResponse, Usage
-from breakwater.engine.accounting import Tally
 from breakwater.engine.cache.replay import replayed
-from breakwater.engine.context import RequestContext, SpentCall
+from breakwater.engine.context import RequestContext, SpentCall, charge_unanswered, fresh_tally
 from breakwater.engine.pipeline import ChatAnswer, ChatCall
 from breakwater.engine.ports import Clock
 from breakwater.engine.router.checks import Checks, JudgeCall
@@ -95,7 +94,7 @@ class Cascade:
             except (UpstreamError, Saturated, TimeoutError) as exc:
                 counts.escalations += 1
                 trail.append(f"{branch} (failed: {type(exc).__name__})")
-                _reset(ctx)
+                fresh_tally(ctx)
                 continue
             if failed is None:
                 trail.append(f"{branch} (passed)")
@@ -103,8 +102,8 @@ class Cascade:
                 return self._answer(request, answer, ctx)
             counts.escalations += 1
             trail.append(f"{branch} ({failed} failed)")
-            _spent(ctx, answer.usage)
-            _reset(ctx)
+            charge_unanswered(ctx, answer.usage)
+            fresh_tally(ctx)
         raise AssertionError("a cascade has at least two steps")  # pragma: no cover
 
     def _step_request(self, request: ChatRequest, route: str) -> ChatRequest:
@@ -156,16 +155,3 @@ class Cascade:
             return verdict
 
         return judge
-
-
-def _spent(ctx: RequestContext, usage: Usage | None) -> None:
-    """The step that just answered was paid for without answering the request."""
-    o = ctx.outcome
-    o.earlier.append(SpentCall(o.deployment or "", o.provider or "", o.upstream_model or "", usage or Usage()))
-
-
-def _reset(ctx: RequestContext) -> None:
-    """Forget the last step's tally (its cost is in ``earlier``); the next step tallies afresh."""
-    capture = ctx.tally.capture
-    ctx.tally = Tally()
-    ctx.tally.capture = capture

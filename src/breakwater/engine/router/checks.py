@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-import orjson
 
 from breakwater.core.config.branching import Checks as ChecksConfig
 from breakwater.core.types import ChatRequest, ChatResponse, Message, TextPart
+from breakwater.engine.guardrails.structured import format_error
 
 #: asks a judge route for a score: (prompt) -> the judge's answer
 JudgeCall = Callable[[ChatRequest], Awaitable[ChatResponse]]
@@ -92,22 +90,7 @@ async def _judged(judge_call: JudgeCall | None, request: ChatRequest, text: str,
 
 def _valid_json(request: ChatRequest, text: str) -> bool:
     """The answer is JSON, valid against the request's schema when it has one."""
-    rf = request.response_format
-    if rf is None or rf.type == "text":
-        return True
-    try:
-        value: Any = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return False
-    if rf.schema is None:
-        return isinstance(value, dict)
-    import jsonschema  # only for a cascade that checks schemas
-
-    try:
-        validator = jsonschema.validators.validator_for(rf.schema)(rf.schema)
-        return bool(validator.is_valid(value))
-    except jsonschema.SchemaError:
-        return False
+    return format_error(request.response_format, text) is None
 
 
 def _confident(answer: ChatResponse, floor: float) -> bool:

@@ -84,6 +84,9 @@ class LedgerRow:
     has_tools: bool | None = None
     #: the requested ``response_format`` type: ``text``, ``json_object`` or ``json_schema`` (no schema kept)
     response_format: str | None = None
+    #: what the output checks found and did, ``check:action`` comma-separated (``canary:blocked``,
+    #: ``structured:repaired``; docs/guardrails.md); ``""``: checked, nothing found; ``None``: not checked
+    output_flags: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -130,6 +133,7 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "seed",
     "has_tools",
     "response_format",
+    "output_flags",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 
