@@ -7,6 +7,7 @@ Errors know whether a retry may help and for how long to wait, but not HTTP stat
 BreakwaterError
 ├── RequestError                  the client's request is wrong (never retryable)
 │   ├── InvalidRequest            malformed JSON, wrong types, missing fields
+│   │   └── InjectionBlocked      the route blocks prompt-injection attempts and this is one
 │   ├── UnsupportedParameter      the chosen upstream cannot honour a parameter
 │   ├── ModelNotFound             no route with that name
 │   ├── PayloadTooLarge
@@ -76,6 +77,14 @@ class RequestError(BreakwaterError):
 
 class InvalidRequest(RequestError):
     code = "invalid_request"
+
+
+class InjectionBlocked(InvalidRequest):
+    """A user turn or tool result scored as a prompt-injection attempt on a route that blocks them.
+
+    The message names the kind of message and the signals, never the text."""
+
+    code = "prompt_injection_detected"
 
 
 class UnsupportedParameter(RequestError):

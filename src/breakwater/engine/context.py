@@ -185,3 +185,8 @@ class RequestContext:
     #: the answer was a refusal (``engine/refusals``): ``None`` when nothing was checked (no
     #: answer, or the detector is off)
     refused: bool | None = None
+    #: the prompt-injection check (``engine/guardrails/injection_stage.py``): the highest score of
+    #: the scored messages (``None``: not checked), and the action taken when it reached the
+    #: route's threshold (``logged``, ``flagged``, ``blocked``)
+    injection_score: float | None = None
+    injection_action: str | None = None

@@ -146,6 +146,8 @@ class Recorder:
             prompt_version=None if ctx.prompt is None else ctx.prompt[1],
             variant=outcome.variant,
             refused=ctx.refused,
+            injection_score=ctx.injection_score,
+            injection_action=ctx.injection_action,
         )
         if request is not None:
             _parameters(row, request)

@@ -174,6 +174,13 @@ class RequestMetrics:
             ["route", "variant"],
             registry=registry,
         )
+        self.injection_attempts = Counter(
+            "breakwater_injection_attempts",
+            "Requests whose user turns or tool results scored as prompt-injection attempts, by route, key "
+            "(its id: bounded by the key store) and action taken (logged, flagged, blocked).",
+            ["route", "key", "action"],
+            registry=registry,
+        )
         self._variants: dict[tuple[str, str], Counter] = {}
         self._refusals: dict[tuple[str, str], Counter] = {}
         self._pairs: dict[tuple[str, str], _Children] = {}
@@ -253,6 +260,8 @@ class RequestMetrics:
             self._counter(self._variants, self.variants, route, row.variant).inc()
         if row.refused:
             self._counter(self._refusals, self.refusals, route, row.variant or "").inc()
+        if row.injection_action is not None:
+            self.injection_attempts.labels(route, row.key_id, row.injection_action).inc()
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

@@ -84,6 +84,10 @@ class LedgerRow:
     has_tools: bool | None = None
     #: the requested ``response_format`` type: ``text``, ``json_object`` or ``json_schema`` (no schema kept)
     response_format: str | None = None
+    #: the prompt-injection check (docs/guardrails.md): the highest score of the scored messages
+    #: (``None``: not checked), and ``logged`` / ``flagged`` / ``blocked`` when it was an attempt
+    injection_score: float | None = None
+    injection_action: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -130,6 +134,8 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "seed",
     "has_tools",
     "response_format",
+    "injection_score",
+    "injection_action",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

@@ -94,6 +94,8 @@ _TYPES = {
     "seed": "INTEGER",
     "has_tools": "INTEGER",
     "response_format": "TEXT",
+    "injection_score": "REAL",
+    "injection_action": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools")

@@ -1,0 +1,216 @@
+"""Is a text a prompt-injection attempt? A score from 0 to 1, from heuristics and an optional
+classifier behind one interface (``InjectionDetector``).
+
+The heuristics (``HeuristicDetector``) search the text's *views*:
+
+- the normalised text (``normalise``): NFKC (full-width and styled letters become plain ones),
+  confusable Cyrillic and Greek letters folded to their Latin look-alikes, invisible characters
+  (zero-width spaces and joiners, soft hyphens, bidi controls) removed, lower case, whitespace
+  collapsed. Invisible characters inside the text, Unicode tag characters (text smuggled as
+  ``U+E0000``-range code points: decoded and searched too) and mixed-script words are signals of
+  their own (``hidden_text``);
+- a leetspeak reading (``1gn0r3`` -> ``ignore``), when the text mixes digits into words;
+- decoded payloads: base64 and hex runs that decode to readable text, and the ROT13 reading of a
+  text that mentions ROT13, searched with the same phrases (a match there is also ``encoded``).
+
+The phrases are in ``injection_patterns.py``; a text's score adds the weights of the distinct
+phrases it matches, capped at 1. The classifier (``injection_model.py``) scores the same text;
+the detector's score is the higher of the two.
+
+Nothing here raises on any ``str``: the stage calls it on the request path.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from breakwater.engine.guardrails.injection_patterns import ENCODED, HIDDEN, PATTERNS
+
+#: characters that render as nothing: zero-width space/joiners, word joiner, BOM, soft hyphen,
+#: bidi marks and overrides, invisible operators, Mongolian vowel separator
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+#: Unicode tag characters (U+E0000-U+E007F): ASCII smuggled invisibly
+_TAGS = re.compile("[\U000e0000-\U000e007f]+")
+#: Cyrillic and Greek letters that look like Latin ones (after lower-casing)
+_CONFUSABLES = str.maketrans(
+    {
+        "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+        "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+        "ԛ": "q", "ԝ": "w", "ɡ": "g", "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v",
+        "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ı": "i",
+    }
+)  # fmt: skip
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_LEETISH = re.compile(r"[a-z][0-9@$][a-z]|\b[0-9@$][a-z]{2}")
+_SPACES = re.compile(r"\s+")
+_SPACED = re.compile(r"\b(?:\w ){7,}\w\b")
+_CYRILLIC_OR_GREEK = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
+_MIXED_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[\u0370-\u03ff\u0400-\u04ff])\w+\b")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){10,}\b")
+#: decoded payloads searched per text, at most (a text of many base64 runs is not decoded forever)
+_MAX_PAYLOADS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A text's injection score (0 to 1) and the kinds of trick found (``injection_patterns``)."""
+
+    score: float
+    signals: tuple[str, ...] = ()
+
+
+CLEAN = Verdict(0.0)
+
+
+class InjectionDetector(Protocol):
+    """Anything that scores a text: the heuristics, the classifier, or both."""
+
+    def score(self, text: str) -> Verdict: ...
+
+
+def normalise(text: str) -> str:
+    """The text as the phrases are written: NFKC, confusables folded, invisible characters
+    removed, lower case, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text).lower()
+    if _CYRILLIC_OR_GREEK.search(text):  # only words mixing scripts: Russian stays Russian
+        text = _MIXED_WORD.sub(lambda word: word.group().translate(_CONFUSABLES), text)
+    text = _SPACES.sub(" ", text.replace("\u2019", "'")).strip()
+    if _SPACED.search(text):  # "s a y t h a t": letters spread out by spaces
+        text = _SPACED.sub(lambda run: run.group().replace(" ", ""), text)
+    return text
+
+
+def _printable(data: bytes) -> str | None:
+    """Decoded bytes as text, if they read as text (mostly letters and spaces)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(text) < 8:
+        return None
+    letters = sum(c.isalpha() or c == " " for c in text)
+    return text if letters >= 0.8 * len(text) else None
+
+
+def decoded_payloads(text: str) -> list[str]:
+    """Base64 and hex runs in ``text`` that decode to readable text."""
+    found: list[str] = []
+    for match in _BASE64.finditer(text):
+        run = match.group()
+        if run.isalpha() and (run.islower() or run.isupper()):
+            continue  # a long word, not base64
+        try:
+            data = base64.b64decode(run + "=" * (-len(run) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        decoded = _printable(data)
+        if decoded is not None:
+            found.append(decoded)
+        if len(found) >= _MAX_PAYLOADS:
+            return found
+    for match in _HEX.finditer(text):
+        digits = re.sub("[ :]", "", match.group())
+        try:
+            decoded = _printable(bytes.fromhex(digits))
+        except ValueError:
+            continue
+        if decoded is not None:
+            found.append(decoded)
+        if len(found) >= _MAX_PAYLOADS:
+            break
+    return found
+
+
+class HeuristicDetector:
+    """The phrases of ``injection_patterns`` over the text's views (see the module docstring).
+
+    Args:
+        patterns: ``(signal, weight, regex)`` entries; the shipped ones by default.
+        extra: more entries (``routes.X.injection.patterns``), added to the shipped ones.
+    """
+
+    def __init__(
+        self,
+        patterns: Sequence[tuple[str, float, str]] = PATTERNS,
+        extra: Sequence[tuple[str, float, str]] = (),
+    ) -> None:
+        self._checks = tuple((signal, weight, re.compile(rx)) for signal, weight, rx in (*patterns, *extra))
+
+    def _match(self, text: str, hits: dict[int, tuple[str, float]]) -> None:
+        for i, (signal, weight, regex) in enumerate(self._checks):
+            if i not in hits and regex.search(text):
+                hits[i] = (signal, weight)
+
+    def score(self, text: str) -> Verdict:
+        if not text:
+            return CLEAN
+        hits: dict[int, tuple[str, float]] = {}
+        extra: dict[str, float] = {}
+        smuggled = _TAGS.findall(text)
+        if smuggled:
+            extra[HIDDEN] = 0.6
+            hidden = "".join(chr(ord(c) - 0xE0000) for run in smuggled for c in run)
+            self._match(normalise(hidden), hits)
+        if _INVISIBLE.search(text.strip("\ufeff")):
+            extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.3)
+        view = normalise(text)
+        self._match(view, hits)
+        if _SPACED.search(text):
+            extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.5)
+        if _MIXED_WORD.search(unicodedata.normalize("NFKC", text).lower()):
+            extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.4)
+        if _LEETISH.search(view):
+            before = len(hits)
+            self._match(view.translate(_LEET), hits)
+            if len(hits) > before:
+                extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.2)
+        payloads = decoded_payloads(text)
+        if "rot13" in view or "rot-13" in view or "rot 13" in view:
+            payloads.append(codecs.decode(view, "rot13"))
+        for payload in payloads:
+            before = len(hits)
+            self._match(normalise(payload), hits)
+            extra[ENCODED] = max(extra.get(ENCODED, 0.0), 0.4 if len(hits) > before else 0.2)
+        if not hits and not extra:
+            return CLEAN
+        signals = {signal for signal, _ in hits.values()} | set(extra)
+        total = sum(weight for _, weight in hits.values()) + sum(extra.values())
+        return Verdict(min(round(total, 3), 1.0), tuple(sorted(signals)))
+
+
+class CombinedDetector:
+    """The heuristics and a classifier: the higher score, the heuristics' signals (plus
+    ``classifier`` when the model scored higher).
+
+    Args:
+        heuristics: the phrase detector.
+        classifier: anything with ``probability(text) -> float``.
+    """
+
+    def __init__(self, heuristics: InjectionDetector, classifier: Classifier) -> None:
+        self.heuristics = heuristics
+        self.classifier = classifier
+
+    def score(self, text: str) -> Verdict:
+        verdict = self.heuristics.score(text)
+        if not text:
+            return verdict
+        p = round(self.classifier.probability(text), 3)
+        if p <= verdict.score:
+            return verdict
+        return Verdict(p, tuple(sorted({*verdict.signals, "classifier"})))
+
+
+class Classifier(Protocol):
+    """A model's probability that a text is an injection."""
+
+    def probability(self, text: str) -> float: ...
