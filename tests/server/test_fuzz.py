@@ -102,6 +102,8 @@ def _config() -> dict[str, Any]:
             **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
             # the drift stage under fuzzed bodies: every answer of this route graded off the path
             "mock-claude": {"deployments": ["d-anthropic"], **ONE_SHOT, "drift": DRIFT},
+            # the injection stage under fuzzed bodies: user turns and tool results scored, attempts blocked
+            "mock-gemini": {"deployments": ["d-gemini"], **ONE_SHOT, "injection": {"action": "block", "threshold": 0.3}},
             "mock-routed": {
                 "branches": {"a": {"route": "mock"}, "b": {"route": "mock-claude"}, "c": {"deployments": ["d-gemini"]}},
                 "rules": [

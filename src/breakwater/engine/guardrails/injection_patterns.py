@@ -31,7 +31,7 @@ _WHAT_EN = (
 )
 _VERB_EN = (
     r"(?:ignor(?:e|ing)|disregard(?:ing)?|forget(?:ting)?|skip(?:ping)?|overlook(?:ing)?|neglect(?:ing)?|discard(?:ing)?|"
-    r"abandon(?:ing)?|drop(?:ping)?|erase|delete|set aside|leave behind)"
+    r"abandon(?:ing)?|set aside|leave behind)"
 )
 _EARLIER_DE = (
     r"(?:vorherigen?|vorigen?|bisherigen?|obigen?|vorangegangenen?|vorangehenden?|früheren?|alten?|"
@@ -83,7 +83,11 @@ PATTERNS: tuple[tuple[str, float, str], ...] = (
         r"\b(?:you are|you're) (?:now|no longer|not an? (?:ai|assistant|language model|chatbot)|free|freed|unfiltered|uncensored|jailbroken)\b",
     ),
     (ROLEPLAY, 0.6, r"\bnow you are\b|\byou are the (?:\w+ ){0,3}?(?:now|from now)\b"),
-    (ROLEPLAY, 0.5, r"(?:^|[.!?] )(?:you are|you're|du bist|sie sind) (?!(?:right|correct|wrong|welcome)\b)"),
+    (
+        ROLEPLAY,
+        0.5,
+        r"(?:^|[.!?] )(?:you are|you're|du bist|sie sind) (?!(?:right|correct|wrong|welcome|given|asked|provided|required|going|able|allowed|supposed|sure|not|in|on|at)\b)",
+    ),
     (ROLEPLAY, 0.5, r"(?:^|[.!?] )(?:be|sei|seien sie) (?:a|an|my|ein|eine|mein|meine) \w+[.!,]"),
     (
         ROLEPLAY,
@@ -93,8 +97,9 @@ PATTERNS: tuple[tuple[str, float, str], ...] = (
     (
         ROLEPLAY,
         0.9,
-        r"\b(?:do anything now|developer mode|dev mode|jailbreak\w*|god mode|evil confidant|aim mode|dude mode)\b",
+        r"\b(?:do anything now|developer mode|dev mode|jailbroken|god mode|evil confidant|aim mode|dude mode)\b",
     ),
+    (ROLEPLAY, 0.4, r"\bjailbreak\w*"),
     (
         ROLEPLAY,
         0.6,
@@ -108,9 +113,16 @@ PATTERNS: tuple[tuple[str, float, str], ...] = (
     (
         EXTRACTION,
         0.8,
-        r"\b(?:show|print|reveal|repeat|output|display|tell|give|write|leak|spell)(?: me| us)? (?:all |the |your |of |back )*(?:system ?prompt|initial (?:prompt|instructions)|original (?:prompt|instructions)|instructions|prompt ?(?:texts?)?s?|hidden|secret|password|configuration)\b",
+        r"\b(?:show|print|reveal|repeat|output|display|tell|give|write|leak|spell)(?: me| us)? (?:all |of |back )*"
+        r"(?:(?:the |your )(?:system ?prompt|initial (?:prompt|instructions)|original (?:prompt|instructions)|"
+        r"hidden (?:prompt|instructions)|secret|password|prompt ?texts?)|your (?:instructions|prompts?|configuration|rules))\b",
     ),
-    (EXTRACTION, 0.7, r"\bwhat (?:is|are|were) (?:your|the) (?:system prompt|instructions|initial|original|prompt)\b"),
+    (
+        EXTRACTION,
+        0.7,
+        r"\bwhat (?:is|are|were) (?:your (?:system prompt|instructions|initial|original|prompt|rules)|"
+        r"the (?:system prompt|initial instructions|original instructions))\b",
+    ),
     (EXTRACTION, 0.6, r"\bprompt_?text\b|\bsystem prompt\b|\bthe text above\b|\beverything above\b"),
     # --- German -----------------------------------------------------------------------------------
     (
@@ -197,7 +209,7 @@ PATTERNS: tuple[tuple[str, float, str], ...] = (
         + _EARLIER_DE
         + ")",
     ),
-    (OVERRIDE, 0.5, r"\b(?:that is|that's|this is|das ist|das war) (?:done|finished|over|erledigt|fertig|genug)\b"),
+    (OVERRIDE, 0.5, r"\b(?:that is|that's|this is|das ist|das war) (?:done|finished|erledigt|fertig|genug)[.!]"),
     (OVERRIDE, 0.4, r"\b(?:very good|very well|sehr gut|prima|klasse)[,!. ]+(?:\w+[,!.]? ){0,6}?(?:now|jetzt|nun)\b"),
     (
         OVERRIDE,
