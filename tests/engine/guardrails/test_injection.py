@@ -141,3 +141,27 @@ def test_no_input_raises(text: str) -> None:
 def test_no_encoded_lookalike_raises(text: str) -> None:
     """Base64-, tag- and confusable-shaped input never raises (drawn from the characters the decoders look at)."""
     assert 0.0 <= DETECTOR.score(text).score <= 1.0
+
+
+WHOLE = HeuristicDetector(prefilter=False)
+#: words of the phrases, their look-alikes and filler: drawn together they make near-misses and hits
+WORDS = [
+    "ignore", "1gn0r3", "all", "previous", "instructions", "forget", "everything", "above", "now", "you", "are",
+    "act", "as", "a", "pretend", "say", "\"", ":", ".", "!", "-", "stop", "system", "prompt", "show", "me", "your",
+    "vergiss", "alle", "vorherigen", "anweisungen", "du", "bist", "jetzt", "sag", "neue", "aufgabe", "the", "cat",
+    "is", "on", "mat", "what", "were", "initial", "developer", "mode", "\\n", "rot13", "vtaber",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=80).map(" ".join))
+def test_the_prefilter_gives_the_verdicts_of_a_whole_search(text: str) -> None:
+    """Trying phrases only where their words occur finds what searching every phrase everywhere finds."""
+    assert DETECTOR.score(text) == WHOLE.score(text)
+
+
+def test_long_texts_are_searched_everywhere() -> None:
+    """An attack deep inside a long benign text (a tool result) is found, in the prefiltered path too."""
+    filler = "The quarterly report shows steady growth in all regions. " * 300
+    verdict = DETECTOR.score(filler + PLAIN + " " + filler)
+    assert verdict.score >= DEFAULT_THRESHOLD and verdict == WHOLE.score(filler + PLAIN + " " + filler)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from breakwater.engine.guardrails.injection_patterns import ENCODED, HIDDEN, PATTERNS
+from breakwater.engine.guardrails.literals import opening_literals, required_literals
 
 #: characters that render as nothing: zero-width space/joiners, word joiner, BOM, soft hyphen,
 #: bidi marks and overrides, invisible operators, Mongolian vowel separator
@@ -48,15 +49,23 @@ _CONFUSABLES = str.maketrans(
     }
 )  # fmt: skip
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
-_LEETISH = re.compile(r"[a-z][0-9@$][a-z]|\b[0-9@$][a-z]{2}")
-_SPACES = re.compile(r"\s+")
+_LEET_CHAR = re.compile(r"[0-9@$!]")
 _SPACED = re.compile(r"\b(?:\w ){7,}\w\b")
 _CYRILLIC_OR_GREEK = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
 _MIXED_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[\u0370-\u03ff\u0400-\u04ff])\w+\b")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
-_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){10,}\b")
+_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){10,}\b")
 #: decoded payloads searched per text, at most (a text of many base64 runs is not decoded forever)
 _MAX_PAYLOADS = 8
+#: a phrase is tried only where one of its opening words occurs (``literals.py``), at most this
+#: many places (then searched)
+_MAX_OPENINGS = 256
+#: a phrase without opening words is searched only around its required words: this far either
+#: side (longer than any phrase's match), and in the whole text past this many occurrences
+REACH = 300
+_MAX_WINDOWS = 6
+#: a leetspeak reading covers this far either side of a digit touching a letter
+LEET_REACH = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +92,25 @@ def normalise(text: str) -> str:
     text = _INVISIBLE.sub("", text).lower()
     if _CYRILLIC_OR_GREEK.search(text):  # only words mixing scripts: Russian stays Russian
         text = _MIXED_WORD.sub(lambda word: word.group().translate(_CONFUSABLES), text)
-    text = _SPACES.sub(" ", text.replace("\u2019", "'")).strip()
+    text = " ".join(text.replace("\u2019", "'").split())
     if _SPACED.search(text):  # "s a y t h a t": letters spread out by spaces
         text = _SPACED.sub(lambda run: run.group().replace(" ", ""), text)
     return text
+
+
+def leet_view(view: str) -> str:
+    """The leetspeak reading of the parts of a normalised text where digits or symbols touch
+    letters (``1gn0r3`` -> ``ignore``), joined by `` | ``; ``""`` when there are none."""
+    spans: list[tuple[int, int]] = []
+    end = len(view)
+    for match in _LEET_CHAR.finditer(view):
+        at = match.start()
+        if (at and view[at - 1].isalpha()) or (at + 1 < end and view[at + 1].isalpha()):
+            if spans and at - LEET_REACH <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], at + LEET_REACH)
+            else:
+                spans.append((max(at - LEET_REACH, 0), at + LEET_REACH))
+    return " | ".join(view[a:b] for a, b in spans).translate(_LEET)
 
 
 def _printable(data: bytes) -> str | None:
@@ -104,6 +128,10 @@ def _printable(data: bytes) -> str | None:
 def decoded_payloads(text: str) -> list[str]:
     """Base64 and hex runs in ``text`` that decode to readable text."""
     found: list[str] = []
+    long_words = [word for word in text.split() if len(word) >= 16]
+    if not long_words:
+        return found
+    text = " ".join(long_words)
     for match in _BASE64.finditer(text):
         run = match.group()
         if run.isalpha() and (run.islower() or run.isupper()):
@@ -118,9 +146,8 @@ def decoded_payloads(text: str) -> list[str]:
         if len(found) >= _MAX_PAYLOADS:
             return found
     for match in _HEX.finditer(text):
-        digits = re.sub("[ :]", "", match.group())
         try:
-            decoded = _printable(bytes.fromhex(digits))
+            decoded = _printable(bytes.fromhex(match.group()))
         except ValueError:
             continue
         if decoded is not None:
@@ -136,19 +163,70 @@ class HeuristicDetector:
     Args:
         patterns: ``(signal, weight, regex)`` entries; the shipped ones by default.
         extra: more entries (``routes.X.injection.patterns``), added to the shipped ones.
+        prefilter: try each phrase only where its words occur (``literals.py``); off, every
+            phrase is searched in the whole text (the same verdicts, slower: for tests).
     """
 
     def __init__(
         self,
         patterns: Sequence[tuple[str, float, str]] = PATTERNS,
         extra: Sequence[tuple[str, float, str]] = (),
+        *,
+        prefilter: bool = True,
     ) -> None:
-        self._checks = tuple((signal, weight, re.compile(rx)) for signal, weight, rx in (*patterns, *extra))
+        self._prefilter = prefilter
+        self._checks = tuple(
+            (signal, weight, re.compile(rx), opening_literals(rx), required_literals(rx))
+            for signal, weight, rx in (*patterns, *extra)
+        )
 
     def _match(self, text: str, hits: dict[int, tuple[str, float]]) -> None:
-        for i, (signal, weight, regex) in enumerate(self._checks):
-            if i not in hits and regex.search(text):
+        """Each phrase not found yet, tried where its words occur."""
+        found: dict[str, int] = {}
+        whole = not self._prefilter
+        for i, (signal, weight, regex, opening, literals) in enumerate(self._checks):
+            if i in hits:
+                continue
+            if whole or (opening is None and literals is None):
+                matched = regex.search(text) is not None
+            elif opening is not None:
+                matched = self._at(text, regex, opening, found)
+            else:
+                matched = self._near(text, regex, literals or (), found)
+            if matched:
                 hits[i] = (signal, weight)
+
+    @staticmethod
+    def _at(text: str, regex: re.Pattern[str], opening: tuple[str, ...], found: dict[str, int]) -> bool:
+        tried = 0
+        for literal in opening:
+            at = found.get(literal)
+            if at is None:
+                at = found[literal] = text.find(literal)
+            while at >= 0:
+                if regex.match(text, at) is not None:
+                    return True
+                tried += 1
+                if tried > _MAX_OPENINGS:
+                    return regex.search(text) is not None
+                at = text.find(literal, at + 1)
+        return False
+
+    @staticmethod
+    def _near(text: str, regex: re.Pattern[str], literals: tuple[str, ...], found: dict[str, int]) -> bool:
+        windows: list[int] = []
+        for literal in literals:
+            at = found.get(literal)
+            if at is None:
+                at = found[literal] = text.find(literal)
+            while at >= 0 and len(windows) <= _MAX_WINDOWS:
+                windows.append(at)
+                at = text.find(literal, at + 1)
+        if not windows:
+            return False
+        if len(windows) > _MAX_WINDOWS:
+            return regex.search(text) is not None
+        return any(regex.search(text, max(at - REACH, 0), at + REACH) is not None for at in windows)
 
     def score(self, text: str) -> Verdict:
         if not text:
@@ -162,20 +240,21 @@ class HeuristicDetector:
             self._match(normalise(hidden), hits)
         if _INVISIBLE.search(text.strip("\ufeff")):
             extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.3)
-        view = normalise(text)
-        self._match(view, hits)
+        full = normalise(text)
+        self._match(full, hits)
         if _SPACED.search(text):
             extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.5)
-        if _MIXED_WORD.search(unicodedata.normalize("NFKC", text).lower()):
+        if _CYRILLIC_OR_GREEK.search(text) and _MIXED_WORD.search(unicodedata.normalize("NFKC", text).lower()):
             extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.4)
-        if _LEETISH.search(view):
+        leet = leet_view(full)
+        if leet:
             before = len(hits)
-            self._match(view.translate(_LEET), hits)
+            self._match(leet, hits)
             if len(hits) > before:
                 extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.2)
         payloads = decoded_payloads(text)
-        if "rot13" in view or "rot-13" in view or "rot 13" in view:
-            payloads.append(codecs.decode(view, "rot13"))
+        if "rot13" in full or "rot-13" in full or "rot 13" in full:
+            payloads.append(codecs.decode(full, "rot13"))
         for payload in payloads:
             before = len(hits)
             self._match(normalise(payload), hits)
