@@ -17,7 +17,7 @@ from breakwater.engine.guardrails.literals import opening_literals, required_lit
         (r"\b(?:ignore|forget) (?:all )?rules", ("forget", "ignore"), ("forget", "ignore")),
         (r"(?:^|[.!?] )you are (?:the|a) ", ("you are ",), None),
         (r"[a-z]+\d", None, None),
-        (r"ab(?:cd)?x", None, ("ab",)),
+        (r"abc(?:cd)?x", ("abc",), ("abc",)),
         (r"\bpwned\b|\bexploit\w*", ("exploit", "pwned"), ("exploit", "pwned")),
         (r"(?:say){2,}now", ("say",), None),  # a repeat does not give an opening
     ],

@@ -49,6 +49,8 @@ _CONFUSABLES = str.maketrans(
     }
 )  # fmt: skip
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+#: escaped newlines typed out ("\\n\\n\\n\\n"): a fake end of the prompt
+_ESCAPED_NEWLINES = re.compile(r"(?:\\ ?n ?){4,}")
 _LEET_CHAR = re.compile(r"[0-9@$!]")
 _SPACED = re.compile(r"\b(?:\w ){7,}\w\b")
 _CYRILLIC_OR_GREEK = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
@@ -157,6 +159,16 @@ def decoded_payloads(text: str) -> list[str]:
     return found
 
 
+def _any_in(text: str, literals: tuple[str, ...], present: dict[str, bool]) -> bool:
+    for literal in literals:
+        known = present.get(literal)
+        if known is None:
+            known = present[literal] = literal in text
+        if known:
+            return True
+    return False
+
+
 class HeuristicDetector:
     """The phrases of ``injection_patterns`` over the text's views (see the module docstring).
 
@@ -183,10 +195,13 @@ class HeuristicDetector:
     def _match(self, text: str, hits: dict[int, tuple[str, float]]) -> None:
         """Each phrase not found yet, tried where its words occur."""
         found: dict[str, int] = {}
+        present: dict[str, bool] = {}
         whole = not self._prefilter
         for i, (signal, weight, regex, opening, literals) in enumerate(self._checks):
             if i in hits:
                 continue
+            if not whole and literals is not None and not _any_in(text, literals, present):
+                continue  # the common case: a word every match needs is absent
             if whole or (opening is None and literals is None):
                 matched = regex.search(text) is not None
             elif opening is not None:
@@ -242,6 +257,8 @@ class HeuristicDetector:
             extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.3)
         full = normalise(text)
         self._match(full, hits)
+        if "\\" in text and _ESCAPED_NEWLINES.search(text):
+            extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.4)
         if _SPACED.search(text):
             extra[HIDDEN] = max(extra.get(HIDDEN, 0.0), 0.5)
         if _CYRILLIC_OR_GREEK.search(text) and _MIXED_WORD.search(unicodedata.normalize("NFKC", text).lower()):

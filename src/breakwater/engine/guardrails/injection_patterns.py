@@ -288,7 +288,6 @@ PATTERNS: tuple[tuple[str, float, str], ...] = (
         0.6,
         r"\b(?:or you(?:'ll| will)? die|oder du stirbst|oder sie sterben|or i will (?:kill|hurt|delete) you)\b",
     ),
-    (HIDDEN, 0.4, r"(?:\\ ?n ?){4,}"),
     (EXTRACTION, 0.5, r"\b(?:sentences?|words?|lines?) (?:before|above|preceding) (?:the|this)\b"),
     # --- hidden payload cues ------------------------------------------------------------------------
     (

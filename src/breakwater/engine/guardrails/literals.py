@@ -5,7 +5,7 @@ tells which expressions can be skipped for a text (the injection heuristics run 
 factor whose shortest word is longest): a text with neither cannot match.
 ``opening_literals`` gives the words every match *starts* with, so the expression need only be
 tried at their occurrences. An expression without such words (or with one shorter than
-``MIN_LENGTH``, resp. 2, characters) gives ``None``: it is searched as it is.
+``MIN_LENGTH`` characters) gives ``None``: it is searched as it is.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def _opening(items: Any) -> frozenset[str] | None:
 
 def opening_literals(pattern: str) -> tuple[str, ...] | None:
     """Literals one of which every match of ``pattern`` starts with (``None``: none, or one
-    shorter than 2 characters): the phrase need only be tried where one of them occurs."""
+    shorter than ``MIN_LENGTH``): the phrase need only be tried where one of them occurs."""
     found = _opening(_PARSER.parse(pattern))
-    if not found or min(map(len, found)) < 2:
+    if not found or min(map(len, found)) < MIN_LENGTH:
         return None
     return tuple(sorted(found))
