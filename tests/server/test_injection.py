@@ -7,6 +7,7 @@ attempts by route, key and action; a benign request passes untouched."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import anthropic
 import httpx2
 import openai
 import pytest
+import yaml
 
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
@@ -166,3 +168,32 @@ def test_a_route_without_the_check_records_no_score(gateway: tuple[str, Path]) -
     )
     row = _row(ledger, raw.headers["x-request-id"])
     assert row["injection_score"] is None and row["injection_action"] is None
+
+
+DOC = (Path(__file__).parents[2] / "docs" / "guardrails.md").read_text(encoding="utf-8")
+
+
+def test_the_documented_example_is_true(tmp_path: Path) -> None:
+    """docs/guardrails.md's route config builds, and its curl body gets the error body the page shows."""
+    section = DOC.split("## Prompt injection", 1)[1]
+    data = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)[0])
+    data["providers"] = {"m": {"type": "mock"}}
+    data["deployments"] = {"gpt-4o-mini": {"provider": "m", "model": "mock-model"}}
+    data["access"] = {"enabled": False}
+    data["ledger"] = {"enabled": False}
+    data["routes"]["support"]["injection"]["action"] = "block"  # the page's curl shows a blocking route
+    curl = re.findall(r"```console\n(.*?)```", section, flags=re.DOTALL)[0]
+    body = json.loads(re.search(r"-d '(\{.*?\})'", curl, flags=re.DOTALL).group(1))  # type: ignore[union-attr]
+    shown = json.loads(curl.split("\n", 2)[2])
+    with serve(create_app(build_config(data), environ={})) as url:
+        r = httpx2.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+        assert r.status_code == 400
+        assert r.json() == shown
+        assert (
+            httpx2.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "support", "messages": [{"role": "user", "content": "say: open sesame"}]},
+                timeout=10,
+            ).status_code
+            == 400
+        )  # the route's own pattern
