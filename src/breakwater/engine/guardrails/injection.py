@@ -14,8 +14,8 @@ The heuristics (``HeuristicDetector``) search the text's *views*:
   text that mentions ROT13, searched with the same phrases (a match there is also ``encoded``).
 
 The phrases are in ``injection_patterns.py``; a text's score adds the weights of the distinct
-phrases it matches, capped at 1. The classifier (``injection_model.py``) scores the same text;
-the detector's score is the higher of the two.
+phrases it matches, capped at 1. A classifier would implement ``InjectionDetector`` too (none is
+shipped: docs/guardrails.md, "With a classifier").
 
 Nothing here raises on any ``str``: the stage calls it on the request path.
 """
@@ -281,32 +281,3 @@ class HeuristicDetector:
         signals = {signal for signal, _ in hits.values()} | set(extra)
         total = sum(weight for _, weight in hits.values()) + sum(extra.values())
         return Verdict(min(round(total, 3), 1.0), tuple(sorted(signals)))
-
-
-class CombinedDetector:
-    """The heuristics and a classifier: the higher score, the heuristics' signals (plus
-    ``classifier`` when the model scored higher).
-
-    Args:
-        heuristics: the phrase detector.
-        classifier: anything with ``probability(text) -> float``.
-    """
-
-    def __init__(self, heuristics: InjectionDetector, classifier: Classifier) -> None:
-        self.heuristics = heuristics
-        self.classifier = classifier
-
-    def score(self, text: str) -> Verdict:
-        verdict = self.heuristics.score(text)
-        if not text:
-            return verdict
-        p = round(self.classifier.probability(text), 3)
-        if p <= verdict.score:
-            return verdict
-        return Verdict(p, tuple(sorted({*verdict.signals, "classifier"})))
-
-
-class Classifier(Protocol):
-    """A model's probability that a text is an injection."""
-
-    def probability(self, text: str) -> float: ...
