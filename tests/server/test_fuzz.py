@@ -108,6 +108,12 @@ def _config() -> dict[str, Any]:
             "mock": {"deployments": ["d-openai"], **ONE_SHOT, "output": OUTPUT},
             # the drift stage under fuzzed bodies: every answer of this route graded off the path
             "mock-claude": {"deployments": ["d-anthropic"], **ONE_SHOT, "drift": DRIFT},
+            # the injection stage under fuzzed bodies: user turns and tool results scored, attempts blocked
+            "mock-gemini": {
+                "deployments": ["d-gemini"],
+                **ONE_SHOT,
+                "injection": {"action": "block", "threshold": 0.3},
+            },
             "mock-routed": {
                 "branches": {"a": {"route": "mock"}, "b": {"route": "mock-claude"}, "c": {"deployments": ["d-gemini"]}},
                 "rules": [

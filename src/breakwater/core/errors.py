@@ -7,7 +7,8 @@ Errors know whether a retry may help and for how long to wait, but not HTTP stat
 BreakwaterError
 ├── RequestError                  the client's request is wrong (never retryable)
 │   ├── InvalidRequest            malformed JSON, wrong types, missing fields
-│   │   └── OutputBlocked         the route's output checks refused the answer (400)
+│   │   ├── OutputBlocked         the route's output checks refused the answer (400)
+│   │   └── InjectionBlocked      the route blocks prompt-injection attempts and this is one
 │   ├── UnsupportedParameter      the chosen upstream cannot honour a parameter
 │   ├── ModelNotFound             no route with that name
 │   ├── PayloadTooLarge
@@ -85,6 +86,14 @@ class OutputBlocked(InvalidRequest):
     the kind of finding, never the text found."""
 
     code = "output_blocked"
+
+
+class InjectionBlocked(InvalidRequest):
+    """A user turn or tool result scored as a prompt-injection attempt on a route that blocks them.
+
+    The message names the kind of message and the signals, never the text."""
+
+    code = "prompt_injection_detected"
 
 
 class UnsupportedParameter(RequestError):

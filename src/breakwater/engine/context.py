@@ -188,6 +188,11 @@ class RequestContext:
     #: what the output checks found and did (``engine/guardrails/output_stage.py``), as
     #: ``check:action`` (``canary:blocked``, ``schema:repaired``): the ledger's ``output_flags``
     output_flags: list[str] | None = None
+    #: the prompt-injection check (``engine/guardrails/injection_stage.py``): the highest score of
+    #: the scored messages (``None``: not checked), and the action taken when it reached the
+    #: route's threshold (``logged``, ``flagged``, ``blocked``)
+    injection_score: float | None = None
+    injection_action: str | None = None
 
 
 def charge_unanswered(ctx: RequestContext, usage: Usage | None) -> None:

@@ -147,6 +147,8 @@ class Recorder:
             variant=outcome.variant,
             refused=ctx.refused,
             output_flags=None if ctx.output_flags is None else ",".join(ctx.output_flags),
+            injection_score=ctx.injection_score,
+            injection_action=ctx.injection_action,
         )
         if request is not None:
             _parameters(row, request)

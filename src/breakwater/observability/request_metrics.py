@@ -182,6 +182,13 @@ class RequestMetrics:
             registry=registry,
         )
         self._output: dict[tuple[str, str], Counter] = {}
+        self.injection_attempts = Counter(
+            "breakwater_injection_attempts",
+            "Requests whose user turns or tool results scored as prompt-injection attempts, by route, key "
+            "(its id: bounded by the key store) and action taken (logged, flagged, blocked).",
+            ["route", "key", "action"],
+            registry=registry,
+        )
         self._variants: dict[tuple[str, str], Counter] = {}
         self._refusals: dict[tuple[str, str], Counter] = {}
         self._pairs: dict[tuple[str, str], _Children] = {}
@@ -268,6 +275,8 @@ class RequestMetrics:
                     check, _, action = flag.partition(":")
                     finding = self._output[(route, flag)] = self.output_checks.labels(route, check, action)
                 finding.inc()
+        if row.injection_action is not None:
+            self.injection_attempts.labels(route, row.key_id, row.injection_action).inc()
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

@@ -67,6 +67,7 @@ from breakwater.runtime.caching import (
     semantic,
 )
 from breakwater.runtime.drifting import build_drift
+from breakwater.runtime.injection import build_injection
 from breakwater.runtime.observers import (
     budget_alert,
     build_alerts,
@@ -248,6 +249,9 @@ class Runtime:
         variant_plans = build_variant_plans(config)
         if variant_plans:
             stages["variants"] = VariantsStage(variant_plans)
+        injection = build_injection(config)
+        if injection is not None:
+            stages["injection"] = injection
         detector = build_refusal_detector(config)
         if detector is not None:
             stages["refusals"] = RefusalsStage(detector)

@@ -174,6 +174,8 @@ def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
         headers.append((b"x-breakwater-prompt", b"%s@%d" % (ctx.prompt[0].encode(), ctx.prompt[1])))
     if outcome.variant is not None:
         headers.append((b"x-breakwater-variant", outcome.variant.encode()))
+    if ctx.injection_action == "flagged" and ctx.injection_score is not None:
+        headers.append((b"x-breakwater-injection", b"%.2f" % ctx.injection_score))
     cache = ctx.cache
     if cache is not None:
         headers.append((b"x-breakwater-cache", cache.status.encode()))

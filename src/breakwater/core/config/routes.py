@@ -10,6 +10,7 @@ from breakwater.core.config.base import _Model
 from breakwater.core.config.branching import Cascade, Learned, Rule
 from breakwater.core.config.cache import RouteCache
 from breakwater.core.config.drift import RouteDrift
+from breakwater.core.config.injection import RouteInjection
 from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.output import RouteOutput
 from breakwater.core.config.policies import RetryPolicy, Timeouts
@@ -99,6 +100,8 @@ class Route(_Model):
     #: a prompt every request on the route gets (docs/prompts.md): ``name`` (its current version)
     #: or ``name@3``
     prompt: str | None = None
+    #: prompt-injection scoring of user turns and tool results (docs/guardrails.md)
+    injection: RouteInjection | None = None
     #: canary / A-B arms with sticky assignment (docs/variants.md); not with ``branches``
     variants: Variants | None = None
     #: checks on the route's answers (docs/guardrails.md): a system-prompt leak canary, deny

@@ -73,6 +73,8 @@ _TYPES = {
     "has_tools": "BOOLEAN",
     "response_format": "TEXT",
     "output_flags": "TEXT",
+    "injection_score": "DOUBLE PRECISION",
+    "injection_action": "TEXT",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

@@ -87,6 +87,10 @@ class LedgerRow:
     #: what the output checks found and did, ``check:action`` comma-separated (``canary:blocked``,
     #: ``structured:repaired``; docs/guardrails.md); ``""``: checked, nothing found; ``None``: not checked
     output_flags: str | None = None
+    #: the prompt-injection check (docs/guardrails.md): the highest score of the scored messages
+    #: (``None``: not checked), and ``logged`` / ``flagged`` / ``blocked`` when it was an attempt
+    injection_score: float | None = None
+    injection_action: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -134,6 +138,8 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "has_tools",
     "response_format",
     "output_flags",
+    "injection_score",
+    "injection_action",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

@@ -95,6 +95,8 @@ _TYPES = {
     "has_tools": "INTEGER",
     "response_format": "TEXT",
     "output_flags": "TEXT",
+    "injection_score": "REAL",
+    "injection_action": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools")
