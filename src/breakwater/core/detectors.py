@@ -1,0 +1,236 @@
+"""The one detector set for personal data and secrets: log redaction and data-loss prevention share it.
+
+``scan(text)`` returns ``Finding(kind, start, end)`` spans, sorted and never overlapping (when
+two detectors claim the same characters, the earlier kind in ``KINDS`` wins: a JWT is a
+``secret``, not a run of ``phone`` digits). Kinds:
+
+- ``secret``: credentials by shape: bearer tokens, ``sk-``/``pk-``/``rk-`` keys (OpenAI,
+  Anthropic ``sk-ant-``), Stripe ``sk_live_``, Google ``AIza`` keys, AWS access key ids, GitHub,
+  GitLab, Slack and Hugging Face tokens, JWTs, PEM private-key blocks, Breakwater ``bw-`` keys;
+- ``email``; ``iban`` (ISO 13616, the mod-97 check); ``card`` (13-19 digits passing Luhn);
+- ``cpf`` (Brazil, both check digits), ``dni`` (Spain, DNI and NIE with their check letter),
+  ``ssn`` (US, area/group/serial rules), ``nino`` (UK National Insurance number: no checksum
+  exists, the prefix and suffix rules are checked);
+- ``phone`` (international ``+CC`` forms and North-American forms); ``ip`` (IPv4, IPv6);
+- ``token``: generic high-entropy tokens (32+ characters of a key alphabet, mixed letters and
+  digits, Shannon entropy >= 4.2 bits a character: random keys, not hex digests or words).
+
+Unicode variants are caught: text that is not ASCII is first folded character for character
+(fullwidth forms, Unicode dashes and spaces to their ASCII twins: ``４１１１`` is digits, ``＠`` an
+at-sign), which keeps every offset valid for the original text; ``\\d`` matches any script's
+digits. A percent-encoded at-sign (``%40``) still makes an e-mail address. Matching is a best
+effort: it catches the common shapes, not every secret a user can type.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["secret", "email", "iban", "card", "cpf", "dni", "ssn", "nino", "phone", "ip", "token"]
+
+#: every kind, in the order that wins an overlap
+KINDS: tuple[Kind, ...] = ("secret", "email", "iban", "card", "cpf", "dni", "ssn", "nino", "phone", "ip", "token")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """``text[start:end]`` looks like data of ``kind``. Carries no copy of the value."""
+
+    kind: Kind
+    start: int
+    end: int
+
+
+SECRET_SHAPES = re.compile(
+    r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]{8,})"
+    r"|\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"
+    r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"
+    r"|\bAIza[0-9A-Za-z_-]{20,}"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
+    r"|\bglpat-[A-Za-z0-9_-]{20,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|\bhf_[A-Za-z0-9]{30,}"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
+    r"|\bbw-[A-Za-z0-9_-]{16,}"
+)
+"""Credential shapes (also used on its own: a config text is refused when one appears in it)."""
+
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_CPF = re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{11}\b")
+_DNI = re.compile(r"\b(?:\d{8}|[XYZ]-?\d{7})-?[A-Z]\b")
+_SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+_NINO = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|\+\d{7,15}\b")
+_IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_TOKEN = re.compile(r"(?<![\w+/=-])[A-Za-z0-9_+/=-]{32,}(?![\w+/=-])")
+_DIGIT = re.compile(r"\d")
+
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+_NON_DIGITS = re.compile(r"\D")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 1:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _card(value: str) -> bool:
+    digits = _NON_DIGITS.sub("", value)
+    return 13 <= len(digits) <= 19 and _luhn(digits)
+
+
+def _iban(value: str) -> bool:
+    compact = value.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    try:
+        number = int("".join(str(int(c, 36)) for c in rearranged))
+    except ValueError:  # a non-ASCII digit or letter in the body
+        return False
+    return number % 97 == 1
+
+
+def _cpf(value: str) -> bool:
+    digits = [int(c) for c in _NON_DIGITS.sub("", value)]
+    if len(digits) != 11 or len(set(digits)) == 1:
+        return False
+    for n in (9, 10):
+        check = sum(d * (n + 1 - i) for i, d in enumerate(digits[:n])) * 10 % 11 % 10
+        if check != digits[n]:
+            return False
+    return True
+
+
+def _dni(value: str) -> bool:
+    compact = value.replace("-", "")
+    body = compact[:-1]
+    if body[0] in "XYZ":
+        body = str("XYZ".index(body[0])) + body[1:]
+    return _DNI_LETTERS[int(body) % 23] == compact[-1]
+
+
+def _ipv6(value: str) -> bool:
+    if sum(1 for group in value.split(":") if group) < 3:
+        return False  # "::", "a::b", "12:30:45" read as IPv6 only by accident
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _entropy(value: str) -> float:
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _token(value: str) -> bool:
+    return (
+        any(c.isdigit() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and _entropy(value) >= 4.2
+    )
+
+
+_Check = Callable[[str], bool] | None
+#: kind -> (pattern, check of a match, needs a digit to be present at all)
+_DETECTORS: dict[Kind, tuple[tuple[re.Pattern[str], _Check], ...]] = {
+    "secret": ((SECRET_SHAPES, None),),
+    "email": ((_EMAIL, None),),
+    "iban": ((_IBAN, _iban),),
+    "card": ((_CARD, _card),),
+    "cpf": ((_CPF, _cpf),),
+    "dni": ((_DNI, _dni),),
+    "ssn": ((_SSN, None),),
+    "nino": ((_NINO, None),),
+    "phone": ((_PHONE, None),),
+    "ip": ((_IPV4, None), (_IPV6, _ipv6)),
+    "token": ((_TOKEN, _token),),
+}
+#: kinds whose every shape holds a digit: skipped on text without one
+_DIGITS_NEEDED = frozenset({"iban", "card", "cpf", "dni", "ssn", "nino", "phone", "ip", "token"})
+
+
+@functools.cache
+def _fold_table() -> dict[int, str]:
+    """Non-ASCII characters with a one-character ASCII twin (built on first use, not at import)."""
+    table = {code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}  # fullwidth forms
+    for code in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2212, 0xFE63):
+        table[code] = "-"
+    for code in (0x00A0, 0x2007, 0x2009, 0x200A, 0x202F, 0x3000, *range(0x2000, 0x2007)):
+        table[code] = " "
+    table[0xFE6B] = "@"
+    table[0xFF0E] = "."
+    return table
+
+
+def fold(text: str) -> str:
+    """``text`` with Unicode look-alikes of ASCII folded, character for character (same length)."""
+    return text if text.isascii() else text.translate(_fold_table())
+
+
+def scan(text: str, kinds: Iterable[Kind] = KINDS) -> list[Finding]:
+    """The spans of ``text`` that look like personal data or secrets, sorted, never overlapping.
+
+    Args:
+        text: any text; no input raises.
+        kinds: the kinds to look for (an overlap is won by the earlier kind in ``KINDS``).
+    """
+    folded = fold(text)
+    wanted = set(kinds)
+    has_digit = _DIGIT.search(folded) is not None
+    claimed: list[Finding] = []
+    starts: list[int] = []  # claimed spans by start, to refuse an overlap in O(log n)
+    ends: list[int] = []
+    for kind in KINDS:
+        if kind not in wanted or (kind in _DIGITS_NEEDED and not has_digit):
+            continue
+        for pattern, check in _DETECTORS[kind]:
+            for match in pattern.finditer(folded):
+                start, end = match.span()
+                if check is not None and not check(match.group()):
+                    continue
+                at = bisect.bisect_right(starts, start)
+                if (at and ends[at - 1] > start) or (at < len(starts) and starts[at] < end):
+                    continue
+                starts.insert(at, start)
+                ends.insert(at, end)
+                claimed.append(Finding(kind, start, end))
+    claimed.sort(key=lambda f: f.start)
+    return claimed
+
+
+def replace(text: str, findings: list[Finding], placeholder: Callable[[Finding], str]) -> str:
+    """``text`` with each finding's span (``scan``'s, sorted, disjoint) replaced by its placeholder."""
+    if not findings:
+        return text
+    return "".join(_pieces(text, findings, placeholder))
+
+
+def _pieces(text: str, findings: list[Finding], placeholder: Callable[[Finding], str]) -> Iterator[str]:
+    at = 0
+    for finding in findings:
+        yield text[at : finding.start]
+        yield placeholder(finding)
+        at = finding.end
+    yield text[at:]
