@@ -11,6 +11,7 @@ from breakwater.engine.accounting import Tally
 
 if TYPE_CHECKING:  # quota.py imports this module
     from breakwater.core.keys import Team, VirtualKey
+    from breakwater.engine.guardrails.dlp import DlpPlan
     from breakwater.engine.limits.quota import Ticket
 
 #: ``(deployment, provider, upstream model, start_mono, end_mono, error class name or None)``: a
@@ -185,3 +186,6 @@ class RequestContext:
     #: the answer was a refusal (``engine/refusals``): ``None`` when nothing was checked (no
     #: answer, or the detector is off)
     refused: bool | None = None
+    #: personal data and secrets found in the request, and what each deployment may receive
+    #: (``engine/guardrails/dlp.py``; ``None``: nothing found, or no policy applies)
+    dlp: DlpPlan | None = None

@@ -34,9 +34,9 @@ log = logging.getLogger("breakwater.pipeline")
 #: the stages, outermost first: a request passes them in this order and its answer comes back in
 #: reverse. Planned stages go where they are listed in the comments.
 ORDER: tuple[str, ...] = (
-    # "guardrails_in": personal data and injection checks before anything is spent
     "access",  # engine/access/stage.py: permission, max_tokens guard, limits; settle at the end
     "recording",  # observability/recording.py: capture sampling; the ledger row, metrics, trace at the end
+    "dlp",  # engine/guardrails/dlp_stage.py: personal data and secrets found; blocked, or acted on per deployment
     "refusals",  # engine/refusals/stage.py: is the answer a refusal (a stream through a tap)
     "variants",  # engine/variants/stage.py: a route with variants: the arm its sticky subject is assigned to
     "prompts",  # engine/prompts/stage.py: a named or pinned prompt rendered before the request's messages

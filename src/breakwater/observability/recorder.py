@@ -146,6 +146,7 @@ class Recorder:
             prompt_version=None if ctx.prompt is None else ctx.prompt[1],
             variant=outcome.variant,
             refused=ctx.refused,
+            dlp_findings=None if ctx.dlp is None else ctx.dlp.summary(),
         )
         if request is not None:
             _parameters(row, request)

@@ -143,6 +143,12 @@ class RequestMetrics:
             ["route", "param"],
             registry=registry,
         )
+        self.dlp_findings = Counter(
+            "breakwater_dlp_findings",
+            "Personal data and secrets found in requests, by kind and the action taken (docs/guardrails.md).",
+            ["kind", "action", "route"],
+            registry=registry,
+        )
         self.cache_results = Counter(
             "breakwater_cache_requests",
             "Requests on caching routes by what the cache did: hit, stale, miss or bypass.",
@@ -253,6 +259,10 @@ class RequestMetrics:
             self._counter(self._variants, self.variants, route, row.variant).inc()
         if row.refused:
             self._counter(self._refusals, self.refusals, route, row.variant or "").inc()
+        if row.dlp_findings:
+            for finding in row.dlp_findings.split(","):
+                kind, action, found = finding.split(":")
+                self.dlp_findings.labels(kind, action, route).inc(int(found))
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

@@ -35,6 +35,7 @@ from breakwater.engine.cache.store import CacheStore
 from breakwater.engine.calls.deployments import Deployments
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.drift.stage import DriftStage
+from breakwater.engine.guardrails.dlp_stage import DlpStage
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
@@ -247,6 +248,10 @@ class Runtime:
         variant_plans = build_variant_plans(config)
         if variant_plans:
             stages["variants"] = VariantsStage(variant_plans)
+        dlp_routes = {name: route.dlp for name, route in config.routes.items() if route.dlp is not None}
+        dlp_providers = {name: p.dlp for name, p in config.providers.items() if p.dlp is not None}
+        if dlp_routes or dlp_providers:
+            stages["dlp"] = DlpStage(dlp_routes, dlp_providers)
         detector = build_refusal_detector(config)
         if detector is not None:
             stages["refusals"] = RefusalsStage(detector)

@@ -72,6 +72,7 @@ _TYPES = {
     "seed": "BIGINT",
     "has_tools": "BOOLEAN",
     "response_format": "TEXT",
+    "dlp_findings": "TEXT",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

@@ -84,6 +84,9 @@ class LedgerRow:
     has_tools: bool | None = None
     #: the requested ``response_format`` type: ``text``, ``json_object`` or ``json_schema`` (no schema kept)
     response_format: str | None = None
+    #: personal data and secrets found in the request (docs/guardrails.md): ``kind:action:count``
+    #: pairs, comma-separated, e.g. ``email:mask:2,card:block:1``; kinds only, never a value
+    dlp_findings: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -130,6 +133,7 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "seed",
     "has_tools",
     "response_format",
+    "dlp_findings",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

@@ -94,6 +94,7 @@ _TYPES = {
     "seed": "INTEGER",
     "has_tools": "INTEGER",
     "response_format": "TEXT",
+    "dlp_findings": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools")

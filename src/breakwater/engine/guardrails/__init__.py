@@ -1,0 +1,1 @@
+"""Guardrails on the request path: data-loss prevention, prompt injection, output checks."""
