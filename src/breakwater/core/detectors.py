@@ -72,7 +72,9 @@ _CPF = re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{11}\b")
 _DNI = re.compile(r"\b(?:\d{8}|[XYZ]-?\d{7})-?[A-Z]\b")
 _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 _NINO = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|\+\d{7,15}\b")
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
+#: E.164 written with any grouping: ``+44 20 7946 0958``, ``+49 (151) 2345-6789``, ``+4915123456789``
+_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}(?!\d)")
 _IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _TOKEN = re.compile(r"(?<![\w+/=-])[A-Za-z0-9_+/=-]{32,}(?![\w+/=-])")
@@ -128,6 +130,10 @@ def _dni(value: str) -> bool:
     return _DNI_LETTERS[int(body) % 23] == compact[-1]
 
 
+def _e164(value: str) -> bool:
+    return 8 <= len(_NON_DIGITS.sub("", value)) <= 15
+
+
 def _ipv6(value: str) -> bool:
     if sum(1 for group in value.split(":") if group) < 3:
         return False  # "::", "a::b", "12:30:45" read as IPv6 only by accident
@@ -163,7 +169,7 @@ _DETECTORS: dict[Kind, tuple[tuple[re.Pattern[str], _Check], ...]] = {
     "dni": ((_DNI, _dni),),
     "ssn": ((_SSN, None),),
     "nino": ((_NINO, None),),
-    "phone": ((_PHONE, None),),
+    "phone": ((_PHONE, None), (_PHONE_INTL, _e164)),
     "ip": ((_IPV4, None), (_IPV6, _ipv6)),
     "token": ((_TOKEN, _token),),
 }
