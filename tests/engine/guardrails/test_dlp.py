@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from breakwater.core.config.dlp import ProviderDlp, RouteDlp
-from breakwater.core.types import ChatRequest, FinishEvent, Message, StreamEvent, TextDelta, TextPart, UsageEvent, Usage
+from breakwater.core.types import ChatRequest, FinishEvent, Message, StreamEvent, TextDelta, TextPart, Usage, UsageEvent
 from breakwater.engine.guardrails.dlp import DlpPlan, SensitiveDataBlocked, find
 from breakwater.engine.guardrails.dlp_stream import Restorer
 
@@ -81,8 +81,8 @@ def test_a_placeholder_split_across_chunks_is_restored() -> None:
     for piece in ("Sent to [EMA", "IL", "_1", "] and [not one", " here]", " [EMAIL_1"):
         out += restorer.batch([TextDelta(piece)])
     assert _texts(out) == f"Sent to {EMAIL} and [not one here] "
-    out += restorer.batch([UsageEvent(Usage(1, 2)), FinishEvent("stop")])
-    assert _texts(out) == f"Sent to {EMAIL} and [not one here] {EMAIL}"
+    out += restorer.batch([TextDelta("]."), UsageEvent(Usage(1, 2)), FinishEvent("stop")])
+    assert _texts(out) == f"Sent to {EMAIL} and [not one here] {EMAIL}."
     assert isinstance(out[-1], FinishEvent)
 
 
