@@ -91,15 +91,25 @@ DRIFT: dict[str, Any] = {
 }
 
 
+#: personal data masked, cards blocked, secrets redacted
+DLP = {"action": "mask", "kinds": {"card": "block", "secret": "redact"}}
+
+
 def _config() -> dict[str, Any]:
     wires = {"openai": "mock", "anthropic": "mock-claude", "gemini": "mock-gemini"}
     return {
         "access": {"enabled": False},
         "ledger": {"enabled": False},
-        "providers": {f"p-{wire}": {"type": "mock", "wire": wire} for wire in wires},
+        "providers": {
+            **{f"p-{wire}": {"type": "mock", "wire": wire} for wire in wires},
+            # what every route sends the Gemini-wire provider is redacted (a per-provider policy)
+            "p-gemini": {"type": "mock", "wire": "gemini", "dlp": {"action": "redact"}},
+        },
         "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
         "routes": {
             **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
+            # the dlp stage under fuzzed bodies: masked (restored in answers), cards blocked
+            "mock": {"deployments": ["d-openai"], **ONE_SHOT, "dlp": DLP},
             # the drift stage under fuzzed bodies: every answer of this route graded off the path
             "mock-claude": {"deployments": ["d-anthropic"], **ONE_SHOT, "drift": DRIFT},
             "mock-routed": {
