@@ -233,12 +233,12 @@ class _Windows:
         elif zeros is None or runs is None:
             return [(0, n)]  # other scripts' digits and letters: no byte-level clue, search it all
         elif clue == "digits":
-            for needle in (b"00", b"0.0", b"::"):
-                at = zeros.find(needle)
+            for pair in (b"00", b"0.0", b"::"):
+                at = zeros.find(pair)
                 while at != -1:
                     spans.append((at - _BEFORE if at > _BEFORE else 0, at + _AFTER))
                     # the window covers the next _AFTER characters: no need to look for clues there
-                    at = zeros.find(needle, at + _AFTER // 2)
+                    at = zeros.find(pair, at + _AFTER // 2)
             # most numbers in prose are too short to be anything (every digit pair of a number
             # is a clue, so a merged window already holds all of its digits)
             spans = [
