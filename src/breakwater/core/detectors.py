@@ -175,16 +175,27 @@ _DETECTORS: dict[Kind, tuple[tuple[re.Pattern[str], _Check], ...]] = {
 
 # Speed: a regular expression costs ~10 ns a character in CPython whatever it looks for, and a
 # 4k-token prompt is ~16k characters. So each kind's patterns run only in *windows* around
-# clues found at C speed (``bytes.translate`` then ``find``): two adjacent digits (or ``d.d``,
-# ``::``) for the numeric kinds, an at-sign for e-mail, a run of 11+ key-alphabet characters
+# clues found at C speed (``bytes.translate`` then ``find``): three adjacent digits (or ``d.d``,
+# ``dd dd``, ``::``) for the numeric kinds, an at-sign for e-mail, a run of 11+ key-alphabet characters
 # (or ``bearer``, ``-----BEGIN``) for secrets, a run of 32 for tokens. A numeric window is only
 # searched for a kind it holds enough digits for (a year is no card). A window runs from the
 # whitespace before its clue to the whitespace after, so no pattern is cut inside a word.
 _Clue = Literal["digits", "at", "secret", "long"]
 _CLUES: dict[Kind, _Clue] = {"secret": "secret", "email": "at", "token": "long"}
-#: the fewest digits a match of each numeric kind holds
-_MIN_DIGITS: dict[Kind, int] = {"iban": 8, "card": 13, "cpf": 11, "dni": 7, "ssn": 9, "nino": 6, "phone": 7, "ip": 2}
-_FEWEST_DIGITS = min(n for kind, n in _MIN_DIGITS.items() if kind != "ip")
+#: what a numeric window must hold to be searched for a kind: ``(digits translated to 0, start,
+#: end, its digit count)``; a date, an amount or an order number is searched for nothing
+_NEEDS: dict[Kind, Callable[[bytes, int, int, int], bool]] = {
+    "iban": lambda z, s, e, d: d >= 12,
+    "card": lambda z, s, e, d: d >= 13,
+    "cpf": lambda z, s, e, d: d >= 11,
+    "dni": lambda z, s, e, d: z.find(b"0000000", s, e) != -1,
+    "ssn": lambda z, s, e, d: d >= 9,
+    "nino": lambda z, s, e, d: z.find(b"000000", s, e) != -1 or z.find(b"00 00 00", s, e) != -1,
+    "phone": lambda z, s, e, d: d >= 10 or (d >= 7 and z.find(b"+", s, e) != -1),
+    "ip": lambda z, s, e, d: d >= 2 and (z.count(b".", s, e) >= 3 or z.count(b":", s, e) >= 2),
+}
+#: the fewest digits a window holds to be kept at all
+_FEWEST_DIGITS = 6
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _KEY_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+/=-.~")
 _RUNS = bytes(ord("a") if i in _KEY_ALPHABET else ord(" ") for i in range(256))
@@ -196,7 +207,7 @@ _BEFORE, _AFTER = 8, 16
 class _Windows:
     """The clues of one (folded) text, found once, and the windows they make per kind."""
 
-    __slots__ = ("_by_clue", "_digits", "_ipish", "_runs", "_zeros", "text")
+    __slots__ = ("_by_clue", "_digits", "_runs", "_zeros", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -204,25 +215,21 @@ class _Windows:
         self._zeros = text.encode().translate(_ZEROS) if ascii_ else None
         self._runs = text.encode().translate(_RUNS) if ascii_ else None
         self._by_clue: dict[_Clue, list[tuple[int, int]]] = {}
-        #: per numeric window: its digits, and whether it could hold an IP address
+        #: per numeric window: its digits
         self._digits: list[int] | None = None
-        self._ipish: list[bool] = []
 
     def of(self, kind: Kind) -> list[tuple[int, int]]:
         clue = _CLUES.get(kind, "digits")
         spans = self._by_clue.get(clue)
         if spans is None:
             spans = self._by_clue[clue] = self._find(clue)
-        if clue != "digits" or self._zeros is None:
+        zeros = self._zeros
+        if clue != "digits" or zeros is None:
             return spans
         if self._digits is None:
-            zeros = self._zeros
             self._digits = [zeros.count(b"0", s, e) for s, e in spans]
-            self._ipish = [zeros.count(b".", s, e) >= 3 or zeros.count(b":", s, e) >= 2 for s, e in spans]
-        least = _MIN_DIGITS[kind]
-        if kind == "ip":
-            return [w for w, d, ip in zip(spans, self._digits, self._ipish, strict=True) if d >= least and ip]
-        return [w for w, d in zip(spans, self._digits, strict=True) if d >= least]
+        need = _NEEDS[kind]
+        return [(s, e) for (s, e), d in zip(spans, self._digits, strict=True) if need(zeros, s, e, d)]
 
     def _find(self, clue: _Clue) -> list[tuple[int, int]]:
         text, n, zeros, runs = self.text, len(self.text), self._zeros, self._runs
@@ -233,14 +240,17 @@ class _Windows:
         elif zeros is None or runs is None:
             return [(0, n)]  # other scripts' digits and letters: no byte-level clue, search it all
         elif clue == "digits":
-            for pair in (b"00", b"0.0", b"::"):
+            # three digits in a row (a year is one), a digit on each side of a dot (IPv4), digit
+            # pairs with spaces (a UK NINO), a double colon (IPv6; only looked for with two colons)
+            clues = (b"000", b"0.0", b"00 00", b"::") if zeros.count(b":") >= 2 else (b"000", b"0.0", b"00 00")
+            for pair in clues:
                 at = zeros.find(pair)
                 while at != -1:
                     spans.append((at - _BEFORE if at > _BEFORE else 0, at + _AFTER))
                     # the window covers the next _AFTER characters: no need to look for clues there
                     at = zeros.find(pair, at + _AFTER // 2)
-            # most numbers in prose are too short to be anything (every digit pair of a number
-            # is a clue, so a merged window already holds all of its digits)
+            # most numbers in prose are too short to be anything (the clues of a number follow
+            # each other closely, so a merged window already holds all of its digits)
             spans = [
                 (s, e)
                 for s, e in _merged(spans)
