@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from breakwater.core.config.dlp import ProviderDlp, RouteDlp
-from breakwater.core.types import ChatRequest, FinishEvent, Message, StreamEvent, TextDelta, TextPart, Usage, UsageEvent
+from breakwater.core.types import (
+    ChatRequest,
+    FinishEvent,
+    Message,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
 from breakwater.engine.guardrails.dlp import DlpPlan, SensitiveDataBlocked, find
 from breakwater.engine.guardrails.dlp_stream import Restorer
 
@@ -92,3 +102,15 @@ def test_what_is_held_back_comes_out_when_a_stream_ends_without_a_finish() -> No
     restorer = Restorer(plan)
     assert _texts(restorer.batch([TextDelta("x [EMAIL_1")])) == "x "
     assert _texts(restorer.rest()) == "[EMAIL_1"
+
+
+def test_placeholders_in_streamed_tool_call_arguments_are_restored() -> None:
+    """A tool call's arguments get the values back too, a placeholder split across deltas included."""
+    plan = _plan(_request(f"mail {EMAIL}"), RouteDlp(action="mask"))
+    restorer = Restorer(plan)
+    out: list[StreamEvent] = []
+    out += restorer.batch([ToolCallDelta(0, id="call_1", name="send"), ToolCallDelta(0, arguments='{"to": "[EMAI')])
+    out += restorer.batch([ToolCallDelta(0, arguments='L_1]"}'), FinishEvent("tool_calls")])
+    arguments = "".join(e.arguments for e in out if isinstance(e, ToolCallDelta))
+    assert arguments == f'{{"to": "{EMAIL}"}}'
+    assert isinstance(out[-1], FinishEvent)
