@@ -148,6 +148,19 @@ def test_a_masked_value_comes_back_in_a_streamed_openai_answer(upstream: tuple[U
     assert EMAIL not in json.dumps(recorder.bodies["/v1/chat/completions"][-1])
 
 
+def test_a_masked_value_comes_back_in_a_whole_openai_answer_with_unmodelled_fields_kept(
+    upstream: tuple[Upstream, str], gateway: str
+) -> None:
+    """A whole answer keeps the fast path: a field Breakwater does not model still reaches the upstream."""
+    recorder, _ = upstream
+    reply = openai_sdk(gateway).chat.completions.create(
+        model="masked", messages=[{"role": "user", "content": PROMPT}], extra_body={"reasoning_effort": "low"}
+    )
+    assert reply.choices[0].message.content == RESTORED
+    sent = _sent_to(recorder, "/v1/chat/completions", "external-model")
+    assert _last_user(sent) == "Write to [EMAIL_1] about my order." and sent["reasoning_effort"] == "low"
+
+
 def test_a_masked_value_comes_back_in_whole_and_streamed_anthropic_answers(
     upstream: tuple[Upstream, str], gateway: str
 ) -> None:

@@ -58,12 +58,15 @@ def test_outbound_redacts_the_canonical_and_the_raw_body_alike() -> None:
     assert sent.raw["reasoning_effort"] == "low"
 
 
-def test_outbound_masks_with_numbered_placeholders_and_drops_the_raw_body() -> None:
-    """The same value keeps one placeholder; a masked request goes out canonical so its answer can be restored."""
+def test_outbound_masks_with_numbered_placeholders() -> None:
+    """The same value keeps one placeholder; a masked stream goes out canonical so its chunks can be restored."""
     request = _request(f"{EMAIL}, bob@example.org and {EMAIL} again")
     plan = _plan(request, RouteDlp(action="mask"))
     sent = plan.outbound(request, "external")
-    assert _text(sent) == "[EMAIL_1], [EMAIL_2] and [EMAIL_1] again" and sent.raw is None
+    assert _text(sent) == "[EMAIL_1], [EMAIL_2] and [EMAIL_1] again"
+    assert sent.raw is not None and sent.raw["messages"][0]["content"] == _text(sent)
+    request.stream = True
+    assert plan.outbound(request, "external").raw is None
     assert plan.restore("to [EMAIL_2] and [EMAIL_1], not [EMAIL_3]") == f"to bob@example.org and {EMAIL}, not [EMAIL_3]"
     assert plan.summary() == "email:mask:3"
 

@@ -84,8 +84,9 @@ class DlpPlan:
     def outbound(self, request: ChatRequest, provider: str) -> ChatRequest:
         """``request`` as the deployments of ``provider`` may receive it (raises when blocked).
 
-        A masked request loses its raw body (the OpenAI fast path): its answer must come back
-        in the canonical form to have the placeholders restored.
+        A masked *streamed* request loses its raw body (the OpenAI fast path): its chunks must
+        come back in the canonical form to have the placeholders restored. Any other keeps it,
+        with the same text changes.
         """
         self.count(provider)
         actions = {kind: self.action(kind, provider) for kind in set(self.kinds)}
@@ -106,7 +107,7 @@ class DlpPlan:
             return replace(text, scan(text, changing), lambda f: placeholder(text, f))
 
         messages = [_message(m, clean) for m in request.messages]
-        raw = None if masking or request.raw is None else _raw(request.raw, clean)
+        raw = None if (masking and request.stream) or request.raw is None else _raw(request.raw, clean)
         return dataclasses.replace(request, messages=messages, raw=raw)
 
     def reserve(self, request: ChatRequest) -> None:
