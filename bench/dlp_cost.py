@@ -5,8 +5,7 @@
 - ``scan``: ``core/detectors.scan`` over every kind on a ~16,000-character prompt (about 4k
   tokens at 4 characters a token), p50 of single calls: plain prose; prose with a number every
   ~30 words (dates, amounts, versions, ids) and a few findings; and the same text with
-  fullwidth characters in it (not ASCII: the numeric and token clues fall back to searching it
-  all). The issue's target is 0.2 ms p50 for input *and* output checks of the regex class.
+  fullwidth characters in it (not ASCII: folded first). The issue's target is 0.2 ms p50 for input *and* output checks of the regex class.
 - ``stage``: the dlp stage around a stub call that answers at once, per request: absent; present
   but the request on a route without ``dlp`` (configured, not acting); acting with ``log`` on
   the 4k-token prompt; masking a short prompt (placeholders numbered, the answer restored).

@@ -212,13 +212,20 @@ class _Windows:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        data: bytes | None = text.encode()
+        data = text.encode()
+        zeros = None
         if not text.isascii():
-            # one byte a character ("?" for any other), so offsets hold; digits of another
-            # script have no byte-level clue: such text is searched whole
-            data = None if _OTHER_DIGIT.search(text) else text.encode("ascii", "replace")
-        self._zeros = None if data is None else data.translate(_ZEROS)
-        self._runs = None if data is None else data.translate(_RUNS)
+            # one byte a character ("?" for any other), so offsets hold; a digit of another
+            # script is a digit clue too
+            data = text.encode("ascii", "replace")
+            others = [m.start() for m in _OTHER_DIGIT.finditer(text)]
+            if others:
+                marked = bytearray(data)
+                for at in others:
+                    marked[at] = 0x30
+                zeros = bytes(marked).translate(_ZEROS)
+        self._zeros = data.translate(_ZEROS) if zeros is None else zeros
+        self._runs = data.translate(_RUNS)
         self._by_clue: dict[_Clue, list[tuple[int, int]]] = {}
         #: per numeric window: its digits
         self._digits: list[int] | None = None
@@ -229,7 +236,7 @@ class _Windows:
         if spans is None:
             spans = self._by_clue[clue] = self._find(clue)
         zeros = self._zeros
-        if clue != "digits" or zeros is None:
+        if clue != "digits":
             return spans
         if self._digits is None:
             self._digits = [zeros.count(b"0", s, e) for s, e in spans]
@@ -242,8 +249,6 @@ class _Windows:
         if clue == "at":
             for needle in ("@", "%40"):
                 spans.extend((at, at + 1) for at in _hits(text, needle))
-        elif zeros is None or runs is None:
-            return [(0, n)]  # no byte-level clue: search it all
         elif clue == "digits":
             # three digits in a row (a year is one), a digit on each side of a dot (IPv4), digit
             # pairs with spaces (a UK NINO), a double colon (IPv6; only looked for with two colons)
