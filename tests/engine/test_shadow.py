@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from breakwater.core.config.dlp import RouteDlp
 from breakwater.core.errors import UpstreamServerError
 from breakwater.core.types import (
     ChatRequest,
@@ -19,6 +20,7 @@ from breakwater.core.types import (
     TextPart,
 )
 from breakwater.engine.context import RequestContext
+from breakwater.engine.guardrails.dlp import DlpPlan
 from breakwater.engine.pipeline import Outcome
 from breakwater.engine.shadow.stage import ShadowPlan, ShadowStage
 from breakwater.engine.tee import EventStream
@@ -174,3 +176,21 @@ async def test_stop_drops_what_is_still_queued() -> None:
     await stage.stop()
     assert stage.counts.dropped == {"prod": 2}
     assert len(finished.calls) == 1  # the call cut short still leaves its record
+
+
+async def test_the_candidate_call_carries_the_primarys_data_loss_plan() -> None:
+    """A shadow call's deployments get what their providers may receive, like the primary's (a copy of its plan)."""
+    seen: list[DlpPlan | None] = []
+
+    async def candidate(request: ChatRequest, ctx: RequestContext) -> ChatResponse:
+        seen.append(ctx.dlp)
+        return _answer("Paris.")
+
+    finished = Finished()
+    stage = ShadowStage({"prod": ShadowPlan("next")}, candidate, ManualClock(), Rng(0.0), finished)
+    ctx = RequestContext("req-1")
+    ctx.dlp = DlpPlan(RouteDlp(action="redact"), {}, ["email"])
+    await stage.chat(_primary)(_request(), ctx)
+    await finished.wait(1)
+    assert seen[0] is not None and seen[0] is not ctx.dlp and seen[0].route.action == "redact"
+    await stage.stop()

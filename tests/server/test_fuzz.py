@@ -93,6 +93,8 @@ DRIFT: dict[str, Any] = {
 
 #: every output check: the canary, verbatim spans, a deny pattern, schemas validated and repaired
 OUTPUT: dict[str, Any] = {"canary": True, "verbatim_words": 5, "deny": ["(?i)zebra"], "structured": "error"}
+#: personal data masked, cards blocked, secrets redacted
+DLP = {"action": "mask", "kinds": {"card": "block", "secret": "redact"}}
 
 
 def _config() -> dict[str, Any]:
@@ -100,12 +102,17 @@ def _config() -> dict[str, Any]:
     return {
         "access": {"enabled": False},
         "ledger": {"enabled": False},
-        "providers": {f"p-{wire}": {"type": "mock", "wire": wire} for wire in wires},
+        "providers": {
+            **{f"p-{wire}": {"type": "mock", "wire": wire} for wire in wires},
+            # what every route sends the Gemini-wire provider is redacted (a per-provider policy)
+            "p-gemini": {"type": "mock", "wire": "gemini", "dlp": {"action": "redact"}},
+        },
         "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
         "routes": {
             **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
-            # the output checks under fuzzed bodies (the OpenAI fast path: the canary goes into the raw body)
-            "mock": {"deployments": ["d-openai"], **ONE_SHOT, "output": OUTPUT},
+            # the output checks and the dlp stage under fuzzed bodies (the OpenAI fast path: the canary
+            # goes into the raw body; personal data masked and restored in answers, cards blocked)
+            "mock": {"deployments": ["d-openai"], **ONE_SHOT, "output": OUTPUT, "dlp": DLP},
             # the drift stage under fuzzed bodies: every answer of this route graded off the path
             "mock-claude": {"deployments": ["d-anthropic"], **ONE_SHOT, "drift": DRIFT},
             # the injection stage under fuzzed bodies: user turns and tool results scored, attempts blocked

@@ -11,6 +11,7 @@ from breakwater.engine.accounting import Tally
 
 if TYPE_CHECKING:  # quota.py imports this module
     from breakwater.core.keys import Team, VirtualKey
+    from breakwater.engine.guardrails.dlp import DlpPlan
     from breakwater.engine.limits.quota import Ticket
 
 #: ``(deployment, provider, upstream model, start_mono, end_mono, error class name or None)``: a
@@ -193,6 +194,9 @@ class RequestContext:
     #: route's threshold (``logged``, ``flagged``, ``blocked``)
     injection_score: float | None = None
     injection_action: str | None = None
+    #: personal data and secrets found in the request, and what each deployment may receive
+    #: (``engine/guardrails/dlp.py``; ``None``: nothing found, or no policy applies)
+    dlp: DlpPlan | None = None
 
 
 def charge_unanswered(ctx: RequestContext, usage: Usage | None) -> None:

@@ -37,6 +37,7 @@ ORDER: tuple[str, ...] = (
     "access",  # engine/access/stage.py: permission, max_tokens guard, limits; settle at the end
     "recording",  # observability/recording.py: capture sampling; the ledger row, metrics, trace at the end
     "injection",  # engine/guardrails/injection_stage.py: user turns and tool results scored; logged, flagged or blocked
+    "dlp",  # engine/guardrails/dlp_stage.py: personal data and secrets found; blocked, or acted on per deployment
     "refusals",  # engine/refusals/stage.py: is the answer a refusal (a stream through a tap)
     "variants",  # engine/variants/stage.py: a route with variants: the arm its sticky subject is assigned to
     "prompts",  # engine/prompts/stage.py: a named or pinned prompt rendered before the request's messages

@@ -149,6 +149,7 @@ class Recorder:
             output_flags=None if ctx.output_flags is None else ",".join(ctx.output_flags),
             injection_score=ctx.injection_score,
             injection_action=ctx.injection_action,
+            dlp_findings=None if ctx.dlp is None else ctx.dlp.summary(),
         )
         if request is not None:
             _parameters(row, request)

@@ -143,6 +143,12 @@ class RequestMetrics:
             ["route", "param"],
             registry=registry,
         )
+        self.dlp_findings = Counter(
+            "breakwater_dlp_findings",
+            "Personal data and secrets found in requests, by kind and the action taken (docs/guardrails.md).",
+            ["kind", "action", "route"],
+            registry=registry,
+        )
         self.cache_results = Counter(
             "breakwater_cache_requests",
             "Requests on caching routes by what the cache did: hit, stale, miss or bypass.",
@@ -277,6 +283,10 @@ class RequestMetrics:
                 finding.inc()
         if row.injection_action is not None:
             self.injection_attempts.labels(route, row.key_id, row.injection_action).inc()
+        if row.dlp_findings:
+            for entry in row.dlp_findings.split(","):
+                kind, action, found = entry.split(":")
+                self.dlp_findings.labels(kind, action, route).inc(int(found))
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

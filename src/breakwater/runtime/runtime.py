@@ -35,6 +35,7 @@ from breakwater.engine.cache.store import CacheStore
 from breakwater.engine.calls.deployments import Deployments
 from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.drift.stage import DriftStage
+from breakwater.engine.guardrails.dlp_stage import DlpStage
 from breakwater.engine.guardrails.output_stage import OutputChecksStage
 from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
@@ -252,11 +253,15 @@ class Runtime:
         injection = build_injection(config)
         if injection is not None:
             stages["injection"] = injection
+        dlp_routes = {name: route.dlp for name, route in config.routes.items() if route.dlp is not None}
+        dlp_providers = {name: p.dlp for name, p in config.providers.items() if p.dlp is not None}
+        if dlp_routes or dlp_providers:
+            stages["dlp"] = DlpStage(dlp_routes, dlp_providers)
         detector = build_refusal_detector(config)
         if detector is not None:
             stages["refusals"] = RefusalsStage(detector)
         #: the output checks, when some route has any (its canaries drawn here, once per config)
-        self.output_checks = OutputChecksStage.of(config, rng)  # TODO(lead): pass the DLP detectors
+        self.output_checks = OutputChecksStage.of(config, rng)
         if self.output_checks is not None:
             stages["output_checks"] = self.output_checks
         if self.cache_store is not None:

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from breakwater.core import pricing
 from breakwater.core.config.base import _Model, _secret_reference
+from breakwater.core.config.dlp import ProviderDlp
 from breakwater.core.config.policies import BreakerPolicy, Timeouts
 
 WireType = Literal["openai", "anthropic", "gemini", "mock"]
@@ -58,6 +59,9 @@ class Provider(_Model):
     #: scripted answers (``{text, model?, matches?, logprob?}``, the first that applies wins):
     #: docs/mock.md
     answers: list[dict[str, Any]] = Field(default_factory=list)
+    #: what this provider's deployments may receive of personal data and secrets, over the
+    #: route's ``dlp`` (docs/guardrails.md, "Per-provider policy")
+    dlp: ProviderDlp | None = None
 
     @field_validator("api_key")
     @classmethod

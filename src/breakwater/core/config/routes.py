@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from breakwater.core.config.base import _Model
 from breakwater.core.config.branching import Cascade, Learned, Rule
 from breakwater.core.config.cache import RouteCache
+from breakwater.core.config.dlp import RouteDlp
 from breakwater.core.config.drift import RouteDrift
 from breakwater.core.config.injection import RouteInjection
 from breakwater.core.config.observability import CaptureSettings
@@ -97,6 +98,9 @@ class Route(_Model):
     #: a sampled share of the route's answers graded by eval assertions off the request path, the
     #: rolling score watched against the window before it (docs/evals.md, "Drift watch")
     drift: RouteDrift | None = None
+    #: personal data and secrets in requests: allowed, logged, redacted, masked or blocked, by
+    #: kind (docs/guardrails.md); each provider's ``dlp`` may differ for what it receives
+    dlp: RouteDlp | None = None
     #: a prompt every request on the route gets (docs/prompts.md): ``name`` (its current version)
     #: or ``name@3``
     prompt: str | None = None

@@ -243,6 +243,8 @@ class Gateway:
     # --- one attempt's request -------------------------------------------------------------------
 
     def _prepare(self, route: Route, deployment: Deployment, request: ChatRequest, ctx: RequestContext) -> ChatRequest:
+        if ctx.dlp is not None:  # what this deployment's provider may receive (engine/guardrails/dlp.py)
+            request = ctx.dlp.outbound(request, deployment.target.provider)
         unsupported = deployment.adapter.unsupported(request, deployment.target)
         if not unsupported:
             return request

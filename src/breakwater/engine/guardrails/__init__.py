@@ -1,1 +1,1 @@
-"""Guardrails: checks on what goes into a model and what comes out of it (docs/guardrails.md)."""
+"""Guardrails on the request path: data-loss prevention, prompt injection, output checks."""

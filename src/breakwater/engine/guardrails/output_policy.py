@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from breakwater.core.config.output import RouteOutput
+from breakwater.core.detectors import scan
 from breakwater.core.errors import OutputBlocked
 from breakwater.engine.guardrails.leak import Verbatim, canary_line, make_canary
 from breakwater.engine.ports import RandomSource
@@ -23,17 +24,18 @@ CUT = "[redacted]"
 
 
 class Detectors(Protocol):
-    """The DLP detectors (``core/detectors.py``, from the data-loss prevention work): each
-    finding as ``(kind, start, end)`` offsets into ``text``.
-
-    TODO(lead): wire the shared detector set here: ``runtime/runtime.py`` passes ``None`` until
-    ``core/detectors.py`` lands (a route with ``output.dlp`` then checks nothing and says so at
-    startup). On the dlp branch that is ``scan(text) -> list[Finding(kind, start, end)]``: an
-    adapter whose ``find`` returns ``[(f.kind, f.start, f.end) for f in scan(text)]``, or this
-    protocol changed to take the findings as they are.
-    """
+    """The DLP detectors: each finding as ``(kind, start, end)`` offsets into ``text``
+    (``SharedDetectors``: the one detector set, ``core/detectors.py``; tests pass stubs)."""
 
     def find(self, text: str) -> list[tuple[str, int, int]]: ...
+
+
+class SharedDetectors:
+    """``core/detectors.scan`` (the detector set logs, captures and the dlp stage use) as the
+    output checks' detectors."""
+
+    def find(self, text: str) -> list[tuple[str, int, int]]:
+        return [(f.kind, f.start, f.end) for f in scan(text)]
 
 
 def leak_blocked(check: str) -> OutputBlocked:

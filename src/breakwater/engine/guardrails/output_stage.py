@@ -32,7 +32,7 @@ from breakwater.core.errors import OutputBlocked
 from breakwater.core.types import ChatRequest, ChatResponse, ContentPart, Message, TextPart
 from breakwater.engine.context import RequestContext, charge_unanswered, fresh_tally
 from breakwater.engine.guardrails.leak import system_text, with_canary
-from breakwater.engine.guardrails.output_policy import Detectors, OutputPolicy
+from breakwater.engine.guardrails.output_policy import Detectors, OutputPolicy, SharedDetectors
 from breakwater.engine.guardrails.output_stream import guard_stream
 from breakwater.engine.guardrails.structured import answer_error, wants_structure
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Stage
@@ -45,7 +45,7 @@ log = logging.getLogger("breakwater.guardrails")
 class OutputChecksStage(Stage):
     """Args:
     policies: by route name (a ``prefix/*`` route's name covers the routes made from it).
-    detectors: the DLP detectors, for routes with ``output.dlp`` (``None``: not wired).
+    detectors: the DLP detectors, for routes with ``output.dlp`` (``of``: the shared set).
     """
 
     name = "output_checks"
@@ -61,11 +61,7 @@ class OutputChecksStage(Stage):
         }
         if not policies:
             return None
-        if detectors is None:
-            for name, policy in policies.items():
-                if policy.config.dlp != "off":
-                    log.warning("route %r: output.dlp is set but no DLP detectors are wired: not checked", name)
-        return cls(policies, detectors)
+        return cls(policies, SharedDetectors() if detectors is None else detectors)
 
     def __init__(self, policies: Mapping[str, OutputPolicy], detectors: Detectors | None = None) -> None:
         self.policies = policies

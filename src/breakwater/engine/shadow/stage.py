@@ -25,6 +25,7 @@ from breakwater.core.ids import IdGenerator
 from breakwater.core.types import ChatRequest, ChatResponse
 from breakwater.engine.cache.replay import Assembly
 from breakwater.engine.context import Caller, RequestContext
+from breakwater.engine.guardrails.dlp import DlpPlan
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.similarity import Similarity
@@ -70,6 +71,9 @@ class _Job:
     request: ChatRequest
     primary_id: str
     primary_text: str
+    #: the primary's data-loss plan (a copy): the candidate's deployments get what their
+    #: providers may receive, like the primary's (``engine/guardrails/dlp.py``)
+    dlp: DlpPlan | None = None
 
 
 class ShadowStage(Stage):
@@ -113,10 +117,11 @@ class ShadowStage(Stage):
                 return await call(request, ctx)
             answer = await call(request, ctx)
             route, rid = request.model, ctx.request_id
+            dlp = None if ctx.dlp is None else dataclasses.replace(ctx.dlp)
             if isinstance(answer, EventStream):
-                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole)))
+                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, dlp)))
             else:
-                self._offer(route, plan, request, rid, answer)
+                self._offer(route, plan, request, rid, answer, dlp)
             return answer
 
         return mirrored
@@ -125,9 +130,17 @@ class ShadowStage(Stage):
         """Mirrors of ``route`` waiting for a candidate call."""
         return self._lanes.queued(route)
 
-    def _offer(self, route: str, plan: ShadowPlan, request: ChatRequest, primary_id: str, answer: ChatResponse) -> None:
+    def _offer(
+        self,
+        route: str,
+        plan: ShadowPlan,
+        request: ChatRequest,
+        primary_id: str,
+        answer: ChatResponse,
+        dlp: DlpPlan | None = None,
+    ) -> None:
         """Queue the mirror, never waiting: a full queue drops it."""
-        job = _Job(route, plan, request, primary_id, _text(answer))
+        job = _Job(route, plan, request, primary_id, _text(answer), dlp)
         if self._lanes.offer(route, job, plan.queue, plan.concurrency):
             ShadowCounts.add(self.counts.mirrored, route)
         else:
@@ -143,6 +156,7 @@ class ShadowStage(Stage):
         ctx.started_at, ctx.started_mono = self._clock.time(), self._clock.monotonic()
         ctx.outcome.route = candidate
         ctx.outcome.shadow_of = job.primary_id
+        ctx.dlp = job.dlp
         request = _whole(job.request, candidate)
         outcome = Outcome(request=request)
         try:

@@ -75,6 +75,7 @@ _TYPES = {
     "output_flags": "TEXT",
     "injection_score": "DOUBLE PRECISION",
     "injection_action": "TEXT",
+    "dlp_findings": "TEXT",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

@@ -91,6 +91,9 @@ class LedgerRow:
     #: (``None``: not checked), and ``logged`` / ``flagged`` / ``blocked`` when it was an attempt
     injection_score: float | None = None
     injection_action: str | None = None
+    #: personal data and secrets found in the request (docs/guardrails.md): ``kind:action:count``
+    #: pairs, comma-separated, e.g. ``email:mask:2,card:block:1``; kinds only, never a value
+    dlp_findings: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -140,6 +143,7 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "output_flags",
     "injection_score",
     "injection_action",
+    "dlp_findings",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

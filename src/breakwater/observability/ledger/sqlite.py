@@ -97,6 +97,7 @@ _TYPES = {
     "output_flags": "TEXT",
     "injection_score": "REAL",
     "injection_action": "TEXT",
+    "dlp_findings": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools")

@@ -1,0 +1,61 @@
+"""The dlp stage: personal data and secrets in a request, found before anything is spent.
+
+It scans the request's text once with the shared detectors (``core/detectors.py``) and leaves a
+``DlpPlan`` on the context (kinds only: the ledger's ``dlp_findings``, the metric
+``breakwater_dlp_findings_total{kind,action,route}``). The route's ``block`` answers 400 here;
+every other action is applied per deployment by the gateway (``DlpPlan.outbound``), because a
+self-hosted deployment may receive what an external one may not. A masked request's answer gets
+its values back: a whole answer here, a stream through ``dlp_stream.restoring``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+from breakwater.core.config.dlp import ProviderDlp, RouteDlp
+from breakwater.core.types import ChatRequest
+from breakwater.engine.context import RequestContext
+from breakwater.engine.guardrails.dlp import DlpPlan, blocked, find
+from breakwater.engine.guardrails.dlp_stream import restoring
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, Stage
+from breakwater.engine.tee import EventStream
+
+#: a route without ``dlp`` whose request reaches a provider with one: counted, not changed
+_LOG_ONLY = RouteDlp()
+
+
+class DlpStage(Stage):
+    """Args:
+    routes: each route's policy (routes without one are not scanned unless some provider has one).
+    providers: each provider's policy over the route's.
+    """
+
+    name = "dlp"
+
+    def __init__(self, routes: Mapping[str, RouteDlp], providers: Mapping[str, ProviderDlp]) -> None:
+        self.routes = routes
+        self.providers = providers
+
+    def chat(self, call: ChatCall) -> ChatCall:
+        return functools.partial(self._guarded, call)
+
+    async def _guarded(self, call: ChatCall, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
+        policy = self.routes.get(request.model)
+        if policy is None and not self.providers:
+            return await call(request, ctx)
+        kinds = find(request)
+        if not kinds:
+            return await call(request, ctx)
+        plan = ctx.dlp = DlpPlan(policy or _LOG_ONLY, self.providers, kinds)
+        plan.count(None)
+        refused = [kind for kind in kinds if plan.action(kind, None) == "block"]
+        if refused:
+            raise blocked(refused)
+        plan.reserve(request)
+        answer = await call(request, ctx)
+        if not plan.originals:
+            return answer
+        if isinstance(answer, EventStream):
+            return restoring(answer, plan)
+        return plan.restored(answer)
