@@ -318,3 +318,11 @@ async def test_routes_without_output_checks_are_not_touched() -> None:
     ctx = RequestContext("r1")
     await stage.chat(upstream)(request, ctx)
     assert upstream.requests[0] is request and ctx.output_flags is None
+
+
+def test_a_schema_that_breaks_the_validator_is_reported_not_raised() -> None:
+    from breakwater.engine.guardrails.structured import schema_error
+
+    for schema in ({"type": 3}, {"properties": {"a": {"pattern": "("}}}, {"properties": []}, {"required": 5}, ["x"]):
+        assert schema_error(schema, {"a": "b"}) in (None, "the schema itself is not a valid JSON schema")  # type: ignore[arg-type]
+    assert schema_error({"type": 3}, {}) == "the schema itself is not a valid JSON schema"

@@ -24,10 +24,14 @@ def schema_error(schema: Mapping[str, Any], value: Any) -> str | None:
     """Why ``value`` does not satisfy ``schema`` (the most relevant error), or ``None``."""
     import jsonschema  # only when a schema is checked
 
+    if not isinstance(schema, Mapping):
+        return "the schema itself is not a valid JSON schema"
     try:
         validator = jsonschema.validators.validator_for(schema)(schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except jsonschema.SchemaError:
+        return "the schema itself is not a valid JSON schema"
+    except Exception:  # noqa: BLE001 - a schema from a request may break the validator any way (a type of 3, a bad pattern)
         return "the schema itself is not a valid JSON schema"
     if error is None:
         return None
