@@ -165,3 +165,34 @@ def test_long_texts_are_searched_everywhere() -> None:
     filler = "The quarterly report shows steady growth in all regions. " * 300
     verdict = DETECTOR.score(filler + PLAIN + " " + filler)
     assert verdict.score >= DEFAULT_THRESHOLD and verdict == WHOLE.score(filler + PLAIN + " " + filler)
+
+
+LITERALS_ONLY = HeuristicDetector()
+LITERALS_ONLY._set = None  # the path without google-re2: each phrase where its words occur
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([*WORDS, "für", "ändere", "größe", "naïve", "ｉｇｎｏｒｅ", "١٢٣"]), max_size=60).map(
+        " ".join
+    )
+)
+def test_both_prefilters_give_the_verdicts_of_a_whole_search(text: str) -> None:
+    """RE2's pattern set (widened: Unicode words and digits, no word boundaries) and the literal
+    prefilter each find what searching every phrase everywhere finds."""
+    whole = WHOLE.score(text)
+    assert DETECTOR.score(text) == whole and LITERALS_ONLY.score(text) == whole
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_the_pattern_set_misses_nothing_on_any_text(text: str) -> None:
+    assert DETECTOR.score(text) == WHOLE.score(text)
+
+
+def test_widened_expressions_keep_python_s_classes() -> None:
+    from breakwater.engine.guardrails.pattern_set import widened
+
+    assert widened(r"\bfoo[\w']+\d\b") == r"foo[\p{L}\p{N}_']+\p{Nd}"
+    assert widened(r"[^\w]x") == r"[^\p{L}\p{N}_]x"
+    assert widened(r"you (?!are)") is None and widened(r"(a)\1") is None and widened(r"\W") is None

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from breakwater.engine.guardrails.injection_patterns import ENCODED, HIDDEN, PATTERNS
 from breakwater.engine.guardrails.literals import opening_literals, required_literals
+from breakwater.engine.guardrails.pattern_set import PatternSet
 
 #: characters that render as nothing: zero-width space/joiners, word joiner, BOM, soft hyphen,
 #: bidi marks and overrides, invisible operators, Mongolian vowel separator
@@ -175,8 +176,9 @@ class HeuristicDetector:
     Args:
         patterns: ``(signal, weight, regex)`` entries; the shipped ones by default.
         extra: more entries (``routes.X.injection.patterns``), added to the shipped ones.
-        prefilter: try each phrase only where its words occur (``literals.py``); off, every
-            phrase is searched in the whole text (the same verdicts, slower: for tests).
+        prefilter: try only the phrases RE2's pattern set says may match (``pattern_set.py``;
+            without google-re2, each phrase only where its words occur: ``literals.py``); off,
+            every phrase is searched in the whole text (the same verdicts, slower: for tests).
     """
 
     def __init__(
@@ -191,9 +193,17 @@ class HeuristicDetector:
             (signal, weight, re.compile(rx), opening_literals(rx), required_literals(rx))
             for signal, weight, rx in (*patterns, *extra)
         )
+        #: one pass for every phrase (RE2's set), when google-re2 is there; else the literals
+        self._set = PatternSet.of([rx for _, _, rx in (*patterns, *extra)]) if prefilter else None
 
     def _match(self, text: str, hits: dict[int, tuple[str, float]]) -> None:
         """Each phrase not found yet, tried where its words occur."""
+        if self._set is not None:
+            checks = self._checks
+            for i in self._set.candidates(text):
+                if i not in hits and checks[i][2].search(text) is not None:
+                    hits[i] = (checks[i][0], checks[i][1])
+            return
         found: dict[str, int] = {}
         present: dict[str, bool] = {}
         whole = not self._prefilter
