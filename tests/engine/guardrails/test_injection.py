@@ -196,3 +196,18 @@ def test_widened_expressions_keep_python_s_classes() -> None:
     assert widened(r"\bfoo[\w']+\d\b") == r"foo[\p{L}\p{N}_']+\p{Nd}"
     assert widened(r"[^\w]x") == r"[^\p{L}\p{N}_]x"
     assert widened(r"you (?!are)") is None and widened(r"(a)\1") is None and widened(r"\W") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["a", "ß", "1", " ", "\\n", "\\ n", "о", "α", "\U000e0041", "word", "x y z", "é"]), max_size=40
+    ).map("".join)
+    | st.text(max_size=200)
+)
+def test_the_re2_gates_never_hide_a_match(text: str) -> None:
+    """Each auxiliary expression behind an RE2 gate finds exactly what Python's alone finds."""
+    from breakwater.engine.guardrails import injection
+
+    for gated in (injection._SPACED, injection._TAGS, injection._CYRILLIC_OR_GREEK, injection._ESCAPED_NEWLINES):
+        assert (gated.search(text) is None) == (gated.regex.search(text) is None)

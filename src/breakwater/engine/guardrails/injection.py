@@ -33,13 +33,13 @@ from typing import Protocol
 
 from breakwater.engine.guardrails.injection_patterns import ENCODED, HIDDEN, PATTERNS
 from breakwater.engine.guardrails.literals import opening_literals, required_literals
-from breakwater.engine.guardrails.pattern_set import PatternSet
+from breakwater.engine.guardrails.pattern_set import Gated, PatternSet
 
 #: characters that render as nothing: zero-width space/joiners, word joiner, BOM, soft hyphen,
 #: bidi marks and overrides, invisible operators, Mongolian vowel separator
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 #: Unicode tag characters (U+E0000-U+E007F): ASCII smuggled invisibly
-_TAGS = re.compile("[\U000e0000-\U000e007f]+")
+_TAGS = Gated("[\U000e0000-\U000e007f]+")
 #: Cyrillic and Greek letters that look like Latin ones (after lower-casing)
 _CONFUSABLES = str.maketrans(
     {
@@ -51,10 +51,10 @@ _CONFUSABLES = str.maketrans(
 )  # fmt: skip
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 #: escaped newlines typed out ("\\n\\n\\n\\n"): a fake end of the prompt
-_ESCAPED_NEWLINES = re.compile(r"(?:\\ ?n ?){4,}")
+_ESCAPED_NEWLINES = Gated(r"(?:\\ ?n ?){4,}")
 _LEET_CHAR = re.compile(r"[0-9@$!]")
-_SPACED = re.compile(r"\b(?:\w ){7,}\w\b")
-_CYRILLIC_OR_GREEK = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
+_SPACED = Gated(r"\b(?:\w ){7,}\w\b")
+_CYRILLIC_OR_GREEK = Gated("[\u0370-\u03ff\u0400-\u04ff]")
 _MIXED_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[\u0370-\u03ff\u0400-\u04ff])\w+\b")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){10,}\b")

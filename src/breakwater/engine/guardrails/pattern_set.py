@@ -111,3 +111,29 @@ class PatternSet:
         except UnicodeEncodeError:  # a lone surrogate is not UTF-8: every expression is a candidate
             return sorted({*self._indices, *self._always})
         return sorted({*(self._indices[m] for m in matched), *self._always})
+
+
+class Gated:
+    """A Python regular expression behind an RE2 gate: a text the (widened) RE2 form does not
+    match cannot match the Python one, so most texts are ruled out in one fast pass.
+
+    Args:
+        pattern: the expression (Python syntax; compiled once for each engine).
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.regex = re.compile(pattern)
+        self._gate = PatternSet.of([pattern])
+
+    def search(self, text: str) -> re.Match[str] | None:
+        if self._gate is not None and not self._gate.candidates(text):
+            return None
+        return self.regex.search(text)
+
+    def findall(self, text: str) -> list[Any]:
+        if self._gate is not None and not self._gate.candidates(text):
+            return []
+        return self.regex.findall(text)
+
+    def sub(self, repl: Any, text: str) -> str:
+        return self.regex.sub(repl, text)
