@@ -11,7 +11,6 @@ from typing import Any
 from breakwater.core.types import (
     ChatRequest,
     ChatResponse,
-    Choice,
     FinishEvent,
     Message,
     StreamStart,
@@ -25,20 +24,9 @@ from breakwater.engine.evals.asserts import parse_assertion
 from breakwater.engine.pipeline import Outcome
 from breakwater.engine.tee import EventStream
 from breakwater.infra.clock import ManualClock
+from tests.engine.test_shadow import Rng, _answer
 
 SECRET = "my card is 4111 1111 1111 1111"
-
-
-class Rng:
-    def __init__(self, *values: float) -> None:
-        self.values = list(values)
-
-    def random(self) -> float:
-        return self.values.pop(0)
-
-
-def _answer(text: str) -> ChatResponse:
-    return ChatResponse("id", "m", 0, [Choice(0, Message("assistant", [TextPart(text)]), "stop")])
 
 
 def _request(model: str = "prod", stream: bool = False) -> ChatRequest:

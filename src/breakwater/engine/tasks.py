@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger("breakwater")
@@ -25,6 +26,19 @@ async def stop_task(task: asyncio.Task[Any] | None) -> None:
     await asyncio.wait([task])
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s had failed", task.get_name(), exc_info=task.exception())
+
+
+@dataclass(slots=True)
+class LaneCounts:
+    """Per route: jobs dropped (the lane full, or stopped with them queued) and jobs whose work
+    failed. A stage's own counts add what its jobs did (``ShadowCounts.mirrored``, ``DriftCounts.scored``)."""
+
+    dropped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def add(counts: dict[str, int], route: str, n: int = 1) -> None:
+        counts[route] = counts.get(route, 0) + n
 
 
 class Lanes(Generic[Job]):
@@ -74,12 +88,11 @@ class Lanes(Generic[Job]):
             except Exception as exc:  # noqa: BLE001 - a worker must outlive any one job (told to failed)
                 self._failed(job, exc)
 
-    async def stop(self) -> dict[str, int]:
-        """Stop every worker; the jobs still queued are dropped: how many, per route."""
+    async def stop(self, dropped: dict[str, int]) -> None:
+        """Stop every worker; the jobs still queued are dropped (added to ``dropped``, per route)."""
         lanes, self._lanes = self._lanes, {}
-        dropped: dict[str, int] = {}
         for route, (queue, workers) in lanes.items():
             for task in workers:
                 await stop_task(task)
-            dropped[route] = queue.qsize()
-        return dropped
+            if queue.qsize():
+                LaneCounts.add(dropped, route, queue.qsize())

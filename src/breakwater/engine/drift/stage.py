@@ -38,7 +38,7 @@ from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.router.checks import JudgeCall
 from breakwater.engine.similarity import Similarity
-from breakwater.engine.tasks import Lanes
+from breakwater.engine.tasks import LaneCounts, Lanes
 from breakwater.engine.tee import EventStream
 
 log = logging.getLogger("breakwater.drift")
@@ -77,16 +77,10 @@ class Score:
 
 
 @dataclass(slots=True)
-class DriftCounts:
-    """Per route: samples graded, dropped (queue full, or the gateway stopped), failed to grade."""
+class DriftCounts(LaneCounts):
+    """Per route: samples graded, and (``LaneCounts``) dropped and failed."""
 
     scored: dict[str, int] = dataclasses.field(default_factory=dict)
-    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
-    failed: dict[str, int] = dataclasses.field(default_factory=dict)
-
-    @staticmethod
-    def add(counts: dict[str, int], route: str) -> None:
-        counts[route] = counts.get(route, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +208,7 @@ class DriftStage(Stage):
 
     async def stop(self) -> None:
         """Stop the workers; samples still queued are dropped (counted)."""
-        for route, n in (await self._lanes.stop()).items():
-            self.counts.dropped[route] = self.counts.dropped.get(route, 0) + n
+        await self._lanes.stop(self.counts.dropped)
 
 
 def _output(request: ChatRequest, answer: ChatResponse, latency_ms: float) -> Output:

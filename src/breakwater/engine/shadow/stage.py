@@ -29,7 +29,7 @@ from breakwater.engine.guardrails.dlp import DlpPlan
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.similarity import Similarity
-from breakwater.engine.tasks import Lanes
+from breakwater.engine.tasks import LaneCounts, Lanes
 from breakwater.engine.tee import EventStream
 
 log = logging.getLogger("breakwater.shadow")
@@ -52,16 +52,10 @@ class ShadowPlan:
 
 
 @dataclass(slots=True)
-class ShadowCounts:
-    """Per route: requests mirrored, not mirrored because the queue was full, candidate calls that failed."""
+class ShadowCounts(LaneCounts):
+    """Per route: requests mirrored, and (``LaneCounts``) dropped and failed."""
 
     mirrored: dict[str, int] = dataclasses.field(default_factory=dict)
-    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
-    failed: dict[str, int] = dataclasses.field(default_factory=dict)
-
-    @staticmethod
-    def add(counts: dict[str, int], route: str) -> None:
-        counts[route] = counts.get(route, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +171,7 @@ class ShadowStage(Stage):
 
     async def stop(self) -> None:
         """Stop the workers; mirrors still queued are dropped (counted)."""
-        for route, n in (await self._lanes.stop()).items():
-            self.counts.dropped[route] = self.counts.dropped.get(route, 0) + n
+        await self._lanes.stop(self.counts.dropped)
 
 
 def _whole(request: ChatRequest, route: str) -> ChatRequest:
