@@ -28,9 +28,6 @@ from breakwater.core.ids import IdGenerator
 from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.evals.asserts import SuiteError
 from breakwater.engine.evals.judge_route import judge_route
-from breakwater.engine.evals.model_graded import Graders
-from breakwater.engine.evals.runner import EvalTarget, RunOptions, run_suite
-from breakwater.engine.evals.suite import Case, load_suite
 from breakwater.engine.evals.target import Reply, output_of
 from breakwater.engine.pipeline import ChatCall, Outcome
 from breakwater.engine.router.checks import JudgeCall
@@ -39,7 +36,11 @@ from breakwater.engine.tee import EventStream
 from breakwater.providers.openai_serve import decode_chat_request, encode_chat_response
 
 if TYPE_CHECKING:
+    from breakwater.engine.evals.suite import Case
     from breakwater.runtime.runtime import Runtime
+
+# The suite reader and runner are imported where a gate reads or runs a suite: a gateway whose
+# canaries have no gate does not load them at start-up.
 
 #: who the gate's calls are in the ledger
 USER = "breakwater:eval-gate"
@@ -146,6 +147,8 @@ class GateReading:
 def check_gates(config: Config) -> list[Problem]:
     """Every canary gate's suite read, its judges routes of ``config`` (part of the environment
     checks: check-config, start, reload, ``config apply``)."""
+    from breakwater.engine.evals.suite import load_suite
+
     problems: list[Problem] = []
     for name, route in config.routes.items():
         ramp = None if route.variants is None else route.variants.ramp
@@ -173,6 +176,10 @@ async def read_gate(runtime: Runtime, route: str, canary: str, gate: EvalGate) -
     Raises:
         SuiteError: the suite cannot be read, or names a judge that is not a route of this config.
     """
+    from breakwater.engine.evals.model_graded import Graders
+    from breakwater.engine.evals.runner import EvalTarget, RunOptions, run_suite
+    from breakwater.engine.evals.suite import load_suite
+
     variants = runtime.config.routes[route].variants
     assert variants is not None
     suite = await asyncio.to_thread(load_suite, gate.suite, registry=runtime.config.prompts)

@@ -123,17 +123,21 @@ class Gated:
 
     def __init__(self, pattern: str) -> None:
         self.regex = re.compile(pattern)
-        self._gate = PatternSet.of([pattern])
+        self._pattern = pattern
+        #: made at the first search, not at import (``False``: not made yet; ``None``: no RE2)
+        self._gate: PatternSet | bool | None = False
+
+    def _ruled_out(self, text: str) -> bool:
+        gate = self._gate
+        if gate is False:
+            gate = self._gate = PatternSet.of([self._pattern])
+        return isinstance(gate, PatternSet) and not gate.candidates(text)
 
     def search(self, text: str) -> re.Match[str] | None:
-        if self._gate is not None and not self._gate.candidates(text):
-            return None
-        return self.regex.search(text)
+        return None if self._ruled_out(text) else self.regex.search(text)
 
     def findall(self, text: str) -> list[Any]:
-        if self._gate is not None and not self._gate.candidates(text):
-            return []
-        return self.regex.findall(text)
+        return [] if self._ruled_out(text) else self.regex.findall(text)
 
     def sub(self, repl: Any, text: str) -> str:
         return self.regex.sub(repl, text)
