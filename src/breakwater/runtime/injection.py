@@ -24,6 +24,8 @@ def build_injection_detector(patterns: Sequence[InjectionPattern] = ()) -> Injec
 
 def build_injection(config: Config) -> InjectionStage | None:
     """The injection stage, when some route scores its requests (``routes.X.injection``)."""
+    if all(route.injection is None for route in config.routes.values()):
+        return None  # no detector built (its phrases compiled) for a config that scores nothing
     shared = build_injection_detector()
     plans: dict[str, InjectionPlan] = {}
     for name, route in config.routes.items():
