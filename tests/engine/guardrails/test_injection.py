@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakwater.engine.guardrails.injection import HeuristicDetector, decoded_payloads, normalise
+from breakwater.engine.guardrails.injection import HeuristicDetector
+from breakwater.engine.guardrails.injection_views import decoded_payloads, normalise
 from breakwater.runtime.injection import DEFAULT_THRESHOLD
 
 DETECTOR = HeuristicDetector()
@@ -168,7 +169,7 @@ def test_long_texts_are_searched_everywhere() -> None:
 
 
 LITERALS_ONLY = HeuristicDetector()
-LITERALS_ONLY._set = None  # the path without google-re2: each phrase where its words occur
+LITERALS_ONLY._set = LITERALS_ONLY._raw = None  # the path without google-re2: each phrase where its words occur
 
 
 @settings(max_examples=200, deadline=None)
@@ -195,7 +196,38 @@ def test_widened_expressions_keep_python_s_classes() -> None:
 
     assert widened(r"\bfoo[\w']+\d\b") == r"foo[\p{L}\p{N}_']+\p{Nd}"
     assert widened(r"[^\w]x") == r"[^\p{L}\p{N}_]x"
-    assert widened(r"you (?!are)") is None and widened(r"(a)\1") is None and widened(r"\W") is None
+    assert widened(r"you (?!are)\b") == "you " and widened(r"(?<=[.!] (?:x|y))z") == "z"
+    assert widened(r"(a)\1") is None and widened(r"\W") is None
+
+
+def test_loosened_expressions_match_the_text_before_it_is_normalised() -> None:
+    """The raw form ignores case, and reads a space (or anything that matches one) as a run of whitespace."""
+    import re2  # type: ignore[import-untyped]
+
+    from breakwater.engine.guardrails.pattern_set import loosened, widened
+
+    raw = loosened(widened(r"(?:^|[.!?] )ignore (?:\w+ ){0,2}rules[,. ]x.y$") or "")
+    for text in ("  IGNORE\n\tall the\r\nRules \n x \n\ty  ", "Stop. Ignore my rules,X y"):
+        assert normalise(text) != text and re2.search(raw, text) is not None
+    assert re2.search(raw, "signore rules x y") is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(WORDS),
+            st.sampled_from([str.lower, str.upper, str.title]),
+            st.sampled_from([" ", "  ", "\n", "\t", " \r\n ", "\n\n", "\x0b", "\x1f"]),
+        ),
+        max_size=60,
+    ).map(lambda parts: "".join(case(word) + space for word, case, space in parts))
+    | st.text(st.characters(max_codepoint=127), max_size=300)
+)
+def test_the_ascii_fast_path_gives_the_verdicts_of_a_whole_search(text: str) -> None:
+    """An ASCII text is first searched as it came (case and whitespace as typed): that pass rules
+    out nothing a search of its normalised form would find."""
+    assert DETECTOR.score(text) == WHOLE.score(text)
 
 
 @settings(max_examples=300, deadline=None)
@@ -207,7 +239,27 @@ def test_widened_expressions_keep_python_s_classes() -> None:
 )
 def test_the_re2_gates_never_hide_a_match(text: str) -> None:
     """Each auxiliary expression behind an RE2 gate finds exactly what Python's alone finds."""
-    from breakwater.engine.guardrails import injection
+    from breakwater.engine.guardrails import injection_views as views
 
-    for gated in (injection._SPACED, injection._TAGS, injection._CYRILLIC_OR_GREEK, injection._ESCAPED_NEWLINES):
+    for gated in (views.SPACED, views.TAGS, views.CYRILLIC_OR_GREEK, views.ESCAPED_NEWLINES, views.INVISIBLE):
         assert (gated.search(text) is None) == (gated.regex.search(text) is None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["ab", "1", "0", "@", "$", "!", " ", "\n", "\x1c", "+", "/", "=", "-", "Zm9vYmFy", "deadbeef"]),
+        max_size=80,
+    ).map("".join)
+    | st.text(st.characters(max_codepoint=127), max_size=200)
+)
+def test_ascii_shortcuts_find_what_the_general_scans_find(text: str) -> None:
+    """For ASCII, leetspeak spans and base64 runs are found on a byte-class copy of the text; a
+    text that is not ASCII (here: the same with a short word appended) is scanned in Python. Both
+    find the same."""
+    from breakwater.engine.guardrails.injection_views import long_words, touching
+
+    unicode = text + " é"
+    assert touching(text) == touching(unicode)
+    assert decoded_payloads(text) == decoded_payloads(unicode)
+    assert all(word in text.split() for word in long_words(text))

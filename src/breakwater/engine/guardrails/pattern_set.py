@@ -2,9 +2,10 @@
 the expressions that may match, and Python's ``re`` confirms only those.
 
 Each expression goes into the set *widened* so that the set finds a superset of Python's matches:
-word boundaries (``\\b``, ``\\B``) dropped, ``\\w`` and ``\\d`` spelled as the Unicode classes
-Python gives them (RE2's are ASCII). An expression RE2 cannot hold in that form (lookarounds,
-backreferences, ``\\W``/``\\S``/``\\D``) is a candidate for every text. Without ``google-re2``
+word boundaries (``\\b``, ``\\B``) and lookarounds dropped, ``\\w`` and ``\\d`` spelled as the
+Unicode classes Python gives them (RE2's are ASCII). An expression RE2 cannot hold in that form
+(backreferences, ``\\W``/``\\S``/``\\D``) is a candidate for every text. ``loosened`` goes one step
+further, for searching a text *before* it is lower-cased and its whitespace collapsed. Without ``google-re2``
 (no wheel for the platform) ``PatternSet.of`` gives ``None`` and callers search as before.
 """
 
@@ -18,7 +19,8 @@ from typing import Any
 log = logging.getLogger("breakwater.guardrails")
 
 #: what RE2 does not have, or what cannot be widened safely
-_UNSUPPORTED = re.compile(r"\(\?<?[=!]|\\[1-9WSDZA]|\(\?P=")
+_UNSUPPORTED = re.compile(r"\\[1-9WSDZA]|\(\?P=")
+_LOOKAROUND = ("(?=", "(?!", "(?<=", "(?<!")
 _CLASS_OUT = {"w": r"[\p{L}\p{N}_]", "d": r"\p{Nd}"}
 _CLASS_IN = {"w": r"\p{L}\p{N}_", "d": r"\p{Nd}"}
 
@@ -32,6 +34,9 @@ def widened(pattern: str) -> str | None:
     in_class, i, n = False, 0, len(pattern)
     while i < n:
         ch = pattern[i]
+        if not in_class and pattern.startswith(_LOOKAROUND, i):  # dropped: matches at least as much
+            i = _group_end(pattern, i)
+            continue
         if ch == "\\" and i + 1 < n:
             nxt = pattern[i + 1]
             if nxt in "bB":
@@ -61,6 +66,73 @@ def widened(pattern: str) -> str | None:
     return "".join(out)
 
 
+def _class_end(pattern: str, i: int) -> int:
+    """The index past the character class opening at ``pattern[i]``."""
+    i += 1
+    if pattern.startswith("^", i):
+        i += 1
+    if pattern.startswith("]", i):  # a leading ] is a literal
+        i += 1
+    while i < len(pattern) and pattern[i] != "]":
+        i += 2 if pattern[i] == "\\" else 1
+    return i + 1
+
+
+def _group_end(pattern: str, i: int) -> int:
+    """The index past the group opening at ``pattern[i]``."""
+    depth = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":
+            i = _class_end(pattern, i)
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return i
+
+
+#: a run of what ``str.split`` takes for whitespace in ASCII (RE2's ``\\s`` lacks ``\\v`` and
+#: ``\\x1c``-``\\x1f``)
+_WS = r"[\t-\r\x1c-\x20]+"
+
+
+def loosened(pattern: str) -> str:
+    """``pattern`` (RE2's syntax, as ``widened`` writes it) for a text as it came, where the
+    pattern was written for its normalised form (lower case, each run of whitespace one space,
+    trimmed): it matches the text wherever the pattern matches that form. Case is ignored, and
+    whatever can match a space (a space, ``\\s``, ``.``, a class holding a space or negated)
+    also matches a run of whitespace; ``^`` and ``$`` allow the whitespace trimmed. For ASCII
+    texts (others' whitespace is not ``_WS``)."""
+    out: list[str] = ["(?i)"]
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            end = pattern.find("}", i) + 1 if pattern.startswith(("\\p{", "\\P{"), i) else i + 2
+            token = pattern[i:end]
+            out.append(f"(?:{_WS})" if token == r"\s" else token)
+            i = end
+            continue
+        if ch == "[":
+            end = _class_end(pattern, i)
+            cls = pattern[i:end]
+            spacy = cls.startswith("[^") or " " in cls or r"\s" in cls
+            out.append(f"(?:{_WS}|{cls})" if spacy else cls)
+            i = end
+            continue
+        out.append({" ": f"(?:{_WS})", ".": f"(?:{_WS}|.)", "^": f"^(?:{_WS})?", "$": f"(?:{_WS})?$"}.get(ch, ch))
+        i += 1
+    return "".join(out)
+
+
 class PatternSet:
     """Args:
     pattern_set: the compiled RE2 set (its indices are ``indices``' positions).
@@ -74,9 +146,9 @@ class PatternSet:
         self._always = tuple(always)
 
     @classmethod
-    def of(cls, patterns: Sequence[str]) -> PatternSet | None:
+    def of(cls, patterns: Sequence[str], *, raw: bool = False) -> PatternSet | None:
         """The set of ``patterns`` (their positions are what ``candidates`` returns), or ``None``
-        without ``google-re2``."""
+        without ``google-re2``. ``raw``: each pattern ``loosened``, for texts not yet normalised."""
         try:
             import re2  # type: ignore[import-untyped]
         except ImportError:
@@ -91,6 +163,8 @@ class PatternSet:
             if wide is None:
                 always.append(i)
                 continue
+            if raw:
+                wide = loosened(wide)
             try:
                 found.Add(wide)
             except re2.error:  # (it raises a plain error saying it failed to add)
@@ -140,4 +214,27 @@ class Gated:
         return [] if self._ruled_out(text) else self.regex.findall(text)
 
     def sub(self, repl: Any, text: str) -> str:
-        return self.regex.sub(repl, text)
+        return text if self._ruled_out(text) else self.regex.sub(repl, text)
+
+
+class Gates:
+    """Gated expressions searched together: one RE2 pass says which of them may match a text.
+
+    Args:
+        gated: the expressions (``Gated``), in the order ``open`` answers.
+    """
+
+    def __init__(self, *gated: Gated) -> None:
+        self._patterns = [each.regex.pattern for each in gated]
+        #: made at the first search (``False``: not made yet; ``None``: no RE2)
+        self._set: PatternSet | bool | None = False
+
+    def open(self, text: str) -> tuple[bool, ...]:
+        """For each expression, whether it may match ``text`` (every one, without RE2)."""
+        found = self._set
+        if found is False:
+            found = self._set = PatternSet.of(self._patterns)
+        if not isinstance(found, PatternSet):
+            return (True,) * len(self._patterns)
+        may = set(found.candidates(text))
+        return tuple(i in may for i in range(len(self._patterns)))
