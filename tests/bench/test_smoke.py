@@ -119,3 +119,10 @@ def test_dlp_cost_runs_and_prints_every_row(tmp_path: Path) -> None:
         assert label in out
     assert "found: card,email,iban,phone" in out  # the planted findings are found
     assert "mask + restore, short prompt" in out
+
+
+def test_guardrails_cost_prints_what_every_case_adds(tmp_path: Path) -> None:
+    """`bench/guardrails_cost.py` times the three guardrail stages together on each 4k-token prompt."""
+    out = json.loads(bench("guardrails_cost.py", "--repeats", "3", "--json", cwd=tmp_path))["added_p50_ms"]
+    assert set(out) == {"prose", "prose, numbers", "prose, not ASCII", "prose, leetspeak and a URL", "acting"}
+    assert all(isinstance(ms, float) for ms in out.values())

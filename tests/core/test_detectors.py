@@ -128,3 +128,32 @@ def test_no_input_raises_and_findings_are_sorted_disjoint_spans(text: str) -> No
     for f in findings:
         assert f.kind in KINDS and at <= f.start < f.end <= len(text)
         at = f.end
+
+
+SHAPES = [
+    "jane.doe@example.com", "4111 1111 1111 1111", "4111 1111 1111 1112", "+44 20 7946 0958", "(415) 555-2671",
+    "DE89 3704 0044 0532 0130 00", "123-45-6789", "AB 12 34 56 C", "12345678Z", "111.444.777-35", "10.0.0.1",
+    "fe80::1:2:3", "sk-abcdefghijklmnop", "Bearer abc.def-123", "AKIAABCDEFGHIJKLMNOP", "2026-11-23", "v2.3.1",
+    "#48213", "12:30:45", "x", "the", "\u00a0", "\u2003", "\u3000", "\n", "\t", "\x85", "-", ".", "@", "%40", "\uff14",
+    "\u0664\u0665\u0666", "eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(SHAPES), max_size=30).map(" ".join)
+    | st.lists(st.sampled_from(SHAPES), max_size=30).map("".join)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=200)
+)
+def test_the_re2_gate_rules_out_only_kinds_that_are_absent(text: str) -> None:
+    """One RE2 pass over the text says which kinds may be in it; the findings are those of
+    searching for every kind."""
+    from breakwater.core import detectors
+
+    gated = scan(text)
+    assert isinstance(detectors._GATE, tuple)  # google-re2 is a dependency: the gate is made
+    gate, detectors._GATE = detectors._GATE, None  # (None: no gate, every kind searched)
+    try:
+        assert scan(text) == gated
+    finally:
+        detectors._GATE = gate

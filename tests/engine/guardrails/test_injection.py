@@ -192,23 +192,25 @@ def test_the_pattern_set_misses_nothing_on_any_text(text: str) -> None:
 
 
 def test_widened_expressions_keep_python_s_classes() -> None:
-    from breakwater.engine.guardrails.pattern_set import widened
+    from breakwater.core.pattern_set import widened
 
-    assert widened(r"\bfoo[\w']+\d\b") == r"foo[\p{L}\p{N}_']+\p{Nd}"
+    assert widened(r"\bfoo[\w']+\d\b") == r"foo[0-9A-Za-z_\x{80}-\x{10ffff}']+[0-9\x{80}-\x{10ffff}]"
     assert widened(r"[^\w]x") == r"[^\p{L}\p{N}_]x"
     assert widened(r"you (?!are)\b") == "you " and widened(r"(?<=[.!] (?:x|y))z") == "z"
-    assert widened(r"(a)\1") is None and widened(r"\W") is None
+    assert widened(r"(a)\1") is None and widened(r"[^\S]") is None
+    # RE2's \W, \D and \S (ASCII) hold more than Python's; its \s less, so it is spelled out
+    assert widened(r"\W\D\S") == r"\W\D\S" and widened(r"\s") == r"[\t-\r\x1c-\x20\x{80}-\x{10ffff}]"
 
 
 def test_loosened_expressions_match_the_text_before_it_is_normalised() -> None:
-    """The raw form ignores case, and reads a space (or anything that matches one) as a run of whitespace."""
+    """The raw form (for a lower-cased text) reads a space, or anything that matches one, as a run of whitespace."""
     import re2  # type: ignore[import-untyped]
 
-    from breakwater.engine.guardrails.pattern_set import loosened, widened
+    from breakwater.core.pattern_set import loosened, widened
 
     raw = loosened(widened(r"(?:^|[.!?] )ignore (?:\w+ ){0,2}rules[,. ]x.y$") or "")
-    for text in ("  IGNORE\n\tall the\r\nRules \n x \n\ty  ", "Stop. Ignore my rules,X y"):
-        assert normalise(text) != text and re2.search(raw, text) is not None
+    for text in ("  IGNORE\n\tall the\r\nRules \n x \n\ty  ", "Stop.\u3000Ignore my rules,X\u00a0y"):
+        assert normalise(text) != text.lower() and re2.search(raw, text.lower()) is not None
     assert re2.search(raw, "signore rules x y") is None
 
 
@@ -227,6 +229,40 @@ def test_loosened_expressions_match_the_text_before_it_is_normalised() -> None:
 def test_the_ascii_fast_path_gives_the_verdicts_of_a_whole_search(text: str) -> None:
     """An ASCII text is first searched as it came (case and whitespace as typed): that pass rules
     out nothing a search of its normalised form would find."""
+    assert DETECTOR.score(text) == WHOLE.score(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    *WORDS,
+                    "don\u2019t",
+                    "you\u2019re",
+                    "caf\u00e9",
+                    "f\u00fcr",
+                    "gro\u00df",
+                    "\u0130gnore",
+                    "\u201cignore\u201d",
+                    "\u2014",
+                    "\U0001f600",
+                    "\u03a3",
+                    "\u0431",
+                    "\u00bd",
+                    "\ufb01",
+                ]
+            ),
+            st.sampled_from([str.lower, str.upper, str.title]),
+            st.sampled_from([" ", "\u00a0", "\u2003", "\u3000", "\n", "\u2028", "\x85", "\u200b"]),
+        ),
+        max_size=60,
+    ).map(lambda parts: "".join(case(word) + space for word, case, space in parts))
+)
+def test_the_fast_path_holds_for_text_nfkc_leaves_alone(text: str) -> None:
+    """A text that is not ASCII but that NFKC leaves as it is (curly quotes, accents, emoji, other
+    spaces) is searched as it came too; hidden text in it sends it the whole way."""
     assert DETECTOR.score(text) == WHOLE.score(text)
 
 

@@ -28,10 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from breakwater.core.pattern_set import PatternSet
 from breakwater.engine.guardrails.injection_patterns import ENCODED, HIDDEN, PATTERNS
 from breakwater.engine.guardrails.injection_views import (
+    CYRILLIC_OR_GREEK,
     ESCAPED_NEWLINES,
     INVISIBLE,
+    LEET_WORD,
     MARKS,
     MIXED_WORD,
     SPACED,
@@ -43,20 +46,24 @@ from breakwater.engine.guardrails.injection_views import (
     normalised,
 )
 from breakwater.engine.guardrails.literals import opening_literals, required_literals
-from breakwater.engine.guardrails.pattern_set import PatternSet
 
 #: what a text needs more than its phrases searched for, as read on its normalised form (RE2's
 #: syntax; ``HeuristicDetector.score``): a digit touching a letter (the leetspeak view), a run that
-#: may be base64 or hex (the decoders); and for an ASCII text's fast path, ROT13 named, escaped
-#: newlines, letters spread by spaces
-_LEET_VIEW, _PAYLOAD_VIEW, _SPACED_VIEW = 0, 1, 4
+#: may be base64 or hex (the decoders); and for the fast path, ROT13 named, escaped newlines,
+#: letters spread by spaces, and hidden-text marks (tags, invisible characters, Cyrillic or Greek)
+_LEET_VIEW, _PAYLOAD_VIEW, _ROT13_VIEW, _SPACED_VIEW = 0, 1, 2, 4
 _VIEW_TRIGGERS = (
-    r"\p{L}[0-9@$!]|[0-9@$!]\p{L}",
+    LEET_WORD,
     r"[a-z0-9+/]{16,}",
     r"rot(?: |-)?13",
     r"(?:\\ ?n ?){4,}",
     SPACED.regex.pattern,
+    TAGS.regex.pattern,
+    INVISIBLE.regex.pattern,
+    CYRILLIC_OR_GREEK.regex.pattern,
 )
+#: the views made from the normalised text (the decoders read the text as it came)
+_NEED_FULL = frozenset({_LEET_VIEW, _ROT13_VIEW, _SPACED_VIEW})
 #: a phrase is tried only where one of its opening words occurs (``literals.py``), at most this
 #: many places (then searched)
 _MAX_OPENINGS = 256
@@ -194,17 +201,21 @@ class HeuristicDetector:
         hits: dict[int, tuple[str, float]] = {}
         extra: dict[str, float] = {}
         views: frozenset[int] | None
-        if self._raw is not None and text.isascii():
-            # ASCII holds no hidden characters, and one pass over the text as it came names the
-            # phrases that may match and the views it needs (most texts: none of either)
-            found = self._raw.candidates(text)
+        plain = text.isascii()
+        if self._raw is not None and (plain or unicodedata.is_normalized("NFKC", text)):
+            # one pass over the text as it came names the phrases that may match, the views it
+            # needs and the hidden text it may hold (most texts: none of these)
+            found = self._raw.candidates(text.lower())
             if not found:
                 return CLEAN
+        if self._raw is not None and plain:  # (ASCII holds no hidden text)
             phrases = len(self._checks)
             views = frozenset(i - phrases for i in found if i >= phrases)
             marks = Marks(tags=False, invisible=False, foreign=False, spaced=_SPACED_VIEW in views)
-            full = normalised(text, marks)
-            self._confirm(full, [i for i in found if i < phrases], hits)
+            candidates = [i for i in found if i < phrases]
+            # the normalised text, when a phrase or a view needs it ("" reads as it: no ROT13)
+            full = normalised(text, marks) if candidates or views & _NEED_FULL else ""
+            self._confirm(full, candidates, hits)
             if not views:
                 return _verdict(hits, extra)
         else:

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-from breakwater.engine.guardrails.pattern_set import Gated, Gates
+from breakwater.core.pattern_set import NON_ASCII, Gated, Gates
 
 #: characters that render as nothing: zero-width space/joiners, word joiner, BOM, soft hyphen,
 #: bidi marks and overrides, invisible operators, Mongolian vowel separator
@@ -109,26 +109,53 @@ _LEET_CLASSES = (
 )
 
 
+#: a leetspeak word holds this many letters at least (``1gn0r3``, ``ign0re``; not ``v2``, ``3rd``,
+#: ``mp3``, ``x86``: versions, ordinals and names are not read as leetspeak)
+LEET_LETTERS = 3
+_LEET_CHARS = frozenset("0123456789@$!")
+#: ``touching``'s trigger (RE2's syntax): a word of three letters or more with a digit or symbol in
+#: it touches a letter at two letters, or has the digit between letters
+LEET_WORD = "L L[0-9@$!]|[0-9@$!]L L|L[0-9@$!]+L".replace(" ", "").replace("L", f"[A-Za-z{NON_ASCII}]")
+
+
 def touching(view: str) -> list[int]:
-    """Where a digit or symbol touches a letter, in order."""
+    """Where a digit or symbol touches a letter in a word of ``LEET_LETTERS`` letters or more
+    (a word: letters and the characters leetspeak uses), in order."""
     if view.isascii():  # found at C speed: 'a1' and '1a' in the text's classes
         classes = view.encode("ascii").translate(_LEET_CLASSES)
         found: set[int] = set()
         for pair, offset in ((b"a1", 1), (b"1a", 0)):
             at = classes.find(pair)
             while at >= 0:
-                found.add(at + offset)
+                start, end = classes.rfind(b" ", 0, at) + 1, classes.find(b" ", at)
+                if classes.count(b"a", start, len(classes) if end < 0 else end) >= LEET_LETTERS:
+                    found.add(at + offset)
                 at = classes.find(pair, at + 1)
         return sorted(found)
     out: list[int] = []
     end = len(view)
     for run in _LEET_RUN.finditer(view):  # only a run's ends can touch a letter
         first, last = run.start(), run.end() - 1
-        if first and view[first - 1].isalpha():
+        if first and view[first - 1].isalpha() and _letters_around(view, first) >= LEET_LETTERS:
             out.append(first)
-        if last + 1 < end and view[last + 1].isalpha() and (last != first or not out or out[-1] != last):
+        if (
+            last + 1 < end
+            and view[last + 1].isalpha()
+            and (last != first or not out or out[-1] != last)
+            and _letters_around(view, last) >= LEET_LETTERS
+        ):
             out.append(last)
     return out
+
+
+def _letters_around(view: str, at: int) -> int:
+    """The letters of the word (letters and leetspeak characters) holding ``view[at]``."""
+    start, end = at, at + 1
+    while start and (view[start - 1].isalpha() or view[start - 1] in _LEET_CHARS):
+        start -= 1
+    while end < len(view) and (view[end].isalpha() or view[end] in _LEET_CHARS):
+        end += 1
+    return sum(c.isalpha() for c in view[start:end])
 
 
 def _printable(data: bytes) -> str | None:

@@ -2,11 +2,13 @@
 the expressions that may match, and Python's ``re`` confirms only those.
 
 Each expression goes into the set *widened* so that the set finds a superset of Python's matches:
-word boundaries (``\\b``, ``\\B``) and lookarounds dropped, ``\\w`` and ``\\d`` spelled as the
-Unicode classes Python gives them (RE2's are ASCII). An expression RE2 cannot hold in that form
-(backreferences, ``\\W``/``\\S``/``\\D``) is a candidate for every text. ``loosened`` goes one step
-further, for searching a text *before* it is lower-cased and its whitespace collapsed. Without ``google-re2``
-(no wheel for the platform) ``PatternSet.of`` gives ``None`` and callers search as before.
+word boundaries (``\\b``, ``\\B``) and lookarounds dropped, ``\\w``, ``\\d`` and ``\\s`` spelled as the
+Unicode classes Python gives them (RE2's are ASCII; RE2's ``\\W``, ``\\D`` and ``\\S`` hold more than
+Python's, so they stay, except in a negated class). An expression RE2 cannot hold in that form
+(backreferences, ``\\Z``, ``\\A``) is a candidate for every text. ``loosened`` goes one step further,
+for searching a text *before* it is lower-cased and its whitespace collapsed. Without
+``google-re2`` (no wheel for the platform) ``PatternSet.of`` gives ``None`` and callers search as
+before.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from typing import Any
 log = logging.getLogger("breakwater.guardrails")
 
 #: what RE2 does not have, or what cannot be widened safely
-_UNSUPPORTED = re.compile(r"\\[1-9WSDZA]|\(\?P=")
+_UNSUPPORTED = re.compile(r"\\[1-9ZA]|\(\?P=")
 _LOOKAROUND = ("(?=", "(?!", "(?<=", "(?<!")
-_CLASS_OUT = {"w": r"[\p{L}\p{N}_]", "d": r"\p{Nd}"}
-_CLASS_IN = {"w": r"\p{L}\p{N}_", "d": r"\p{Nd}"}
+#: every character past ASCII: Python's ``\\w``, ``\\d`` and ``\\s`` are written as their ASCII
+#: members and this, a superset that RE2 holds in a few byte ranges (the exact Unicode classes
+#: cost megabytes of program for a set of phrases); exact only in a negated class
+NON_ASCII = r"\x{80}-\x{10ffff}"
+_CLASS_IN = {"w": f"0-9A-Za-z_{NON_ASCII}", "d": f"0-9{NON_ASCII}", "s": f"\\t-\\r\\x1c-\\x20{NON_ASCII}"}
+_CLASS_OUT = {key: f"[{members}]" for key, members in _CLASS_IN.items()}
+#: in a negated class, Python's classes exactly (the complement of more is less)
+_CLASS_NEGATED = {"w": r"\p{L}\p{N}_", "d": r"\p{Nd}", "s": r"\t-\r\x1c-\x1f\x85\p{Z}"}
 
 
 def widened(pattern: str) -> str | None:
@@ -31,7 +39,8 @@ def widened(pattern: str) -> str | None:
     if _UNSUPPORTED.search(pattern):
         return None
     out: list[str] = []
-    in_class, i, n = False, 0, len(pattern)
+    in_class = negated = False
+    i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
         if not in_class and pattern.startswith(_LOOKAROUND, i):  # dropped: matches at least as much
@@ -43,7 +52,9 @@ def widened(pattern: str) -> str | None:
                 if in_class:  # [\b] is a backspace in a class: kept
                     out.append(pattern[i : i + 2])
             elif nxt in _CLASS_OUT:
-                out.append((_CLASS_IN if in_class else _CLASS_OUT)[nxt])
+                out.append((_CLASS_NEGATED if negated else _CLASS_IN if in_class else _CLASS_OUT)[nxt])
+            elif nxt in "WDS" and negated:  # (the complement of more is less)
+                return None
             else:
                 out.append(pattern[i : i + 2])
             i += 2
@@ -51,14 +62,15 @@ def widened(pattern: str) -> str | None:
         if ch == "[" and not in_class:
             in_class = True
             out.append(ch)
-            if i + 1 < n and pattern[i + 1] == "^":
+            negated = i + 1 < n and pattern[i + 1] == "^"
+            if negated:
                 out.append("^")
                 i += 1
             if i + 1 < n and pattern[i + 1] == "]":  # a leading ] is a literal
                 out.append("]")
                 i += 1
         elif ch == "]" and in_class:
-            in_class = False
+            in_class = negated = False
             out.append(ch)
         else:
             out.append(ch)
@@ -99,19 +111,23 @@ def _group_end(pattern: str, i: int) -> int:
     return i
 
 
-#: a run of what ``str.split`` takes for whitespace in ASCII (RE2's ``\\s`` lacks ``\\v`` and
-#: ``\\x1c``-``\\x1f``)
-_WS = r"[\t-\r\x1c-\x20]+"
+#: RE2's memory budget for a set: its program and DFA cache (the default, 8 MiB, is tight)
+_MAX_MEM = 16 << 20
+#: a run of what ``str.split`` takes for whitespace (and of anything not ASCII: a superset)
+_WS = f"[{_CLASS_IN['s']}]+"
+#: the apostrophe and its typographic twin (normalising folds U+2019 to ')
+_APOSTROPHE = "'\\x{2019}"
 
 
 def loosened(pattern: str) -> str:
-    """``pattern`` (RE2's syntax, as ``widened`` writes it) for a text as it came, where the
-    pattern was written for its normalised form (lower case, each run of whitespace one space,
-    trimmed): it matches the text wherever the pattern matches that form. Case is ignored, and
-    whatever can match a space (a space, ``\\s``, ``.``, a class holding a space or negated)
-    also matches a run of whitespace; ``^`` and ``$`` allow the whitespace trimmed. For ASCII
-    texts (others' whitespace is not ``_WS``)."""
-    out: list[str] = ["(?i)"]
+    """``pattern`` (RE2's syntax, as ``widened`` writes it) for a lower-cased text, where the
+    pattern was written for its normalised form (each run of whitespace one space, trimmed, U+2019
+    an apostrophe): it matches the text wherever the pattern matches that form, for a text NFKC
+    leaves as it is. Whatever can match a space (a space, ``\\s``, ``.``, a class holding a space
+    or negated) also matches a run of whitespace, ``^`` and ``$`` allow the whitespace trimmed, and
+    an apostrophe is either. (Not ``(?i)`` for the case: RE2 folds ``s`` and ``k`` with letters
+    past ASCII, so every class holding those would hold them.)"""
+    out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
@@ -124,11 +140,20 @@ def loosened(pattern: str) -> str:
         if ch == "[":
             end = _class_end(pattern, i)
             cls = pattern[i:end]
-            spacy = cls.startswith("[^") or " " in cls or r"\s" in cls
+            spacy = cls.startswith("[^") or " " in cls or r"\x20" in cls or r"\p{Z}" in cls
+            if "'" in cls and not cls.startswith("[^"):
+                cls = f"[{_APOSTROPHE}{cls[1:]}"
             out.append(f"(?:{_WS}|{cls})" if spacy else cls)
             i = end
             continue
-        out.append({" ": f"(?:{_WS})", ".": f"(?:{_WS}|.)", "^": f"^(?:{_WS})?", "$": f"(?:{_WS})?$"}.get(ch, ch))
+        loose = {
+            " ": f"(?:{_WS})",
+            ".": f"(?:{_WS}|.)",
+            "^": f"^(?:{_WS})?",
+            "$": f"(?:{_WS})?$",
+            "'": f"[{_APOSTROPHE}]",
+        }
+        out.append(loose.get(ch, ch))
         i += 1
     return "".join(out)
 
@@ -155,6 +180,7 @@ class PatternSet:
             return None
         options = re2.Options()
         options.log_errors = False
+        options.max_mem = _MAX_MEM
         found = re2.Set.SearchSet(options)
         indices: list[int] = []
         always: list[int] = []
