@@ -212,3 +212,31 @@ def test_findings_are_counted_by_kind_and_action_in_metrics_and_the_ledger(gatew
     metrics = httpx.get(f"{gateway}/metrics").text
     assert 'breakwater_dlp_findings_total{action="redact",kind="email",route="external"}' in metrics
     assert EMAIL not in metrics
+
+
+def test_embeddings_inputs_reach_a_self_hosted_deployment_raw_and_an_external_one_redacted(
+    upstream: tuple[Upstream, str], gateway: str, ledger: Path
+) -> None:
+    """The inputs of an embeddings request get the same per-provider policy as a chat's text."""
+    recorder, _ = upstream
+    client = openai_sdk(gateway)
+    client.embeddings.create(model="self-hosted", input=[PROMPT, "no data here"])
+    reply = client.embeddings.with_raw_response.create(model="external", input=[PROMPT, "no data here"])
+    assert _sent_to(recorder, "/v1/embeddings", "local-model")["input"] == [PROMPT, "no data here"]
+    assert _sent_to(recorder, "/v1/embeddings", "external-model")["input"] == [
+        "Write to [EMAIL] about my order.",
+        "no data here",
+    ]
+    assert _row(ledger, reply.headers["x-request-id"])["dlp_findings"] == "email:redact:1"
+
+
+def test_an_embeddings_input_with_a_blocked_kind_is_a_400_naming_it(
+    upstream: tuple[Upstream, str], gateway: str
+) -> None:
+    """A card in an embeddings input on a route that blocks cards never reaches the provider."""
+    recorder, _ = upstream
+    before = len(recorder.bodies.get("/v1/embeddings", []))
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_sdk(gateway).embeddings.create(model="guarded", input=f"charge {CARD} please")
+    assert info.value.code == "sensitive_data_blocked" and "1111" not in info.value.response.text
+    assert len(recorder.bodies.get("/v1/embeddings", [])) == before

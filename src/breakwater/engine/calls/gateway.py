@@ -211,6 +211,8 @@ class Gateway:
                 if not as_text:
                     as_text.append(await self._decoded(request, deployment))
                 prepared = as_text[0]
+            if ctx.dlp is not None:  # what this deployment's provider may receive
+                prepared = ctx.dlp.outbound_embeddings(prepared, deployment.target.provider)
             http = self._http(deployment, deployment.adapter.embeddings_request(prepared, deployment.target), ctx)
             status, headers, body = await exchange(deployment, http, min(deployment.timeouts.total, budget_s))
             if status >= 400:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from breakwater.core.config.dlp import Action, ProviderDlp, RouteDlp
 from breakwater.core.detectors import KINDS, Finding, Kind, replace, scan
 from breakwater.core.errors import InvalidRequest
-from breakwater.core.types import ChatRequest, ChatResponse, Message, TextPart
+from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, Message, TextPart
 
 #: the actions that change what is sent
 _CHANGING = frozenset({"redact", "mask"})
@@ -88,6 +88,28 @@ class DlpPlan:
         come back in the canonical form to have the placeholders restored. Any other keeps it,
         with the same text changes.
         """
+        clean, masking = self._cleaner(provider)
+        if clean is None:
+            return request
+        messages = [_message(m, clean) for m in request.messages]
+        raw = None if (masking and request.stream) or request.raw is None else _raw(request.raw, clean)
+        return dataclasses.replace(request, messages=messages, raw=raw)
+
+    def outbound_embeddings(self, request: EmbeddingRequest, provider: str) -> EmbeddingRequest:
+        """``request``'s inputs as the deployments of ``provider`` may receive them (raises when
+        blocked). A masked input is embedded with its placeholders: there is nothing to restore."""
+        clean, _ = self._cleaner(provider)
+        if clean is None:
+            return request
+        inputs = [clean(text) for text in request.inputs]
+        raw = request.raw
+        if raw is not None and isinstance(raw.get("input"), (str, list)):
+            raw = {**raw, "input": inputs if isinstance(raw["input"], list) else inputs[0]}
+        return dataclasses.replace(request, inputs=inputs, raw=raw)
+
+    def _cleaner(self, provider: str) -> tuple[Callable[[str], str] | None, bool]:
+        """What a text becomes on its way to ``provider`` (``None``: as it is), and whether
+        some of it is masked; counts the findings under their actions, raises when blocked."""
         self.count(provider)
         actions = {kind: self.action(kind, provider) for kind in set(self.kinds)}
         refused = [kind for kind, action in actions.items() if action == "block"]
@@ -95,8 +117,7 @@ class DlpPlan:
             raise blocked(refused)
         changing = tuple(kind for kind in KINDS if actions.get(kind) in _CHANGING)
         if not changing:
-            return request
-        masking = any(action == "mask" for action in actions.values())
+            return None, False
 
         def placeholder(text: str, finding: Finding) -> str:
             if actions[finding.kind] == "redact":
@@ -106,9 +127,7 @@ class DlpPlan:
         def clean(text: str) -> str:
             return replace(text, scan(text, changing), lambda f: placeholder(text, f))
 
-        messages = [_message(m, clean) for m in request.messages]
-        raw = None if (masking and request.stream) or request.raw is None else _raw(request.raw, clean)
-        return dataclasses.replace(request, messages=messages, raw=raw)
+        return clean, any(action == "mask" for action in actions.values())
 
     def reserve(self, request: ChatRequest) -> None:
         """Number the values some deployment will get masked, in the order the request holds them.

@@ -11,14 +11,15 @@ its values back: a whole answer here, a stream through ``dlp_stream.restoring``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from breakwater.core.config.dlp import ProviderDlp, RouteDlp
-from breakwater.core.types import ChatRequest
+from breakwater.core.detectors import Kind, scan
+from breakwater.core.types import ChatRequest, EmbeddingRequest, EmbeddingResponse
 from breakwater.engine.context import RequestContext
 from breakwater.engine.guardrails.dlp import DlpPlan, blocked, find
 from breakwater.engine.guardrails.dlp_stream import restoring
-from breakwater.engine.pipeline import ChatAnswer, ChatCall, Stage
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
 from breakwater.engine.tee import EventStream
 
 #: a route without ``dlp`` whose request reaches a provider with one: counted, not changed
@@ -41,17 +42,9 @@ class DlpStage(Stage):
         return functools.partial(self._guarded, call)
 
     async def _guarded(self, call: ChatCall, request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
-        policy = self.routes.get(request.model)
-        if policy is None and not self.providers:
+        plan = self._plan(request.model, ctx, lambda: find(request))
+        if plan is None:
             return await call(request, ctx)
-        kinds = find(request)
-        if not kinds:
-            return await call(request, ctx)
-        plan = ctx.dlp = DlpPlan(policy or _LOG_ONLY, self.providers, kinds)
-        plan.count(None)
-        refused = [kind for kind in kinds if plan.action(kind, None) == "block"]
-        if refused:
-            raise blocked(refused)
         plan.reserve(request)
         answer = await call(request, ctx)
         if not plan.originals:
@@ -59,3 +52,30 @@ class DlpStage(Stage):
         if isinstance(answer, EventStream):
             return restoring(answer, plan)
         return plan.restored(answer)
+
+    def embeddings(self, call: EmbeddingsCall) -> EmbeddingsCall:
+        return functools.partial(self._guarded_embeddings, call)
+
+    async def _guarded_embeddings(
+        self, call: EmbeddingsCall, request: EmbeddingRequest, ctx: RequestContext
+    ) -> EmbeddingResponse:
+        """The inputs scanned like a chat's text; each deployment gets them as its provider may
+        (``DlpPlan.outbound_embeddings``). Token-id inputs are not text: not scanned."""
+        self._plan(request.model, ctx, lambda: [f.kind for text in request.inputs for f in scan(text)])
+        return await call(request, ctx)
+
+    def _plan(self, route: str, ctx: RequestContext, findings: Callable[[], list[Kind]]) -> DlpPlan | None:
+        """The request's plan, left on ``ctx`` and counted (``None``: nothing to act on); raises
+        when the route blocks a kind found."""
+        policy = self.routes.get(route)
+        if policy is None and not self.providers:
+            return None
+        kinds = findings()
+        if not kinds:
+            return None
+        plan = ctx.dlp = DlpPlan(policy or _LOG_ONLY, self.providers, kinds)
+        plan.count(None)
+        refused = [kind for kind in kinds if plan.action(kind, None) == "block"]
+        if refused:
+            raise blocked(refused)
+        return plan
