@@ -115,7 +115,14 @@ def test_cache_savings_prices_a_mock_run_from_its_ledger(tmp_path: Path) -> None
 def test_dlp_cost_runs_and_prints_every_row(tmp_path: Path) -> None:
     """`bench/dlp_cost.py` times the detectors on three 4k-token prompts and the dlp stage four ways."""
     out = bench("dlp_cost.py", "--repeats", "5", cwd=tmp_path)
-    for label in ("plain prose", "prose with numbers", "not ASCII", "no stage", "configured, not acting"):
+    for label in (
+        "plain prose",
+        "prose with numbers",
+        "numbers and findings",
+        "not ASCII",
+        "no stage",
+        "configured, not acting",
+    ):
         assert label in out
     assert "found: card,email,iban,phone" in out  # the planted findings are found
     assert "mask + restore, short prompt" in out
