@@ -21,6 +21,7 @@ from breakwater.core.config import build_config
 from breakwater.infra.mock.app import create_mock_app
 from breakwater.infra.mock.model import ScriptedAnswer
 from breakwater.server.app import create_app
+from tests.polling import until
 from tests.server.running import anthropic_sdk, openai_sdk, serve
 from tests.server.test_ledger import _row
 from tests.server.test_wire_fields import RecordingUpstream
@@ -31,6 +32,8 @@ PROMPT = f"Write to {EMAIL} about my order."
 #: the mock answers a prompt holding a masked e-mail with that placeholder, twice
 ECHO = ScriptedAnswer.parse({"matches": r"\[EMAIL_1\]", "text": "I will write to [EMAIL_1] today; [EMAIL_1] is noted."})
 RESTORED = f"I will write to {EMAIL} today; {EMAIL} is noted."
+#: the self-hosted model repeats the address it was given: its answer, graded by a judge, holds it
+REPEAT = ScriptedAnswer.parse({"matches": r"^Remind me", "text": f"Noted: {EMAIL}."})
 
 
 class Upstream(RecordingUpstream):
@@ -38,7 +41,7 @@ class Upstream(RecordingUpstream):
 
     def __init__(self) -> None:
         super().__init__()
-        self._app = create_mock_app([], answers=(ECHO,))
+        self._app = create_mock_app([], answers=(ECHO, REPEAT))
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +93,30 @@ def gateway(upstream: tuple[Upstream, str], ledger: Path) -> Iterator[str]:
             "masked-claude": {"deployments": ["d-claude"], "dlp": {"action": "mask"}, **one},
             "guarded": {"deployments": ["d-external"], "dlp": {"kinds": {"card": "block"}}, **one},
             "guarded-claude": {"deployments": ["d-claude"], "dlp": {"kinds": {"card": "block"}}, **one},
+            "graded": {
+                "deployments": ["d-local"],
+                "dlp": {"action": "redact"},
+                "drift": {"share": 1.0, "asserts": [{"type": "llm-rubric", "value": "is polite"}], "judge": "grader"},
+                **one,
+            },
+            "grader": {"deployments": ["d-claude"], **one},
+            "templated": {
+                "deployments": ["d-external"],
+                "dlp": {"action": "redact", "kinds": {"card": "block"}},
+                "prompt": "note",
+                **one,
+            },
+        },
+        "prompts": {
+            "note": {
+                "versions": {
+                    1: {
+                        "messages": [{"role": "user", "content": "Send a note to {{ contact }}."}],
+                        "variables": {"contact": {"type": "string"}},
+                    }
+                },
+                "current": 1,
+            }
         },
     }
     app = create_app(build_config(config), environ={"KEY": "k"})
@@ -240,3 +267,37 @@ def test_an_embeddings_input_with_a_blocked_kind_is_a_400_naming_it(
         openai_sdk(gateway).embeddings.create(model="guarded", input=f"charge {CARD} please")
     assert info.value.code == "sensitive_data_blocked" and "1111" not in info.value.response.text
     assert len(recorder.bodies.get("/v1/embeddings", [])) == before
+
+
+def test_a_registry_prompt_s_variables_are_scanned_and_the_rendered_text_redacted(
+    upstream: tuple[Upstream, str], gateway: str, ledger: Path
+) -> None:
+    """The caller's values rendered into a registry prompt are counted, blocked or redacted like its messages."""
+    recorder, _ = upstream
+    client = openai_sdk(gateway)
+    reply = client.chat.completions.with_raw_response.create(
+        model="templated", messages=[], extra_body={"prompt": {"variables": {"contact": EMAIL}}}
+    )
+    assert _last_user(_sent_to(recorder, "/v1/chat/completions", "external-model")) == "Send a note to [EMAIL]."
+    assert _row(ledger, reply.headers["x-request-id"])["dlp_findings"] == "email:redact:1"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="templated", messages=[], extra_body={"prompt": {"variables": {"contact": CARD}}}
+        )
+    assert info.value.code == "sensitive_data_blocked" and "1111" not in info.value.response.text
+
+
+def test_a_drift_judge_gets_the_graded_request_as_an_external_provider_may(
+    upstream: tuple[Upstream, str], gateway: str
+) -> None:
+    """The graded route's self-hosted deployment gets the e-mail and answers with it; the judge's
+    grading request, which quotes that answer, reaches the external judge deployment redacted."""
+    recorder, _ = upstream
+    before = len(recorder.bodies.get("/v1/messages", []))
+    prompt = f"Remind me: my address is {EMAIL}."
+    answer = openai_sdk(gateway).chat.completions.create(model="graded", messages=[{"role": "user", "content": prompt}])
+    assert answer.choices[0].message.content == f"Noted: {EMAIL}."
+    assert _last_user(_sent_to(recorder, "/v1/chat/completions", "local-model")) == prompt
+    until(lambda: len(recorder.bodies.get("/v1/messages", [])) > before, 10, "the judge is called")
+    grading = json.dumps(recorder.bodies["/v1/messages"][before:])
+    assert "Noted: [EMAIL]." in grading and EMAIL not in grading

@@ -24,7 +24,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from breakwater.core.ids import IdGenerator
 from breakwater.core.types import ChatRequest, ChatResponse
@@ -40,6 +40,9 @@ from breakwater.engine.router.checks import JudgeCall
 from breakwater.engine.similarity import Similarity
 from breakwater.engine.tasks import LaneCounts, Lanes
 from breakwater.engine.tee import EventStream
+
+if TYPE_CHECKING:
+    from breakwater.engine.guardrails.dlp import DlpPlan
 
 log = logging.getLogger("breakwater.drift")
 
@@ -90,6 +93,7 @@ class _Job:
     request_id: str
     at: float
     output: Output
+    dlp: DlpPlan | None = None
 
 
 class DriftStage(Stage):
@@ -146,11 +150,11 @@ class DriftStage(Stage):
                 return await call(request, ctx)
             started = clock.monotonic()
             answer = await call(request, ctx)
-            route, rid = request.model, ctx.request_id
+            route, rid, dlp = request.model, ctx.request_id, ctx.dlp
             if isinstance(answer, EventStream):
-                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, started)))
+                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, started, dlp)))
             else:
-                self._offer(route, plan, request, rid, answer, started)
+                self._offer(route, plan, request, rid, answer, started, dlp)
             return answer
 
         return watched
@@ -164,11 +168,18 @@ class DriftStage(Stage):
         return self.watches[route].scores.read(self._clock.time())
 
     def _offer(
-        self, route: str, plan: DriftPlan, request: ChatRequest, rid: str, answer: ChatResponse, started: float
+        self,
+        route: str,
+        plan: DriftPlan,
+        request: ChatRequest,
+        rid: str,
+        answer: ChatResponse,
+        started: float,
+        dlp: DlpPlan | None = None,
     ) -> None:
         """Queue the sample, never waiting: a full queue drops it."""
         latency_ms = (self._clock.monotonic() - started) * 1000.0
-        job = _Job(route, plan, rid, self._clock.time(), _output(request, answer, latency_ms))
+        job = _Job(route, plan, rid, self._clock.time(), _output(request, answer, latency_ms), dlp)
         if not self._lanes.offer(route, job, plan.queue, plan.concurrency):
             DriftCounts.add(self.counts.dropped, route)
 
@@ -179,7 +190,8 @@ class DriftStage(Stage):
 
     async def _grade(self, job: _Job) -> None:
         plan = job.plan
-        graders = Graders(self._similarity, None if plan.judge is None else self._judge(plan.judge, job.request_id))
+        judge = None if plan.judge is None else self._judge(plan.judge, job.request_id, job.dlp)
+        graders = Graders(self._similarity, judge)
         verdict = await evaluate(plan.assertions, job.output, plan.threshold, graders)
         failed = sorted(
             {("not-" if g.assertion.negate else "") + g.assertion.type for g in verdict.grades if not g.passed}
@@ -195,7 +207,7 @@ class DriftStage(Stage):
             except Exception as exc:  # noqa: BLE001 - the score stays in the watch; the store is told off in the log
                 log.warning("a drift score of request %s was not stored: %s", job.request_id, type(exc).__name__)
 
-    def _judge(self, route: str, request_id: str) -> JudgeCall:
+    def _judge(self, route: str, request_id: str, dlp: DlpPlan | None) -> JudgeCall:
         """A judge route's call for one sample: a ledger row of its own, naming the graded request."""
         return judge_route(
             route,
@@ -204,6 +216,7 @@ class DriftStage(Stage):
             self._clock,
             request_id=lambda: "drift-" + self._ids.new(),
             caller=lambda: Caller(user=USER, tags={"drift_of": request_id}),
+            dlp=dlp,
         )
 
     async def stop(self) -> None:

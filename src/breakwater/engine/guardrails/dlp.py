@@ -11,6 +11,7 @@ here keeps a finding's value beyond the request: ledger and metrics see kinds on
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -155,6 +156,11 @@ class DlpPlan:
             self.placeholders[value], self.originals[known] = known, value
         return known
 
+    def fork(self) -> DlpPlan:
+        """This plan for another call made for the same request (a judge grading its answer):
+        the same policy and placeholders, counts of its own."""
+        return dataclasses.replace(self, counts={})
+
     def summary(self) -> str:
         """The ledger's ``dlp_findings``: ``kind:action:count`` pairs, comma-separated (no values)."""
         return ",".join(f"{kind}:{action}:{n}" for (kind, action), n in sorted(self.counts.items()))
@@ -174,11 +180,16 @@ class DlpPlan:
 
 
 def find(request: ChatRequest) -> list[Kind]:
-    """The kind of each finding in the request's text (messages' text parts, tool call arguments)."""
+    """The kind of each finding in the request's text (messages' text parts, tool call
+    arguments, a registry prompt's variables)."""
     return [finding.kind for text in _texts(request) for finding in scan(text)]
 
 
 def _texts(request: ChatRequest) -> Iterator[str]:
+    if request.prompt is not None and request.prompt.variables:
+        # a registry prompt is rendered later (the prompts stage): its variables are the
+        # caller's text in it (the rendered messages are cleaned per deployment like any other)
+        yield json.dumps(request.prompt.variables, ensure_ascii=False, default=str)
     for message in request.messages:
         for part in message.content:
             if isinstance(part, TextPart):

@@ -143,6 +143,8 @@ class Cascade:
 
         async def judge(prompt: ChatRequest) -> ChatResponse:
             mine = RequestContext(ctx.request_id, caller=ctx.caller, headers=ctx.headers)
+            # the grading request quotes this one: its deployments get it as this one's would
+            mine.dlp = None if ctx.dlp is None else ctx.dlp.fork()
             prompt.model = route
             verdict = await call(prompt, mine)
             assert isinstance(verdict, ChatResponse)
