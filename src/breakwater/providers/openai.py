@@ -35,6 +35,7 @@ from breakwater.core.types import (
 )
 from breakwater.providers.base import HttpRequest, Target, error_object, response_object
 from breakwater.providers.hosts import host
+from breakwater.providers.openai_moderations import ModerationRequest, moderation_request
 from breakwater.providers.openai_stream import (
     FINISH,
     OpenAIStreamParser,
@@ -113,6 +114,10 @@ class OpenAIAdapter:
             if request.user is not None:
                 body["user"] = request.user
         return HttpRequest("POST", _url(target, "embeddings"), _headers(target), orjson.dumps(body))
+
+    def moderations_request(self, request: ModerationRequest, target: Target) -> HttpRequest:
+        """OpenAI's ``/moderations`` (the one wire that has it: ``openai_moderations.py``)."""
+        return moderation_request(request, target, _url(target, "moderations"), _headers(target))
 
     # 3. responses ------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 and returns a ``MockReply``. The ASGI app (``breakwater mock``) and the in-process sender (a
 deployment of provider type ``mock``) are thin shells around it, so both behave identically.
 
-Routes: OpenAI ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models`` (also
+Routes: OpenAI ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/moderations``
+(``moderation.py``), ``GET /v1/models`` (also
 without the ``/v1`` prefix, and Azure's ``/openai/deployments/{name}/...`` with the model from
 the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` and ``GET
 /v1/models`` when an ``anthropic-version`` header is present; Gemini ``POST /v1beta/models/
@@ -31,8 +32,10 @@ from breakwater.core.types import ChatRequest, ChatResponse
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset, Faults, FaultSchedule, parse_faults
 from breakwater.infra.mock.model import MockModel, filtered, input_tokens, stream_events
+from breakwater.infra.mock.moderation import moderation_body
 from breakwater.infra.mock.prompt_cache import PromptCacheSim
 from breakwater.infra.mock.wires import AnthropicWire, GeminiWire, OpenAIWire, Wire
+from breakwater.providers.openai_moderations import decode_moderation_request
 
 __all__ = ["ConnectionReset", "MockReply", "MockService"]
 
@@ -73,7 +76,7 @@ class MockReply:
 class _Route:
     method: str
     wire: Wire
-    kind: str  # chat | embeddings | models | count_tokens | health
+    kind: str  # chat | embeddings | moderations | models | count_tokens | health
     model: str | None = None
     action: str | None = None  # Gemini's verb after the colon
 
@@ -107,6 +110,7 @@ class MockService:
             self._routes[prefix + "/chat/completions"] = _Route("POST", self.openai, "chat")
             self._routes[prefix + "/embeddings"] = _Route("POST", self.openai, "embeddings")
             self._routes[prefix + "/models"] = _Route("GET", self.openai, "models")
+            self._routes[prefix + "/moderations"] = _Route("POST", self.openai, "moderations")
         self._routes["/v1/messages"] = _Route("POST", self.anthropic, "chat")
         self._routes["/v1/messages/count_tokens"] = _Route("POST", self.anthropic, "count_tokens")
         self._routes["/v1beta/models"] = _Route("GET", self.gemini, "models")
@@ -153,6 +157,12 @@ class MockService:
             data = orjson.loads(body)
             if route.kind == "embeddings":
                 return self._embeddings(wire, data, route.model, faults)
+            if route.kind == "moderations":
+                request = decode_moderation_request(data)
+                body = (
+                    wire.malformed_body if faults.malformed else moderation_body(request, f"modr-mock{self._ids.new()}")
+                )
+                return MockReply(200, self._headers(_JSON), body)
             return self._count_tokens(wire, data, route.model)
         except orjson.JSONDecodeError:
             return self._error(wire, 400, "We could not parse the JSON body of your request.")
