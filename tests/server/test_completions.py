@@ -1,0 +1,108 @@
+"""The official ``openai`` SDK's legacy ``client.completions.create``, plain and streamed, against
+``/v1/completions`` on a running gateway: mapped onto chat for every upstream wire format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.server.conftest import ROUTES
+from tests.server.running import openai_sdk
+from tests.server.test_ledger import _row
+
+
+@pytest.fixture(scope="module")
+def client(gateway_url: str) -> openai.OpenAI:
+    return openai_sdk(gateway_url)
+
+
+@pytest.mark.parametrize("model", ROUTES)
+def test_a_completion_is_the_chat_answer_as_text(client: openai.OpenAI, model: str) -> None:
+    """A prompt gets a text_completion whose text is the chat answer to the prompt as a user message."""
+    completion = client.completions.create(model=model, prompt="Say hello", max_tokens=200)
+    chat = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello"}], max_tokens=200
+    )
+    assert completion.object == "text_completion"
+    assert completion.id.startswith("cmpl-")
+    assert completion.choices[0].text == chat.choices[0].message.content
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and chat.usage is not None
+    assert completion.usage.prompt_tokens == chat.usage.prompt_tokens
+    assert completion.usage.completion_tokens == chat.usage.completion_tokens
+
+
+@pytest.mark.parametrize("model", ROUTES)
+def test_a_streamed_completion_matches_the_plain_one(client: openai.OpenAI, model: str) -> None:
+    """Streamed, the text_completion chunks add up to the plain answer, end with its finish reason
+    and, with include_usage, a usage chunk."""
+    plain = client.completions.create(model=model, prompt="Say hello", max_tokens=200)
+    chunks = list(
+        client.completions.create(
+            model=model, prompt=["Say hello"], max_tokens=200, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert all(c.object == "text_completion" for c in chunks)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == plain.choices[0].text
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert chunks[-1].usage is not None and plain.usage is not None
+    assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+
+
+def test_max_tokens_defaults_to_16_as_openai_does(client: openai.OpenAI) -> None:
+    """Without max_tokens a completion stops at 16 tokens, with finish_reason length."""
+    completion = client.completions.create(model="mock", prompt="Write a long story about the sea")
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 16
+
+
+def test_stop_and_n_are_passed_on(client: openai.OpenAI) -> None:
+    """n asks for several choices; each is a text with its own index."""
+    completion = client.completions.create(model="mock", prompt="Say hello", max_tokens=50, n=2)
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert all(c.text for c in completion.choices)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"prompt": ["one", "two"]}, "prompt"),
+        ({"prompt": [1, 2, 3]}, "prompt"),
+        ({"prompt": "x", "logprobs": 2}, "logprobs"),
+        ({"prompt": "x", "echo": True}, "echo"),
+        ({"prompt": "x", "suffix": "end"}, "suffix"),
+        ({"prompt": "x", "best_of": 3}, "best_of"),
+        ({"prompt": "x", "temperature": 3}, "temperature"),
+    ],
+)
+def test_what_chat_cannot_carry_is_a_400_naming_it(
+    client: openai.OpenAI, kwargs: dict[str, object], param: str
+) -> None:
+    """Batches, token-id prompts, logprobs, echo, suffix and best_of above n are refused by name."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model="mock-claude", max_tokens=20, **kwargs)  # type: ignore[call-overload]
+    body = caught.value.body
+    assert isinstance(body, dict) and body["param"] == param
+
+
+def test_a_lenient_route_drops_and_says_so(client: openai.OpenAI, ledger_path: Path) -> None:
+    """On a route with unsupported_params: drop, echo and suffix are dropped, listed in
+    x-breakwater-dropped-params and in the ledger row, which records the call like a chat."""
+    raw = client.completions.with_raw_response.create(
+        model="mock-claude-lenient", prompt="Say hello", max_tokens=50, echo=True, suffix="!"
+    )
+    assert set(raw.headers["x-breakwater-dropped-params"].split(",")) == {"echo", "suffix"}
+    assert raw.parse().choices[0].text
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert row["route"] == "mock-claude-lenient"
+    assert set(row["dropped_params"].split(",")) == {"echo", "suffix"}
+    assert row["output_tokens"] > 0
+
+
+def test_an_unknown_model_is_a_404(client: openai.OpenAI) -> None:
+    """An unknown model is OpenAI's 404, as on chat."""
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="nope", prompt="x")
