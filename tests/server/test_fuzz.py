@@ -1,8 +1,9 @@
 """Fuzzing the gateway's client-facing operations: whatever the body, never a 5xx and never a traceback.
 
 The served operations of OpenAI's vendored spec (``POST /v1/chat/completions``, ``POST
-/v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{model}``), Anthropic's Messages request
-(``POST /v1/messages``, from our JSON Schema of it) and Breakwater's ``POST /v1/feedback`` (from
+/v1/completions``, ``POST /v1/embeddings``, ``POST /v1/moderations``, ``GET /v1/models``, ``GET
+/v1/models/{model}``, and chat bodies to ``POST /v1/tokens/count``), Anthropic's Messages request
+(``POST /v1/messages`` and ``POST /v1/messages/count_tokens``, from our JSON Schema of it) and Breakwater's ``POST /v1/feedback`` (from
 our JSON Schema of its body) are fuzzed with schemathesis, with valid-shaped,
 schema-violating and mutated bodies (``tests/fuzzing.py`` says how each is made, and holds the
 checks), against the gateway in-process over the mock provider. Chat bodies go to each upstream
@@ -269,3 +270,56 @@ def test_feedback(
         check_answer(response, "openai", request)
         assert response.status_code in (201, 400, 404, 413, 415), response.text
     assert not logged_failures(caplog.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_completions(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any legacy completions body, on any upstream wire, streamed or not, gets a non-5xx OpenAI answer."""
+    overrides: dict[str, Any] = {}
+    model = data.draw(st.sampled_from(MODELS), label="model")
+    if model is not None:
+        overrides["model"] = model
+    if data.draw(st.booleans(), label="stream"):
+        overrides["stream"] = True
+    requests = draw_requests(data, openai_spec, mode, "POST", "/completions", "/v1/completions", **overrides)
+    check_each(gateway, requests, "openai", caplog)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=40)
+@given(data=st.data())
+def test_moderations(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any moderations body, to a route with a moderation endpoint or without, gets a non-5xx OpenAI answer."""
+    model = data.draw(st.sampled_from(["mock", "mock-claude", "mock-routed", None]), label="model")
+    overrides = {} if model is None else {"model": model}
+    requests = draw_requests(data, openai_spec, mode, "POST", "/moderations", "/v1/moderations", **overrides)
+    check_each(gateway, requests, "openai", caplog)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=40)
+@given(data=st.data())
+def test_token_counts(
+    gateway: InProcess,
+    openai_spec: Bodies,
+    messages_schema: Bodies,
+    caplog: pytest.LogCaptureFixture,
+    mode: Mode,
+    data: st.DataObject,
+) -> None:
+    """Any Messages body to /v1/messages/count_tokens gets a non-5xx Anthropic answer, any chat
+    body to /v1/tokens/count a non-5xx OpenAI answer."""
+    model = data.draw(st.sampled_from(MODELS), label="model")
+    overrides = {} if model is None else {"model": model}
+    if data.draw(st.booleans(), label="wire"):
+        requests = draw_requests(data, messages_schema, mode, "POST", "/body", "/v1/messages/count_tokens", **overrides)
+        check_each(gateway, requests, "anthropic", caplog)
+    else:
+        requests = draw_requests(data, openai_spec, mode, "POST", "/chat/completions", "/v1/tokens/count", **overrides)
+        check_each(gateway, requests, "openai", caplog)
