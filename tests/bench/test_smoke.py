@@ -119,3 +119,13 @@ def test_dlp_cost_runs_and_prints_every_row(tmp_path: Path) -> None:
         assert label in out
     assert "found: card,email,iban,phone" in out  # the planted findings are found
     assert "mask + restore, short prompt" in out
+
+
+def test_token_estimate_accuracy_prints_its_table(tmp_path: Path) -> None:
+    """`bench/token_estimate_accuracy.py` measures the OpenAI estimates against OpenAI's counting
+    (within 1%) and says the Claude and Gemini rows have no reference without one."""
+    rows = json.loads(bench("token_estimate_accuracy.py", "--json", cwd=tmp_path))
+    openai_rows = [r for r in rows if str(r["family"]).startswith("OpenAI")]
+    assert {r["kind"] for r in openai_rows} == {"prose", "code", "json", "other scripts"}
+    assert all(r["n"] > 0 and r["mean_abs_pct"] < 1.0 for r in openai_rows)
+    assert any("no reference" in str(r.get("note")) for r in rows)
