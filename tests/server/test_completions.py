@@ -81,7 +81,7 @@ def test_stop_and_n_are_passed_on(client: openai.OpenAI) -> None:
 def test_what_chat_cannot_carry_is_a_400_naming_it(
     client: openai.OpenAI, kwargs: dict[str, object], param: str
 ) -> None:
-    """Batches, token-id prompts, logprobs, echo, suffix and best_of above n are refused by name."""
+    """Batches, token-id prompts, echo, suffix, best_of above n, and (on Anthropic) logprobs are refused by name."""
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model="mock-claude", max_tokens=20, **kwargs)  # type: ignore[call-overload]
     body = caught.value.body
@@ -100,6 +100,31 @@ def test_a_lenient_route_drops_and_says_so(client: openai.OpenAI, ledger_path: P
     assert row["route"] == "mock-claude-lenient"
     assert set(row["dropped_params"].split(",")) == {"echo", "suffix"}
     assert row["output_tokens"] > 0
+
+
+@pytest.mark.parametrize("model", ["mock", "remote", "mock-gemini", "remote-gemini"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_logprobs_come_back_in_the_completions_shape(client: openai.OpenAI, model: str, stream: bool) -> None:
+    """logprobs: N gives each token, its logprob, its N best alternatives and its offset in the text."""
+    kwargs = {"model": model, "prompt": "Say hello", "max_tokens": 50, "logprobs": 2}
+    if stream:
+        chunks = [c for c in client.completions.create(**kwargs, stream=True) if c.choices]  # type: ignore[call-overload]
+        text = "".join(c.choices[0].text for c in chunks)
+        tokens, offsets, tops = [], [], []
+        for chunk in chunks:
+            lp = chunk.choices[0].logprobs
+            if lp is not None:
+                tokens += lp.tokens or []
+                offsets += lp.text_offset or []
+                tops += lp.top_logprobs or []
+    else:
+        completion = client.completions.create(**kwargs)  # type: ignore[call-overload]
+        text, lp = completion.choices[0].text, completion.choices[0].logprobs
+        assert lp is not None
+        tokens, offsets, tops = lp.tokens or [], lp.text_offset or [], lp.top_logprobs or []
+    assert tokens and "".join(tokens) == text
+    assert offsets == [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    assert all(len(top) <= 2 for top in tops) and any(len(top) == 2 for top in tops)
 
 
 def test_an_unknown_model_is_a_404(client: openai.OpenAI) -> None:

@@ -10,12 +10,15 @@ What the chat form cannot carry:
 
 - a batch of prompts (a list of several strings) or token-id prompts: a 400 naming ``prompt``
   (one prompt a request; send text);
-- ``logprobs`` (legacy shape: an integer, per-token offsets): a 400 naming it, on every route,
-  because the chat parameter of the same name answers in another shape;
 - ``echo: true``, a non-empty ``suffix``, ``best_of`` above ``n``, ``logit_bias``: listed in
   ``extra_params``, so the route's ``unsupported_params`` decides, as for any parameter its
   upstream cannot honour (a 400 naming it, or dropped and listed in
   ``x-breakwater-dropped-params``).
+
+``logprobs: N`` asks the chat for ``logprobs`` with ``top_logprobs: N``, and the chat's entries
+come back in the completions' shape (``tokens``, ``token_logprobs``, ``top_logprobs`` as
+token -> logprob maps, ``text_offset``), whole and streamed; an upstream without log
+probabilities (Anthropic) refuses it like the chat parameter.
 
 ``raw`` stays ``None``: a completion body must never reach an upstream's chat endpoint as is.
 ``max_tokens`` defaults to 16, as OpenAI's completions do.
@@ -27,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from breakwater.core.errors import InvalidRequest, UnsupportedParameter
+from breakwater.core.errors import InvalidRequest
 from breakwater.core.types import (
     ChatRequest,
     ChatResponse,
@@ -48,8 +51,8 @@ from breakwater.providers.sse import encode_sse
 
 #: OpenAI's default ``max_tokens`` for a completion
 DEFAULT_MAX_TOKENS = 16
-#: at most this many stop sequences (OpenAI's limit)
-MAX_STOP = 4
+#: at most this many stop sequences, and of alternatives per token (OpenAI's limits)
+MAX_STOP, MAX_LOGPROBS = 4, 5
 
 #: fields read into the canonical request; anything else is an extra parameter
 _KNOWN = frozenset(
@@ -65,12 +68,9 @@ def decode_completion_request(body: Any) -> ChatRequest:
     body = f.obj(body, "body")
     model = f.req_str(body, "model")
     prompt = _prompt(body.get("prompt"))
-    if body.get("logprobs") is not None:
-        f.as_int(body["logprobs"], "logprobs", 0)
-        raise UnsupportedParameter(
-            "'logprobs' is not supported on /v1/completions: use /v1/chat/completions with 'logprobs': true",
-            param="logprobs",
-        )
+    top = f.opt_int(body, "logprobs", minimum=0)
+    if top is not None and top > MAX_LOGPROBS:
+        raise f.bad("logprobs", f"an integer between 0 and {MAX_LOGPROBS}")
     extra = [k for k, v in body.items() if k not in _KNOWN and v is not None]
     if f.opt_bool(body, "echo"):
         extra.append("echo")
@@ -100,6 +100,8 @@ def decode_completion_request(body: Any) -> ChatRequest:
         presence_penalty=f.opt_num(body, "presence_penalty", lo=-2, hi=2),
         frequency_penalty=f.opt_num(body, "frequency_penalty", lo=-2, hi=2),
         user=f.opt_str(body, "user"),
+        logprobs=None if top is None else True,
+        top_logprobs=top,
         extra_params=extra,
     )
 
@@ -131,6 +133,23 @@ def _finish(reason: FinishReason | None) -> str | None:
     return None if reason is None else _FINISH.get(reason, reason)
 
 
+def legacy_logprobs(entries: list[dict[str, Any]], offset: int) -> dict[str, Any]:
+    """Chat logprob entries (``{"token", "logprob", "top_logprobs": [...]}``) in the completions'
+    shape; ``offset``: where the first token starts in the choice's text."""
+    tokens: list[str] = []
+    token_logprobs: list[float] = []
+    tops: list[dict[str, float]] = []
+    offsets: list[int] = []
+    for entry in entries:
+        token = str(entry.get("token", ""))
+        tokens.append(token)
+        token_logprobs.append(entry.get("logprob", 0.0))
+        tops.append({str(t.get("token", "")): t.get("logprob", 0.0) for t in entry.get("top_logprobs") or ()})
+        offsets.append(offset)
+        offset += len(token)
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops, "text_offset": offsets}
+
+
 def completion_id(chat_id: str) -> str:
     """``chatcmpl-…`` as ``cmpl-…``, the prefix of completion ids."""
     return "cmpl-" + chat_id.removeprefix("chatcmpl-")
@@ -138,10 +157,14 @@ def completion_id(chat_id: str) -> str:
 
 def encode_completion_response(response: ChatResponse) -> bytes:
     """A chat answer as a ``text_completion`` object (never the upstream's bytes: they are chat)."""
-    choices = [
-        {"text": c.message.text(), "index": c.index, "logprobs": None, "finish_reason": _finish(c.finish_reason)}
-        for c in response.choices
-    ]
+    choices = []
+    for c in response.choices:
+        entries = c.logprobs.get("content") if isinstance(c.logprobs, dict) else None
+        logprobs = legacy_logprobs(entries, 0) if entries else None
+        text = c.message.text()
+        choices.append(
+            {"text": text, "index": c.index, "logprobs": logprobs, "finish_reason": _finish(c.finish_reason)}
+        )
     out: dict[str, Any] = {
         "id": completion_id(response.id),
         "object": "text_completion",
@@ -163,6 +186,8 @@ class CompletionStreamEncoder:
         self._model = request.model
         self._created = 0
         self._choices = request.n
+        #: characters sent so far per choice (the ``text_offset`` of the next token)
+        self._sent: dict[int, int] = {}
 
     def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
         out: dict[str, Any] = {
@@ -176,12 +201,17 @@ class CompletionStreamEncoder:
             out["usage"] = usage
         return encode_sse(orjson.dumps(out))
 
-    def _text(self, index: int, text: str, finish: str | None = None) -> bytes:
-        return self._chunk([{"text": text, "index": index, "logprobs": None, "finish_reason": finish}])
+    def _text(
+        self, index: int, text: str, finish: str | None = None, entries: list[dict[str, Any]] | None = None
+    ) -> bytes:
+        offset = self._sent.get(index, 0)
+        self._sent[index] = offset + len(text)
+        logprobs = legacy_logprobs(entries, offset) if entries else None
+        return self._chunk([{"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}])
 
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, TextDelta):
-            return self._text(event.index, event.text)
+            return self._text(event.index, event.text, None, event.logprobs)
         if isinstance(event, FinishEvent):
             return self._text(event.index, "", _finish(event.reason))
         if isinstance(event, StreamStart):
@@ -196,24 +226,22 @@ class CompletionStreamEncoder:
         raise TypeError(f"unknown stream event {event!r}")
 
     def _passthrough(self, event: PassthroughChunk) -> bytes:
-        """An OpenAI chat chunk (a replayed answer) as a completion chunk: its text and finish reasons."""
+        """An OpenAI chat chunk (a replayed answer) as completion chunks: text, logprobs, finish reasons, usage."""
         try:
             data = orjson.loads(event.data)
-            choices = [
-                {
-                    "text": (c.get("delta") or {}).get("content") or "",
-                    "index": int(c.get("index") or 0),
-                    "logprobs": None,
-                    "finish_reason": _FINISH.get(c.get("finish_reason"), c.get("finish_reason")),
-                }
-                for c in data.get("choices") or ()
-            ]
+            out = []
+            for c in data.get("choices") or ():
+                delta, logprobs = c.get("delta") or {}, c.get("logprobs")
+                entries = logprobs.get("content") if isinstance(logprobs, dict) else None
+                reason = c.get("finish_reason")
+                finish = None if reason is None else _FINISH.get(reason, reason)
+                out.append(self._text(int(c.get("index") or 0), delta.get("content") or "", finish, entries))
         except (ValueError, TypeError, AttributeError):
             return b""  # not a chat chunk: nothing a completion client can read
         usage = event.usage
-        if not choices and (usage is None or not self._include_usage):
-            return b""
-        return self._chunk(choices, usage_json(usage) if usage is not None and not choices else None)
+        if usage is not None and self._include_usage and not out:
+            out.append(self._chunk([], usage_json(usage)))
+        return b"".join(out)
 
     def end(self) -> bytes:
         return DONE
