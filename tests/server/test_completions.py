@@ -1,15 +1,19 @@
 """The official ``openai`` SDK's legacy ``client.completions.create``, plain and streamed, against
-``/v1/completions`` on a running gateway: mapped onto chat for every upstream wire format."""
+``/v1/completions`` on a running gateway: mapped onto chat for every upstream wire format, and
+forwarded as sent to deployments that declare ``legacy_completions``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
+from breakwater.core.config import ConfigError, build_config
+from breakwater.server.app import create_app
 from tests.server.conftest import ROUTES
-from tests.server.running import openai_sdk
+from tests.server.running import openai_sdk, serve
 from tests.server.test_ledger import _row
 
 
@@ -131,3 +135,69 @@ def test_an_unknown_model_is_a_404(client: openai.OpenAI) -> None:
     """An unknown model is OpenAI's 404, as on chat."""
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="nope", prompt="x")
+
+
+@pytest.fixture(scope="module")
+def forwarding(mock_server_url: str) -> Iterator[str]:
+    """A gateway whose deployments declare legacy_completions: the mock in-process and over a socket."""
+    config = {
+        "access": {"enabled": False},
+        "ledger": {"enabled": False},
+        "providers": {
+            "local": {"type": "mock", "wire": "openai"},
+            "remote": {"type": "openai", "host": "mock", "base_url": f"{mock_server_url}/v1", "api_key": "env:KEY"},
+        },
+        "deployments": {
+            "d-local": {"provider": "local", "model": "mock-instruct", "legacy_completions": True},
+            "d-remote": {"provider": "remote", "model": "mock-instruct", "legacy_completions": True},
+        },
+        "routes": {"local": {"deployments": ["d-local"]}, "remote": {"deployments": ["d-remote"]}},
+    }
+    with serve(create_app(build_config(config), environ={"KEY": "sk-test"})) as url:
+        yield url
+
+
+@pytest.mark.parametrize("model", ["local", "remote"])
+def test_a_declaring_deployment_gets_the_completion_as_sent(forwarding: str, model: str) -> None:
+    """On a deployment with legacy_completions, the upstream's /v1/completions answers: echo is
+    honoured (the text starts with the prompt), nothing is dropped, and logprobs keep their shape."""
+    client = openai_sdk(forwarding)
+    raw = client.completions.with_raw_response.create(model=model, prompt="Say hello", max_tokens=40, echo=True)
+    completion = raw.parse()
+    assert "x-breakwater-dropped-params" not in raw.headers
+    assert completion.choices[0].text.startswith("Say hello")
+    assert len(completion.choices[0].text) > len("Say hello")
+    with_logprobs = client.completions.create(model=model, prompt="Say hello", max_tokens=40, logprobs=1)
+    lp = with_logprobs.choices[0].logprobs
+    assert lp is not None and "".join(lp.tokens or []) == with_logprobs.choices[0].text
+
+
+@pytest.mark.parametrize("model", ["local", "remote"])
+def test_a_forwarded_stream_matches_the_forwarded_answer(forwarding: str, model: str) -> None:
+    """Streamed through a declaring deployment, the chunks add up to the plain answer and carry usage."""
+    client = openai_sdk(forwarding)
+    plain = client.completions.create(model=model, prompt="Say hello", max_tokens=40, echo=True)
+    chunks = list(
+        client.completions.create(
+            model=model,
+            prompt="Say hello",
+            max_tokens=40,
+            echo=True,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == plain.choices[0].text
+    assert chunks[-1].usage is not None and plain.usage is not None
+    assert chunks[-1].usage.total_tokens == plain.usage.total_tokens
+
+
+def test_legacy_completions_is_for_openai_wire_deployments_only() -> None:
+    """A config declaring legacy_completions on an Anthropic deployment is refused, naming the key."""
+    config = {
+        "providers": {"c": {"type": "mock", "wire": "anthropic"}},
+        "deployments": {"d": {"provider": "c", "model": "m", "legacy_completions": True}},
+        "routes": {"r": {"deployments": ["d"]}},
+    }
+    with pytest.raises(ConfigError, match=r"deployments\.d\.legacy_completions"):
+        build_config(config)

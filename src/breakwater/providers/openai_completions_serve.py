@@ -20,7 +20,9 @@ come back in the completions' shape (``tokens``, ``token_logprobs``, ``top_logpr
 token -> logprob maps, ``text_offset``), whole and streamed; an upstream without log
 probabilities (Anthropic) refuses it like the chat parameter.
 
-``raw`` stays ``None``: a completion body must never reach an upstream's chat endpoint as is.
+``raw`` stays ``None``: a completion body must never reach an upstream's chat endpoint as is;
+it travels as ``completion``, for a deployment whose upstream serves ``/v1/completions``
+(``legacy_completions: true``, ``openai_completions.py``), which then honours what chat cannot.
 ``max_tokens`` defaults to 16, as OpenAI's completions do.
 """
 
@@ -46,6 +48,7 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.providers import fields as f
+from breakwater.providers.openai_completions import legacy_logprobs
 from breakwater.providers.openai_serve import DONE, error_body, usage_json
 from breakwater.providers.sse import encode_sse
 
@@ -103,6 +106,7 @@ def decode_completion_request(body: Any) -> ChatRequest:
         logprobs=None if top is None else True,
         top_logprobs=top,
         extra_params=extra,
+        completion=body,
     )
 
 
@@ -131,23 +135,6 @@ _FINISH: dict[str, str] = {"stop": "stop", "length": "length", "content_filter":
 
 def _finish(reason: FinishReason | None) -> str | None:
     return None if reason is None else _FINISH.get(reason, reason)
-
-
-def legacy_logprobs(entries: list[dict[str, Any]], offset: int) -> dict[str, Any]:
-    """Chat logprob entries (``{"token", "logprob", "top_logprobs": [...]}``) in the completions'
-    shape; ``offset``: where the first token starts in the choice's text."""
-    tokens: list[str] = []
-    token_logprobs: list[float] = []
-    tops: list[dict[str, float]] = []
-    offsets: list[int] = []
-    for entry in entries:
-        token = str(entry.get("token", ""))
-        tokens.append(token)
-        token_logprobs.append(entry.get("logprob", 0.0))
-        tops.append({str(t.get("token", "")): t.get("logprob", 0.0) for t in entry.get("top_logprobs") or ()})
-        offsets.append(offset)
-        offset += len(token)
-    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops, "text_offset": offsets}
 
 
 def completion_id(chat_id: str) -> str:
