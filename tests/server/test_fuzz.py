@@ -108,7 +108,11 @@ def _config() -> dict[str, Any]:
             # what every route sends the Gemini-wire provider is redacted (a per-provider policy)
             "p-gemini": {"type": "mock", "wire": "gemini", "dlp": {"action": "redact"}},
         },
-        "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
+        "deployments": {
+            **{f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
+            # legacy completions forwarded as sent (providers/openai_completions.py)
+            "d-instruct": {"provider": "p-openai", "model": "m-instruct", "legacy_completions": True, **NO_BREAKER},
+        },
         "routes": {
             **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
             # the output checks and the dlp stage under fuzzed bodies (the OpenAI fast path: the canary
@@ -132,6 +136,7 @@ def _config() -> dict[str, Any]:
                 "default": "a",
             },
             "mock-prompted": {"deployments": ["d-openai"], "prompt": "support@1", **ONE_SHOT},
+            "mock-instruct": {"deployments": ["d-instruct"], **ONE_SHOT},
             "mock-variants": {
                 "variants": {
                     "sticky": "user",
@@ -278,9 +283,10 @@ def test_feedback(
 def test_completions(
     gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
 ) -> None:
-    """Any legacy completions body, on any upstream wire, streamed or not, gets a non-5xx OpenAI answer."""
+    """Any legacy completions body, on any upstream wire or forwarded as sent, streamed or not, gets a
+    non-5xx OpenAI answer."""
     overrides: dict[str, Any] = {}
-    model = data.draw(st.sampled_from(MODELS), label="model")
+    model = data.draw(st.sampled_from([*MODELS, "mock-instruct"]), label="model")
     if model is not None:
         overrides["model"] = model
     if data.draw(st.booleans(), label="stream"):
