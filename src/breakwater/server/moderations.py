@@ -45,7 +45,8 @@ class ModerationsApi:
                 pipeline.begin(ctx)
                 request = decode_moderation_request(parse_json(await read_json_body(scope, receive, self._limit)))
                 ctx.outcome.route = request.model
-                if not pipeline.allows(ctx, request.model):
+                route = self._gateway.router.resolve(request.model)  # an unknown model: 404 before 403
+                if not pipeline.allows(ctx, route.name):
                     raise PermissionDenied(
                         f"This API key may not use model '{request.model}'", param="model", code="model_not_allowed"
                     )
