@@ -138,8 +138,8 @@ def _finish(reason: FinishReason | None) -> str | None:
 
 
 def completion_id(chat_id: str) -> str:
-    """``chatcmpl-…`` as ``cmpl-…``, the prefix of completion ids."""
-    return "cmpl-" + chat_id.removeprefix("chatcmpl-")
+    """``chatcmpl-…`` as ``cmpl-…``, the prefix of completion ids (a forwarded completion's id kept)."""
+    return chat_id if chat_id.startswith("cmpl-") else "cmpl-" + chat_id.removeprefix("chatcmpl-")
 
 
 def encode_completion_response(response: ChatResponse) -> bytes:
