@@ -133,3 +133,11 @@ def test_guardrails_cost_prints_what_every_case_adds(tmp_path: Path) -> None:
     out = json.loads(bench("guardrails_cost.py", "--repeats", "3", "--json", cwd=tmp_path))["added_p50_ms"]
     assert set(out) == {"prose", "prose, numbers", "prose, not ASCII", "prose, leetspeak and a URL", "acting"}
     assert all(isinstance(ms, float) for ms in out.values())
+def test_token_estimate_accuracy_prints_its_table(tmp_path: Path) -> None:
+    """`bench/token_estimate_accuracy.py` measures the OpenAI estimates against OpenAI's counting
+    (within 1%) and says the Claude and Gemini rows have no reference without one."""
+    rows = json.loads(bench("token_estimate_accuracy.py", "--json", cwd=tmp_path))
+    openai_rows = [r for r in rows if str(r["family"]).startswith("OpenAI")]
+    assert {r["kind"] for r in openai_rows} == {"prose", "code", "json", "other scripts"}
+    assert all(r["n"] > 0 and r["mean_abs_pct"] < 1.0 for r in openai_rows)
+    assert any("no reference" in str(r.get("note")) for r in rows)

@@ -1,8 +1,9 @@
 """Fuzzing the gateway's client-facing operations: whatever the body, never a 5xx and never a traceback.
 
 The served operations of OpenAI's vendored spec (``POST /v1/chat/completions``, ``POST
-/v1/embeddings``, ``GET /v1/models``, ``GET /v1/models/{model}``), Anthropic's Messages request
-(``POST /v1/messages``, from our JSON Schema of it) and Breakwater's ``POST /v1/feedback`` (from
+/v1/completions``, ``POST /v1/embeddings``, ``POST /v1/moderations``, ``GET /v1/models``, ``GET
+/v1/models/{model}``, and chat bodies to ``POST /v1/tokens/count``), Anthropic's Messages request
+(``POST /v1/messages`` and ``POST /v1/messages/count_tokens``, from our JSON Schema of it) and Breakwater's ``POST /v1/feedback`` (from
 our JSON Schema of its body) are fuzzed with schemathesis, with valid-shaped,
 schema-violating and mutated bodies (``tests/fuzzing.py`` says how each is made, and holds the
 checks), against the gateway in-process over the mock provider. Chat bodies go to each upstream
@@ -107,7 +108,11 @@ def _config() -> dict[str, Any]:
             # what every route sends the Gemini-wire provider is redacted (a per-provider policy)
             "p-gemini": {"type": "mock", "wire": "gemini", "dlp": {"action": "redact"}},
         },
-        "deployments": {f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
+        "deployments": {
+            **{f"d-{wire}": {"provider": f"p-{wire}", "model": f"m-{wire}", **NO_BREAKER} for wire in wires},
+            # legacy completions forwarded as sent (providers/openai_completions.py)
+            "d-instruct": {"provider": "p-openai", "model": "m-instruct", "legacy_completions": True, **NO_BREAKER},
+        },
         "routes": {
             **{route: {"deployments": [f"d-{wire}"], **ONE_SHOT} for wire, route in wires.items()},
             # the output checks and the dlp stage under fuzzed bodies (the OpenAI fast path: the canary
@@ -131,6 +136,7 @@ def _config() -> dict[str, Any]:
                 "default": "a",
             },
             "mock-prompted": {"deployments": ["d-openai"], "prompt": "support@1", **ONE_SHOT},
+            "mock-instruct": {"deployments": ["d-instruct"], **ONE_SHOT},
             "mock-variants": {
                 "variants": {
                     "sticky": "user",
@@ -269,3 +275,57 @@ def test_feedback(
         check_answer(response, "openai", request)
         assert response.status_code in (201, 400, 404, 413, 415), response.text
     assert not logged_failures(caplog.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_completions(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any legacy completions body, on any upstream wire or forwarded as sent, streamed or not, gets a
+    non-5xx OpenAI answer."""
+    overrides: dict[str, Any] = {}
+    model = data.draw(st.sampled_from([*MODELS, "mock-instruct"]), label="model")
+    if model is not None:
+        overrides["model"] = model
+    if data.draw(st.booleans(), label="stream"):
+        overrides["stream"] = True
+    requests = draw_requests(data, openai_spec, mode, "POST", "/completions", "/v1/completions", **overrides)
+    check_each(gateway, requests, "openai", caplog)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=40)
+@given(data=st.data())
+def test_moderations(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any moderations body, to a route with a moderation endpoint or without, gets a non-5xx OpenAI answer."""
+    model = data.draw(st.sampled_from(["mock", "mock-claude", "mock-routed", None]), label="model")
+    overrides = {} if model is None else {"model": model}
+    requests = draw_requests(data, openai_spec, mode, "POST", "/moderations", "/v1/moderations", **overrides)
+    check_each(gateway, requests, "openai", caplog)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=40)
+@given(data=st.data())
+def test_token_counts(
+    gateway: InProcess,
+    openai_spec: Bodies,
+    messages_schema: Bodies,
+    caplog: pytest.LogCaptureFixture,
+    mode: Mode,
+    data: st.DataObject,
+) -> None:
+    """Any Messages body to /v1/messages/count_tokens gets a non-5xx Anthropic answer, any chat
+    body to /v1/tokens/count a non-5xx OpenAI answer."""
+    model = data.draw(st.sampled_from(MODELS), label="model")
+    overrides = {} if model is None else {"model": model}
+    if data.draw(st.booleans(), label="wire"):
+        requests = draw_requests(data, messages_schema, mode, "POST", "/body", "/v1/messages/count_tokens", **overrides)
+        check_each(gateway, requests, "anthropic", caplog)
+    else:
+        requests = draw_requests(data, openai_spec, mode, "POST", "/chat/completions", "/v1/tokens/count", **overrides)
+        check_each(gateway, requests, "openai", caplog)

@@ -151,3 +151,35 @@ def test_logprobs_match_schema(gateway_url: str, validate: Any, model: str) -> N
     frames = sse_data(r.content)
     for frame in frames[:-1]:
         validate(orjson.loads(frame), "CreateChatCompletionStreamResponse")
+
+
+@pytest.mark.parametrize("model", ROUTES)
+def test_legacy_completions_match_schema(gateway_url: str, validate: Any, model: str) -> None:
+    """A legacy completion and each of its stream chunks (the usage chunk too) match CreateCompletionResponse."""
+    body = {"model": model, "prompt": "hi", "max_tokens": 40}
+    r = _post(f"{gateway_url}/v1/completions", body)
+    assert r.status_code == 200
+    validate(r.json(), "CreateCompletionResponse")
+    r = _post(f"{gateway_url}/v1/completions", {**body, "stream": True, "stream_options": {"include_usage": True}})
+    frames = sse_data(r.content)
+    assert frames[-1] == "[DONE]" and len(frames) > 2
+    for frame in frames[:-1]:
+        chunk = orjson.loads(frame)
+        # the spec has one schema for the answer and its chunks; OpenAI's chunks carry
+        # finish_reason null until the last (as chat chunks do), which the answer's schema lacks
+        for choice in chunk["choices"]:
+            assert choice["finish_reason"] in (None, "stop", "length", "content_filter")
+            choice["finish_reason"] = choice["finish_reason"] or "stop"
+        validate(chunk, "CreateCompletionResponse")
+
+
+@pytest.mark.parametrize("model", ["mock", "remote"])
+def test_moderations_match_schema(gateway_url: str, validate: Any, model: str) -> None:
+    """A moderation (the mock's, forwarded) matches CreateModerationResponse; a refusal ErrorResponse."""
+    for value in ("I will attack", ["fine", "you idiot"]):
+        r = _post(f"{gateway_url}/v1/moderations", {"model": model, "input": value})
+        assert r.status_code == 200
+        validate(r.json(), "CreateModerationResponse")
+    r = _post(f"{gateway_url}/v1/moderations", {"model": "mock-claude", "input": "hi"})
+    assert r.status_code == 400
+    validate(r.json(), "ErrorResponse")

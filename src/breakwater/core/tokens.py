@@ -43,8 +43,15 @@ def token_bound(text: str) -> int:
     return -(-len(text.encode()) * 11 // 10)
 
 
-def estimate_prompt_tokens(request: ChatRequest, count: TextCounter = byte_estimate) -> int:
-    """Input tokens of ``request``: messages, tool calls and tool definitions."""
+def openai_image_tokens(part: ImagePart) -> int:
+    """An image as OpenAI's chat format counts it, assuming 1024x1024 at high detail."""
+    return IMAGE_LOW if part.detail == "low" else IMAGE
+
+
+def estimate_prompt_tokens(
+    request: ChatRequest, count: TextCounter = byte_estimate, image: Callable[[ImagePart], int] = openai_image_tokens
+) -> int:
+    """Input tokens of ``request``: messages, tool calls and tool definitions (``image``: an image's tokens)."""
     texts: list[str] = []
     tokens = 3  # every reply is primed with a few tokens
     for message in request.messages:
@@ -53,7 +60,7 @@ def estimate_prompt_tokens(request: ChatRequest, count: TextCounter = byte_estim
             if isinstance(part, TextPart):
                 texts.append(part.text)
             elif isinstance(part, ImagePart):
-                tokens += IMAGE_LOW if part.detail == "low" else IMAGE
+                tokens += image(part)
         for call in message.tool_calls:
             texts.append(call.name)
             texts.append(call.arguments)

@@ -152,6 +152,9 @@ class ChatRequest:
     #: nothing renders is an unsupported parameter like any other
     prompt: PromptReference | None = None
     raw: dict[str, Any] | None = None
+    #: the client's legacy completions body (``POST /v1/completions``), for a deployment whose
+    #: upstream serves that endpoint; elsewhere the request is answered as the chat it maps to
+    completion: dict[str, Any] | None = None
 
     def used_params(self) -> list[str]:
         """Names (OpenAI spelling) of the optional parameters this request actually sets.

@@ -61,6 +61,8 @@ class Target:
     #: Anthropic: add a prompt-cache breakpoint after a stable prefix this long (tokens), to a
     #: request that has none (``None``: never)
     auto_cache_min_tokens: int | None = None
+    #: OpenAI wire: the upstream serves the legacy ``/completions`` (``openai_completions.py``)
+    legacy_completions: bool = False
 
 
 class StreamParser(Protocol):

@@ -35,6 +35,8 @@ from breakwater.core.types import (
 )
 from breakwater.providers.base import HttpRequest, Target, error_object, response_object
 from breakwater.providers.hosts import host
+from breakwater.providers.openai_completions import chat_entries, completion_body, forwarded
+from breakwater.providers.openai_moderations import ModerationRequest, moderation_request
 from breakwater.providers.openai_stream import (
     FINISH,
     OpenAIStreamParser,
@@ -61,10 +63,11 @@ class OpenAIAdapter:
         caches long prompt prefixes by itself), so the engine strips it, fast path included.
         """
         quirks = host(target.host).unsupported
+        whole = request.raw is not None or forwarded(request, target)  # the client's own body goes upstream
         return [
             p
             for p in request.used_params()
-            if p in quirks or p == "cache_control" or (p not in self.supported_params and request.raw is None)
+            if p in quirks or p == "cache_control" or (p not in self.supported_params and not whole)
         ]
 
     def token_input(self, target: Target) -> bool:
@@ -87,9 +90,12 @@ class OpenAIAdapter:
     # 2. requests -------------------------------------------------------------------------------
 
     def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest:
+        path = "chat/completions"
         if request.raw is not None:
             body = dict(request.raw)
             body["model"] = target.model
+        elif forwarded(request, target):
+            body, path = completion_body(request, target.model), "completions"
         else:
             body = chat_body(request, target.model)
         if request.stream:
@@ -97,9 +103,7 @@ class OpenAIAdapter:
             # out when the client did not ask (see OpenAIStreamParser)
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         body.update(target.extra_body)
-        return HttpRequest(
-            "POST", _url(target, "chat/completions"), _headers(target), orjson.dumps(body), request.stream
-        )
+        return HttpRequest("POST", _url(target, path), _headers(target), orjson.dumps(body), request.stream)
 
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest:
         if request.raw is not None:
@@ -113,6 +117,10 @@ class OpenAIAdapter:
             if request.user is not None:
                 body["user"] = request.user
         return HttpRequest("POST", _url(target, "embeddings"), _headers(target), orjson.dumps(body))
+
+    def moderations_request(self, request: ModerationRequest, target: Target) -> HttpRequest:
+        """OpenAI's ``/moderations`` (the one wire that has it: ``openai_moderations.py``)."""
+        return moderation_request(request, target, _url(target, "moderations"), _headers(target))
 
     # 3. responses ------------------------------------------------------------------------------
 
@@ -189,6 +197,16 @@ def _headers(target: Target) -> dict[str, str]:
 
 
 def _choice(c: dict[str, Any]) -> Choice:
+    if "text" in c and "message" not in c:  # a legacy completion's choice (openai_completions.py)
+        text = c["text"]
+        entries = chat_entries(c.get("logprobs"))
+        reason = c.get("finish_reason")
+        return Choice(
+            index=int(c.get("index") or 0),
+            message=Message("assistant", [TextPart(text)] if isinstance(text, str) and text else []),
+            finish_reason=FINISH.get(reason, "stop") if reason else None,
+            logprobs=None if entries is None else {"content": entries},
+        )
     m = c.get("message") or {}
     calls = [
         ToolCall(tc["id"], tc["function"]["name"], tc["function"].get("arguments") or "{}")

@@ -23,6 +23,7 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.providers.base import Target
+from breakwater.providers.openai_completions import chat_entries
 from breakwater.providers.sse import SSEStreamParser
 
 FINISH: dict[str, FinishReason] = {
@@ -148,10 +149,11 @@ def passthrough_events(chunk: PassthroughChunk) -> list[StreamEvent]:
 def _choice_events(c: dict[str, Any], events: list[StreamEvent]) -> None:
     index = int(c.get("index") or 0)
     delta = c.get("delta") or {}
-    text = delta.get("content")
+    legacy = "text" in c and "delta" not in c  # a legacy completion's chunk (openai_completions.py)
+    text = c["text"] if legacy else delta.get("content")
     if text:
         logprobs = c.get("logprobs")
-        entries = logprobs.get("content") if isinstance(logprobs, dict) else None
+        entries = chat_entries(logprobs) if legacy else logprobs.get("content") if isinstance(logprobs, dict) else None
         events.append(TextDelta(text, index, entries if isinstance(entries, list) else None))
     for tc in delta.get("tool_calls") or ():
         fn = tc.get("function") or {}

@@ -170,6 +170,9 @@ class Wiring:
             if d.prompt_cache is not None and d.prompt_cache.auto:
                 target = dataclasses.replace(deployment.target, auto_cache_min_tokens=d.prompt_cache.min_tokens)
                 deployment = dataclasses.replace(deployment, target=target)
+            if d.legacy_completions:
+                target = dataclasses.replace(deployment.target, legacy_completions=True)
+                deployment = dataclasses.replace(deployment, target=target)
             deployments.append(
                 dataclasses.replace(deployment, max_concurrency=d.max_concurrency, max_queue=d.max_queue)
             )

@@ -23,7 +23,7 @@ from breakwater.core.config import Config
 from breakwater.core.errors import MethodNotAllowed, NotFound
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.credentials import resolve
-from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_serve
+from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_completions_serve, openai_serve
 from breakwater.runtime.loading import checked, load_config
 from breakwater.runtime.rollouts import RolloutWatch
 from breakwater.runtime.runtime import Process, Runtime
@@ -40,7 +40,9 @@ from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints, RequestIds
 from breakwater.server.feedback import FeedbackApi
+from breakwater.server.moderations import ModerationsApi
 from breakwater.server.reload import ReloadApi, ReloadSignal
+from breakwater.server.token_count import TokenCountApi
 
 if TYPE_CHECKING:
     from breakwater.observability.alerts import AlertTask
@@ -67,6 +69,14 @@ ANTHROPIC = ChatCodec(
     anthropic_serve.StreamEncoder,
     errors.anthropic_error,
 )
+#: legacy text completions, mapped onto chat (providers/openai_completions_serve.py)
+COMPLETIONS = ChatCodec(
+    "openai",
+    openai_completions_serve.decode_completion_request,
+    openai_completions_serve.encode_completion_response,
+    openai_completions_serve.CompletionStreamEncoder,
+    errors.openai_error,
+)
 
 
 class Served:
@@ -83,16 +93,31 @@ class Served:
         async def messages(scope: Scope, receive: Receive, send: Send) -> None:
             await ep.chat(ANTHROPIC, scope, receive, send)
 
+        async def completions(scope: Scope, receive: Receive, send: Send) -> None:
+            await ep.chat(COMPLETIONS, scope, receive, send)
+
         # the routes that call upstream: a client that disconnects cancels the call at once
         disconnects = app.disconnects
         guarded_chat = CancelOnDisconnect(chat, app.ids, OPENAI.error, disconnects)
         guarded_embeddings = CancelOnDisconnect(ep.embeddings, app.ids, errors.openai_error, disconnects)
+        guarded_completions = CancelOnDisconnect(completions, app.ids, COMPLETIONS.error, disconnects)
+        moderations = ModerationsApi(
+            runtime.pipeline, runtime.gateway, runtime.process.clock, app.ids, config.server.max_body_bytes
+        )
+        guarded_moderations = CancelOnDisconnect(moderations, app.ids, errors.openai_error, disconnects)
+        counts = TokenCountApi(
+            runtime.pipeline, runtime.router, runtime.process.tokenizers, app.ids, config.server.max_body_bytes
+        )
         routes: dict[tuple[str, str], Handler] = {}
         for prefix in ("/v1", ""):  # clients configured with or without /v1 in their base URL
             routes[("POST", f"{prefix}/chat/completions")] = guarded_chat
+            routes[("POST", f"{prefix}/completions")] = guarded_completions
+            routes[("POST", f"{prefix}/moderations")] = guarded_moderations
             routes[("POST", f"{prefix}/embeddings")] = guarded_embeddings
             routes[("GET", f"{prefix}/models")] = ep.models
         routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, app.ids, ANTHROPIC.error, disconnects)
+        routes[("POST", "/v1/messages/count_tokens")] = counts.messages
+        routes[("POST", "/v1/tokens/count")] = counts.chat
         routes[("POST", "/v1/feedback")] = FeedbackApi(
             runtime.pipeline,
             app.ids,

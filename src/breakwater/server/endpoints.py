@@ -156,7 +156,7 @@ def parse_tags(header: str) -> dict[str, str]:
     return tags
 
 
-def _trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
+def trace_headers(ctx: RequestContext, overhead_s: float) -> Headers:
     outcome = ctx.outcome
     headers: Headers = [(b"x-request-id", ctx.request_id.encode()), *ctx.limits.rate_headers]
     if outcome.deployment is not None:
@@ -259,7 +259,7 @@ class Endpoints:
                 outcome.status, outcome.error = CLIENT_CLOSED, exc
                 raise
             if isinstance(answer, ChatResponse):
-                headers = [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)]
+                headers = [*JSON_HEADERS, *trace_headers(ctx, self.clock.monotonic() - started)]
                 await send_bytes(send, 200, body, headers)
             else:
                 await self._stream(codec, send, ctx, outcome, request, answer)
@@ -275,7 +275,7 @@ class Endpoints:
         request: ChatRequest,
         answer: EventStream,
     ) -> None:
-        head = [*SSE_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - ctx.started_mono)]
+        head = [*SSE_HEADERS, *trace_headers(ctx, self.clock.monotonic() - ctx.started_mono)]
         encoder = codec.stream_encoder(request)
         try:
             try:
@@ -323,7 +323,7 @@ class Endpoints:
             except asyncio.CancelledError as exc:
                 outcome.status, outcome.error = CLIENT_CLOSED, exc
                 raise
-            await send_bytes(send, 200, body, [*JSON_HEADERS, *_trace_headers(ctx, self.clock.monotonic() - started)])
+            await send_bytes(send, 200, body, [*JSON_HEADERS, *trace_headers(ctx, self.clock.monotonic() - started)])
         finally:
             pipeline.end(ctx, outcome)
 

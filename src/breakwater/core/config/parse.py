@@ -129,6 +129,14 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
         provider_ref(f"deployments.{name}.provider", dep.get("provider"))
         cache = dep.get("prompt_cache")
         provider = providers.get(dep.get("provider"))  # type: ignore[arg-type]
+        if dep.get("legacy_completions") is True and isinstance(provider, dict):
+            wire = provider.get("wire", "openai") if provider.get("type") == "mock" else provider.get("type")
+            if wire != "openai":
+                problems.append(
+                    Problem(
+                        f"deployments.{name}.legacy_completions", "only OpenAI-wire upstreams serve /v1/completions"
+                    )
+                )
         if isinstance(cache, dict) and cache.get("auto") and isinstance(provider, dict):
             wire = provider.get("wire", "openai") if provider.get("type") == "mock" else provider.get("type")
             if wire != "anthropic":

@@ -109,3 +109,6 @@ class Deployment(_Model):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     #: Anthropic deployments: add prompt-cache breakpoints to requests that have none
     prompt_cache: PromptCache | None = None
+    #: OpenAI-wire deployments whose upstream serves OpenAI's legacy ``/v1/completions``: legacy
+    #: completion requests go there as sent, instead of mapped onto chat (docs/api.md)
+    legacy_completions: bool = False

@@ -31,6 +31,7 @@ def drop_params(request: ChatRequest, names: list[str]) -> ChatRequest:
     """A copy of ``request`` without ``names`` (canonical fields and the raw OpenAI body alike)."""
     changes: dict[str, Any] = {}
     raw = dict(request.raw) if request.raw is not None else None
+    completion = dict(request.completion) if request.completion is not None else None
     extras = list(request.extra_params)
     for name in names:
         field, neutral, raw_keys = _RESETS.get(name, (name, None, (name,)))
@@ -38,12 +39,15 @@ def drop_params(request: ChatRequest, names: list[str]) -> ChatRequest:
             extras.remove(name)
         elif hasattr(request, field):
             changes[field] = neutral
+        if completion is not None:  # a legacy completions body (providers/openai_completions.py)
+            for key in raw_keys:
+                completion.pop(key, None)
         if raw is not None:
             for key in raw_keys:
                 raw.pop(key, None)
             if name == "cache_control":
                 _strip_breakpoints(raw)
-    return dataclasses.replace(request, **changes, extra_params=extras, raw=raw)
+    return dataclasses.replace(request, **changes, extra_params=extras, raw=raw, completion=completion)
 
 
 def _strip_breakpoints(raw: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@
 and returns a ``MockReply``. The ASGI app (``breakwater mock``) and the in-process sender (a
 deployment of provider type ``mock``) are thin shells around it, so both behave identically.
 
-Routes: OpenAI ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models`` (also
+Routes: OpenAI ``POST /v1/chat/completions``, ``POST /v1/completions`` (legacy: the chat answer
+as text, ``echo`` honoured), ``POST /v1/embeddings``, ``POST /v1/moderations`` (``moderation.py``), ``GET /v1/models`` (also
 without the ``/v1`` prefix, and Azure's ``/openai/deployments/{name}/...`` with the model from
 the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` and ``GET
 /v1/models`` when an ``anthropic-version`` header is present; Gemini ``POST /v1beta/models/
@@ -15,6 +16,7 @@ the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -27,12 +29,19 @@ import orjson
 
 from breakwater.core.errors import InvalidRequest
 from breakwater.core.ids import IdGenerator
-from breakwater.core.types import ChatRequest, ChatResponse
+from breakwater.core.types import ChatRequest, ChatResponse, Message, TextPart
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset, Faults, FaultSchedule, parse_faults
 from breakwater.infra.mock.model import MockModel, filtered, input_tokens, stream_events
+from breakwater.infra.mock.moderation import moderation_body
 from breakwater.infra.mock.prompt_cache import PromptCacheSim
 from breakwater.infra.mock.wires import AnthropicWire, GeminiWire, OpenAIWire, Wire
+from breakwater.providers.openai_completions_serve import (
+    CompletionStreamEncoder,
+    decode_completion_request,
+    encode_completion_response,
+)
+from breakwater.providers.openai_moderations import decode_moderation_request
 
 __all__ = ["ConnectionReset", "MockReply", "MockService"]
 
@@ -73,7 +82,7 @@ class MockReply:
 class _Route:
     method: str
     wire: Wire
-    kind: str  # chat | embeddings | models | count_tokens | health
+    kind: str  # chat | completions | embeddings | moderations | models | count_tokens | health
     model: str | None = None
     action: str | None = None  # Gemini's verb after the colon
 
@@ -107,6 +116,8 @@ class MockService:
             self._routes[prefix + "/chat/completions"] = _Route("POST", self.openai, "chat")
             self._routes[prefix + "/embeddings"] = _Route("POST", self.openai, "embeddings")
             self._routes[prefix + "/models"] = _Route("GET", self.openai, "models")
+            self._routes[prefix + "/moderations"] = _Route("POST", self.openai, "moderations")
+            self._routes[prefix + "/completions"] = _Route("POST", self.openai, "completions")
         self._routes["/v1/messages"] = _Route("POST", self.anthropic, "chat")
         self._routes["/v1/messages/count_tokens"] = _Route("POST", self.anthropic, "count_tokens")
         self._routes["/v1beta/models"] = _Route("GET", self.gemini, "models")
@@ -153,6 +164,14 @@ class MockService:
             data = orjson.loads(body)
             if route.kind == "embeddings":
                 return self._embeddings(wire, data, route.model, faults)
+            if route.kind == "completions":
+                return self._completions(data, faults)
+            if route.kind == "moderations":
+                request = decode_moderation_request(data)
+                body = (
+                    wire.malformed_body if faults.malformed else moderation_body(request, f"modr-mock{self._ids.new()}")
+                )
+                return MockReply(200, self._headers(_JSON), body)
             return self._count_tokens(wire, data, route.model)
         except orjson.JSONDecodeError:
             return self._error(wire, 400, "We could not parse the JSON body of your request.")
@@ -247,6 +266,26 @@ class MockService:
             datas = [f.removeprefix(b"data: ").removesuffix(wire.frame_sep) for f in frames + end]
             return MockReply(200, self._headers(_JSON), b"[" + b",\r\n".join(datas) + b"]")
         return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, end, faults))
+
+    def _completions(self, data: Any, faults: Faults) -> MockReply:
+        """OpenAI's legacy completions: the chat answer to the prompt as text (``echo``: after the prompt)."""
+        request = decode_completion_request(data)
+        answer = self._model.chat(request)
+        choices = answer.choices
+        if data.get("echo") is True:
+            prompt = request.messages[0].text()
+            choices = [
+                dataclasses.replace(c, message=Message("assistant", [TextPart(prompt + c.message.text())]))
+                for c in choices
+            ]
+        response = ChatResponse(f"cmpl-mock{self._ids.new()}", answer.model, self._now(), choices, answer.usage)
+        if faults.malformed:
+            return MockReply(200, self._headers(_JSON), self.openai.malformed_body)
+        if not request.stream:
+            return MockReply(200, self._headers(_JSON), encode_completion_response(response))
+        encoder = CompletionStreamEncoder(request)
+        frames = [f for f in (encoder.encode(e) for e in stream_events(response)) if f]
+        return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, [encoder.end()], faults))
 
     def _embeddings(self, wire: Wire, data: Any, model: str | None, faults: Faults) -> MockReply:
         single = wire is self.gemini and isinstance(data, dict) and "requests" not in data  # :embedContent
