@@ -133,6 +133,8 @@ def test_guardrails_cost_prints_what_every_case_adds(tmp_path: Path) -> None:
     out = json.loads(bench("guardrails_cost.py", "--repeats", "3", "--json", cwd=tmp_path))["added_p50_ms"]
     assert set(out) == {"prose", "prose, numbers", "prose, not ASCII", "prose, leetspeak and a URL", "acting"}
     assert all(isinstance(ms, float) for ms in out.values())
+
+
 def test_token_estimate_accuracy_prints_its_table(tmp_path: Path) -> None:
     """`bench/token_estimate_accuracy.py` measures the OpenAI estimates against OpenAI's counting
     (within 1%) and says the Claude and Gemini rows have no reference without one."""
