@@ -46,6 +46,9 @@ EXPIRY_SKEW_S = 10.0
 DEFAULT_LIFETIME_S = 3000.0
 #: the waits between failed refreshes: doubling from the first, capped at the last
 RETRY_S = (1.0, 60.0)
+#: the credentials JSON types a reference may hold
+CREDENTIAL_TYPES = ("service_account", "authorized_user", "external_account")
+AWS_SUBJECT_TOKEN_TYPE = "urn:ietf:params:aws:token-type:aws4_request"
 #: the JSON fields that are secrets of their own, hidden in logs beside the whole document
 SECRET_FIELDS = ("private_key", "client_secret", "refresh_token")
 
@@ -83,17 +86,53 @@ def credentials_info(reference: str, environ: Mapping[str, str]) -> dict[str, An
     """The credentials JSON a reference names, as an object.
 
     Raises:
-        CredentialError: the reference names nothing, or not a JSON object with a ``type``
-            (the message names the reference, never a value).
+        CredentialError: the reference names nothing, not a JSON object, or one of a type this
+            module does not load (the message names the reference and the type, never a value).
     """
     text = resolve(reference, environ) or ""
     try:
         info = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise CredentialError(f"{reference} does not hold a credentials JSON document") from None
-    if not isinstance(info, dict) or not isinstance(info.get("type"), str):
-        raise CredentialError(f"{reference} holds JSON without a credentials 'type'")
+    if not isinstance(info, dict):
+        raise CredentialError(f"{reference} does not hold a credentials JSON object")
+    if info.get("type") not in CREDENTIAL_TYPES:
+        raise CredentialError(
+            f"{reference} holds credentials of type {str(info.get('type'))[:40]!r}; "
+            f"expected one of: {', '.join(CREDENTIAL_TYPES)}"
+        )
     return info
+
+
+def _from_info(info: dict[str, Any]) -> GoogleCredentials:
+    """Credentials of ``info``'s own type, by that type's loader.
+
+    Each type is loaded by its own constructor rather than google-auth's generic
+    ``load_credentials_from_dict``, which accepts any type and, for workload identity
+    federation, asks the network for a project id while loading.
+    """
+    kind, scopes = info["type"], [CLOUD_PLATFORM]
+    if kind == "service_account":
+        from google.oauth2 import service_account
+
+        return service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call,no-any-return]
+    if kind == "authorized_user":  # gcloud's user credentials
+        from google.oauth2 import credentials
+
+        return credentials.Credentials.from_authorized_user_info(info, scopes=scopes)  # type: ignore[no-untyped-call,no-any-return]
+    # external_account: workload identity federation, from AWS, a command, or a file or URL
+    source = info.get("credential_source") or {}
+    if info.get("subject_token_type") == AWS_SUBJECT_TOKEN_TYPE:
+        from google.auth import aws
+
+        return aws.Credentials.from_info(info, scopes=scopes)  # type: ignore[no-untyped-call,no-any-return]
+    if isinstance(source, dict) and source.get("executable") is not None:
+        from google.auth import pluggable
+
+        return pluggable.Credentials.from_info(info, scopes=scopes)  # type: ignore[no-untyped-call,no-any-return]
+    from google.auth import identity_pool
+
+    return identity_pool.Credentials.from_info(info, scopes=scopes)  # type: ignore[no-untyped-call,no-any-return]
 
 
 def secrets_of(info: Mapping[str, Any]) -> list[str]:
@@ -106,15 +145,13 @@ def credentials_loader(reference: str | None, environ: Mapping[str, str]) -> Loa
     when it is ``None``, scoped to cloud-platform. Nothing is read until it is called."""
 
     def load() -> GoogleCredentials:
-        import google.auth
-
         if reference is None:
+            import google.auth
+
             credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
-        else:
-            info = credentials_info(reference, environ)
-            credentials, _ = google.auth.load_credentials_from_dict(info, scopes=[CLOUD_PLATFORM])  # type: ignore[no-untyped-call]
-        loaded: GoogleCredentials = credentials
-        return loaded
+            loaded: GoogleCredentials = credentials
+            return loaded
+        return _from_info(credentials_info(reference, environ))
 
     return load
 
