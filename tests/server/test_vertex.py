@@ -121,12 +121,16 @@ def test_streamed_completion(client: openai.OpenAI, model: str) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_tool_call(client: openai.OpenAI, model: str, stream: bool) -> None:
     """A required tool call through Vertex, plain or streamed, has arguments that satisfy the tool's schema."""
-    with client.chat.completions.stream(
-        model=model,
-        messages=[{"role": "user", "content": "Weather please"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-    ) if stream else _NoStream(client, model) as answer:
+    with (
+        client.chat.completions.stream(
+            model=model,
+            messages=[{"role": "user", "content": "Weather please"}],
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        )
+        if stream
+        else _NoStream(client, model) as answer
+    ):
         final = answer.get_final_completion()
     choice = final.choices[0]
     assert choice.finish_reason == "tool_calls"
