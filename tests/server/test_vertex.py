@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from breakwater.core.config import build_config
 from breakwater.infra.mock.app import create_mock_app
+from breakwater.runtime.runtime import Process, Runtime
 from breakwater.server.app import create_app
 from tests.server.conftest import NO_BREAKER, ONE_SHOT
 from tests.server.running import HELLO, openai_sdk, serve
@@ -58,13 +59,13 @@ def account(mock_url: str) -> dict[str, str]:
     return service_account(f"{mock_url}/token")
 
 
-@pytest.fixture(scope="module")
-def gateway(mock_url: str, account: dict[str, str]) -> Iterator[str]:
+def vertex_config(mock_url: str) -> dict[str, Any]:
+    """Gemini and Claude routes on a Vertex provider whose API and token endpoint are the mock's."""
     vertex = {
         "type": "vertex", "host": "mock", "base_url": mock_url, "project": "breakwater-test",
         "location": "us-east5", "credentials": "env:VERTEX_SA_JSON",
     }  # fmt: skip
-    config: dict[str, Any] = {
+    return {
         "access": {"enabled": False},
         "providers": {"vertex": vertex},
         "deployments": {
@@ -76,6 +77,11 @@ def gateway(mock_url: str, account: dict[str, str]) -> Iterator[str]:
             "vertex-claude": {"deployments": ["claude"], **ONE_SHOT},
         },
     }
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_url: str, account: dict[str, str]) -> Iterator[str]:
+    config = vertex_config(mock_url)
     app = create_app(build_config(config), environ={"VERTEX_SA_JSON": json.dumps(account)})
     with serve(app) as url:
         yield url
@@ -203,3 +209,16 @@ def test_credentials_never_in_a_response_or_log(
     seen.extend(record.getMessage() + str(record.__dict__) for record in caplog.records)
     key_body = account["private_key"].splitlines()[1]  # a line of the key itself, not its armour
     assert not [s for s in seen if key_body in s or "ya29." in s]
+
+
+async def test_runtime_refreshes_tokens_while_it_runs(mock_url: str, account: dict[str, str]) -> None:
+    """A runtime starts its Vertex provider's refresher (one token source for both deployments), the
+    token comes from the service account's token endpoint, and stopping the runtime stops it."""
+    runtime = Runtime(build_config(vertex_config(mock_url)), Process({"VERTEX_SA_JSON": json.dumps(account)}))
+    [tokens] = runtime.access_tokens
+    await runtime.start()
+    assert tokens.running
+    assert (await tokens.token()).startswith("ya29.mock-")
+    assert (tokens.refreshes, tokens.failures) == (1, 0)
+    await runtime.stop()
+    assert not tokens.running

@@ -209,6 +209,11 @@ class AccessTokens:
         await stop_task(self._task)
         self._task = None
 
+    @property
+    def running(self) -> bool:
+        """Whether the background refresher is running."""
+        return self._task is not None and not self._task.done()
+
     async def token(self) -> str:
         """The current access token; the first one is waited for (asynchronously).
 
