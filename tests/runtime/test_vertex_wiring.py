@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
 
 from breakwater.core.config import ConfigError, build_config
+from breakwater.core.config.paths import anchor_paths
 from breakwater.core.prices import PriceBook, lookup
 from breakwater.infra.clock import ManualClock, SystemRandom
 from breakwater.infra.google_auth import BearerSender
@@ -129,3 +130,11 @@ def test_vertex_on_a_private_endpoint_is_still_priced() -> None:
     """A base_url (a private endpoint) keeps Vertex's list prices; the mock host is free."""
     assert _wiring({}, base_url="https://vertex.internal.example").price_host("vertex") == "vertex"
     assert _wiring({}, host="mock", base_url="http://127.0.0.1:9").price_host("vertex") == "mock"
+
+
+def test_a_relative_credentials_file_is_beside_the_config() -> None:
+    """``credentials: file:sa.json`` in a config file names the file beside it; env: is left as written."""
+    anchored = anchor_paths(build_config(vertex_config(credentials="file:secrets/sa.json")), PurePath("/etc/bw"))
+    assert anchored.providers["vertex"].credentials == "file:/etc/bw/secrets/sa.json"
+    kept = anchor_paths(build_config(vertex_config(credentials="env:SA")), PurePath("/etc/bw"))
+    assert kept.providers["vertex"].credentials == "env:SA"
