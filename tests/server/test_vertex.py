@@ -222,3 +222,11 @@ async def test_runtime_refreshes_tokens_while_it_runs(mock_url: str, account: di
     assert (tokens.refreshes, tokens.failures) == (1, 0)
     await runtime.stop()
     assert not tokens.running
+
+
+def test_token_refreshes_are_counted_in_metrics(client: openai.OpenAI, gateway: str) -> None:
+    """/metrics counts the Vertex provider's token refreshes by result: one that worked, none failed."""
+    client.chat.completions.create(model="vertex-gemini", messages=HELLO)  # type: ignore[arg-type]
+    body = httpx.get(f"{gateway}/metrics").text
+    assert 'breakwater_token_refreshes_total{provider="vertex",result="ok"} 1.0' in body
+    assert 'breakwater_token_refreshes_total{provider="vertex",result="failed"} 0.0' in body

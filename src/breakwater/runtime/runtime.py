@@ -341,6 +341,7 @@ class Runtime:
             routes=self.config.routes,
             deployments=self.config.deployments,
             config=(self.version, self.config_hash),
+            tokens=self.access_tokens,
         )
         self.process.current = self
 
