@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from breakwater.core.detectors import scan
 from breakwater.core.errors import UpstreamAuthError
 from breakwater.infra import google_auth
 from breakwater.infra.credentials import CredentialError
@@ -27,6 +28,7 @@ from breakwater.infra.google_auth import (
     credentials_loader,
     secrets_of,
 )
+from breakwater.observability.redact import redact_secrets
 from breakwater.providers.base import HttpRequest
 from tests.server.test_vertex import service_account
 
@@ -302,3 +304,10 @@ def test_refresh_uses_google_auth_transport_once() -> None:
     refresh(Credentials())  # type: ignore[arg-type]
     assert type(seen[0]).__module__ == "google.auth.transport.requests"
     assert seen[0] is seen[1]
+
+
+def test_an_access_token_is_a_secret_by_its_shape() -> None:
+    """A Google OAuth access token (ya29.) is a secret to the detectors: logs redact it, DLP finds it."""
+    token = "ya29.a0AfB_byDq3kVn-8X2pLm4Tz9QwErTyUiOp1234567890abcdEFGH"
+    assert [f.kind for f in scan(f"auth failed for {token} at noon")] == ["secret"]
+    assert token not in redact_secrets(f"authorization={token}")
