@@ -4,6 +4,7 @@ deployments wired to the right publisher's adapter behind a bearer sender, its m
 from __future__ import annotations
 
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import Any
@@ -138,3 +139,11 @@ def test_a_relative_credentials_file_is_beside_the_config() -> None:
     assert anchored.providers["vertex"].credentials == "file:/etc/bw/secrets/sa.json"
     kept = anchor_paths(build_config(vertex_config(credentials="env:SA")), PurePath("/etc/bw"))
     assert kept.providers["vertex"].credentials == "env:SA"
+
+
+def test_check_environment_says_how_to_install_google_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without google-auth's requests transport importable, a Vertex provider is a problem naming the extra."""
+    monkeypatch.setitem(sys.modules, "google.auth.transport.requests", None)  # import raises ImportError
+    assert [str(p) for p in check_environment(build_config(vertex_config()), {})] == [
+        "providers.vertex.type: Vertex AI needs google-auth: pip install 'breakwater[vertex]'"
+    ]
