@@ -1,7 +1,7 @@
 """One conformance suite, run against every adapter, on recorded wire samples, both directions.
 
 Client side: each wire's recorded responses, streams and error bodies parse to the canonical
-values in its ``cases.yaml``. Server side: what each wire's serve module writes, the same wire's
+values in its ``cases.yaml`` (``samples/<wire>/``; Vertex's under ``tests/data/vertex/``). Server side: what each wire's serve module writes, the same wire's
 adapter reads back unchanged (responses, streams, requests), so the two halves cannot drift.
 """
 
@@ -36,6 +36,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
+from breakwater.infra.mock.vertex import VertexAnthropicWire
 from breakwater.providers import (
     anthropic_serve,
     anthropic_serve_request,
@@ -49,6 +50,7 @@ from breakwater.providers.registry import adapter_for
 from .helpers import feed_in_pieces
 
 SAMPLES = Path(__file__).parent / "samples"
+VERTEX_SAMPLES = Path(__file__).parent.parent / "data" / "vertex"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,12 @@ class Wire:
     decode: Callable[[Any, ChatRequest], ChatRequest]
     encode: Callable[[ChatResponse], bytes]
     encoder: Callable[[ChatRequest], Any]
+    #: the folder of its recorded samples and their cases.yaml (default: ``samples/<name>``)
+    samples: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.samples or SAMPLES / self.name
 
 
 WIRES = [
@@ -82,12 +90,30 @@ WIRES = [
         gemini_serve.encode_chat_response,
         gemini_serve.StreamEncoder,
     ),
+    # Vertex AI: each publisher's wire at Vertex's URLs; the mock's Vertex Claude decoder insists
+    # on its body (no model, an anthropic_version)
+    Wire(
+        "vertex-gemini",
+        adapter_for("vertex-gemini"),
+        lambda body, r: gemini_serve_request.decode_chat_request(body, r.model, r.stream),
+        gemini_serve.encode_chat_response,
+        gemini_serve.StreamEncoder,
+        VERTEX_SAMPLES / "gemini",
+    ),
+    Wire(
+        "vertex-anthropic",
+        adapter_for("vertex-anthropic"),
+        lambda body, r: VertexAnthropicWire().decode_chat(body, r.model, r.stream),
+        anthropic_serve.encode_chat_response,
+        anthropic_serve.StreamEncoder,
+        VERTEX_SAMPLES / "anthropic",
+    ),
 ]
 TARGET = Target(provider="p", model="m-1", base_url="http://upstream.test", api_key="k")
 
 
 def _cases(wire: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
-    data = yaml.safe_load((SAMPLES / wire / "cases.yaml").read_text())
+    data = yaml.safe_load((_wire(wire).folder / "cases.yaml").read_text())
     return [(wire, case) for case in data.get(kind, [])]
 
 
@@ -146,7 +172,7 @@ def parse_in_pieces(wire: Wire, request: ChatRequest, raw: bytes) -> list[Stream
 def test_recorded_response_parses_to_canonical(wire: str, case: dict[str, Any]) -> None:
     """A recorded non-streaming response yields the documented text, tool calls, finish and usage."""
     w = _wire(wire)
-    response = w.adapter.chat_response((SAMPLES / wire / case["file"]).read_bytes(), TARGET)
+    response = w.adapter.chat_response((_wire(wire).folder / case["file"]).read_bytes(), TARGET)
     choice = response.choices[0]
     assert choice.message.text() == case["text"]
     assert choice.finish_reason == case["finish_reason"]
@@ -162,7 +188,7 @@ def test_recorded_stream_parses_to_canonical(wire: str, case: dict[str, Any]) ->
     """A recorded stream, fed in random-sized pieces, yields the documented text, tool calls, finish and usage."""
     w = _wire(wire)
     request = ChatRequest(model="m-1", messages=[Message("user", [TextPart("hi")])], stream=True)
-    got = collect(parse_in_pieces(w, request, (SAMPLES / wire / case["file"]).read_bytes()))
+    got = collect(parse_in_pieces(w, request, (_wire(wire).folder / case["file"]).read_bytes()))
     assert got.text == case["text"]
     assert got.finish == case["finish_reason"]
     assert got.usage == _usage(case["usage"])
@@ -173,7 +199,7 @@ def test_recorded_stream_parses_to_canonical(wire: str, case: dict[str, Any]) ->
 def test_recorded_error_maps_to_error_tree(wire: str, case: dict[str, Any]) -> None:
     """A recorded vendor error body maps to the documented error class, status and retry-after."""
     w = _wire(wire)
-    body = (SAMPLES / wire / case["file"]).read_bytes()
+    body = (_wire(wire).folder / case["file"]).read_bytes()
     err = w.adapter.map_error(case["status"], case.get("headers", {}), body, TARGET)
     assert type(err) is getattr(errors, case["error"])
     assert err.upstream_status == case["status"]
@@ -190,7 +216,7 @@ def test_truncated_stream_is_malformed(wire: str) -> None:
     """A stream that ends before its end marker raises MalformedResponse instead of looking finished."""
     w = _wire(wire)
     request = ChatRequest(model="m-1", messages=[Message("user", [TextPart("hi")])], stream=True)
-    raw = (SAMPLES / wire / _cases(wire, "streams")[0][1]["file"]).read_bytes()
+    raw = (w.folder / _cases(wire, "streams")[0][1]["file"]).read_bytes()
     cut = raw[: len(raw) // 2]
     with pytest.raises(errors.MalformedResponse):
         parse_in_pieces(w, request, cut)
@@ -320,7 +346,7 @@ def test_request_round_trip(wire: str, stream: bool) -> None:
     assert decoded.stream is stream
 
 
-@pytest.mark.parametrize("wire", ["openai", "gemini"])
+@pytest.mark.parametrize("wire", ["openai", "gemini", "vertex-gemini"])
 def test_json_schema_request_round_trip(wire: str) -> None:
     """A json_schema response format survives the adapter and the serve side of wires that support it."""
     w = _wire(wire)

@@ -5,8 +5,9 @@ two detectors claim the same characters, the earlier kind in ``KINDS`` wins: a J
 ``secret``, not a run of ``phone`` digits). Kinds:
 
 - ``secret``: credentials by shape: bearer tokens, ``sk-``/``pk-``/``rk-`` keys (OpenAI,
-  Anthropic ``sk-ant-``), Stripe ``sk_live_``, Google ``AIza`` keys, AWS access key ids, GitHub,
-  GitLab, Slack and Hugging Face tokens, JWTs, PEM private-key blocks, Breakwater ``bw-`` keys;
+  Anthropic ``sk-ant-``), Stripe ``sk_live_``, Google ``AIza`` keys and ``ya29.`` OAuth access
+  tokens, AWS access key ids, GitHub, GitLab, Slack and Hugging Face tokens, JWTs, PEM
+  private-key blocks, Breakwater ``bw-`` keys;
 - ``email``; ``iban`` (ISO 13616, the mod-97 check); ``card`` (13-19 digits passing Luhn);
 - ``cpf`` (Brazil, both check digits), ``dni`` (Spain, DNI and NIE with their check letter),
   ``ssn`` (US, area/group/serial rules), ``nino`` (UK National Insurance number: no checksum
@@ -56,6 +57,7 @@ SECRET_SHAPES = re.compile(
     r"|\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"
     r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"
     r"|\bAIza[0-9A-Za-z_-]{20,}"
+    r"|\bya29\.[0-9A-Za-z_-]{20,}"
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
     r"|\bglpat-[A-Za-z0-9_-]{20,}"

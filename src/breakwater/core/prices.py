@@ -61,6 +61,8 @@ GENAI_PROVIDERS: dict[str, tuple[str, ...]] = {
     "anthropic": ("anthropic",),
     "gemini": ("google",),
     "google": ("google",),
+    # Vertex AI: Gemini and Claude under the names their vendors use (claude-3-5-sonnet-v2@20241022)
+    "vertex": ("google", "anthropic"),
     # Azure OpenAI: its own rows first; a model it lacks is priced as OpenAI prices it
     "azure": ("azure", "openai"),
     "together": ("together",),

@@ -14,7 +14,8 @@ every scrape sums them over all workers' files with prometheus-client's ``MultiP
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -123,6 +124,32 @@ class GatewayCollector(Collector):
 def _count(stats: DeploymentStats, field: str) -> int:
     value: int = getattr(stats, field)
     return value
+
+
+class TokenCounts(Protocol):
+    """An access-token source's counts (``infra/google_auth.AccessTokens``, for Vertex providers)."""
+
+    provider: str
+    refreshes: int
+    failures: int
+
+
+class TokensCollector(Collector):
+    """Access-token refreshes per provider, by result: a failing refresh shows before requests fail."""
+
+    def __init__(self, sources: Sequence[TokenCounts]) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "breakwater_token_refreshes",
+            "Access-token refreshes of providers that use them (Vertex AI), by result (ok, failed).",
+            labels=["provider", "result"],
+        )
+        for source in self._sources:
+            family.add_metric([source.provider, "ok"], source.refreshes)
+            family.add_metric([source.provider, "failed"], source.failures)
+        yield family
 
 
 class ConfigCollector(Collector):
@@ -270,6 +297,7 @@ class Metrics:
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
         config: tuple[int | None, str] = (None, ""),
+        tokens: Sequence[TokenCounts] = (),
     ) -> None:
         """Read live state from these (the running configuration's), instead of the previous ones.
 
@@ -285,6 +313,7 @@ class Metrics:
             prompts: the prompts stage (``None``: no prompts configured).
             routes, deployments: the new label sets of the request metrics, when they changed.
             config: the running configuration's stored version (``None``: from a file) and hash.
+            tokens: the access-token sources (Vertex providers), for their refresh counts.
         """
         for collector in self._bound:
             self.registry.unregister(collector)
@@ -303,6 +332,8 @@ class Metrics:
             bound.append(DriftCollector(drift))
         if prompts is not None:
             bound.append(PromptsCollector(prompts))
+        if tokens:
+            bound.append(TokensCollector(tokens))
         for collector in bound:
             self.registry.register(collector)
         self._bound = bound

@@ -46,6 +46,7 @@ _SYSTEMS = {
     "azure": "azure.ai.openai",
     "anthropic": "anthropic",
     "gemini": "gcp.gemini",
+    "vertex": "gcp.vertex_ai",
     "groq": "groq",
     "deepseek": "deepseek",
     "mistral": "mistral_ai",

@@ -115,11 +115,26 @@ class AnthropicAdapter:
     # 2. requests -------------------------------------------------------------------------------
 
     def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest:
+        body = self.body(request, target)
+        return HttpRequest(
+            "POST", self.url(target, request.stream), self.headers(target), orjson.dumps(body), request.stream
+        )
+
+    def body(self, request: ChatRequest, target: Target) -> dict[str, Any]:
+        """The Messages body for ``request``; Vertex overrides it (no ``model``, its ``anthropic_version``)."""
         body = chat_body(request, target.model)
         if target.auto_cache_min_tokens is not None and not request.cache_breakpoints:
             mark_stable_prefix(body, target.auto_cache_min_tokens)
         body.update(target.extra_body)
-        return HttpRequest("POST", _url(target), _headers(target), orjson.dumps(body), request.stream)
+        return body
+
+    def url(self, target: Target, stream: bool) -> str:
+        """Where a chat request goes; Vertex overrides it (the model and the verb are in its URL)."""
+        return _url(target)
+
+    def headers(self, target: Target) -> dict[str, str]:
+        """The request headers, the API key among them; Vertex overrides it (its token is the sender's)."""
+        return _headers(target)
 
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest:
         raise _no_embeddings(target)

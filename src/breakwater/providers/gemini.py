@@ -83,7 +83,7 @@ class GeminiAdapter:
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> UpstreamError:
         retry_after = parse_retry_after(headers)
-        return _classify(status, error_object(body), target.provider, retry_after)
+        return classify_rpc(status, error_object(body), target.provider, retry_after)
 
     # 2. requests -------------------------------------------------------------------------------
 
@@ -91,13 +91,21 @@ class GeminiAdapter:
         body = chat_body(request)
         body.update(target.extra_body)
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
-        return HttpRequest("POST", _url(target, method), _headers(target), orjson.dumps(body), request.stream)
+        return HttpRequest("POST", self.url(target, method), self.headers(target), orjson.dumps(body), request.stream)
 
     def embeddings_request(self, request: EmbeddingRequest, target: Target) -> HttpRequest:
         name = model_path(target.model)
         extra = {"outputDimensionality": request.dimensions} if request.dimensions is not None else {}
         body = {"requests": [{"model": name, "content": {"parts": [{"text": t}]}, **extra} for t in request.inputs]}
-        return HttpRequest("POST", _url(target, "batchEmbedContents"), _headers(target), orjson.dumps(body))
+        return HttpRequest("POST", self.url(target, "batchEmbedContents"), self.headers(target), orjson.dumps(body))
+
+    def url(self, target: Target, method: str) -> str:
+        """Where ``method`` (``generateContent``, ...) of the target's model is called; Vertex overrides it."""
+        return _url(target, method)
+
+    def headers(self, target: Target) -> dict[str, str]:
+        """The request headers, the API key among them; Vertex overrides it (its token is the sender's)."""
+        return _headers(target)
 
     # 3. responses ------------------------------------------------------------------------------
 
@@ -171,7 +179,7 @@ class GeminiStreamParser(SSEStreamParser):
             chunk = orjson.loads(data)
             err = chunk.get("error")
             if isinstance(err, dict):  # a failure after the 200 arrives as one more frame
-                raise _classify(int(err.get("code") or 500), err, provider, None)
+                raise classify_rpc(int(err.get("code") or 500), err, provider, None)
             if not self._started:
                 self._started = True
                 rid = str(chunk.get("responseId") or "gemini-breakwater")
@@ -240,7 +248,9 @@ def _headers(target: Target) -> dict[str, str]:
     return headers
 
 
-def _classify(status: int, err: dict[str, Any], provider: str, retry_after: float | None) -> UpstreamError:
+def classify_rpc(status: int, err: dict[str, Any], provider: str, retry_after: float | None) -> UpstreamError:
+    """A google.rpc.Status error (``{"code", "message", "status", "details"}``) in the error tree;
+    Vertex answers in it for both of its publishers."""
     code = str(err.get("status") or "")
     details = [d for d in err.get("details") or () if isinstance(d, dict)]
     if retry_after is None:

@@ -6,6 +6,7 @@ from breakwater.providers.anthropic import AnthropicAdapter
 from breakwater.providers.base import Adapter
 from breakwater.providers.gemini import GeminiAdapter
 from breakwater.providers.openai import OpenAIAdapter
+from breakwater.providers.vertex import VertexAnthropicAdapter, VertexGeminiAdapter
 
 #: default base URL per wire when a provider names neither ``base_url`` nor a known ``host``
 DEFAULT_BASE_URLS = {
@@ -15,11 +16,15 @@ DEFAULT_BASE_URLS = {
 
 
 def adapter_for(wire: str) -> Adapter:
-    """A new adapter for ``wire`` ('openai', 'anthropic' or 'gemini')."""
+    """A new adapter for ``wire`` ('openai', 'anthropic', 'gemini', 'vertex-gemini' or 'vertex-anthropic')."""
     if wire == "openai":
         return OpenAIAdapter()
     if wire == "anthropic":
         return AnthropicAdapter()
     if wire == "gemini":
         return GeminiAdapter()
+    if wire == "vertex-gemini":
+        return VertexGeminiAdapter()
+    if wire == "vertex-anthropic":
+        return VertexAnthropicAdapter()
     raise ValueError(f"unknown wire protocol {wire!r}")

@@ -148,6 +148,8 @@ class Runtime:
         wiring = Wiring(config, env, process.sender, clock, rng)
         hide_secrets(wiring.secrets())  # no log line of this process shows them (observability/logging.py)
         self.router = router = wiring.router()
+        #: the Vertex providers' access tokens, refreshed in the background while this runtime runs
+        self.access_tokens = list(wiring.access_tokens.values())
         state = Deployments(clock, log_transition)
         if previous is not None:
             state.carry_over(previous.gateway.state, unchanged_deployments(previous.config, config))
@@ -297,6 +299,8 @@ class Runtime:
         """Start what this runtime owns (a first start also seeds the budgets from the ledger)."""
         for warning in self.unpriced:
             log.warning(warning)
+        for tokens in self.access_tokens:
+            tokens.start()  # the first tokens are fetched now, not by the first requests
         owned = self._owned
         for embedder in (self.embedder, self.router_embedder):
             if embedder is not None:
@@ -337,6 +341,7 @@ class Runtime:
             routes=self.config.routes,
             deployments=self.config.deployments,
             config=(self.version, self.config_hash),
+            tokens=self.access_tokens,
         )
         self.process.current = self
 
@@ -361,6 +366,8 @@ class Runtime:
             await self.semantic_feed.stop()
         if "cache" in owned and self.cache_store is not None:
             await self.cache_store.close()
+        for tokens in self.access_tokens:
+            await tokens.stop()
         if "tracer" in owned and self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
 

@@ -19,6 +19,15 @@ from breakwater.core.pricing import Price
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
 from breakwater.infra.credentials import CredentialError, is_reference, resolve
+from breakwater.infra.google_auth import (
+    AccessTokens,
+    BearerSender,
+    GoogleAuthMissing,
+    credentials_info,
+    credentials_loader,
+    require_google_auth,
+    secrets_of,
+)
 from breakwater.infra.mock.faults import validate_faults
 from breakwater.infra.mock.model import MockModel, ScriptedAnswer
 from breakwater.infra.mock.service import MockService
@@ -26,6 +35,7 @@ from breakwater.infra.mock.transport import MockSender
 from breakwater.providers.base import Target
 from breakwater.providers.hosts import HOSTS, host
 from breakwater.providers.registry import DEFAULT_BASE_URLS, adapter_for
+from breakwater.providers.vertex import location_url, vertex_wire
 from breakwater.runtime.branching import check_learned
 from breakwater.runtime.drifting import check_drift
 from breakwater.runtime.eval_gate import check_gates
@@ -59,6 +69,8 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
             resolve(p.api_key, environ)
         except CredentialError as exc:
             problems.append(Problem(f"providers.{name}.api_key", str(exc)))
+        if p.type == "vertex":
+            problems.extend(_vertex_problems(name, p, environ))
         for message in validate_faults(p.faults):
             problems.append(Problem(f"providers.{name}.faults", message))
         for i, rule in enumerate(p.answers):
@@ -70,6 +82,19 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
     problems.extend(check_drift(config))
     problems.extend(check_gates(config))
     return problems
+
+
+def _vertex_problems(name: str, p: ProviderConfig, environ: Mapping[str, str]) -> list[Problem]:
+    """google-auth installed, and the credentials reference (if any) naming a credentials JSON."""
+    try:
+        require_google_auth()
+        if p.credentials is not None:
+            credentials_info(p.credentials, environ)
+    except GoogleAuthMissing as exc:
+        return [Problem(f"providers.{name}.type", str(exc))]
+    except CredentialError as exc:
+        return [Problem(f"providers.{name}.credentials", str(exc))]
+    return []
 
 
 def sends_to(route: RouteConfig) -> Mapping[str, Branch]:
@@ -100,6 +125,9 @@ class Wiring:
         self.clock = clock
         self.rng = rng
         self._mock_senders: dict[str, HttpSender] = {}
+        #: the access tokens of each Vertex provider, built with its first deployment; the runtime
+        #: starts and stops their refreshers
+        self.access_tokens: dict[str, AccessTokens] = {}
 
     def router(self) -> Router:
         routes: dict[str, Route] = {}
@@ -231,7 +259,11 @@ class Wiring:
         breaker: BreakerPolicy | None = None,
     ) -> Deployment:
         p = self.config.providers[provider_name]
-        wire = p.wire if p.type == "mock" else p.type
+        wire: str = p.wire if p.type == "mock" else p.type
+        sender = self._mock_sender(provider_name, p) if p.type == "mock" else self.sender
+        if p.type == "vertex":
+            wire = vertex_wire(model)
+            sender = BearerSender(self.sender, self._access_tokens(provider_name, p))
         target = Target(
             provider=provider_name,
             model=model,
@@ -246,16 +278,28 @@ class Wiring:
             name=name,
             adapter=adapter_for(wire),
             target=target,
-            sender=self._mock_sender(provider_name, p) if p.type == "mock" else self.sender,
+            sender=sender,
             timeouts=timeouts,
             is_mock=p.type == "mock" or p.host == "mock",
             context_window=context_window,
             breaker=breaker or BreakerPolicy(),
         )
 
+    def _access_tokens(self, name: str, p: ProviderConfig) -> AccessTokens:
+        tokens = self.access_tokens.get(name)
+        if tokens is None:
+            load = credentials_loader(p.credentials, self.environ)
+            tokens = self.access_tokens[name] = AccessTokens(name, load, self.clock)
+        return tokens
+
     def secrets(self) -> list[str]:
-        """Every secret value the config references (provider keys, admin key), for redaction."""
+        """Every secret value the config references (provider keys, Vertex credentials and the keys
+        inside them, admin key), for redaction."""
         found = [resolve(p.api_key, self.environ) for p in self.config.providers.values() if p.api_key]
+        for p in self.config.providers.values():
+            if p.credentials is not None:
+                found.append(resolve(p.credentials, self.environ))
+                found.extend(secrets_of(credentials_info(p.credentials, self.environ)))
         for ref in (self.config.server.admin_key, self.config.ledger.url):
             if ref is not None and is_reference(ref):
                 found.append(resolve(ref, self.environ))
@@ -272,7 +316,7 @@ class Wiring:
             return MOCK_HOST
         if p.host is not None:
             return p.host
-        return p.type if not p.base_url else None
+        return p.type if not p.base_url or p.type == "vertex" else None
 
     def price_overrides(self) -> dict[str, Price]:
         """The deployments' configured prices, by deployment name."""
@@ -296,6 +340,9 @@ class Wiring:
         return warnings
 
     def _base_url(self, p: ProviderConfig, wire: str) -> str:
+        if p.type == "vertex":
+            assert p.project is not None and p.location is not None  # the config model checks both
+            return location_url(p.project, p.location, p.base_url, p.api_version)
         if p.base_url:
             return p.base_url
         if p.type == "mock":

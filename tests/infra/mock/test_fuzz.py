@@ -86,3 +86,17 @@ def test_gemini_generate_content(
     action = data.draw(st.sampled_from(["generateContent", "streamGenerateContent?alt=sse"]), label="action")
     url = f"/v1beta/models/mock-chat:{action}"
     check_each(mock, draw_requests(data, gemini_schema, mode, "POST", "/body", url), "gemini", caplog)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=30)
+@given(data=st.data())
+def test_vertex_gemini_generate_content(
+    mock: InProcess, gemini_schema: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any GenerateContentRequest body to Vertex AI's Gemini URLs (with a bearer token) gets a non-5xx
+    answer, errors in Google's format without Python text."""
+    action = data.draw(st.sampled_from(["generateContent", "streamGenerateContent?alt=sse"]), label="action")
+    url = f"/v1/projects/p-fuzz/locations/us-east5/publishers/google/models/gemini-2.0-flash-001:{action}"
+    requests = draw_requests(data, gemini_schema, mode, "POST", "/body", url)
+    check_each(mock, requests, "gemini", caplog, authorization="Bearer ya29.fuzz")

@@ -139,7 +139,8 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
                 )
         if isinstance(cache, dict) and cache.get("auto") and isinstance(provider, dict):
             wire = provider.get("wire", "openai") if provider.get("type") == "mock" else provider.get("type")
-            if wire != "anthropic":
+            claude_on_vertex = wire == "vertex" and str(dep.get("model", "")).lower().startswith("claude")
+            if wire != "anthropic" and not claude_on_vertex:
                 problems.append(
                     Problem(
                         f"deployments.{name}.prompt_cache",

@@ -9,7 +9,7 @@ key store and the credential readers then only ever see absolute paths.
 Anchored: ``ledger.url`` and ``access.store`` (``sqlite:///relative.db``; the hash secret file is
 derived from the store's path), ``ledger.spool_path``, and every ``file:`` reference
 (``server.admin_key``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``redis.url``,
-``providers.*.api_key``, ``tracing.headers.*``, ``alerts.webhook``), ``routes.*.learned.artifact`` and
+``providers.*.api_key``, ``providers.*.credentials``, ``tracing.headers.*``, ``alerts.webhook``), ``routes.*.learned.artifact`` and
 ``routes.*.variants.ramp.gate.suite``, as other tools read the
 relative paths of their config files (Docker Compose, for one). A value read through a
 reference (``env:LEDGER_URL`` holding ``sqlite:///x.db``) did not come from the file and is used
@@ -68,7 +68,9 @@ def anchor_paths(config: Config, directory: PurePath) -> Config:
             ),
             "alerts": alerts.model_copy(update={"webhook": optional(alerts.webhook)}),
             "providers": {
-                name: provider.model_copy(update={"api_key": optional(provider.api_key)})
+                name: provider.model_copy(
+                    update={"api_key": optional(provider.api_key), "credentials": optional(provider.credentials)}
+                )
                 for name, provider in config.providers.items()
             },
             "routes": {name: _route_paths(route, path) for name, route in config.routes.items()},

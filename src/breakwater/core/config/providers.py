@@ -10,14 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from breakwater.core import pricing
 from breakwater.core.config.base import _Model, _secret_reference
 from breakwater.core.config.dlp import ProviderDlp
 from breakwater.core.config.policies import BreakerPolicy, Timeouts
 
-WireType = Literal["openai", "anthropic", "gemini", "mock"]
+WireType = Literal["openai", "anthropic", "gemini", "vertex", "mock"]
 MockWire = Literal["openai", "anthropic", "gemini"]
 
 
@@ -62,11 +62,29 @@ class Provider(_Model):
     #: what this provider's deployments may receive of personal data and secrets, over the
     #: route's ``dlp`` (docs/guardrails.md, "Per-provider policy")
     dlp: ProviderDlp | None = None
+    #: type vertex: the Google Cloud project and its location (a region such as ``us-east5``,
+    #: ``global``, or a multi-region ``us`` / ``eu``): docs/configuration.md, "Google Vertex AI"
+    project: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$")
+    location: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$")
+    #: type vertex: a service-account (or workload identity federation) JSON by reference;
+    #: unset, Application Default Credentials (metadata server, GOOGLE_APPLICATION_CREDENTIALS, gcloud)
+    credentials: str | None = None
 
-    @field_validator("api_key")
+    @field_validator("api_key", "credentials")
     @classmethod
     def _reference_only(cls, value: str | None) -> str | None:
         return _secret_reference(value)
+
+    @model_validator(mode="after")
+    def _vertex_fields(self) -> Provider:
+        if self.type == "vertex":
+            if self.project is None or self.location is None:
+                raise ValueError("a vertex provider needs 'project' and 'location'")
+            if self.api_key is not None:
+                raise ValueError("a vertex provider authenticates with 'credentials' (or ADC), not 'api_key'")
+        elif self.project is not None or self.location is not None or self.credentials is not None:
+            raise ValueError("'project', 'location' and 'credentials' are for providers of type vertex")
+        return self
 
     @field_validator("base_url")
     @classmethod

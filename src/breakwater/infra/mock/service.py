@@ -11,7 +11,10 @@ the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` a
 /v1/models`` when an ``anthropic-version`` header is present; Gemini ``POST /v1beta/models/
 {model}:generateContent``, ``:streamGenerateContent`` (``alt=sse``, else a JSON array),
 ``:batchEmbedContents``, ``:embedContent``, ``:countTokens`` and ``GET /v1beta/models``;
-``GET /healthz``. API keys are not checked, whatever header carries them.
+Vertex AI's ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent``
+(and ``:streamGenerateContent``) and ``.../publishers/anthropic/models/{model}:rawPredict`` (and
+``:streamRawPredict``), which want a bearer token, and Google's OAuth token endpoint ``POST /token``
+(``vertex.py``); ``GET /healthz``. API keys are not checked, whatever header carries them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset,
 from breakwater.infra.mock.model import MockModel, filtered, input_tokens, stream_events
 from breakwater.infra.mock.moderation import moderation_body
 from breakwater.infra.mock.prompt_cache import PromptCacheSim
+from breakwater.infra.mock.vertex import (
+    TOKEN_PATH,
+    VERTEX_PATH,
+    VertexAnthropicWire,
+    has_bearer,
+    token_reply,
+    unauthenticated,
+)
 from breakwater.infra.mock.wires import AnthropicWire, GeminiWire, OpenAIWire, Wire
 from breakwater.providers.openai_completions_serve import (
     CompletionStreamEncoder,
@@ -65,6 +76,8 @@ _GEMINI_KIND = {
     "batchEmbedContents": "embeddings",
     "embedContent": "embeddings",
     "countTokens": "count_tokens",
+    "rawPredict": "chat",
+    "streamRawPredict": "chat",
 }
 
 
@@ -84,7 +97,8 @@ class _Route:
     wire: Wire
     kind: str  # chat | completions | embeddings | moderations | models | count_tokens | health
     model: str | None = None
-    action: str | None = None  # Gemini's verb after the colon
+    action: str | None = None  # Gemini's (or Vertex's) verb after the colon
+    vertex: bool = False  # a Vertex AI URL: a bearer token is required
 
 
 class MockService:
@@ -111,6 +125,7 @@ class MockService:
         #: the cached-token counts a provider's prompt cache would report (``prompt_cache.py``)
         self._prompt_cache = PromptCacheSim(clock)
         self.openai, self.anthropic, self.gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
+        self.vertex_anthropic = VertexAnthropicWire()
         self._routes: dict[str, _Route] = {}
         for prefix in ("/v1", ""):
             self._routes[prefix + "/chat/completions"] = _Route("POST", self.openai, "chat")
@@ -122,6 +137,7 @@ class MockService:
         self._routes["/v1/messages/count_tokens"] = _Route("POST", self.anthropic, "count_tokens")
         self._routes["/v1beta/models"] = _Route("GET", self.gemini, "models")
         self._routes["/healthz"] = _Route("GET", self.openai, "health")
+        self._routes[TOKEN_PATH] = _Route("POST", self.gemini, "token")
         # the model lists never change: encode them once
         self._models = {w.name: w.models() for w in (self.openai, self.anthropic, self.gemini)}
 
@@ -145,6 +161,11 @@ class MockService:
             return reply
         if route.kind == "health":
             return MockReply(200, dict(_JSON), _HEALTH)
+        if route.kind == "token":
+            status, token = token_reply(body, self._ids.new())
+            return MockReply(status, self._headers(_JSON), token)
+        if route.vertex and not has_bearer(headers):
+            return MockReply(401, self._headers(_JSON), unauthenticated())
         faults = self._schedule.select(path, wire.name) if self._schedule else NO_FAULTS
         spec = headers.get("x-mock-fault")
         if spec:
@@ -191,6 +212,9 @@ class MockService:
             return _Route("POST", self.openai, "chat" if m.group(2) == "chat/completions" else "embeddings", m.group(1))
         if m := _GEMINI.fullmatch(path):
             return _Route("POST", self.gemini, _GEMINI_KIND[m.group(2)], m.group(1), m.group(2))
+        if m := VERTEX_PATH.fullmatch(path):
+            wire: Wire = self.gemini if m.group(1) == "google" else self.vertex_anthropic
+            return _Route("POST", wire, _GEMINI_KIND[m.group(3)], m.group(2), m.group(3), vertex=True)
         return None
 
     def _guess(self, path: str) -> Wire:
@@ -242,7 +266,7 @@ class MockService:
         return answer
 
     def _chat(self, wire: Wire, request: ChatRequest, answer: ChatResponse, faults: Faults, query: str) -> MockReply:
-        usage = self._prompt_cache.usage(request, answer.usage, explicit=wire is self.anthropic)
+        usage = self._prompt_cache.usage(request, answer.usage, explicit=isinstance(wire, AnthropicWire))
         response = ChatResponse(
             f"{wire.id_prefix}mock{self._ids.new()}", answer.model, self._now(), answer.choices, usage
         )
