@@ -41,6 +41,7 @@ from breakwater.server.drain import Drain
 from breakwater.server.endpoints import ChatCodec, Endpoints, RequestIds
 from breakwater.server.feedback import FeedbackApi
 from breakwater.server.reload import ReloadApi, ReloadSignal
+from breakwater.server.responses import ResponsesApi
 
 if TYPE_CHECKING:
     from breakwater.observability.alerts import AlertTask
@@ -93,6 +94,10 @@ class Served:
             routes[("POST", f"{prefix}/embeddings")] = guarded_embeddings
             routes[("GET", f"{prefix}/models")] = ep.models
         routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, app.ids, ANTHROPIC.error, disconnects)
+        self.responses = ResponsesApi(ep, runtime.responses, config.responses.ttl_s)
+        guarded_responses = CancelOnDisconnect(self.responses.create, app.ids, errors.openai_error, disconnects)
+        for prefix in ("/v1", ""):
+            routes[("POST", f"{prefix}/responses")] = guarded_responses
         routes[("POST", "/v1/feedback")] = FeedbackApi(
             runtime.pipeline,
             app.ids,
@@ -222,6 +227,9 @@ class BreakwaterApp:
             return
         if served.config_admin.handles(path):
             await served.config_admin(scope, receive, send)
+            return
+        if served.responses.handles(path):
+            await served.responses(scope, receive, send)
             return
         allow = served.methods.get(path)
         for prefix in ("/v1/models/", "/models/"):
