@@ -68,8 +68,7 @@ class ResponsesRequest:
     previous_response_id: str | None = None
     #: keep the answer for ``previous_response_id`` and ``GET /v1/responses/{id}`` (OpenAI's default)
     store: bool = True
-    #: the body's ``tools``, ``tool_choice`` and ``text`` as sent, echoed in the Response object
-    tools: list[dict[str, Any]] = field(default_factory=list)
+    #: the body's ``tool_choice`` and ``text`` as sent, echoed in the Response object
     tool_choice: Any = "auto"
     text: dict[str, Any] = field(default_factory=lambda: {"format": {"type": "text"}})
     #: harmless fields the gateway drops (``x-breakwater-dropped-params``)
@@ -136,7 +135,6 @@ def _set_input(r: ResponsesRequest, v: Any) -> None:
 def _set_tools(r: ResponsesRequest, v: Any) -> None:
     if not isinstance(v, list):
         raise f.bad("tools", "an array")
-    r.tools = v
     r.chat.tools = [_tool(t, i) for i, t in enumerate(v)]
 
 

@@ -41,12 +41,13 @@ NewId = Callable[[str], str]
 _INCOMPLETE: dict[FinishReason, str] = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-def usage_json(usage: Usage | None) -> dict[str, Any] | None:
-    if usage is None:
-        return None
+def usage_json(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_creation_input_tokens,
+        },
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
@@ -70,7 +71,7 @@ def response_object(
     incomplete = _INCOMPLETE.get(finish) if finish is not None else None
     if incomplete is not None and status == "completed":
         status = "incomplete"
-    return {
+    out = {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
@@ -87,13 +88,25 @@ def response_object(
         "temperature": 1.0 if chat.temperature is None else chat.temperature,
         "text": request.text,
         "tool_choice": request.tool_choice,
-        "tools": request.tools,
+        "tools": [
+            {
+                "type": "function",
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.parameters,
+                "strict": t.strict,
+            }
+            for t in chat.tools
+        ],
         "top_p": 1.0 if chat.top_p is None else chat.top_p,
         "truncation": "disabled",
-        "usage": usage_json(usage),
-        "user": chat.user,
         "metadata": chat.metadata or {},
     }
+    if usage is not None:  # the schema has no null usage: left out until known
+        out["usage"] = usage_json(usage)
+    if chat.user is not None:
+        out["user"] = chat.user
+    return out
 
 
 def _text_part(text: str) -> dict[str, Any]:
@@ -265,7 +278,8 @@ class StreamEncoder:
             arguments = "".join(call.arguments)
             call.item["arguments"], call.item["status"] = arguments, "completed"
             where = {"item_id": call.item["id"], "output_index": call.output_index}
-            out += self._event("response.function_call_arguments.done", {**where, "arguments": arguments})
+            done = {**where, "name": call.item["name"], "arguments": arguments}
+            out += self._event("response.function_call_arguments.done", done)
             out += self._event("response.output_item.done", {"output_index": call.output_index, "item": call.item})
         self.response = self._snapshot("completed", usage=self._usage, finish=self._finish)
         kind = "response.incomplete" if incomplete else "response.completed"
