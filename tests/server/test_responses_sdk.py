@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from breakwater.infra.clock import ManualClock
 from breakwater.server.app import create_app
 from tests.server.conftest import ROUTES
 from tests.server.running import admin_http, openai_sdk, serve
+from tests.server.test_ledger import _cost, _row
 
 WEATHER_PARAMETERS: dict[str, Any] = {
     "type": "object",
@@ -363,6 +365,28 @@ def test_without_v1_prefix(gateway_url: str) -> None:
     answer = httpx2.post(f"{gateway_url}/responses", json={"model": "mock", "input": "Hello there"}, timeout=10)
     assert answer.status_code == 200, answer.text
     assert answer.json()["output"][0]["type"] == "message"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("model", ["mock", "remote"])
+def test_each_response_is_one_ledger_row_with_usage_and_cost(
+    client: openai.OpenAI, ledger_path: Path, model: str, stream: bool
+) -> None:
+    """A Responses call, streamed or not, leaves one ledger row with the usage the client saw, priced."""
+    raw = client.responses.with_raw_response.create(
+        model=model, input="Hello there", user="alice", stream=stream, metadata={"feature": "search"}
+    )
+    if stream:
+        events = list(raw.parse())  # type: ignore[call-overload]
+        response = events[-1].response
+    else:
+        response = raw.parse()
+    usage = response.usage
+    row = _row(ledger_path, raw.headers["x-request-id"])
+    assert row["status"] == 200 and row["route"] == model and row["user"] == "alice"
+    assert (row["input_tokens"], row["output_tokens"]) == (usage.input_tokens, usage.output_tokens)
+    assert Decimal(row["cost_usd"]) == _cost(usage.input_tokens, usage.output_tokens)
+    assert row["stream"] == int(stream)
 
 
 # --- keys and expiry ----------------------------------------------------------------------------
