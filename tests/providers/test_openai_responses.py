@@ -281,3 +281,11 @@ def test_stream_failure_before_any_event() -> None:
     assert events[3]["response"]["status"] == "failed"
     assert events[3]["response"]["error"] == {"code": "server_error", "message": "upstream cut"}
     assert encoder.response is None
+
+
+def test_history_is_checked_again() -> None:
+    """A content part of a stored turn the gateway cannot carry is named again when it is continued,
+    so a route that dropped it says so on every turn (and a strict route refuses)."""
+    decoded = decode_responses_request({"model": "m", "input": "again", "previous_response_id": "resp_1"})
+    with_history(decoded, [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}])
+    assert decoded.chat.extra_params == ["previous_response.items[0].content[0].type=input_file"]

@@ -271,6 +271,38 @@ def test_models(
     assert not logged_failures(caplog.records)
 
 
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_stored_responses(
+    gateway: InProcess, openai_spec: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """GET and DELETE /v1/responses/{id} (and the paths under it), whatever the id, answer 200, 404
+    or 405 in OpenAI's format, never a 5xx."""
+    method, path = data.draw(
+        st.sampled_from(
+            [
+                ("GET", "/responses/{response_id}"),
+                ("DELETE", "/responses/{response_id}"),
+                ("GET", "/responses/{response_id}/input_items"),
+                ("POST", "/responses/{response_id}/cancel"),
+            ]
+        ),
+        label="operation",
+    )
+    url = "/v1{path}"
+    if data.draw(st.booleans(), label="a stored id"):
+        body = b'{"model": "mock-claude", "input": "hi"}'
+        made = gateway.send(Request("POST", "/v1/responses", body, {"content-type": "application/json"}))
+        url = "/v1" + path.replace("{response_id}", made.json()["id"])
+    (request,) = draw_requests(data, openai_spec, mode, method, path, url)
+    caplog.clear()
+    response = gateway.send(request)
+    check_answer(response, "openai", request)
+    assert response.status_code in (200, 404, 405), response.text
+    assert not logged_failures(caplog.records)
+
+
 @pytest.fixture(scope="module")
 def feedback_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcess, str]]:
     """A gateway whose ledger store is open (no lifespan runs in-process) and the id of one request in it."""

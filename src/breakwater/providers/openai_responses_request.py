@@ -111,7 +111,11 @@ def with_history(request: ResponsesRequest, history: list[dict[str, Any]]) -> No
     """Put a stored conversation's items before the request's own (``previous_response_id``).
 
     The earlier response's ``instructions`` do not carry over (OpenAI's rule): only this request's.
+    The stored items are checked again, so a content part the route dropped in an earlier turn is
+    named in ``extra_params`` (and dropped and listed, or refused) in this one too.
     """
+    for i, item in enumerate(history):
+        _check_item(item, f"previous_response.items[{i}]", request.chat)
     request.chat.messages = messages_of([*history, *request.items], request.instructions)
 
 

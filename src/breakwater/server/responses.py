@@ -149,6 +149,8 @@ class ResponsesApi:
         try:
             ctx = ep._caller(scope)
             owner = ctx.caller.key_id or ""
+            if "/" in response_id:  # input_items, cancel: OpenAI's, not served here
+                raise NotFound(f"Unknown path {scope['path']}; the gateway serves GET and DELETE /v1/responses/{{id}}")
             handler = _HANDLERS.get(method)
             if handler is None:
                 raise MethodNotAllowed(f"Method {method} is not allowed on {scope['path']}; use DELETE or GET", _ALLOW)

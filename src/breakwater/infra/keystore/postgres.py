@@ -111,19 +111,21 @@ class PostgresKeyStore:
         return await self._run(self._config.append(text, author, action, message, now, expect), write=True)
 
     async def response_put(self, record: StoredResponse, now: float) -> None:
-        await self._run(self._responses.put(record, now), write=True)
+        await self._run(self._responses.put(record, now), write=True, serialise=False)
 
     async def response_get(self, response_id: str, owner: str, now: float) -> StoredResponse | None:
         return await self._run(self._responses.get(response_id, owner, now), write=False)
 
     async def response_delete(self, response_id: str, owner: str) -> bool:
-        return await self._run(self._responses.delete(response_id, owner), write=True)
+        return await self._run(self._responses.delete(response_id, owner), write=True, serialise=False)
 
-    async def _run(self, plan: Plan[T], *, write: bool) -> T:
+    async def _run(self, plan: Plan[T], *, write: bool, serialise: bool = True) -> T:
+        """Run ``plan`` in one transaction; a write takes the writers' lock unless ``serialise``
+        is false (stored responses: rows of their own, no audit, no numbering to keep in order)."""
         async with self._session() as conn:
             isolation = "read_committed" if write else "repeatable_read"
             async with conn.transaction(isolation=isolation, readonly=not write):
-                if write:
+                if write and serialise:
                     await conn.execute(self._write_lock)
                 step = advance(plan, None)
                 while isinstance(step, Query):
