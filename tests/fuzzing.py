@@ -38,7 +38,8 @@ from schemathesis.core import NotSet
 from tests.specs import ANTHROPIC_MESSAGES_REQUEST, FEEDBACK_REQUEST, GEMINI_GENERATE_CONTENT_REQUEST, OPENAI_SPEC
 
 T = TypeVar("T")
-Wire = Literal["openai", "anthropic", "gemini"]
+#: a client wire format; ``responses`` is OpenAI's Responses API (OpenAI's errors, its own stream events)
+Wire = Literal["openai", "anthropic", "gemini", "responses"]
 Mode = Literal["positive", "negative", "mutated"]
 MODES: list[Mode] = ["positive", "negative", "mutated"]
 
@@ -283,7 +284,7 @@ def _error_message(body: Any, wire: Wire) -> str:
         assert isinstance(error.get("type"), str), body
     else:
         error = body["error"]
-        if wire == "openai":
+        if wire in ("openai", "responses"):
             assert set(error) == {"message", "type", "param", "code"}, body
         else:
             assert isinstance(error.get("code"), int) and isinstance(error.get("status"), str), body
@@ -317,6 +318,11 @@ def _check_stream(text: str, wire: Wire, where: str) -> None:
     if wire == "openai":
         finished = last == "[DONE]"
         failed = isinstance(last, dict) and "error" in last
+    elif wire == "responses":  # a failure is an ``error`` event, then ``response.failed``
+        finished = last_name in ("response.completed", "response.incomplete")
+        failed = last_name == "response.failed" and len(events) > 1 and events[-2][0] == "error"
+        if failed:
+            last = {"error": payloads[-2]}
     elif wire == "anthropic":
         finished = last_name == "message_stop"
         failed = last_name == "error" and isinstance(last, dict) and last.get("type") == "error"

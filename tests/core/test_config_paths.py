@@ -77,3 +77,11 @@ def test_the_embedded_default_keeps_relative_paths() -> None:
     config = default_config({})
     assert config.ledger.url == "sqlite:///breakwater-ledger.db"
     assert config.access.store == "sqlite:///breakwater-keys.db"
+
+
+def test_responses_store_is_anchored_like_the_key_store() -> None:
+    """A relative SQLite responses store lands beside the config file; memory and unset stay as written."""
+    anchored = anchor_paths(build_config({**BASE, "responses": {"store": "sqlite:///data/r.db"}}), DIRECTORY)
+    assert anchored.responses.store == "sqlite:////etc/breakwater/data/r.db"
+    assert anchor_paths(build_config({**BASE, "responses": {"store": "memory"}}), DIRECTORY).responses.store == "memory"
+    assert anchor_paths(build_config(BASE), DIRECTORY).responses.store is None

@@ -42,6 +42,7 @@ from breakwater.engine.pipeline import Pipeline, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.refusals.stage import RefusalsStage
+from breakwater.engine.responses.store import ResponseStore
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
 from breakwater.engine.variants.stage import VariantsStage
@@ -78,6 +79,7 @@ from breakwater.runtime.observers import (
     fan_out,
     log_transition,
 )
+from breakwater.runtime.responding import build_response_store
 from breakwater.runtime.shadowing import build_shadow
 from breakwater.runtime.variants import build_refusal_detector, build_variant_plans
 from breakwater.runtime.wiring import Wiring
@@ -96,6 +98,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "tracer": ("tracing", "providers"),
     "alerts": ("alerts",),
     "cache": ("cache", "redis"),
+    "responses": ("responses", "access"),
 }
 
 
@@ -134,6 +137,8 @@ class Runtime:
     tracer: Tracer | None
     access: AccessLayer
     drift: DriftStage | None
+    #: stored responses of ``POST /v1/responses`` (``previous_response_id``)
+    responses: ResponseStore
 
     def __init__(
         self, config: Config, process: Process, previous: Runtime | None = None, *, version: int | None = None
@@ -199,6 +204,10 @@ class Runtime:
         else:
             self.access = AccessLayer(config, env, clock, on_alert=process.budget_alert)
         hide_secrets(self.access.secrets())
+        if previous is not None and "responses" in self.kept:
+            self.responses = previous.responses
+        else:
+            self.responses = build_response_store(config, env)
 
         def price_of(d: Deployment) -> Price | None:
             return prices.known(d.name, wiring.price_host(d.target.provider), d.target.model)
@@ -318,6 +327,8 @@ class Runtime:
         if "access" in owned:
             await self.access.start()
             await self._seed_budgets()
+        if "responses" in owned:
+            await self._open_responses()
 
     def commit(self) -> None:
         """This runtime serves from now on: what it took over is its own, and metrics read it."""
@@ -368,6 +379,8 @@ class Runtime:
             await self.cache_store.close()
         for tokens in self.access_tokens:
             await tokens.stop()
+        if "responses" in owned:
+            await self.responses.close()
         if "tracer" in owned and self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
 
@@ -383,6 +396,13 @@ class Runtime:
             self._idle.set()
         await self._idle.wait()
         await self.stop()
+
+    async def _open_responses(self) -> None:
+        """Open the responses' store; one that cannot be opened now is tried again at its first use."""
+        try:
+            await self.responses.open()
+        except Exception as exc:  # noqa: BLE001 - an unreachable database must not stop the start-up
+            log.warning("could not open the responses store (%s): it is tried again when used", type(exc).__name__)
 
     async def _seed_budgets(self) -> None:
         """Memory counters start empty: give each budget the spend the ledger already holds."""

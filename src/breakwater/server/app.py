@@ -42,6 +42,7 @@ from breakwater.server.endpoints import ChatCodec, Endpoints, RequestIds
 from breakwater.server.feedback import FeedbackApi
 from breakwater.server.moderations import ModerationsApi
 from breakwater.server.reload import ReloadApi, ReloadSignal
+from breakwater.server.responses import ResponsesApi
 from breakwater.server.token_count import TokenCountApi
 
 if TYPE_CHECKING:
@@ -118,6 +119,10 @@ class Served:
         routes[("POST", "/v1/messages")] = CancelOnDisconnect(messages, app.ids, ANTHROPIC.error, disconnects)
         routes[("POST", "/v1/messages/count_tokens")] = counts.messages
         routes[("POST", "/v1/tokens/count")] = counts.chat
+        self.responses = ResponsesApi(ep, runtime.responses, config.responses.ttl_s)
+        guarded_responses = CancelOnDisconnect(self.responses.create, app.ids, errors.openai_error, disconnects)
+        for prefix in ("/v1", ""):
+            routes[("POST", f"{prefix}/responses")] = guarded_responses
         routes[("POST", "/v1/feedback")] = FeedbackApi(
             runtime.pipeline,
             app.ids,
@@ -247,6 +252,9 @@ class BreakwaterApp:
             return
         if served.config_admin.handles(path):
             await served.config_admin(scope, receive, send)
+            return
+        if served.responses.handles(path):
+            await served.responses(scope, receive, send)
             return
         allow = served.methods.get(path)
         for prefix in ("/v1/models/", "/models/"):

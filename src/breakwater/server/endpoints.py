@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -274,7 +274,11 @@ class Endpoints:
         outcome: Outcome,
         request: ChatRequest,
         answer: EventStream,
+        before_tail: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Send ``answer`` as SSE frames; ``before_tail`` runs once it is complete, before its last
+        frame goes out (the Responses API stores the answer there, so a client continuing it at
+        once finds it)."""
         head = [*SSE_HEADERS, *trace_headers(ctx, self.clock.monotonic() - ctx.started_mono)]
         encoder = codec.stream_encoder(request)
         try:
@@ -291,6 +295,8 @@ class Endpoints:
                 # server is stopping releases its upstream connection at once
                 await answer.aclose()
             tail = encoder.end()
+            if before_tail is not None:
+                await before_tail()
         except Exception as exc:  # noqa: BLE001 - after the head is sent, errors travel in the stream
             message, type_, code = errors.stream_error(exc, ctx.request_id, codec.wire)
             tail = encoder.error(message, type_, code)

@@ -89,7 +89,7 @@ async def _drop_tables(prefix: str) -> None:
     tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
     conn = await asyncpg.connect(DSN)
     try:
-        every = (tables.keys, tables.teams, tables.limits, tables.audit, tables.config)
+        every = (tables.keys, tables.teams, tables.limits, tables.audit, tables.config, tables.responses)
         await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
     finally:
         await conn.close()

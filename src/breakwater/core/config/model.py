@@ -13,6 +13,7 @@ from breakwater.core.config.observability import AlertSettings, LedgerSettings, 
 from breakwater.core.config.prompts import Prompt
 from breakwater.core.config.providers import Deployment, Provider
 from breakwater.core.config.refusals import RefusalSettings
+from breakwater.core.config.responses import ResponsesSettings
 from breakwater.core.config.routes import Route
 from breakwater.core.config.server import RedisSettings, ServerSettings
 
@@ -28,6 +29,7 @@ class Config(_Model):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     refusals: RefusalSettings = Field(default_factory=RefusalSettings)
+    responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
     providers: dict[str, Provider] = Field(default_factory=dict)
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     routes: dict[str, Route] = Field(default_factory=dict)

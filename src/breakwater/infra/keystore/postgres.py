@@ -25,8 +25,10 @@ import asyncpg  # type: ignore[import-untyped]
 from breakwater.core.config.versions import ConfigVersion, VersionConflict
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
 from breakwater.engine.access.store import KeyConflict
+from breakwater.engine.responses.store import StoredResponse
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
+from breakwater.infra.keystore.response_plans import ResponseOperations
 from breakwater.infra.keystore.schema import POSTGRES, Tables, create_statements
 
 T = TypeVar("T")
@@ -49,6 +51,7 @@ class PostgresKeyStore:
         self._timeout = command_timeout_s
         self._ops = Operations(self.tables, POSTGRES)
         self._config = ConfigOperations(self.tables, POSTGRES)
+        self._responses = ResponseOperations(self.tables, POSTGRES)
         self._write_lock = f"LOCK TABLE {self.tables.audit} IN EXCLUSIVE MODE"
         self._conn: Any = None
         self._lock = asyncio.Lock()
@@ -107,11 +110,22 @@ class PostgresKeyStore:
     ) -> ConfigVersion:
         return await self._run(self._config.append(text, author, action, message, now, expect), write=True)
 
-    async def _run(self, plan: Plan[T], *, write: bool) -> T:
+    async def response_put(self, record: StoredResponse, now: float) -> None:
+        await self._run(self._responses.put(record, now), write=True, serialise=False)
+
+    async def response_get(self, response_id: str, owner: str, now: float) -> StoredResponse | None:
+        return await self._run(self._responses.get(response_id, owner, now), write=False)
+
+    async def response_delete(self, response_id: str, owner: str) -> bool:
+        return await self._run(self._responses.delete(response_id, owner), write=True, serialise=False)
+
+    async def _run(self, plan: Plan[T], *, write: bool, serialise: bool = True) -> T:
+        """Run ``plan`` in one transaction; a write takes the writers' lock unless ``serialise``
+        is false (stored responses: rows of their own, no audit, no numbering to keep in order)."""
         async with self._session() as conn:
             isolation = "read_committed" if write else "repeatable_read"
             async with conn.transaction(isolation=isolation, readonly=not write):
-                if write:
+                if write and serialise:
                     await conn.execute(self._write_lock)
                 step = advance(plan, None)
                 while isinstance(step, Query):

@@ -42,6 +42,7 @@ TEAM_COLUMNS = ("name", "limits", "tags", "created_at", "disabled")
 LIMITS_COLUMNS = ("scope", "subject", "limits", "created_at")
 AUDIT_COLUMNS = ("seq", "ts", "actor", "action", "target", "before", "after")
 CONFIG_COLUMNS = ("number", "ts", "author", "action", "message", "text", "hash")
+RESPONSE_COLUMNS = ("id", "owner", "created_at", "expires_at", "items", "response")
 
 _SCOPES: tuple[SubjectScope, ...] = get_args(SubjectScope)
 

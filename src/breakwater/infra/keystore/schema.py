@@ -12,7 +12,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from breakwater.infra.keystore.records import AUDIT_COLUMNS, CONFIG_COLUMNS, KEY_COLUMNS, LIMITS_COLUMNS, TEAM_COLUMNS
+from breakwater.infra.keystore.records import (
+    AUDIT_COLUMNS,
+    CONFIG_COLUMNS,
+    KEY_COLUMNS,
+    LIMITS_COLUMNS,
+    RESPONSE_COLUMNS,
+    TEAM_COLUMNS,
+)
 
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
@@ -68,6 +75,15 @@ _CONFIG = {
     "text": "text NOT NULL",
     "hash": "text NOT NULL",
 }
+# the Responses API's stored responses (engine/responses/store.py), found by id and owner
+_RESPONSES = {
+    "id": "text PRIMARY KEY",
+    "owner": "text NOT NULL",
+    "created_at": "real NOT NULL",
+    "expires_at": "real NOT NULL",
+    "items": "json NOT NULL",
+    "response": "json NOT NULL",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +125,26 @@ class Tables:
     limits: str
     audit: str
     config: str
+    responses: str
 
     @classmethod
     def named(cls, prefix: str) -> Tables:
         """``<prefix>_keys``, ``<prefix>_teams``, ``<prefix>_limits``, ``<prefix>_audit``,
-        ``<prefix>_config``.
+        ``<prefix>_config``, ``<prefix>_responses``.
 
         Raises:
             ValueError: ``prefix`` is not a lower-case identifier (it is spliced into SQL).
         """
         if not _IDENT.fullmatch(prefix):
             raise ValueError(f"key store table prefix must be a lower-case identifier, got {prefix!r}")
-        return cls(f"{prefix}_keys", f"{prefix}_teams", f"{prefix}_limits", f"{prefix}_audit", f"{prefix}_config")
+        return cls(
+            f"{prefix}_keys",
+            f"{prefix}_teams",
+            f"{prefix}_limits",
+            f"{prefix}_audit",
+            f"{prefix}_config",
+            f"{prefix}_responses",
+        )
 
 
 def quoted(columns: tuple[str, ...]) -> str:
@@ -147,4 +171,7 @@ def create_statements(tables: Tables, dialect: Dialect) -> list[str]:
         # one record's history (`audit(target=...)`), newest first
         f"CREATE INDEX IF NOT EXISTS {t.audit}_target ON {t.audit} (target, seq)",
         f"CREATE TABLE IF NOT EXISTS {t.config} ({columns(CONFIG_COLUMNS, _CONFIG)})",
+        f"CREATE TABLE IF NOT EXISTS {t.responses} ({columns(RESPONSE_COLUMNS, _RESPONSES)})",
+        # expired responses removed as new ones are written
+        f"CREATE INDEX IF NOT EXISTS {t.responses}_expires ON {t.responses} (expires_at)",
     ]

@@ -23,8 +23,10 @@ from typing import TypeVar
 
 from breakwater.core.config.versions import ConfigVersion
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
+from breakwater.engine.responses.store import StoredResponse
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
+from breakwater.infra.keystore.response_plans import ResponseOperations
 from breakwater.infra.keystore.schema import SQLITE, Tables, create_statements
 
 T = TypeVar("T")
@@ -44,6 +46,7 @@ class SqliteKeyStore:
         self.path = Path(path)
         self._ops = Operations(_TABLES, SQLITE)
         self._config = ConfigOperations(_TABLES, SQLITE)
+        self._responses = ResponseOperations(_TABLES, SQLITE)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         #: ``PRAGMA data_version`` at the last ``changed`` (None: not read on this connection yet)
@@ -103,6 +106,15 @@ class SqliteKeyStore:
         self, text: str, *, author: str, action: str, message: str, now: float, expect: int | None = None
     ) -> ConfigVersion:
         return await self._write(self._config.append(text, author, action, message, now, expect))
+
+    async def response_put(self, record: StoredResponse, now: float) -> None:
+        await self._write(self._responses.put(record, now))
+
+    async def response_get(self, response_id: str, owner: str, now: float) -> StoredResponse | None:
+        return await self._read(self._responses.get(response_id, owner, now))
+
+    async def response_delete(self, response_id: str, owner: str) -> bool:
+        return await self._write(self._responses.delete(response_id, owner))
 
     async def _read(self, plan: Plan[T]) -> T:
         # a deferred transaction: every query of the plan reads the same snapshot of the file
