@@ -39,6 +39,7 @@ from breakwater.core.types import (
 from breakwater.providers import (
     anthropic_serve,
     anthropic_serve_request,
+    bedrock_serve,
     gemini_serve,
     gemini_serve_request,
     openai_serve,
@@ -81,6 +82,13 @@ WIRES = [
         lambda body, r: gemini_serve_request.decode_chat_request(body, r.model, r.stream),
         gemini_serve.encode_chat_response,
         gemini_serve.StreamEncoder,
+    ),
+    Wire(
+        "bedrock",
+        adapter_for("bedrock"),
+        lambda body, r: bedrock_serve.decode_chat_request(body, r.model, r.stream),
+        bedrock_serve.encode_chat_response,
+        bedrock_serve.StreamEncoder,
     ),
 ]
 TARGET = Target(provider="p", model="m-1", base_url="http://upstream.test", api_key="k")

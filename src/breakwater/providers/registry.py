@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from breakwater.providers.anthropic import AnthropicAdapter
 from breakwater.providers.base import Adapter
+from breakwater.providers.bedrock import BedrockAdapter
 from breakwater.providers.gemini import GeminiAdapter
 from breakwater.providers.openai import OpenAIAdapter
 
@@ -15,11 +16,13 @@ DEFAULT_BASE_URLS = {
 
 
 def adapter_for(wire: str) -> Adapter:
-    """A new adapter for ``wire`` ('openai', 'anthropic' or 'gemini')."""
+    """A new adapter for ``wire`` ('openai', 'anthropic', 'gemini' or 'bedrock')."""
     if wire == "openai":
         return OpenAIAdapter()
     if wire == "anthropic":
         return AnthropicAdapter()
     if wire == "gemini":
         return GeminiAdapter()
+    if wire == "bedrock":
+        return BedrockAdapter()
     raise ValueError(f"unknown wire protocol {wire!r}")

@@ -148,6 +148,8 @@ class Runtime:
         wiring = Wiring(config, env, process.sender, clock, rng)
         hide_secrets(wiring.secrets())  # no log line of this process shows them (observability/logging.py)
         self.router = router = wiring.router()
+        #: the Bedrock providers' credential sources: resolved at start, refreshed until stop
+        self.aws_credentials = [aws.source for aws in wiring.aws.values()]
         state = Deployments(clock, log_transition)
         if previous is not None:
             state.carry_over(previous.gateway.state, unchanged_deployments(previous.config, config))
@@ -297,6 +299,8 @@ class Runtime:
         """Start what this runtime owns (a first start also seeds the budgets from the ledger)."""
         for warning in self.unpriced:
             log.warning(warning)
+        for source in self.aws_credentials:
+            await source.start()  # the chain is looked up in a thread, never on a request
         owned = self._owned
         for embedder in (self.embedder, self.router_embedder):
             if embedder is not None:
@@ -361,6 +365,8 @@ class Runtime:
             await self.semantic_feed.stop()
         if "cache" in owned and self.cache_store is not None:
             await self.cache_store.close()
+        for source in self.aws_credentials:
+            await source.stop()
         if "tracer" in owned and self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
 

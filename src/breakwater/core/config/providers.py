@@ -13,12 +13,13 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from breakwater.core import pricing
+from breakwater.core.config.aws import AwsAuth
 from breakwater.core.config.base import _Model, _secret_reference
 from breakwater.core.config.dlp import ProviderDlp
 from breakwater.core.config.policies import BreakerPolicy, Timeouts
 
-WireType = Literal["openai", "anthropic", "gemini", "mock"]
-MockWire = Literal["openai", "anthropic", "gemini"]
+WireType = Literal["openai", "anthropic", "gemini", "bedrock", "mock"]
+MockWire = Literal["openai", "anthropic", "gemini", "bedrock"]
 
 
 class Price(_Model):
@@ -62,6 +63,8 @@ class Provider(_Model):
     #: what this provider's deployments may receive of personal data and secrets, over the
     #: route's ``dlp`` (docs/guardrails.md, "Per-provider policy")
     dlp: ProviderDlp | None = None
+    #: ``type: bedrock`` (and a mock speaking it): region and AWS credentials (docs/configuration.md)
+    aws: AwsAuth | None = None
 
     @field_validator("api_key")
     @classmethod
