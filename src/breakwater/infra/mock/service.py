@@ -215,7 +215,10 @@ class MockService:
                 retry_after = 1.0  # real vendors always say when to come back after a 429
             return self._error(wire, faults.status, retry_after=retry_after)
         if faults.context_length:
-            return MockReply(400, self._headers(_JSON), wire.context_length())
+            headers = self._headers(_JSON)
+            if wire is self.bedrock:
+                headers["x-amzn-errortype"] = bedrock_exception(400)
+            return MockReply(400, headers, wire.context_length())
         return None
 
     # --- endpoints ------------------------------------------------------------------------
