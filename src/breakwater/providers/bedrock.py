@@ -315,8 +315,10 @@ def _classify(status: int, kind: str, message: str, provider: str, retry_after: 
         return UpstreamAuthError(f"{provider} rejected the gateway's AWS credentials", **kw)
     if kind == "ModelTimeoutException":
         return UpstreamTimeout(f"{provider} timed out", **kw)
-    if kind in ("ModelNotReadyException", "ServiceUnavailableException"):
+    if kind == "ModelNotReadyException":
         return Overloaded(f"{provider}: the model is not ready to serve requests", retry_after=retry_after, **kw)
+    if kind == "ServiceUnavailableException":
+        return Overloaded(f"{provider} is unavailable", retry_after=retry_after, **kw)
     if kind in ("ModelErrorException", "ModelStreamErrorException"):
         return UpstreamServerError(f"{provider}: the model failed to process the request", **kw)
     return classify_status(status, f"{kind} {message}", provider=provider, retry_after=retry_after)
