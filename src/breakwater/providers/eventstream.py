@@ -34,6 +34,11 @@ class EventStreamError(ValueError):
     """The bytes are not an event stream: a checksum, a length or a header is wrong."""
 
 
+def load() -> None:
+    """Import botocore's parser now (while a config with Bedrock is built), not at the first stream."""
+    import botocore.eventstream  # noqa: F401
+
+
 class EventStreamDecoder:
     """Feed bytes as they arrive; get whole messages back. A partial message is buffered."""
 

@@ -94,6 +94,14 @@ def sign(request: HttpRequest, credentials: AwsCredentials, region: str, service
 _SIGNING_HEADERS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
 
 
+def load() -> None:
+    """Import botocore's signer now (a config with Bedrock does this while it is built), so the
+    first request does not pay for the import on the event loop."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials  # noqa: F401
+
+
 class SigV4Signer:
     """Signs a deployment's requests with the credentials its source holds now.
 

@@ -16,6 +16,7 @@ from breakwater.engine.ports import Clock
 from breakwater.infra.aws_credentials import CredentialChain, StaticCredentials, botocore_chain
 from breakwater.infra.credentials import CredentialError, resolve
 from breakwater.observability.logging import hide_secrets
+from breakwater.providers import eventstream, sigv4
 from breakwater.providers.bedrock import base_url
 from breakwater.providers.sigv4 import AwsCredentials, SigV4Signer
 
@@ -50,6 +51,8 @@ def build_aws(p: ProviderConfig, environ: Mapping[str, str], clock: Clock) -> Aw
     Raises:
         CredentialError: a key reference names nothing, or no region is known.
     """
+    sigv4.load()  # botocore, imported here at build time rather than on a first request
+    eventstream.load()
     if p.type == "mock":
         source: StaticCredentials | CredentialChain = StaticCredentials(MOCK_CREDENTIALS)
         signer = SigV4Signer(source, region_of(p, environ) or MOCK_REGION, clock=clock.time)
