@@ -244,3 +244,63 @@ def test_eventstream_round_trip() -> None:
     assert not decoder.pending()
     with pytest.raises(EventStreamError):
         EventStreamDecoder().feed(b"\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+
+# --- per-family quirks ---------------------------------------------------------------------------
+
+CLAUDE = Target(provider="aws", model="us.anthropic.claude-3-7-sonnet-20250219-v1:0", base_url="http://b")
+LLAMA = Target(provider="aws", model="meta.llama3-1-70b-instruct-v1:0", base_url="http://b")
+CHECKPOINT = {"cachePoint": {"type": "default"}}
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def marked_request() -> ChatRequest:
+    return chat(
+        Message("system", [TextPart("Long rules.", cache_control=EPHEMERAL)]),
+        Message("user", [TextPart("Long document.", cache_control=EPHEMERAL), TextPart("Question?")]),
+        tools=[Tool("f", None, {"type": "object"}, cache_control=EPHEMERAL)],
+        cache_breakpoints=True,
+    )
+
+
+def test_breakpoints_become_cache_points_for_claude_and_nova() -> None:
+    """A cache_control breakpoint is a cachePoint block right after what it marks (system, turn, tools)."""
+    request = marked_request()
+    for model in (CLAUDE.model, "amazon.nova-pro-v1:0"):
+        target = Target(provider="aws", model=model, base_url="http://b")
+        got = orjson.loads(ADAPTER.chat_request(request, target).body)
+        assert got["system"] == [{"text": "Long rules."}, CHECKPOINT]
+        assert got["messages"][0]["content"] == [{"text": "Long document."}, CHECKPOINT, {"text": "Question?"}]
+        assert got["toolConfig"]["tools"][1] == CHECKPOINT
+        assert "cache_control" not in ADAPTER.unsupported(request, target)
+
+
+def test_breakpoints_are_reported_for_other_families() -> None:
+    """A family without prompt caching gets no cachePoint, and cache_control is reported (dropped, advisory)."""
+    request = marked_request()
+    got = orjson.loads(ADAPTER.chat_request(request, LLAMA).body)
+    assert CHECKPOINT not in got["system"] and CHECKPOINT not in got["messages"][0]["content"]
+    assert "cache_control" in ADAPTER.unsupported(request, LLAMA)
+
+
+def test_top_k_for_claude_goes_in_additional_fields() -> None:
+    """Claude reads top_k from additionalModelRequestFields; elsewhere top_k is reported unsupported."""
+    request = chat(Message("user", [TextPart("x")]), top_k=40)
+    assert orjson.loads(ADAPTER.chat_request(request, CLAUDE).body)["additionalModelRequestFields"] == {"top_k": 40}
+    assert ADAPTER.unsupported(request, CLAUDE) == []
+    assert "additionalModelRequestFields" not in orjson.loads(ADAPTER.chat_request(request, LLAMA).body)
+    assert ADAPTER.unsupported(request, LLAMA) == ["top_k"]
+
+
+def test_cache_points_read_back_as_breakpoints() -> None:
+    """The serve side reads a cachePoint as a breakpoint on the block before it, so the mock can cache."""
+    from breakwater.providers import bedrock_serve
+
+    decoded = bedrock_serve.decode_chat_request(
+        orjson.loads(ADAPTER.chat_request(marked_request(), CLAUDE).body), "m", False
+    )
+    assert decoded.cache_breakpoints
+    assert decoded.messages[0].content[0].cache_control == EPHEMERAL
+    assert [p.cache_control for p in decoded.messages[1].content] == [EPHEMERAL, None]
+    assert decoded.tools[0].cache_control == EPHEMERAL
+    assert decoded.extra_params == []

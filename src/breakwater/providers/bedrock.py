@@ -53,7 +53,7 @@ from breakwater.core.types import (
     UsageEvent,
 )
 from breakwater.providers.base import HttpRequest, Target, response_object
-from breakwater.providers.bedrock_request import chat_body, uses_tool_blocks
+from breakwater.providers.bedrock_request import chat_body, takes_cache_points, takes_top_k, uses_tool_blocks
 from breakwater.providers.eventstream import EventMessage, EventStreamDecoder, EventStreamError
 
 #: the response id Converse does not send (the request id is only a header)
@@ -95,9 +95,15 @@ class BedrockAdapter:
     supported_params = frozenset({"max_tokens", "temperature", "top_p", "stop", "tools", "tool_choice"})
 
     def unsupported(self, request: ChatRequest, target: Target) -> list[str]:
-        """Parameters Converse cannot carry (``n``, ``seed``, penalties, logprobs, ``top_k``, response
-        formats, ``cache_control``...), and ``tool_choice: none`` once the history holds tool calls."""
-        used = [p for p in request.used_params() if p not in self.supported_params]
+        """Parameters Converse cannot carry (``n``, ``seed``, penalties, logprobs, response formats...),
+        ``top_k`` and ``cache_control`` where the model family lacks them, and ``tool_choice: none``
+        once the history holds tool calls."""
+        supported = self.supported_params
+        if takes_top_k(target.model):
+            supported = supported | {"top_k"}
+        if takes_cache_points(target.model):
+            supported = supported | {"cache_control"}
+        used = [p for p in request.used_params() if p not in supported]
         choice = request.tool_choice
         if choice is not None and choice.mode == "none" and request.tools and uses_tool_blocks(request):
             used.append("tool_choice")
@@ -115,7 +121,7 @@ class BedrockAdapter:
     # 2. requests -------------------------------------------------------------------------------
 
     def chat_request(self, request: ChatRequest, target: Target) -> HttpRequest:
-        body = chat_body(request)
+        body = chat_body(request, target.model)
         body.update(target.extra_body)
         action = "converse-stream" if request.stream else "converse"
         base = (target.base_url or "").rstrip("/")

@@ -6,6 +6,11 @@ The Converse API (Bedrock Runtime ``2023-09-30``) takes the same body for ``/con
 between ``user`` and ``assistant`` (Anthropic's models refuse two in a row), so consecutive
 canonical messages of one role, tool results included, become one turn. Images are bytes
 (base64 in JSON) or an ``s3://`` location; Converse cannot fetch an ``https://`` image.
+
+Two per-family quirks (Bedrock user guide, "Prompt caching" and "Inference request parameters",
+2025): Anthropic's and Amazon Nova's models take prompt-cache checkpoints, so a canonical
+``cache_control`` breakpoint becomes a ``cachePoint`` block right after what it marks; Anthropic's
+take ``top_k``, which Converse has no field for, in ``additionalModelRequestFields``.
 """
 
 from __future__ import annotations
@@ -20,18 +25,34 @@ from breakwater.core.types import ChatRequest, ContentPart, ImagePart, Message, 
 #: Converse's ImageFormat values, by MIME type and by file extension
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 _EXTENSIONS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "gif": "gif", "webp": "webp"}
+CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 
 
-def chat_body(request: ChatRequest) -> dict[str, Any]:
-    """The Converse body for ``request`` (the model goes in the URL, not here)."""
+def takes_cache_points(model: str) -> bool:
+    """Whether the model family takes ``cachePoint`` blocks (also through an inference profile: ``us.`` ...)."""
+    return "anthropic.claude" in model or "amazon.nova" in model
+
+
+def takes_top_k(model: str) -> bool:
+    """Anthropic's models read ``top_k`` from ``additionalModelRequestFields``."""
+    return "anthropic.claude" in model
+
+
+def chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The Converse body for ``request`` to ``model`` (which goes in the URL, not here)."""
+    cache = takes_cache_points(model)
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for i, m in enumerate(request.messages):
         path = f"messages[{i}]"
         if m.role in ("system", "developer"):
-            system.extend({"text": p.text} for p in m.content if isinstance(p, TextPart) and p.text)
+            for p in m.content:
+                if isinstance(p, TextPart) and p.text:
+                    system.append({"text": p.text})
+                    if cache and p.cache_control is not None:
+                        system.append(CACHE_POINT)
             continue
-        blocks = _blocks(m, path)
+        blocks = _blocks(m, path, cache)
         if not blocks:
             continue  # Converse refuses a turn without content, and a blank text block
         role = "assistant" if m.role == "assistant" else "user"
@@ -39,13 +60,17 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
+    if cache and request.cache_control is not None and turns:
+        turns[-1]["content"].append(CACHE_POINT)  # Anthropic's top-level breakpoint: the whole prompt
     body: dict[str, Any] = {"messages": turns}
+    if request.top_k is not None and takes_top_k(model):
+        body["additionalModelRequestFields"] = {"top_k": request.top_k}
     if system:
         body["system"] = system
     inference = _inference_config(request)
     if inference:
         body["inferenceConfig"] = inference
-    tool_config = _tool_config(request)
+    tool_config = _tool_config(request, cache)
     if tool_config:
         body["toolConfig"] = tool_config
     return body
@@ -56,14 +81,21 @@ def uses_tool_blocks(request: ChatRequest) -> bool:
     return any(m.role == "tool" or m.tool_calls for m in request.messages)
 
 
-def _blocks(m: Message, path: str) -> list[dict[str, Any]]:
+def _blocks(m: Message, path: str, cache: bool) -> list[dict[str, Any]]:
     if m.role == "tool":
-        return [_tool_result(m, path)]
-    blocks = [
-        _block(p, f"{path}.content[{j}]") for j, p in enumerate(m.content) if not isinstance(p, TextPart) or p.text
-    ]
-    if m.role == "assistant":
-        blocks.extend(_tool_use(c, f"{path}.tool_calls[{j}]") for j, c in enumerate(m.tool_calls))
+        result = _tool_result(m, path)
+        return [result, CACHE_POINT] if cache and m.cache_control is not None else [result]
+    blocks: list[dict[str, Any]] = []
+    for j, p in enumerate(m.content):
+        if isinstance(p, TextPart) and not p.text:
+            continue
+        blocks.append(_block(p, f"{path}.content[{j}]"))
+        if cache and p.cache_control is not None:
+            blocks.append(CACHE_POINT)
+    for j, c in enumerate(m.tool_calls if m.role == "assistant" else ()):
+        blocks.append(_tool_use(c, f"{path}.tool_calls[{j}]"))
+        if cache and c.cache_control is not None:
+            blocks.append(CACHE_POINT)
     return blocks
 
 
@@ -135,22 +167,22 @@ def _inference_config(request: ChatRequest) -> dict[str, Any]:
     return config
 
 
-def _tool_config(request: ChatRequest) -> dict[str, Any]:
+def _tool_config(request: ChatRequest, cache: bool) -> dict[str, Any]:
     choice = request.tool_choice
     if not request.tools or (choice is not None and choice.mode == "none" and not uses_tool_blocks(request)):
         # Converse has no "none": leaving the tools out is how a model is kept from calling one
         # (with tool blocks in the history it needs them: the adapter reports tool_choice instead)
         return {}
-    tools = [
-        {
-            "toolSpec": {
-                "name": t.name,
-                **({"description": t.description} if t.description else {}),
-                "inputSchema": {"json": t.parameters or {"type": "object", "properties": {}}},
-            }
+    tools: list[dict[str, Any]] = []
+    for t in request.tools:
+        spec = {
+            "name": t.name,
+            **({"description": t.description} if t.description else {}),
+            "inputSchema": {"json": t.parameters or {"type": "object", "properties": {}}},
         }
-        for t in request.tools
-    ]
+        tools.append({"toolSpec": spec})
+        if cache and t.cache_control is not None:
+            tools.append(CACHE_POINT)
     config: dict[str, Any] = {"tools": tools}
     if choice is not None and choice.mode == "required":
         config["toolChoice"] = {"any": {}}

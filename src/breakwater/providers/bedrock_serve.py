@@ -40,6 +40,8 @@ from breakwater.providers.bedrock_request import IMAGE_FORMATS
 from breakwater.providers.eventstream import encode_message
 
 _KNOWN = frozenset({"messages", "system", "inferenceConfig", "toolConfig", "modelId"})
+#: a ``cachePoint`` block read as the canonical breakpoint on the block before it
+_CHECKPOINT = {"type": "ephemeral"}
 _FORMAT_MIME = {v: k for k, v in IMAGE_FORMATS.items()}
 _STOP_OUT: dict[FinishReason, str] = {
     "stop": "end_turn",
@@ -73,6 +75,8 @@ def decode_chat_request(body: Any, model: str, stream: bool) -> ChatRequest:
         block = f.obj(block, f"system[{i}]")
         if "text" in block:
             messages.append(Message("system", [TextPart(f.req_str(block, "text", f"system[{i}]."))]))
+        elif "cachePoint" in block and messages:
+            messages[-1].content[-1].cache_control = dict(_CHECKPOINT)
         else:
             extra.extend(f"system[{i}].{k}" for k in block)
     raw_messages = f.opt_list(body, "messages")
@@ -83,10 +87,12 @@ def decode_chat_request(body: Any, model: str, stream: bool) -> ChatRequest:
     config = f.obj(body.get("inferenceConfig") or {}, "inferenceConfig")
     stop = config.get("stopSequences")
     tools, choice = _tool_config(body.get("toolConfig"), extra)
+    marked = any(_marked(m) for m in messages) or any(t.cache_control is not None for t in tools)
     return ChatRequest(
         model=model,
         messages=messages,
         stream=stream,
+        cache_breakpoints=marked,
         include_usage=stream,
         max_tokens=f.opt_int(config, "maxTokens", "inferenceConfig.", minimum=1),
         temperature=f.opt_num(config, "temperature", "inferenceConfig.", 0, 1),
@@ -107,24 +113,39 @@ def _message(value: Any, path: str, extra: list[str]) -> list[Message]:
     parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     results: list[Message] = []
+    last: ContentPart | ToolCall | Message | None = None  # what a cachePoint block marks
     for j, block in enumerate(f.opt_list(m, "content", path + ".")):
         where = f"{path}.content[{j}]"
         block = f.obj(block, where)
         if "text" in block:
-            parts.append(TextPart(f.req_str(block, "text", where + ".")))
+            last = TextPart(f.req_str(block, "text", where + "."))
+            parts.append(last)
         elif "image" in block:
-            parts.append(_image(block["image"], where + ".image"))
+            last = _image(block["image"], where + ".image")
+            parts.append(last)
         elif "toolUse" in block and role == "assistant":
             use = f.obj(block["toolUse"], where + ".toolUse")
             arguments = orjson.dumps(f.obj(use.get("input", {}), where + ".toolUse.input")).decode()
-            calls.append(ToolCall(f.req_str(use, "toolUseId", where + ".toolUse."), f.req_str(use, "name", where + ".toolUse."), arguments))  # fmt: skip
+            last = ToolCall(f.req_str(use, "toolUseId", where + ".toolUse."), f.req_str(use, "name", where + ".toolUse."), arguments)  # fmt: skip
+            calls.append(last)
         elif "toolResult" in block and role == "user":
-            results.append(_tool_result(block["toolResult"], where + ".toolResult", extra))
+            last = _tool_result(block["toolResult"], where + ".toolResult", extra)
+            results.append(last)
+        elif "cachePoint" in block and last is not None:
+            last.cache_control = dict(_CHECKPOINT)
         else:
             extra.extend(f"{where}.{k}" for k in block)
     if role == "assistant":
         return [Message("assistant", parts, calls)]
     return [*results, Message("user", parts)] if parts or not results else results
+
+
+def _marked(m: Message) -> bool:
+    return (
+        m.cache_control is not None
+        or any(p.cache_control is not None for p in m.content)
+        or any(c.cache_control is not None for c in m.tool_calls)
+    )
 
 
 def _image(value: Any, path: str) -> ImagePart:
@@ -163,6 +184,9 @@ def _tool_config(value: Any, extra: list[str]) -> tuple[list[Tool], ToolChoice |
     for i, item in enumerate(f.opt_list(config, "tools", "toolConfig.")):
         path = f"toolConfig.tools[{i}]"
         item = f.obj(item, path)
+        if "cachePoint" in item and tools:
+            tools[-1].cache_control = dict(_CHECKPOINT)
+            continue
         if "toolSpec" not in item:
             extra.extend(f"{path}.{k}" for k in item)
             continue

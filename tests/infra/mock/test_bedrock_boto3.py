@@ -166,3 +166,15 @@ def test_malformed_stream_frame_fails_the_checksum(mock_url: str) -> None:
     stream = client(mock_url, fault="malformed").converse_stream(modelId=MODEL, messages=HELLO)["stream"]
     with pytest.raises(ChecksumMismatch):
         list(stream)
+
+
+@pytest.mark.usefixtures("aws_files")
+def test_cache_point_is_written_then_read(mock_url: str) -> None:
+    """A long prefix ending in a cachePoint is written by the first request and read by the next."""
+    system = [{"text": "Harbour rules: " + "keep the channel clear, " * 400}, {"cachePoint": {"type": "default"}}]
+    c = client(mock_url)
+    first = c.converse(modelId=MODEL, system=system, messages=HELLO)["usage"]
+    second = c.converse(modelId=MODEL, system=system, messages=HELLO)["usage"]
+    assert first.get("cacheWriteInputTokens", 0) > 1024 and not first.get("cacheReadInputTokens")
+    assert second["cacheReadInputTokens"] == first["cacheWriteInputTokens"]
+    assert second["totalTokens"] == first["totalTokens"]

@@ -244,7 +244,9 @@ class MockService:
         return answer
 
     def _chat(self, wire: Wire, request: ChatRequest, answer: ChatResponse, faults: Faults, query: str) -> MockReply:
-        usage = self._prompt_cache.usage(request, answer.usage, explicit=wire is self.anthropic)
+        # Anthropic's API and Bedrock (Claude, Nova) cache only up to explicit breakpoints
+        explicit = wire is self.anthropic or wire is self.bedrock
+        usage = self._prompt_cache.usage(request, answer.usage, explicit=explicit)
         response = ChatResponse(
             f"{wire.id_prefix}mock{self._ids.new()}", answer.model, self._now(), answer.choices, usage
         )
