@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -192,3 +193,24 @@ def test_aws_secrets_never_in_any_response_or_log(bedrock_gateway: str, caplog: 
             seen.extend(f"{k}: {v}" for k, v in r.headers.items())
     seen.extend(record.getMessage() + str(record.__dict__) for record in caplog.records)
     assert not [s for s in seen if AWS_SECRET in s or AWS_TOKEN in s]
+
+
+def test_standard_chain_credentials_are_resolved_at_start(
+    mock_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without keys in the config, the gateway finds them in AWS's chain (here the environment
+    variables) when it starts, and signs with them: the signed mock answers."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMCHAIN")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    config = {
+        "access": {"enabled": False},
+        "providers": {"aws": {"type": "bedrock", "host": "mock", "base_url": mock_server_url, "aws": {"region": "us-west-2"}}},
+        "deployments": {"d": {"provider": "aws", "model": MODEL}},
+        "routes": {"r": {"deployments": ["d"], **ONE_SHOT}},
+    }  # fmt: skip
+    with serve(create_app(build_config(config), environ={})) as url:
+        r = openai_sdk(url).chat.completions.create(model="r", messages=HELLO)  # type: ignore[arg-type]
+    assert r.choices[0].message.content
