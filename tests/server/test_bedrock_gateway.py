@@ -214,3 +214,26 @@ def test_standard_chain_credentials_are_resolved_at_start(
     with serve(create_app(build_config(config), environ={})) as url:
         r = openai_sdk(url).chat.completions.create(model="r", messages=HELLO)  # type: ignore[arg-type]
     assert r.choices[0].message.content
+
+
+def test_no_credentials_is_an_upstream_auth_error(
+    mock_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing in AWS's chain the gateway still starts; a Bedrock request is then a 502 naming
+    the provider's credentials, and nothing is sent unsigned."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    config = {
+        "access": {"enabled": False},
+        "providers": {"aws": {"type": "bedrock", "host": "mock", "base_url": mock_server_url, "aws": {"region": "us-west-2"}}},
+        "deployments": {"d": {"provider": "aws", "model": MODEL}},
+        "routes": {"r": {"deployments": ["d"], **ONE_SHOT}},
+    }  # fmt: skip
+    with serve(create_app(build_config(config), environ={})) as url:
+        r = httpx.post(f"{url}/v1/chat/completions", json={"model": "r", "messages": HELLO}, timeout=10)
+    assert r.status_code == 502
+    assert r.json()["error"]["code"] == "upstream_authentication_error"
