@@ -227,3 +227,12 @@ def test_invalid_aws_blocks_are_refused(aws: dict[str, Any]) -> None:
     """Half a key pair, an inline key, a token without keys, a profile with keys or a bad region fail validation."""
     with pytest.raises(ConfigError):
         _config(aws)
+
+
+def test_missing_botocore_is_a_configuration_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the bedrock extra, a Bedrock provider is a problem naming the install command, not a crash."""
+    import breakwater.runtime.bedrock as bedrock
+
+    monkeypatch.setattr(bedrock, "find_spec", lambda name: None)
+    problems = check_environment(_config({"region": "us-east-1"}), {})
+    assert [(p.path, "breakwater[bedrock]" in p.message) for p in problems] == [("providers.aws.type", True)]

@@ -304,3 +304,25 @@ def test_cache_points_read_back_as_breakpoints() -> None:
     assert [p.cache_control for p in decoded.messages[1].content] == [EPHEMERAL, None]
     assert decoded.tools[0].cache_control == EPHEMERAL
     assert decoded.extra_params == []
+
+
+@pytest.mark.parametrize(
+    ("type_", "code", "expected"),
+    [
+        ("rate_limit_error", "rate_limit_exceeded", errors.RateLimited),
+        ("invalid_request_error", "invalid_request", errors.UpstreamBadRequest),
+        ("api_error", None, errors.UpstreamServerError),
+    ],
+)
+def test_serve_side_stream_error_reads_back_as_the_same_kind(
+    type_: str, code: str | None, expected: type[errors.UpstreamError]
+) -> None:
+    """The exception message the serve side ends a stream with is read back as the same kind of error."""
+    from breakwater.providers import bedrock_serve
+
+    encoder = bedrock_serve.StreamEncoder(chat())
+    parser = ADAPTER.stream_parser(chat(), TARGET)
+    parser.feed(encoder.encode(TextDelta("partial")))
+    with pytest.raises(errors.UpstreamError) as caught:
+        parser.feed(encoder.error("stopped", type_, code))
+    assert type(caught.value) is expected

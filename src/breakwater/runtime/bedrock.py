@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.util import find_spec
 
 from breakwater.core.config import Config, Problem
 from breakwater.core.config import Provider as ProviderConfig
@@ -73,13 +74,18 @@ def build_aws(p: ProviderConfig, environ: Mapping[str, str], clock: Clock) -> Aw
 
 
 def check_aws(config: Config, environ: Mapping[str, str]) -> list[Problem]:
-    """An ``aws`` block only where the Bedrock wire is spoken; a region and resolvable keys for each."""
+    """botocore installed; an ``aws`` block only where the Bedrock wire is spoken; a region and
+    resolvable keys for each."""
     problems: list[Problem] = []
     for name, p in config.providers.items():
         path = f"providers.{name}.aws"
         if not speaks_bedrock(p):
             if p.aws is not None:
                 problems.append(Problem(path, "only a provider of type bedrock (or a mock with wire: bedrock) has one"))
+            continue
+        if find_spec("botocore") is None:
+            need = "Bedrock signs with botocore: pip install 'breakwater[bedrock]'"
+            problems.append(Problem(f"providers.{name}.type", need))
             continue
         if p.type == "mock":
             continue
