@@ -35,11 +35,18 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core import NotSet
 
-from tests.specs import ANTHROPIC_MESSAGES_REQUEST, FEEDBACK_REQUEST, GEMINI_GENERATE_CONTENT_REQUEST, OPENAI_SPEC
+from breakwater.providers.eventstream import EventStreamDecoder
+from tests.specs import (
+    ANTHROPIC_MESSAGES_REQUEST,
+    BEDROCK_CONVERSE_REQUEST,
+    FEEDBACK_REQUEST,
+    GEMINI_GENERATE_CONTENT_REQUEST,
+    OPENAI_SPEC,
+)
 
 T = TypeVar("T")
 #: a client wire format; ``responses`` is OpenAI's Responses API (OpenAI's errors, its own stream events)
-Wire = Literal["openai", "anthropic", "gemini", "responses"]
+Wire = Literal["openai", "anthropic", "gemini", "responses", "bedrock"]
 Mode = Literal["positive", "negative", "mutated"]
 MODES: list[Mode] = ["positive", "negative", "mutated"]
 
@@ -128,6 +135,10 @@ class Bodies:
     @classmethod
     def gemini_generate_content(cls) -> Bodies:
         return cls.json_schema(GEMINI_GENERATE_CONTENT_REQUEST)
+
+    @classmethod
+    def bedrock_converse(cls) -> Bodies:
+        return cls.json_schema(BEDROCK_CONVERSE_REQUEST)
 
     @classmethod
     def feedback(cls) -> Bodies:
@@ -269,6 +280,9 @@ def check_answer(response: httpx2.Response, wire: Wire, request: Request) -> Non
     if content_type.startswith("text/event-stream"):
         assert response.status_code == 200, where
         _check_stream(response.text, wire, where)
+    elif content_type.startswith("application/vnd.amazon.eventstream"):
+        assert response.status_code == 200, where
+        _check_event_stream(response.content, where)
     elif response.status_code >= 400:
         message = _error_message(response.json(), wire)
         assert message, f"no error message in {response.text[:500]} for {where}"
@@ -278,6 +292,9 @@ def check_answer(response: httpx2.Response, wire: Wire, request: Request) -> Non
 def _error_message(body: Any, wire: Wire) -> str:
     """The message of an error body in ``wire``'s envelope (an AssertionError if it is not one)."""
     assert isinstance(body, dict), body
+    if wire == "bedrock":  # rest-json: {"message": ...}, the exception's name in a header
+        assert set(body) == {"message"}, body
+        return str(body["message"])
     if wire == "anthropic":
         assert body.get("type") == "error", body
         error = body["error"]
@@ -335,6 +352,23 @@ def _check_stream(text: str, wire: Wire, where: str) -> None:
         assert isinstance(error, dict) and not _PYTHON_TEXT.search(str(error.get("message"))), f"{error} for {where}"
 
 
+def _check_event_stream(raw: bytes, where: str) -> None:
+    """Every message is whole (botocore checks both checksums) with a JSON payload; the stream ends
+    with ``metadata`` after ``messageStop``, or with an exception message."""
+    decoder = EventStreamDecoder()
+    messages = decoder.feed(raw)
+    assert messages and not decoder.pending(), f"an empty or cut event stream for {where}"
+    for m in messages:
+        json.loads(m.payload)
+    last = messages[-1].headers
+    failed = last.get(":message-type") == "exception"
+    names = [m.headers.get(":event-type") for m in messages]
+    assert failed or names[-2:] == ["messageStop", "metadata"], f"an event stream without its end for {where}: {names}"
+    if failed:
+        message = json.loads(messages[-1].payload).get("message")
+        assert isinstance(message, str) and not _PYTHON_TEXT.search(message), f"{message!r} for {where}"
+
+
 def _frame_data(data: str, where: str) -> Any:
     if data == "[DONE]":
         return data
@@ -363,6 +397,12 @@ def messages_schema() -> Bodies:
 def gemini_schema() -> Bodies:
     """Bodies drawn from our JSON Schema of Gemini's GenerateContentRequest."""
     return Bodies.gemini_generate_content()
+
+
+@pytest.fixture(scope="module")
+def converse_schema() -> Bodies:
+    """Bodies drawn from our JSON Schema of Bedrock's Converse request."""
+    return Bodies.bedrock_converse()
 
 
 @pytest.fixture(scope="module")

@@ -179,12 +179,13 @@ def test_mock_command_refuses_bad_faults(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_the_gateway_loads_no_optional_heavy_package_unless_configured() -> None:
-    """numpy, scikit-learn, matplotlib, wordllama and jsonschema are imported only by the features
-    that use them (a semantic route, a learned router, `router train`, a schema check): a plain
+    """numpy, scikit-learn, matplotlib, wordllama, jsonschema and botocore are imported only by the
+    features that use them (a semantic route, a learned router, `router train`, a schema check, a
+    Bedrock provider): a plain
     `breakwater` process does not pay their memory and start-up time (the RSS and start-up targets)."""
     code = (
         "import sys, breakwater.cli.main, breakwater.server.app, breakwater.runtime.runtime\n"
-        "heavy = ('numpy', 'sklearn', 'matplotlib', 'wordllama', 'jsonschema')\n"
+        "heavy = ('numpy', 'sklearn', 'matplotlib', 'wordllama', 'jsonschema', 'botocore')\n"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -163,3 +163,24 @@ def test_a_deployment_announced_at_start_up_is_counted_but_not_warned_again(capl
         assert book.price_for("other", None, "llama-3") is None
     assert book.unknown == {"llama-3": 2}
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["deployment 'other'"]
+
+
+@pytest.mark.parametrize(
+    ("model", "input_rate", "output_rate"),
+    [
+        ("anthropic.claude-3-5-sonnet-20240620-v1:0", D(3), D(15)),
+        ("us.anthropic.claude-3-7-sonnet-20250219-v1:0", D(3), D(15)),  # a cross-region inference profile
+        ("amazon.nova-lite-v1:0", D("0.06"), D("0.24")),
+        ("meta.llama3-1-70b-instruct-v1:0", D("0.72"), D("0.72")),
+    ],
+)
+def test_bedrock_model_ids_and_inference_profiles_are_priced(model: str, input_rate: D, output_rate: D) -> None:
+    """Bedrock model ids and us./eu. inference profiles get AWS's list prices (genai-prices' aws rows)."""
+    price = lookup("bedrock", model, AT)
+    assert price is not None
+    assert (price.input, price.output) == (input_rate, output_rate)
+
+
+def test_a_bedrock_arn_is_unpriced() -> None:
+    """A provisioned-throughput ARN names no list model: no price is guessed."""
+    assert lookup("bedrock", "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc123", AT) is None

@@ -40,6 +40,7 @@ from breakwater.infra.mock.vertex import VertexAnthropicWire
 from breakwater.providers import (
     anthropic_serve,
     anthropic_serve_request,
+    bedrock_serve,
     gemini_serve,
     gemini_serve_request,
     openai_serve,
@@ -107,6 +108,13 @@ WIRES = [
         anthropic_serve.encode_chat_response,
         anthropic_serve.StreamEncoder,
         VERTEX_SAMPLES / "anthropic",
+    ),
+    Wire(
+        "bedrock",
+        adapter_for("bedrock"),
+        lambda body, r: bedrock_serve.decode_chat_request(body, r.model, r.stream),
+        bedrock_serve.encode_chat_response,
+        bedrock_serve.StreamEncoder,
     ),
 ]
 TARGET = Target(provider="p", model="m-1", base_url="http://upstream.test", api_key="k")

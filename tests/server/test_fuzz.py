@@ -41,7 +41,8 @@ from tests.server.conftest import NO_BREAKER, ONE_SHOT
 #: one route per upstream wire format, a route choosing its branch by rules and a cascade (the
 #: router stage under fuzzed bodies), a route pinning a prompt (the prompts stage), a route with
 #: variants (one arm a branching route); None leaves the generated model (an unknown route, mostly)
-MODELS = ["mock", "mock-claude", "mock-gemini", "mock-routed", "mock-cascade", "mock-prompted", "mock-variants", None]
+MODELS = ["mock", "mock-claude", "mock-gemini", "mock-bedrock", "mock-routed", "mock-cascade", "mock-prompted",
+          "mock-variants", None]  # fmt: skip
 
 #: the registry's prompt: every variable type, so fuzzed variables meet each check
 PROMPT: dict[str, Any] = {
@@ -114,7 +115,7 @@ RESPONSES_INPUTS = st.sampled_from(
 
 
 def _config() -> dict[str, Any]:
-    wires = {"openai": "mock", "anthropic": "mock-claude", "gemini": "mock-gemini"}
+    wires = {"openai": "mock", "anthropic": "mock-claude", "gemini": "mock-gemini", "bedrock": "mock-bedrock"}
     return {
         "access": {"enabled": False},
         "ledger": {"enabled": False},

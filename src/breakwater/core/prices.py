@@ -72,6 +72,10 @@ GENAI_PROVIDERS: dict[str, tuple[str, ...]] = {
     "openrouter": ("openrouter",),
     "fireworks": ("fireworks",),
     "perplexity": ("perplexity",),
+    # Amazon Bedrock: its model ids (anthropic.claude-..., amazon.nova-..., meta.llama...) and
+    # inference profiles (us./eu./apac./global. prefixes); an ARN (provisioned throughput, an
+    # application profile) names no list model, so it is unpriced unless a price is configured
+    "bedrock": ("aws",),
 }
 
 _Rate = Decimal | TieredPrices | None

@@ -50,6 +50,7 @@ _SYSTEMS = {
     "groq": "groq",
     "deepseek": "deepseek",
     "mistral": "mistral_ai",
+    "bedrock": "aws.bedrock",
 }
 
 #: ratio sampling compares the trace id's low 64 bits (random in W3C ids) with this bound

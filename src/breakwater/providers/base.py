@@ -42,6 +42,14 @@ class HttpRequest:
     stream: bool = False
 
 
+class RequestSigner(Protocol):
+    """Signs a finished upstream request (AWS SigV4 for Bedrock); CPU only, never I/O."""
+
+    def sign(self, request: HttpRequest, provider: str) -> HttpRequest:
+        """``request`` with its signature headers. Raises an ``UpstreamError`` when it cannot sign."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A deployment resolved for an adapter: which model, where, and with which credential.
@@ -63,6 +71,8 @@ class Target:
     auto_cache_min_tokens: int | None = None
     #: OpenAI wire: the upstream serves the legacy ``/completions`` (``openai_completions.py``)
     legacy_completions: bool = False
+    #: signs each request last, over its exact bytes (Bedrock's SigV4; ``None``: no signature)
+    signer: RequestSigner | None = None
 
 
 class StreamParser(Protocol):

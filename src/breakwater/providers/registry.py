@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from breakwater.providers.anthropic import AnthropicAdapter
 from breakwater.providers.base import Adapter
+from breakwater.providers.bedrock import BedrockAdapter
 from breakwater.providers.gemini import GeminiAdapter
 from breakwater.providers.openai import OpenAIAdapter
 from breakwater.providers.vertex import VertexAnthropicAdapter, VertexGeminiAdapter
@@ -16,7 +17,7 @@ DEFAULT_BASE_URLS = {
 
 
 def adapter_for(wire: str) -> Adapter:
-    """A new adapter for ``wire`` ('openai', 'anthropic', 'gemini', 'vertex-gemini' or 'vertex-anthropic')."""
+    """A new adapter for ``wire`` ('openai', 'anthropic', 'gemini', 'vertex-gemini', 'vertex-anthropic' or 'bedrock')."""
     if wire == "openai":
         return OpenAIAdapter()
     if wire == "anthropic":
@@ -27,4 +28,6 @@ def adapter_for(wire: str) -> Adapter:
         return VertexGeminiAdapter()
     if wire == "vertex-anthropic":
         return VertexAnthropicAdapter()
+    if wire == "bedrock":
+        return BedrockAdapter()
     raise ValueError(f"unknown wire protocol {wire!r}")

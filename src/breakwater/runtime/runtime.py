@@ -155,6 +155,8 @@ class Runtime:
         self.router = router = wiring.router()
         #: the Vertex providers' access tokens, refreshed in the background while this runtime runs
         self.access_tokens = list(wiring.access_tokens.values())
+        #: the Bedrock providers' credential sources: resolved at start, refreshed until stop
+        self.aws_credentials = [aws.source for aws in wiring.aws.values()]
         state = Deployments(clock, log_transition)
         if previous is not None:
             state.carry_over(previous.gateway.state, unchanged_deployments(previous.config, config))
@@ -310,6 +312,8 @@ class Runtime:
             log.warning(warning)
         for tokens in self.access_tokens:
             tokens.start()  # the first tokens are fetched now, not by the first requests
+        for source in self.aws_credentials:
+            await source.start()  # the chain is looked up in a thread, never on a request
         owned = self._owned
         for embedder in (self.embedder, self.router_embedder):
             if embedder is not None:
@@ -381,6 +385,8 @@ class Runtime:
             await tokens.stop()
         if "responses" in owned:
             await self.responses.close()
+        for source in self.aws_credentials:
+            await source.stop()
         if "tracer" in owned and self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # the last spans exported (bounded by its timeout)
 

@@ -36,11 +36,17 @@ from breakwater.providers.base import Target
 from breakwater.providers.hosts import HOSTS, host
 from breakwater.providers.registry import DEFAULT_BASE_URLS, adapter_for
 from breakwater.providers.vertex import location_url, vertex_wire
+from breakwater.runtime.bedrock import AwsProvider, build_aws, check_aws, speaks_bedrock
 from breakwater.runtime.branching import check_learned
 from breakwater.runtime.drifting import check_drift
 from breakwater.runtime.eval_gate import check_gates
 
-_MOCK_BASE_URLS = {"openai": "http://mock/v1", "anthropic": "http://mock", "gemini": "http://mock"}
+_MOCK_BASE_URLS = {
+    "openai": "http://mock/v1",
+    "anthropic": "http://mock",
+    "gemini": "http://mock",
+    "bedrock": "http://mock",
+}
 
 
 def check_environment(config: Config, environ: Mapping[str, str]) -> list[Problem]:
@@ -78,6 +84,7 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
                 ScriptedAnswer.parse(rule)
             except ValueError as exc:
                 problems.append(Problem(f"providers.{name}.answers[{i}]", str(exc)))
+    problems.extend(check_aws(config, environ))
     problems.extend(check_learned(config))
     problems.extend(check_drift(config))
     problems.extend(check_gates(config))
@@ -128,6 +135,10 @@ class Wiring:
         #: the access tokens of each Vertex provider, built with its first deployment; the runtime
         #: starts and stops their refreshers
         self.access_tokens: dict[str, AccessTokens] = {}
+        #: each Bedrock provider's signer and credentials source (the runtime starts the sources)
+        self.aws: dict[str, AwsProvider] = {
+            name: build_aws(p, environ, clock) for name, p in config.providers.items() if speaks_bedrock(p)
+        }
 
     def router(self) -> Router:
         routes: dict[str, Route] = {}
@@ -267,12 +278,13 @@ class Wiring:
         target = Target(
             provider=provider_name,
             model=model,
-            base_url=self._base_url(p, wire),
+            base_url=self.aws[provider_name].base_url if p.type == "bedrock" else self._base_url(p, wire),
             api_key=resolve(p.api_key, self.environ),
             api_version=p.api_version,
             host=p.host or _default_host(p),
             headers=dict(p.headers),
             extra_body=extra_body,
+            signer=self.aws[provider_name].signer if provider_name in self.aws else None,
         )
         return Deployment(
             name=name,

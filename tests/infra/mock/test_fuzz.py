@@ -2,8 +2,9 @@
 
 The mock's ASGI app (``create_mock_app``, no fault schedule, no ``x-mock-fault`` header) gets
 OpenAI chat completions and embeddings bodies from OpenAI's vendored spec, Anthropic Messages
-bodies (with an ``anthropic-version`` header) and Gemini ``generateContent`` /
-``streamGenerateContent`` bodies from our JSON Schemas of them: valid-shaped, schema-violating and
+bodies (with an ``anthropic-version`` header), Gemini ``generateContent`` /
+``streamGenerateContent`` bodies and Bedrock ``converse`` / ``converse-stream`` bodies (SigV4-signed
+headers) from our JSON Schemas of them: valid-shaped, schema-violating and
 mutated (``tests/fuzzing.py`` says how each is made, and holds the checks). Examples are
 derandomized: every run sends the same requests.
 """
@@ -100,3 +101,24 @@ def test_vertex_gemini_generate_content(
     url = f"/v1/projects/p-fuzz/locations/us-east5/publishers/google/models/gemini-2.0-flash-001:{action}"
     requests = draw_requests(data, gemini_schema, mode, "POST", "/body", url)
     check_each(mock, requests, "gemini", caplog, authorization="Bearer ya29.fuzz")
+
+
+#: a SigV4 Authorization header as a signed client sends it (the mock checks its scope, not the signature)
+SIGNED = {
+    "authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/bedrock/aws4_request, "
+    "SignedHeaders=content-type;host;x-amz-date, Signature=" + "0" * 64,
+    "x-amz-date": "20231114T221320Z",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=80)
+@given(data=st.data())
+def test_bedrock_converse(
+    mock: InProcess, converse_schema: Bodies, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject
+) -> None:
+    """Any Converse body, to converse or converse-stream, gets a non-5xx answer, errors as Bedrock's
+    rest-json without Python text, streams as whole event-stream messages ending properly."""
+    action = data.draw(st.sampled_from(["converse", "converse-stream"]), label="action")
+    url = f"/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/{action}"
+    check_each(mock, draw_requests(data, converse_schema, mode, "POST", "/body", url), "bedrock", caplog, **SIGNED)

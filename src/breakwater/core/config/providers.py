@@ -13,12 +13,13 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from breakwater.core import pricing
+from breakwater.core.config.aws import AwsAuth
 from breakwater.core.config.base import _Model, _secret_reference
 from breakwater.core.config.dlp import ProviderDlp
 from breakwater.core.config.policies import BreakerPolicy, Timeouts
 
-WireType = Literal["openai", "anthropic", "gemini", "vertex", "mock"]
-MockWire = Literal["openai", "anthropic", "gemini"]
+WireType = Literal["openai", "anthropic", "gemini", "vertex", "bedrock", "mock"]
+MockWire = Literal["openai", "anthropic", "gemini", "bedrock"]
 
 
 class Price(_Model):
@@ -69,6 +70,8 @@ class Provider(_Model):
     #: type vertex: a service-account (or workload identity federation) JSON by reference;
     #: unset, Application Default Credentials (metadata server, GOOGLE_APPLICATION_CREDENTIALS, gcloud)
     credentials: str | None = None
+    #: ``type: bedrock`` (and a mock speaking it): region and AWS credentials (docs/configuration.md)
+    aws: AwsAuth | None = None
 
     @field_validator("api_key", "credentials")
     @classmethod

@@ -22,7 +22,7 @@ which reads well for a status and its retry hint)::
 A schedule is a list of rules, each a mapping with ``fault`` (the same grammar) and optional
 ``rate`` (0..1, drawn from the injected RandomSource), ``from_s``/``to_s`` (a window in seconds
 since the mock started, by the injected Clock; ``to_s`` excluded), ``paths`` (globs such as
-``/v1/chat/*``) and ``wire`` (openai, anthropic, gemini, or a list). Every matching rule
+``/v1/chat/*``) and ``wire`` (openai, anthropic, gemini, bedrock, or a list). Every matching rule
 applies, in order; the header applies last and wins on conflicts.
 """
 
@@ -39,7 +39,7 @@ from breakwater.engine.ports import Clock, RandomSource
 
 #: how long "never answer" sleeps; any client gives up long before
 LONG_SLEEP = 86_400.0
-WIRES = ("openai", "anthropic", "gemini")
+WIRES = ("openai", "anthropic", "gemini", "bedrock")
 _RULE_KEYS = ("fault", "rate", "from_s", "to_s", "paths", "wire")
 _FLAGS = ("timeout", "reset", "malformed", "context_length")
 _MILLIS = ("latency", "ttft", "token_delay")

@@ -14,7 +14,11 @@ the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` a
 Vertex AI's ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent``
 (and ``:streamGenerateContent``) and ``.../publishers/anthropic/models/{model}:rawPredict`` (and
 ``:streamRawPredict``), which want a bearer token, and Google's OAuth token endpoint ``POST /token``
-(``vertex.py``); ``GET /healthz``. API keys are not checked, whatever header carries them.
+(``vertex.py``);
+Bedrock ``POST /model/{modelId}/converse`` and ``/converse-stream`` (event-stream framing);
+``GET /healthz``. API keys are not checked, whatever header carries them; Bedrock requests must
+carry a SigV4 ``Authorization`` header scoped to the ``bedrock`` service (its signature is not
+recomputed: the mock knows no secret), else a 403 as AWS answers it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -46,13 +51,15 @@ from breakwater.infra.mock.vertex import (
     token_reply,
     unauthenticated,
 )
-from breakwater.infra.mock.wires import AnthropicWire, GeminiWire, OpenAIWire, Wire
+from breakwater.infra.mock.wires import AnthropicWire, BedrockWire, GeminiWire, OpenAIWire, Wire
+from breakwater.providers.bedrock_serve import exception_name as bedrock_exception
 from breakwater.providers.openai_completions_serve import (
     CompletionStreamEncoder,
     decode_completion_request,
     encode_completion_response,
 )
 from breakwater.providers.openai_moderations import decode_moderation_request
+from breakwater.providers.sigv4 import credential_scope
 
 __all__ = ["ConnectionReset", "MockReply", "MockService"]
 
@@ -60,6 +67,7 @@ log = logging.getLogger("breakwater.mock")
 
 _JSON = MappingProxyType({"content-type": "application/json"})
 _SSE = MappingProxyType({"content-type": "text/event-stream", "cache-control": "no-cache"})
+_EVENTSTREAM = MappingProxyType({"content-type": "application/vnd.amazon.eventstream"})
 _HEALTH = orjson.dumps({"status": "ok"})
 _UNREADABLE = "The request body has a value of the wrong type or shape; check it against the API reference."
 _AZURE = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)")
@@ -67,6 +75,7 @@ _GEMINI = re.compile(
     r"/v1(?:beta|alpha)?/(?:models|tunedModels)/([^/:]+):"
     r"(generateContent|streamGenerateContent|batchEmbedContents|embedContent|countTokens)"
 )
+_BEDROCK = re.compile(r"/model/([^/]+)/(converse|converse-stream)")
 # the answer memo: entries, and the largest body worth keeping (bigger ones are rarely repeated)
 _MEMO_SIZE = 512
 _MEMO_MAX_BODY = 16 * 1024
@@ -126,6 +135,7 @@ class MockService:
         self._prompt_cache = PromptCacheSim(clock)
         self.openai, self.anthropic, self.gemini = OpenAIWire(), AnthropicWire(), GeminiWire()
         self.vertex_anthropic = VertexAnthropicWire()
+        self.bedrock = BedrockWire()
         self._routes: dict[str, _Route] = {}
         for prefix in ("/v1", ""):
             self._routes[prefix + "/chat/completions"] = _Route("POST", self.openai, "chat")
@@ -166,6 +176,10 @@ class MockService:
             return MockReply(status, self._headers(_JSON), token)
         if route.vertex and not has_bearer(headers):
             return MockReply(401, self._headers(_JSON), unauthenticated())
+        if wire is self.bedrock:
+            refused = self._unsigned(headers)
+            if refused is not None:
+                return refused
         faults = self._schedule.select(path, wire.name) if self._schedule else NO_FAULTS
         spec = headers.get("x-mock-fault")
         if spec:
@@ -210,6 +224,8 @@ class MockService:
     def _match(self, path: str) -> _Route | None:
         if m := _AZURE.fullmatch(path):
             return _Route("POST", self.openai, "chat" if m.group(2) == "chat/completions" else "embeddings", m.group(1))
+        if m := _BEDROCK.fullmatch(path):
+            return _Route("POST", self.bedrock, "chat", unquote(m.group(1)), m.group(2))
         if m := _GEMINI.fullmatch(path):
             return _Route("POST", self.gemini, _GEMINI_KIND[m.group(2)], m.group(1), m.group(2))
         if m := VERTEX_PATH.fullmatch(path):
@@ -218,6 +234,8 @@ class MockService:
         return None
 
     def _guess(self, path: str) -> Wire:
+        if path.startswith("/model/"):
+            return self.bedrock
         if path.startswith(("/v1beta", "/v1alpha")) or ":" in path:
             return self.gemini
         if path.startswith("/v1/messages"):
@@ -241,7 +259,10 @@ class MockService:
                 retry_after = 1.0  # real vendors always say when to come back after a 429
             return self._error(wire, faults.status, retry_after=retry_after)
         if faults.context_length:
-            return MockReply(400, self._headers(_JSON), wire.context_length())
+            headers = self._headers(_JSON)
+            if wire is self.bedrock:
+                headers["x-amzn-errortype"] = bedrock_exception(400)
+            return MockReply(400, headers, wire.context_length())
         return None
 
     # --- endpoints ------------------------------------------------------------------------
@@ -257,7 +278,8 @@ class MockService:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        request = route.wire.decode_chat(orjson.loads(body), route.model, route.action == "streamGenerateContent")
+        stream = route.action in ("streamGenerateContent", "converse-stream")
+        request = route.wire.decode_chat(orjson.loads(body), route.model, stream)
         answer = request, self._model.chat(request)
         if len(body) <= _MEMO_MAX_BODY:
             if len(self._memo) >= _MEMO_SIZE:
@@ -266,7 +288,9 @@ class MockService:
         return answer
 
     def _chat(self, wire: Wire, request: ChatRequest, answer: ChatResponse, faults: Faults, query: str) -> MockReply:
-        usage = self._prompt_cache.usage(request, answer.usage, explicit=isinstance(wire, AnthropicWire))
+        # Anthropic's API (Claude on Vertex too) and Bedrock (Claude, Nova) cache only up to explicit breakpoints
+        explicit = isinstance(wire, AnthropicWire) or wire is self.bedrock
+        usage = self._prompt_cache.usage(request, answer.usage, explicit=explicit)
         response = ChatResponse(
             f"{wire.id_prefix}mock{self._ids.new()}", answer.model, self._now(), answer.choices, usage
         )
@@ -289,7 +313,8 @@ class MockService:
             # without alt=sse Gemini streams one JSON array of the chunks; sent here in one piece
             datas = [f.removeprefix(b"data: ").removesuffix(wire.frame_sep) for f in frames + end]
             return MockReply(200, self._headers(_JSON), b"[" + b",\r\n".join(datas) + b"]")
-        return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, end, faults))
+        kind = _EVENTSTREAM if wire is self.bedrock else _SSE
+        return MockReply(200, self._headers(kind), chunks=self._paced(frames, end, faults))
 
     def _completions(self, data: Any, faults: Faults) -> MockReply:
         """OpenAI's legacy completions: the chat answer to the prompt as text (``echo``: after the prompt)."""
@@ -344,9 +369,12 @@ class MockService:
         frames: list[bytes] = []
         for event in stream_events(response):
             out = encoder.encode(event)
-            if out:
+            if out and not sep:
+                frames.append(out)  # length-prefixed frames (Bedrock): one encoder output, one frame
+            elif out:
                 frames.extend(f + sep for f in out.split(sep) if f)
-        end = [f + sep for f in encoder.end().split(sep) if f]
+        tail = encoder.end()
+        end = ([tail] if tail else []) if not sep else [f + sep for f in tail.split(sep) if f]
         return frames, end
 
     async def _paced(self, frames: list[bytes], end: list[bytes], faults: Faults) -> AsyncIterator[bytes]:
@@ -388,7 +416,31 @@ class MockService:
             headers["retry-after"] = str(math.ceil(retry_after))  # HTTP allows whole seconds only
             if wire is self.openai:
                 headers["retry-after-ms"] = str(round(retry_after * 1000))
+        if wire is self.bedrock:
+            headers["x-amzn-errortype"] = bedrock_exception(status)
         return MockReply(status, headers, wire.error(status, message))
+
+    def _unsigned(self, headers: Mapping[str, str]) -> MockReply | None:
+        """A 403 as Bedrock answers a request that is not SigV4-signed for its service, else None."""
+        authorization = headers.get("authorization")
+        if not authorization:
+            return self._refuse("MissingAuthenticationTokenException", "Missing Authentication Token")
+        scope = credential_scope(authorization)
+        if scope is None or "x-amz-date" not in headers:
+            return self._refuse(
+                "IncompleteSignatureException", "Authorization header requires a valid SigV4 signature."
+            )
+        if scope["service"] != "bedrock":
+            return self._refuse(
+                "InvalidSignatureException", "Credential should be scoped to correct service: 'bedrock'."
+            )
+        if "host" not in scope["signed_headers"] or not headers["x-amz-date"].startswith(scope["date"]):
+            return self._refuse("InvalidSignatureException", "The request signature does not cover its host and date.")
+        return None
+
+    def _refuse(self, exception: str, message: str) -> MockReply:
+        headers = {**self._headers(_JSON), "x-amzn-errortype": exception}
+        return MockReply(403, headers, self.bedrock.error(403, message))
 
 
 async def _once(chunk: bytes) -> AsyncIterator[bytes]:

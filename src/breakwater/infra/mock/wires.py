@@ -1,4 +1,4 @@
-"""The three vendor wire formats as the mock speaks them: bodies, streams and real error shapes.
+"""The vendor wire formats as the mock speaks them: bodies, streams and real error shapes.
 
 Request decoding and response encoding are the gateway's own serve modules, so the mock and the
 gateway's ingress agree on every field. What is mock-specific lives here: each vendor's error
@@ -16,6 +16,7 @@ from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, E
 from breakwater.providers import (
     anthropic_serve,
     anthropic_serve_request,
+    bedrock_serve,
     gemini_serve,
     gemini_serve_request,
     openai_embeddings_serve,
@@ -283,3 +284,60 @@ class GeminiWire:
             for n in MODEL_NAMES
         ]
         return orjson.dumps({"models": data})
+
+
+# --- Bedrock (Converse) -----------------------------------------------------------------------
+
+_BEDROCK_MESSAGES: dict[int, str] = {
+    400: "The provided request is not valid",
+    403: "You don't have access to the model with the specified model ID.",
+    404: "The provided model identifier is invalid.",
+    408: "Model has timed out in processing the request. Try your request again.",
+    424: "The model encountered an error processing the request.",
+    429: "Too many requests, please wait before trying again.",
+    500: "The server encountered an internal error while processing the request.",
+    503: "Bedrock is unable to process your request.",
+}
+
+
+class BedrockWire:
+    name = "bedrock"
+    frame_sep = b""  # event-stream messages are length-prefixed: each encoder output is one frame
+    id_prefix = ""
+    malformed_body = b'{"output": {"message": {"role": "assistant", "content": [{"te'
+    # a message whose checksum does not match its bytes
+    malformed_frame = (
+        b"\x00\x00\x00\x20\x00\x00\x00\x00\xde\xad\xbe\xef" + b'{"p":"broken"}' + b"\x00\x00\x00\x00\x00\x00"
+    )
+
+    def decode_chat(self, body: Any, model: str | None, stream: bool) -> ChatRequest:
+        return bedrock_serve.decode_chat_request(body, model or "", stream)
+
+    def encode_chat(self, response: ChatResponse) -> bytes:
+        return bedrock_serve.encode_chat_response(response)
+
+    def stream_encoder(self, request: ChatRequest) -> Encoder:
+        return bedrock_serve.StreamEncoder(request)
+
+    def decode_embeddings(self, body: Any, model: str | None) -> EmbeddingRequest:
+        raise LookupError("Converse has no embeddings endpoint")
+
+    def encode_embeddings(self, response: EmbeddingResponse, request: EmbeddingRequest) -> bytes:
+        raise LookupError("Converse has no embeddings endpoint")
+
+    def error(self, status: int, message: str | None = None) -> bytes:
+        stock = _BEDROCK_MESSAGES.get(status) or _BEDROCK_MESSAGES[500 if status >= 500 else 400]
+        return bedrock_serve.error_body(message or stock)
+
+    def context_length(self) -> bytes:
+        return bedrock_serve.error_body("Input is too long for requested model.")
+
+    def prompt_blocked(self, request: ChatRequest, input_tokens: int) -> tuple[int, bytes] | None:
+        return None  # Bedrock's guardrails answer with stopReason guardrail_intervened (the output filter)
+
+    def models(self) -> bytes:
+        data = [
+            {"modelId": n, "modelName": n, "providerName": "Breakwater", "outputModalities": ["TEXT"]}
+            for n in MODEL_NAMES
+        ]
+        return orjson.dumps({"modelSummaries": data})
