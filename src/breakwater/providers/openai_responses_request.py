@@ -36,7 +36,7 @@ from breakwater.core.types import (
     ToolChoice,
 )
 from breakwater.providers import fields as f
-from breakwater.providers.openai_serve import CACHE_FIELD, PROMPT_FIELD, _metadata
+from breakwater.providers.openai_serve import CACHE_FIELD, PROMPT_FIELD, metadata_of
 
 #: fields that need OpenAI's own servers: refused with a 400 naming them
 REFUSED = {
@@ -208,7 +208,7 @@ _SETTERS: dict[str, Callable[[ResponsesRequest, Any], None]] = {
     "top_p": _chat(lambda c, v: setattr(c, "top_p", f.as_num(v, "top_p", 0, 1))),
     "parallel_tool_calls": _chat(lambda c, v: setattr(c, "parallel_tool_calls", f.as_bool(v, "parallel_tool_calls"))),
     "user": _chat(lambda c, v: setattr(c, "user", f.as_str(v, "user"))),
-    "metadata": _chat(lambda c, v: setattr(c, "metadata", _metadata(v))),
+    "metadata": _chat(lambda c, v: setattr(c, "metadata", metadata_of(v))),
     CACHE_FIELD: _chat(lambda c, v: setattr(c, "cache_directive", f.as_str(v, CACHE_FIELD))),
 }
 

@@ -141,13 +141,13 @@ _SETTERS: dict[str, _Setter] = {
     "parallel_tool_calls": lambda r, v: setattr(r, "parallel_tool_calls", f.as_bool(v, "parallel_tool_calls")),
     "response_format": lambda r, v: setattr(r, "response_format", _response_format(v)),
     "user": lambda r, v: setattr(r, "user", f.as_str(v, "user")),
-    "metadata": lambda r, v: setattr(r, "metadata", _metadata(v)),
+    "metadata": lambda r, v: setattr(r, "metadata", metadata_of(v)),
     CACHE_FIELD: lambda r, v: setattr(r, "cache_directive", f.as_str(v, CACHE_FIELD)),
     PROMPT_FIELD: _set_prompt,
 }
 
 
-def _metadata(value: Any) -> dict[str, str]:
+def metadata_of(value: Any) -> dict[str, str]:
     """OpenAI's shape: at most 16 pairs, keys up to 64 characters, string values up to 512."""
     pairs = f.obj(value, "metadata")
     if len(pairs) > 16:

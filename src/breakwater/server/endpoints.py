@@ -192,7 +192,7 @@ def id_headers(ctx: RequestContext) -> Headers:
     return [*JSON_HEADERS, (b"x-request-id", ctx.request_id.encode())]
 
 
-async def _fail(send: Send, mapper: ErrorMapper, exc: BaseException, ctx: RequestContext) -> int:
+async def fail_with(send: Send, mapper: ErrorMapper, exc: BaseException, ctx: RequestContext) -> int:
     """Answer with ``exc`` mapped to status, headers and body in the client's error format."""
     status, headers, payload = mapper(exc, ctx.request_id)
     rate = ctx.limits.rate_headers
@@ -233,14 +233,14 @@ class Endpoints:
         self.max_body_bytes = max_body_bytes
         self.ids = ids if ids is not None else RequestIds()
 
-    def _context(self, scope: Scope) -> RequestContext:
+    def context_of(self, scope: Scope) -> RequestContext:
         ctx = self.ids.context(scope)
         ctx.started_mono = self.clock.monotonic()
         ctx.started_at = self.clock.time()
         return ctx
 
     async def chat(self, codec: ChatCodec, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx = self._context(scope)
+        ctx = self.context_of(scope)
         pipeline, outcome = self.pipeline, Outcome()
         started = ctx.started_mono
         try:
@@ -253,7 +253,7 @@ class Endpoints:
                 if isinstance(answer, ChatResponse):
                     body = codec.encode(answer)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-                outcome.status, outcome.error = await _fail(send, codec.error, exc, ctx), exc
+                outcome.status, outcome.error = await fail_with(send, codec.error, exc, ctx), exc
                 return
             except asyncio.CancelledError as exc:
                 outcome.status, outcome.error = CLIENT_CLOSED, exc
@@ -262,11 +262,11 @@ class Endpoints:
                 headers = [*JSON_HEADERS, *trace_headers(ctx, self.clock.monotonic() - started)]
                 await send_bytes(send, 200, body, headers)
             else:
-                await self._stream(codec, send, ctx, outcome, request, answer)
+                await self.stream_answer(codec, send, ctx, outcome, request, answer)
         finally:
             pipeline.end(ctx, outcome)
 
-    async def _stream(
+    async def stream_answer(
         self,
         codec: ChatCodec,
         send: Send,
@@ -312,7 +312,7 @@ class Endpoints:
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx = self._context(scope)
+        ctx = self.context_of(scope)
         pipeline, outcome = self.pipeline, Outcome()
         started = ctx.started_mono
         try:
@@ -324,7 +324,7 @@ class Endpoints:
                 response = await pipeline.embeddings(request, ctx)
                 body = openai_embeddings_serve.encode_embeddings_response(response, request.encoding_format)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-                outcome.status, outcome.error = await _fail(send, errors.openai_error, exc, ctx), exc
+                outcome.status, outcome.error = await fail_with(send, errors.openai_error, exc, ctx), exc
                 return
             except asyncio.CancelledError as exc:
                 outcome.status, outcome.error = CLIENT_CLOSED, exc
@@ -333,7 +333,7 @@ class Endpoints:
         finally:
             pipeline.end(ctx, outcome)
 
-    def _caller(self, scope: Scope) -> RequestContext:
+    def caller_of(self, scope: Scope) -> RequestContext:
         """The context of a request that only reads (models): authenticated, not recorded."""
         ctx = self.ids.context(scope)
         self.pipeline.begin(ctx)
@@ -342,9 +342,9 @@ class Endpoints:
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The routes the caller's key may use."""
         try:
-            ctx = self._caller(scope)
+            ctx = self.caller_of(scope)
         except Exception as exc:  # noqa: BLE001 - an authentication failure in OpenAI's format
-            await _fail(send, errors.openai_error, exc, RequestContext(self.ids.of(scope)))
+            await fail_with(send, errors.openai_error, exc, RequestContext(self.ids.of(scope)))
             return
         router = self.router
         created = int(self.clock.time())
@@ -360,12 +360,12 @@ class Endpoints:
         ctx = RequestContext(self.ids.of(scope))
         router = self.router
         try:
-            ctx = self._caller(scope)
+            ctx = self.caller_of(scope)
             router.resolve(name)
             if not self.pipeline.allows(ctx, name):
                 raise ModelNotFound(f"The model '{name}' does not exist or this API key may not use it", param="model")
         except Exception as exc:  # noqa: BLE001 - ModelNotFound becomes a 404 in OpenAI's format
-            await _fail(send, errors.openai_error, exc, ctx)
+            await fail_with(send, errors.openai_error, exc, ctx)
             return
         owner = router.routes[name].owner if name in router.routes else "breakwater"
         body = {"id": name, "object": "model", "created": int(self.clock.time()), "owned_by": owner}

@@ -33,7 +33,7 @@ from breakwater.server.endpoints import (
     CLIENT_CLOSED,
     ChatCodec,
     Endpoints,
-    _fail,
+    fail_with,
     id_headers,
     parse_json,
     trace_headers,
@@ -71,7 +71,7 @@ class ResponsesApi:
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/responses``."""
         ep = self._ep
-        ctx = ep._context(scope)
+        ctx = ep.context_of(scope)
         pipeline, outcome = ep.pipeline, Outcome()
         try:
             try:
@@ -93,7 +93,7 @@ class ResponsesApi:
                         await self._keep(decoded, history, response, owner)
                     body = orjson.dumps(response)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
-                outcome.status, outcome.error = await _fail(send, errors.openai_error, exc, ctx), exc
+                outcome.status, outcome.error = await fail_with(send, errors.openai_error, exc, ctx), exc
                 return
             except asyncio.CancelledError as exc:
                 outcome.status, outcome.error = CLIENT_CLOSED, exc
@@ -109,7 +109,7 @@ class ResponsesApi:
                 if decoded.store and encoder.response is not None:
                     await self._keep(decoded, history, encoder.response, owner)
 
-            await ep._stream(codec, send, ctx, outcome, request, answer, keep)
+            await ep.stream_answer(codec, send, ctx, outcome, request, answer, keep)
         finally:
             pipeline.end(ctx, outcome)
 
@@ -147,7 +147,7 @@ class ResponsesApi:
         response_id = scope["path"][len(PREFIX) :]
         ctx = RequestContext(ep.ids.of(scope))
         try:
-            ctx = ep._caller(scope)
+            ctx = ep.caller_of(scope)
             owner = ctx.caller.key_id or ""
             if "/" in response_id:  # input_items, cancel: OpenAI's, not served here
                 raise NotFound(f"Unknown path {scope['path']}; the gateway serves GET and DELETE /v1/responses/{{id}}")
@@ -158,7 +158,7 @@ class ResponsesApi:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes an OpenAI error body
-            await _fail(send, errors.openai_error, exc, ctx)
+            await fail_with(send, errors.openai_error, exc, ctx)
             return
         await send_bytes(send, status, body, id_headers(ctx))
 

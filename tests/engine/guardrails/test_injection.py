@@ -299,3 +299,15 @@ def test_ascii_shortcuts_find_what_the_general_scans_find(text: str) -> None:
     assert touching(text) == touching(unicode)
     assert decoded_payloads(text) == decoded_payloads(unicode)
     assert all(word in text.split() for word in long_words(text))
+
+
+def test_the_loosened_whitespace_is_what_str_split_splits_on() -> None:
+    """A run of whitespace in the raw form is exactly Python's whitespace (``str.isspace``), no more."""
+    import re2  # type: ignore[import-untyped]
+
+    from breakwater.core.pattern_set import _WS
+
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()]
+    others = [chr(c) for c in range(0x3001) if not chr(c).isspace() and not 0xD800 <= c <= 0xDFFF]
+    assert all(re2.fullmatch(_WS, c) for c in spaces)
+    assert not any(re2.fullmatch(_WS, c) for c in others)
