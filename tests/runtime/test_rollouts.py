@@ -154,9 +154,8 @@ def test_a_healthy_canary_ramps_a_step(start: Any, tmp_path: Path) -> None:
     text = _config(tmp_path, canary="fine", ramp={"steps": [50, 80, 100], "hold_s": 1})
     url, _, _ = start(text)
     assert set(_send(url, 60)) == {200}
-    until(lambda: _version(url) == 2, 20, "the canary ramps to its next step (version 2)")
-    newest = httpx.get(f"{url}/admin/config/versions", timeout=5).json()["data"][0]
-    assert newest["action"] == "auto-ramp" and "ramped to 80%" in newest["message"]
+    second = _second(url)
+    assert second["action"] == "auto-ramp" and "ramped to 80%" in second["message"]
     arms = yaml.safe_load(httpx.get(f"{url}/admin/config/versions/2", timeout=5).json()["text"])["routes"]["chat"][
         "variants"
     ]["arms"]
@@ -181,6 +180,15 @@ def _newest(url: str) -> dict[str, Any]:
     return newest
 
 
+def _second(url: str) -> dict[str, Any]:
+    """Version 2 of the config, the first change after start (a loaded machine may have ramped
+    again, a step later, by the time the test looks)."""
+    until(lambda: _version(url) >= 2, 20, "the rollout changes the config (version 2)")
+    versions = httpx.get(f"{url}/admin/config/versions", timeout=5).json()["data"]
+    second: dict[str, Any] = next(v for v in versions if v["number"] == 2)
+    return second
+
+
 def test_a_canary_that_fails_its_eval_gate_is_rolled_back_instead_of_ramped(start: Any, tmp_path: Path) -> None:
     url, app, _ = start(_gated(tmp_path, "wrong", {"suite": str(tmp_path / "capitals.yaml")}))
     assert set(_send(url, 60)) == {200}  # its guards hold: it answers, just wrongly
@@ -195,12 +203,11 @@ def test_a_canary_that_fails_its_eval_gate_is_rolled_back_instead_of_ramped(star
 def test_a_canary_that_passes_its_eval_gate_ramps(start: Any, tmp_path: Path) -> None:
     url, _, _ = start(_gated(tmp_path, "fine", {"suite": "capitals.yaml", "min_pass_rate": 0.9}))
     assert set(_send(url, 60)) == {200}
-    until(lambda: _version(url) == 2, 20, "the canary ramps (version 2)")
-    newest = _newest(url)
-    assert newest["action"] == "auto-ramp"
+    second = _second(url)
+    assert second["action"] == "auto-ramp"
     assert (
         "ramped to 80% (its guards held; eval suite capitals.yaml: pass rate 1.000 (control 1.000))"
-        in (newest["message"])
+        in (second["message"])
     )
 
     def gate_rows() -> list[tuple[str, str]]:
@@ -208,8 +215,9 @@ def test_a_canary_that_passes_its_eval_gate_ramps(start: Any, tmp_path: Path) ->
             found = db.execute("SELECT variant, tags FROM breakwater_ledger WHERE user = 'breakwater:eval-gate'")
             return sorted(found.fetchall())
 
-    until(lambda: len(gate_rows()) == 2, 10, "the gate's two calls are in the ledger")
-    assert [variant for variant, _ in gate_rows()] == ["canary", "control"]
+    until(lambda: len(gate_rows()) >= 2, 10, "the gate's two calls are in the ledger")
+    variants = [variant for variant, _ in gate_rows()]  # (two more a step later, if it ramped again)
+    assert variants in (["canary", "control"], ["canary", "canary", "control", "control"])
 
 
 def test_a_gate_whose_suite_cannot_run_holds_the_ramp(
