@@ -16,7 +16,7 @@ error today, and a new key is never silently ignored by an older gateway.
 Modules, one per concern (this package re-exports their public names):
 
 - ``parse``: ``parse_config`` / ``build_config``, ``Problem``, ``ConfigError``, YAML reading,
-  key paths of validation errors, and ``cross_check`` (checks that span sections)
+  key paths of validation errors; ``references.py``: ``cross_check`` (checks that span sections)
 - ``model``: ``Config``, the whole file
 - ``providers``: the ``providers`` and ``deployments`` sections, and price overrides
 - ``routes``: the ``routes`` section (targets, fallbacks, route limits, the max_tokens guard)
@@ -46,9 +46,10 @@ from breakwater.core.config.observability import (
     SpendOutlierRule,
     TracingSettings,
 )
-from breakwater.core.config.parse import ConfigError, Problem, build_config, cross_check, parse_config
+from breakwater.core.config.parse import ConfigError, Problem, build_config, parse_config
 from breakwater.core.config.policies import BreakerPolicy, RetryPolicy, Timeouts
 from breakwater.core.config.providers import Deployment, MockWire, Price, Provider, WireType
+from breakwater.core.config.references import cross_check
 from breakwater.core.config.refusals import RefusalSettings
 from breakwater.core.config.routes import Fallbacks, MaxTokensGuard, Route, RouteLimits, Strategy
 from breakwater.core.config.server import RedisSettings, ServerSettings
