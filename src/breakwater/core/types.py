@@ -294,6 +294,9 @@ class PassthroughChunk:
     #: (read from the one parse the adapter makes: the refusal detector needs no other)
     text: str = ""
     refusal: bool = False
+    #: the text it adds elsewhere: another choice's content (keyed by its index), a tool call's
+    #: arguments (keyed by ``(choice, tool)``); empty for most chunks (one choice, no tools)
+    others: tuple[tuple[object, str], ...] = ()
 
 
 StreamEvent = StreamStart | TextDelta | ToolCallDelta | FinishEvent | UsageEvent | PassthroughChunk

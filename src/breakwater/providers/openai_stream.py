@@ -71,8 +71,8 @@ class OpenAIStreamParser(SSEStreamParser):
                 if usage is not None and not choices and not self._include_usage:
                     events.append(UsageEvent(usage))  # asked for by us, not the client: keep it to ourselves
                 else:
-                    text, refusal = _opening(choices)
-                    events.append(PassthroughChunk(data.encode(), usage, finishes, text, refusal))
+                    text, refusal, others = _opening(choices)
+                    events.append(PassthroughChunk(data.encode(), usage, finishes, text, refusal, others))
                 return
             if not self._started:
                 self._started = True
@@ -95,17 +95,27 @@ class OpenAIStreamParser(SSEStreamParser):
             ) from exc
 
 
-def _opening(choices: list[Any]) -> tuple[str, bool]:
-    """A forwarded chunk's text of choice 0, and whether some choice's delta carries a refusal."""
+def _opening(choices: list[Any]) -> tuple[str, bool, tuple[tuple[object, str], ...]]:
+    """A forwarded chunk's text of choice 0, whether some choice's delta carries a refusal, and
+    the text it adds to other choices and to tool calls' arguments (``PassthroughChunk.others``)."""
     text, refusal = "", False
+    others: list[tuple[object, str]] = []
     for c in choices:
         delta = c.get("delta") or {}
         if delta.get("refusal"):
             refusal = True
+        index = c.get("index") or 0
         content = delta.get("content")
-        if isinstance(content, str) and not c.get("index"):
-            text += content
-    return text, refusal
+        if isinstance(content, str) and content:
+            if index == 0:
+                text += content
+            else:
+                others.append((index, content))
+        for call in delta.get("tool_calls") or ():
+            arguments = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+            if isinstance(arguments, str) and arguments:
+                others.append(((index, call.get("index") or 0), arguments))
+    return text, refusal, tuple(others)
 
 
 def passthrough_text(chunk: PassthroughChunk) -> str:

@@ -20,6 +20,7 @@ from breakwater.core.types import (
     Choice,
     FinishEvent,
     Message,
+    PassthroughChunk,
     ResponseFormat,
     StreamEvent,
     StreamStart,
@@ -270,6 +271,41 @@ async def test_a_stream_is_stopped_at_the_batch_that_completes_the_canary() -> N
         async for batch in stream:
             sent.extend(e.text for e in batch if isinstance(e, TextDelta))
     assert sent == ["Hello ", canary[:6]] and ctx.output_flags == ["canary:blocked"]
+
+
+@pytest.mark.parametrize("where", ["second choice", "tool call arguments"])
+async def test_a_forwarded_openai_stream_is_stopped_wherever_the_canary_shows(where: str) -> None:
+    """On the OpenAI fast path a chunk goes out byte-for-byte; the window still reads every
+    choice's content and every tool call's arguments the adapter parsed out of it."""
+    import orjson
+
+    from breakwater.providers.base import Target
+    from breakwater.providers.openai import OpenAIAdapter
+
+    stage = _stage({"canary": True})
+    canary = _canary(stage)
+
+    def chunk(half: str) -> bytes:
+        if where == "second choice":
+            choices = [{"index": 0, "delta": {"content": "fine "}}, {"index": 1, "delta": {"content": half}}]
+        else:
+            call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": half}}
+            choices = [{"index": 0, "delta": {"tool_calls": [call]}}]
+        body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    request = _request(stream=True, raw={"model": "r", "messages": [], "stream": True})
+    parser = OpenAIAdapter().stream_parser(request, Target("p", "m", "http://h/v1"))
+    events = parser.feed(chunk(canary[:6]) + chunk(canary[6:]))
+    assert len(events) == 2 and all(isinstance(e, PassthroughChunk) for e in events)
+    ctx = RequestContext("r1")
+    stream = await stage.chat(Upstream([[StreamStart("id", "m", 0)], [events[0]], [events[1]]]))(request, ctx)
+    assert isinstance(stream, EventStream)
+    sent: list[StreamEvent] = []
+    with pytest.raises(OutputBlocked):
+        async for batch in stream:
+            sent.extend(batch)
+    assert sent[1:] == [events[0]] and ctx.output_flags == ["canary:blocked"]
 
 
 async def test_a_stream_is_flagged_after_the_fact_by_the_checks_that_need_it_whole() -> None:

@@ -59,23 +59,24 @@ async def _guarded(inner: EventStream, policy: OutputPolicy, flags: list[str]) -
     try:
         async for batch in inner:
             for event in batch:
-                key: object
+                pieces: tuple[tuple[object, str], ...]
                 if isinstance(event, TextDelta):
-                    key, text = event.index, event.text
+                    pieces = ((event.index, event.text),)
                 elif isinstance(event, PassthroughChunk):
-                    key, text = 0, event.text
+                    pieces = ((0, event.text), *event.others)
                 elif isinstance(event, ToolCallDelta):
-                    key, text = (event.index, event.tool_index), event.arguments
+                    pieces = (((event.index, event.tool_index), event.arguments),)
                 else:
                     continue
-                if not text:
-                    continue
-                seen = tails.get(key, "") + text
-                found = policy.window_finding(seen)
-                if found is not None:
-                    flags.append(f"{found}:blocked")
-                    raise leak_blocked("canary") if found == "canary" else denied()
-                tails[key] = seen[-keep:]
+                for key, text in pieces:
+                    if not text:
+                        continue
+                    seen = tails.get(key, "") + text
+                    found = policy.window_finding(seen)
+                    if found is not None:
+                        flags.append(f"{found}:blocked")
+                        raise leak_blocked("canary") if found == "canary" else denied()
+                    tails[key] = seen[-keep:]
             yield batch
     finally:
         await inner.aclose()  # released at once, however this stream ends
