@@ -59,6 +59,7 @@ from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Pipeline, Stage
 from breakwater.engine.tee import EventStream
 from breakwater.infra.clock import SystemClock
+from breakwater.providers.openai_moderations import ModerationRequest
 from breakwater.runtime.runtime import Process, Runtime
 
 #: an ordinary answer's opening (what the refusal detector reads: its first 300 characters)
@@ -102,6 +103,9 @@ class Stub:
 
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         raise NotImplementedError
+
+    async def moderations(self, request: ModerationRequest, ctx: RequestContext) -> bytes:
+        return b"{}"
 
 
 class PassThrough(Stage):

@@ -21,6 +21,7 @@ from breakwater.core.types import (
 from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.pipeline import ORDER, ChatAnswer, ChatCall, EmbeddingsCall, Outcome, Pipeline, Stage
 from breakwater.engine.tee import EventStream, StreamClosed
+from breakwater.providers.openai_moderations import ModerationRequest
 
 
 def _request(stream: bool = False) -> ChatRequest:
@@ -49,6 +50,10 @@ class Calls:
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         self.seen.append("embeddings")
         return EmbeddingResponse(model=request.model, vectors=[], usage=Usage())
+
+    async def moderations(self, request: ModerationRequest, ctx: RequestContext) -> bytes:
+        self.seen.append("moderations")
+        return b"{}"
 
 
 def _stage(name: str, log: list[str], *, end_fails: bool = False) -> Stage:

@@ -100,6 +100,11 @@ def gateway(upstream: tuple[Upstream, str], ledger: Path) -> Iterator[str]:
                 **one,
             },
             "grader": {"deployments": ["d-claude"], **one},
+            "moderated": {
+                "deployments": ["d-external"],
+                "dlp": {"action": "redact", "kinds": {"card": "block"}},
+                **one,
+            },
             "templated": {
                 "deployments": ["d-external"],
                 "dlp": {"action": "redact", "kinds": {"card": "block"}},
@@ -301,3 +306,19 @@ def test_a_drift_judge_gets_the_graded_request_as_an_external_provider_may(
     until(lambda: len(recorder.bodies.get("/v1/messages", [])) > before, 10, "the judge is called")
     grading = json.dumps(recorder.bodies["/v1/messages"][before:])
     assert "Noted: [EMAIL]." in grading and EMAIL not in grading
+
+
+def test_moderation_inputs_reach_an_external_provider_redacted_and_a_blocked_kind_is_a_400(
+    upstream: tuple[Upstream, str], gateway: str, ledger: Path
+) -> None:
+    """The texts sent to be classified go to a provider too: the same policy applies to them."""
+    recorder, _ = upstream
+    client = openai_sdk(gateway)
+    reply = client.moderations.with_raw_response.create(model="moderated", input=[PROMPT, "nothing here"])
+    assert recorder.bodies["/v1/moderations"][-1]["input"] == ["Write to [EMAIL] about my order.", "nothing here"]
+    assert _row(ledger, reply.headers["x-request-id"])["dlp_findings"] == "email:redact:1"
+    before = len(recorder.bodies["/v1/moderations"])
+    with pytest.raises(openai.BadRequestError) as info:
+        client.moderations.create(model="moderated", input=f"charge {CARD} please")
+    assert info.value.code == "sensitive_data_blocked" and "1111" not in info.value.response.text
+    assert len(recorder.bodies["/v1/moderations"]) == before

@@ -28,6 +28,7 @@ from typing import ClassVar, Protocol
 from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from breakwater.engine.context import RequestContext
 from breakwater.engine.tee import EventStream
+from breakwater.providers.openai_moderations import ModerationRequest
 
 log = logging.getLogger("breakwater.pipeline")
 
@@ -51,6 +52,7 @@ ORDER: tuple[str, ...] = (
 ChatAnswer = ChatResponse | EventStream
 ChatCall = Callable[[ChatRequest, RequestContext], Awaitable[ChatAnswer]]
 EmbeddingsCall = Callable[[EmbeddingRequest, RequestContext], Awaitable[EmbeddingResponse]]
+ModerationsCall = Callable[[ModerationRequest, RequestContext], Awaitable[bytes]]
 
 
 class Recorded(Protocol):
@@ -91,6 +93,10 @@ class Stage:
         """The embeddings call wrapped by this stage (built once, not per request)."""
         return call
 
+    def moderations(self, call: ModerationsCall) -> ModerationsCall:
+        """The moderations call wrapped by this stage (built once, not per request)."""
+        return call
+
     def allows(self, ctx: RequestContext, route: str) -> bool:
         """May this caller see and use the route (``/v1/models``)?"""
         return True
@@ -107,6 +113,8 @@ class Calls(Protocol):
     async def chat_stream(self, request: ChatRequest, ctx: RequestContext) -> EventStream: ...
 
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse: ...
+
+    async def moderations(self, request: ModerationRequest, ctx: RequestContext) -> bytes: ...
 
 
 class Pipeline:
@@ -134,9 +142,11 @@ class Pipeline:
 
         chat: ChatCall = answer
         embeddings: EmbeddingsCall = calls.embeddings
+        moderations: ModerationsCall = calls.moderations
         for stage in self._reversed:
             chat, embeddings = stage.chat(chat), stage.embeddings(embeddings)
-        self._chat, self._embeddings = chat, embeddings
+            moderations = stage.moderations(moderations)
+        self._chat, self._embeddings, self._moderations = chat, embeddings, moderations
 
     def begin(self, ctx: RequestContext) -> None:
         """Before the body is read: who is calling (an unknown key is refused before any upload)."""
@@ -153,6 +163,10 @@ class Pipeline:
     async def embeddings(self, request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         ctx.outcome.route = request.model
         return await self._embeddings(request, ctx)
+
+    async def moderations(self, request: ModerationRequest, ctx: RequestContext) -> bytes:
+        """The upstream's moderation answer (its bytes)."""
+        return await self._moderations(request, ctx)
 
     def allows(self, ctx: RequestContext, route: str) -> bool:
         return all(stage.allows(ctx, route) for stage in self.stages)

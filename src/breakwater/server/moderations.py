@@ -14,7 +14,6 @@ import asyncio
 
 from breakwater.core.errors import PermissionDenied
 from breakwater.engine.calls.gateway import Gateway
-from breakwater.engine.calls.moderations import moderate
 from breakwater.engine.pipeline import Outcome, Pipeline
 from breakwater.engine.ports import Clock
 from breakwater.providers.openai_moderations import decode_moderation_request
@@ -50,7 +49,7 @@ class ModerationsApi:
                     raise PermissionDenied(
                         f"This API key may not use model '{request.model}'", param="model", code="model_not_allowed"
                     )
-                body = await moderate(self._gateway, request, ctx)
+                body = await pipeline.moderations(request, ctx)
             except Exception as exc:  # noqa: BLE001 - every failure becomes an OpenAI error body
                 status, headers, payload = errors.openai_error(exc, ctx.request_id)
                 await send_bytes(send, status, payload, headers)

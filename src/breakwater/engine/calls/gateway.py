@@ -41,6 +41,7 @@ from breakwater.engine.calls.attempts import Attempt, Attempts
 from breakwater.engine.calls.breaker import CircuitBreaker
 from breakwater.engine.calls.deployments import Deployments, Hold, OnTransition
 from breakwater.engine.calls.fallback import deadline_of, with_fallbacks
+from breakwater.engine.calls.moderations import moderate
 from breakwater.engine.calls.params import ADVISORY, drop_params
 from breakwater.engine.calls.stats import DeploymentStats
 from breakwater.engine.calls.stream import WatchedStream
@@ -50,6 +51,7 @@ from breakwater.engine.ports import Clock, RandomSource, TokenCounters
 from breakwater.engine.routing import Deployment, Route, Router
 from breakwater.engine.tee import EventStream
 from breakwater.providers.base import HttpRequest
+from breakwater.providers.openai_moderations import ModerationRequest
 
 
 class Gateway:
@@ -198,6 +200,12 @@ class Gateway:
             return await self.attempts.run(route, ctx, attempt, deadline, stream=True, avoid=failed.name)
 
         return resume
+
+    # --- moderations ----------------------------------------------------------------------------
+
+    async def moderations(self, request: ModerationRequest, ctx: RequestContext) -> bytes:
+        """The upstream's moderation answer (``moderations.py``: OpenAI-wire deployments only)."""
+        return await moderate(self, request, ctx)
 
     # --- embeddings -----------------------------------------------------------------------------
 

@@ -10,17 +10,20 @@ sent (a 400 naming the reason); one that mixes wires tries only its OpenAI ones.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from breakwater.core.errors import UnsupportedParameter
 from breakwater.engine.calls.deployments import Hold
 from breakwater.engine.calls.fallback import deadline_of, with_fallbacks
-from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.calls.upstream import exchange
 from breakwater.engine.context import RequestContext
 from breakwater.engine.routing import Deployment, Route
 from breakwater.providers.base import response_object
 from breakwater.providers.openai import OpenAIAdapter
 from breakwater.providers.openai_moderations import ModerationRequest
+
+if TYPE_CHECKING:
+    from breakwater.engine.calls.gateway import Gateway
 
 
 def moderating(route: Route) -> Route:
@@ -57,7 +60,8 @@ async def moderate(gateway: Gateway, request: ModerationRequest, ctx: RequestCon
             raise UnsupportedParameter(
                 f"deployment '{deployment.name}' ({adapter.wire} wire) has no moderation endpoint", param="model"
             )
-        http = adapter.moderations_request(request, deployment.target)
+        sent = request if ctx.dlp is None else ctx.dlp.outbound_moderation(request, deployment.target.provider)
+        http = adapter.moderations_request(sent, deployment.target)
         if deployment.is_mock and ctx.caller.mock_headers:  # as the gateway's chat attempts do
             http = dataclasses.replace(http, headers={**http.headers, **ctx.caller.mock_headers})
         status, headers, body = await exchange(deployment, http, min(deployment.timeouts.total, budget_s))

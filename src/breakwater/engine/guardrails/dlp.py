@@ -20,6 +20,7 @@ from breakwater.core.config.dlp import Action, ProviderDlp, RouteDlp
 from breakwater.core.detectors import KINDS, Finding, Kind, replace, scan
 from breakwater.core.errors import InvalidRequest
 from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, Message, TextPart
+from breakwater.providers.openai_moderations import ModerationRequest
 
 #: the actions that change what is sent
 _CHANGING = frozenset({"redact", "mask"})
@@ -107,6 +108,20 @@ class DlpPlan:
         if raw is not None and isinstance(raw.get("input"), (str, list)):
             raw = {**raw, "input": inputs if isinstance(raw["input"], list) else inputs[0]}
         return dataclasses.replace(request, inputs=inputs, raw=raw)
+
+    def outbound_moderation(self, request: ModerationRequest, provider: str) -> ModerationRequest:
+        """``request``'s texts as the deployments of ``provider`` may receive them (raises when
+        blocked): the body's ``input`` strings and text parts cleaned."""
+        clean, _ = self._cleaner(provider)
+        if clean is None:
+            return request
+        texts = [None if text is None else clean(text) for text in request.texts]
+        value = request.raw.get("input")
+        if isinstance(value, str):
+            value = clean(value)
+        elif isinstance(value, list):
+            value = [_moderation_input(item, clean) for item in value]
+        return dataclasses.replace(request, texts=texts, raw={**request.raw, "input": value})
 
     def _cleaner(self, provider: str) -> tuple[Callable[[str], str] | None, bool]:
         """What a text becomes on its way to ``provider`` (``None``: as it is), and whether
@@ -196,6 +211,14 @@ def _texts(request: ChatRequest) -> Iterator[str]:
                 yield part.text
         for call in message.tool_calls:
             yield call.arguments
+
+
+def _moderation_input(item: Any, clean: Any) -> Any:
+    if isinstance(item, str):
+        return clean(item)
+    if isinstance(item, dict) and isinstance(item.get("text"), str):
+        return {**item, "text": clean(item["text"])}
+    return item
 
 
 def _message(message: Message, clean: Any) -> Message:

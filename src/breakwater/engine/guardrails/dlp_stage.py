@@ -19,8 +19,9 @@ from breakwater.core.types import ChatRequest, EmbeddingRequest, EmbeddingRespon
 from breakwater.engine.context import RequestContext
 from breakwater.engine.guardrails.dlp import DlpPlan, blocked, find
 from breakwater.engine.guardrails.dlp_stream import restoring
-from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, ModerationsCall, Stage
 from breakwater.engine.tee import EventStream
+from breakwater.providers.openai_moderations import ModerationRequest
 
 #: a route without ``dlp`` whose request reaches a provider with one: counted, not changed
 _LOG_ONLY = RouteDlp()
@@ -62,6 +63,16 @@ class DlpStage(Stage):
         """The inputs scanned like a chat's text; each deployment gets them as its provider may
         (``DlpPlan.outbound_embeddings``). Token-id inputs are not text: not scanned."""
         self._plan(request.model, ctx, lambda: [f.kind for text in request.inputs for f in scan(text)])
+        return await call(request, ctx)
+
+    def moderations(self, call: ModerationsCall) -> ModerationsCall:
+        return functools.partial(self._guarded_moderations, call)
+
+    async def _guarded_moderations(
+        self, call: ModerationsCall, request: ModerationRequest, ctx: RequestContext
+    ) -> bytes:
+        """The texts to classify are sent to a provider too: scanned, and cleaned per deployment."""
+        self._plan(request.model, ctx, lambda: [f.kind for text in request.texts if text for f in scan(text)])
         return await call(request, ctx)
 
     def _plan(self, route: str, ctx: RequestContext, findings: Callable[[], list[Kind]]) -> DlpPlan | None:
