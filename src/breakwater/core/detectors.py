@@ -368,14 +368,14 @@ _GATE: tuple[PatternSet, tuple[Kind, ...]] | bool | None = False
 
 
 def _may_hold(text: str) -> set[Kind]:
-    """The kinds whose patterns may match ``text`` (one pass of RE2 over it; every kind without
-    google-re2). A text of prose with numbers in it (dates, amounts, versions) is ruled out of
-    every numeric kind here, before any window is made."""
+    """The kinds whose patterns may match ``text`` once folded (one pass of RE2 over it as it
+    is; every kind without google-re2). A text of prose with numbers in it (dates, amounts,
+    versions) is ruled out of every numeric kind here, before it is folded or any window made."""
     global _GATE
     gate = _GATE
     if gate is False:
         entries = [(kind, pattern.pattern) for kind, checks in _DETECTORS.items() for pattern, _ in checks]
-        found = PatternSet.of([pattern for _, pattern in entries])
+        found = PatternSet.of([pattern for _, pattern in entries], folding=True)
         gate = _GATE = None if found is None else (found, tuple(kind for kind, _ in entries))
     if not isinstance(gate, tuple):
         return set(KINDS)
@@ -390,10 +390,10 @@ def scan(text: str, kinds: Iterable[Kind] = KINDS) -> list[Finding]:
         text: any text; no input raises.
         kinds: the kinds to look for (an overlap is won by the earlier kind in ``KINDS``).
     """
-    folded = fold(text)
-    wanted = set(kinds) & _may_hold(folded)
+    wanted = set(kinds) & _may_hold(text)
     if not wanted:
         return []
+    folded = fold(text)
     windows = _Windows(folded)
     claimed: list[Finding] = []
     starts: list[int] = []  # claimed spans by start, to refuse an overlap in O(log n)

@@ -159,6 +159,54 @@ def loosened(pattern: str) -> str:
     return "".join(out)
 
 
+_QUANTIFIER = re.compile(r"\{\d+(?:,\d*)?\}")
+
+
+def unfolded(pattern: str) -> str:
+    """``pattern`` (RE2's syntax, as ``widened`` writes it) for a text before its Unicode
+    look-alikes of ASCII are folded (``core/detectors.fold``: fullwidth forms, dashes, spaces): it
+    matches the text wherever the pattern matches the folded text. Every literal ASCII character,
+    and every class but a negated one, also takes any character past ASCII (a superset: only a
+    text holding some can match more)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            end = pattern.find("}", i) + 1 if pattern.startswith(("\\p{", "\\P{", "\\x{"), i) else i + 2
+            token = pattern[i:end]
+            literal = len(token) == 2 and not token[1].isalnum()  # an escaped punctuation mark
+            out.append(f"[{token}{NON_ASCII}]" if literal else token)
+            i = end
+            continue
+        if ch == "[":
+            end = _class_end(pattern, i)
+            cls = pattern[i:end]
+            if not cls.startswith("[^"):  # (first: after a trailing "-" it would make a range)
+                at = 2 if cls.startswith("[]") else 1
+                cls = f"{cls[:at]}{NON_ASCII}{cls[at:]}"
+            out.append(cls)
+            i = end
+            continue
+        if pattern.startswith("(?", i):  # a group's syntax: (?: (?i:
+            ends = [k for k in (pattern.find(":", i), pattern.find(")", i)) if k >= 0]
+            end = min(ends) + 1 if ends else n
+            out.append(pattern[i:end])
+            i = end
+            continue
+        quantifier = _QUANTIFIER.match(pattern, i) if ch == "{" else None
+        if quantifier is not None:
+            out.append(quantifier.group())
+            i = quantifier.end()
+            continue
+        if ch in "^$.|?*+()" or not (ch.isascii() and ch.isprintable()):
+            out.append(ch)
+        else:
+            out.append(f"[{ch if ch.isalnum() else chr(92) + ch}{NON_ASCII}]")
+        i += 1
+    return "".join(out)
+
+
 class PatternSet:
     """Args:
     pattern_set: the compiled RE2 set (its indices are ``indices``' positions).
@@ -172,9 +220,10 @@ class PatternSet:
         self._always = tuple(always)
 
     @classmethod
-    def of(cls, patterns: Sequence[str], *, raw: bool = False) -> PatternSet | None:
+    def of(cls, patterns: Sequence[str], *, raw: bool = False, folding: bool = False) -> PatternSet | None:
         """The set of ``patterns`` (their positions are what ``candidates`` returns), or ``None``
-        without ``google-re2``. ``raw``: each pattern ``loosened``, for texts not yet normalised."""
+        without ``google-re2``. ``raw``: each pattern ``loosened``, for texts not yet normalised;
+        ``folding``: each pattern ``unfolded``, for texts not yet folded."""
         try:
             import re2  # type: ignore[import-untyped]
         except ImportError:
@@ -192,6 +241,8 @@ class PatternSet:
                 continue
             if raw:
                 wide = loosened(wide)
+            if folding:
+                wide = unfolded(wide)
             try:
                 found.Add(wide)
             except re2.error:  # (it raises a plain error saying it failed to add)
