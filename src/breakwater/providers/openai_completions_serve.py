@@ -49,7 +49,7 @@ from breakwater.core.types import (
 )
 from breakwater.providers import fields as f
 from breakwater.providers.openai_completions import legacy_logprobs
-from breakwater.providers.openai_serve import DONE, error_body, usage_json
+from breakwater.providers.openai_serve import DONE, envelope, error_body, usage_json
 from breakwater.providers.sse import encode_sse
 
 #: OpenAI's default ``max_tokens`` for a completion
@@ -152,16 +152,7 @@ def encode_completion_response(response: ChatResponse) -> bytes:
         choices.append(
             {"text": text, "index": c.index, "logprobs": logprobs, "finish_reason": _finish(c.finish_reason)}
         )
-    out: dict[str, Any] = {
-        "id": completion_id(response.id),
-        "object": "text_completion",
-        "created": response.created,
-        "model": response.model,
-        "choices": choices,
-    }
-    if response.usage is not None:
-        out["usage"] = usage_json(response.usage)
-    return orjson.dumps(out)
+    return envelope(response, completion_id(response.id), "text_completion", choices)
 
 
 class CompletionStreamEncoder:

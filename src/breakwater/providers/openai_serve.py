@@ -322,9 +322,14 @@ def encode_chat_response(response: ChatResponse) -> bytes:
         if c.message.tool_calls:
             message["tool_calls"] = _tool_calls_json(c.message.tool_calls)
         choices.append({"index": c.index, "message": message, "finish_reason": c.finish_reason, "logprobs": c.logprobs})
+    return envelope(response, response.id, "chat.completion", choices)
+
+
+def envelope(response: ChatResponse, id_: str, object_: str, choices: list[dict[str, Any]]) -> bytes:
+    """An OpenAI answer object (chat or legacy completion) around its encoded ``choices``."""
     out: dict[str, Any] = {
-        "id": response.id,
-        "object": "chat.completion",
+        "id": id_,
+        "object": object_,
         "created": response.created,
         "model": response.model,
         "choices": choices,
