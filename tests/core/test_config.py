@@ -227,3 +227,24 @@ def test_routing_guide_examples_are_valid() -> None:
         for name in named - set(deployments):
             deployments[name] = {"provider": "stand-in", "model": name}
         build_config(data)
+
+
+def test_upstream_endpoints_need_the_openai_wire() -> None:
+    """``legacy_completions`` and ``responses_api`` are refused on a deployment that does not speak
+    OpenAI's wire (nothing there serves those endpoints)."""
+    problems = _problems(
+        """
+providers:
+  claude: {type: anthropic}
+  local: {type: mock, wire: openai}
+deployments:
+  a: {provider: claude, model: c, responses_api: true, legacy_completions: true}
+  b: {provider: local, model: m, responses_api: true, legacy_completions: true}
+routes:
+  r: {deployments: [a, b]}
+"""
+    )
+    assert problems == [
+        "deployments.a.legacy_completions: only OpenAI-wire upstreams serve /v1/completions",
+        "deployments.a.responses_api: only OpenAI-wire upstreams serve /v1/responses",
+    ]

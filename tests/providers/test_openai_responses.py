@@ -79,7 +79,7 @@ def test_items_become_messages() -> None:
 
 def test_parameters_map_to_the_canonical_request() -> None:
     """Function tools, tool_choice, text.format, max_output_tokens and the sampling fields map over;
-    harmless hints are dropped by name, unmodelled ones become extra parameters."""
+    unmodelled fields become extra parameters, the harmless ones marked as hints."""
     decoded = decode_responses_request(
         {
             "model": "m",
@@ -106,8 +106,8 @@ def test_parameters_map_to_the_canonical_request() -> None:
     assert (chat.max_tokens, chat.temperature, chat.top_p, chat.parallel_tool_calls) == (9, 0.5, 0.9, False)
     assert (chat.user, chat.metadata, chat.stream, chat.raw) == ("u", {"k": "v"}, True, None)
     assert decoded.store is False
-    assert decoded.dropped == ["truncation"]
-    assert chat.extra_params == ["text.verbosity", "reasoning"]
+    assert chat.extra_params == ["text.verbosity", "truncation", "reasoning"]
+    assert chat.responses is not None and chat.responses.hints == {"truncation"}
 
 
 def test_unknown_content_parts_are_extra_parameters() -> None:
@@ -121,10 +121,11 @@ def test_unknown_content_parts_are_extra_parameters() -> None:
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"input": "hi", "tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
+        ({"input": "hi", "tools": [{"type": 7}]}, "tools[0].type"),
         ({"input": "hi", "background": True}, "background"),
-        ({"input": "hi", "include": ["reasoning.encrypted_content"]}, "include"),
-        ({"input": [{"type": "web_search_call", "id": "ws"}]}, "input[0].type"),
+        ({"input": "hi", "conversation": "conv_1"}, "conversation"),
+        ({"input": [{"type": 7}]}, "input[0].type"),
+        ({"input": "hi", "tool_choice": {"type": None}}, "tool_choice.type"),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
         ({"input": [{"type": "function_call", "call_id": "c", "name": "f"}]}, "input[0].arguments"),
         ({"input": [{"type": "function_call_output", "call_id": "c", "output": 1}]}, "input[0].output"),

@@ -269,14 +269,22 @@ def test_json_schema_format(client: openai.OpenAI, model: str) -> None:
 @pytest.mark.parametrize(
     ("body", "param", "words"),
     [
-        ({"tools": [{"type": "web_search"}]}, "tools[0].type", "web_search"),
-        ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type", "file_search"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type=web_search", "web_search"),
+        (
+            {"tools": [WEATHER, {"type": "file_search", "vector_store_ids": ["vs_1"]}]},
+            "tools[1].type=file_search",
+            "file_search",
+        ),
         ({"background": True}, "background", "background"),
         ({"include": ["file_search_call.results"]}, "include", "include"),
         ({"conversation": "conv_1"}, "conversation", "conversations"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]", "item references"),
-        ({"input": [{"type": "reasoning", "summary": []}]}, "input[0].type", "reasoning"),
-        ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice", "web_search_preview"),
+        (
+            {"input": [{"type": "computer_call_output", "call_id": "c", "output": {"type": "computer_screenshot"}}]},
+            "input[0].type=computer_call_output",
+            "computer_call_output",
+        ),
+        ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice.type=web_search_preview", "web_search_preview"),
         ({"reasoning": {"effort": "low"}}, "reasoning", "reasoning"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}, None, "file ids"),
         ({"temperature": 3}, "temperature", "temperature"),
@@ -286,8 +294,10 @@ def test_json_schema_format(client: openai.OpenAI, model: str) -> None:
 def test_what_cannot_be_honoured_is_a_400_naming_it(
     client: openai.OpenAI, body: dict[str, Any], param: str | None, words: str
 ) -> None:
-    """Hosted tools, background, include, conversations, item references, and parameters the route
-    cannot honour get a 400 in OpenAI's format that names them; nothing is silently dropped."""
+    """On a route that translates (no deployment serving OpenAI's ``/responses``), hosted tools,
+    their items, include, and parameters the route cannot honour get a 400 in OpenAI's format that
+    names them; background, conversations and item references get one on every route; nothing is
+    silently dropped."""
     with pytest.raises(openai.BadRequestError) as info:
         client.responses.create(**{"model": "mock", "input": "Hello there", **body})
     error = _error(info.value)
@@ -298,13 +308,18 @@ def test_what_cannot_be_honoured_is_a_400_naming_it(
 
 
 def test_harmless_hints_are_dropped_and_listed(client: openai.OpenAI) -> None:
-    """Hints that change no answer (truncation, service_tier, ...) are dropped and named in
-    ``x-breakwater-dropped-params``."""
+    """Hints that change no answer (truncation, service_tier, an earlier turn's reasoning item, ...)
+    are dropped and named in ``x-breakwater-dropped-params``, whatever the route says."""
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": []}
     raw = client.responses.with_raw_response.create(
-        model="mock-claude", input="Hello there", truncation="auto", service_tier="auto", safety_identifier="u1"
+        model="mock-claude",
+        input=[reasoning, {"role": "user", "content": "Hello there"}],  # type: ignore[list-item]
+        truncation="auto",
+        service_tier="auto",
+        safety_identifier="u1",
     )
     dropped = raw.headers["x-breakwater-dropped-params"].split(",")
-    assert {"truncation", "service_tier", "safety_identifier"} <= set(dropped)
+    assert {"truncation", "service_tier", "safety_identifier", "input[0].type=reasoning"} <= set(dropped)
     assert raw.parse().output_text
 
 

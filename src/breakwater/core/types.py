@@ -106,6 +106,24 @@ class PromptReference:
 
 
 @dataclass(slots=True)
+class ResponsesBody:
+    """A Responses API body kept to go to an upstream that serves OpenAI's ``/responses`` as sent
+    (``providers/openai_responses_forward.py``).
+
+    ``body`` is the client's, with a stored conversation's items before its own in ``input`` and
+    no ``previous_response_id`` (the gateway keeps conversations). ``messages`` is the canonical
+    message list the body stands for: a stage that changes the conversation makes a new list, so
+    a request whose ``messages`` are no longer this one is translated instead. ``hints`` are the
+    extra parameters that change no answer (``truncation``, a ``reasoning`` item...): dropped and
+    listed where the request is translated, whatever the route says.
+    """
+
+    body: dict[str, Any]
+    messages: list[Message]
+    hints: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
 class ChatRequest:
     """A chat call in canonical form.
 
@@ -155,6 +173,9 @@ class ChatRequest:
     #: the client's legacy completions body (``POST /v1/completions``), for a deployment whose
     #: upstream serves that endpoint; elsewhere the request is answered as the chat it maps to
     completion: dict[str, Any] | None = None
+    #: the client's Responses body (``POST /v1/responses``), for a deployment whose upstream serves
+    #: OpenAI's ``/responses``; elsewhere the request is answered as the chat it maps to
+    responses: ResponsesBody | None = None
 
     def used_params(self) -> list[str]:
         """Names (OpenAI spelling) of the optional parameters this request actually sets.
@@ -227,7 +248,9 @@ class Choice:
 
 @dataclass(slots=True)
 class ChatResponse:
-    """A whole response. ``raw_body`` is the upstream's bytes when they may go out untouched."""
+    """A whole response. ``raw_body`` is the upstream's bytes when they may go out untouched:
+    a ``chat.completion`` object, or with ``raw_kind`` ``"responses"`` a Response object of
+    OpenAI's ``/responses`` (a forwarded Responses request)."""
 
     id: str
     model: str
@@ -235,6 +258,7 @@ class ChatResponse:
     choices: list[Choice]
     usage: Usage | None = None
     raw_body: bytes | None = None
+    raw_kind: Literal["chat", "responses"] = "chat"
 
 
 # --- streaming -------------------------------------------------------------------------------
@@ -297,6 +321,9 @@ class PassthroughChunk:
     #: the text it adds elsewhere: another choice's content (keyed by its index), a tool call's
     #: arguments (keyed by ``(choice, tool)``); empty for most chunks (one choice, no tools)
     others: tuple[tuple[object, str], ...] = ()
+    #: the SSE event name of a Responses API event (a forwarded Responses stream: ``data`` is its
+    #: JSON); ``None`` for a chat completions chunk
+    event: str | None = None
 
 
 StreamEvent = StreamStart | TextDelta | ToolCallDelta | FinishEvent | UsageEvent | PassthroughChunk

@@ -71,6 +71,8 @@ class Target:
     auto_cache_min_tokens: int | None = None
     #: OpenAI wire: the upstream serves the legacy ``/completions`` (``openai_completions.py``)
     legacy_completions: bool = False
+    #: OpenAI wire: the upstream serves OpenAI's ``/responses`` (``openai_responses_forward.py``)
+    responses_api: bool = False
     #: signs each request last, over its exact bytes (Bedrock's SigV4; ``None``: no signature)
     signer: RequestSigner | None = None
 

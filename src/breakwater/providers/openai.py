@@ -37,6 +37,14 @@ from breakwater.providers.base import HttpRequest, Target, error_object, respons
 from breakwater.providers.hosts import host
 from breakwater.providers.openai_completions import chat_entries, completion_body, forwarded
 from breakwater.providers.openai_moderations import ModerationRequest, moderation_request
+from breakwater.providers.openai_responses_forward import (
+    ResponsesStreamParser,
+    read_response,
+    responses_body,
+)
+from breakwater.providers.openai_responses_forward import (
+    forwarded as responses_forwarded,
+)
 from breakwater.providers.openai_stream import (
     FINISH,
     OpenAIStreamParser,
@@ -63,7 +71,8 @@ class OpenAIAdapter:
         caches long prompt prefixes by itself), so the engine strips it, fast path included.
         """
         quirks = host(target.host).unsupported
-        whole = request.raw is not None or forwarded(request, target)  # the client's own body goes upstream
+        # the client's own body goes upstream
+        whole = request.raw is not None or forwarded(request, target) or responses_forwarded(request, target)
         return [
             p
             for p in request.used_params()
@@ -96,6 +105,10 @@ class OpenAIAdapter:
             body["model"] = target.model
         elif forwarded(request, target):
             body, path = completion_body(request, target.model), "completions"
+        elif responses_forwarded(request, target):  # a Responses request, as sent (usage is in its last event)
+            body = responses_body(request, target.model)
+            body.update(target.extra_body)
+            return HttpRequest("POST", _url(target, "responses"), _headers(target), orjson.dumps(body), request.stream)
         else:
             body = chat_body(request, target.model)
         if request.stream:
@@ -127,6 +140,8 @@ class OpenAIAdapter:
     def chat_response(self, body: bytes, target: Target) -> ChatResponse:
         data = response_object(body, target)
         try:
+            if data.get("object") == "response":  # a forwarded Responses request's answer
+                return read_response(data, body, target)
             return chat_completion(data, body, target.model)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MalformedResponse(
@@ -152,7 +167,9 @@ class OpenAIAdapter:
     def passthrough_text(self, chunk: PassthroughChunk) -> str:
         return passthrough_text(chunk)
 
-    def stream_parser(self, request: ChatRequest, target: Target) -> OpenAIStreamParser:
+    def stream_parser(self, request: ChatRequest, target: Target) -> OpenAIStreamParser | ResponsesStreamParser:
+        if responses_forwarded(request, target):
+            return ResponsesStreamParser(target)
         return OpenAIStreamParser(target, passthrough=request.raw is not None, include_usage=request.include_usage)
 
 
@@ -181,6 +198,8 @@ def _url(target: Target, path: str) -> str:
     row = host(target.host)
     base = target.base_url
     if row.azure:
+        if path == "responses":  # Azure's Responses API names the deployment in the body's model
+            return f"{base}/openai/responses?api-version={target.api_version or '2025-04-01-preview'}"
         version = target.api_version or "2024-10-21"
         return f"{base}/openai/deployments/{target.model}/{path}?api-version={version}"
     return f"{base}/{path}"

@@ -6,15 +6,20 @@ parts, ``function_call`` and ``function_call_output`` items); they become canoni
 for ``previous_response_id`` is the items themselves (``ResponsesRequest.items``): a stored
 conversation is turned into messages by the same ``messages_of`` as a new one.
 
-What the canonical form cannot carry is sorted three ways (docs/api.md, "Responses"):
+The body itself is kept too (``ChatRequest.responses``): a deployment whose upstream serves
+``/responses`` (OpenAI) gets it as sent (``openai_responses_forward.py``). Elsewhere the request is
+translated, and what the canonical form cannot carry is sorted three ways (docs/api.md, "Responses"):
 
-- features that need OpenAI's own servers (hosted tools, ``background``, ``conversation``,
-  ``include``, item references): a 400 naming them, whatever the route;
-- generation parameters the canonical form does not model (``reasoning``, ``max_tool_calls``,
-  ``text.verbosity``, ...): ``extra_params``, so the route's ``unsupported_params`` decides (a 400
-  naming them, or dropped and listed in ``x-breakwater-dropped-params``);
-- hints that change no answer (``truncation``, ``service_tier``, ``prompt_cache_key``, ...):
-  always dropped and listed in ``x-breakwater-dropped-params`` (``ResponsesRequest.dropped``).
+- features that need a stored state the gateway does not proxy (``background``, ``conversation``,
+  item references): a 400 naming them, whatever the route;
+- what only OpenAI's ``/responses`` can honour (hosted tools as ``tools[i].type=web_search``, other
+  items as ``input[i].type=...``, ``include``, ``reasoning``, ``max_tool_calls``, ``text.verbosity``...):
+  ``extra_params``, so the route's ``unsupported_params`` decides where the request is translated
+  (a 400 naming them, or dropped and listed in ``x-breakwater-dropped-params``);
+- hints that change no answer (``truncation``, ``service_tier``, ``prompt_cache_key``, a
+  ``reasoning`` item or a hosted search's record, ...): ``extra_params`` too, but always dropped
+  and listed where the request is translated (``ResponsesBody.hints``), so a conversation started
+  on OpenAI can go on elsewhere.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from breakwater.core.types import (
     ImagePart,
     Message,
     ResponseFormat,
+    ResponsesBody,
     TextPart,
     Tool,
     ToolCall,
@@ -38,22 +44,23 @@ from breakwater.core.types import (
 from breakwater.providers import fields as f
 from breakwater.providers.openai_serve import CACHE_FIELD, PROMPT_FIELD, metadata_of
 
-#: fields that need OpenAI's own servers: refused with a 400 naming them
+#: fields that need a state kept at OpenAI the gateway does not proxy: refused with a 400 naming them
 REFUSED = {
     "background": "background responses are not supported by the gateway; send the request without 'background'",
     "conversation": "OpenAI conversations are not supported; use 'previous_response_id' or send the whole input",
-    "include": "'include' asks for data of OpenAI-hosted tools or encrypted reasoning, which the gateway cannot give",
-    "context_management": "server-side context compaction is not supported by the gateway",
 }
-#: fields that change no answer: dropped, and listed in ``x-breakwater-dropped-params``
+#: fields that change no answer: honoured where forwarded, else dropped and listed in
+#: ``x-breakwater-dropped-params`` (``ResponsesBody.hints``)
 HARMLESS = frozenset(
     {"truncation", "service_tier", "prompt_cache_key", "prompt_cache_retention", "safety_identifier", "stream_options"}
 )
-#: the tool types OpenAI runs itself (refused by name); any other non-function type is refused too
-HOSTED_TOOLS = (
-    "web_search, web_search_preview, file_search, code_interpreter, computer_use_preview, image_generation, "
-    "mcp, local_shell, shell, apply_patch, custom"
-)
+#: items that record what OpenAI did itself (its reasoning, a hosted tool's run): hints, since an
+#: answer made elsewhere needs none of them (the results are in the conversation's text); a call a
+#: client runs (``computer_call``, ``custom_tool_call``...) is not one
+RECORDS = frozenset(
+    {"reasoning", "web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call",
+     "mcp_call", "mcp_list_tools"}
+)  # fmt: skip
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 
@@ -71,8 +78,10 @@ class ResponsesRequest:
     #: the body's ``tool_choice`` and ``text`` as sent, echoed in the Response object
     tool_choice: Any = "auto"
     text: dict[str, Any] = field(default_factory=lambda: {"format": {"type": "text"}})
-    #: harmless fields the gateway drops (``x-breakwater-dropped-params``)
-    dropped: list[str] = field(default_factory=list)
+    #: the client's body, as a forwarded request sends it (``ResponsesBody.body``)
+    body: dict[str, Any] = field(default_factory=dict)
+    #: the extra parameters that change no answer (``ResponsesBody.hints``)
+    hints: set[str] = field(default_factory=set)
 
 
 def decode_responses_request(body: Any) -> ResponsesRequest:
@@ -95,16 +104,29 @@ def decode_responses_request(body: Any) -> ResponsesRequest:
             if value not in (False, [], {}):
                 raise InvalidRequest(REFUSED[key], param=key)
         elif key in HARMLESS:
-            out.dropped.append(key)
-        else:
+            out.hints.add(key)
+            chat.extra_params.append(key)
+        elif value not in ([], {}):  # (an empty ``include`` asks for nothing)
             chat.extra_params.append(key)
     if not chat.model:
         raise InvalidRequest("'model' is required", param="model")
     if not out.items and out.previous_response_id is None and chat.prompt is None:
         raise InvalidRequest("'input' must be a non-empty string or array of items", param="input")
     f.check_tool_choice(chat.tool_choice, chat.tools)
-    chat.messages = messages_of(out.items, out.instructions)
+    out.body = {k: v for k, v in body.items() if k not in _KEPT_BY_GATEWAY}
+    _keep_body(out, messages_of(out.items, out.instructions))
     return out
+
+
+#: body fields the gateway itself answers for, never forwarded
+_KEPT_BY_GATEWAY = frozenset({"previous_response_id", CACHE_FIELD})
+
+
+def _keep_body(request: ResponsesRequest, messages: list[Message]) -> None:
+    """``messages`` as the canonical conversation, and the body that stands for them."""
+    request.chat.messages = messages
+    request.hints.update(p for p in request.chat.extra_params if p.partition(".type=")[2] in RECORDS)
+    request.chat.responses = ResponsesBody(request.body, messages, frozenset(request.hints))
 
 
 def with_history(request: ResponsesRequest, history: list[dict[str, Any]]) -> None:
@@ -116,7 +138,9 @@ def with_history(request: ResponsesRequest, history: list[dict[str, Any]]) -> No
     """
     for i, item in enumerate(history):
         _check_item(item, f"previous_response.items[{i}]", request.chat)
-    request.chat.messages = messages_of([*history, *request.items], request.instructions)
+    items = [*history, *request.items]
+    request.body = {**request.body, "input": items}
+    _keep_body(request, messages_of(items, request.instructions))
 
 
 def _set_model(r: ResponsesRequest, v: Any) -> None:
@@ -139,7 +163,15 @@ def _set_input(r: ResponsesRequest, v: Any) -> None:
 def _set_tools(r: ResponsesRequest, v: Any) -> None:
     if not isinstance(v, list):
         raise f.bad("tools", "an array")
-    r.chat.tools = [_tool(t, i) for i, t in enumerate(v)]
+    for i, value in enumerate(v):
+        t = f.obj(value, f"tools[{i}]")
+        kind = t.get("type")
+        if kind == "function":
+            r.chat.tools.append(_tool(t, i))
+        elif isinstance(kind, str) and kind:  # a tool OpenAI runs itself: only its /responses can
+            r.chat.extra_params.append(f"tools[{i}].type={kind[:40]}")
+        else:
+            raise f.bad(f"tools[{i}].type", "a string")
 
 
 def _set_tool_choice(r: ResponsesRequest, v: Any) -> None:
@@ -148,12 +180,11 @@ def _set_tool_choice(r: ResponsesRequest, v: Any) -> None:
         r.chat.tool_choice = ToolChoice(v)
         return
     choice = f.obj(v, "tool_choice")
-    if choice.get("type") != "function":
-        raise InvalidRequest(
-            f"'tool_choice': only 'auto', 'none', 'required' or a function ({{\"type\": \"function\", \"name\": ...}}) "
-            f"can be chosen, not {str(choice.get('type'))[:40]!r}",
-            param="tool_choice",
-        )
+    if choice.get("type") != "function":  # a hosted tool, or allowed_tools: only OpenAI's /responses can
+        if not isinstance(choice.get("type"), str):
+            raise f.bad("tool_choice.type", "a string")
+        r.chat.extra_params.append(f"tool_choice.type={choice['type'][:40]}")
+        return
     r.chat.tool_choice = ToolChoice("named", f.req_str(choice, "name", "tool_choice."))
 
 
@@ -213,16 +244,8 @@ _SETTERS: dict[str, Callable[[ResponsesRequest, Any], None]] = {
 }
 
 
-def _tool(value: Any, i: int) -> Tool:
+def _tool(t: dict[str, Any], i: int) -> Tool:
     path = f"tools[{i}]"
-    t = f.obj(value, path)
-    kind = t.get("type")
-    if kind != "function":
-        raise InvalidRequest(
-            f"'{path}.type': only 'function' tools are supported; {str(kind)[:40]!r} is a tool OpenAI hosts "
-            f"({HOSTED_TOOLS}), which the gateway cannot run",
-            param=f"{path}.type",
-        )
     params = t.get("parameters") or {"type": "object", "properties": {}}
     return Tool(
         name=f.req_str(t, "name", path + "."),
@@ -301,12 +324,10 @@ def _check_item(item: dict[str, Any], path: str, chat: ChatRequest) -> None:
             f"'{path}': item references are not supported; send the item itself or use 'previous_response_id'",
             param=path,
         )
+    elif isinstance(kind, str) and kind:  # reasoning, a hosted tool's call...: only OpenAI's /responses takes them
+        chat.extra_params.append(f"{path}.type={kind[:40]}")
     else:
-        raise InvalidRequest(
-            f"'{path}.type': {str(kind)[:40]!r} items are not supported (the gateway takes message, function_call "
-            "and function_call_output items)",
-            param=f"{path}.type",
-        )
+        raise f.bad(f"{path}.type", "a string")
 
 
 def messages_of(items: list[dict[str, Any]], instructions: str | None) -> list[Message]:

@@ -8,7 +8,8 @@ A stream becomes OpenAI's event sequence (shapes from the ``openai`` SDK's
 arguments as deltas, their ``.done`` events and ``response.output_item.done``, then
 ``response.completed`` (``response.incomplete`` when the answer was cut short) holding the
 whole Response. Every event has a ``sequence_number``. A failure once the stream has started is
-an ``error`` event, then ``response.failed``.
+an ``error`` event, then ``response.failed``. A forwarded request's stream is the upstream's own
+events (``PassthroughChunk.event``), which go out as they came.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from breakwater.core.types import (
     Usage,
     UsageEvent,
 )
+from breakwater.providers.openai_responses_forward import event_of
 from breakwater.providers.openai_responses_request import ResponsesRequest
 from breakwater.providers.openai_stream import passthrough_events
 from breakwater.providers.sse import encode_sse
@@ -39,6 +41,8 @@ NewId = Callable[[str], str]
 
 #: a finish reason that means the answer is incomplete -> Responses' ``incomplete_details.reason``
 _INCOMPLETE: dict[FinishReason, str] = {"length": "max_output_tokens", "content_filter": "content_filter"}
+#: the forwarded events the encoder reads: the response's id, and its last state
+_FIRST_OR_LAST = frozenset({"response.created", "response.completed", "response.incomplete"})
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -182,6 +186,8 @@ class StreamEncoder:
         self._calls: dict[int, _Call] = {}
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
+        #: the stream is an upstream's own Responses events, forwarded as they come
+        self._forwarding = False
         self.response: dict[str, Any] | None = None
 
     def _event(self, kind: str, payload: dict[str, Any]) -> bytes:
@@ -202,6 +208,8 @@ class StreamEncoder:
         )
 
     def encode(self, event: StreamEvent) -> bytes:
+        if isinstance(event, PassthroughChunk) and event.event is not None:
+            return self._forward(event)
         if isinstance(event, StreamStart):
             self._model = event.model
             return b"" if self._begun else self._begin()
@@ -222,6 +230,32 @@ class StreamEncoder:
                 self._usage = event.usage
             return head + b"".join(self.encode(e) for e in passthrough_events(event))
         raise TypeError(f"unknown stream event {event!r}")
+
+    def _forward(self, chunk: PassthroughChunk) -> bytes:
+        """An upstream's Responses event, as it came; the response's id and last state are read
+        from it (what ``error`` continues, what the gateway stores)."""
+        self._forwarding = True
+        self._seq += 1
+        if chunk.event in _FIRST_OR_LAST:
+            response = event_of(chunk).get("response") or {}
+            if chunk.event == "response.created":
+                self._id, self._begun = str(response.get("id") or self._id), True
+            else:
+                self.response = response
+        assert chunk.event is not None
+        return encode_sse(chunk.data, chunk.event)
+
+    def item(self, item: dict[str, Any]) -> bytes:
+        """A finished item that has no deltas (a hosted tool's call, as the mock acts one out)."""
+        out = b"" if self._begun else self._begin()
+        out += self._close_message("completed")
+        at = {"output_index": len(self._output)}
+        self._output.append(item)
+        return (
+            out
+            + self._event("response.output_item.added", {**at, "item": {**item, "status": "in_progress"}})
+            + self._event("response.output_item.done", {**at, "item": item})
+        )
 
     def _text_delta(self, event: TextDelta) -> bytes:
         out = b""
@@ -271,6 +305,8 @@ class StreamEncoder:
         return out + self._event("response.function_call_arguments.delta", {**where, "delta": event.arguments})
 
     def end(self) -> bytes:
+        if self._forwarding:  # the upstream's last event went out already
+            return b""
         incomplete = self._finish in _INCOMPLETE
         out = b"" if self._begun else self._begin()
         out += self._close_message("incomplete" if incomplete else "completed")

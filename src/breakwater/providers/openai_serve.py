@@ -314,7 +314,7 @@ def _tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:
 
 
 def encode_chat_response(response: ChatResponse) -> bytes:
-    if response.raw_body is not None:
+    if response.raw_body is not None and response.raw_kind == "chat":
         return response.raw_body
     choices = []
     for c in response.choices:

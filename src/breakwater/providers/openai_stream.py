@@ -123,8 +123,11 @@ def passthrough_text(chunk: PassthroughChunk) -> str:
 
     Raises:
         ValueError: the chunk is unreadable, or carries another choice or a tool call, so the
-            text so far cannot be told from it.
+            text so far cannot be told from it. A forwarded Responses event gives the text
+            its parser read (``PassthroughChunk.text``).
     """
+    if chunk.event is not None:
+        return chunk.text
     try:
         data = orjson.loads(chunk.data)
         text = ""
@@ -142,8 +145,11 @@ def passthrough_events(chunk: PassthroughChunk) -> list[StreamEvent]:
     """A forwarded chunk as canonical events: its start (id, model, created), then its choices' pieces.
 
     For what must see a fast-path stream in canonical form (the answer cache assembles one to
-    store it); usage stays on the chunk. Raises ``ValueError`` for an unreadable chunk.
+    store it); usage stays on the chunk. Raises ``ValueError`` for an unreadable chunk, or a
+    forwarded Responses event (``PassthroughChunk.event``), which has no canonical form here.
     """
+    if chunk.event is not None:
+        raise ValueError("a Responses event, not a chat completions chunk")
     try:
         data = orjson.loads(chunk.data)
         events: list[StreamEvent] = [

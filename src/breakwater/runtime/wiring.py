@@ -212,6 +212,10 @@ class Wiring:
             if d.legacy_completions:
                 target = dataclasses.replace(deployment.target, legacy_completions=True)
                 deployment = dataclasses.replace(deployment, target=target)
+            responses_api = d.responses_api if d.responses_api is not None else deployment.target.host == "openai"
+            if responses_api and deployment.adapter.wire == "openai":
+                target = dataclasses.replace(deployment.target, responses_api=True)
+                deployment = dataclasses.replace(deployment, target=target)
             deployments.append(
                 dataclasses.replace(deployment, max_concurrency=d.max_concurrency, max_queue=d.max_queue)
             )

@@ -5,9 +5,9 @@
 side of the pipeline call: a ``previous_response_id`` is looked up in the responses' store (the
 caller's key's records only: another key's is a 404, as if it did not exist) and its
 conversation put before the new input; the answer (``store`` not false) is kept before its last
-byte goes out, so a client continuing it at once finds it. Every upstream wire serves it, OpenAI
-included, through the canonical types (docs/api.md, "Responses", says why there is no
-pass-through to OpenAI's own ``/v1/responses``).
+byte goes out, so a client continuing it at once finds it. Every upstream wire serves it through
+the canonical types; an upstream that serves ``/responses`` itself (OpenAI) gets the body as sent
+and its answer goes back as it came (``providers/openai_responses_forward.py``), kept all the same.
 """
 
 from __future__ import annotations
@@ -85,13 +85,14 @@ class ResponsesApi:
                 request = outcome.request = decoded.chat
                 answer = await pipeline.chat(request, ctx)
                 response_id, created = self.new_id("resp_"), int(ep.clock.time())
-                if decoded.dropped:  # hints that change no answer (providers/openai_responses_request.py)
-                    ctx.outcome.dropped_params = [*decoded.dropped, *ctx.outcome.dropped_params]
                 if isinstance(answer, ChatResponse):
-                    response = serve.encode_response(answer, decoded, response_id, created, self.new_id)
+                    if answer.raw_body is not None and answer.raw_kind == "responses":  # forwarded: as it came
+                        body, response = answer.raw_body, orjson.loads(answer.raw_body)
+                    else:
+                        response = serve.encode_response(answer, decoded, response_id, created, self.new_id)
+                        body = orjson.dumps(response)
                     if decoded.store:
                         await self._keep(decoded, history, response, owner)
-                    body = orjson.dumps(response)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a mapped error response
                 outcome.status, outcome.error = await fail_with(send, errors.openai_error, exc, ctx), exc
                 return

@@ -133,3 +133,7 @@ class Deployment(_Model):
     #: OpenAI-wire deployments whose upstream serves OpenAI's legacy ``/v1/completions``: legacy
     #: completion requests go there as sent, instead of mapped onto chat (docs/api.md)
     legacy_completions: bool = False
+    #: OpenAI-wire deployments whose upstream serves OpenAI's ``/v1/responses``: Responses API
+    #: requests go there as sent (hosted tools, reasoning items...) instead of translated
+    #: (docs/api.md); unset: on for OpenAI itself (host openai), off elsewhere
+    responses_api: bool | None = None

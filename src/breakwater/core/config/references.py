@@ -44,14 +44,11 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
         provider_ref(f"deployments.{name}.provider", dep.get("provider"))
         cache = dep.get("prompt_cache")
         provider = providers.get(dep.get("provider"))  # type: ignore[arg-type]
-        if dep.get("legacy_completions") is True and isinstance(provider, dict):
-            wire = provider.get("wire", "openai") if provider.get("type") == "mock" else provider.get("type")
-            if wire != "openai":
-                problems.append(
-                    Problem(
-                        f"deployments.{name}.legacy_completions", "only OpenAI-wire upstreams serve /v1/completions"
-                    )
-                )
+        for flag, served in (("legacy_completions", "/v1/completions"), ("responses_api", "/v1/responses")):
+            if dep.get(flag) is True and isinstance(provider, dict):
+                wire = provider.get("wire", "openai") if provider.get("type") == "mock" else provider.get("type")
+                if wire != "openai":
+                    problems.append(Problem(f"deployments.{name}.{flag}", f"only OpenAI-wire upstreams serve {served}"))
         if isinstance(cache, dict) and cache.get("auto") and isinstance(provider, dict):
             wire = provider.get("wire", "openai") if provider.get("type") == "mock" else provider.get("type")
             claude_on_vertex = wire == "vertex" and str(dep.get("model", "")).lower().startswith("claude")

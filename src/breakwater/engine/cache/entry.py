@@ -60,7 +60,7 @@ def encode_entry(entry: CacheEntry) -> bytes:
         "upstream_model": entry.upstream_model,
         "model": response.model,
     }
-    if isinstance(response, ChatResponse) and response.raw_body is not None:
+    if isinstance(response, ChatResponse) and response.raw_body is not None and response.raw_kind == "chat":
         return orjson.dumps(data) + b"\n" + response.raw_body
     data["usage"] = None if response.usage is None else _usage_json(response.usage)
     if isinstance(response, EmbeddingResponse):

@@ -43,6 +43,9 @@ _IGNORED_CANONICAL = frozenset(
      "raw"}
 )  # fmt: skip
 
+#: a Responses body's fields the canonical messages already key (or that change no answer)
+_RESPONSES_KEYED_ELSEWHERE = IGNORED_FIELDS | {"input", "instructions"}
+
 
 def tenant_of(caller: Caller, scope: str) -> str:
     """Whose answers a request may be served, under the route's ``scope``."""
@@ -82,6 +85,9 @@ def canonical(request: ChatRequest | EmbeddingRequest) -> dict[str, Any]:
     data = asdict(request)
     for name in _IGNORED_CANONICAL:
         data.pop(name, None)
+    forward = data.get("responses")
+    if forward is not None:  # a Responses body: its fields the messages do not carry (hosted tools, include...)
+        data["responses"] = {k: v for k, v in forward["body"].items() if k not in _RESPONSES_KEYED_ELSEWHERE}
     stripped: dict[str, Any] = _without_breakpoints(data)
     return stripped
 

@@ -258,7 +258,8 @@ class Gateway:
         unsupported = deployment.adapter.unsupported(request, deployment.target)
         if not unsupported:
             return request
-        binding = [p for p in unsupported if p not in ADVISORY]
+        hints = request.responses.hints if request.responses is not None else ()
+        binding = [p for p in unsupported if p not in ADVISORY and p not in hints]
         if binding and route.unsupported_params == "reject":
             name = binding[0]
             raise UnsupportedParameter(

@@ -117,7 +117,7 @@ class WatchedStream(EventStream):
                     return
                 self._text.append(event.text)
             elif isinstance(event, PassthroughChunk):
-                if event.finish_reasons or self.text_of is None:
+                if event.finish_reasons or self.text_of is None or event.event is not None:  # (a Responses event)
                     self._resume = None
                     return
                 try:

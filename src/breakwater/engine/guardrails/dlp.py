@@ -20,6 +20,7 @@ from breakwater.core.config.dlp import Action, ProviderDlp, RouteDlp
 from breakwater.core.detectors import KINDS, Finding, Kind, replace, scan
 from breakwater.core.errors import InvalidRequest
 from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, Message, TextPart
+from breakwater.engine.guardrails.dlp_bodies import chat_body, responses_body
 from breakwater.providers.openai_moderations import ModerationRequest
 
 #: the actions that change what is sent
@@ -86,16 +87,19 @@ class DlpPlan:
     def outbound(self, request: ChatRequest, provider: str) -> ChatRequest:
         """``request`` as the deployments of ``provider`` may receive it (raises when blocked).
 
-        A masked *streamed* request loses its raw body (the OpenAI fast path): its chunks must
-        come back in the canonical form to have the placeholders restored. Any other keeps it,
-        with the same text changes.
+        A masked *streamed* request loses its raw body (the OpenAI fast path) and its Responses
+        body: its chunks must come back in the canonical form to have the placeholders restored.
+        Any other keeps them, with the same text changes (``dlp_bodies.py``).
         """
         clean, masking = self._cleaner(provider)
         if clean is None:
             return request
         messages = [_message(m, clean) for m in request.messages]
-        raw = None if (masking and request.stream) or request.raw is None else _raw(request.raw, clean)
-        return dataclasses.replace(request, messages=messages, raw=raw)
+        raw = None if (masking and request.stream) or request.raw is None else chat_body(request.raw, clean)
+        forward = request.responses
+        if forward is not None and forward.messages is request.messages:  # (not one a stage made stale)
+            forward = None if masking and request.stream else responses_body(forward, clean, messages)
+        return dataclasses.replace(request, messages=messages, raw=raw, responses=forward)
 
     def outbound_embeddings(self, request: EmbeddingRequest, provider: str) -> EmbeddingRequest:
         """``request``'s inputs as the deployments of ``provider`` may receive them (raises when
@@ -225,35 +229,3 @@ def _message(message: Message, clean: Any) -> Message:
     content = [dataclasses.replace(p, text=clean(p.text)) if isinstance(p, TextPart) else p for p in message.content]
     calls = [dataclasses.replace(c, arguments=clean(c.arguments)) for c in message.tool_calls]
     return dataclasses.replace(message, content=content, tool_calls=calls)
-
-
-def _raw(raw: dict[str, Any], clean: Any) -> dict[str, Any]:
-    """The client's OpenAI body with the same text cleaned (the fast path keeps working)."""
-    messages = []
-    for message in raw.get("messages") or []:
-        if not isinstance(message, dict):
-            messages.append(message)
-            continue
-        message = dict(message)
-        content = message.get("content")
-        if isinstance(content, str):
-            message["content"] = clean(content)
-        elif isinstance(content, list):
-            message["content"] = [
-                {**part, "text": clean(part["text"])}
-                if isinstance(part, dict) and isinstance(part.get("text"), str)
-                else part
-                for part in content
-            ]
-        calls = message.get("tool_calls")
-        if isinstance(calls, list):
-            message["tool_calls"] = [_raw_call(call, clean) for call in calls]
-        messages.append(message)
-    return {**raw, "messages": messages}
-
-
-def _raw_call(call: Any, clean: Any) -> Any:
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
-        return call
-    return {**call, "function": {**function, "arguments": clean(function["arguments"])}}

@@ -5,7 +5,7 @@ and returns a ``MockReply``. The ASGI app (``breakwater mock``) and the in-proce
 deployment of provider type ``mock``) are thin shells around it, so both behave identically.
 
 Routes: OpenAI ``POST /v1/chat/completions``, ``POST /v1/completions`` (legacy: the chat answer
-as text, ``echo`` honoured), ``POST /v1/embeddings``, ``POST /v1/moderations`` (``moderation.py``), ``GET /v1/models`` (also
+as text, ``echo`` honoured), ``POST /v1/responses`` (``responses.py``), ``POST /v1/embeddings``, ``POST /v1/moderations`` (``moderation.py``), ``GET /v1/models`` (also
 without the ``/v1`` prefix, and Azure's ``/openai/deployments/{name}/...`` with the model from
 the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` and ``GET
 /v1/models`` when an ``anthropic-version`` header is present; Gemini ``POST /v1beta/models/
@@ -43,6 +43,7 @@ from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset,
 from breakwater.infra.mock.model import MockModel, filtered, input_tokens, stream_events
 from breakwater.infra.mock.moderation import moderation_body
 from breakwater.infra.mock.prompt_cache import PromptCacheSim
+from breakwater.infra.mock.responses import response_json, stream_frames
 from breakwater.infra.mock.vertex import (
     TOKEN_PATH,
     VERTEX_PATH,
@@ -59,6 +60,7 @@ from breakwater.providers.openai_completions_serve import (
     encode_completion_response,
 )
 from breakwater.providers.openai_moderations import decode_moderation_request
+from breakwater.providers.openai_responses_request import decode_responses_request
 from breakwater.providers.sigv4 import credential_scope
 
 __all__ = ["ConnectionReset", "MockReply", "MockService"]
@@ -104,7 +106,7 @@ class MockReply:
 class _Route:
     method: str
     wire: Wire
-    kind: str  # chat | completions | embeddings | moderations | models | count_tokens | health
+    kind: str  # chat | completions | responses | embeddings | moderations | models | count_tokens | health
     model: str | None = None
     action: str | None = None  # Gemini's (or Vertex's) verb after the colon
     vertex: bool = False  # a Vertex AI URL: a bearer token is required
@@ -143,6 +145,7 @@ class MockService:
             self._routes[prefix + "/models"] = _Route("GET", self.openai, "models")
             self._routes[prefix + "/moderations"] = _Route("POST", self.openai, "moderations")
             self._routes[prefix + "/completions"] = _Route("POST", self.openai, "completions")
+            self._routes[prefix + "/responses"] = _Route("POST", self.openai, "responses")
         self._routes["/v1/messages"] = _Route("POST", self.anthropic, "chat")
         self._routes["/v1/messages/count_tokens"] = _Route("POST", self.anthropic, "count_tokens")
         self._routes["/v1beta/models"] = _Route("GET", self.gemini, "models")
@@ -201,6 +204,8 @@ class MockService:
                 return self._embeddings(wire, data, route.model, faults)
             if route.kind == "completions":
                 return self._completions(data, faults)
+            if route.kind == "responses":
+                return self._responses(data, faults)
             if route.kind == "moderations":
                 request = decode_moderation_request(data)
                 body = (
@@ -335,6 +340,22 @@ class MockService:
         encoder = CompletionStreamEncoder(request)
         frames = [f for f in (encoder.encode(e) for e in stream_events(response)) if f]
         return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, [encoder.end()], faults))
+
+    def _responses(self, data: Any, faults: Faults) -> MockReply:
+        """OpenAI's Responses API (``responses.py``): the chat answer as a Response or its events."""
+        request = decode_responses_request(data)
+        answer = self._model.chat(request.chat)
+        response_id, created = f"resp_mock{self._ids.new()}", self._now()
+        if faults.malformed:
+            return MockReply(200, self._headers(_JSON), self.openai.malformed_body)
+        if not request.chat.stream:
+            body = orjson.dumps(response_json(request, answer, response_id, created, self._new_id))
+            return MockReply(200, self._headers(_JSON), body)
+        frames, end = stream_frames(request, answer, response_id, created, self._new_id)
+        return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, end, faults))
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}mock{self._ids.new()}"
 
     def _embeddings(self, wire: Wire, data: Any, model: str | None, faults: Faults) -> MockReply:
         single = wire is self.gemini and isinstance(data, dict) and "requests" not in data  # :embedContent
