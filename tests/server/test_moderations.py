@@ -117,3 +117,14 @@ def test_moderation_is_held_to_the_callers_key(keyed: str) -> None:
     with pytest.raises(openai.PermissionDeniedError):
         openai_sdk(keyed, narrow).moderations.create(input="hello")
     assert openai_sdk(keyed, wide).moderations.create(input="hello").results[0].flagged is False
+
+
+def test_moderation_counts_against_the_keys_limits(keyed: str) -> None:
+    """A moderation is a request like any other for the key's limits: past its rpm, a 429."""
+    with admin_http(keyed, ADMIN) as admin:
+        key = admin.post("/admin/keys", json={"routes": ["omni-moderation-latest"], "limits": {"rpm": 2}}).json()["key"]
+    client = openai_sdk(keyed, key, max_retries=0)
+    for _ in range(2):
+        assert client.moderations.create(input="hello").results[0].flagged is False
+    with pytest.raises(openai.RateLimitError):
+        client.moderations.create(input="hello")

@@ -28,6 +28,7 @@ from breakwater.engine.limits.checks import Demand, Scope
 from breakwater.engine.limits.quota import Quota
 from breakwater.engine.ports import TokenCounters, text_counter
 from breakwater.engine.routing import Deployment, Route, Router
+from breakwater.providers.openai_moderations import ModerationRequest
 
 #: output tokens reserved for a request that does not say how many it may generate: give the
 #: route a ``max_tokens`` default to reserve (and bound) less
@@ -102,6 +103,11 @@ class Gatekeeper:
             ctx.caller.user = request.user
         await self._admit(ctx, route, lambda: self._embeddings_demand(route, request))
 
+    async def admit_moderations(self, ctx: RequestContext, request: ModerationRequest) -> None:
+        """Permission and limits for a moderation: a request, and its texts' tokens (free of cost)."""
+        route = self._route(ctx, request.model)
+        await self._admit(ctx, route, lambda: self._moderations_demand(route, request))
+
     def settle(self, ctx: RequestContext, tokens: int, cost_usd: Decimal | None) -> None:
         """The request ended: replace its reservations with what it used."""
         if ctx.limits.ticket is not None:
@@ -163,6 +169,10 @@ class Gatekeeper:
         count = self._counter(route)
         prompt = sum(count(text) for text in request.inputs) + sum(map(len, request.token_inputs or ()))
         return Demand(prompt, self._max_cost(route, Usage(input_tokens=prompt)))
+
+    def _moderations_demand(self, route: Route, request: ModerationRequest) -> Demand:
+        count = self._counter(route)
+        return Demand(sum(count(text) for text in request.texts if text), 0)
 
     def _max_cost(self, route: Route, usage: Usage) -> int:
         """The cost of ``usage`` at the dearest deployment of the route, in nano-dollars (0: no price known)."""

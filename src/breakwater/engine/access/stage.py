@@ -1,7 +1,8 @@
 """The access stage: permission, the route's ``max_tokens`` guard and limits; settlement at the end.
 
 ``begin`` authenticates the key before the body is read (``Gatekeeper.authenticate``); the
-call admits the request (``Gatekeeper.admit_chat`` / ``admit_embeddings``: a refusal raises
+call admits the request (``Gatekeeper.admit_chat`` / ``admit_embeddings`` /
+``admit_moderations``: a refusal raises
 before anything upstream is spent); ``end`` replaces the request's reservations with what it
 used: the usage and cost the ledger row holds when recording is on (estimated when the
 upstream sent none), else the usage the upstream reported.
@@ -12,7 +13,8 @@ from __future__ import annotations
 from breakwater.core.types import ChatRequest, EmbeddingRequest, EmbeddingResponse
 from breakwater.engine.access.gatekeeper import Gatekeeper
 from breakwater.engine.context import RequestContext
-from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Outcome, Stage
+from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, ModerationsCall, Outcome, Stage
+from breakwater.providers.openai_moderations import ModerationRequest
 
 
 class AccessStage(Stage):
@@ -37,6 +39,15 @@ class AccessStage(Stage):
         admit = self.gate.admit_embeddings
 
         async def admitted(request: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
+            await admit(ctx, request)
+            return await call(request, ctx)
+
+        return admitted
+
+    def moderations(self, call: ModerationsCall) -> ModerationsCall:
+        admit = self.gate.admit_moderations
+
+        async def admitted(request: ModerationRequest, ctx: RequestContext) -> bytes:
             await admit(ctx, request)
             return await call(request, ctx)
 
