@@ -104,7 +104,7 @@ class Gatekeeper:
         await self._admit(ctx, route, lambda: self._embeddings_demand(route, request))
 
     async def admit_moderations(self, ctx: RequestContext, request: ModerationRequest) -> None:
-        """Permission and limits for a moderation: a request, and its texts' tokens (free of cost)."""
+        """Permission and limits for a moderation: a request; its texts' tokens reserved while it runs (it uses none)."""
         route = self._route(ctx, request.model)
         await self._admit(ctx, route, lambda: self._moderations_demand(route, request))
 
