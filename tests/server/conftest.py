@@ -21,6 +21,7 @@ import pytest
 from breakwater.core.config import build_config
 from breakwater.infra.mock.app import create_mock_app
 from breakwater.server.app import create_app
+from tests.server.recording import RecordingUpstream
 from tests.server.running import serve
 
 #: the provider credential for remote routes; tests assert it never reaches a client
@@ -134,3 +135,11 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     finally:
         server.shutdown()
         thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[RecordingUpstream, str]]:
+    """The recording mock on loopback (``tests/server/recording.py``), one per test module."""
+    recorder = RecordingUpstream()
+    with serve(recorder) as url:
+        yield recorder, url

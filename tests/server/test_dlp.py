@@ -22,9 +22,9 @@ from breakwater.infra.mock.app import create_mock_app
 from breakwater.infra.mock.model import ScriptedAnswer
 from breakwater.server.app import create_app
 from tests.polling import until
+from tests.server.recording import RecordingUpstream
 from tests.server.running import anthropic_sdk, openai_sdk, serve
 from tests.server.test_ledger import _row
-from tests.server.test_wire_fields import RecordingUpstream
 
 EMAIL = "jane.doe@example.com"
 CARD = "4111 1111 1111 1111"

@@ -19,9 +19,9 @@ import pytest
 
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
+from tests.server.recording import RecordingUpstream
 from tests.server.running import openai_sdk, serve
 from tests.server.test_ledger import _row
-from tests.server.test_wire_fields import RecordingUpstream
 
 EMAIL = "jane.doe@example.com"
 SEARCH = {"type": "web_search"}
@@ -33,13 +33,6 @@ WEATHER = {
 }
 #: the routes whose deployment serves /responses: over HTTP (recorded) and in-process
 FORWARDED = ["fwd", "inproc"]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[RecordingUpstream, str]]:
-    recorder = RecordingUpstream()
-    with serve(recorder) as url:
-        yield recorder, url
 
 
 @pytest.fixture(scope="module")

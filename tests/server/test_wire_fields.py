@@ -21,49 +21,10 @@ import orjson
 import pytest
 
 from breakwater.core.config import build_config
-from breakwater.infra.mock.app import create_mock_app
 from breakwater.server.app import create_app
+from tests.server.recording import RecordingUpstream
 from tests.server.running import HELLO, anthropic_sdk, openai_sdk, serve
 from tests.server.test_ledger import _row
-
-
-class RecordingUpstream:
-    """The mock provider as an ASGI app that keeps every request body it was sent, by path."""
-
-    def __init__(self) -> None:
-        self._app = create_mock_app([])
-        self.bodies: dict[str, list[Any]] = {}
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        if body:
-            self.bodies.setdefault(scope["path"], []).append(orjson.loads(body))
-        sent = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self._app(scope, replay, send)
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[RecordingUpstream, str]]:
-    recorder = RecordingUpstream()
-    with serve(recorder) as url:
-        yield recorder, url
 
 
 @pytest.fixture(scope="module")
