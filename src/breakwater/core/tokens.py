@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import orjson
 
-from breakwater.core.types import ChatRequest, ImagePart, TextPart
+from breakwater.core.types import ChatRequest, ImagePart, Message, TextPart
 
 #: tokens each message costs beyond its text (role, separators), as OpenAI's chat format counts
 PER_MESSAGE = 4
@@ -69,6 +69,19 @@ def estimate_prompt_tokens(
         texts.append(tool.description or "")
         texts.append(orjson.dumps(tool.parameters).decode())
     return tokens + count("\n".join(texts))
+
+
+def message_tokens(
+    message: Message, count: TextCounter = byte_estimate, image: Callable[[ImagePart], int] = openai_image_tokens
+) -> int:
+    """One message's share of ``estimate_prompt_tokens``: its framing, text, images and tool calls
+    (counted on their own, so the shares of a request add up to about its estimate)."""
+    texts = [part.text for part in message.content if isinstance(part, TextPart)]
+    tokens = PER_MESSAGE + sum(image(part) for part in message.content if isinstance(part, ImagePart))
+    for call in message.tool_calls:
+        texts.append(call.name)
+        texts.append(call.arguments)
+    return tokens + count("\n".join(texts)) if texts else tokens
 
 
 def requested_tokens(request: ChatRequest, count: TextCounter = byte_estimate) -> int:

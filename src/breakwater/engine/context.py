@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # quota.py imports this module
     from breakwater.core.keys import Team, VirtualKey
     from breakwater.engine.guardrails.dlp import DlpPlan
     from breakwater.engine.limits.quota import Ticket
+    from breakwater.engine.trim.stage import Trimmed
 
 #: ``(deployment, provider, upstream model, start_mono, end_mono, error class name or None)``: a
 #: plain tuple so recording an attempt costs one allocation on the request path
@@ -197,6 +198,9 @@ class RequestContext:
     #: personal data and secrets found in the request, and what each deployment may receive
     #: (``engine/guardrails/dlp.py``; ``None``: nothing found, or no policy applies)
     dlp: DlpPlan | None = None
+    #: what the history trimmer removed (``engine/trim/stage.py``; ``None``: nothing): the
+    #: ledger's ``trimmed_messages``, ``trimmed_tokens``, ``trim_summary``
+    trimmed: Trimmed | None = None
 
 
 def charge_unanswered(ctx: RequestContext, usage: Usage | None) -> None:

@@ -42,6 +42,7 @@ ORDER: tuple[str, ...] = (
     "refusals",  # engine/refusals/stage.py: is the answer a refusal (a stream through a tap)
     "variants",  # engine/variants/stage.py: a route with variants: the arm its sticky subject is assigned to
     "prompts",  # engine/prompts/stage.py: a named or pinned prompt rendered before the request's messages
+    "trim",  # engine/trim/stage.py: a route's oldest turns dropped or summarised to fit a token budget
     "drift",  # engine/drift/stage.py: a sampled share graded by eval assertions once answered (off the path)
     "shadow",  # engine/shadow/stage.py: a sampled share mirrored to a candidate route once answered
     "cache",  # engine/cache/stage.py: answers served from the cache; misses stored (streams through a tap)

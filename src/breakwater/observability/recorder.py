@@ -150,6 +150,9 @@ class Recorder:
             injection_score=ctx.injection_score,
             injection_action=ctx.injection_action,
             dlp_findings=None if ctx.dlp is None else ctx.dlp.summary(),
+            trimmed_messages=None if ctx.trimmed is None else ctx.trimmed.messages,
+            trimmed_tokens=None if ctx.trimmed is None else ctx.trimmed.tokens,
+            trim_summary=None if ctx.trimmed is None else ctx.trimmed.summary,
         )
         if request is not None:
             _parameters(row, request)

@@ -149,6 +149,24 @@ class RequestMetrics:
             ["kind", "action", "route"],
             registry=registry,
         )
+        self.trimmed = Counter(
+            "breakwater_trimmed_requests",
+            "Requests whose oldest turns the history trimmer removed, by what replaced them: summary or nothing (drop).",
+            ["route", "mode"],
+            registry=registry,
+        )
+        self.trimmed_messages = Counter(
+            "breakwater_trimmed_messages",
+            "Messages the history trimmer removed from prompts.",
+            ["route"],
+            registry=registry,
+        )
+        self.trimmed_tokens = Counter(
+            "breakwater_trimmed_tokens",
+            "Estimated prompt tokens the history trimmer removed (before any summary was added).",
+            ["route"],
+            registry=registry,
+        )
         self.cache_results = Counter(
             "breakwater_cache_requests",
             "Requests on caching routes by what the cache did: hit, stale, miss or bypass.",
@@ -287,6 +305,10 @@ class RequestMetrics:
             for entry in row.dlp_findings.split(","):
                 kind, action, found = entry.split(":")
                 self.dlp_findings.labels(kind, action, route).inc(int(found))
+        if row.trimmed_messages:
+            self.trimmed.labels(route, "summary" if row.trim_summary else "drop").inc()
+            self.trimmed_messages.labels(route).inc(row.trimmed_messages)
+            self.trimmed_tokens.labels(route).inc(row.trimmed_tokens or 0)
         if row.dropped_params:
             for param in row.dropped_params.split(","):
                 label = param if param in MODELLED_PARAMS else OTHER

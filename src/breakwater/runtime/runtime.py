@@ -81,6 +81,7 @@ from breakwater.runtime.observers import (
 )
 from breakwater.runtime.responding import build_response_store
 from breakwater.runtime.shadowing import build_shadow
+from breakwater.runtime.trimming import build_trim
 from breakwater.runtime.variants import build_refusal_detector, build_variant_plans
 from breakwater.runtime.wiring import Wiring
 
@@ -297,6 +298,9 @@ class Runtime:
         )
         if self.drift is not None:
             stages["drift"] = self.drift
+        trim = build_trim(config, router, process.tokenizers)
+        if trim is not None:
+            stages["trim"] = trim
         self.pipeline = Pipeline(stages, self.gateway)
         #: requests being served by this runtime (the server counts them in and out); a retired
         #: runtime stops when it reaches 0

@@ -98,6 +98,7 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
         _check_fallbacks(path, name, route.get("fallbacks"), routes, problems)
         _check_shadow(path, name, route.get("shadow"), routes, problems)
         _check_drift_judge(path, route.get("drift"), routes, problems)
+        _check_trim(path, name, route.get("trim"), routes, problems)
         targets = route.get("deployments") or []
         if name.endswith("/*"):
             if route.get("provider") is None:
@@ -220,6 +221,23 @@ def _check_drift_judge(path: str, drift: Any, routes: dict[str, dict[str, Any]],
     if isinstance(judge, str) and (judge not in routes or judge.endswith("/*")):
         known = sorted(r for r in routes if not r.endswith("/*"))
         problems.append(Problem(f"{path}.drift.judge", f"unknown route {judge!r} (expected one of: {_one_of(known)})"))
+
+
+def _check_trim(path: str, name: str, trim: Any, routes: dict[str, dict[str, Any]], problems: list[Problem]) -> None:
+    """A trimmer is on a named route; its summarise route is another non-wildcard route of this config."""
+    if not isinstance(trim, dict):
+        return
+    if name.endswith("/*"):
+        problems.append(Problem(f"{path}.trim", "a wildcard route cannot trim: give the models a route of their own"))
+    ref = trim.get("summarise_route")
+    if not isinstance(ref, str):
+        return
+    where = f"{path}.trim.summarise_route"
+    if ref == name:
+        problems.append(Problem(where, "a route cannot summarise its own history"))
+    elif ref not in routes or ref.endswith("/*"):
+        known = sorted(r for r in routes if not r.endswith("/*") and r != name)
+        problems.append(Problem(where, f"unknown route {ref!r} (expected one of: {_one_of(known)})"))
 
 
 def _targets_of(route: dict[str, Any]) -> list[Any]:

@@ -17,6 +17,7 @@ from breakwater.core.config.output import RouteOutput
 from breakwater.core.config.policies import RetryPolicy, Timeouts
 from breakwater.core.config.shadow import RouteShadow
 from breakwater.core.config.targets import Branch, RouteTarget, _targets
+from breakwater.core.config.trim import RouteTrim
 from breakwater.core.config.variants import Variants
 
 Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
@@ -111,6 +112,9 @@ class Route(_Model):
     #: checks on the route's answers (docs/guardrails.md): a system-prompt leak canary, deny
     #: patterns, personal data, structured outputs validated (with a repair retry)
     output: RouteOutput | None = None
+    #: the oldest turns dropped or summarised when a prompt is over a token budget
+    #: (docs/configuration.md, "History trimming")
+    trim: RouteTrim | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")

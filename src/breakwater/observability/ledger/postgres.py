@@ -76,6 +76,9 @@ _TYPES = {
     "injection_score": "DOUBLE PRECISION",
     "injection_action": "TEXT",
     "dlp_findings": "TEXT",
+    "trimmed_messages": "INTEGER",
+    "trimmed_tokens": "BIGINT",
+    "trim_summary": "BOOLEAN",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

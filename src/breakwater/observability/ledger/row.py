@@ -94,6 +94,11 @@ class LedgerRow:
     #: personal data and secrets found in the request (docs/guardrails.md): ``kind:action:count``
     #: pairs, comma-separated, e.g. ``email:mask:2,card:block:1``; kinds only, never a value
     dlp_findings: str | None = None
+    #: the history trimmer (docs/configuration.md): messages removed, their estimated tokens, and
+    #: whether a summary took their place (``None``: nothing trimmed)
+    trimmed_messages: int | None = None
+    trimmed_tokens: int | None = None
+    trim_summary: bool | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -144,6 +149,9 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "injection_score",
     "injection_action",
     "dlp_findings",
+    "trimmed_messages",
+    "trimmed_tokens",
+    "trim_summary",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

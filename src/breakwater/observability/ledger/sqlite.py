@@ -98,9 +98,12 @@ _TYPES = {
     "injection_score": "REAL",
     "injection_action": "TEXT",
     "dlp_findings": "TEXT",
+    "trimmed_messages": "INTEGER",
+    "trimmed_tokens": "INTEGER",
+    "trim_summary": "INTEGER",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
-_NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools")
+_NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools", "trim_summary")
 _TABLE = "breakwater_ledger"
 FEEDBACK_TABLE = "breakwater_feedback"
 _FEEDBACK_COLS = ", ".join(FEEDBACK_COLUMNS)
