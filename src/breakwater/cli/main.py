@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from breakwater import __version__
-from breakwater.cli import access, compare, launch, prompts, replay, router, shadow, tokens, usage
+from breakwater.cli import access, compare, costs, launch, prompts, replay, router, shadow, tokens, usage
 from breakwater.cli import config as config_cli
 from breakwater.cli import eval as eval_cli
 from breakwater.core.config import Config, ConfigError
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.register(sub)
     eval_cli.register(sub)
     tokens.register(sub)
+    costs.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)

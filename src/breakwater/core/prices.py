@@ -43,9 +43,10 @@ from decimal import Decimal
 from genai_prices import data_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
+from breakwater.core.config.providers import Provider
 from breakwater.core.pricing import Price
 
-__all__ = ["FREE", "GENAI_PROVIDERS", "MOCK_HOST", "PriceBook", "lookup", "price_from_model_price"]
+__all__ = ["FREE", "GENAI_PROVIDERS", "MOCK_HOST", "PriceBook", "lookup", "price_from_model_price", "price_host"]
 
 log = logging.getLogger("breakwater.prices")
 
@@ -186,6 +187,19 @@ class PriceBook:
         if override is not None:
             return override
         return lookup(provider, model, self._at)
+
+
+def price_host(provider: Provider | None) -> str | None:
+    """Whose list prices a configured provider's models are billed at: its host, or the vendor its
+    wire names when it calls that vendor's own API; ``"mock"`` for the mock (free: ``MOCK_HOST``);
+    ``None`` for a server on a ``base_url`` of its own (give its deployments a ``price:``)."""
+    if provider is None:
+        return None
+    if provider.type == "mock" or provider.host == "mock":
+        return MOCK_HOST
+    if provider.host is not None:
+        return provider.host
+    return provider.type if not provider.base_url or provider.type == "vertex" else None
 
 
 def lookup(provider: str | None, model: str, at: datetime | None = None) -> Price | None:

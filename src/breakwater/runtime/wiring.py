@@ -14,7 +14,7 @@ from breakwater.core.config import Branch, BreakerPolicy, Config, Problem, Route
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
 from breakwater.core.limits import Limits
-from breakwater.core.prices import MOCK_HOST, PriceBook
+from breakwater.core.prices import PriceBook, price_host
 from breakwater.core.pricing import Price
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
@@ -325,14 +325,7 @@ class Wiring:
         """Whose list prices a provider's models are billed at: its host, or the vendor its wire
         names when it calls that vendor's own API; ``"mock"`` for the mock (free: ``MOCK_HOST``);
         ``None`` for a server on a ``base_url`` of its own (give its deployments a ``price:``)."""
-        p = self.config.providers.get(provider)
-        if p is None:
-            return None
-        if p.type == "mock" or p.host == "mock":
-            return MOCK_HOST
-        if p.host is not None:
-            return p.host
-        return p.type if not p.base_url or p.type == "vertex" else None
+        return price_host(self.config.providers.get(provider))
 
     def price_overrides(self) -> dict[str, Price]:
         """The deployments' configured prices, by deployment name."""

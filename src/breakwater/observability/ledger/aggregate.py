@@ -120,6 +120,18 @@ def parse_by(text: str) -> tuple[str, str | None]:
     return by, tag_key or None
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``5m``, ``1h``, ``2d`` or ``1w``.
+
+    Raises:
+        ValueError: not one of those forms, or 0.
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or float(match.group(1)) == 0:
+        raise ValueError(f"expected a duration above 0 (90s, 5m, 1h, 2d), got {text!r}")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
 def parse_instant(text: str, now: float) -> float:
     """Unix seconds for ``1732300000``, ``24h`` / ``7d`` / ``30m`` (ago), or an ISO date or time (UTC if naive).
 
