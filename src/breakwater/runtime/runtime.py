@@ -298,9 +298,10 @@ class Runtime:
         )
         if self.drift is not None:
             stages["drift"] = self.drift
-        trim = build_trim(config, router, process.tokenizers)
-        if trim is not None:
-            stages["trim"] = trim
+        #: the history trimmer, when some route trims
+        self.trim = build_trim(config, router, process.tokenizers)
+        if self.trim is not None:
+            stages["trim"] = self.trim
         self.pipeline = Pipeline(stages, self.gateway)
         #: requests being served by this runtime (the server counts them in and out); a retired
         #: runtime stops when it reaches 0
@@ -324,6 +325,8 @@ class Runtime:
                 await load_embedder(embedder)  # once: a kept local model is loaded already
         if self.router_embedder is not None:
             await self.process.tokenizers.load(*TRAINING_COUNT)  # learned routers count tokens as trained
+        for provider, model in () if self.trim is None else self.trim.counted:
+            await self.process.tokenizers.load(provider, model)  # trimmed routes count exactly from the start
         if "cache" in owned and self.semantic_feed is not None:
             self.semantic_feed.start()
         if "ledger" in owned and self.ledger is not None:

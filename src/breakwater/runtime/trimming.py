@@ -14,11 +14,13 @@ def build_trim(config: Config, router: Router, tokens: TokenCounters) -> TrimSta
     Each route counts with its first deployment's tokenizer, as the access layer's estimates do.
     """
     plans: dict[str, TrimPlan] = {}
+    counted: set[tuple[str | None, str]] = set()
     for name, route in config.routes.items():
         trim = route.trim
         if trim is None:
             continue
         target = router.resolve(name).deployments[0].target
+        counted.add((target.provider, target.model))
         plans[name] = TrimPlan(
             max_input_tokens=trim.max_input_tokens,
             keep_last_turns=trim.keep_last_turns,
@@ -26,4 +28,4 @@ def build_trim(config: Config, router: Router, tokens: TokenCounters) -> TrimSta
             summarise_route=trim.summarise_route if trim.mode == "summarise" else None,
             summary_max_tokens=trim.summary_max_tokens,
         )
-    return TrimStage(plans) if plans else None
+    return TrimStage(plans, frozenset(counted)) if plans else None

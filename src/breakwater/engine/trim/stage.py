@@ -72,8 +72,11 @@ class Trimmed:
 class TrimStage(Stage):
     name = "trim"
 
-    def __init__(self, plans: Mapping[str, TrimPlan]) -> None:
+    def __init__(self, plans: Mapping[str, TrimPlan], counted: frozenset[tuple[str | None, str]] = frozenset()) -> None:
         self.plans = plans
+        #: the ``(provider, model)`` pairs whose tokenizers the plans count with: loaded when the
+        #: runtime starts, so the first requests are counted exactly rather than estimated
+        self.counted = counted
 
     def chat(self, call: ChatCall) -> ChatCall:
         return functools.partial(self._through, call)
