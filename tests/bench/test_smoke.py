@@ -135,6 +135,13 @@ def test_guardrails_cost_prints_what_every_case_adds(tmp_path: Path) -> None:
     assert all(isinstance(ms, float) for ms in out.values())
 
 
+def test_trim_cost_prints_what_every_case_adds(tmp_path: Path) -> None:
+    """`bench/trim_cost.py` times the trim stage under its budget (short and 4k-token prompts) and trimming."""
+    out = json.loads(bench("trim_cost.py", "--repeats", "3", "--json", cwd=tmp_path))["added_p50_ms"]
+    assert set(out) == {"short, under budget", "4k tokens, under budget", "40 turns, trimmed"}
+    assert all(isinstance(ms, float) for ms in out.values())
+
+
 def test_token_estimate_accuracy_prints_its_table(tmp_path: Path) -> None:
     """`bench/token_estimate_accuracy.py` measures the OpenAI estimates against OpenAI's counting
     (within 1%) and says the Claude and Gemini rows have no reference without one."""
