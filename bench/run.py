@@ -191,6 +191,7 @@ def breakwater_config(
     prompts: bool = False,
     variants: bool = False,
     refusals: bool = True,
+    trim: bool = False,
 ) -> Path:
     """The benchmark's gateway config: the ledger (SQLite in ``tmp``) and access control are on, as
     they are by default, and requests carry a virtual key (``breakwater_key``) with no limits.
@@ -206,11 +207,12 @@ def breakwater_config(
     ``bench``, rendering a system message before the request's on ``bench-prompted``.
     ``variants``: a route ``bench-variants`` whose arms (99.9/0.1, sticky by user) both name
     ``bench``, so the variants stage is built. ``refusals``: the refusal detector (on by default,
-    as in a config)."""
+    as in a config). ``trim``: the ``bench`` route has a history trimmer whose budget (8,000
+    tokens) its requests never reach, so the trim stage bounds every request and trims none."""
     path = tmp / (
         f"breakwater{'' if ledger else '-noledger'}{'' if access else '-noaccess'}{'-cache' if cache else ''}"
         f"{'-router' if router else ''}{'-shadow' if shadow else ''}{'-drift' if drift else ''}{'-prompts' if prompts else ''}"
-        f"{'-variants' if variants else ''}{'' if refusals else '-norefusals'}.yaml"
+        f"{'-variants' if variants else ''}{'' if refusals else '-norefusals'}{'-trim' if trim else ''}.yaml"
     )
     ledger_yaml = (
         f"ledger: {{url: 'sqlite:///{tmp}/ledger.db', spool_path: '{tmp}/ledger.spool'}}\n"
@@ -227,6 +229,7 @@ def breakwater_config(
         "  bench: {deployments: [bench]"
         + (", cache: {mode: exact, qualify: all}" if cache else "")
         + (", drift: {share: 0.0001, asserts: [{type: icontains, value: hello}]}" if drift else "")
+        + (", trim: {max_input_tokens: 8000}" if trim else "")
         + "}\n"
         + (
             "  bench-routed:\n"
@@ -524,7 +527,7 @@ def mock_server(cpus: str = HELPER_CPU) -> Iterator[str]:
 
 
 def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -> dict[str, Any]:
-    """What one feature (``ledger``, ``access``, ``cache``, ``router``, ``shadow`` or ``drift``) costs: Breakwater with it
+    """What one feature (``ledger``, ``access``, ``cache``, ``router``, ``shadow``, ``drift`` or ``trim``) costs: Breakwater with it
     on and off, measured in interleaved runs of each, for throughput at c=50 and latency at c=1
     (plain requests).
 
@@ -534,7 +537,8 @@ def feature_cost(args: argparse.Namespace, tmp: Path, mock: str, feature: str) -
     and the "off" ones straight to ``bench`` on a gateway without branching routes. For ``shadow``
     both send to ``bench``; the "on" gateway has another route with a shadow (the stage configured,
     not acting). For ``drift`` both send to ``bench``, which has a drift watch of share 0.01% on the
-    "on" gateway (the stage sampling, grading almost nothing).
+    "on" gateway (the stage sampling, grading almost nothing). For ``trim`` both send to ``bench``,
+    which has a history trimmer on the "on" gateway (the stage configured, not acting).
     """
     on, off = feature, f"no-{feature}"
     unique = feature == "cache"
@@ -645,6 +649,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="throughput with a drift watch of a tiny share (0.01%%) on the route vs none",
     )
+    parser.add_argument(
+        "--trim-cost",
+        action="store_true",
+        help="throughput with a history trimmer on the route (configured, never over its budget) vs none",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the table in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -674,7 +683,15 @@ def main(argv: list[str] | None = None) -> int:
                     }
             name = "smoke" if args.smoke else "soak"
         elif any(
-            (args.ledger_cost, args.access_cost, args.cache_cost, args.router_cost, args.shadow_cost, args.drift_cost)
+            (
+                args.ledger_cost,
+                args.access_cost,
+                args.cache_cost,
+                args.router_cost,
+                args.shadow_cost,
+                args.drift_cost,
+                args.trim_cost,
+            )
         ):
             chosen = {
                 "ledger": args.ledger_cost,
@@ -683,6 +700,7 @@ def main(argv: list[str] | None = None) -> int:
                 "router": args.router_cost,
                 "shadow": args.shadow_cost,
                 "drift": args.drift_cost,
+                "trim": args.trim_cost,
             }
             feature = next(name for name, on in chosen.items() if on)
             result = feature_cost(args, tmp, mock, feature)
