@@ -10,7 +10,7 @@ one turn of their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from breakwater.core.types import Message
@@ -44,7 +44,7 @@ def turn_starts(messages: Sequence[Message]) -> tuple[int, list[int]]:
 
 
 def plan_cut(
-    messages: Sequence[Message], total: int, budget: int, keep_last_turns: int, tokens_of: Callable[[Message], int]
+    messages: Sequence[Message], shares: Sequence[int], total: int, budget: int, keep_last_turns: int
 ) -> Cut | None:
     """The oldest whole turns to remove so ``total`` (the prompt's estimate) fits ``budget``.
 
@@ -53,10 +53,10 @@ def plan_cut(
 
     Args:
         messages: the conversation.
-        total: its estimated prompt tokens (``core/tokens.estimate_prompt_tokens``).
+        shares: each message's share of the estimate (``core/tokens.message_tokens``).
+        total: the prompt's estimated tokens: the shares, the reply's priming and any tools.
         budget: the tokens the prompt may take.
         keep_last_turns: turns at the end that are always kept.
-        tokens_of: one message's share of the estimate (``core/tokens.message_tokens``).
     """
     if total <= budget:
         return None
@@ -67,7 +67,7 @@ def plan_cut(
     over, removed, end = total - budget, 0, head
     for turn in range(removable):
         end = starts[turn + 1]
-        removed += sum(tokens_of(messages[i]) for i in range(starts[turn], end))
+        removed += sum(shares[starts[turn] : end])
         if removed >= over:
             break
     return Cut(head, end, removed)

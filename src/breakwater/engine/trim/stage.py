@@ -42,6 +42,8 @@ INSTRUCTION = (
     "decisions, open questions and the results of tool calls; leave out pleasantries. Answer "
     "with the summary only."
 )
+#: the tokens priming every reply (``core/tokens.estimate_prompt_tokens``'s framing)
+PRIMING = 3
 #: the summary's message opens with this, so the model knows what it is reading
 SUMMARY_PREFIX = "Summary of the earlier conversation: "
 
@@ -93,11 +95,12 @@ class TrimStage(Stage):
         if estimate_prompt_tokens(request, token_bound) <= budget:
             return request
         count = plan.count
-        total = estimate_prompt_tokens(request, count)
+        messages = request.messages
+        shares = [message_tokens(m, count) for m in messages]  # each message counted once
+        total = sum(shares) + (estimate_prompt_tokens(_tools_only(request), count) if request.tools else PRIMING)
         if plan.summarise_route is not None:
             budget -= plan.summary_max_tokens  # room for the summary
-        messages = request.messages
-        cut = plan_cut(messages, total, budget, plan.keep_last_turns, lambda m: message_tokens(m, count))
+        cut = plan_cut(messages, shares, total, budget, plan.keep_last_turns)
         if cut is None:
             return request
         summary = None
@@ -140,6 +143,11 @@ class TrimStage(Stage):
             return None
         text = answer.choices[0].message.text().strip()
         return text or None
+
+
+def _tools_only(request: ChatRequest) -> ChatRequest:
+    """``request``'s tool definitions with no messages: their share of the estimate, and the priming."""
+    return ChatRequest(request.model, [], tools=request.tools)
 
 
 def transcript(messages: list[Message]) -> str:
