@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from breakwater.core.config import Config
+from breakwater.core.config.trim import RouteTrim
 from breakwater.engine.ports import TokenCounters, text_counter
 from breakwater.engine.routing import Router
 from breakwater.engine.trim.stage import TrimPlan, TrimStage
@@ -12,13 +13,21 @@ def build_trim(config: Config, router: Router, tokens: TokenCounters) -> TrimSta
     """The trim stage, or ``None`` when no route trims.
 
     Each route counts with its first deployment's tokenizer, as the access layer's estimates do.
+    A route with variants hands its requests to its arms' routes before the trim stage (the
+    variants stage is outer), so its trimmer is theirs too, unless an arm's route has its own.
     """
+    wanted: dict[str, RouteTrim] = {}
+    for name, route in config.routes.items():
+        if route.trim is not None:
+            wanted[name] = route.trim
+    for name, route in config.routes.items():
+        if route.trim is None or route.variants is None:
+            continue
+        for arm, spec in route.variants.arms.items():
+            wanted.setdefault(spec.route if spec.route is not None else f"{name}.{arm}", route.trim)
     plans: dict[str, TrimPlan] = {}
     counted: set[tuple[str | None, str]] = set()
-    for name, route in config.routes.items():
-        trim = route.trim
-        if trim is None:
-            continue
+    for name, trim in wanted.items():
         target = router.resolve(name).deployments[0].target
         counted.add((target.provider, target.model))
         plans[name] = TrimPlan(
