@@ -62,6 +62,15 @@ async def test_a_prompt_under_budget_passes_as_it_is() -> None:
     assert nxt.seen == [request] and ctx.trimmed is None
 
 
+async def test_a_prompt_under_budget_is_not_summarised_for_the_summarys_room() -> None:
+    """The summary's room is kept only once something must go: a prompt under the budget is left alone."""
+    nxt, ctx = Next(), RequestContext("r")
+    request = ChatRequest("chat", _conversation())
+    total = 3 + sum(4 + byte_estimate(m.text()) for m in request.messages)
+    await _stage(total + 1, summarise=True).chat(nxt)(request, ctx)
+    assert nxt.seen == [request] and ctx.trimmed is None
+
+
 async def test_another_route_is_not_trimmed() -> None:
     """Only routes with a plan are looked at."""
     nxt = Next()

@@ -98,8 +98,10 @@ class TrimStage(Stage):
         messages = request.messages
         shares = [message_tokens(m, count) for m in messages]  # each message counted once
         total = sum(shares) + (estimate_prompt_tokens(_tools_only(request), count) if request.tools else PRIMING)
+        if total <= budget:
+            return request
         if plan.summarise_route is not None:
-            budget -= plan.summary_max_tokens  # room for the summary
+            budget -= plan.summary_max_tokens  # room for the summary, once something must go
         cut = plan_cut(messages, shares, total, budget, plan.keep_last_turns)
         if cut is None:
             return request
