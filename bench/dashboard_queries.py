@@ -32,6 +32,7 @@ from breakwater.observability.ledger import COLUMNS, SqliteLedger
 from breakwater.observability.ledger.aggregate import aggregate
 from breakwater.observability.ledger.dashboard import cost_series, reliability, series, totals
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
+from breakwater.observability.ledger.sqlite import row_from_values
 
 TARGET_S = 1.0
 DAY = 86400.0
@@ -136,6 +137,39 @@ def build(path: Path, rows: int, seed: int = 22) -> float:
     return time.perf_counter() - started
 
 
+def insert_cost(rows: int = 20_000, batch: int = 100, repeats: int = 5) -> dict[str, float]:
+    """CPU microseconds per row a ledger batch insert takes (``SqliteLedger.write``, batches of
+    ``batch``, into a fresh file), with every index the store makes and without each of the
+    dashboard's; the configurations take turns, and CPU time (not wall time) is measured, so a
+    busy machine blurs the figures less."""
+    configs = {
+        "every index": None,
+        "without breakwater_ledger_dashboard": "breakwater_ledger_dashboard",
+        "without breakwater_ledger_shadow": "breakwater_ledger_shadow",
+    }
+    records = [row_from_values(r) for r in _rows(rows, seed=7)]
+
+    async def write(path: Path, drop: str | None) -> float:
+        store = SqliteLedger(path)
+        await store.open()
+        if drop is not None:
+            with sqlite3.connect(path) as conn:
+                conn.execute(f"DROP INDEX {drop}")
+        started = time.process_time()
+        for i in range(0, rows, batch):
+            await store.write(records[i : i + batch], behind=True)
+        took = time.process_time() - started
+        await store.close()
+        return took / rows * 1e6
+
+    timings: dict[str, list[float]] = {name: [] for name in configs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(repeats):
+            for k, (name, drop) in enumerate(configs.items()):
+                timings[name].append(asyncio.run(write(Path(tmp) / f"{n}-{k}.db", drop)))
+    return {name: statistics.median(t) for name, t in timings.items()}
+
+
 def _count(path: Path) -> int:
     try:
         with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
@@ -160,8 +194,8 @@ def _calls(store: SqliteLedger, since: float, step: int) -> dict[str, Callable[[
         "search (errors, route)": lambda: search(
             store, RowFilter(since=since, until=until, status="error", route="route-chat")
         ),
-        "search (cost >= $0.05)": lambda: search(
-            store, RowFilter(since=since, until=until, min_cost_usd=Decimal("0.05"))
+        "search (cost >= $0.0015)": lambda: search(
+            store, RowFilter(since=since, until=until, min_cost_usd=Decimal("0.0015"))
         ),
         "request_rows": lambda: request_rows(store, "req-99"),
     }
@@ -216,7 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, help="the ledger file to build or reuse (default: a temporary one)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--insert-cost", action="store_true", help="time ledger inserts with and without the indexes")
     args = parser.parse_args(argv)
+    if args.insert_cost:
+        for name, us in insert_cost().items():
+            print(f"insert, {name}: {us:.1f} us a row")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "ledger.db"
         if _count(path) != args.rows:

@@ -9,6 +9,8 @@ the server is absent unless ``BREAKWATER_REQUIRE_SERVICES=1``).
 from __future__ import annotations
 
 import dataclasses
+import math
+import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from breakwater.observability.ledger import LedgerRow, SqliteLedger
+from breakwater.observability.ledger import LedgerRow, SqliteLedger, bucketing
+from breakwater.observability.ledger.bucketing import bounds
 from breakwater.observability.ledger.dashboard import (
     RowFilter,
     cost_series,
@@ -433,3 +436,46 @@ async def test_a_ledger_not_written_yet_reads_as_empty(tmp_path: Path) -> None:
     assert await reliability(store, since=START, until=UNTIL) == []
     assert await request_rows(store, "req-a") == []
     assert not (tmp_path / "none.db").exists()
+
+
+# --- how the work is done: bucket bounds, the sample past the rank budget, the indexes ---------------
+
+
+@pytest.mark.parametrize(("since", "step"), [(START, 60.0), (0.1, 60.0), (START + 0.3, 7.0), (1e9 / 3, 3.0)])
+def test_bucket_bounds_agree_with_the_bucket_formula(since: float, step: float) -> None:
+    """Each bound is the first instant ``floor((ts - since) / step)`` puts in its bucket."""
+    edges = bounds(since, since + 50 * step, step, 50)
+    assert edges[0] == since and edges[-1] == since + 50 * step
+    for i, edge in enumerate(edges[1:-1], start=1):
+        assert math.floor((edge - since) / step) == i
+        assert math.floor((math.nextafter(edge, -math.inf) - since) / step) == i - 1
+
+
+async def test_past_the_rank_budget_percentiles_rank_a_sample(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window holding more rows than the budget ranks the 1-in-m sample (the same rows in both stores)."""
+    monkeypatch.setattr(bucketing, "RANK_BUDGET", 6)
+    rows = [
+        dataclasses.replace(
+            ROWS[0], id=f"s{k}", ts=START + 1000 + k * 1.000001, latency_ms=float(10 * k + 1), ttft_ms=None
+        )
+        for k in range(20)
+    ]
+    await store.write(rows)
+    m = bucketing.sample_modulus(20)
+    assert m == 4
+    sampled = sorted(r.latency_ms for r in rows if int(r.ts * 1_000_000) % m == 0)
+    assert 0 < len(sampled) < 20
+    got = await totals(store, since=START + 1000, until=START + 1100)
+    assert got["requests"] == 20
+    assert got["latency_p50_ms"] == sampled[-(-50 * len(sampled) // 100) - 1]
+    assert got["latency_p95_ms"] == sampled[-(-95 * len(sampled) // 100) - 1]
+
+
+async def test_open_makes_the_dashboard_indexes(tmp_path: Path) -> None:
+    """SQLite's ledger gains the dashboard's covering index and the shadow index on open."""
+    store = SqliteLedger(tmp_path / "ledger.db")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"breakwater_ledger_dashboard", "breakwater_ledger_shadow"} <= names
