@@ -479,3 +479,26 @@ async def test_open_makes_the_dashboard_indexes(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "ledger.db") as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"breakwater_ledger_dashboard", "breakwater_ledger_shadow"} <= names
+
+
+async def test_sqlite_groups_in_chunks_of_time_and_adds_them_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite groups each time chunk apart; with a chunk a row, the sums are those of one pass."""
+    store = SqliteLedger(tmp_path / "ledger.db")
+    await store.open()
+    await store.write(ROWS)
+    try:
+        whole = (
+            await reliability(store, since=START, until=UNTIL),
+            await cost_series(store, by="user", since=START, until=UNTIL, step_s=60, top=2),
+        )
+        monkeypatch.setattr(bucketing, "CHUNK_ROWS", 1)
+        chunked = (
+            await reliability(store, since=START, until=UNTIL),
+            await cost_series(store, by="user", since=START, until=UNTIL, step_s=60, top=2),
+        )
+    finally:
+        await store.close()
+    assert chunked == whole
+    assert whole[1]["groups"] == ["alice", "bob", "other"]

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
     from breakwater.observability.ledger.sqlite import SqliteLedger
 
+MAX_CHUNKS = 2000
+"""The most time ranges one SQLite query sums separately."""
 RANK_BUDGET = 100_000
 """The most rows one percentile query ranks; a window holding more is ranked over a sample."""
 
@@ -98,6 +100,67 @@ async def bucket_sums(
         figures = orjson.loads(packed)
         if figures[0]:
             out[int(i)] = figures
+    return out
+
+
+#: rows per time chunk when SQLite groups a window (sorting chunks this small stays in cache)
+CHUNK_ROWS = 5000
+
+
+async def grouped_sums(
+    store: SqliteLedger | PostgresLedger,
+    d: Dialect,
+    window: tuple[float, float],
+    groups: list[str],
+    sums: list[str],
+    where: str = "",
+    params: tuple[Any, ...] = (),
+) -> dict[tuple[Any, ...], list[Any]]:
+    """Per distinct value of the ``groups`` expressions: the row count, then the ``sums`` (each a
+    ``SUM`` or ``COUNT``, so chunks add up) over the window's rows.
+
+    PostgreSQL groups the window at once. SQLite sorts the rows it groups, about half a
+    microsecond a row for a month of them; it groups each time chunk of about ``CHUNK_ROWS``
+    rows instead (a third of the time: small sorts stay in the CPU's cache) and the chunks'
+    sums are added here, exactly (integers; money in units of 1e-10 USD).
+
+    Args:
+        window: ``(since, until)``, placeholders ``?1`` and ``?2``.
+        where: more conditions (`` AND ...``), their placeholders numbered from ``?3``.
+        params: the values of those placeholders (also those the ``groups`` use).
+    """
+    since, until = window
+    base: list[Any] = [since, until, *params]
+    keys = ", ".join(f"{g} AS g{i}" for i, g in enumerate(groups))
+    names = ", ".join(f"g{i}" for i in range(len(groups)))
+    figures = ", ".join(["COUNT(*)", *sums])
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    if d.postgres:
+        sql = f"SELECT {keys}, {figures} FROM {d.table} WHERE ts >= ?1 AND ts < ?2{where} GROUP BY {names}"
+        (rows,) = await fetch(store, (sql, base))
+        for r in rows:
+            out[tuple(r[: len(groups)])] = list(r[len(groups) :])
+        return out
+    (counted,) = await fetch(store, (f"SELECT COUNT(*) FROM {d.table} WHERE ts >= ?1 AND ts < ?2", [since, until]))
+    chunks = min(MAX_CHUNKS, max(1, math.ceil(int(counted[0][0]) / CHUNK_ROWS))) if counted else 1
+    edges = bounds(since, until, (until - since) / chunks, chunks)
+    first = len(base) + 1
+    values = ", ".join(f"(?{first + i}, ?{first + i + 1})" for i in range(chunks))
+    columns = ", ".join([names, "n", *(f"s{i}" for i in range(len(sums)))])
+    aliased = ", ".join([keys, "COUNT(*) AS n", *(f"{s} AS s{i}" for i, s in enumerate(sums))])
+    chunk = f"SELECT {aliased} FROM {d.table} WHERE ts >= lo AND ts < hi{where} GROUP BY {names}"
+    sql = f"""
+        WITH b(lo, hi) AS (VALUES {values})
+        SELECT (SELECT json_group_array(json_array({columns})) FROM ({chunk}) AS c) FROM b
+    """
+    (rows,) = await fetch(store, (sql, base + edges))
+    for (packed,) in rows:
+        for r in orjson.loads(packed):
+            key, figures_ = tuple(r[: len(groups)]), r[len(groups) :]
+            total = out.get(key)
+            out[key] = (
+                figures_ if total is None else [(a or 0) + (b or 0) for a, b in zip(total, figures_, strict=True)]
+            )
     return out
 
 

@@ -19,7 +19,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from breakwater.observability.ledger.aggregate import BY, group_sql, tag_bind
-from breakwater.observability.ledger.bucketing import bucket_of, bucket_sums, nearest, sample_modulus
+from breakwater.observability.ledger.bucketing import bucket_of, bucket_sums, grouped_sums, nearest, sample_modulus
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
 from breakwater.observability.ledger.reading import Dialect, dialect_of, fetch, money_text, money_units
 
@@ -248,13 +248,12 @@ async def _top(
 
     The usage report's own query (``aggregate``) would also rank every group's latencies, which
     a chart does not show; this is its ordering alone."""
-    sql = f"""
-        SELECT g, COUNT(*) OVER () FROM (SELECT {group} AS g, cost_usd FROM {d.table} WHERE ts >= ?1 AND ts < ?2) AS w
-        GROUP BY g ORDER BY {d.money_sum("cost_usd")} DESC, COUNT(*) DESC, g IS NULL, {d.binary("g")}
-        LIMIT {int(top)}
-    """
-    (rows,) = await fetch(store, (sql, params))
-    return [r[0] for r in rows], bool(rows) and int(rows[0][1]) > len(rows)
+    since, until, *tag = params
+    found = await grouped_sums(store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag))
+    ranked = sorted(
+        found.items(), key=lambda kv: (-money_units(kv[1][1]), -int(kv[1][0]), kv[0][0] is None, kv[0][0] or "")
+    )
+    return [key[0] for key, _ in ranked[:top]], len(ranked) > top
 
 
 async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, until: float) -> list[dict[str, Any]]:
@@ -272,31 +271,37 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
     """
     _check_window(since, until)
     d = dialect_of(store)
-    where = "ts >= ?1 AND ts < ?2 AND deployment <> ''"
-    params: list[Any] = [since, until]
-    sums = f"""
-        SELECT deployment, MAX(provider), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),
-               SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), SUM({d.truth("fallback")})
-        FROM {d.table} WHERE {where} GROUP BY deployment
-    """
-    classes = f"""
-        SELECT deployment, COALESCE(error_class, 'unknown') AS c, COUNT(*) FROM {d.table}
-        WHERE {where} AND (status >= 400 OR error_class IS NOT NULL) GROUP BY deployment, c
-    """
-    counted, errors = await fetch(store, (sums, params), (classes, params))
-    modulus = sample_modulus(sum(int(r[2]) for r in counted))
+    routed = " AND deployment <> ''"
+    sums = [
+        "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)",
+        "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END)",
+        f"SUM({d.truth('fallback')})",
+    ]
+    counted = await grouped_sums(store, d, (since, until), ["deployment", "provider"], sums, routed)
+    failing = f"{routed} AND (status >= 400 OR error_class IS NOT NULL)"
+    classes = ["deployment", "COALESCE(error_class, 'unknown')"]
+    errors = await grouped_sums(store, d, (since, until), classes, [], failing)
+    modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
+    where, params = "ts >= ?1 AND ts < ?2" + routed, [since, until]
     latency, ttft = await fetch(
         store,
         (nearest(d, "deployment", where, "latency_ms", [50, 95, 99], modulus), params),
         (nearest(d, "deployment", where, "ttft_ms", [50], modulus), params),
     )
     by_class: dict[str, dict[str, int]] = {}
-    for deployment, error_class, n in errors:
+    for (deployment, error_class), (n,) in errors.items():
         by_class.setdefault(deployment, {})[error_class] = int(n)
     lat = {r[0]: r[1:] for r in latency}
     first = {r[0]: r[1] for r in ttft}
+    merged: dict[str, list[Any]] = {}  # a deployment whose provider changed in the window: the larger name
+    for (deployment, provider), figures in counted.items():
+        seen = merged.get(deployment)
+        if seen is None:
+            merged[deployment] = [provider, *(int(f) for f in figures)]
+        else:
+            merged[deployment] = [max(seen[0], provider)] + [a + int(b) for a, b in zip(seen[1:], figures, strict=True)]
     out = []
-    for deployment, provider, requests, errs, retries, fallbacks in counted:
+    for deployment, (provider, requests, errs, retries, fallbacks) in merged.items():
         p50, p95, p99 = lat.get(deployment, (None, None, None))
         out.append(
             {
