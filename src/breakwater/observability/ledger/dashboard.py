@@ -19,9 +19,16 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from breakwater.observability.ledger.aggregate import BY, group_sql, tag_bind
-from breakwater.observability.ledger.bucketing import bucket_of, bucket_sums, grouped_sums, nearest, sample_modulus
+from breakwater.observability.ledger.bucketing import (
+    bucket_of,
+    bucket_sums,
+    grouped_sums,
+    nearest,
+    ranked,
+    sample_modulus,
+)
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
-from breakwater.observability.ledger.reading import Dialect, dialect_of, fetch, money_text, money_units
+from breakwater.observability.ledger.reading import Dialect, dialect_of, money_text, money_units
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
@@ -90,24 +97,18 @@ async def _traffic(
     modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
     group, rows = bucket_of(d, buckets), "ts >= ?1 AND ts < ?2" + where
     params = [since, until, float(step), *extra]
-    latency, ttft = await fetch(
-        store,
-        (nearest(d, group, rows, "latency_ms", [50, 95], modulus), params),
-        (nearest(d, group, rows, "ttft_ms", [50, 95], modulus), params),
-    )
-    lat = {int(r[0]): r[1:] for r in latency}
-    first = {int(r[0]): r[1:] for r in ttft}
+    values = await ranked(store, d, group, rows, params, ["latency_ms", "ttft_ms"], modulus)
     out = {}
     for i, (requests, errors, cost, saved, hits, unpriced) in counted.items():
-        p_lat, p_ttft = lat.get(i, (None, None)), first.get(i, (None, None))
+        lat, first = values.get(i, [[], []])  # (a float key 3.0 is found by 3)
         out[i] = {
             "requests": int(requests),
             "errors": int(errors),
             "error_rate": int(errors) / int(requests),
-            "latency_p50_ms": _float(p_lat[0]),
-            "latency_p95_ms": _float(p_lat[1]),
-            "ttft_p50_ms": _float(p_ttft[0]),
-            "ttft_p95_ms": _float(p_ttft[1]),
+            "latency_p50_ms": nearest(lat, 50),
+            "latency_p95_ms": nearest(lat, 95),
+            "ttft_p50_ms": nearest(first, 50),
+            "ttft_p95_ms": nearest(first, 95),
             "cost_usd": money_text(cost),
             "saved_usd": money_text(saved),
             "cache_hits": int(hits),
@@ -130,10 +131,6 @@ def _empty() -> dict[str, Any]:
         "cache_hits": 0,
         "unpriced": 0,
     }
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 async def series(
@@ -283,16 +280,10 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
     errors = await grouped_sums(store, d, (since, until), classes, [], failing)
     modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
     where, params = "ts >= ?1 AND ts < ?2" + routed, [since, until]
-    latency, ttft = await fetch(
-        store,
-        (nearest(d, "deployment", where, "latency_ms", [50, 95, 99], modulus), params),
-        (nearest(d, "deployment", where, "ttft_ms", [50], modulus), params),
-    )
+    values = await ranked(store, d, "deployment", where, params, ["latency_ms", "ttft_ms"], modulus)
     by_class: dict[str, dict[str, int]] = {}
     for (deployment, error_class), (n,) in errors.items():
         by_class.setdefault(deployment, {})[error_class] = int(n)
-    lat = {r[0]: r[1:] for r in latency}
-    first = {r[0]: r[1] for r in ttft}
     merged: dict[str, list[Any]] = {}  # a deployment whose provider changed in the window: the larger name
     for (deployment, provider), figures in counted.items():
         seen = merged.get(deployment)
@@ -302,7 +293,7 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
             merged[deployment] = [max(seen[0], provider)] + [a + int(b) for a, b in zip(seen[1:], figures, strict=True)]
     out = []
     for deployment, (provider, requests, errs, retries, fallbacks) in merged.items():
-        p50, p95, p99 = lat.get(deployment, (None, None, None))
+        lat, first = values.get(deployment, [[], []])
         out.append(
             {
                 "deployment": deployment,
@@ -313,10 +304,10 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
                 "error_classes": dict(sorted(by_class.get(deployment, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
                 "retries": int(retries),
                 "fallbacks": int(fallbacks),
-                "latency_p50_ms": _float(p50),
-                "latency_p95_ms": _float(p95),
-                "latency_p99_ms": _float(p99),
-                "ttft_p50_ms": _float(first.get(deployment)),
+                "latency_p50_ms": nearest(lat, 50),
+                "latency_p95_ms": nearest(lat, 95),
+                "latency_p99_ms": nearest(lat, 99),
+                "ttft_p50_ms": nearest(first, 50),
             }
         )
     out.sort(key=lambda r: (-r["requests"], r["deployment"]))
