@@ -274,18 +274,18 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
         "SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END)",
         f"SUM({d.truth('fallback')})",
     ]
-    counted = await grouped_sums(store, d, (since, until), ["deployment", "provider"], sums, routed)
-    failing = f"{routed} AND (status >= 400 OR error_class IS NOT NULL)"
-    classes = ["deployment", "COALESCE(error_class, 'unknown')"]
-    errors = await grouped_sums(store, d, (since, until), classes, [], failing)
+    # one grouping gives both: the figures per deployment, and its rows per error class
+    failed = "CASE WHEN status >= 400 OR error_class IS NOT NULL THEN COALESCE(error_class, 'unknown') END"
+    counted = await grouped_sums(store, d, (since, until), ["deployment", "provider", failed], sums, routed)
     modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
     where, params = "ts >= ?1 AND ts < ?2" + routed, [since, until]
     values = await ranked(store, d, "deployment", where, params, ["latency_ms", "ttft_ms"], modulus)
     by_class: dict[str, dict[str, int]] = {}
-    for (deployment, error_class), (n,) in errors.items():
-        by_class.setdefault(deployment, {})[error_class] = int(n)
     merged: dict[str, list[Any]] = {}  # a deployment whose provider changed in the window: the larger name
-    for (deployment, provider), figures in counted.items():
+    for (deployment, provider, error_class), figures in counted.items():
+        if error_class is not None:
+            classes = by_class.setdefault(deployment, {})
+            classes[error_class] = classes.get(error_class, 0) + int(figures[0])
         seen = merged.get(deployment)
         if seen is None:
             merged[deployment] = [provider, *(int(f) for f in figures)]
