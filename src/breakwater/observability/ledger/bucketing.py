@@ -115,9 +115,12 @@ async def grouped_sums(
     sums: list[str],
     where: str = "",
     params: tuple[Any, ...] = (),
+    *,
+    buckets: tuple[float, int] | None = None,
 ) -> dict[tuple[Any, ...], list[Any]]:
-    """Per distinct value of the ``groups`` expressions: the row count, then the ``sums`` (each a
-    ``SUM`` or ``COUNT``, so chunks add up) over the window's rows.
+    """Per distinct value of the ``groups`` expressions (and per time bucket, with ``buckets``):
+    the row count, then the ``sums`` (each a ``SUM`` or ``COUNT``, so chunks add up) over the
+    window's rows.
 
     PostgreSQL groups the window at once. SQLite sorts the rows it groups, about half a
     microsecond a row for a month of them; it groups each time chunk of about ``CHUNK_ROWS``
@@ -126,41 +129,63 @@ async def grouped_sums(
 
     Args:
         window: ``(since, until)``, placeholders ``?1`` and ``?2``.
-        where: more conditions (`` AND ...``), their placeholders numbered from ``?3``.
+        where: more conditions (`` AND ...``), their placeholders numbered from ``?3`` (``?4``
+            with ``buckets``: ``?3`` is the step).
         params: the values of those placeholders (also those the ``groups`` use).
+        buckets: ``(step, count)``: the key starts with the bucket number (as ``bucket_of``).
     """
     since, until = window
-    base: list[Any] = [since, until, *params]
+    base: list[Any] = [since, until, *([] if buckets is None else [float(buckets[0])]), *params]
     keys = ", ".join(f"{g} AS g{i}" for i, g in enumerate(groups))
     names = ", ".join(f"g{i}" for i in range(len(groups)))
-    figures = ", ".join(["COUNT(*)", *sums])
     out: dict[tuple[Any, ...], list[Any]] = {}
     if d.postgres:
-        sql = f"SELECT {keys}, {figures} FROM {d.table} WHERE ts >= ?1 AND ts < ?2{where} GROUP BY {names}"
+        bucket = "" if buckets is None else f"{bucket_of(d, buckets[1])} AS b, "
+        by = names if buckets is None else f"b, {names}"
+        figures = ", ".join(["COUNT(*)", *sums])
+        sql = f"SELECT {bucket}{keys}, {figures} FROM {d.table} WHERE ts >= ?1 AND ts < ?2{where} GROUP BY {by}"
         (rows,) = await fetch(store, (sql, base))
+        width = len(groups) + (buckets is not None)
         for r in rows:
-            out[tuple(r[: len(groups)])] = list(r[len(groups) :])
+            out[(int(r[0]), *r[1:width]) if buckets else tuple(r[:width])] = list(r[width:])
         return out
-    (counted,) = await fetch(store, (f"SELECT COUNT(*) FROM {d.table} WHERE ts >= ?1 AND ts < ?2", [since, until]))
-    chunks = min(MAX_CHUNKS, max(1, math.ceil(int(counted[0][0]) / CHUNK_ROWS))) if counted else 1
-    edges = bounds(since, until, (until - since) / chunks, chunks)
+    chunks = await _chunks(store, d, since, until, buckets)
     first = len(base) + 1
-    values = ", ".join(f"(?{first + i}, ?{first + i + 1})" for i in range(chunks))
+    values = ", ".join(f"({b}, ?{first + 2 * i}, ?{first + 2 * i + 1})" for i, (b, _, _) in enumerate(chunks))
     columns = ", ".join([names, "n", *(f"s{i}" for i in range(len(sums)))])
     aliased = ", ".join([keys, "COUNT(*) AS n", *(f"{s} AS s{i}" for i, s in enumerate(sums))])
     chunk = f"SELECT {aliased} FROM {d.table} WHERE ts >= lo AND ts < hi{where} GROUP BY {names}"
     sql = f"""
-        WITH b(lo, hi) AS (VALUES {values})
-        SELECT (SELECT json_group_array(json_array({columns})) FROM ({chunk}) AS c) FROM b
+        WITH c(b, lo, hi) AS (VALUES {values})
+        SELECT b, (SELECT json_group_array(json_array({columns})) FROM ({chunk}) AS g) FROM c
     """
-    (rows,) = await fetch(store, (sql, base + edges))
-    for (packed,) in rows:
+    (rows,) = await fetch(store, (sql, base + [t for _, lo, hi in chunks for t in (lo, hi)]))
+    for b, packed in rows:
         for r in orjson.loads(packed):
-            key, figures_ = tuple(r[: len(groups)]), r[len(groups) :]
-            total = out.get(key)
+            key = (b, *r[: len(groups)]) if buckets else tuple(r[: len(groups)])
+            figures_, total = r[len(groups) :], out.get(key)
             out[key] = (
-                figures_ if total is None else [(a or 0) + (b or 0) for a, b in zip(total, figures_, strict=True)]
+                figures_ if total is None else [(a or 0) + (f or 0) for a, f in zip(total, figures_, strict=True)]
             )
+    return out
+
+
+async def _chunks(
+    store: SqliteLedger | PostgresLedger, d: Dialect, since: float, until: float, buckets: tuple[float, int] | None
+) -> list[tuple[int, float, float]]:
+    """The window cut into time chunks of about ``CHUNK_ROWS`` rows, each in one bucket: ``(bucket
+    number, start, end)`` (every bucket number 0 without ``buckets``)."""
+    (counted,) = await fetch(store, (f"SELECT COUNT(*) FROM {d.table} WHERE ts >= ?1 AND ts < ?2", [since, until]))
+    rows = int(counted[0][0]) if counted else 0
+    step, count = (until - since, 1) if buckets is None else buckets
+    edges = bounds(since, until, step, count)
+    # the same number of chunks in every bucket (rows per bucket are not known), at most MAX_CHUNKS
+    pieces = max(1, min(MAX_CHUNKS // count, math.ceil(rows / CHUNK_ROWS / count)))
+    out = []
+    for i in range(count):
+        lo, hi = edges[i], edges[i + 1]
+        cuts = [lo] + [lo + (hi - lo) * k / pieces for k in range(1, pieces)] + [hi]
+        out += [(i, cuts[k], cuts[k + 1]) for k in range(pieces) if cuts[k] < cuts[k + 1]]
     return out
 
 

@@ -28,7 +28,7 @@ from breakwater.observability.ledger.bucketing import (
     sample_modulus,
 )
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
-from breakwater.observability.ledger.reading import Dialect, dialect_of, money_text, money_units
+from breakwater.observability.ledger.reading import dialect_of, money_text, money_units
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
@@ -206,51 +206,33 @@ async def cost_series(
         raise ValueError("a tag key is needed with (and only with) by='tag'")
     d = dialect_of(store)
     tag = [] if tag_key is None else [tag_bind(tag_key, postgres=d.postgres)]
-    names, more = await _top(store, d, group_sql(by, "?3", postgres=d.postgres), [since, until, *tag], top)
-    params: list[Any] = [since, until, float(step_s), *tag]
     group = group_sql(by, "?4", postgres=d.postgres)
+    found = await grouped_sums(
+        store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag), buckets=(step_s, buckets)
+    )
+    # the window's groups by cost, ordered as the usage report orders them: cost, then requests,
+    # then the group (rows without it last); aggregate() would also rank every group's latencies
+    whole: dict[str | None, list[int]] = {}
+    for (_, name), (n, cost) in found.items():
+        seen = whole.setdefault(name, [0, 0])
+        seen[0] += money_units(cost)
+        seen[1] += int(n)
+    ranked_ = sorted(whole.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0] is None, kv[0] or ""))
+    names = [name for name, _ in ranked_[:top]]
     labels = {g: NO_TAG if g is None else str(g) for g in names}
     other = "(other)" if "other" in labels.values() else "other"
+    more = len(ranked_) > top
     groups = list(labels.values()) + ([other] if more else [])
-    series_: list[dict[str, Any]] = [
-        {"t": since + i * step_s, "cost_usd": dict.fromkeys(groups, money_text(0))} for i in range(buckets)
-    ]
-    if not names:
-        return {"groups": groups, "buckets": series_}
-    # per bucket: the total, then each top group's share (rows of the rest: total minus those)
-    sums = [d.money_sum("cost_usd")]
-    for name in names:
-        if name is None:
-            sums.append(d.money_sum(f"CASE WHEN {group} IS NULL THEN cost_usd END"))
-        else:
-            params.append(name)
-            sums.append(d.money_sum(f"CASE WHEN {group} = ?{len(params)} THEN cost_usd END"))
-    window = (since, until, float(step_s), buckets)
-    counted = await bucket_sums(store, d, window, sums, "", tuple(params[3:]))
-    for i, (_, total, *shares) in counted.items():
-        costs = series_[i]["cost_usd"]
-        units = [money_units(v) for v in shares]
-        for name, share in zip(names, units, strict=True):
-            costs[labels[name]] = money_text(share)
-        if more:
-            costs[other] = money_text(money_units(total) - sum(units))
-    return {"groups": groups, "buckets": series_}
-
-
-async def _top(
-    store: SqliteLedger | PostgresLedger, d: Dialect, group: str, params: list[Any], top: int
-) -> tuple[list[str | None], bool]:
-    """The window's ``top`` groups by cost, ordered as the usage report orders them (cost, then
-    requests, then the group, rows without it last), and whether more groups have rows.
-
-    The usage report's own query (``aggregate``) would also rank every group's latencies, which
-    a chart does not show; this is its ordering alone."""
-    since, until, *tag = params
-    found = await grouped_sums(store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag))
-    ranked = sorted(
-        found.items(), key=lambda kv: (-money_units(kv[1][1]), -int(kv[1][0]), kv[0][0] is None, kv[0][0] or "")
-    )
-    return [key[0] for key, _ in ranked[:top]], len(ranked) > top
+    units: list[dict[str, int]] = [dict.fromkeys(groups, 0) for _ in range(buckets)]
+    for (i, name), (_, cost) in found.items():
+        units[int(i)][labels.get(name, other)] += money_units(cost)
+    return {
+        "groups": groups,
+        "buckets": [
+            {"t": since + i * step_s, "cost_usd": {g: money_text(u) for g, u in costs.items()}}
+            for i, costs in enumerate(units)
+        ],
+    }
 
 
 async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, until: float) -> list[dict[str, Any]]:
