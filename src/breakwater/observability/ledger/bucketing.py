@@ -1,17 +1,18 @@
-"""Sums per time bucket and nearest-rank percentiles per group, fast on a month of SQLite rows.
+"""Sums per time bucket or group, and nearest-rank percentiles, fast on a month of SQLite rows.
 
 A row's bucket is ``floor((ts - since) / step)`` in both stores. PostgreSQL groups by it (a
 hash aggregate). SQLite would sort every row of the window to group them, so it sums each
 bucket's ``ts`` range instead, one index range per bucket and no sort: the ranges' bounds are
 the least doubles whose bucket number changes (``bounds``), so both stores put every row in the
-same bucket.
+same bucket. Grouping by a column (``grouped_sums``), SQLite groups time chunks of a few
+thousand rows apart, and the chunks' sums are added up.
 
-Percentiles are nearest-rank (the value at rank ``ceil(p / 100 * n)``), ranked in SQL with one
-sort per query. Sorting is the costly part (about half a microsecond a row in SQLite), so a
-window holding more than ``RANK_BUDGET`` rows is ranked over a 1-in-``m`` sample of them, ``m``
-the smallest that brings it under the budget (rows whose start time in whole microseconds is
-divisible by ``m``; the same rows in both stores). Up to the budget the figure is exact; beyond
-it, it is the exact nearest rank of the sample, a statistical estimate (docs/dashboard.md).
+Percentiles are nearest-rank (the value at rank ``ceil(p / 100 * n)``): the values are read in
+one scan and sorted in Python (``ranked``, ``nearest``). A window holding more than
+``RANK_BUDGET`` rows is ranked over a 1-in-``m`` sample of them, ``m`` the smallest that brings
+it under the budget (rows whose start time in whole microseconds is divisible by ``m``; the same
+rows in both stores). Up to the budget the figure is exact; beyond it, it is the exact nearest
+rank of the sample, a statistical estimate (docs/dashboard.md, "Query speed").
 """
 
 from __future__ import annotations

@@ -2,13 +2,15 @@
 each deployment's reliability.
 
 Every function takes either store and gives the same answer from both (the same SQL, in each
-dialect), the work done inside the database: a month of rows is never brought into Python.
-Time buckets are ``[since + i * step, since + (i + 1) * step)``; a bucket without rows is still
-in the answer, with zeros (and ``None`` percentiles). Money is exact decimal text with ten
-places, as in the usage report (``aggregate.py``).
+dialect). The sums are done inside the database; Python gets sums per bucket or group, and at
+most about ``bucketing.RANK_BUDGET`` values to rank. Time buckets are ``[since + i * step,
+since + (i + 1) * step)``; a bucket without rows is still in the answer, with zeros (and
+``None`` percentiles). Money is exact decimal text with ten places, as in the usage report
+(``aggregate.py``).
 
-Percentiles are nearest-rank, exact: the value at rank ``ceil(p / 100 * n)`` of the ``n``
-values, ranked in SQL (docs/dashboard.md, "Query speed").
+Percentiles are nearest-rank: the value at rank ``ceil(p / 100 * n)`` of the ``n`` values,
+exact up to ``bucketing.RANK_BUDGET`` rows, over a sample of them beyond (``bucketing.py``;
+docs/dashboard.md, "Query speed").
 
 The request explorer's search and a request's rows are in ``explorer.py``, re-exported here.
 """
