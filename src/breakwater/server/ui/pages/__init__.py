@@ -1,0 +1,19 @@
+"""The dashboard's pages, one module per section, each with its ``ROUTES``."""
+
+from __future__ import annotations
+
+from breakwater.server.ui.pages import overview
+from breakwater.server.ui.view import PageHandler
+
+#: the sections in the navigation bar: (path, label)
+NAV: list[tuple[str, str]] = [
+    ("/ui/", "Overview"),
+]
+
+
+def routes() -> dict[tuple[str, str], PageHandler]:
+    """Every page: ``(method, path)`` -> handler."""
+    table: dict[tuple[str, str], PageHandler] = {}
+    for module in (overview,):
+        table.update(module.ROUTES)
+    return table

@@ -1,0 +1,64 @@
+"""A gateway with access control, a SQLite ledger and the mock provider, for the dashboard's tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from breakwater.core.config import build_config
+from breakwater.server.app import BreakwaterApp, create_app
+from tests.server.running import serve
+
+ADMIN = "adm-dashboard-5e1f"
+ENVIRON = {"BW_ADMIN": ADMIN, "BW_HASH": "hash-secret-for-dashboard-tests-0123"}
+
+
+def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dict[str, Any]:
+    """Two mock routes (one capturing prompts and answers) with a price, keys in SQLite, a SQLite ledger."""
+    price = {"input_per_mtok": "2.5", "output_per_mtok": "10"}
+    config: dict[str, Any] = {
+        "access": {"store": f"sqlite:///{tmp}/keys.db", "hash_secret": "env:BW_HASH"} if access else {"enabled": False},
+        "ledger": {"url": f"sqlite:///{tmp}/ledger.db", "spool_path": str(tmp / "spool"), "flush_interval_s": 0.05},
+        "providers": {"m": {"type": "mock"}},
+        "deployments": {
+            "d-fast": {"provider": "m", "model": "mock-gpt", "price": price},
+            "d-smart": {"provider": "m", "model": "mock-gpt-large", "price": price},
+        },
+        "routes": {
+            "fast": {"deployments": ["d-fast"], "capture": {"enabled": True}},
+            "smart": {"deployments": ["d-smart"]},
+        },
+    }
+    if admin:
+        config["server"] = {"admin_key": "env:BW_ADMIN"}
+    return config
+
+
+@dataclass
+class Gateway:
+    url: str
+    app: BreakwaterApp
+    tmp: Path
+
+    def client(self) -> httpx2.Client:
+        """A plain HTTP client (no redirects followed) that keeps cookies, like a browser."""
+        return httpx2.Client(base_url=self.url, follow_redirects=False, timeout=10)
+
+    def login(self) -> httpx2.Client:
+        client = self.client()
+        r = client.post("/ui/login", data={"admin_key": ADMIN})
+        assert r.status_code == 303, r.text
+        return client
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("ui")
+    app = create_app(build_config(gateway_config(tmp)), environ=ENVIRON)
+    with serve(app) as url:
+        yield Gateway(url, app, tmp)
