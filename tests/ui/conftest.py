@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +64,54 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     app = create_app(build_config(gateway_config(tmp)), environ=ENVIRON)
     with serve(app) as url:
         yield Gateway(url, app, tmp)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium: Playwright drives it as it is (``playwright install`` is never run)."""
+
+SCREENSHOTS_ENV = "BREAKWATER_UI_SCREENSHOTS"
+"""A directory to save the browser tests' screenshots in, besides ``tmp_path`` (``.ci/ui-screenshots``)."""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright; skipped (failed under BREAKWATER_REQUIRE_SERVICES=1) without one."""
+    if not CHROMIUM.exists():
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("BREAKWATER_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}; BREAKWATER_REQUIRE_SERVICES=1 requires it")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Watched:
+    """A browser page whose console errors, page errors and dialogs are collected (a test asserts none)."""
+
+    def __init__(self, page: Any, shots: Path) -> None:
+        self.page = page
+        self.shots = shots
+        self.problems: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("dialog", self._dialog)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def shot(self, name: str) -> Path:
+        """A screenshot of the viewport, kept under tmp_path (and in $BREAKWATER_UI_SCREENSHOTS when set)."""
+        path = self.shots / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        target = os.environ.get(SCREENSHOTS_ENV)
+        if target:
+            shutil.copyfile(path, Path(target) / path.name)
+        return path

@@ -113,7 +113,7 @@ class Dashboard:
             if self._session(request) is not None:
                 await redirect(send, "/ui/")
                 return
-            await self._login_page(send, request, None, 200)
+            await self._login_page(send, request, request.query.get("next", ""), None, 200)
             return
         if request.method != "POST":
             raise MethodNotAllowed(f"Method {request.method} is not allowed on /ui/login", ["GET", "POST"])
@@ -126,17 +126,17 @@ class Dashboard:
             refusal = InvalidRequest("Type the admin key (server.admin_key)", param="admin_key")
         if refusal is not None:
             log.info("dashboard login refused from %s: %s", request.client, type(refusal).__name__)
-            await self._login_page(send, request, refusal.message, errors.classify(refusal)[0])
+            await self._login_page(send, request, form.get("next", ""), refusal.message, errors.classify(refusal)[0])
             return
         _, cookie = self._shared.sessions.issue(self._key)
         await redirect(send, _local(form.get("next", "")), [self._cookie(request, cookie, int(SESSION_S))])
 
-    async def _login_page(self, send: Send, request: Request, error: str | None, status: int) -> None:
+    async def _login_page(self, send: Send, request: Request, after: str, error: str | None, status: int) -> None:
         context = {
             "error": error,
             "disabled": not self._auth.configured,
             "insecure": request.scope.get("scheme") == "http" and not request.plain_http_loopback(),
-            "next": _local(request.query.get("next", "")),
+            "next": _local(after),
             "uplot_version": UPLOT_VERSION,
         }
         body = self._shared.templates.get_template("login.html").render(context)

@@ -10,11 +10,10 @@ import jinja2
 
 
 def templates() -> jinja2.Environment:
-    """The template environment: every ``{{ value }}`` is HTML-escaped, undefined names fail."""
+    """The template environment: every ``{{ value }}`` is HTML-escaped; a field a row lacks renders empty."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("breakwater.server.ui", "templates"),
         autoescape=True,
-        undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from breakwater.server.ui.pages import overview
+from breakwater.server.ui.pages import keys, overview
 from breakwater.server.ui.view import PageHandler
 
 #: the sections in the navigation bar: (path, label)
 NAV: list[tuple[str, str]] = [
     ("/ui/", "Overview"),
+    ("/ui/keys", "Keys"),
 ]
 
 
 def routes() -> dict[tuple[str, str], PageHandler]:
     """Every page: ``(method, path)`` -> handler."""
     table: dict[tuple[str, str], PageHandler] = {}
-    for module in (overview,):
+    for module in (overview, keys):
         table.update(module.ROUTES)
     return table
