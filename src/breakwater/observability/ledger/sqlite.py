@@ -135,7 +135,8 @@ def _lower_priority() -> None:
         log.debug("ledger background thread keeps normal priority: %r", exc)
 
 
-def _from_record(record: tuple[Any, ...]) -> LedgerRow:
+def row_from_values(record: tuple[Any, ...]) -> LedgerRow:
+    """The row of a record in ``COLUMNS`` order, as SQLite (or PostgreSQL, read as a tuple) gives it."""
     data = dict(zip(COLUMNS, record, strict=True))
     data["tags"] = orjson.loads(data["tags"])
     for name in ("cost_usd", "saved_usd"):
@@ -273,7 +274,7 @@ class SqliteLedger:
             cur = self._db().execute(
                 f"SELECT {_COLS} FROM {_TABLE} WHERE ts >= ? ORDER BY rowid LIMIT ?", (since, limit)
             )
-            return [_from_record(r) for r in cur.fetchall()]
+            return [row_from_values(r) for r in cur.fetchall()]
 
         return await self._run(query)
 
@@ -290,7 +291,7 @@ class SqliteLedger:
                 f"SELECT {_COLS} FROM {_TABLE} WHERE {window} AND prompt IS NOT NULL ORDER BY ts, rowid LIMIT ?",
                 (*params, limit),
             )
-            rows = [_from_record(r) for r in cur.fetchall()]
+            rows = [row_from_values(r) for r in cur.fetchall()]
             missing = db.execute(f"SELECT count(*) FROM {_TABLE} WHERE {window} AND prompt IS NULL", params)
             return rows, int(missing.fetchone()[0])
 
