@@ -142,3 +142,19 @@ def test_a_key_created_in_the_dashboard_works_and_can_be_disabled(browser: Watch
             model="fast", messages=[{"role": "user", "content": "hi"}]
         )
     assert "dashboard (127.0.0.1)" in page.locator("#audit").inner_text()
+
+
+def test_overview_shows_the_traffic_in_tiles_and_charts(browser: Watched) -> None:
+    """The overview counts the SDK's 14 requests, draws its charts, and changes window on a click."""
+    page = browser.page
+    tiles = page.locator("#totals")
+    assert "14" in tiles.locator(".tile", has_text="Requests").inner_text()
+    assert "7.1%" in tiles.locator(".tile", has_text="Error rate").inner_text()  # 1 of 14
+    page.locator("#c-traffic canvas").wait_for()
+    assert page.locator(".plot canvas").count() == 4  # no streams: the TTFT chart says so instead
+    assert "No data" in page.locator("#c-ttft").inner_text()
+    browser.shot("dashboard-overview")
+    page.get_by_role("button", name="1h").click()
+    page.wait_for_url("**/ui/?window=1h")
+    assert page.get_by_role("button", name="1h").get_attribute("aria-pressed") == "true"
+    page.locator("#c-latency canvas").wait_for()

@@ -33,7 +33,7 @@ def usd(value: Any) -> str:
         return "$0"
     if abs(amount) >= 1:
         return f"${amount:,.2f}"
-    return f"${amount:.4g}" if abs(amount) >= Decimal("0.0001") else f"${float(amount):.3g}"
+    return f"${float(amount):.4g}"
 
 
 def ms(value: Any) -> str:

@@ -19,8 +19,11 @@
     el.replaceChildren(p);
   }
 
-  function draw(el, data) {
-    if (!data.x || data.x.length === 0 || !data.series || data.series.length === 0) {
+  // data: {"x": [unix seconds], "charts": {name: [{"label", "values"}]}}; the element names its chart
+  function draw(el, all) {
+    var data = { x: all.x, series: (all.charts || {})[el.dataset.series] };
+    var some = (data.series || []).some(function (s) { return s.values.some(function (v) { return v != null; }); });
+    if (!data.x || data.x.length === 0 || !some) {
       empty(el, "No data in this window.");
       return;
     }
@@ -46,9 +49,15 @@
     window.addEventListener("resize", function () { chart.setSize({ width: Math.max(300, el.clientWidth), height: 220 }); });
   }
 
+  var fetched = {};  // one request per URL, however many charts it feeds
+
   function load(el) {
-    fetch(el.dataset.src, { credentials: "same-origin", headers: { accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
+    var src = el.dataset.src;
+    if (!fetched[src]) {
+      fetched[src] = fetch(src, { credentials: "same-origin", headers: { accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; });
+    }
+    fetched[src]
       .then(function (data) {
         if (data === null) { empty(el, "The chart could not be loaded."); return; }
         draw(el, data);
