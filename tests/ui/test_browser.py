@@ -8,6 +8,7 @@ error, no page error and no dialog. Screenshots go to ``tmp_path`` (and to
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     app = create_app(build_config(gateway_config(tmp)), environ=ENVIRON)
     with serve(app) as url:
         admin = httpx2.Client(base_url=url, headers={"authorization": f"Bearer {ADMIN}"})
-        key = admin.post("/admin/keys", json={"name": "seed", "user": "seeder"}).json()["key"]
+        key = admin.post("/admin/keys", json={"name": "seed"}).json()["key"]
         client = openai_sdk(url, key)
         for i in range(12):
             user = USERS[i % 3]
@@ -61,12 +62,11 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield Gateway(url, app, tmp)
 
 
-def _rows(app: Any) -> int:
-    import sqlite3
-
+def _rows(app: Any, where: str = "1 = 1") -> int:
+    """The ledger's rows (that match ``where``), read from its SQLite file."""
     path = app.config.ledger.url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM breakwater_ledger").fetchone()[0])
+        return int(db.execute(f"SELECT COUNT(*) FROM breakwater_ledger WHERE {where}").fetchone()[0])
 
 
 @pytest.fixture
@@ -144,12 +144,18 @@ def test_a_key_created_in_the_dashboard_works_and_can_be_disabled(browser: Watch
     assert "dashboard (127.0.0.1)" in page.locator("#audit").inner_text()
 
 
-def test_overview_shows_the_traffic_in_tiles_and_charts(browser: Watched) -> None:
-    """The overview counts the SDK's 14 requests, draws its charts, and changes window on a click."""
+def test_overview_shows_the_traffic_in_tiles_and_charts(browser: Watched, traffic: Gateway) -> None:
+    """The overview counts the ledger's requests and errors, draws its charts, and changes window on a click."""
     page = browser.page
+    ledger = traffic.app.ledger
+    assert ledger is not None
+    until(lambda: ledger.writer.pending == 0 and not ledger.writer._writing, 10, "the ledger has written every row")
+    page.reload()
     tiles = page.locator("#totals")
-    assert "14" in tiles.locator(".tile", has_text="Requests").inner_text()
-    assert "7.1%" in tiles.locator(".tile", has_text="Error rate").inner_text()  # 1 of 14
+    rows, errors = _rows(traffic.app), _rows(traffic.app, "status >= 400")
+    assert tiles.locator(".tile", has_text="Requests").locator("dd").inner_text() == str(rows)
+    rate = f"{errors / rows * 100:.1f}%"
+    assert tiles.locator(".tile", has_text="Error rate").locator("dd").inner_text() == rate
     page.locator("#c-traffic canvas").wait_for()
     assert page.locator(".plot canvas").count() == 4  # no streams: the TTFT chart says so instead
     assert "No data" in page.locator("#c-ttft").inner_text()
@@ -158,3 +164,67 @@ def test_overview_shows_the_traffic_in_tiles_and_charts(browser: Watched) -> Non
     page.wait_for_url("**/ui/?window=1h")
     assert page.get_by_role("button", name="1h").get_attribute("aria-pressed") == "true"
     page.locator("#c-latency canvas").wait_for()
+
+
+def test_filters_change_the_requests_table(browser: Watched) -> None:
+    """Filtering by user, then by status, narrows the table to the matching rows."""
+    page = browser.page
+    page.get_by_role("link", name="Requests").click()
+    page.wait_for_url("**/ui/requests")
+    everyone = page.locator("#requests tbody tr").count()
+    assert everyone >= 14
+    page.get_by_label("User").fill("alice")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**/ui/requests?**user=alice**")
+    users = page.locator("#requests td.user").all_inner_texts()
+    assert users == ["alice"] * 4
+    browser.shot("dashboard-requests")
+    page.get_by_label("User").fill("")
+    page.get_by_label("Status").select_option("error")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**status=error**")
+    statuses = [int(s.split()[0]) for s in page.locator("#requests td.status").all_inner_texts()]
+    assert statuses
+    assert all(s >= 400 for s in statuses)
+    assert any(s >= 500 for s in statuses)  # the failed upstream call
+    page.get_by_label("Min latency (ms)").fill("abc")
+    with page.expect_response("**/ui/requests?**") as bad:
+        page.get_by_role("button", name="Search").click()
+    assert bad.value.status == 400
+    assert "min_latency_ms" in page.locator("main").inner_text()
+    browser.problems = [p for p in browser.problems if "400" not in p]  # the refused search's own status
+
+
+def test_a_request_s_detail_shows_its_attempts_cost_and_captured_text(browser: Watched) -> None:
+    """A captured request's page shows the route, attempts, the cost split and the prompt and answer."""
+    page = browser.page
+    page.goto("/ui/requests?route=fast&user=alice")
+    page.locator("#requests tbody tr a").first.click()
+    page.wait_for_url("**/ui/request?id=**")
+    text = page.locator("main").inner_text()
+    assert "fast" in text
+    assert "Attempts" in text
+    assert "Output" in text
+    assert "question" in page.locator("#detail-prompt").inner_text()
+    assert page.locator("#detail-response").inner_text()
+    browser.shot("dashboard-request")
+
+
+def test_hostile_text_shows_as_text(browser: Watched, traffic: Gateway) -> None:
+    """A prompt, user name and tag holding <script> and an onerror image are shown verbatim, never run."""
+    page = browser.page
+    page.goto("/ui/requests?route=fast")
+    hostile = page.locator("#requests tr", has_text="<script>")
+    assert hostile.locator("td.user").inner_text() == XSS
+    hostile.locator("a").click()
+    page.wait_for_url("**/ui/request?id=**")
+    assert page.locator("#detail-user").inner_text() == XSS
+    assert page.locator("#detail-tags").inner_text() == f"feature={XSS}"
+    prompt = page.locator("#detail-prompt").inner_text()  # the captured messages, as JSON
+    assert '<script>alert(\\"xss\\")</script><img src=x onerror=alert(1)>' in prompt
+    assert page.locator("main script, main img").count() == 0
+    # and the server sent it escaped
+    client = traffic.login()
+    html = client.get(page.url.removeprefix(traffic.url)).text
+    assert XSS not in html
+    assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
