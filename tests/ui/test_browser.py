@@ -228,3 +228,33 @@ def test_hostile_text_shows_as_text(browser: Watched, traffic: Gateway) -> None:
     html = client.get(page.url.removeprefix(traffic.url)).text
     assert XSS not in html
     assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_cost_by_user_and_team_with_a_csv_export(browser: Watched, traffic: Gateway) -> None:
+    """The cost page ranks users by spend, charts the top ones, regroups by route, and exports the table as CSV."""
+    page = browser.page
+    page.get_by_role("link", name="Cost").click()
+    page.wait_for_url("**/ui/cost")
+    table = page.locator("#cost").inner_text()
+    for user in USERS:
+        assert user in table
+    page.locator("#c-cost canvas").wait_for()
+    browser.shot("dashboard-cost")
+    page.get_by_label("Group by").select_option("route")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**by=route**")
+    routes = page.locator("#cost tbody tr td:first-child").all_inner_texts()
+    assert set(routes) == {"fast", "smart"}
+    client = traffic.login()
+    r = client.get("/ui/cost.csv?window=24h&by=user")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert 'filename="breakwater-cost-by-user-24h.csv"' in r.headers["content-disposition"]
+    lines = r.text.splitlines()
+    assert lines[0].startswith("user,requests,")
+    assert any(line.startswith("alice,4,") for line in lines)
+    teams = client.get("/ui/cost?by=team")
+    assert teams.status_code == 200
+    assert "(no team)" in teams.text
+    assert client.get("/ui/cost?by=tag").status_code == 400
+    assert client.get("/ui/cost?by=tag&tag=feature").status_code == 200

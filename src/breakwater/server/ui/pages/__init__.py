@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from breakwater.server.ui.pages import keys, overview, requests
+from breakwater.server.ui.pages import cost, keys, overview, requests
 from breakwater.server.ui.view import PageHandler
 
 #: the sections in the navigation bar: (path, label)
 NAV: list[tuple[str, str]] = [
     ("/ui/", "Overview"),
+    ("/ui/cost", "Cost"),
     ("/ui/requests", "Requests"),
     ("/ui/keys", "Keys"),
 ]
@@ -16,6 +17,6 @@ NAV: list[tuple[str, str]] = [
 def routes() -> dict[tuple[str, str], PageHandler]:
     """Every page: ``(method, path)`` -> handler."""
     table: dict[tuple[str, str], PageHandler] = {}
-    for module in (overview, requests, keys):
+    for module in (overview, cost, requests, keys):
         table.update(module.ROUTES)
     return table
