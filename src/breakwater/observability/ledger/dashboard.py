@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from breakwater.observability.ledger.aggregate import BY, aggregate, group_sql, tag_bind
+from breakwater.observability.ledger.aggregate import BY, group_sql, tag_bind
+from breakwater.observability.ledger.bucketing import bucket_of, bucket_sums, nearest, sample_modulus
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
-from breakwater.observability.ledger.reading import Dialect, dialect_of, fetch, money_text
+from breakwater.observability.ledger.reading import Dialect, dialect_of, fetch, money_text, money_units
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
@@ -69,26 +70,13 @@ def _check_steps(since: float, until: float, step_s: int) -> int:
     return buckets
 
 
-def _bucket(d: Dialect, buckets: int) -> str:
-    """A row's bucket number (``?1`` since, ``?3`` the step), kept below ``buckets`` (a row a
-    rounding error away from ``until`` stays in the last bucket)."""
-    return d.least("floor((ts - ?1) / ?3)", str(buckets - 1))
-
-
-def _nearest(d: Dialect, group: str, where: str, value: str, ranks: dict[str, int]) -> str:
-    """Per group: the nearest-rank percentiles of ``value`` (rows where it is set), one column each
-    in ``ranks``' order. One sort of the group's values serves the rank and the count."""
-    picks = ", ".join(f"MAX(CASE WHEN rn = ({p} * k + 99) / 100 THEN v END)" for p in ranks.values())
-    wanted = ", ".join(f"({p} * k + 99) / 100" for p in ranks.values())
-    return f"""
-        SELECT g, {picks} FROM (
-            SELECT g, v, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn, COUNT(*) OVER (PARTITION BY g) AS k
-            FROM (SELECT {group} AS g, {value} AS v FROM {d.table} WHERE {where} AND {value} IS NOT NULL) AS w
-        ) AS r WHERE rn IN ({wanted}) GROUP BY g
-    """
-
-
-_TRAFFIC_RANKS = {"p50": 50, "p95": 95}
+_TRAFFIC = [
+    "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)",
+    "{cost}",
+    "{saved}",
+    f"SUM(CASE WHEN cache IN {_HITS} THEN 1 ELSE 0 END)",
+    "SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END)",
+]
 
 
 async def _traffic(
@@ -96,26 +84,21 @@ async def _traffic(
 ) -> dict[int, dict[str, Any]]:
     """The traffic figures per bucket number, for the buckets that hold rows."""
     d = dialect_of(store)
-    where = "ts >= ?1 AND ts < ?2" + ("" if route is None else " AND route = ?4")
-    params: list[Any] = [since, until, float(step)] + ([] if route is None else [route])
-    b = _bucket(d, buckets)
-    sums = f"""
-        SELECT {b} AS b, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), {d.money_sum("cost_usd")},
-               {d.money_sum("saved_usd")}, SUM(CASE WHEN cache IN {_HITS} THEN 1 ELSE 0 END),
-               SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END)
-        FROM {d.table} WHERE {where} GROUP BY b
-    """
-    counted, latency, ttft = await fetch(
+    where, extra = ("", ()) if route is None else (" AND route = ?4", (route,))
+    sums = [s.format(cost=d.money_sum("cost_usd"), saved=d.money_sum("saved_usd")) for s in _TRAFFIC]
+    counted = await bucket_sums(store, d, (since, until, step, buckets), sums, where, extra)
+    modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
+    group, rows = bucket_of(d, buckets), "ts >= ?1 AND ts < ?2" + where
+    params = [since, until, float(step), *extra]
+    latency, ttft = await fetch(
         store,
-        (sums, params),
-        (_nearest(d, b, where, "latency_ms", _TRAFFIC_RANKS), params),
-        (_nearest(d, b, where, "ttft_ms", _TRAFFIC_RANKS), params),
+        (nearest(d, group, rows, "latency_ms", [50, 95], modulus), params),
+        (nearest(d, group, rows, "ttft_ms", [50, 95], modulus), params),
     )
     lat = {int(r[0]): r[1:] for r in latency}
     first = {int(r[0]): r[1:] for r in ttft}
     out = {}
-    for bucket, requests, errors, cost, saved, hits, unpriced in counted:
-        i = int(bucket)
+    for i, (requests, errors, cost, saved, hits, unpriced) in counted.items():
         p_lat, p_ttft = lat.get(i, (None, None)), first.get(i, (None, None))
         out[i] = {
             "requests": int(requests),
@@ -222,56 +205,56 @@ async def cost_series(
         raise ValueError(f"cost can be grouped by {', '.join(COST_BY)}, not {by!r}")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
         raise ValueError(f"top must be between 1 and {MAX_TOP}")
+    if (by == "tag") != (tag_key is not None) or tag_key == "":
+        raise ValueError("a tag key is needed with (and only with) by='tag'")
     d = dialect_of(store)
-    if tag_key is not None:
-        tag_bind(tag_key, postgres=d.postgres)  # raises on a key the store cannot look up
-    page = await aggregate(store, by=by, since=since, until=until, limit=top, tag_key=tag_key)
-    names: list[str | None] = [g["group"] for g in page.groups]
+    tag = [] if tag_key is None else [tag_bind(tag_key, postgres=d.postgres)]
+    names, more = await _top(store, d, group_sql(by, "?3", postgres=d.postgres), [since, until, *tag], top)
+    params: list[Any] = [since, until, float(step_s), *tag]
+    group = group_sql(by, "?4", postgres=d.postgres)
     labels = {g: NO_TAG if g is None else str(g) for g in names}
     other = "(other)" if "other" in labels.values() else "other"
-    groups = list(labels.values()) + ([other] if page.total > len(names) else [])
+    groups = list(labels.values()) + ([other] if more else [])
     series_: list[dict[str, Any]] = [
         {"t": since + i * step_s, "cost_usd": dict.fromkeys(groups, money_text(0))} for i in range(buckets)
     ]
     if not names:
         return {"groups": groups, "buckets": series_}
-    params: list[Any] = [since, until, float(step_s)]
-    if tag_key is not None:
-        params.append(tag_bind(tag_key, postgres=d.postgres))
-    group = group_sql(by, "?4", postgres=d.postgres)
-    named = [n for n in names if n is not None]
-    listed = ", ".join(f"?{len(params) + 1 + i}" for i in range(len(named))) or "NULL"
-    params += named
-    sql = f"""
-        SELECT b, named, untagged, {d.money_sum("cost_usd")} FROM (
-            SELECT {_bucket(d, buckets)} AS b, CASE WHEN {group} IN ({listed}) THEN {group} END AS named,
-                   CASE WHEN {group} IS NULL THEN 1 ELSE 0 END AS untagged, cost_usd
-            FROM {d.table} WHERE ts >= ?1 AND ts < ?2
-        ) AS w GROUP BY b, named, untagged
-    """
-    (rows,) = await fetch(store, (sql, params))
-    for bucket, name, untagged, cost in rows:
-        if name is not None:
-            label = labels[name]
-        elif untagged and None in labels:
-            label = NO_TAG
+    # per bucket: the total, then each top group's share (rows of the rest: total minus those)
+    sums = [d.money_sum("cost_usd")]
+    for name in names:
+        if name is None:
+            sums.append(d.money_sum(f"CASE WHEN {group} IS NULL THEN cost_usd END"))
         else:
-            label = other
-        costs = series_[int(bucket)]["cost_usd"]
-        costs[label] = money_text(_units(costs[label]) + _units_of(cost))
+            params.append(name)
+            sums.append(d.money_sum(f"CASE WHEN {group} = ?{len(params)} THEN cost_usd END"))
+    window = (since, until, float(step_s), buckets)
+    counted = await bucket_sums(store, d, window, sums, "", tuple(params[3:]))
+    for i, (_, total, *shares) in counted.items():
+        costs = series_[i]["cost_usd"]
+        units = [money_units(v) for v in shares]
+        for name, share in zip(names, units, strict=True):
+            costs[labels[name]] = money_text(share)
+        if more:
+            costs[other] = money_text(money_units(total) - sum(units))
     return {"groups": groups, "buckets": series_}
 
 
-def _units(text: str) -> int:
-    """Decimal text with ten places as integer units of 1e-10 USD (exact)."""
-    return int(text.replace(".", ""))
+async def _top(
+    store: SqliteLedger | PostgresLedger, d: Dialect, group: str, params: list[Any], top: int
+) -> tuple[list[str | None], bool]:
+    """The window's ``top`` groups by cost, ordered as the usage report orders them (cost, then
+    requests, then the group, rows without it last), and whether more groups have rows.
 
-
-def _units_of(value: Any) -> int:
-    return _units(money_text(value))
-
-
-_RELIABILITY_RANKS = {"p50": 50, "p95": 95, "p99": 99}
+    The usage report's own query (``aggregate``) would also rank every group's latencies, which
+    a chart does not show; this is its ordering alone."""
+    sql = f"""
+        SELECT g, COUNT(*) OVER () FROM (SELECT {group} AS g, cost_usd FROM {d.table} WHERE ts >= ?1 AND ts < ?2) AS w
+        GROUP BY g ORDER BY {d.money_sum("cost_usd")} DESC, COUNT(*) DESC, g IS NULL, {d.binary("g")}
+        LIMIT {int(top)}
+    """
+    (rows,) = await fetch(store, (sql, params))
+    return [r[0] for r in rows], bool(rows) and int(rows[0][1]) > len(rows)
 
 
 async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, until: float) -> list[dict[str, Any]]:
@@ -300,12 +283,12 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
         SELECT deployment, COALESCE(error_class, 'unknown') AS c, COUNT(*) FROM {d.table}
         WHERE {where} AND (status >= 400 OR error_class IS NOT NULL) GROUP BY deployment, c
     """
-    counted, errors, latency, ttft = await fetch(
+    counted, errors = await fetch(store, (sums, params), (classes, params))
+    modulus = sample_modulus(sum(int(r[2]) for r in counted))
+    latency, ttft = await fetch(
         store,
-        (sums, params),
-        (classes, params),
-        (_nearest(d, "deployment", where, "latency_ms", _RELIABILITY_RANKS), params),
-        (_nearest(d, "deployment", where, "ttft_ms", {"p50": 50}), params),
+        (nearest(d, "deployment", where, "latency_ms", [50, 95, 99], modulus), params),
+        (nearest(d, "deployment", where, "ttft_ms", [50], modulus), params),
     )
     by_class: dict[str, dict[str, int]] = {}
     for deployment, error_class, n in errors:

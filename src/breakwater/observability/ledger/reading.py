@@ -62,6 +62,13 @@ class Dialect:
     def least(self, a: str, b: str) -> str:
         return f"LEAST({a}, {b})" if self.postgres else f"MIN({a}, {b})"
 
+    def sampled(self, modulus: str) -> str:
+        """A row is in the 1-in-``modulus`` sample: its start time's whole microseconds divisible
+        by it (the same rows in both stores; a request's start time is unrelated to how it went)."""
+        if self.postgres:
+            return f"floor(ts * 1000000)::bigint % {modulus} = 0"
+        return f"CAST(ts * 1000000 AS INTEGER) % {modulus} = 0"
+
     def truth(self, column: str) -> str:
         """A boolean column as 1 or 0 (PostgreSQL's booleans are not integers)."""
         return f"(CASE WHEN {column} THEN 1 ELSE 0 END)"
@@ -76,6 +83,11 @@ def dialect_of(store: SqliteLedger | PostgresLedger) -> Dialect:
 def money(value: Any) -> Decimal:
     """A ``money_sum``: SQLite's integer units of 1e-10 USD, PostgreSQL's Decimal."""
     return Decimal(value).scaleb(-10) if isinstance(value, int) else Decimal(value)
+
+
+def money_units(value: Any) -> int:
+    """A ``money_sum`` as integer units of 1e-10 USD (exact: both stores keep ten places)."""
+    return int(money(value).scaleb(10).to_integral_value())
 
 
 def money_text(value: Any) -> str:
