@@ -258,3 +258,17 @@ def test_cost_by_user_and_team_with_a_csv_export(browser: Watched, traffic: Gate
     assert "(no team)" in teams.text
     assert client.get("/ui/cost?by=tag").status_code == 400
     assert client.get("/ui/cost?by=tag&tag=feature").status_code == 200
+
+
+def test_reliability_shows_each_deployment_s_breaker_and_errors(browser: Watched) -> None:
+    """Each deployment used has its breaker state, request count, error classes and percentiles."""
+    page = browser.page
+    page.get_by_role("link", name="Reliability").click()
+    page.wait_for_url("**/ui/reliability")
+    smart = page.locator('#reliability tr[data-deployment="d-smart"]')
+    assert smart.locator(".breaker").inner_text().startswith(("closed", "open", "half open"))
+    assert "ms" in smart.inner_text()
+    fast = page.locator('#reliability tr[data-deployment="d-fast"]')
+    assert "0.0%" in fast.inner_text()
+    assert page.locator("#reliability").inner_text().count("d-") >= 2
+    browser.shot("dashboard-reliability")

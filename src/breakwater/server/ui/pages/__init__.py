@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from breakwater.server.ui.pages import cost, keys, overview, requests
+from breakwater.server.ui.pages import cost, keys, overview, reliability, requests
 from breakwater.server.ui.view import PageHandler
 
 #: the sections in the navigation bar: (path, label)
 NAV: list[tuple[str, str]] = [
     ("/ui/", "Overview"),
     ("/ui/cost", "Cost"),
+    ("/ui/reliability", "Reliability"),
     ("/ui/requests", "Requests"),
     ("/ui/keys", "Keys"),
 ]
@@ -17,6 +18,6 @@ NAV: list[tuple[str, str]] = [
 def routes() -> dict[tuple[str, str], PageHandler]:
     """Every page: ``(method, path)`` -> handler."""
     table: dict[tuple[str, str], PageHandler] = {}
-    for module in (overview, cost, requests, keys):
+    for module in (overview, cost, reliability, requests, keys):
         table.update(module.ROUTES)
     return table
