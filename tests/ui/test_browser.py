@@ -272,3 +272,25 @@ def test_reliability_shows_each_deployment_s_breaker_and_errors(browser: Watched
     assert "0.0%" in fast.inner_text()
     assert page.locator("#reliability").inner_text().count("d-") >= 2
     browser.shot("dashboard-reliability")
+
+
+def test_limits_show_budget_use_and_the_alerts_fired(browser: Watched, traffic: Gateway) -> None:
+    """A team's budget shows what its key spent against the cap, and the crossing's alert is listed."""
+    admin = httpx2.Client(base_url=traffic.url, headers={"authorization": f"Bearer {ADMIN}"})
+    created = admin.post(
+        "/admin/teams", json={"name": "research", "limits": {"budget": {"usd": "0.0004", "period": "day"}}}
+    )
+    assert created.status_code == 201, created.text
+    key = admin.post("/admin/keys", json={"name": "researcher", "team": "research", "limits": {"rpm": 50}}).json()[
+        "key"
+    ]
+    openai_sdk(traffic.url, key).chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    page = browser.page
+    page.get_by_role("link", name="Limits").click()
+    page.wait_for_url("**/ui/limits")
+    row = page.locator("table.budgets tr", has_text="research")
+    assert "$0.0004" in row.inner_text()
+    assert float(row.get_by_role("meter").get_attribute("aria-valuenow") or 0) > 0
+    assert "50" in page.locator("#limits tr", has_text="researcher").inner_text()
+    assert "research" in page.locator("#alerts").inner_text()
+    browser.shot("dashboard-limits")

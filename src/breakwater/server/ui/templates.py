@@ -23,7 +23,7 @@ def templates() -> jinja2.Environment:
 
 def usd(value: Any) -> str:
     """``$12.34``; small amounts keep four significant digits (``$0.0001234``); ``—`` for none."""
-    if value is None or value == "":
+    if _absent(value) or value == "":
         return "—"
     try:
         amount = Decimal(str(value))
@@ -38,7 +38,7 @@ def usd(value: Any) -> str:
 
 def ms(value: Any) -> str:
     """``123 ms`` or ``1.23 s``; ``—`` for none."""
-    if value is None:
+    if _absent(value):
         return "—"
     v = float(value)
     return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
@@ -46,20 +46,25 @@ def ms(value: Any) -> str:
 
 def when(ts: Any) -> str:
     """Unix seconds as ``2026-01-02 13:04:05Z`` (UTC); ``—`` for none."""
-    if ts is None:
+    if _absent(ts):
         return "—"
     return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def pct(value: Any) -> str:
     """A share in [0, 1] as ``12.3%``; ``—`` for none."""
-    if value is None:
+    if _absent(value):
         return "—"
     return f"{float(value) * 100:.1f}%"
 
 
 def num(value: Any) -> str:
     """An integer with thousands separators; ``—`` for none."""
-    if value is None:
+    if _absent(value):
         return "—"
     return f"{int(value):,}"
+
+
+def _absent(value: Any) -> bool:
+    """No value: ``None``, or a field the row does not have."""
+    return value is None or isinstance(value, jinja2.Undefined)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from breakwater.server.ui.pages import cost, keys, overview, reliability, requests
+from breakwater.server.ui.pages import cost, keys, limits, overview, reliability, requests
 from breakwater.server.ui.view import PageHandler
 
 #: the sections in the navigation bar: (path, label)
@@ -10,6 +10,7 @@ NAV: list[tuple[str, str]] = [
     ("/ui/", "Overview"),
     ("/ui/cost", "Cost"),
     ("/ui/reliability", "Reliability"),
+    ("/ui/limits", "Limits"),
     ("/ui/requests", "Requests"),
     ("/ui/keys", "Keys"),
 ]
@@ -18,6 +19,6 @@ NAV: list[tuple[str, str]] = [
 def routes() -> dict[tuple[str, str], PageHandler]:
     """Every page: ``(method, path)`` -> handler."""
     table: dict[tuple[str, str], PageHandler] = {}
-    for module in (overview, cost, reliability, requests, keys):
+    for module in (overview, cost, reliability, limits, requests, keys):
         table.update(module.ROUTES)
     return table
