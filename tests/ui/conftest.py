@@ -21,7 +21,8 @@ ENVIRON = {"BW_ADMIN": ADMIN, "BW_HASH": "hash-secret-for-dashboard-tests-0123"}
 
 
 def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dict[str, Any]:
-    """Two mock routes (one capturing prompts and answers) with a price, keys in SQLite, a SQLite ledger."""
+    """Two mock routes with a price (one capturing prompts and answers, with a drift watch), a
+    route with two variants over them, keys in SQLite, a SQLite ledger."""
     price = {"input_per_mtok": "2.5", "output_per_mtok": "10"}
     config: dict[str, Any] = {
         "access": {"store": f"sqlite:///{tmp}/keys.db", "hash_secret": "env:BW_HASH"} if access else {"enabled": False},
@@ -32,8 +33,18 @@ def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dic
             "d-smart": {"provider": "m", "model": "mock-gpt-large", "price": price},
         },
         "routes": {
-            "fast": {"deployments": ["d-fast"], "capture": {"enabled": True}},
+            "fast": {
+                "deployments": ["d-fast"],
+                "capture": {"enabled": True},
+                "drift": {"share": 1.0, "asserts": [{"type": "not-icontains", "value": "as an AI"}]},
+            },
             "smart": {"deployments": ["d-smart"]},
+            "canary": {
+                "variants": {
+                    "sticky": "user",
+                    "arms": {"stable": {"route": "fast", "weight": 90}, "candidate": {"route": "smart", "weight": 10}},
+                }
+            },
         },
     }
     if admin:

@@ -56,9 +56,15 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             messages=[{"role": "user", "content": XSS}],
             extra_headers={"x-breakwater-user": XSS, "x-breakwater-tags": f"feature={XSS}"},
         )
+        for i in range(8):
+            client.chat.completions.create(
+                model="canary",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-breakwater-user": f"u{i}"},
+            )
         ledger = app.ledger
         assert ledger is not None
-        until(lambda: ledger.writer.pending == 0 and _rows(app) >= 14, 10, "the ledger has every row")
+        until(lambda: ledger.writer.pending == 0 and _rows(app) >= 22, 10, "the ledger has every row")
         yield Gateway(url, app, tmp)
 
 
@@ -244,7 +250,9 @@ def test_cost_by_user_and_team_with_a_csv_export(browser: Watched, traffic: Gate
     page.get_by_role("button", name="Show").click()
     page.wait_for_url("**by=route**")
     routes = page.locator("#cost tbody tr td:first-child").all_inner_texts()
-    assert {"fast", "smart"} <= set(routes) <= {"fast", "smart", "(none)"}  # (none): refused before routing
+    assert (
+        {"fast", "smart", "canary"} <= set(routes) <= {"fast", "smart", "canary", "(none)"}
+    )  # (none): refused before routing
     client = traffic.login()
     r = client.get("/ui/cost.csv?window=24h&by=user")
     assert r.status_code == 200
@@ -294,3 +302,20 @@ def test_limits_show_budget_use_and_the_alerts_fired(browser: Watched, traffic: 
     assert "50" in page.locator("#limits tr", has_text="researcher").inner_text()
     assert "research" in page.locator("#alerts").inner_text()
     browser.shot("dashboard-limits")
+
+
+def test_rollouts_compare_the_variants_and_quality_shows_the_drift_watch(browser: Watched) -> None:
+    """The canary route lists both arms with their requests; the watched route's drift score is shown."""
+    page = browser.page
+    page.get_by_role("link", name="Rollouts").click()
+    page.wait_for_url("**/ui/rollouts")
+    section = page.locator("section.rollout", has_text="Route canary")
+    arms = section.locator("table.variants tbody tr")
+    assert arms.count() == 2
+    counts = [int(t) for t in section.locator("table.variants tbody td:nth-child(4)").all_inner_texts()]
+    assert sum(counts) == 8
+    browser.shot("dashboard-rollouts")
+    page.get_by_role("link", name="Quality").click()
+    page.wait_for_url("**/ui/quality")
+    assert "fast" in page.locator("#drift").inner_text()
+    page.locator("#c-drift canvas, #c-drift .empty").first.wait_for()

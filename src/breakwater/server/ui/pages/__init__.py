@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from breakwater.server.ui.pages import cost, keys, limits, overview, reliability, requests
+from breakwater.server.ui.pages import cost, keys, limits, overview, reliability, requests, rollouts
 from breakwater.server.ui.view import PageHandler
 
 #: the sections in the navigation bar: (path, label)
@@ -11,6 +11,8 @@ NAV: list[tuple[str, str]] = [
     ("/ui/cost", "Cost"),
     ("/ui/reliability", "Reliability"),
     ("/ui/limits", "Limits"),
+    ("/ui/rollouts", "Rollouts"),
+    ("/ui/quality", "Quality"),
     ("/ui/requests", "Requests"),
     ("/ui/keys", "Keys"),
 ]
@@ -19,6 +21,6 @@ NAV: list[tuple[str, str]] = [
 def routes() -> dict[tuple[str, str], PageHandler]:
     """Every page: ``(method, path)`` -> handler."""
     table: dict[tuple[str, str], PageHandler] = {}
-    for module in (overview, cost, reliability, limits, requests, keys):
+    for module in (overview, cost, reliability, limits, rollouts, requests, keys):
         table.update(module.ROUTES)
     return table
