@@ -40,7 +40,7 @@
       width: Math.max(300, el.clientWidth || 400),
       height: 220,
       series: series,
-      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return fmt(u, v); }); }, size: 70 }],
+      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return fmt(u, v); }); }, size: 84 }],
       scales: { x: { time: true } },
       legend: { live: true },
     };
