@@ -41,6 +41,9 @@ from breakwater.observability.ledger.row import LedgerRow
 
 log = logging.getLogger("breakwater.alerts")
 
+RECENT_ALERTS = 100
+"""How many of the last alerts a process keeps in memory to show (``AlertTask.recent``, ``AlertOutbox.recent``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SpendOutlier:
@@ -328,10 +331,13 @@ class AlertTask:
         self._webhook = webhook
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
+        #: the last alerts fired in this process, oldest first (the dashboard's limits page)
+        self.recent: deque[Alert] = deque(maxlen=RECENT_ALERTS)
 
     async def run_once(self) -> list[Alert]:
         fired = self.alerts.evaluate(self._now())
         for alert in fired:
+            self.recent.append(alert)
             log.warning("alert %s: %s", alert.rule, alert.message, extra={"alert": alert.to_json()})
             if self._webhook is not None:
                 await self._webhook(alert)
@@ -370,8 +376,11 @@ class AlertOutbox:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
+        #: the last alerts pushed in this process, oldest first (the dashboard's limits page)
+        self.recent: deque[Alert] = deque(maxlen=RECENT_ALERTS)
 
     def push(self, alert: Alert) -> None:
+        self.recent.append(alert)
         log.warning("alert %s: %s", alert.rule, alert.message, extra={"alert": alert.to_json()})
         self.delivered += 1
         if self._webhook is not None:

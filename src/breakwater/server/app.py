@@ -44,6 +44,7 @@ from breakwater.server.moderations import ModerationsApi
 from breakwater.server.reload import ReloadApi, ReloadSignal
 from breakwater.server.responses import ResponsesApi
 from breakwater.server.token_count import TokenCountApi
+from breakwater.server.ui.dashboard import Dashboard, UiShared
 
 if TYPE_CHECKING:
     from breakwater.observability.alerts import AlertTask
@@ -148,6 +149,7 @@ class Served:
         for method, path, handler in self.config_admin.routes():
             routes[(method, path)] = handler
         routes[("GET", "/metrics")] = admin.metrics
+        self.ui = Dashboard(app.ui, auth, runtime)
         routes[("GET", "/healthz")] = app.healthz
         routes[("GET", "/readyz")] = app.readyz
         self.routes = routes
@@ -190,6 +192,8 @@ class BreakwaterApp:
         self.draining = False
         self.drain = Drain(config.server.drain_delay_s, self._start_draining)
         self.disconnects = DisconnectWatch()
+        #: the dashboard's sessions, templates and static files (they outlive reloads)
+        self.ui = UiShared(self.process.clock.time)
         self._served: Served | None = None
         first = Runtime(config, self.process, version=version)
         self.runtimes = Runtimes(self.process, first, load or loader(lambda: config), self._swap)
@@ -255,6 +259,9 @@ class BreakwaterApp:
             return
         if served.responses.handles(path):
             await served.responses(scope, receive, send)
+            return
+        if served.ui.handles(path):
+            await served.ui(scope, receive, send)
             return
         allow = served.methods.get(path)
         for prefix in ("/v1/models/", "/models/"):
