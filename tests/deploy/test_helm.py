@@ -51,6 +51,7 @@ def test_helm_lint_finds_no_error() -> None:
             "secretEnv": [{"name": "OPENAI_API_KEY", "secret": "llm-keys", "key": "openai"}],
             "env": [{"name": "TZ", "value": "UTC"}],
             "serviceMonitor": {"enabled": True},
+            "tls": {"secretName": "gateway-tls"},
         },
     ],
     ids=["defaults", "fixed-replicas", "everything"],
@@ -137,3 +138,24 @@ def test_service_and_service_monitor_select_the_pods() -> None:
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
     assert endpoint["bearerTokenSecret"] == {"name": "gateway-admin", "key": "token"}
+
+
+def test_tls_mounts_the_secret_sets_server_tls_and_probes_over_https() -> None:
+    plain = render()["Deployment"]["spec"]["template"]["spec"]
+    assert plain["containers"][0]["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    ca = {"ca": {"secret": {"name": "gateway-ca", "key": "ca.crt"}}, "serverName": "breakwater"}
+    manifests = render({"tls": {"secretName": "gateway-tls"}, "serviceMonitor": {"enabled": True, "tlsConfig": ca}})
+    pod = manifests["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    assert {"name": "tls", "secret": {"secretName": "gateway-tls"}} in pod["volumes"]
+    assert {"name": "tls", "mountPath": "/etc/breakwater/tls", "readOnly": True} in container["volumeMounts"]
+    config = parse_config(manifests["ConfigMap"]["data"]["breakwater.yaml"])
+    assert config.server.tls is not None
+    assert (config.server.tls.cert, config.server.tls.key) == (
+        "file:/etc/breakwater/tls/tls.crt",
+        "file:/etc/breakwater/tls/tls.key",
+    )
+    (endpoint,) = manifests["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == ca

@@ -24,6 +24,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $server := get $config "server" | default dict -}}
 {{- $_ := set $server "drain_delay_s" .Values.drain.delaySeconds -}}
 {{- $_ := set $server "drain_timeout_s" .Values.drain.timeoutSeconds -}}
+{{- if .Values.tls.secretName -}}
+{{- $_ := set $server "tls" (dict "cert" "file:/etc/breakwater/tls/tls.crt" "key" "file:/etc/breakwater/tls/tls.key") -}}
+{{- end -}}
 {{- $_ := set $config "server" $server -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{- define "breakwater.scheme" -}}
+{{- if .Values.tls.secretName -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
