@@ -7,13 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
+import kubernetes_validate
 import pytest
 import yaml
 
 from breakwater.core.config import parse_config
-
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed (pip install -e '.[test]')")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "breakwater"
 #: the oldest Kubernetes the chart claims (Chart.yaml kubeVersion allows 1.25; the native preStop
