@@ -94,7 +94,10 @@ async def test_two_workers_fire_one_alert_once(
     assert second == [["error_rate"], []]  # 12 failures of 12 over the fleet: fires, on the leader only
     await _fail(workers[1][0], 3)
     assert await round_() == [[], []]  # still failing: an alert fires once per crossing
-    await tasks[0].stop()  # the leader stops and gives up the lead
+    await _fail(workers[0][0], 2)
+    await tasks[0].stop()  # the leader stops: it publishes what it saw since its last round, gives up the lead
+    with redis.Redis(host=HOST, port=PORT) as client:
+        assert client.zcard(f"{namespace}alerts:samples") == 6 + 6 + 3 + 2
     assert await tasks[1].run_once() == []  # the new leader knows the alert is active: not fired again
     fleet = tasks[1].fleet
     assert isinstance(fleet.exchange, RedisAlertExchange)

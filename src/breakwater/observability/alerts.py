@@ -390,7 +390,7 @@ class AlertTask:
         task, self._task = self._task, None
         await stop_task(task)
         if self.fleet is not None:
-            await self.fleet.close()
+            await self.fleet.close(self.alerts)
         if self._webhook is not None:
             await self._webhook.close()
 

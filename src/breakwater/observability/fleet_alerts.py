@@ -90,6 +90,11 @@ class FleetAlerts:
             log.info("fleet alerts: Redis answers again")
             self._out = False
 
-    async def close(self) -> None:
+    async def close(self, alerts: Alerts) -> None:
+        """Stopping: publish what this worker saw since its last round, give up the lead."""
+        try:
+            await self.exchange.publish(alerts.take(), alerts.rules.horizon_s() + self.lease_s)
+        except ConnectionError:
+            pass  # Redis is out of reach: these samples are lost with the process
         await self.exchange.release()
         await self.exchange.close()
