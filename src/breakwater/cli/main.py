@@ -140,6 +140,9 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["BREAKWATER_CONFIG_STORE"] = args.config_store
     else:
         os.environ.pop("BREAKWATER_CONFIG_STORE", None)
+    from breakwater.runtime.tls import tls_options
+
+    tls = tls_options(config.server.tls, os.environ)  # checked by _load / _stored: resolves
     try:
         sock = launch.bind(args.host, args.port)
     except launch.CannotListen as exc:
@@ -147,7 +150,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     configure_logging(args.log_level)
     source = f"stored version {version}" if args.config_store else args.config or "embedded default"
-    print(f"Breakwater {__version__} listening on {_address(sock)} ({source}, {args.workers} worker(s))")
+    print(
+        f"Breakwater {__version__} listening on {_address(sock, https=bool(tls))} ({source}, {args.workers} worker(s))"
+    )
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         if route.branches:
@@ -173,13 +178,15 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             # after the drain delay (server/drain.py), how long in-flight requests may take to finish
             timeout_graceful_shutdown=config.server.drain_timeout_s,
+            **tls,
         )
 
 
-def _address(sock: socket.socket) -> str:
+def _address(sock: socket.socket, *, https: bool = False) -> str:
     """The URL a bound socket answers on (the real port when ``--port 0`` let the kernel pick)."""
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+    scheme = "https" if https else "http"
+    return f"{scheme}://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{scheme}://{host}:{port}"
 
 
 @contextlib.contextmanager

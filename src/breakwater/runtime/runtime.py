@@ -12,7 +12,8 @@ of building it again:
   whose settings and provider are unchanged;
 - the access layer (keys, counters with their windows, the quota) when ``access``, ``limits``
   and ``redis`` are unchanged; the ledger when ``ledger`` is; the tracer when ``tracing`` and
-  the providers are; the alert rules and their webhook when ``alerts`` is.
+  the providers are; the alert rules and their webhook when ``alerts`` and ``redis`` (where the
+  fleet's alert samples meet) are.
 
 What it took over passes to it only at ``commit`` (the swap); a runtime stops only what it owns.
 """
@@ -96,7 +97,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "access": ("access", "limits", "redis"),
     "ledger": ("ledger",),
     "tracer": ("tracing", "providers"),
-    "alerts": ("alerts",),
+    "alerts": ("alerts", "redis"),
     "cache": ("cache", "redis"),
     "responses": ("responses", "access"),
 }

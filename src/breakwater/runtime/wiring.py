@@ -40,6 +40,7 @@ from breakwater.runtime.bedrock import AwsProvider, build_aws, check_aws, speaks
 from breakwater.runtime.branching import check_learned
 from breakwater.runtime.drifting import check_drift
 from breakwater.runtime.eval_gate import check_gates
+from breakwater.runtime.tls import tls_problems
 
 _MOCK_BASE_URLS = {
     "openai": "http://mock/v1",
@@ -88,6 +89,7 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
     problems.extend(check_learned(config))
     problems.extend(check_drift(config))
     problems.extend(check_gates(config))
+    problems.extend(tls_problems(config.server.tls, environ))
     return problems
 
 
