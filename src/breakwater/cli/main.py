@@ -1,5 +1,5 @@
 """The ``breakwater`` command: serve | mock | check-config | config | usage | compare | shadow | keys |
-teams | limits | audit | router | prompts | eval | replay | tokens | version. Thin over the layers."""
+teams | limits | audit | router | prompts | eval | replay | tokens | import | version. Thin over the layers."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from breakwater import __version__
 from breakwater.cli import access, compare, launch, prompts, replay, router, shadow, tokens, usage
 from breakwater.cli import config as config_cli
 from breakwater.cli import eval as eval_cli
+from breakwater.cli import imports as import_cli
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.register(sub)
     eval_cli.register(sub)
     tokens.register(sub)
+    import_cli.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
