@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -107,6 +108,13 @@ def _check(args: argparse.Namespace) -> int:
         f"{args.file}: OK ({len(config.providers)} providers, {len(config.deployments)} deployments, "
         f"{len(config.routes)} routes)"
     )
+    from breakwater.runtime.wiring import retirements
+
+    now = time.time()
+    for retirement in retirements(config):
+        warning = retirement.warning(now)
+        if warning is not None:
+            print(f"  WARNING: {warning}")
     return 0
 
 
