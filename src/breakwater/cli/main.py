@@ -1,5 +1,5 @@
 """The ``breakwater`` command: serve | mock | check-config | config | usage | compare | shadow | keys |
-teams | limits | audit | router | prompts | eval | replay | tokens | import | version. Thin over the layers."""
+teams | limits | audit | router | prompts | eval | replay | tokens | import | loadtest | version. Thin over the layers."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from breakwater.cli import access, compare, launch, prompts, replay, router, sha
 from breakwater.cli import config as config_cli
 from breakwater.cli import eval as eval_cli
 from breakwater.cli import imports as import_cli
+from breakwater.cli import loadtest as loadtest_cli
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     eval_cli.register(sub)
     tokens.register(sub)
     import_cli.register(sub)
+    loadtest_cli.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
