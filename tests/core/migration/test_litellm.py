@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,15 @@ def test_strategies_and_wildcards_that_do_not_map_are_listed() -> None:
     assert [n.path for n in conversion.notes] == ["model_list[2].litellm_params.model"]
     data["router_settings"] = {"routing_strategy": "provider-budget-routing"}
     assert "router_settings.routing_strategy" in [n.path for n in convert(data, {}).notes]
+
+
+def test_the_documented_output_and_snippet_are_the_real_ones() -> None:
+    """docs/migration.md quotes real lines of the fixture's conversion, and its retires: snippet validates."""
+    doc = (Path(__file__).parents[3] / "docs" / "migration.md").read_text(encoding="utf-8")
+    real = {f"  {note}" for note in convert(_fixture(), ENV).notes}
+    quoted = [line for line in doc.splitlines() if re.match(r"  (model_list|router_settings|general_settings)", line)]
+    assert len(quoted) == 5 and set(quoted) <= real
+    snippet = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", doc, flags=re.DOTALL)[0])
+    azure = {"type": "openai", "host": "azure", "base_url": "https://x.openai.azure.com", "api_version": "2024-10-21"}
+    config = build_config({"providers": {"azure": azure}, **snippet})
+    assert str(config.deployments["gpt-4o-eu"].retires) == "2026-09-30"
