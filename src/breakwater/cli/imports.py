@@ -56,6 +56,8 @@ def _litellm(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         summary, status = f"the result does not validate yet:\n{exc}", 1
+    if not conversion.config.get("routes"):
+        summary, status = "no model could be converted", 1
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}: {summary}", file=sys.stderr)

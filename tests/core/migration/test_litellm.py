@@ -164,6 +164,10 @@ def test_import_of_a_missing_or_broken_file_exits_1(tmp_path: Path, capsys: pyte
     broken.write_text("model_list: [\n")
     assert main(["import", "litellm", str(broken)]) == 1
     assert "not valid YAML" in capsys.readouterr().err
+    broken.write_text("- just a list\n")
+    assert main(["import", "litellm", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert "no model could be converted" in err and ": unmapped: expected a mapping at the top level" in err
 
 
 def test_strategies_and_wildcards_that_do_not_map_are_listed() -> None:
