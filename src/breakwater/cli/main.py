@@ -1,5 +1,5 @@
 """The ``breakwater`` command: serve | mock | check-config | config | usage | compare | shadow | keys |
-teams | limits | audit | router | prompts | eval | replay | tokens | version. Thin over the layers."""
+teams | limits | audit | router | prompts | eval | replay | tokens | import | loadtest | version. Thin over the layers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from breakwater import __version__
 from breakwater.cli import access, compare, launch, prompts, replay, router, shadow, tokens, usage
 from breakwater.cli import config as config_cli
 from breakwater.cli import eval as eval_cli
+from breakwater.cli import imports as import_cli
+from breakwater.cli import loadtest as loadtest_cli
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -73,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.register(sub)
     eval_cli.register(sub)
     tokens.register(sub)
+    import_cli.register(sub)
+    loadtest_cli.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
@@ -105,6 +110,13 @@ def _check(args: argparse.Namespace) -> int:
         f"{args.file}: OK ({len(config.providers)} providers, {len(config.deployments)} deployments, "
         f"{len(config.routes)} routes)"
     )
+    from breakwater.runtime.wiring import retirements
+
+    now = time.time()
+    for retirement in retirements(config):
+        warning = retirement.warning(now)
+        if warning is not None:
+            print(f"  WARNING: {warning}")
     return 0
 
 
