@@ -84,9 +84,12 @@ SCREENSHOTS_ENV = "BREAKWATER_UI_SCREENSHOTS"
 """A directory to save the browser tests' screenshots in, besides ``tmp_path`` (``.ci/ui-screenshots``)."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A headless Chromium driven by Playwright; skipped (failed under BREAKWATER_REQUIRE_SERVICES=1) without one."""
+    """A headless Chromium driven by Playwright; skipped (failed under BREAKWATER_REQUIRE_SERVICES=1) without one.
+
+    Module-scoped: Playwright's sync API keeps an event loop running on this thread while it is
+    open, which would stop every later asyncio test from running its own."""
     if not CHROMIUM.exists():
         reason = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
         if os.environ.get("BREAKWATER_REQUIRE_SERVICES") == "1":

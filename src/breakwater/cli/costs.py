@@ -170,13 +170,14 @@ async def _whatif(args: argparse.Namespace, since: float, until: float) -> tuple
 
 def prices_of(config: Config) -> PriceOf:
     """A slice's price as the gateway prices it (the deployment's ``price:``, else the list), and its host."""
-    from breakwater.core.prices import PriceBook, price_host
+    from breakwater.core.prices import PriceBook
     from breakwater.core.whatif import Totals
+    from breakwater.runtime.wiring import price_host
 
     book = PriceBook({name: d.price.to_price() for name, d in config.deployments.items() if d.price is not None})
 
     def price_of(s: Totals) -> tuple[Price | None, str | None]:
-        host = price_host(config.providers.get(s.provider))
+        host = price_host(config, s.provider)
         return book.known(s.deployment, host, s.model), host
 
     return price_of
@@ -188,12 +189,13 @@ def target_of(config: Config, text: str) -> Target:
     Raises:
         ValueError: neither has a known price.
     """
-    from breakwater.core.prices import PriceBook, lookup, price_host
+    from breakwater.core.prices import PriceBook, lookup
     from breakwater.core.whatif import Target
+    from breakwater.runtime.wiring import price_host
 
     deployment = config.deployments.get(text)
     if deployment is not None:
-        host = price_host(config.providers.get(deployment.provider))
+        host = price_host(config, deployment.provider)
         if deployment.price is not None:
             return Target(text, deployment.price.to_price(), f"deployment {text}'s configured price")
         price = PriceBook().known(text, host, deployment.model)

@@ -43,10 +43,9 @@ from decimal import Decimal
 from genai_prices import data_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
-from breakwater.core.config.providers import Provider
 from breakwater.core.pricing import Price
 
-__all__ = ["FREE", "GENAI_PROVIDERS", "MOCK_HOST", "PriceBook", "lookup", "price_from_model_price", "price_host"]
+__all__ = ["FREE", "GENAI_PROVIDERS", "MOCK_HOST", "PriceBook", "deprecated", "lookup", "price_from_model_price"]
 
 log = logging.getLogger("breakwater.prices")
 
@@ -189,19 +188,6 @@ class PriceBook:
         return lookup(provider, model, self._at)
 
 
-def price_host(provider: Provider | None) -> str | None:
-    """Whose list prices a configured provider's models are billed at: its host, or the vendor its
-    wire names when it calls that vendor's own API; ``"mock"`` for the mock (free: ``MOCK_HOST``);
-    ``None`` for a server on a ``base_url`` of its own (give its deployments a ``price:``)."""
-    if provider is None:
-        return None
-    if provider.type == "mock" or provider.host == "mock":
-        return MOCK_HOST
-    if provider.host is not None:
-        return provider.host
-    return provider.type if not provider.base_url or provider.type == "vertex" else None
-
-
 def lookup(provider: str | None, model: str, at: datetime | None = None) -> Price | None:
     """The genai-prices list price of ``model`` on our ``provider`` (``FREE`` on the mock), or ``None``. No network."""
     if provider == MOCK_HOST:
@@ -215,3 +201,15 @@ def lookup(provider: str | None, model: str, at: datetime | None = None) -> Pric
             continue
         return price_from_model_price(info.get_prices(when))
     return None
+
+
+def deprecated(provider: str | None, model: str) -> bool:
+    """Whether the genai-prices list marks ``model`` on our ``provider`` deprecated (it gives no date). No network."""
+    snapshot = data_snapshot.get_snapshot()
+    for provider_id in GENAI_PROVIDERS.get((provider or "").lower(), ()):
+        try:
+            _, info = snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            continue
+        return bool(info.deprecated)
+    return False
