@@ -253,13 +253,10 @@ def _json(body: dict[str, Any]) -> Result:
 def _page(data: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     """OpenAI's list object; ``data`` holds one item past the page when there are more."""
     page = data[:limit]
-    return {
-        "object": "list",
-        "data": page,
-        "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None,
-        "has_more": len(data) > limit,
-    }
+    listed: dict[str, Any] = {"object": "list", "data": page, "has_more": len(data) > limit}
+    if page:  # strings in OpenAI's schema, so left out of an empty page
+        listed.update(first_id=page[0]["id"], last_id=page[-1]["id"])
+    return listed
 
 
 def _limit(query: dict[str, str], default: int, most: int) -> int:

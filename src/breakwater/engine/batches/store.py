@@ -50,8 +50,6 @@ class FileInfo:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
-            "expires_at": None,
-            "status_details": None,
         }
 
 
@@ -131,14 +129,15 @@ class BatchRecord:
         )
 
     def public(self) -> dict[str, Any]:
-        """OpenAI's Batch object."""
+        """OpenAI's Batch object; a time or file not reached yet is left out (OpenAI's schema types
+        them as integers and strings, not nullable ones), ``metadata`` is null when unset."""
         t = self.times
 
         def at(name: str) -> int | None:
             value = t.get(name)
             return None if value is None else int(value)
 
-        return {
+        batch = {
             "id": self.id,
             "object": "batch",
             "endpoint": self.endpoint,
@@ -158,8 +157,8 @@ class BatchRecord:
             "cancelling_at": at("cancelling_at"),
             "cancelled_at": at("cancelled_at"),
             "request_counts": {"total": self.total, "completed": self.completed, "failed": self.failed},
-            "metadata": self.metadata,
         }
+        return {k: v for k, v in batch.items() if v is not None} | {"metadata": self.metadata}
 
 
 class BatchStore(Protocol):
