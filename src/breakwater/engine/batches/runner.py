@@ -114,13 +114,16 @@ class BatchRunner:
         """Look for work now (a batch was created or cancelled)."""
         self._wake.set()
 
-    async def close(self) -> None:
-        """Stop: lines in flight are cancelled (run again by whoever resumes the batch), leases let go."""
+    async def close(self, *, release: bool = True) -> None:
+        """Stop: lines in flight are cancelled (run again by whoever resumes the batch), leases let
+        go (``release=False``: kept until they run out, as when a process dies)."""
         await stop_task(self._task)
         self._task = None
         working, self._working = self._working, {}
         for task in working.values():
             await stop_task(task)
+        if not release:
+            return
         store = self._store()
         for batch_id in working:
             try:
