@@ -182,9 +182,9 @@ class BatchApi:
         input_file_id, endpoint, window = body.get("input_file_id"), body.get("endpoint"), body.get("completion_window")
         if not isinstance(input_file_id, str) or not input_file_id:
             raise InvalidRequest("'input_file_id' must be a file id", param="input_file_id")
-        if endpoint not in ENDPOINTS:
+        if not isinstance(endpoint, str) or endpoint not in ENDPOINTS:
             raise InvalidRequest(f"'endpoint' must be one of {', '.join(ENDPOINTS)}", param="endpoint")
-        if window not in _WINDOW_S:
+        if not isinstance(window, str) or window not in _WINDOW_S:
             raise InvalidRequest("'completion_window' must be '24h'", param="completion_window")
         metadata = _metadata(body.get("metadata"))
         unknown = sorted(set(body) - {"input_file_id", "endpoint", "completion_window", "metadata"})
