@@ -9,6 +9,7 @@ test stops a gateway mid-batch and starts another on the same SQLite store.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx2
 import openai
 import pytest
+import yaml
 
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
@@ -385,3 +387,15 @@ def test_a_batch_resumes_after_a_restart_with_every_line_answered_once(tmp_path:
     rows = _ledger_rows(tmp_path, batch.id)
     answered = [row for row in rows if row["status"] == 200]
     assert sorted(row["request_id"] for row in answered) == sorted(line["response"]["request_id"] for line in output)
+
+
+def test_the_documented_config_validates() -> None:
+    """Every YAML block of docs/batch.md and the batches section of docs/configuration.md is a valid config."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    blocks = re.findall(r"```yaml\n(.*?)```", (docs / "batch.md").read_text(encoding="utf-8"), re.S)
+    configuration = (docs / "configuration.md").read_text(encoding="utf-8")
+    section = configuration[configuration.index("## Batches") : configuration.index("## Relative paths")]
+    blocks += re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        assert build_config(yaml.safe_load(block)).batches.enabled
