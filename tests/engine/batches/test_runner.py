@@ -14,7 +14,7 @@ import pytest
 from breakwater.core.config.batches import BatchSettings
 from breakwater.engine.batches.lines import Line
 from breakwater.engine.batches.runner import BatchRunner, LineAnswer
-from breakwater.engine.batches.store import BatchRecord, FileInfo
+from breakwater.engine.batches.store import BatchRecord, FileInfo, LineResult
 from breakwater.infra.batch_memory import MemoryBatchStore
 from breakwater.infra.clock import ManualClock
 
@@ -238,6 +238,40 @@ async def test_a_crashed_runners_batch_is_taken_over_when_its_lease_runs_out(
     assert sorted(r.custom_id for r in lines) == [f"c{i}" for i in range(6)]
     again = fake.calls[calls_before:]
     assert not set(again) & done_before  # answered lines are never run again
+
+
+async def test_a_result_the_store_failed_to_keep_is_run_again(
+    store: MemoryBatchStore, fake: Fake, load: Load, clock: ManualClock
+) -> None:
+    """A line whose result could not be written does not let the batch finalize without it: the
+    batch is taken up again at the next look, that line runs again, and the batch completes whole."""
+    flaky = FlakyLines(store)
+    runner = BatchRunner(lambda: flaky, lambda: SETTINGS, fake, load, clock)  # type: ignore[arg-type, return-value]
+    await _batch(store, 3)
+    runner.start()
+    try:
+        await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    finally:
+        await runner.close()
+    assert sorted(fake.calls) == ["c0", "c1", "c1", "c2"]
+    assert [r.custom_id for r in await store.lines("batch_1")] == ["c0", "c1", "c2"]
+
+
+class FlakyLines:
+    """The store, failing the first write of line ``c1``'s result."""
+
+    def __init__(self, store: MemoryBatchStore) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def line_put(self, batch_id: str, result: LineResult) -> bool:
+        if result.custom_id == "c1" and not self.failed:
+            self.failed = True
+            raise ConnectionError("the store is unreachable")
+        return await self._store.line_put(batch_id, result)
 
 
 class CountingClaims:

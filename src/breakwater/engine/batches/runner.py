@@ -238,6 +238,10 @@ class BatchRunner:
             raise
         if stopped is not None:
             return stopped
+        missing = len(lines) - len(await store.line_ids(batch.id))
+        if missing and self._clock.time() < batch.expires_at:
+            # a result could not be kept (the store failed): taken up again at the next look
+            raise RuntimeError(f"{missing} lines have no result")
         if self._clock.time() >= batch.expires_at and len(await store.line_ids(batch.id)) < len(lines):
             return await self._finish(store, batch, "expired", lines)
         return await self._move(store, batch, "finalizing")
@@ -254,25 +258,33 @@ class BatchRunner:
         assert self._slots is not None
         self.in_flight += 1
         try:
-            attempts = self._settings().line_attempts
-            for attempt in range(1, attempts + 1):
-                answer = await self._execute(batch, line)
-                if attempt == attempts or not (answer.status == 429 or answer.status >= 500):
-                    break
-                self.counts["retried"] += 1
-                await self._clock.sleep(answer.retry_after or min(2.0**attempt, 30.0))
-            ok = 200 <= answer.status < 300
-            self.counts["ok" if ok else "failed"] += 1
-            result = {
-                "id": f"batch_req_{self._ids.new()}",
-                "custom_id": line.custom_id,
-                "response": {"status_code": answer.status, "request_id": answer.request_id, "body": answer.body},
-                "error": None,
-            }
-            await store.line_put(batch.id, LineResult(line.custom_id, line.index, ok, result))
+            await self._answer(store, batch, line)
+        except Exception as exc:  # noqa: BLE001 - the line keeps no result and runs again when the batch resumes
+            log.warning(
+                "batch %s line %d: its result could not be kept (%s)", batch.id, line.index + 1, type(exc).__name__
+            )
         finally:
             self.in_flight -= 1
             self._slots.release()
+
+    async def _answer(self, store: BatchStore, batch: BatchRecord, line: Line) -> None:
+        """Run ``line`` (again after a 429 or 5xx, up to ``line_attempts``) and keep its result."""
+        attempts = self._settings().line_attempts
+        for attempt in range(1, attempts + 1):
+            answer = await self._execute(batch, line)
+            if attempt == attempts or not (answer.status == 429 or answer.status >= 500):
+                break
+            self.counts["retried"] += 1
+            await self._clock.sleep(answer.retry_after or min(2.0**attempt, 30.0))
+        ok = 200 <= answer.status < 300
+        self.counts["ok" if ok else "failed"] += 1
+        result = {
+            "id": f"batch_req_{self._ids.new()}",
+            "custom_id": line.custom_id,
+            "response": {"status_code": answer.status, "request_id": answer.request_id, "body": answer.body},
+            "error": None,
+        }
+        await store.line_put(batch.id, LineResult(line.custom_id, line.index, ok, result))
 
     async def _finish(
         self, store: BatchStore, batch: BatchRecord, final: BatchStatus, lines: list[Line] | None = None
