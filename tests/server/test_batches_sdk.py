@@ -137,6 +137,28 @@ def test_a_batch_answers_every_line_once(gateway: Gateway) -> None:
     assert info.purpose == "batch_output"
 
 
+def test_metrics_count_the_batch_lines(gateway: Gateway) -> None:
+    """``/metrics`` counts batch lines by outcome (a 404 line is ``failed``) and shows none in flight once done."""
+
+    def count(text: str, outcome: str) -> float:
+        found = re.search(rf'^breakwater_batch_lines_total{{outcome="{outcome}"}} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    before = httpx2.get(f"{gateway.url}/metrics", timeout=10).text
+    client = gateway.client
+    uploaded = client.files.create(
+        file=("in.jsonl", _jsonl([_chat("a"), _chat("b", "no-such-route")])), purpose="batch"
+    )
+    _done(
+        client,
+        client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h").id,
+    )
+    after = httpx2.get(f"{gateway.url}/metrics", timeout=10).text
+    assert count(after, "ok") - count(before, "ok") == 1
+    assert count(after, "failed") - count(before, "failed") == 1
+    assert "breakwater_batch_lines_in_flight 0.0" in after
+
+
 def test_an_embeddings_batch(gateway: Gateway) -> None:
     """An embeddings batch answers each line with an embeddings list."""
     client = gateway.client

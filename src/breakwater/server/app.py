@@ -24,6 +24,7 @@ from breakwater.core.errors import MethodNotAllowed, NotFound
 from breakwater.engine.batches.runner import BatchRunner
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.credentials import resolve
+from breakwater.observability.batch_metrics import BatchCollector
 from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_completions_serve, openai_serve
 from breakwater.runtime.loading import checked, load_config
 from breakwater.runtime.rollouts import RolloutWatch
@@ -209,6 +210,7 @@ class BreakwaterApp:
             self._interactive_load,
             self.process.clock,
         )
+        self._batch_metrics = False
         first = Runtime(config, self.process, version=version)
         self.runtimes = Runtimes(self.process, first, load or loader(lambda: config), self._swap)
         self._reload_signal = ReloadSignal(self.runtimes.reload)
@@ -342,6 +344,9 @@ class BreakwaterApp:
             self.stored.follow(self.runtimes)
         self.rollouts.start()
         self.batch_runner.start()
+        if process.metrics is not None and not self._batch_metrics:
+            process.metrics.registry.register(BatchCollector(self.batch_runner))
+            self._batch_metrics = True
         self.ready = True
 
     async def shutdown(self) -> None:

@@ -104,11 +104,18 @@ class BatchRunner:
         self.in_flight = 0
         #: lines run, by outcome (``ok``, ``failed``, ``retried``), for tests and metrics
         self.counts: dict[str, int] = {"ok": 0, "failed": 0, "retried": 0}
+        #: times a line waited for interactive traffic to calm down
+        self.yields = 0
 
     def start(self) -> None:
         if self._task is None:
             self._slots = asyncio.Semaphore(self._settings().concurrency)
             self._task = asyncio.get_running_loop().create_task(self._run(), name="breakwater-batches")
+
+    @property
+    def running(self) -> int:
+        """Batches this runner works on now."""
+        return len(self._working)
 
     def wake(self) -> None:
         """Look for work now (a batch was created or cancelled)."""
@@ -252,6 +259,7 @@ class BatchRunner:
             in_flight, queued = self._load()
             if queued == 0 and in_flight - self.in_flight < settings.yield_in_flight:
                 return
+            self.yields += 1
             await asyncio.sleep(settings.poll_s)
 
     async def _line(self, store: BatchStore, batch: BatchRecord, line: Line) -> None:
