@@ -8,13 +8,16 @@ test stops a gateway mid-batch and starts another on the same SQLite store.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx2
 import openai
 import pytest
@@ -22,11 +25,13 @@ import yaml
 
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
+from tests.conftest import require_service
 from tests.polling import until
 from tests.server.conftest import NO_BREAKER, ONE_SHOT, PRICE
 from tests.server.running import admin_http, openai_sdk, serve
 
 HELLO = [{"role": "user", "content": "Hello there"}]
+PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 
 def _config(tmp: Path, **batches: Any) -> dict[str, Any]:
@@ -379,10 +384,33 @@ def test_the_apis_need_a_key(keyed: str) -> None:
 # --- restart ------------------------------------------------------------------------------------
 
 
-def test_a_batch_resumes_after_a_restart_with_every_line_answered_once(tmp_path: Path) -> None:
-    """A gateway stopped mid-batch leaves it in progress; a new gateway on the same store resumes
-    it with the lines not yet answered, and every line ends with exactly one result."""
-    config = build_config(_config(tmp_path, store=f"sqlite:///{tmp_path}/batches.db", concurrency=1))
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def batch_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A batch store URL: a SQLite file, or a PostgreSQL database of its own (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/batches.db"
+        return
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"bwbatch_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    try:
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def test_a_batch_resumes_after_a_restart_with_every_line_answered_once(tmp_path: Path, batch_store: str) -> None:
+    """A gateway stopped mid-batch leaves it in progress; a new gateway on the same store (SQLite,
+    PostgreSQL) resumes it with the lines not yet answered, and every line ends with exactly one result."""
+    config = build_config(_config(tmp_path, store=batch_store, concurrency=1))
     lines = [_chat(f"r{i}", "slow") for i in range(8)]
     with serve(create_app(config)) as url:
         client = openai_sdk(url)
