@@ -3,7 +3,8 @@
 
 The module's gateway runs without access control, its batches in memory, on the in-process mock;
 per-key isolation runs on a gateway of its own with keys in a SQLite key store, and the restart
-test stops a gateway mid-batch and starts another on the same SQLite store.
+test stops a gateway mid-batch and starts another on the same store (SQLite, and PostgreSQL on
+127.0.0.1:5432 when it is there: a database of its own, dropped afterwards).
 """
 
 from __future__ import annotations
