@@ -29,7 +29,8 @@ class BatchCollector(Collector):
         )
         lines = CounterMetricFamily(
             "breakwater_batch_lines",
-            "Batch lines run: answered (ok), failed (an error status after the last attempt), tried again (retried).",
+            "Batch lines run: answered (ok), failed (an error status after the last attempt), tried again "
+            "(retried), refused by the gateway's own limits and sent again (throttled).",
             labels=["outcome"],
         )
         for outcome, count in runner.counts.items():

@@ -5,7 +5,8 @@ A line is served like the interactive request it describes: the same decoding
 (limits, retries, fallbacks, guardrails, cache) and its ledger row, with the error body the
 client would have got (``server/errors.py``). What differs: the caller is the batch's owner,
 identified by key id (``Gatekeeper.identify``: a key revoked since the upload stops its lines),
-the request is tagged ``batch_id``, and the line holds the runtime it started on like a request
+the request is tagged ``batch_id``, a refusal by the gateway's own limits or backpressure is
+marked ``throttled`` (the runner waits and tries again without spending an attempt), and the line holds the runtime it started on like a request
 does, so a reload lets it finish.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from breakwater.core.errors import LimitExceeded, Saturated
 from breakwater.core.ids import IdGenerator
 from breakwater.core.types import ChatResponse
 from breakwater.engine.batches.lines import Line
@@ -68,7 +70,8 @@ class LineExecutor:
             except Exception as exc:  # noqa: BLE001 - every failure becomes the error body a client would get
                 status, headers, payload = errors.openai_error(exc, ctx.request_id)
                 outcome.status, outcome.error = status, exc
-                return LineAnswer(status, ctx.request_id, orjson.loads(payload), _retry_after(headers))
+                throttled = isinstance(exc, (LimitExceeded, Saturated))
+                return LineAnswer(status, ctx.request_id, orjson.loads(payload), _retry_after(headers), throttled)
             except asyncio.CancelledError as exc:
                 outcome.status, outcome.error = CLIENT_CLOSED, exc
                 raise

@@ -190,6 +190,22 @@ async def test_a_429_or_5xx_line_is_tried_again(
     }
 
 
+async def test_a_line_the_gateways_limits_refuse_waits_without_spending_attempts(
+    store: MemoryBatchStore, runner: BatchRunner, fake: Fake, clock: ManualClock
+) -> None:
+    """A line refused by the owner's rate limit (``throttled``) waits its Retry-After and goes again,
+    as often as it takes, without spending its ``line_attempts``."""
+    limited = LineAnswer(429, "r", {"error": {}}, retry_after=3.0, throttled=True)
+    fake.answers = {"c0": [limited] * 5}
+    await _batch(store, 1)
+    runner.start()
+    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    assert clock.sleeps == [3.0] * 5
+    assert fake.calls == ["c0"] * 6 and runner.counts["throttled"] == 5
+    record = await store.batch_get("batch_1", "")
+    assert record is not None and (record.completed, record.failed) == (1, 0)
+
+
 async def test_an_expired_batch_ends_with_its_unanswered_lines_as_errors(
     store: MemoryBatchStore, runner: BatchRunner, fake: Fake, clock: ManualClock
 ) -> None:

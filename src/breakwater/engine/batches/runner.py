@@ -20,9 +20,10 @@ gateway is busy with interactive traffic: any deployment has requests queued for
 requests in flight that are not the runner's own reach ``yield_in_flight``. Each line is one
 ``Execute`` call (the server's: the same pipeline, limits, retries and ledger row as an
 interactive request, tagged ``batch_id``); a 429 or 5xx answer is tried again up to
-``line_attempts`` times. A line's result is kept once per ``custom_id`` (``line_put``), and a
-resumed batch runs only the lines without one, so after a restart every line still has exactly
-one result. The output and error files get ids derived from the batch's, so finalizing twice
+``line_attempts`` times, and one refused by the gateway's own limits (the owner's rate limits,
+a full deployment) waits as long as it is told and goes again without spending an attempt. A
+line's result is kept once per ``custom_id`` (``line_put``), and a resumed batch runs only the
+lines without one, so after a restart every line still has exactly one result. The output and error files get ids derived from the batch's, so finalizing twice
 (a crash in between) writes each once.
 """
 
@@ -56,6 +57,9 @@ class LineAnswer:
     body: dict[str, Any]
     #: seconds the answer asked to wait before trying again (429s)
     retry_after: float | None = None
+    #: refused by the gateway's own limits or backpressure (a rate limit, a full deployment): the
+    #: line waits and goes again without spending an attempt, until the batch expires
+    throttled: bool = False
 
 
 #: one line through the gateway, for the batch's owner
@@ -103,7 +107,7 @@ class BatchRunner:
         #: lines of this runner in flight now (not counted as interactive load)
         self.in_flight = 0
         #: lines run, by outcome (``ok``, ``failed``, ``retried``), for tests and metrics
-        self.counts: dict[str, int] = {"ok": 0, "failed": 0, "retried": 0}
+        self.counts: dict[str, int] = {"ok": 0, "failed": 0, "retried": 0, "throttled": 0}
         #: times a line waited for interactive traffic to calm down
         self.yields = 0
 
@@ -277,10 +281,16 @@ class BatchRunner:
 
     async def _answer(self, store: BatchStore, batch: BatchRecord, line: Line) -> None:
         """Run ``line`` (again after a 429 or 5xx, up to ``line_attempts``) and keep its result."""
-        attempts = self._settings().line_attempts
-        for attempt in range(1, attempts + 1):
+        settings = self._settings()
+        attempt = 0
+        while True:
             answer = await self._execute(batch, line)
-            if attempt == attempts or not (answer.status == 429 or answer.status >= 500):
+            if answer.throttled and self._clock.time() < batch.expires_at:
+                self.counts["throttled"] += 1
+                await self._clock.sleep(answer.retry_after or settings.poll_s)
+                continue
+            attempt += 1
+            if attempt >= settings.line_attempts or not (answer.status == 429 or answer.status >= 500):
                 break
             self.counts["retried"] += 1
             await self._clock.sleep(answer.retry_after or min(2.0**attempt, 30.0))
