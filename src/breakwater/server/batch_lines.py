@@ -70,7 +70,8 @@ class LineExecutor:
             except Exception as exc:  # noqa: BLE001 - every failure becomes the error body a client would get
                 status, headers, payload = errors.openai_error(exc, ctx.request_id)
                 outcome.status, outcome.error = status, exc
-                throttled = isinstance(exc, (LimitExceeded, Saturated))
+                # a refusal that says when to come back (not one that never fits: request_too_large)
+                throttled = isinstance(exc, (LimitExceeded, Saturated)) and exc.retry_after is not None
                 return LineAnswer(status, ctx.request_id, orjson.loads(payload), _retry_after(headers), throttled)
             except asyncio.CancelledError as exc:
                 outcome.status, outcome.error = CLIENT_CLOSED, exc
