@@ -69,15 +69,17 @@ class MemoryBatchStore:
         return [self._counted(r) for r in _page(newest, after, limit)]
 
     async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
-        claimed: list[BatchRecord] = []
+        held: list[BatchRecord] = []
+        free: list[BatchRecord] = []
         for record in self._batches.values():
-            if len(claimed) >= limit:
-                break
             holder, until = self._leases.get(record.id, ("", 0.0))
             if record.status in ACTIVE and (holder == runner or until <= now):
-                self._leases[record.id] = (runner, now + lease_s)
-                claimed.append(self._counted(record))
-        return claimed
+                (held if holder == runner else free).append(record)
+        chosen = {record.id for record in [*held, *free][:limit]}
+        claimed = [record for record in self._batches.values() if record.id in chosen]  # oldest first
+        for record in claimed:
+            self._leases[record.id] = (runner, now + lease_s)
+        return [self._counted(record) for record in claimed]
 
     async def batch_release(self, batch_id: str, runner: str) -> None:
         if self._leases.get(batch_id, ("", 0.0))[0] == runner:

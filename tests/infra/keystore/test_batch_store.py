@@ -179,3 +179,14 @@ async def test_a_claim_takes_at_most_limit_batches(store: BatchStore) -> None:
         await store.batch_save(_batch(f"batch-{i}"), None)
     assert [b.id for b in await store.batch_claim("r1", T, 60, 2)] == ["batch-0", "batch-1"]
     assert [b.id for b in await store.batch_claim("r2", T, 60, 2)] == ["batch-2"]
+
+
+async def test_a_claim_renews_the_batches_held_before_taking_others(store: BatchStore) -> None:
+    """Batches a runner holds come first in its claim (their leases renewed) even when older
+    batches' leases have run out meanwhile."""
+    for i in range(3):
+        await store.batch_save(_batch(f"batch-{i}"), None)
+    assert [b.id for b in await store.batch_claim("r2", T, 60, 1)] == ["batch-0"]
+    assert [b.id for b in await store.batch_claim("r1", T, 60, 1)] == ["batch-1"]
+    assert [b.id for b in await store.batch_claim("r1", T + 61, 60, 1)] == ["batch-1"]  # batch-0's lease ran out
+    assert [b.id for b in await store.batch_claim("r1", T + 62, 60, 2)] == ["batch-0", "batch-1"]

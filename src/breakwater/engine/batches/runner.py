@@ -106,7 +106,7 @@ class BatchRunner:
         self._slots: asyncio.Semaphore | None = None
         #: lines of this runner in flight now (not counted as interactive load)
         self.in_flight = 0
-        #: lines run, by outcome (``ok``, ``failed``, ``retried``), for tests and metrics
+        #: lines run, by outcome (``ok``, ``failed``, ``retried``, ``throttled``), for metrics
         self.counts: dict[str, int] = {"ok": 0, "failed": 0, "retried": 0, "throttled": 0}
         #: times a line waited for interactive traffic to calm down
         self.yields = 0
@@ -146,7 +146,9 @@ class BatchRunner:
         while True:
             settings = self._settings()
             try:
-                claimed = await self._store().batch_claim(self.name, self._clock.time(), settings.lease_s, 100)
+                # the ones held come first (their leases renewed); no more than lines can run at once
+                most = max(settings.concurrency, len(self._working))
+                claimed = await self._store().batch_claim(self.name, self._clock.time(), settings.lease_s, most)
             except Exception as exc:  # noqa: BLE001 - an unreachable store is tried again at the next look
                 log.warning("could not look for batches: %s", type(exc).__name__)
                 claimed = []
@@ -182,8 +184,8 @@ class BatchRunner:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # the lease runs out and this runner, or another, takes the batch up again from its status
-            log.exception("batch %s stopped on an error; it is resumed when its lease runs out", batch.id)
+            # still leased to this runner: taken up again from its stored status at the next look
+            log.exception("batch %s stopped on an error; it is taken up again at the next look", batch.id)
 
     async def _move(self, store: BatchStore, batch: BatchRecord, status: BatchStatus, **changes: Any) -> BatchRecord:
         """``batch`` in ``status``; if its stored status moved meanwhile (a cancel), the stored batch."""

@@ -197,7 +197,8 @@ class BatchStore(Protocol):
 
     async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
         """Up to ``limit`` active batches (``ACTIVE``) that ``runner`` holds or whose lease has run
-        out at ``now``, leased to ``runner`` until ``now + lease_s``."""
+        out at ``now``, leased to ``runner`` until ``now + lease_s``: those it holds first (so their
+        leases are renewed), then the oldest; returned oldest first."""
         ...
 
     async def batch_release(self, batch_id: str, runner: str) -> None:

@@ -70,10 +70,13 @@ class BatchOperations:
         claimable = f"status IN ({_ACTIVE}) AND (lease_owner = {m(1)} OR lease_until <= {m(3)})"
         self._claim = (
             f"UPDATE {batches} SET lease_owner = {m(1)}, lease_until = {m(2)} "
-            f"WHERE id IN (SELECT id FROM {batches} WHERE {claimable} ORDER BY seq LIMIT {m(4)}) AND {claimable} "
+            f"WHERE id IN (SELECT id FROM {batches} WHERE {claimable} "
+            f"ORDER BY CASE WHEN lease_owner = {m(1)} THEN 0 ELSE 1 END, seq LIMIT {m(4)}) AND {claimable} "
             "RETURNING id"
         )
-        self._claimed = f"SELECT {counted} FROM {batches} b WHERE lease_owner = {m(1)} AND status IN ({_ACTIVE})"
+        self._claimed = (
+            f"SELECT {counted} FROM {batches} b WHERE lease_owner = {m(1)} AND status IN ({_ACTIVE}) ORDER BY seq"
+        )
         self._release = f"UPDATE {batches} SET lease_until = 0 WHERE id = {m(1)} AND lease_owner = {m(2)}"
         self._line_insert = (
             f"INSERT INTO {lines} ({quoted(BATCH_LINE_COLUMNS)}) VALUES ({marks(len(BATCH_LINE_COLUMNS))}) "
