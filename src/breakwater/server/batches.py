@@ -3,8 +3,9 @@
 Every call is authenticated by the pipeline's ``begin`` (not a pipeline call itself: no ledger
 row; each batch line gets its own when it runs). Files and batches belong to the key that made
 them (their owner): another key's are a 404, as if they did not exist. An upload is read whole
-up to ``batches.max_file_bytes`` and checked line by line (``engine/batches/lines.py``) before it
-is kept; a batch is created ``validating`` and run by the process's ``BatchRunner``
+up to ``batches.max_file_bytes`` and checked line by line (``engine/batches/lines.py``, in a
+worker thread: tens of megabytes of JSON must not stall the event loop) before it is kept; a
+batch is created ``validating`` and run by the process's ``BatchRunner``
 (``engine/batches/runner.py``), which is woken at once. The store's failures are a 503.
 
 Paths: ``POST/GET /v1/files``, ``GET/DELETE /v1/files/{id}``, ``GET /v1/files/{id}/content``,
@@ -144,7 +145,8 @@ class BatchApi:
             raise InvalidRequest(
                 f"The file is {len(content)} bytes; the limit is {settings.max_file_bytes}", param="file"
             )
-        read_lines(content, settings.max_lines)
+        # tens of megabytes of JSON: checked in a worker thread, not on the event loop serving requests
+        await asyncio.to_thread(read_lines, content, settings.max_lines)
         name = upload.filename[:255] or "upload.jsonl"
         info = FileInfo(f"file-{self._ids.new()}", owner, "batch", name, len(content), self._ep.clock.time())
         await self._call(self._store.file_put(info, content))

@@ -201,7 +201,7 @@ class BatchRunner:
         content = await store.file_content(batch.input_file_id, batch.owner)
         if content is None:
             raise InvalidRequest(f"The input file '{batch.input_file_id}' no longer exists")
-        lines = read_lines(content, self._settings().max_lines)
+        lines = await asyncio.to_thread(read_lines, content, self._settings().max_lines)  # off the event loop
         for line in lines:
             if line.url != batch.endpoint:
                 raise InvalidRequest(
