@@ -344,9 +344,13 @@ class BatchRunner:
             return None
         file_id = output_file_id(batch.id, kind)
         if await store.file_get(file_id, batch.owner) is None:
-            content = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+            content = await asyncio.to_thread(_jsonl, lines)  # up to a file's worth of JSON: off the event loop
             info = FileInfo(
                 file_id, batch.owner, "batch_output", f"{batch.id}_{kind}.jsonl", len(content), self._clock.time()
             )
             await store.file_put(info, content)
         return file_id
+
+
+def _jsonl(lines: list[dict[str, Any]]) -> bytes:
+    return b"".join([orjson.dumps(line) + b"\n" for line in lines])
