@@ -271,6 +271,17 @@ def test_batches_are_listed_newest_first_by_pages(gateway: Gateway) -> None:
         _done(client, batch_id)
 
 
+def test_the_apis_answer_without_v1_too(gateway: Gateway) -> None:
+    """A client whose base URL lacks ``/v1`` reaches the same files and batches."""
+    client = openai.OpenAI(base_url=gateway.url, api_key="unused", max_retries=0)
+    uploaded = client.files.create(file=("in.jsonl", _jsonl([_chat("a")])), purpose="batch")
+    assert gateway.client.files.retrieve(uploaded.id).id == uploaded.id
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert _done(client, batch.id).status == "completed"
+    assert httpx2.put(f"{gateway.url}/batches/{batch.id}", timeout=10).status_code == 405
+    assert httpx2.get(f"{gateway.url}/files/{uploaded.id}/other", timeout=10).status_code == 404
+
+
 def test_a_batch_refuses_bad_parameters(gateway: Gateway) -> None:
     """A completion window other than 24h, an unknown endpoint or input file are 400s."""
     client = gateway.client

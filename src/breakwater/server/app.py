@@ -38,7 +38,7 @@ from breakwater.server.admin_drift import drift_handler
 from breakwater.server.admin_keys import KeysAdminApi
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from breakwater.server.batch_lines import LineExecutor
-from breakwater.server.batches import BATCHES, FILES, BatchApi
+from breakwater.server.batches import PATHS, BatchApi
 from breakwater.server.config_admin import ConfigAdminApi
 from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
@@ -131,7 +131,7 @@ class Served:
         self.batches: BatchApi | None = None
         if config.batches.enabled:
             self.batches = BatchApi(ep, runtime.batches, config.batches, app.batch_runner.wake)
-            for path in (FILES, BATCHES):
+            for path in PATHS:
                 for method in ("GET", "POST"):
                     routes[(method, path)] = self.batches
         routes[("POST", "/v1/feedback")] = FeedbackApi(

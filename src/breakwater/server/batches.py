@@ -37,7 +37,10 @@ log = logging.getLogger("breakwater.server")
 
 T = TypeVar("T")
 
-FILES, BATCHES = "/v1/files", "/v1/batches"
+FILES, BATCHES = "/files", "/batches"
+#: the collection paths, with and without ``/v1`` (clients configured either way, like the other routes)
+PATHS = tuple(f"{prefix}{path}" for prefix in ("/v1", "") for path in (FILES, BATCHES))
+_ITEMS = tuple(f"{collection}/" for collection in PATHS)
 #: OpenAI's metadata bounds: 16 pairs, keys up to 64 characters, values up to 512
 _MAX_METADATA, _MAX_KEY, _MAX_VALUE = 16, 64, 512
 #: room for the multipart framing around a file of the largest size
@@ -67,7 +70,7 @@ class BatchApi:
         self._ids = IdGenerator(12)
 
     def handles(self, path: str) -> bool:
-        return path.startswith((FILES + "/", BATCHES + "/"))
+        return path.startswith(_ITEMS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Any of the paths: authenticated, dispatched, every failure in OpenAI's error format."""
@@ -85,7 +88,8 @@ class BatchApi:
         await send_bytes(send, status, body, [*headers, (b"x-request-id", ctx.request_id.encode())])
 
     async def _dispatch(self, scope: Scope, receive: Receive, owner: str) -> Result:
-        method, path = scope["method"], scope["path"]
+        method, full = scope["method"], scope["path"]
+        path = full.removeprefix("/v1")
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
         if path in (FILES, BATCHES):
             allow = ["GET", "POST"]
@@ -96,17 +100,17 @@ class BatchApi:
             if method == "GET":
                 return await (self._files(owner, query) if path == FILES else self._batches(owner, query))
         else:
-            kind, _, rest = path.removeprefix("/v1/").partition("/")
+            kind, _, rest = path.removeprefix("/").partition("/")
             item, _, action = rest.partition("/")
             if not item or "/" in action:
-                raise NotFound(f"Unknown path {path}")
+                raise NotFound(f"Unknown path {full}")
             if kind == "files":
                 if action == "content":
                     allow = ["GET"]
                     if method == "GET":
                         return await self._content(item, owner)
                 elif action:
-                    raise NotFound(f"Unknown path {path}")
+                    raise NotFound(f"Unknown path {full}")
                 else:
                     allow = ["DELETE", "GET"]
                     if method == "GET":
@@ -118,12 +122,12 @@ class BatchApi:
                 if method == "POST":
                     return await self._cancel(item, owner)
             elif action:
-                raise NotFound(f"Unknown path {path}")
+                raise NotFound(f"Unknown path {full}")
             else:
                 allow = ["GET"]
                 if method == "GET":
                     return _json((await self._batch(item, owner)).public())
-        raise MethodNotAllowed(f"Method {method} is not allowed on {path}; use {' or '.join(allow)}", allow)
+        raise MethodNotAllowed(f"Method {method} is not allowed on {full}; use {' or '.join(allow)}", allow)
 
     # --- files ----------------------------------------------------------------------------------
 
