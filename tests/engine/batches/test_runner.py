@@ -273,6 +273,29 @@ async def test_a_result_the_store_failed_to_keep_is_run_again(
     assert [r.custom_id for r in await store.lines("batch_1")] == ["c0", "c1", "c2"]
 
 
+async def test_a_batch_whose_input_file_is_deleted_midway_fails(
+    store: MemoryBatchStore, fake: Fake, load: Load, clock: ManualClock
+) -> None:
+    """A batch resumed after its input file was deleted ends ``failed`` with the reason, once."""
+    first = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
+    await _batch(store, 4)
+    fake.held = {"c1", "c2", "c3"}
+    fake.gate.clear()
+    first.start()
+    await _until(lambda: _len(store.line_ids("batch_1"), 1), "a line is answered")
+    await first.close()
+    assert await store.file_delete("file-in", "")
+    second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
+    second.start()
+    try:
+        await _until(lambda: _aval(_status(store), "failed"), "the batch fails")
+    finally:
+        await second.close()
+    record = await store.batch_get("batch_1", "")
+    assert record is not None and record.errors is not None
+    assert "no longer exists" in record.errors[0]["message"] and "failed_at" in record.times
+
+
 class FlakyLines:
     """The store, failing the first write of line ``c1``'s result."""
 

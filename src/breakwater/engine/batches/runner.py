@@ -213,13 +213,19 @@ class BatchRunner:
         try:
             lines = await self._input(store, batch)
         except InvalidRequest as exc:
-            errors = [{"code": "invalid_request", "message": exc.message, "param": None, "line": None}]
-            return await self._move(store, batch, "failed", errors=errors)
+            return await self._fail(store, batch, exc)
         return await self._move(store, batch, "in_progress", total=len(lines))
+
+    async def _fail(self, store: BatchStore, batch: BatchRecord, exc: InvalidRequest) -> BatchRecord:
+        errors = [{"code": "invalid_request", "message": exc.message, "param": None, "line": None}]
+        return await self._move(store, batch, "failed", errors=errors)
 
     async def _progress(self, store: BatchStore, batch: BatchRecord) -> BatchRecord:
         """Run the lines without a result; then finalize, or stop at a cancellation or at expiry."""
-        lines = await self._input(store, batch)
+        try:
+            lines = await self._input(store, batch)
+        except InvalidRequest as exc:  # the input file was deleted while the batch ran
+            return await self._fail(store, batch, exc)
         done = await store.line_ids(batch.id)
         running: set[asyncio.Task[None]] = set()
         settings = self._settings()
