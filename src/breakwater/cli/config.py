@@ -17,7 +17,6 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -104,12 +103,13 @@ async def _with(store: ConfigVersions, args: argparse.Namespace) -> int:
 
 
 async def _apply(args: argparse.Namespace, store: ConfigVersions) -> int:
+    from breakwater.runtime.loading import read_config_text
     from breakwater.runtime.stored_config import apply
 
     try:
-        text = Path(args.file).read_text(encoding="utf-8")  # noqa: ASYNC240 - a command, not a server
-    except OSError as exc:
-        raise _Refused(f"cannot read {args.file}: {exc.strerror}") from None
+        text = read_config_text(args.file)  # a file that extends another is stored merged
+    except ConfigError as exc:
+        raise _Refused(str(exc)) from None
     try:
         applied = await apply(
             store,

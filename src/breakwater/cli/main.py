@@ -1,5 +1,5 @@
 """The ``breakwater`` command: serve | mock | check-config | config | usage | compare | shadow | keys |
-teams | limits | audit | router | prompts | eval | replay | tokens | version. Thin over the layers."""
+teams | limits | audit | router | prompts | eval | replay | tokens | import | loadtest | version. Thin over the layers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from breakwater import __version__
 from breakwater.cli import access, compare, launch, prompts, replay, router, shadow, tokens, usage
 from breakwater.cli import config as config_cli
 from breakwater.cli import eval as eval_cli
+from breakwater.cli import imports as import_cli
+from breakwater.cli import loadtest as loadtest_cli
 from breakwater.core.config import Config, ConfigError
 from breakwater.observability.logging import configure_logging
 
@@ -73,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.register(sub)
     eval_cli.register(sub)
     tokens.register(sub)
+    import_cli.register(sub)
+    loadtest_cli.register(sub)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(run=_version)
@@ -105,6 +110,13 @@ def _check(args: argparse.Namespace) -> int:
         f"{args.file}: OK ({len(config.providers)} providers, {len(config.deployments)} deployments, "
         f"{len(config.routes)} routes)"
     )
+    from breakwater.runtime.wiring import retirements
+
+    now = time.time()
+    for retirement in retirements(config):
+        warning = retirement.warning(now)
+        if warning is not None:
+            print(f"  WARNING: {warning}")
     return 0
 
 
@@ -140,6 +152,9 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["BREAKWATER_CONFIG_STORE"] = args.config_store
     else:
         os.environ.pop("BREAKWATER_CONFIG_STORE", None)
+    from breakwater.runtime.tls import tls_options
+
+    tls = tls_options(config.server.tls, os.environ)  # checked by _load / _stored: resolves
     try:
         sock = launch.bind(args.host, args.port)
     except launch.CannotListen as exc:
@@ -147,7 +162,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     configure_logging(args.log_level)
     source = f"stored version {version}" if args.config_store else args.config or "embedded default"
-    print(f"Breakwater {__version__} listening on {_address(sock)} ({source}, {args.workers} worker(s))")
+    print(
+        f"Breakwater {__version__} listening on {_address(sock, https=bool(tls))} ({source}, {args.workers} worker(s))"
+    )
     for name, route in config.routes.items():
         where = f"provider {route.provider}" if route.provider else ", ".join(t.deployment for t in route.deployments)
         if route.branches:
@@ -173,13 +190,15 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             # after the drain delay (server/drain.py), how long in-flight requests may take to finish
             timeout_graceful_shutdown=config.server.drain_timeout_s,
+            **tls,
         )
 
 
-def _address(sock: socket.socket) -> str:
+def _address(sock: socket.socket, *, https: bool = False) -> str:
     """The URL a bound socket answers on (the real port when ``--port 0`` let the kernel pick)."""
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+    scheme = "https" if https else "http"
+    return f"{scheme}://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{scheme}://{host}:{port}"
 
 
 @contextlib.contextmanager

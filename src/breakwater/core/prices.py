@@ -45,7 +45,7 @@ from genai_prices.types import ModelPrice, TieredPrices
 
 from breakwater.core.pricing import Price
 
-__all__ = ["FREE", "GENAI_PROVIDERS", "MOCK_HOST", "PriceBook", "lookup", "price_from_model_price"]
+__all__ = ["FREE", "GENAI_PROVIDERS", "MOCK_HOST", "PriceBook", "deprecated", "lookup", "price_from_model_price"]
 
 log = logging.getLogger("breakwater.prices")
 
@@ -201,3 +201,15 @@ def lookup(provider: str | None, model: str, at: datetime | None = None) -> Pric
             continue
         return price_from_model_price(info.get_prices(when))
     return None
+
+
+def deprecated(provider: str | None, model: str) -> bool:
+    """Whether the genai-prices list marks ``model`` on our ``provider`` deprecated (it gives no date). No network."""
+    snapshot = data_snapshot.get_snapshot()
+    for provider_id in GENAI_PROVIDERS.get((provider or "").lower(), ()):
+        try:
+            _, info = snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            continue
+        return bool(info.deprecated)
+    return False

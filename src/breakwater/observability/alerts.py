@@ -22,6 +22,10 @@ The rules:
   added at the start of a system prompt makes every prefix new).
 
 Each rule needs ``min_requests`` in the window first, so a quiet hour does not page anyone.
+
+With Redis configured, the rules see the whole fleet rather than one worker's share: each worker
+hands its samples to ``observability/fleet_alerts.FleetAlerts`` instead of evaluating them, and
+one leader evaluates everyone's (``Alerts.over``).
 """
 
 from __future__ import annotations
@@ -30,16 +34,22 @@ import asyncio
 import logging
 import statistics
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 
 from breakwater.engine.tasks import stop_task
 from breakwater.observability.ledger.row import LedgerRow
 
+if TYPE_CHECKING:
+    from breakwater.observability.fleet_alerts import FleetAlerts
+
 log = logging.getLogger("breakwater.alerts")
+
+RECENT_ALERTS = 100
+"""How many of the last alerts a process keeps in memory to show (``AlertTask.recent``, ``AlertOutbox.recent``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +155,28 @@ class Alerts:
                 row.cached_input_tokens,
             )
         )  # fmt: skip
+
+    def take(self) -> list[_Sample]:
+        """The samples observed since the last ``take``, removed (to be published for the fleet)."""
+        taken = list(self._samples)
+        self._samples.clear()
+        return taken
+
+    def restore(self, samples: list[_Sample], since: float) -> None:
+        """Put back taken samples that could not be published, those from ``since`` on."""
+        self._samples.extendleft(reversed([s for s in samples if s[0] >= since]))
+
+    @classmethod
+    def over(
+        cls, rules: AlertRules, samples: Iterable[Sequence[Any]], active: set[tuple[str, str]], now: float
+    ) -> tuple[list[Alert], set[tuple[str, str]]]:
+        """``evaluate`` over samples gathered elsewhere (the fleet's), given which alerts were
+        active: (the alerts that started, the alerts active now)."""
+        view = cls(rules)
+        view._samples.extend(sorted((cast(_Sample, tuple(s)) for s in samples), key=lambda s: s[0]))
+        view._active = set(active)
+        fired = view.evaluate(now)
+        return fired, view._active
 
     def evaluate(self, now: float) -> list[Alert]:
         """The alerts whose condition holds now and did not at the last evaluation."""
@@ -313,7 +345,11 @@ class WebhookDelivery:
 
 
 class AlertTask:
-    """Evaluates the rules every ``interval_s`` and delivers what fired: log, then webhook."""
+    """Evaluates the rules every ``interval_s`` and delivers what fired: log, then webhook.
+
+    With ``fleet``, the rules are evaluated over every worker's samples by whichever worker leads
+    (``observability/fleet_alerts.py``); this worker's own only go there.
+    """
 
     def __init__(
         self,
@@ -321,17 +357,23 @@ class AlertTask:
         interval_s: float,
         now: Callable[[], float],
         webhook: WebhookDelivery | None = None,
+        fleet: FleetAlerts | None = None,
     ) -> None:
         self.alerts = alerts
         self._interval = interval_s
         self._now = now
         self._webhook = webhook
+        self.fleet = fleet
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
+        #: the last alerts fired in this process, oldest first (the dashboard's limits page)
+        self.recent: deque[Alert] = deque(maxlen=RECENT_ALERTS)
 
     async def run_once(self) -> list[Alert]:
-        fired = self.alerts.evaluate(self._now())
+        now = self._now()
+        fired = self.alerts.evaluate(now) if self.fleet is None else await self.fleet.evaluate(self.alerts, now)
         for alert in fired:
+            self.recent.append(alert)
             log.warning("alert %s: %s", alert.rule, alert.message, extra={"alert": alert.to_json()})
             if self._webhook is not None:
                 await self._webhook(alert)
@@ -353,6 +395,8 @@ class AlertTask:
     async def stop(self) -> None:
         task, self._task = self._task, None
         await stop_task(task)
+        if self.fleet is not None:
+            await self.fleet.close(self.alerts)
         if self._webhook is not None:
             await self._webhook.close()
 
@@ -370,8 +414,11 @@ class AlertOutbox:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
+        #: the last alerts pushed in this process, oldest first (the dashboard's limits page)
+        self.recent: deque[Alert] = deque(maxlen=RECENT_ALERTS)
 
     def push(self, alert: Alert) -> None:
+        self.recent.append(alert)
         log.warning("alert %s: %s", alert.rule, alert.message, extra={"alert": alert.to_json()})
         self.delivered += 1
         if self._webhook is not None:

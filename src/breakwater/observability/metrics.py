@@ -32,6 +32,7 @@ from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.shadow.stage import ShadowStage
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
+from breakwater.observability.retirement_metrics import RetirementCollector
 from breakwater.observability.stage_metrics import (
     CacheCollector,
     DriftCollector,
@@ -298,6 +299,7 @@ class Metrics:
         deployments: Iterable[str] | None = None,
         config: tuple[int | None, str] = (None, ""),
         tokens: Sequence[TokenCounts] = (),
+        retirements: RetirementCollector | None = None,
     ) -> None:
         """Read live state from these (the running configuration's), instead of the previous ones.
 
@@ -314,6 +316,7 @@ class Metrics:
             routes, deployments: the new label sets of the request metrics, when they changed.
             config: the running configuration's stored version (``None``: from a file) and hash.
             tokens: the access-token sources (Vertex providers), for their refresh counts.
+            retirements: the deployments whose model is being retired (``None``: none).
         """
         for collector in self._bound:
             self.registry.unregister(collector)
@@ -334,6 +337,8 @@ class Metrics:
             bound.append(PromptsCollector(prompts))
         if tokens:
             bound.append(TokensCollector(tokens))
+        if retirements is not None:
+            bound.append(retirements)
         for collector in bound:
             self.registry.register(collector)
         self._bound = bound

@@ -1,4 +1,5 @@
-"""The observers a configuration asks for, built from it: ledger, tracer, alert rules, webhook.
+"""The observers a configuration asks for, built from it: ledger, tracer, alert rules (fleet-wide
+through Redis when it is configured), webhook.
 
 Each builder returns ``None`` when its section is off. References (``env:`` / ``file:``) are
 resolved here, so the objects built never see one.
@@ -28,6 +29,7 @@ from breakwater.observability.alerts import (
     SpendOutlier,
     WebhookDelivery,
 )
+from breakwater.observability.fleet_alerts import FleetAlerts
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.ledger.service import Ledger, store_for
 
@@ -108,7 +110,23 @@ def build_alerts(config: Config, environ: Mapping[str, str], clock: Clock) -> Al
     )
     if rules.horizon_s() == 0:
         return None
-    return AlertTask(Alerts(rules), settings.interval_s, clock.time, build_webhook(config, environ))
+    return AlertTask(
+        Alerts(rules), settings.interval_s, clock.time, build_webhook(config, environ), build_fleet(config, environ)
+    )
+
+
+def build_fleet(config: Config, environ: Mapping[str, str]) -> FleetAlerts | None:
+    """With Redis, the traffic alerts evaluated over every worker's and replica's samples."""
+    if config.redis is None:
+        return None
+    from breakwater.infra.alert_exchange import RedisAlertExchange  # redis-py only for a gateway that uses it
+
+    r = config.redis
+    # a round runs in the background: it may wait longer than a request would for Redis
+    exchange = RedisAlertExchange(
+        resolve_optional(r.url, environ), namespace=r.namespace, timeout_s=max(1.0, 10 * r.timeout_ms / 1000)
+    )
+    return FleetAlerts(exchange, config.alerts.interval_s)
 
 
 def build_webhook(config: Config, environ: Mapping[str, str]) -> WebhookDelivery | None:

@@ -12,7 +12,8 @@ of building it again:
   whose settings and provider are unchanged;
 - the access layer (keys, counters with their windows, the quota) when ``access``, ``limits``
   and ``redis`` are unchanged; the ledger when ``ledger`` is; the tracer when ``tracing`` and
-  the providers are; the alert rules and their webhook when ``alerts`` is.
+  the providers are; the alert rules and their webhook when ``alerts`` and ``redis`` (where the
+  fleet's alert samples meet) are.
 
 What it took over passes to it only at ``commit`` (the swap); a runtime stops only what it owns.
 """
@@ -57,6 +58,7 @@ from breakwater.observability.logging import hide_secrets
 from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
+from breakwater.observability.retirement_metrics import RetirementCollector
 from breakwater.runtime.access import AccessLayer
 from breakwater.runtime.batching import build_batch_store
 from breakwater.runtime.branching import TRAINING_COUNT, build_plans, load_learned, local_embedder
@@ -84,7 +86,7 @@ from breakwater.runtime.observers import (
 from breakwater.runtime.responding import build_response_store
 from breakwater.runtime.shadowing import build_shadow
 from breakwater.runtime.variants import build_refusal_detector, build_variant_plans
-from breakwater.runtime.wiring import Wiring
+from breakwater.runtime.wiring import Wiring, retirements
 
 if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when tracing is on
     from breakwater.engine.cache.semantic import Embedder, SemanticIndex
@@ -98,7 +100,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "access": ("access", "limits", "redis"),
     "ledger": ("ledger",),
     "tracer": ("tracing", "providers"),
-    "alerts": ("alerts",),
+    "alerts": ("alerts", "redis"),
     "cache": ("cache", "redis"),
     "responses": ("responses", "access"),
     "batches": ("batches", "access"),
@@ -169,6 +171,9 @@ class Runtime:
         self.prices = prices = PriceBook(wiring.price_overrides())
         #: deployments with no known price, said when the runtime starts (not at each request)
         self.unpriced = wiring.unpriced(prices)
+        #: deployments whose model retires (a ``retires`` date or the price list's mark): warned
+        #: about when the runtime starts, and in /metrics
+        self.retirements = retirements(config)
         #: the services taken over from ``previous`` (by ``SECTIONS`` name)
         self.kept = [
             name
@@ -321,6 +326,10 @@ class Runtime:
         """Start what this runtime owns (a first start also seeds the budgets from the ledger)."""
         for warning in self.unpriced:
             log.warning(warning)
+        for retirement in self.retirements:
+            retiring = retirement.warning(self.process.clock.time())
+            if retiring is not None:
+                log.warning(retiring, extra={"deployment": retirement.deployment})
         for tokens in self.access_tokens:
             tokens.start()  # the first tokens are fetched now, not by the first requests
         for source in self.aws_credentials:
@@ -370,6 +379,7 @@ class Runtime:
             deployments=self.config.deployments,
             config=(self.version, self.config_hash),
             tokens=self.access_tokens,
+            retirements=RetirementCollector(self.retirements, self.process.clock) if self.retirements else None,
         )
         self.process.current = self
 

@@ -35,7 +35,7 @@ from breakwater.engine.ports import Clock, SystemClock
 from breakwater.engine.tasks import stop_task
 from breakwater.infra.credentials import resolve_optional
 from breakwater.observability.redact import SECRET_SHAPES
-from breakwater.runtime.loading import checked
+from breakwater.runtime.loading import checked, read_config_text
 from breakwater.runtime.swap import Loaded, Runtimes
 
 if TYPE_CHECKING:
@@ -184,10 +184,7 @@ async def deploy_file(
     Returns:
         The version applied, or ``None`` when the file is the one deployed last.
     """
-    try:
-        text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    text = await asyncio.to_thread(read_config_text, path)  # a file that extends another: merged
     for _ in range(2):  # another replica may deploy the same file at the same moment: look again
         newest = await store.config_newest_number()
         deployed = next((v for v in await store.config_history(500) if v.action == "start-up"), None)

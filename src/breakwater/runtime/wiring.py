@@ -14,8 +14,9 @@ from breakwater.core.config import Branch, BreakerPolicy, Config, Problem, Route
 from breakwater.core.config import Provider as ProviderConfig
 from breakwater.core.config import Route as RouteConfig
 from breakwater.core.limits import Limits
-from breakwater.core.prices import MOCK_HOST, PriceBook
+from breakwater.core.prices import MOCK_HOST, PriceBook, deprecated
 from breakwater.core.pricing import Price
+from breakwater.core.retirement import Retirement
 from breakwater.engine.ports import Clock, HttpSender, RandomSource
 from breakwater.engine.routing import Deployment, Route, Router, WildcardFactory
 from breakwater.infra.credentials import CredentialError, is_reference, resolve
@@ -40,6 +41,7 @@ from breakwater.runtime.bedrock import AwsProvider, build_aws, check_aws, speaks
 from breakwater.runtime.branching import check_learned
 from breakwater.runtime.drifting import check_drift
 from breakwater.runtime.eval_gate import check_gates
+from breakwater.runtime.tls import tls_problems
 
 _MOCK_BASE_URLS = {
     "openai": "http://mock/v1",
@@ -88,6 +90,7 @@ def check_environment(config: Config, environ: Mapping[str, str]) -> list[Proble
     problems.extend(check_learned(config))
     problems.extend(check_drift(config))
     problems.extend(check_gates(config))
+    problems.extend(tls_problems(config.server.tls, environ))
     return problems
 
 
@@ -102,6 +105,31 @@ def _vertex_problems(name: str, p: ProviderConfig, environ: Mapping[str, str]) -
     except CredentialError as exc:
         return [Problem(f"providers.{name}.credentials", str(exc))]
     return []
+
+
+def price_host(config: Config, provider: str) -> str | None:
+    """Whose list prices a provider's models are billed at: its host, or the vendor its wire
+    names when it calls that vendor's own API; ``"mock"`` for the mock (free: ``MOCK_HOST``);
+    ``None`` for a server on a ``base_url`` of its own (give its deployments a ``price:``)."""
+    p = config.providers.get(provider)
+    if p is None:
+        return None
+    if p.type == "mock" or p.host == "mock":
+        return MOCK_HOST
+    if p.host is not None:
+        return p.host
+    return p.type if not p.base_url or p.type == "vertex" else None
+
+
+def retirements(config: Config) -> list[Retirement]:
+    """The deployments whose model retires: a ``retires`` date, else the price list's deprecated mark."""
+    found = []
+    for name, d in config.deployments.items():
+        if d.retires is not None:
+            found.append(Retirement(name, d.model, d.retires, "config"))
+        elif deprecated(price_host(config, d.provider), d.model):
+            found.append(Retirement(name, d.model, None, "price-list"))
+    return found
 
 
 def sends_to(route: RouteConfig) -> Mapping[str, Branch]:
@@ -322,17 +350,8 @@ class Wiring:
         return [value for value in found if value]
 
     def price_host(self, provider: str) -> str | None:
-        """Whose list prices a provider's models are billed at: its host, or the vendor its wire
-        names when it calls that vendor's own API; ``"mock"`` for the mock (free: ``MOCK_HOST``);
-        ``None`` for a server on a ``base_url`` of its own (give its deployments a ``price:``)."""
-        p = self.config.providers.get(provider)
-        if p is None:
-            return None
-        if p.type == "mock" or p.host == "mock":
-            return MOCK_HOST
-        if p.host is not None:
-            return p.host
-        return p.type if not p.base_url or p.type == "vertex" else None
+        """Whose list prices a provider's models are billed at (``price_host``)."""
+        return price_host(self.config, provider)
 
     def price_overrides(self) -> dict[str, Price]:
         """The deployments' configured prices, by deployment name."""

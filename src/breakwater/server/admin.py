@@ -57,26 +57,49 @@ class AdminAuth:
         self._key = admin_key.encode() if admin_key else None
         self._open = open_without_key
 
+    @property
+    def configured(self) -> bool:
+        """An admin key is set."""
+        return self._key is not None
+
+    @property
+    def open(self) -> bool:
+        """No admin key and access control off: everyone is let in."""
+        return self._key is None and self._open
+
+    def judge(self, token: bytes) -> BreakwaterError | None:
+        """``None`` when ``token`` (the bearer token, or the key typed in the dashboard's login
+        form) may administer the gateway; otherwise why not."""
+        if token.startswith(KEY_PREFIX.encode()) and not (self._key and hmac.compare_digest(token, self._key)):
+            return PermissionDenied(
+                "Virtual keys cannot use the admin API; it needs the admin key (server.admin_key)", code="admin_only"
+            )
+        if self._key is None:
+            if self._open:
+                return None
+            return PermissionDenied(
+                "The admin API is disabled: set server.admin_key (env:NAME or file:/path) to use it",
+                code="admin_disabled",
+            )
+        if hmac.compare_digest(token, self._key):
+            return None
+        return AuthenticationFailed("The admin API needs the admin key: 'Authorization: Bearer <admin key>'")
+
+    def derive(self, label: bytes) -> bytes | None:
+        """A secret derived from the admin key for one purpose (HMAC-SHA256 of ``label``), so
+        every worker holding the same key derives the same one; ``None`` without an admin key."""
+        if self._key is None:
+            return None
+        return hmac.new(self._key, label, "sha256").digest()
+
     async def check(self, scope: Scope, send: Send) -> bool:
         """True when the request may go on; otherwise the refusal has been sent."""
         given = header(scope, b"authorization") or b""
         scheme, _, token = given.partition(b" ")
         token = token.strip() if scheme.lower() == b"bearer" else b""
-        if token.startswith(KEY_PREFIX.encode()) and not (self._key and hmac.compare_digest(token, self._key)):
-            exc: BreakwaterError = PermissionDenied(
-                "Virtual keys cannot use the admin API; it needs the admin key (server.admin_key)", code="admin_only"
-            )
-        elif self._key is None:
-            if self._open:
-                return True
-            exc = PermissionDenied(
-                "The admin API is disabled: set server.admin_key (env:NAME or file:/path) to use it",
-                code="admin_disabled",
-            )
-        elif hmac.compare_digest(token, self._key):
+        exc = self.judge(token)
+        if exc is None:
             return True
-        else:
-            exc = AuthenticationFailed("The admin API needs the admin key: 'Authorization: Bearer <admin key>'")
         status, headers, body = errors.openai_error(exc, "admin")
         await send_bytes(send, status, body, headers)
         return False

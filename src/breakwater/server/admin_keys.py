@@ -102,27 +102,28 @@ class KeysAdminApi:
         return await handler(self, admin, parts, query, body, actor)
 
     async def _budgets(self, query: dict[str, str]) -> Json:
-        scopes: list[Scope] = []
-        admin = self._admin
-        if admin is not None:
-            snapshot = await admin.store.snapshot()
-            scopes += [Scope("key", k.id, f"key {k.prefix}", k.limits) for k in snapshot.keys if k.revoked_at is None]
-            scopes += [Scope("team", t.name, f"team '{t.name}'", t.limits) for t in snapshot.teams]
-            scopes += [Scope(e.scope, e.subject, f"{e.scope} '{e.subject}'", e.limits) for e in snapshot.limits]
-            subject = query.get("subject")
-            if (
-                query.get("scope") == "user"
-                and subject
-                and not any(s.kind == "user" and s.subject == subject for s in scopes)
-            ):
-                # a user under the "*" entry counts separately: show theirs
-                for e in snapshot.limits:
-                    if e.scope == "user" and e.subject == "*":
-                        scopes.append(Scope("user", subject, f"user '{subject}'", e.limits))
-        wanted = [
-            s for s in scopes if query.get("scope") in (None, s.kind) and query.get("subject") in (None, s.subject)
-        ]
-        return {"object": "list", "data": await self._quota.spend(wanted)}
+        data = await budgets(self._admin, self._quota, query.get("scope"), query.get("subject"))
+        return {"object": "list", "data": data}
+
+
+async def budgets(
+    admin: AccessOperations | None, quota: Quota, scope: str | None = None, subject: str | None = None
+) -> list[dict[str, object]]:
+    """Every budget (of keys, teams, users and tags), or those of one ``scope`` and ``subject``:
+    cap, spend this period, reservations (``Quota.spend``); ``GET /admin/budgets`` and the dashboard."""
+    scopes: list[Scope] = []
+    if admin is not None:
+        snapshot = await admin.store.snapshot()
+        scopes += [Scope("key", k.id, f"key {k.prefix}", k.limits) for k in snapshot.keys if k.revoked_at is None]
+        scopes += [Scope("team", t.name, f"team '{t.name}'", t.limits) for t in snapshot.teams]
+        scopes += [Scope(e.scope, e.subject, f"{e.scope} '{e.subject}'", e.limits) for e in snapshot.limits]
+        if scope == "user" and subject and not any(s.kind == "user" and s.subject == subject for s in scopes):
+            # a user under the "*" entry counts separately: show theirs
+            for e in snapshot.limits:
+                if e.scope == "user" and e.subject == "*":
+                    scopes.append(Scope("user", subject, f"user '{subject}'", e.limits))
+    wanted = [s for s in scopes if scope in (None, s.kind) and subject in (None, s.subject)]
+    return await quota.spend(wanted)
 
 
 Body = Callable[[], Awaitable[Any]]

@@ -48,6 +48,7 @@ from breakwater.server.moderations import ModerationsApi
 from breakwater.server.reload import ReloadApi, ReloadSignal
 from breakwater.server.responses import ResponsesApi
 from breakwater.server.token_count import TokenCountApi
+from breakwater.server.ui.dashboard import Dashboard, UiShared
 
 if TYPE_CHECKING:
     from breakwater.observability.alerts import AlertTask
@@ -159,6 +160,7 @@ class Served:
         for method, path, handler in self.config_admin.routes():
             routes[(method, path)] = handler
         routes[("GET", "/metrics")] = admin.metrics
+        self.ui = Dashboard(app.ui, auth, runtime)
         routes[("GET", "/healthz")] = app.healthz
         routes[("GET", "/readyz")] = app.readyz
         self.routes = routes
@@ -201,6 +203,8 @@ class BreakwaterApp:
         self.draining = False
         self.drain = Drain(config.server.drain_delay_s, self._start_draining)
         self.disconnects = DisconnectWatch()
+        #: the dashboard's sessions, templates and static files (they outlive reloads)
+        self.ui = UiShared(self.process.clock.time)
         self._served: Served | None = None
         #: runs the batches of ``/v1/batches`` through the runtime serving now (engine/batches/runner.py)
         self.batch_runner = BatchRunner(
@@ -285,6 +289,9 @@ class BreakwaterApp:
             return
         if served.batches is not None and served.batches.handles(path):
             await served.batches(scope, receive, send)
+            return
+        if served.ui.handles(path):
+            await served.ui(scope, receive, send)
             return
         allow = served.methods.get(path)
         for prefix in ("/v1/models/", "/models/"):

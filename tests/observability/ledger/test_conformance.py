@@ -75,6 +75,9 @@ def _sqlite(path: Path) -> Backend:
 
     async def drop_columns(names: tuple[str, ...]) -> None:
         with _sqlite_db(path) as db:
+            # SQLite cannot drop an indexed column: the indexes on added columns go first (open remakes them)
+            db.execute(f"DROP INDEX IF EXISTS {table}_dashboard")
+            db.execute(f"DROP INDEX IF EXISTS {table}_shadow")
             for name in names:
                 db.execute(f'ALTER TABLE {table} DROP COLUMN "{name}"')
 

@@ -52,7 +52,7 @@ from breakwater.core.config.providers import Deployment, MockWire, Price, Provid
 from breakwater.core.config.references import cross_check
 from breakwater.core.config.refusals import RefusalSettings
 from breakwater.core.config.routes import Fallbacks, MaxTokensGuard, Route, RouteLimits, Strategy
-from breakwater.core.config.server import RedisSettings, ServerSettings
+from breakwater.core.config.server import RedisSettings, ServerSettings, TlsSettings
 from breakwater.core.config.targets import Branch, RouteTarget
 from breakwater.core.config.variants import Arm, Variants
 
@@ -91,6 +91,7 @@ __all__ = [
     "SpendOutlierRule",
     "Strategy",
     "Timeouts",
+    "TlsSettings",
     "TracingSettings",
     "Variants",
     "WireType",

@@ -8,7 +8,7 @@ key store and the credential readers then only ever see absolute paths.
 
 Anchored: ``ledger.url``, ``access.store``, ``responses.store`` and ``batches.store`` (``sqlite:///relative.db``; the
 hash secret file is derived from the key store's path), ``ledger.spool_path``, and every ``file:`` reference
-(``server.admin_key``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``responses.store``, ``batches.store``, ``redis.url``,
+(``server.admin_key``, ``server.tls.*``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``responses.store``, ``batches.store``, ``redis.url``,
 ``providers.*.api_key``, ``providers.*.credentials``, ``tracing.headers.*``, ``alerts.webhook``), ``routes.*.learned.artifact`` and
 ``routes.*.variants.ramp.gate.suite``, as other tools read the
 relative paths of their config files (Docker Compose, for one). A value read through a
@@ -57,7 +57,20 @@ def anchor_paths(config: Config, directory: PurePath) -> Config:
     tracing, alerts = config.tracing, config.alerts
     return config.model_copy(
         update={
-            "server": server.model_copy(update={"admin_key": optional(server.admin_key)}),
+            "server": server.model_copy(
+                update={
+                    "admin_key": optional(server.admin_key),
+                    "tls": None
+                    if server.tls is None
+                    else server.tls.model_copy(
+                        update={
+                            "cert": reference(server.tls.cert),
+                            "key": reference(server.tls.key),
+                            "key_password": optional(server.tls.key_password),
+                        }
+                    ),
+                }
+            ),
             "access": access.model_copy(
                 update={"store": url(access.store), "hash_secret": optional(access.hash_secret)}
             ),

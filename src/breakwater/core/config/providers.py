@@ -7,6 +7,7 @@ committed, printed and diffed without leaking anything. Resolving them is I/O an
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -137,3 +138,6 @@ class Deployment(_Model):
     #: requests go there as sent (hosted tools, reasoning items...) instead of translated
     #: (docs/api.md); unset: on for OpenAI itself (host openai), off elsewhere
     responses_api: bool | None = None
+    #: the date the upstream model is retired (the provider's deprecation notice): warned about at
+    #: start-up and by check-config from 90 days ahead, and in /metrics (docs/migration.md)
+    retires: date | None = None

@@ -9,6 +9,29 @@ from pydantic import Field, field_validator
 from breakwater.core.config.base import _Model, _secret_reference
 
 
+class TlsSettings(_Model):
+    """HTTPS: the certificate and key files the server presents (uvicorn's ssl options)."""
+
+    #: ``file:/path`` of the PEM certificate (with its chain, leaf first)
+    cert: str
+    #: ``file:/path`` of the PEM private key
+    key: str
+    #: ``env:NAME`` / ``file:/path``: the key's passphrase, when the key is encrypted
+    key_password: str | None = None
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _file_reference(cls, value: str) -> str:
+        if not value.startswith("file:") or value == "file:":
+            raise ValueError("expected a file reference, 'file:/path/to.pem'")
+        return value
+
+    @field_validator("key_password")
+    @classmethod
+    def _reference_only(cls, value: str | None) -> str | None:
+        return _secret_reference(value)
+
+
 class ServerSettings(_Model):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     #: after SIGTERM, seconds to keep serving with /readyz at 503 so load balancers stop sending
@@ -18,6 +41,9 @@ class ServerSettings(_Model):
     drain_timeout_s: float = Field(default=30.0, ge=0)
     #: ``env:NAME`` or ``file:/path``: the bearer token ``/admin/*`` requires (unset: open)
     admin_key: str | None = None
+    #: serve HTTPS with this certificate and key (unset: plain HTTP, e.g. behind a TLS-terminating
+    #: load balancer); read once at start, so a renewed certificate needs a restart
+    tls: TlsSettings | None = None
 
     @field_validator("admin_key")
     @classmethod

@@ -88,6 +88,29 @@ def _feedback_groups(group: str, newest: str, table: str, window: str) -> str:
     """
 
 
+def group_sql(by: str, tag_param: str, *, postgres: bool) -> str:
+    """The expression rows are grouped by for ``by`` (one of ``BY``); a tag's key is bound to the
+    placeholder ``tag_param``, as ``tag_bind`` gives it, never spliced: the key is data."""
+    if by == "day":
+        return "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')" if postgres else "date(ts, 'unixepoch')"
+    if by == "tag":
+        return f"tags->>{tag_param}" if postgres else f"json_extract(tags, {tag_param})"
+    return GROUP_COLUMNS[by]
+
+
+def tag_bind(tag_key: str, *, postgres: bool) -> str:
+    """The value bound to ``group_sql``'s tag placeholder: the key, or SQLite's JSON path to it.
+
+    Raises:
+        ValueError: for SQLite, a key holding a double quote or a backslash (not a plain path).
+    """
+    if postgres:
+        return tag_key
+    if '"' in tag_key or "\\" in tag_key:
+        raise ValueError("a tag key cannot hold a double quote or a backslash")
+    return f'$."{tag_key}"'
+
+
 # the nearest-rank index ceil(p * n) for p in percent, in integer arithmetic (SQLite has no ceil)
 _RANKS = {"latency_p50_ms": 50, "latency_p95_ms": 95, "latency_p99_ms": 99}
 
@@ -187,8 +210,8 @@ async def aggregate(
     if offset < 0:
         raise ValueError("offset must not be negative")
     if isinstance(store, SqliteLedger):
-        if tag_key is not None and ('"' in tag_key or "\\" in tag_key):
-            raise ValueError("a tag key cannot hold a double quote or a backslash")
+        if tag_key is not None:
+            tag_bind(tag_key, postgres=False)  # raises on a key SQLite cannot look up
         rows = await asyncio.to_thread(_sqlite_query, store, by, since, until, limit, offset, tag_key)
         return _page(rows, offset)
     return await _postgres_query(store, by, since, until, limit, offset, tag_key)
@@ -207,13 +230,9 @@ def _sqlite_query(
     store: SqliteLedger, by: str, since: float, until: float, limit: int, offset: int, tag_key: str | None
 ) -> list[tuple[Any, ...]]:
     params: list[Any] = [since, until, limit, offset]
-    if by == "day":
-        group = "date(ts, 'unixepoch')"
-    elif by == "tag":
-        group = "json_extract(tags, ?5)"
-        params.append(f'$."{tag_key}"')  # bound, never spliced: the key is data
-    else:
-        group = GROUP_COLUMNS[by]
+    group = group_sql(by, "?5", postgres=False)
+    if tag_key is not None:
+        params.append(tag_bind(tag_key, postgres=False))
     # The page's groups first (sums only, no sort of the rows); then latencies are ranked for
     # those groups alone, so grouping by user sorts the latencies of 50 users, not of every user.
     sql = f"""
@@ -268,13 +287,9 @@ async def _postgres_query(
     store: PostgresLedger, by: str, since: float, until: float, limit: int, offset: int, tag_key: str | None
 ) -> UsagePage:
     params: list[Any] = [since, until, limit, offset]
-    if by == "day":
-        group = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    elif by == "tag":
-        group = "tags->>$5"
+    group = group_sql(by, "$5", postgres=True)
+    if tag_key is not None:
         params.append(tag_key)
-    else:
-        group = GROUP_COLUMNS[by]
     newest = postgres_newest_feedback(store.feedback_table, "$1")
     feedback = _feedback_groups(group, newest, store.table, "ts >= $1 AND ts < $2")
     percentiles = ", ".join(

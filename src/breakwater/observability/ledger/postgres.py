@@ -145,6 +145,7 @@ class PostgresLedger:
                 f"CREATE INDEX IF NOT EXISTS {t}_ts_route ON {t} (ts, route);"
                 + "".join(f'ALTER TABLE {t} ADD COLUMN IF NOT EXISTS "{c}" {_TYPES[c]};' for c in ADDED_COLUMNS)
                 + f"CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);"
+                f"CREATE INDEX IF NOT EXISTS {t}_shadow ON {t} (shadow_of) WHERE shadow_of IS NOT NULL;"
                 f"CREATE TABLE IF NOT EXISTS {f} (seq BIGINT GENERATED ALWAYS AS IDENTITY, request_id TEXT NOT NULL,"
                 " ts DOUBLE PRECISION NOT NULL, key_id TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,"
                 " comment TEXT, tags JSONB NOT NULL);"
