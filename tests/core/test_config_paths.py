@@ -85,3 +85,11 @@ def test_responses_store_is_anchored_like_the_key_store() -> None:
     assert anchored.responses.store == "sqlite:////etc/breakwater/data/r.db"
     assert anchor_paths(build_config({**BASE, "responses": {"store": "memory"}}), DIRECTORY).responses.store == "memory"
     assert anchor_paths(build_config(BASE), DIRECTORY).responses.store is None
+
+
+def test_batches_store_is_anchored_like_the_key_store() -> None:
+    """A relative SQLite batch store lands beside the config file; memory and unset stay as written."""
+    anchored = anchor_paths(build_config({**BASE, "batches": {"store": "sqlite:///data/b.db"}}), DIRECTORY)
+    assert anchored.batches.store == "sqlite:////etc/breakwater/data/b.db"
+    assert anchor_paths(build_config({**BASE, "batches": {"store": "memory"}}), DIRECTORY).batches.store == "memory"
+    assert anchor_paths(build_config(BASE), DIRECTORY).batches.store is None

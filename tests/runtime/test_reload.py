@@ -98,7 +98,7 @@ def test_reload_swaps_the_config_and_keeps_state_of_unchanged_deployments(
     body = r.json()
     assert body["status"] == "reloaded"
     # nothing but routes and deployments changed: keys, limits, ledger, tracer, alerts are kept
-    assert sorted(body["kept"]) == ["access", "alerts", "cache", "ledger", "responses", "tracer"]
+    assert sorted(body["kept"]) == ["access", "alerts", "batches", "cache", "ledger", "responses", "tracer"]
     after = _readyz(url)
     assert after["config"] == {"hash": body["config"]["hash"], "reloads": 1, "version": None}
     assert after["config"]["hash"] != before["config"]["hash"]

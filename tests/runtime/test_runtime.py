@@ -36,9 +36,10 @@ async def test_a_runtime_built_from_another_keeps_what_did_not_change_and_stops_
     breaker = first.gateway.breaker(first.router.routes["r"].deployments[0])
 
     second = Runtime(build_config(_config(tmp_path, timeout=300, alerts=True)), process, previous=first)
-    assert sorted(second.kept) == ["access", "cache", "ledger", "responses", "tracer"]  # alerts changed: rebuilt
+    assert sorted(second.kept) == ["access", "batches", "cache", "ledger", "responses", "tracer"]  # alerts: rebuilt
     assert second.ledger is first.ledger and second.access is first.access
     assert second.responses is first.responses  # stored responses (in memory too) outlive the reload
+    assert second.batches is first.batches  # so do batch files and batches
     assert second.alerts is not None and second.alerts is not first.alerts
     assert second.gateway.breakers["a"] is breaker  # deployment a unchanged: its state carried
     await second.start()

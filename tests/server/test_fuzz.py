@@ -2,7 +2,8 @@
 
 The served operations of OpenAI's vendored spec (``POST /v1/chat/completions``, ``POST
 /v1/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``, ``POST /v1/moderations``, ``GET /v1/models``, ``GET
-/v1/models/{model}``, and chat bodies to ``POST /v1/tokens/count``), Anthropic's Messages request
+/v1/models/{model}``, chat bodies to ``POST /v1/tokens/count``, the Files and Batch APIs:
+``/v1/batches`` bodies from the spec, uploads to ``/v1/files`` made here), Anthropic's Messages request
 (``POST /v1/messages`` and ``POST /v1/messages/count_tokens``, from our JSON Schema of it) and Breakwater's ``POST /v1/feedback`` (from
 our JSON Schema of its body) are fuzzed with schemathesis, with valid-shaped,
 schema-violating and mutated bodies (``tests/fuzzing.py`` says how each is made, and holds the
@@ -16,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx2
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +30,7 @@ from breakwater.server.app import create_app
 from tests.fuzzing import (
     FUZZ,
     MODES,
+    MUTATIONS,
     Bodies,
     InProcess,
     Mode,
@@ -402,3 +407,155 @@ def test_token_counts(
     else:
         requests = draw_requests(data, openai_spec, mode, "POST", "/chat/completions", "/v1/tokens/count", **overrides)
         check_each(gateway, requests, "openai", caplog)
+
+
+# --- the Files and Batch APIs ------------------------------------------------------------------
+
+#: a valid batch input line, mutated by the upload test
+BATCH_LINE: dict[str, Any] = {
+    "custom_id": "a",
+    "method": "POST",
+    "url": "/v1/chat/completions",
+    "body": {"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
+}
+
+
+def _upload(gateway: InProcess, content: bytes, purpose: str = "batch", name: str = "in.jsonl") -> Request:
+    """A multipart upload as the SDK sends it."""
+    built = httpx2.Request("POST", "http://fuzz/v1/files", files={"file": (name, content)}, data={"purpose": purpose})
+    return Request("POST", "/v1/files", built.read(), {"content-type": built.headers["content-type"]})
+
+
+@pytest.fixture(scope="module")
+def batch_ids(gateway: InProcess) -> tuple[str, str]:
+    """A kept input file and a batch made of it (never run: no lifespan, so no runner, in-process)."""
+    answer = gateway.send(_upload(gateway, orjson.dumps(BATCH_LINE) + b"\n"))
+    assert answer.status_code == 200, answer.text
+    file_id = answer.json()["id"]
+    body = orjson.dumps({"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"})
+    made = gateway.send(Request("POST", "/v1/batches", body, {"content-type": "application/json"}))
+    assert made.status_code == 200, made.text
+    return file_id, made.json()["id"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_file_uploads(gateway: InProcess, caplog: pytest.LogCaptureFixture, mode: Mode, data: st.DataObject) -> None:
+    """Any upload (lines with any field replaced by any JSON, bytes that are not JSON, any purpose,
+    a multipart body cut short) gets 200, 400, 413 or 415 in OpenAI's format, never a 5xx."""
+    lines = []
+    for _ in range(data.draw(st.integers(1, 3), label="lines")):
+        line: Any = BATCH_LINE
+        if mode != "positive":
+            spots = list(_batch_spots(line))
+            spot = data.draw(st.sampled_from(spots), label="mutated at")
+            line = _mutated(line, spot, data.draw(MUTATIONS, label="mutation"))
+        lines.append(
+            orjson.dumps(line) if mode != "negative" or data.draw(st.booleans()) else data.draw(st.binary(max_size=40))
+        )
+    purpose = data.draw(st.sampled_from(["batch", "batch", "fine-tune", ""]), label="purpose")
+    request = _upload(gateway, b"\n".join(lines), purpose)
+    if mode == "negative" and data.draw(st.booleans(), label="cut"):
+        request = Request(
+            request.method, request.path, request.body[: data.draw(st.integers(0, len(request.body)))], request.headers
+        )
+    caplog.clear()
+    response = gateway.send(request)
+    check_answer(response, "openai", request)
+    assert response.status_code in (200, 400, 413, 415), response.text
+    assert not logged_failures(caplog.records)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_batch_creation(
+    gateway: InProcess,
+    openai_spec: Bodies,
+    batch_ids: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+    mode: Mode,
+    data: st.DataObject,
+) -> None:
+    """Any batch creation body, naming a kept file or not, gets 200 or 400 in OpenAI's format, never a 5xx."""
+    overrides: dict[str, Any] = {}
+    file_id = data.draw(st.sampled_from([batch_ids[0], "file-unknown", None]), label="input_file_id")
+    if file_id is not None:
+        overrides["input_file_id"] = file_id
+    endpoint = data.draw(st.sampled_from(["/v1/chat/completions", "/v1/embeddings", None]), label="endpoint")
+    if endpoint is not None:
+        overrides["endpoint"] = endpoint
+    if data.draw(st.booleans(), label="window"):
+        overrides["completion_window"] = "24h"
+    caplog.clear()
+    for request in draw_requests(data, openai_spec, mode, "POST", "/batches", "/v1/batches", **overrides):
+        response = gateway.send(request)
+        check_answer(response, "openai", request)
+        assert response.status_code in (200, 400, 413, 415), response.text
+    assert not logged_failures(caplog.records)
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+@settings(FUZZ, max_examples=80)
+@given(data=st.data())
+def test_file_and_batch_paths(
+    gateway: InProcess,
+    openai_spec: Bodies,
+    batch_ids: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+    mode: Mode,
+    data: st.DataObject,
+) -> None:
+    """Reading, listing, deleting and cancelling, whatever the id and query, answer 200, 400, 404,
+    405 or 409 in OpenAI's format, never a 5xx."""
+    method, path = data.draw(
+        st.sampled_from(
+            [
+                ("GET", "/files"),
+                ("GET", "/files/{file_id}"),
+                ("DELETE", "/files/{file_id}"),
+                ("GET", "/files/{file_id}/content"),
+                ("GET", "/batches"),
+                ("GET", "/batches/{batch_id}"),
+                ("POST", "/batches/{batch_id}/cancel"),
+            ]
+        ),
+        label="operation",
+    )
+    url = "/v1{path}"
+    if data.draw(st.booleans(), label="a kept id"):
+        file_id, batch_id = batch_ids
+        url = "/v1" + path.replace("{file_id}", file_id).replace("{batch_id}", batch_id)
+    (request,) = draw_requests(data, openai_spec, mode, method, path, url)
+    query = data.draw(
+        st.dictionaries(
+            st.sampled_from(["limit", "after", "purpose", "order"]),
+            st.text(max_size=6) | st.integers().map(str),
+            max_size=3,
+        ),
+        label="query",
+    )
+    if query and "?" not in request.path:
+        request = Request(request.method, request.path + "?" + urlencode(query), request.body, request.headers)
+    if data.draw(st.booleans(), label="other method"):
+        request = Request(
+            data.draw(st.sampled_from(["PUT", "PATCH", "DELETE", "POST"])), request.path, request.body, request.headers
+        )
+    caplog.clear()
+    response = gateway.send(request)
+    check_answer(response, "openai", request)
+    assert response.status_code in (200, 400, 404, 405, 409, 413, 415), response.text
+    assert not logged_failures(caplog.records)
+
+
+def _batch_spots(value: Any, at: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, inner in value.items():
+        yield (*at, key)
+        if isinstance(inner, dict):
+            yield from _batch_spots(inner, (*at, key))
+
+
+def _mutated(value: dict[str, Any], spot: tuple[str, ...], new: Any) -> dict[str, Any]:
+    key, rest = spot[0], spot[1:]
+    return {**value, key: _mutated(value[key], rest, new) if rest else new}

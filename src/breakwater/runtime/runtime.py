@@ -31,6 +31,7 @@ from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import Price
 from breakwater.engine.access.gatekeeper import Gatekeeper
 from breakwater.engine.access.stage import AccessStage
+from breakwater.engine.batches.store import BatchStore
 from breakwater.engine.cache.stage import CacheStage
 from breakwater.engine.cache.store import CacheStore
 from breakwater.engine.calls.deployments import Deployments
@@ -59,6 +60,7 @@ from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.observability.retirement_metrics import RetirementCollector
 from breakwater.runtime.access import AccessLayer
+from breakwater.runtime.batching import build_batch_store
 from breakwater.runtime.branching import TRAINING_COUNT, build_plans, load_learned, local_embedder
 from breakwater.runtime.budget_seed import seed_budgets
 from breakwater.runtime.caching import (
@@ -102,6 +104,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "alerts": ("alerts", "redis"),
     "cache": ("cache", "redis"),
     "responses": ("responses", "access"),
+    "batches": ("batches", "access"),
 }
 
 
@@ -142,6 +145,8 @@ class Runtime:
     drift: DriftStage | None
     #: stored responses of ``POST /v1/responses`` (``previous_response_id``)
     responses: ResponseStore
+    #: batch files, batches and their lines' results (``/v1/files``, ``/v1/batches``)
+    batches: BatchStore
 
     def __init__(
         self, config: Config, process: Process, previous: Runtime | None = None, *, version: int | None = None
@@ -216,6 +221,10 @@ class Runtime:
             self.responses = previous.responses
         else:
             self.responses = build_response_store(config, env)
+        if previous is not None and "batches" in self.kept:
+            self.batches = previous.batches
+        else:
+            self.batches = build_batch_store(config, env)
 
         def price_of(d: Deployment) -> Price | None:
             return prices.known(d.name, wiring.price_host(d.target.provider), d.target.model)
@@ -244,6 +253,8 @@ class Runtime:
         }
         if policies:
             recorder.capture = Capture(policies, rng.random)
+        #: the access checks (batch lines are identified by their owner's key id through it)
+        self.gate = gate
         stages: dict[str, Stage] = {"access": AccessStage(gate), "recording": RecordingStage(recorder, clock)}
         #: the cache stage, when some route caches
         self.cache: CacheStage | None = None
@@ -349,6 +360,8 @@ class Runtime:
             await self._seed_budgets()
         if "responses" in owned:
             await self._open_responses()
+        if "batches" in owned:
+            await self._open_batches()
 
     def commit(self) -> None:
         """This runtime serves from now on: what it took over is its own, and metrics read it."""
@@ -402,6 +415,8 @@ class Runtime:
             await tokens.stop()
         if "responses" in owned:
             await self.responses.close()
+        if "batches" in owned:
+            await self.batches.close()
         for source in self.aws_credentials:
             await source.stop()
         if "tracer" in owned and self.tracer is not None:
@@ -426,6 +441,13 @@ class Runtime:
             await self.responses.open()
         except Exception as exc:  # noqa: BLE001 - an unreachable database must not stop the start-up
             log.warning("could not open the responses store (%s): it is tried again when used", type(exc).__name__)
+
+    async def _open_batches(self) -> None:
+        """Open the batch store; one that cannot be opened now is tried again at its first use."""
+        try:
+            await self.batches.open()
+        except Exception as exc:  # noqa: BLE001 - an unreachable database must not stop the start-up
+            log.warning("could not open the batch store (%s): it is tried again when used", type(exc).__name__)
 
     async def _seed_budgets(self) -> None:
         """Memory counters start empty: give each budget the spend the ledger already holds."""

@@ -21,8 +21,10 @@ import orjson
 
 from breakwater.core.config import Config
 from breakwater.core.errors import MethodNotAllowed, NotFound
+from breakwater.engine.batches.runner import BatchRunner
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.infra.credentials import resolve
+from breakwater.observability.batch_metrics import BatchCollector
 from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_completions_serve, openai_serve
 from breakwater.runtime.loading import checked, load_config
 from breakwater.runtime.rollouts import RolloutWatch
@@ -35,6 +37,8 @@ from breakwater.server.admin_compare import compare_handler
 from breakwater.server.admin_drift import drift_handler
 from breakwater.server.admin_keys import KeysAdminApi
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from breakwater.server.batch_lines import LineExecutor
+from breakwater.server.batches import PATHS, BatchApi
 from breakwater.server.config_admin import ConfigAdminApi
 from breakwater.server.disconnect import CancelOnDisconnect, DisconnectWatch
 from breakwater.server.drain import Drain
@@ -124,6 +128,13 @@ class Served:
         guarded_responses = CancelOnDisconnect(self.responses.create, app.ids, errors.openai_error, disconnects)
         for prefix in ("/v1", ""):
             routes[("POST", f"{prefix}/responses")] = guarded_responses
+        #: /v1/files and /v1/batches (``None``: ``batches.enabled`` is off)
+        self.batches: BatchApi | None = None
+        if config.batches.enabled:
+            self.batches = BatchApi(ep, runtime.batches, config.batches, app.batch_runner.wake)
+            for path in PATHS:
+                for method in ("GET", "POST"):
+                    routes[(method, path)] = self.batches
         routes[("POST", "/v1/feedback")] = FeedbackApi(
             runtime.pipeline,
             app.ids,
@@ -195,6 +206,15 @@ class BreakwaterApp:
         #: the dashboard's sessions, templates and static files (they outlive reloads)
         self.ui = UiShared(self.process.clock.time)
         self._served: Served | None = None
+        #: runs the batches of ``/v1/batches`` through the runtime serving now (engine/batches/runner.py)
+        self.batch_runner = BatchRunner(
+            lambda: self.runtime.batches,
+            lambda: self.runtime.config.batches,
+            LineExecutor(lambda: self.runtime),
+            self._interactive_load,
+            self.process.clock,
+        )
+        self._batch_metrics = False
         first = Runtime(config, self.process, version=version)
         self.runtimes = Runtimes(self.process, first, load or loader(lambda: config), self._swap)
         self._reload_signal = ReloadSignal(self.runtimes.reload)
@@ -203,6 +223,13 @@ class BreakwaterApp:
 
     def _swap(self, runtime: Runtime) -> None:
         self._served = Served(self, runtime)
+
+    def _interactive_load(self) -> tuple[int, int]:
+        """Requests in flight across the deployments, and requests queued for a slot (the batch
+        runner yields to them)."""
+        state = self.runtime.gateway.state
+        in_flight = sum(stats.in_flight for stats in state.stats.values())
+        return in_flight, sum(limiter.queued for limiter in state.limiters.values())
 
     def runtimes_of(self) -> Runtimes:
         return self.runtimes
@@ -259,6 +286,9 @@ class BreakwaterApp:
             return
         if served.responses.handles(path):
             await served.responses(scope, receive, send)
+            return
+        if served.batches is not None and served.batches.handles(path):
+            await served.batches(scope, receive, send)
             return
         if served.ui.handles(path):
             await served.ui(scope, receive, send)
@@ -320,6 +350,10 @@ class BreakwaterApp:
         if self.stored is not None:
             self.stored.follow(self.runtimes)
         self.rollouts.start()
+        self.batch_runner.start()
+        if process.metrics is not None and not self._batch_metrics:
+            process.metrics.registry.register(BatchCollector(self.batch_runner))
+            self._batch_metrics = True
         self.ready = True
 
     async def shutdown(self) -> None:
@@ -328,6 +362,7 @@ class BreakwaterApp:
         self._reload_signal.uninstall()
         await self.disconnects.stop()
         await self.rollouts.close()
+        await self.batch_runner.close()  # its lines in flight cancelled: resumed by the next runner
         if self.stored is not None:
             await self.stored.close()
         await self.process.sender.close()

@@ -47,6 +47,12 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise UnsupportedMediaType(
                 f"Unsupported content type '{media.decode('latin-1')}'; send 'Content-Type: application/json'"
             )
+    return await read_body(scope, receive, limit)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, whatever its content type, refused past ``limit`` bytes (as declared,
+    then as read)."""
     length = header(scope, b"content-length")
     if length is not None:
         try:

@@ -14,7 +14,7 @@ import dataclasses
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ async def _drop_tables(prefix: str) -> None:
     tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
     conn = await asyncpg.connect(DSN)
     try:
-        every = (tables.keys, tables.teams, tables.limits, tables.audit, tables.config, tables.responses)
+        every = astuple(tables)  # every table the store makes (batches' too)
         await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
     finally:
         await conn.close()

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from breakwater.core.config.access import AccessSettings, LimitsSettings
 from breakwater.core.config.base import _Model
+from breakwater.core.config.batches import BatchSettings
 from breakwater.core.config.cache import CacheSettings
 from breakwater.core.config.observability import AlertSettings, LedgerSettings, TracingSettings
 from breakwater.core.config.prompts import Prompt
@@ -30,6 +31,7 @@ class Config(_Model):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     refusals: RefusalSettings = Field(default_factory=RefusalSettings)
     responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
     providers: dict[str, Provider] = Field(default_factory=dict)
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     routes: dict[str, Route] = Field(default_factory=dict)

@@ -6,9 +6,9 @@ So every file path a config file holds is anchored at the file's directory once,
 is loaded (``server.app.load_config``); the stores, the spool, the hash secret beside a SQLite
 key store and the credential readers then only ever see absolute paths.
 
-Anchored: ``ledger.url``, ``access.store`` and ``responses.store`` (``sqlite:///relative.db``; the
+Anchored: ``ledger.url``, ``access.store``, ``responses.store`` and ``batches.store`` (``sqlite:///relative.db``; the
 hash secret file is derived from the key store's path), ``ledger.spool_path``, and every ``file:`` reference
-(``server.admin_key``, ``server.tls.*``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``responses.store``, ``redis.url``,
+(``server.admin_key``, ``server.tls.*``, ``access.store``, ``access.hash_secret``, ``ledger.url``, ``responses.store``, ``batches.store``, ``redis.url``,
 ``providers.*.api_key``, ``providers.*.credentials``, ``tracing.headers.*``, ``alerts.webhook``), ``routes.*.learned.artifact`` and
 ``routes.*.variants.ramp.gate.suite``, as other tools read the
 relative paths of their config files (Docker Compose, for one). A value read through a
@@ -82,6 +82,9 @@ def anchor_paths(config: Config, directory: PurePath) -> Config:
             "alerts": alerts.model_copy(update={"webhook": optional(alerts.webhook)}),
             "responses": config.responses.model_copy(
                 update={"store": None if config.responses.store is None else url(config.responses.store)}
+            ),
+            "batches": config.batches.model_copy(
+                update={"store": None if config.batches.store is None else url(config.batches.store)}
             ),
             "providers": {
                 name: provider.model_copy(

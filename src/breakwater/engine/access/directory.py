@@ -173,6 +173,26 @@ class Directory:
             raise self._refusal(denial, key.previous_prefix if previous and key.previous_prefix else key.prefix)
         return key, team
 
+    def authenticate_id(self, key_id: str) -> tuple[VirtualKey, Team | None]:
+        """The key with id ``key_id`` and its team, checked like a credential (work done later on
+        a key's behalf, such as a batch's lines, stops when the key is revoked, expired or disabled).
+
+        Raises:
+            AuthenticationFailed: unknown, disabled, revoked or expired key, or a disabled team.
+            BackendUnavailable: no snapshot has been loaded yet.
+        """
+        index = self._index
+        if index.version < 0:
+            raise BackendUnavailable("The key store has not been read yet; retry shortly", code="keys_unavailable")
+        key = index.by_id.get(key_id)
+        if key is None:
+            raise self._refusal(Denial.UNKNOWN, "")
+        team = index.teams.get(key.team) if key.team else None
+        denial = authorize(key, None, self._clock.time(), team=team)
+        if denial is not None:
+            raise self._refusal(denial, key.prefix)
+        return key, team
+
     def _refusal(self, denial: Denial, prefix: str) -> AuthenticationFailed:
         code, message = _MESSAGES[denial]
         self.refusals[code] += 1

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from breakwater.core.errors import InvalidRequest
+from breakwater.core.keys import Team, VirtualKey
 from breakwater.core.limits import to_nano_ceiling
 from breakwater.core.pricing import Price, cost
 from breakwater.core.tokens import TextCounter, estimate_prompt_tokens
@@ -74,7 +75,20 @@ class Gatekeeper:
         credential, caller.credential = caller.credential, None
         if self.directory is None:
             return
-        key, team = self.directory.authenticate(credential)
+        self._identified(ctx, *self.directory.authenticate(credential))
+
+    def identify(self, ctx: RequestContext, key_id: str) -> None:
+        """Record on ``ctx`` that the key ``key_id`` is calling (work done on its behalf later: a
+        batch's lines); ``authenticate``'s checks, by id instead of credential.
+
+        Raises:
+            AuthenticationFailed: the key is unknown or no longer valid.
+        """
+        if self.directory is not None:
+            self._identified(ctx, *self.directory.authenticate_id(key_id))
+
+    def _identified(self, ctx: RequestContext, key: VirtualKey, team: Team | None) -> None:
+        caller = ctx.caller
         caller.key, caller.team, caller.key_id = key, team, key.id
         if key.user:
             caller.user = key.user

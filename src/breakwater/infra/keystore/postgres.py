@@ -25,7 +25,9 @@ import asyncpg  # type: ignore[import-untyped]
 from breakwater.core.config.versions import ConfigVersion, VersionConflict
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
 from breakwater.engine.access.store import KeyConflict
+from breakwater.engine.batches.store import BatchRecord, FileInfo, LineResult
 from breakwater.engine.responses.store import StoredResponse
+from breakwater.infra.keystore.batch_plans import BatchOperations
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.response_plans import ResponseOperations
@@ -51,6 +53,7 @@ class PostgresKeyStore:
         self._timeout = command_timeout_s
         self._ops = Operations(self.tables, POSTGRES)
         self._config = ConfigOperations(self.tables, POSTGRES)
+        self._batches = BatchOperations(self.tables, POSTGRES)
         self._responses = ResponseOperations(self.tables, POSTGRES)
         self._write_lock = f"LOCK TABLE {self.tables.audit} IN EXCLUSIVE MODE"
         self._conn: Any = None
@@ -118,6 +121,45 @@ class PostgresKeyStore:
 
     async def response_delete(self, response_id: str, owner: str) -> bool:
         return await self._run(self._responses.delete(response_id, owner), write=True, serialise=False)
+
+    async def file_put(self, info: FileInfo, content: bytes) -> None:
+        await self._run(self._batches.file_put(info, content), write=True, serialise=False)
+
+    async def file_get(self, file_id: str, owner: str) -> FileInfo | None:
+        return await self._run(self._batches.file_get(file_id, owner), write=False)
+
+    async def file_content(self, file_id: str, owner: str) -> bytes | None:
+        return await self._run(self._batches.file_content(file_id, owner), write=False)
+
+    async def file_list(self, owner: str, purpose: str | None, after: str | None, limit: int) -> list[FileInfo]:
+        return await self._run(self._batches.file_list(owner, purpose, after, limit), write=False)
+
+    async def file_delete(self, file_id: str, owner: str) -> bool:
+        return await self._run(self._batches.file_delete(file_id, owner), write=True, serialise=False)
+
+    async def batch_save(self, record: BatchRecord, expect: str | None) -> bool:
+        return await self._run(self._batches.batch_save(record, expect), write=True, serialise=False)
+
+    async def batch_get(self, batch_id: str, owner: str) -> BatchRecord | None:
+        return await self._run(self._batches.batch_get(batch_id, owner), write=False)
+
+    async def batch_list(self, owner: str, after: str | None, limit: int) -> list[BatchRecord]:
+        return await self._run(self._batches.batch_list(owner, after, limit), write=False)
+
+    async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
+        return await self._run(self._batches.batch_claim(runner, now, lease_s, limit), write=True, serialise=False)
+
+    async def batch_release(self, batch_id: str, runner: str) -> None:
+        await self._run(self._batches.batch_release(batch_id, runner), write=True, serialise=False)
+
+    async def line_put(self, batch_id: str, result: LineResult) -> bool:
+        return await self._run(self._batches.line_put(batch_id, result), write=True, serialise=False)
+
+    async def line_ids(self, batch_id: str) -> set[str]:
+        return await self._run(self._batches.line_ids(batch_id), write=False)
+
+    async def lines(self, batch_id: str) -> list[LineResult]:
+        return await self._run(self._batches.lines(batch_id), write=False)
 
     async def _run(self, plan: Plan[T], *, write: bool, serialise: bool = True) -> T:
         """Run ``plan`` in one transaction; a write takes the writers' lock unless ``serialise``

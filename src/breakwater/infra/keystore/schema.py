@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 from breakwater.infra.keystore.records import (
     AUDIT_COLUMNS,
+    BATCH_COLUMNS,
+    BATCH_LINE_COLUMNS,
     CONFIG_COLUMNS,
+    FILE_COLUMNS,
     KEY_COLUMNS,
     LIMITS_COLUMNS,
     RESPONSE_COLUMNS,
@@ -84,6 +87,37 @@ _RESPONSES = {
     "items": "json NOT NULL",
     "response": "json NOT NULL",
 }
+# batch files (engine/batches/store.py), their content with them; ``seq`` orders listings
+_FILES = {
+    "seq": "serial",
+    "id": "text NOT NULL UNIQUE",
+    "owner": "text NOT NULL",
+    "purpose": "text NOT NULL",
+    "filename": "text NOT NULL",
+    "bytes": "int NOT NULL",
+    "created_at": "real NOT NULL",
+    "content": "blob NOT NULL",
+}
+# batches: the status and the runner's lease as columns, the rest of the record as JSON
+_BATCHES = {
+    "seq": "serial",
+    "id": "text NOT NULL UNIQUE",
+    "owner": "text NOT NULL",
+    "status": "text NOT NULL",
+    "created_at": "real NOT NULL",
+    "expires_at": "real NOT NULL",
+    "lease_owner": "text NOT NULL",
+    "lease_until": "real NOT NULL",
+    "body": "json NOT NULL",
+}
+# one row per answered (or failed) batch line, written once per custom_id
+_BATCH_LINES = {
+    "batch_id": "text NOT NULL",
+    "custom_id": "text NOT NULL",
+    "idx": "int NOT NULL",
+    "ok": "bool NOT NULL",
+    "line": "json NOT NULL",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +135,15 @@ class Dialect:
 
 
 SQLITE = Dialect(
-    {"text": "TEXT", "real": "REAL", "bool": "INTEGER", "json": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    {
+        "text": "TEXT",
+        "real": "REAL",
+        "bool": "INTEGER",
+        "int": "INTEGER",
+        "blob": "BLOB",
+        "json": "TEXT",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    },
     "?",
 )
 POSTGRES = Dialect(
@@ -109,6 +151,8 @@ POSTGRES = Dialect(
         "text": "TEXT",
         "real": "DOUBLE PRECISION",
         "bool": "BOOLEAN",
+        "int": "BIGINT",
+        "blob": "BYTEA",
         "json": "JSONB",
         "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     },
@@ -126,11 +170,15 @@ class Tables:
     audit: str
     config: str
     responses: str
+    files: str
+    batches: str
+    batch_lines: str
 
     @classmethod
     def named(cls, prefix: str) -> Tables:
         """``<prefix>_keys``, ``<prefix>_teams``, ``<prefix>_limits``, ``<prefix>_audit``,
-        ``<prefix>_config``, ``<prefix>_responses``.
+        ``<prefix>_config``, ``<prefix>_responses``, ``<prefix>_files``, ``<prefix>_batches``,
+        ``<prefix>_batch_lines``.
 
         Raises:
             ValueError: ``prefix`` is not a lower-case identifier (it is spliced into SQL).
@@ -144,6 +192,9 @@ class Tables:
             f"{prefix}_audit",
             f"{prefix}_config",
             f"{prefix}_responses",
+            f"{prefix}_files",
+            f"{prefix}_batches",
+            f"{prefix}_batch_lines",
         )
 
 
@@ -174,4 +225,12 @@ def create_statements(tables: Tables, dialect: Dialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {t.responses} ({columns(RESPONSE_COLUMNS, _RESPONSES)})",
         # expired responses removed as new ones are written
         f"CREATE INDEX IF NOT EXISTS {t.responses}_expires ON {t.responses} (expires_at)",
+        f"CREATE TABLE IF NOT EXISTS {t.files} ({columns(('seq', *FILE_COLUMNS), _FILES)})",
+        f"CREATE INDEX IF NOT EXISTS {t.files}_owner ON {t.files} (owner, seq)",
+        f"CREATE TABLE IF NOT EXISTS {t.batches} ({columns(('seq', *BATCH_COLUMNS), _BATCHES)})",
+        f"CREATE INDEX IF NOT EXISTS {t.batches}_owner ON {t.batches} (owner, seq)",
+        # the runner's look for work: active batches only
+        f"CREATE INDEX IF NOT EXISTS {t.batches}_status ON {t.batches} (status)",
+        f"CREATE TABLE IF NOT EXISTS {t.batch_lines} ({columns(BATCH_LINE_COLUMNS, _BATCH_LINES)}, "
+        "PRIMARY KEY (batch_id, custom_id))",
     ]

@@ -23,7 +23,9 @@ from typing import TypeVar
 
 from breakwater.core.config.versions import ConfigVersion
 from breakwater.core.keys import AccessSnapshot, AuditEntry, SubjectLimits, SubjectScope, Team, VirtualKey
+from breakwater.engine.batches.store import BatchRecord, FileInfo, LineResult
 from breakwater.engine.responses.store import StoredResponse
+from breakwater.infra.keystore.batch_plans import BatchOperations
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.response_plans import ResponseOperations
@@ -46,6 +48,7 @@ class SqliteKeyStore:
         self.path = Path(path)
         self._ops = Operations(_TABLES, SQLITE)
         self._config = ConfigOperations(_TABLES, SQLITE)
+        self._batches = BatchOperations(_TABLES, SQLITE)
         self._responses = ResponseOperations(_TABLES, SQLITE)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -115,6 +118,45 @@ class SqliteKeyStore:
 
     async def response_delete(self, response_id: str, owner: str) -> bool:
         return await self._write(self._responses.delete(response_id, owner))
+
+    async def file_put(self, info: FileInfo, content: bytes) -> None:
+        await self._write(self._batches.file_put(info, content))
+
+    async def file_get(self, file_id: str, owner: str) -> FileInfo | None:
+        return await self._read(self._batches.file_get(file_id, owner))
+
+    async def file_content(self, file_id: str, owner: str) -> bytes | None:
+        return await self._read(self._batches.file_content(file_id, owner))
+
+    async def file_list(self, owner: str, purpose: str | None, after: str | None, limit: int) -> list[FileInfo]:
+        return await self._read(self._batches.file_list(owner, purpose, after, limit))
+
+    async def file_delete(self, file_id: str, owner: str) -> bool:
+        return await self._write(self._batches.file_delete(file_id, owner))
+
+    async def batch_save(self, record: BatchRecord, expect: str | None) -> bool:
+        return await self._write(self._batches.batch_save(record, expect))
+
+    async def batch_get(self, batch_id: str, owner: str) -> BatchRecord | None:
+        return await self._read(self._batches.batch_get(batch_id, owner))
+
+    async def batch_list(self, owner: str, after: str | None, limit: int) -> list[BatchRecord]:
+        return await self._read(self._batches.batch_list(owner, after, limit))
+
+    async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
+        return await self._write(self._batches.batch_claim(runner, now, lease_s, limit))
+
+    async def batch_release(self, batch_id: str, runner: str) -> None:
+        await self._write(self._batches.batch_release(batch_id, runner))
+
+    async def line_put(self, batch_id: str, result: LineResult) -> bool:
+        return await self._write(self._batches.line_put(batch_id, result))
+
+    async def line_ids(self, batch_id: str) -> set[str]:
+        return await self._read(self._batches.line_ids(batch_id))
+
+    async def lines(self, batch_id: str) -> list[LineResult]:
+        return await self._read(self._batches.lines(batch_id))
 
     async def _read(self, plan: Plan[T]) -> T:
         # a deferred transaction: every query of the plan reads the same snapshot of the file

@@ -1,0 +1,1 @@
+"""OpenAI's Files and Batch APIs: records, the store port, input lines, the runner."""

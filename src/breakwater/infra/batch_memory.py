@@ -1,0 +1,112 @@
+"""Batch files and batches in this process's memory: the store of a gateway without access control.
+
+Lost on restart (a batch in progress is lost with it) and not shared between replicas or
+workers; a gateway whose keys live in a key store keeps them there
+(``infra/keystore/batch_plans.py``). Files count against ``batches.max_file_bytes`` each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TypeVar
+
+from breakwater.engine.batches.store import ACTIVE, BatchRecord, FileInfo, LineResult
+
+T = TypeVar("T", FileInfo, BatchRecord)
+
+
+class MemoryBatchStore:
+    """``BatchStore`` (engine/batches/store.py) in dicts, in insertion (creation) order."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[FileInfo, bytes]] = {}
+        self._batches: dict[str, BatchRecord] = {}
+        #: batch id -> runner, lease end
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._lines: dict[str, dict[str, LineResult]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def file_put(self, info: FileInfo, content: bytes) -> None:
+        self._files[info.id] = (info, content)
+
+    async def file_get(self, file_id: str, owner: str) -> FileInfo | None:
+        found = self._files.get(file_id)
+        return found[0] if found is not None and found[0].owner == owner else None
+
+    async def file_content(self, file_id: str, owner: str) -> bytes | None:
+        found = self._files.get(file_id)
+        return found[1] if found is not None and found[0].owner == owner else None
+
+    async def file_list(self, owner: str, purpose: str | None, after: str | None, limit: int) -> list[FileInfo]:
+        newest = [info for info, _ in reversed(self._files.values()) if info.owner == owner]
+        return _page([i for i in newest if purpose is None or i.purpose == purpose], after, limit)
+
+    async def file_delete(self, file_id: str, owner: str) -> bool:
+        found = self._files.get(file_id)
+        if found is None or found[0].owner != owner:
+            return False
+        del self._files[file_id]
+        return True
+
+    async def batch_save(self, record: BatchRecord, expect: str | None) -> bool:
+        stored = self._batches.get(record.id)
+        if (expect is None) != (stored is None) or (stored is not None and stored.status != expect):
+            return False
+        self._batches[record.id] = record
+        return True
+
+    async def batch_get(self, batch_id: str, owner: str) -> BatchRecord | None:
+        record = self._batches.get(batch_id)
+        return self._counted(record) if record is not None and record.owner == owner else None
+
+    async def batch_list(self, owner: str, after: str | None, limit: int) -> list[BatchRecord]:
+        newest = [r for r in reversed(self._batches.values()) if r.owner == owner]
+        return [self._counted(r) for r in _page(newest, after, limit)]
+
+    async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
+        held: list[BatchRecord] = []
+        free: list[BatchRecord] = []
+        for record in self._batches.values():
+            holder, until = self._leases.get(record.id, ("", 0.0))
+            if record.status in ACTIVE and (holder == runner or until <= now):
+                (held if holder == runner else free).append(record)
+        chosen = {record.id for record in [*held, *free][:limit]}
+        claimed = [record for record in self._batches.values() if record.id in chosen]  # oldest first
+        for record in claimed:
+            self._leases[record.id] = (runner, now + lease_s)
+        return [self._counted(record) for record in claimed]
+
+    async def batch_release(self, batch_id: str, runner: str) -> None:
+        if self._leases.get(batch_id, ("", 0.0))[0] == runner:
+            del self._leases[batch_id]
+
+    async def line_put(self, batch_id: str, result: LineResult) -> bool:
+        lines = self._lines.setdefault(batch_id, {})
+        if result.custom_id in lines:
+            return False
+        lines[result.custom_id] = result
+        return True
+
+    async def line_ids(self, batch_id: str) -> set[str]:
+        return set(self._lines.get(batch_id, {}))
+
+    async def lines(self, batch_id: str) -> list[LineResult]:
+        return sorted(self._lines.get(batch_id, {}).values(), key=lambda r: r.index)
+
+    def _counted(self, record: BatchRecord) -> BatchRecord:
+        lines = self._lines.get(record.id, {}).values()
+        ok = sum(1 for r in lines if r.ok)
+        return replace(record, completed=ok, failed=len(lines) - ok)
+
+
+def _page(items: list[T], after: str | None, limit: int) -> list[T]:
+    """The ``limit`` items after the one whose id is ``after`` (all from the first without it)."""
+    if after is not None:
+        ids = [item.id for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    return items[:limit]

@@ -1,0 +1,192 @@
+"""The ``BatchStore`` contract (``engine/batches/store.py``), one suite run against every store: in
+memory, and the key stores on SQLite and PostgreSQL.
+
+PostgreSQL needs 127.0.0.1:5432 (trust auth, user ``postgres``, database ``test``): skipped when
+absent, a failure under ``BREAKWATER_REQUIRE_SERVICES=1``; each test gets tables of its own
+(``bwtest_<hex>_*``), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from breakwater.engine.batches.store import BatchRecord, BatchStore, FileInfo, LineResult
+from breakwater.infra.batch_memory import MemoryBatchStore
+from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
+
+from ...conftest import require_service
+
+HOST, PORT = "127.0.0.1", 5432
+DSN = f"postgresql://postgres@{HOST}:{PORT}/test"
+T = 1_700_000_000.0
+CONTENT = b'{"custom_id": "a", "body": "\xc3\xbc\x00 binary-safe"}\n'
+
+
+def _file(file_id: str, owner: str = "key_a", purpose: str = "batch", at: float = T) -> FileInfo:
+    return FileInfo(file_id, owner, purpose, f"{file_id}.jsonl", len(CONTENT), at)
+
+
+def _batch(batch_id: str, owner: str = "key_a", status: str = "validating") -> BatchRecord:
+    return BatchRecord(
+        batch_id,
+        owner,
+        "/v1/chat/completions",
+        "file-1",
+        "24h",
+        status,  # type: ignore[arg-type]
+        T,
+        T + 86_400,
+        metadata={"team": "ünïcode"},
+        total=3,
+    )
+
+
+def _line(custom_id: str, index: int, ok: bool = True) -> LineResult:
+    return LineResult(custom_id, index, ok, {"custom_id": custom_id, "response": {"status_code": 200 if ok else 500}})
+
+
+async def _drop_tables(prefix: str) -> None:
+    t = PostgresKeyStore(DSN, table_prefix=prefix).tables
+    conn = await asyncpg.connect(DSN)
+    try:
+        every = (t.keys, t.teams, t.limits, t.audit, t.config, t.responses, t.files, t.batches, t.batch_lines)
+        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BatchStore]:
+    """Each store in turn, open, on a fresh database; closed (and its tables dropped) after the test."""
+    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
+    opened: BatchStore
+    if request.param == "memory":
+        opened = MemoryBatchStore()
+    elif request.param == "sqlite":
+        opened = SqliteKeyStore(tmp_path / "keys.db")
+    else:
+        require_service("PostgreSQL", HOST, PORT)
+        opened = PostgresKeyStore(DSN, table_prefix=prefix)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        if request.param == "postgres":
+            await _drop_tables(prefix)
+
+
+async def test_a_file_comes_back_with_its_content(store: BatchStore) -> None:
+    """A stored file's description and exact bytes come back to its owner."""
+    await store.file_put(_file("file-1"), CONTENT)
+    assert await store.file_get("file-1", "key_a") == _file("file-1")
+    assert await store.file_content("file-1", "key_a") == CONTENT
+
+
+async def test_another_owner_sees_no_file(store: BatchStore) -> None:
+    """Another key can neither read, list nor delete a file: it is as if it did not exist."""
+    await store.file_put(_file("file-1"), CONTENT)
+    assert await store.file_get("file-1", "key_b") is None
+    assert await store.file_content("file-1", "key_b") is None
+    assert await store.file_list("key_b", None, None, 10) == []
+    assert await store.file_delete("file-1", "key_b") is False
+    assert await store.file_get("file-1", "key_a") is not None
+
+
+async def test_files_list_newest_first_by_pages_and_purpose(store: BatchStore) -> None:
+    """Listing is newest first, filtered by purpose, and pages after a given id."""
+    for i in range(5):
+        await store.file_put(_file(f"file-{i}", purpose="batch" if i % 2 == 0 else "batch_output"), CONTENT)
+    assert [f.id for f in await store.file_list("key_a", None, None, 3)] == ["file-4", "file-3", "file-2"]
+    assert [f.id for f in await store.file_list("key_a", None, "file-2", 10)] == ["file-1", "file-0"]
+    assert [f.id for f in await store.file_list("key_a", "batch", None, 10)] == ["file-4", "file-2", "file-0"]
+    assert await store.file_list("key_a", None, "file-unknown", 10) == []
+
+
+async def test_a_deleted_file_is_gone(store: BatchStore) -> None:
+    """Deleting says whether there was a file, and the file is gone afterwards."""
+    await store.file_put(_file("file-1"), CONTENT)
+    assert await store.file_delete("file-1", "key_a") is True
+    assert await store.file_get("file-1", "key_a") is None
+    assert await store.file_delete("file-1", "key_a") is False
+
+
+async def test_a_batch_comes_back_to_its_owner_only(store: BatchStore) -> None:
+    """A saved batch comes back whole to its owner; another key finds nothing."""
+    assert await store.batch_save(_batch("batch-1"), None) is True
+    assert await store.batch_get("batch-1", "key_a") == _batch("batch-1")
+    assert await store.batch_get("batch-1", "key_b") is None
+    assert await store.batch_list("key_b", None, 10) == []
+
+
+async def test_a_status_changes_only_from_the_expected_one(store: BatchStore) -> None:
+    """``batch_save`` with ``expect`` is a compare-and-set on the status; inserting twice fails."""
+    record = _batch("batch-1")
+    await store.batch_save(record, None)
+    assert await store.batch_save(record, None) is False
+    running = record.moved("in_progress", T + 1)
+    assert await store.batch_save(running, "validating") is True
+    assert await store.batch_save(running.moved("completed", T + 2), "validating") is False
+    got = await store.batch_get("batch-1", "key_a")
+    assert got is not None and got.status == "in_progress" and got.times == {"in_progress_at": T + 1}
+
+
+async def test_batches_list_newest_first_by_pages(store: BatchStore) -> None:
+    """Batches list newest first and page after a given id."""
+    for i in range(4):
+        await store.batch_save(_batch(f"batch-{i}"), None)
+    assert [b.id for b in await store.batch_list("key_a", None, 2)] == ["batch-3", "batch-2"]
+    assert [b.id for b in await store.batch_list("key_a", "batch-2", 10)] == ["batch-1", "batch-0"]
+
+
+async def test_a_line_result_is_kept_once_and_counted(store: BatchStore) -> None:
+    """The first result of a custom_id stays; results come back in input order and make the counts."""
+    await store.batch_save(_batch("batch-1"), None)
+    assert await store.line_put("batch-1", _line("c", 2, ok=False)) is True
+    assert await store.line_put("batch-1", _line("a", 0)) is True
+    assert await store.line_put("batch-1", _line("a", 0, ok=False)) is False
+    assert await store.line_ids("batch-1") == {"a", "c"}
+    assert await store.lines("batch-1") == [_line("a", 0), _line("c", 2, ok=False)]
+    got = await store.batch_get("batch-1", "key_a")
+    assert got is not None and (got.total, got.completed, got.failed) == (3, 1, 1)
+    assert await store.line_ids("batch-2") == set()
+
+
+async def test_a_claimed_batch_is_held_until_its_lease_runs_out(store: BatchStore) -> None:
+    """A runner's claim holds active batches for the lease; another runner gets them only once it
+    has run out, or once the holder lets go; finished batches are never claimed."""
+    await store.batch_save(_batch("batch-1"), None)
+    await store.batch_save(_batch("batch-2", status="completed"), None)
+    assert [b.id for b in await store.batch_claim("r1", T, 60, 10)] == ["batch-1"]
+    assert await store.batch_claim("r2", T + 59, 60, 10) == []
+    assert [b.id for b in await store.batch_claim("r1", T + 59, 60, 10)] == ["batch-1"]  # renewed to T+119
+    assert await store.batch_claim("r2", T + 118, 60, 10) == []
+    assert [b.id for b in await store.batch_claim("r2", T + 119, 60, 10)] == ["batch-1"]
+    await store.batch_release("batch-1", "r1")  # not r1's any more: nothing changes
+    assert await store.batch_claim("r1", T + 120, 60, 10) == []
+    await store.batch_release("batch-1", "r2")
+    assert [b.id for b in await store.batch_claim("r1", T + 120, 60, 10)] == ["batch-1"]
+
+
+async def test_a_claim_takes_at_most_limit_batches(store: BatchStore) -> None:
+    """``limit`` bounds how many batches one runner takes at once, oldest first."""
+    for i in range(3):
+        await store.batch_save(_batch(f"batch-{i}"), None)
+    assert [b.id for b in await store.batch_claim("r1", T, 60, 2)] == ["batch-0", "batch-1"]
+    assert [b.id for b in await store.batch_claim("r2", T, 60, 2)] == ["batch-2"]
+
+
+async def test_a_claim_renews_the_batches_held_before_taking_others(store: BatchStore) -> None:
+    """Batches a runner holds come first in its claim (their leases renewed) even when older
+    batches' leases have run out meanwhile."""
+    for i in range(3):
+        await store.batch_save(_batch(f"batch-{i}"), None)
+    assert [b.id for b in await store.batch_claim("r2", T, 60, 1)] == ["batch-0"]
+    assert [b.id for b in await store.batch_claim("r1", T, 60, 1)] == ["batch-1"]
+    assert [b.id for b in await store.batch_claim("r1", T + 61, 60, 1)] == ["batch-1"]  # batch-0's lease ran out
+    assert [b.id for b in await store.batch_claim("r1", T + 62, 60, 2)] == ["batch-0", "batch-1"]
