@@ -60,7 +60,8 @@ from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Pipeline, 
 from breakwater.engine.tee import EventStream
 from breakwater.infra.clock import SystemClock
 from breakwater.providers.openai_moderations import ModerationRequest
-from breakwater.runtime.runtime import Process, Runtime
+from breakwater.runtime.process import Process
+from breakwater.runtime.runtime import Runtime
 
 #: an ordinary answer's opening (what the refusal detector reads: its first 300 characters)
 TEXT = (

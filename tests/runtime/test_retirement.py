@@ -15,7 +15,8 @@ from breakwater.cli.main import main
 from breakwater.core.config import build_config
 from breakwater.core.retirement import Retirement
 from breakwater.infra.clock import ManualClock
-from breakwater.runtime.runtime import Process, Runtime
+from breakwater.runtime.process import Process
+from breakwater.runtime.runtime import Runtime
 
 #: 2026-01-30 00:00 UTC
 JAN_30 = datetime(2026, 1, 30, tzinfo=UTC).timestamp()

@@ -9,7 +9,8 @@ from breakwater.core.config import build_config
 from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.engine.context import RequestContext
 from breakwater.engine.pipeline import Outcome
-from breakwater.runtime.runtime import Process, Runtime, unchanged_deployments
+from breakwater.runtime.process import Process
+from breakwater.runtime.runtime import Runtime, unchanged_deployments
 
 
 def _config(tmp: Path, *, timeout: float = 600, alerts: bool = False) -> dict[str, Any]:

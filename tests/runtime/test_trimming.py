@@ -4,7 +4,8 @@ the tokenizer each counts with."""
 from __future__ import annotations
 
 from breakwater.core.config import build_config
-from breakwater.runtime.runtime import Process, Runtime
+from breakwater.runtime.process import Process
+from breakwater.runtime.runtime import Runtime
 
 
 def test_a_route_with_variants_trims_through_its_arms() -> None:

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from breakwater.core.config import build_config
 from breakwater.infra.mock.app import create_mock_app
-from breakwater.runtime.runtime import Process, Runtime
+from breakwater.runtime.process import Process
+from breakwater.runtime.runtime import Runtime
 from breakwater.server.app import create_app
 from tests.server.conftest import NO_BREAKER, ONE_SHOT
 from tests.server.running import HELLO, openai_sdk, serve

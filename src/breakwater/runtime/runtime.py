@@ -1,8 +1,7 @@
 """One running configuration: everything a validated config needs to serve, built from it.
 
-``Process`` holds what outlives every configuration a process runs (the upstream HTTP client,
-the tokenizers, time and randomness, the metrics registry). ``Runtime`` is
-built from a config and a process: routes, the gateway, prices, the access layer, the ledger,
+``Runtime`` is built from a config and a process (``process.Process``: what outlives every
+configuration a process runs): routes, the gateway, prices, the access layer, the ledger,
 the tracer, alert rules and the webhook outbox, the recorder and the request pipeline.
 
 Built from a *previous* runtime (a reload), a runtime takes over what did not change instead
@@ -23,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from breakwater.core.config import Config
@@ -39,18 +37,13 @@ from breakwater.engine.calls.gateway import Gateway
 from breakwater.engine.drift.stage import DriftStage
 from breakwater.engine.guardrails.dlp_stage import DlpStage
 from breakwater.engine.guardrails.output_stage import OutputChecksStage
-from breakwater.engine.limits.checks import BudgetAlert
 from breakwater.engine.pipeline import Pipeline, Stage
-from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.prompts.stage import PromptsStage
 from breakwater.engine.refusals.stage import RefusalsStage
 from breakwater.engine.responses.store import ResponseStore
 from breakwater.engine.router.stage import RouterStage
 from breakwater.engine.routing import Deployment
 from breakwater.engine.variants.stage import VariantsStage
-from breakwater.infra.clock import SystemClock, SystemRandom
-from breakwater.infra.http import AiohttpSender
-from breakwater.infra.tokenizers import Tokenizers
 from breakwater.observability.alerts import AlertOutbox, AlertTask
 from breakwater.observability.capture import Capture, CapturePolicy
 from breakwater.observability.ledger.service import Ledger
@@ -75,7 +68,6 @@ from breakwater.runtime.caching import (
 from breakwater.runtime.drifting import build_drift
 from breakwater.runtime.injection import build_injection
 from breakwater.runtime.observers import (
-    budget_alert,
     build_alerts,
     build_ledger,
     build_tracer,
@@ -93,6 +85,7 @@ if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when t
     from breakwater.engine.cache.semantic import Embedder, SemanticIndex
     from breakwater.infra.cache.semantic_feed import RedisSemanticFeed
     from breakwater.observability.tracing import Tracer
+    from breakwater.runtime.process import Process
 
 log = logging.getLogger("breakwater.server")
 
@@ -106,30 +99,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "responses": ("responses", "access"),
     "batches": ("batches", "access"),
 }
-
-
-class Process:
-    """What outlives every configuration one server process runs.
-
-    Args:
-        environ: where ``env:`` references are read.
-        clock, rng: time and randomness (tests inject fakes).
-    """
-
-    def __init__(self, environ: Mapping[str, str], clock: Clock | None = None, rng: RandomSource | None = None) -> None:
-        self.environ = environ
-        self.clock: Clock = clock or SystemClock()
-        self.rng: RandomSource = rng or SystemRandom()
-        self.sender = AiohttpSender()
-        self.tokenizers = Tokenizers()
-        self.metrics: Metrics | None = None
-        #: the runtime serving now (``commit`` sets it): budget alerts go to its outbox
-        self.current: Runtime | None = None
-
-    def budget_alert(self, alert: BudgetAlert) -> None:
-        current = self.current
-        if current is not None:
-            current.outbox.push(budget_alert(alert))
 
 
 class Runtime:

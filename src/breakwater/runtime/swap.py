@@ -19,7 +19,8 @@ from typing import Any
 
 from breakwater.core.config import Config, ConfigError, Problem
 from breakwater.runtime.loading import checked
-from breakwater.runtime.runtime import Process, Runtime
+from breakwater.runtime.process import Process
+from breakwater.runtime.runtime import Runtime
 
 log = logging.getLogger("breakwater.server")
 

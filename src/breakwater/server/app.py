@@ -1,6 +1,6 @@
 """The ASGI application: the route table over the running configuration, and its lifespan.
 
-``create_app(config)`` builds the process's parts (``runtime/runtime.Process``) and a runtime
+``create_app(config)`` builds the process's parts (``runtime/process.Process``) and a runtime
 from the config (``runtime/runtime.Runtime``: router, gateway, access, ledger, pipeline, ...).
 Each runtime gets its own table of handlers, swapped with it on a reload (SIGHUP or
 ``POST /admin/reload``, ``runtime/swap.py``); a request keeps the runtime it started on until it
@@ -27,8 +27,9 @@ from breakwater.infra.credentials import resolve
 from breakwater.observability.batch_metrics import BatchCollector
 from breakwater.providers import anthropic_serve, anthropic_serve_request, openai_completions_serve, openai_serve
 from breakwater.runtime.loading import checked, load_config
+from breakwater.runtime.process import Process
 from breakwater.runtime.rollouts import RolloutWatch
-from breakwater.runtime.runtime import Process, Runtime
+from breakwater.runtime.runtime import Runtime
 from breakwater.runtime.stored_config import STORE_ENV, StoredConfig, versions_store
 from breakwater.runtime.swap import Load, Runtimes, loader
 from breakwater.server import errors

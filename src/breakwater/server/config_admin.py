@@ -27,7 +27,7 @@ import orjson
 from breakwater.core.config import ConfigError
 from breakwater.core.config.versions import ConfigVersion, VersionConflict
 from breakwater.core.errors import BreakwaterError, Conflict, InvalidRequest, MethodNotAllowed, NotFound
-from breakwater.runtime.runtime import Process
+from breakwater.runtime.process import Process
 from breakwater.runtime.stored_config import StoredConfig, announcer, apply, diff, rollback
 from breakwater.runtime.swap import Runtimes
 from breakwater.server import errors

@@ -4,18 +4,12 @@
 and returns a ``MockReply``. The ASGI app (``breakwater mock``) and the in-process sender (a
 deployment of provider type ``mock``) are thin shells around it, so both behave identically.
 
-Routes: OpenAI ``POST /v1/chat/completions``, ``POST /v1/completions`` (legacy: the chat answer
-as text, ``echo`` honoured), ``POST /v1/responses`` (``responses.py``), ``POST /v1/embeddings``, ``POST /v1/moderations`` (``moderation.py``), ``GET /v1/models`` (also
-without the ``/v1`` prefix, and Azure's ``/openai/deployments/{name}/...`` with the model from
-the path); Anthropic ``POST /v1/messages``, ``POST /v1/messages/count_tokens`` and ``GET
-/v1/models`` when an ``anthropic-version`` header is present; Gemini ``POST /v1beta/models/
-{model}:generateContent``, ``:streamGenerateContent`` (``alt=sse``, else a JSON array),
-``:batchEmbedContents``, ``:embedContent``, ``:countTokens`` and ``GET /v1beta/models``;
-Vertex AI's ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent``
-(and ``:streamGenerateContent``) and ``.../publishers/anthropic/models/{model}:rawPredict`` (and
-``:streamRawPredict``), which want a bearer token, and Google's OAuth token endpoint ``POST /token``
-(``vertex.py``);
-Bedrock ``POST /model/{modelId}/converse`` and ``/converse-stream`` (event-stream framing);
+Routes (docs/mock.md lists them): OpenAI's chat completions, legacy completions
+(``completions.py``), Responses (``responses.py``), embeddings, moderations (``moderation.py``) and
+models, with or without ``/v1`` and at Azure's deployment URLs; Anthropic's messages, token counts
+and models (with an ``anthropic-version`` header); Gemini's generate, stream, embed, count and
+models; Vertex AI's Gemini and Claude URLs, which want a bearer token, and Google's OAuth token
+endpoint (``vertex.py``); Bedrock's Converse and ConverseStream (event-stream framing);
 ``GET /healthz``. API keys are not checked, whatever header carries them; Bedrock requests must
 carry a SigV4 ``Authorization`` header scoped to the ``bedrock`` service (its signature is not
 recomputed: the mock knows no secret), else a 403 as AWS answers it.
@@ -23,11 +17,10 @@ recomputed: the mock knows no secret), else a 403 as AWS answers it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -37,10 +30,11 @@ import orjson
 
 from breakwater.core.errors import InvalidRequest
 from breakwater.core.ids import IdGenerator
-from breakwater.core.types import ChatRequest, ChatResponse, Message, TextPart
+from breakwater.core.types import ChatRequest, ChatResponse
 from breakwater.engine.ports import Clock, RandomSource
+from breakwater.infra.mock.completions import completion_answer, completion_frames
 from breakwater.infra.mock.faults import LONG_SLEEP, NO_FAULTS, ConnectionReset, Faults, FaultSchedule, parse_faults
-from breakwater.infra.mock.model import MockModel, filtered, input_tokens, stream_events
+from breakwater.infra.mock.model import MockModel, filtered, input_tokens
 from breakwater.infra.mock.moderation import moderation_body
 from breakwater.infra.mock.prompt_cache import PromptCacheSim
 from breakwater.infra.mock.responses import response_json, stream_frames
@@ -52,13 +46,9 @@ from breakwater.infra.mock.vertex import (
     token_reply,
     unauthenticated,
 )
-from breakwater.infra.mock.wires import AnthropicWire, BedrockWire, GeminiWire, OpenAIWire, Wire
+from breakwater.infra.mock.wires import AnthropicWire, BedrockWire, GeminiWire, OpenAIWire, Wire, wire_frames
 from breakwater.providers.bedrock_serve import exception_name as bedrock_exception
-from breakwater.providers.openai_completions_serve import (
-    CompletionStreamEncoder,
-    decode_completion_request,
-    encode_completion_response,
-)
+from breakwater.providers.openai_completions_serve import encode_completion_response
 from breakwater.providers.openai_moderations import decode_moderation_request
 from breakwater.providers.openai_responses_request import decode_responses_request
 from breakwater.providers.sigv4 import credential_scope
@@ -311,7 +301,7 @@ class MockService:
         if not request.stream:
             body = wire.malformed_body if faults.malformed else wire.encode_chat(response)
             return MockReply(200, self._headers(_JSON), body)
-        frames, end = self._frames(wire, request, response)
+        frames, end = wire_frames(wire, request, response)
         if faults.malformed:
             frames.insert(0, wire.malformed_frame)
         if wire is self.gemini and "alt=sse" not in query:
@@ -322,37 +312,41 @@ class MockService:
         return MockReply(200, self._headers(kind), chunks=self._paced(frames, end, faults))
 
     def _completions(self, data: Any, faults: Faults) -> MockReply:
-        """OpenAI's legacy completions: the chat answer to the prompt as text (``echo``: after the prompt)."""
-        request = decode_completion_request(data)
-        answer = self._model.chat(request)
-        choices = answer.choices
-        if data.get("echo") is True:
-            prompt = request.messages[0].text()
-            choices = [
-                dataclasses.replace(c, message=Message("assistant", [TextPart(prompt + c.message.text())]))
-                for c in choices
-            ]
-        response = ChatResponse(f"cmpl-mock{self._ids.new()}", answer.model, self._now(), choices, answer.usage)
-        if faults.malformed:
-            return MockReply(200, self._headers(_JSON), self.openai.malformed_body)
-        if not request.stream:
-            return MockReply(200, self._headers(_JSON), encode_completion_response(response))
-        encoder = CompletionStreamEncoder(request)
-        frames = [f for f in (encoder.encode(e) for e in stream_events(response)) if f]
-        return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, [encoder.end()], faults))
+        """OpenAI's legacy completions (``completions.py``)."""
+        request, response = completion_answer(data, self._model, f"cmpl-mock{self._ids.new()}", self._now())
+        return self._text_reply(
+            request.stream,
+            faults,
+            lambda: encode_completion_response(response),
+            lambda: completion_frames(request, response),
+        )
 
     def _responses(self, data: Any, faults: Faults) -> MockReply:
         """OpenAI's Responses API (``responses.py``): the chat answer as a Response or its events."""
         request = decode_responses_request(data)
         answer = self._model.chat(request.chat)
         response_id, created = f"resp_mock{self._ids.new()}", self._now()
+        return self._text_reply(
+            request.chat.stream,
+            faults,
+            lambda: orjson.dumps(response_json(request, answer, response_id, created, self._new_id)),
+            lambda: stream_frames(request, answer, response_id, created, self._new_id),
+        )
+
+    def _text_reply(
+        self,
+        stream: bool,
+        faults: Faults,
+        body: Callable[[], bytes],
+        frames: Callable[[], tuple[list[bytes], list[bytes]]],
+    ) -> MockReply:
+        """An OpenAI answer, whole or as a paced SSE stream, with the malformed-body fault applied."""
         if faults.malformed:
             return MockReply(200, self._headers(_JSON), self.openai.malformed_body)
-        if not request.chat.stream:
-            body = orjson.dumps(response_json(request, answer, response_id, created, self._new_id))
-            return MockReply(200, self._headers(_JSON), body)
-        frames, end = stream_frames(request, answer, response_id, created, self._new_id)
-        return MockReply(200, self._headers(_SSE), chunks=self._paced(frames, end, faults))
+        if not stream:
+            return MockReply(200, self._headers(_JSON), body())
+        head, end = frames()
+        return MockReply(200, self._headers(_SSE), chunks=self._paced(head, end, faults))
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}mock{self._ids.new()}"
@@ -381,22 +375,6 @@ class MockService:
         return MockReply(200, self._headers(_JSON), orjson.dumps({"totalTokens": tokens}))
 
     # --- streams --------------------------------------------------------------------------
-
-    @staticmethod
-    def _frames(wire: Wire, request: ChatRequest, response: ChatResponse) -> tuple[list[bytes], list[bytes]]:
-        """The stream as single SSE frames, split into the body and the closing frames."""
-        encoder = wire.stream_encoder(request)
-        sep = wire.frame_sep
-        frames: list[bytes] = []
-        for event in stream_events(response):
-            out = encoder.encode(event)
-            if out and not sep:
-                frames.append(out)  # length-prefixed frames (Bedrock): one encoder output, one frame
-            elif out:
-                frames.extend(f + sep for f in out.split(sep) if f)
-        tail = encoder.end()
-        end = ([tail] if tail else []) if not sep else [f + sep for f in tail.split(sep) if f]
-        return frames, end
 
     async def _paced(self, frames: list[bytes], end: list[bytes], faults: Faults) -> AsyncIterator[bytes]:
         """Send frames with the stream faults applied; cuts always fall before the closing frames."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import orjson
 
 from breakwater.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
+from breakwater.infra.mock.model import stream_events
 from breakwater.providers import (
     anthropic_serve,
     anthropic_serve_request,
@@ -341,3 +342,19 @@ class BedrockWire:
             for n in MODEL_NAMES
         ]
         return orjson.dumps({"modelSummaries": data})
+
+
+def wire_frames(wire: Wire, request: ChatRequest, response: ChatResponse) -> tuple[list[bytes], list[bytes]]:
+    """The stream as single SSE frames, split into the body and the closing frames."""
+    encoder = wire.stream_encoder(request)
+    sep = wire.frame_sep
+    frames: list[bytes] = []
+    for event in stream_events(response):
+        out = encoder.encode(event)
+        if out and not sep:
+            frames.append(out)  # length-prefixed frames (Bedrock): one encoder output, one frame
+        elif out:
+            frames.extend(f + sep for f in out.split(sep) if f)
+    tail = encoder.end()
+    end = ([tail] if tail else []) if not sep else [f + sep for f in tail.split(sep) if f]
+    return frames, end
