@@ -201,6 +201,11 @@ class RequestContext:
     #: what the history trimmer removed (``engine/trim/stage.py``; ``None``: nothing): the
     #: ledger's ``trimmed_messages``, ``trimmed_tokens``, ``trim_summary``
     trimmed: Trimmed | None = None
+    #: the regions the request's upstream calls may go to (data residency, ``core/regions.py``):
+    #: the key's, the team's and the route's restrictions met, set by the access stage; ``None``:
+    #: anywhere. Every side call made for the request (shadow, judges, embedder, summariser)
+    #: carries it over
+    regions: frozenset[str] | None = None
 
 
 def charge_unanswered(ctx: RequestContext, usage: Usage | None) -> None:
