@@ -62,6 +62,8 @@ class RouteOutcome:
     provider: str | None = None
     #: the upstream model name of the deployment that served (its reported name lands in ``tally``)
     upstream_model: str | None = None
+    #: the region of that deployment (data residency; ``None``: it declares none)
+    region: str | None = None
     attempts: int = 0
     #: served by a deployment other than the route's first choice, or by a fallback route
     fallback: bool = False

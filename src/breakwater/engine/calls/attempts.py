@@ -291,6 +291,7 @@ def _chosen(ctx: RequestContext, deployment: Deployment, *, fallback: bool) -> N
     outcome.deployment = deployment.name
     outcome.provider = deployment.target.provider
     outcome.upstream_model = deployment.target.model
+    outcome.region = deployment.region
     outcome.fallback = outcome.fallback or fallback
 
 
