@@ -62,6 +62,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                 "access": {"store": f"sqlite:///{tmp}/keys.db", "hash_secret": "env:BW_HASH"},
                 "ledger": {"url": f"sqlite:///{tmp}/ledger.db", "spool_path": str(tmp / "spool"),
                            "flush_interval_s": 0.05},
+                "cache": {"embedder": {"model": "us-embed"}},
                 "providers": {
                     "us": {"type": "openai", "host": "mock", "base_url": f"{us_url}/v1", "region": "us-east-1",
                            "data_terms": "US processing, 30-day retention"},
@@ -74,6 +75,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                     "d-us-overflow": {"provider": "us", "model": "us-overflow", "breaker": NO_BREAKER},
                     "d-us-shadow": {"provider": "us", "model": "us-shadow", "breaker": NO_BREAKER},
                     "d-us-routed": {"provider": "us", "model": "us-routed", "breaker": NO_BREAKER},
+                    "d-us-branch": {"provider": "us", "model": "us-branch", "breaker": NO_BREAKER},
+                    "d-us-strong": {"provider": "us", "model": "us-strong", "breaker": NO_BREAKER},
+                    "d-us-summary": {"provider": "us", "model": "us-summary", "breaker": NO_BREAKER},
+                    "d-us-judge": {"provider": "us", "model": "us-judge", "breaker": NO_BREAKER},
+                    "d-us-embed": {"provider": "us", "model": "us-embed", "breaker": NO_BREAKER},
                     "d-eu": {"provider": "eu", "model": "mock-gpt", "breaker": NO_BREAKER},
                     "d-eu-dead": {"provider": "eu-dead", "model": "eu-dead", "breaker": NO_BREAKER},
                     "d-eu-narrow": {"provider": "eu-dead", "model": "eu-dead", "breaker": NO_BREAKER,
@@ -88,6 +94,23 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                     "us-candidate": {**one, "deployments": ["d-us-shadow"]},
                     "shadowed": {**one, "deployments": ["d-eu"], "shadow": {"route": "us-candidate"}},
                     "eu-route": {**one, "deployments": ["d-us-routed", "d-eu"], "allowed_regions": ["eu"]},
+                    "us-branch": {**one, "deployments": ["d-us-branch"]},
+                    "eu-branch": {**one, "deployments": ["d-eu"]},
+                    "branched": {"branches": {"us": {"route": "us-branch"}, "eu": {"route": "eu-branch"}},
+                                 "default": "us"},
+                    "eu-down": {**one, "deployments": ["d-eu-dead"]},
+                    "us-strong": {**one, "deployments": ["d-us-strong"]},
+                    "cascaded": {"branches": {"cheap": {"route": "eu-down"}, "strong": {"route": "us-strong"}},
+                                 "cascade": {"steps": ["cheap", "strong"], "checks": {}}},
+                    "us-summary": {**one, "deployments": ["d-us-summary"]},
+                    "trimmed": {**one, "deployments": ["d-eu"],
+                                "trim": {"max_input_tokens": 60, "summary_max_tokens": 16, "mode": "summarise", "summarise_route": "us-summary"}},
+                    "us-judge": {**one, "deployments": ["d-us-judge"]},
+                    "watched": {**one, "deployments": ["d-eu"],
+                                "drift": {"share": 1.0, "asserts": [{"type": "llm-rubric", "value": "is polite"}],
+                                          "judge": "us-judge"}},
+                    "us-embed": {**one, "deployments": ["d-us-embed"]},
+                    "cached": {**one, "deployments": ["d-eu"], "cache": {"mode": "semantic"}},
                 },
             }
         )  # fmt: skip
@@ -208,3 +231,64 @@ def test_regions_are_validated_and_shown(gateway: Gateway) -> None:
     assert made["regions"] == ["eu"]
     patched = gateway.admin.patch(f"/admin/keys/{made['id']}", json={"regions": []})
     assert patched.status_code == 200 and patched.json()["regions"] == []
+
+
+def _rows(gateway: Gateway, where: str, *params: str) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(gateway.ledger)
+    try:
+        return db.execute(f"SELECT status, error_class FROM breakwater_ledger WHERE {where}", params).fetchall()
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        db.close()
+
+
+def test_a_branch_in_the_us_is_refused_not_rerouted(gateway: Gateway) -> None:
+    """A branching route whose chosen branch is US-only: 503 for the EU key, nothing sent."""
+    eu = gateway.key(name="eu-branch", regions=["eu"])
+    assert _refused(gateway, eu, "branched")["code"] == "region_unavailable"
+    assert "us-branch" not in gateway.us_models()
+
+
+def test_a_cascade_does_not_escalate_across(gateway: Gateway) -> None:
+    """The EU step fails; the strong step is US-only: the cascade stops there."""
+    eu = gateway.key(name="eu-cascade", regions=["eu"])
+    assert _refused(gateway, eu, "cascaded")["code"] == "region_unavailable"
+    assert "us-strong" not in gateway.us_models()
+
+
+def test_the_history_summariser_stays_in_the_region(gateway: Gateway) -> None:
+    """The summarise route is US-only: no summary is written (the turns are dropped), nothing sent."""
+    eu = gateway.key(name="eu-trim", regions=["eu"])
+    long = " ".join(["the earlier turn says a great deal about many things"] * 6)
+    messages: Any = [
+        {"role": "user", "content": long},
+        {"role": "assistant", "content": long},
+        {"role": "user", "content": "hi"},
+    ]
+    answer = openai_sdk(gateway.url, eu).chat.completions.with_raw_response.create(model="trimmed", messages=messages)
+    assert answer.headers["x-breakwater-deployment"] == "d-eu"
+    row = _row(gateway.ledger, answer.headers["x-request-id"])
+    assert row["trimmed_messages"] == 2 and not row["trim_summary"]
+    assert "us-summary" not in gateway.us_models()
+
+
+def test_a_drift_judge_stays_in_the_region(gateway: Gateway) -> None:
+    eu = gateway.key(name="eu-drift", regions=["eu"])
+    answer = openai_sdk(gateway.url, eu).chat.completions.with_raw_response.create(model="watched", messages=HI)
+    graded = answer.headers["x-request-id"]
+    until(lambda: bool(_rows(gateway, "route = 'us-judge' AND tags LIKE ?", f"%{graded}%")), 10, "the judge row")
+    assert _rows(gateway, "route = 'us-judge' AND tags LIKE ?", f"%{graded}%") == [(502, "RegionUnavailable")]
+    assert "us-judge" not in gateway.us_models()
+
+
+def test_the_semantic_cache_embedder_stays_in_the_region(gateway: Gateway) -> None:
+    """The embeddings route is US-only: the semantic lookup is skipped, the answer served from the EU."""
+    eu = gateway.key(name="eu-cache", regions=["eu"])
+    answer = openai_sdk(gateway.url, eu).chat.completions.with_raw_response.create(
+        model="cached", messages=HI, temperature=0
+    )
+    assert answer.headers["x-breakwater-deployment"] == "d-eu"
+    until(lambda: bool(_rows(gateway, "route = 'us-embed'")), 10, "the embedder's row")
+    assert set(_rows(gateway, "route = 'us-embed'")) == {(502, "RegionUnavailable")}
+    assert "us-embed" not in gateway.us_models()
