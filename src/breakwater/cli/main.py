@@ -118,6 +118,10 @@ def _check(args: argparse.Namespace) -> int:
         warning = retirement.warning(now)
         if warning is not None:
             print(f"  WARNING: {warning}")
+    from breakwater.runtime.residency import residency_warnings
+
+    for finding in residency_warnings(config):
+        print(f"  WARNING: residency: {finding}")
     return 0
 
 
