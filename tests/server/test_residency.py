@@ -8,6 +8,7 @@ provider nothing listens on (``eu-dead``), so "the EU deployment is down" is rea
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                 "ledger": {"url": f"sqlite:///{tmp}/ledger.db", "spool_path": str(tmp / "spool"),
                            "flush_interval_s": 0.05},
                 "cache": {"embedder": {"model": "us-embed"}},
+                "batches": {"poll_s": 0.05},
                 "providers": {
                     "us": {"type": "openai", "host": "mock", "base_url": f"{us_url}/v1", "region": "us-east-1",
                            "data_terms": "US processing, 30-day retention"},
@@ -292,3 +294,26 @@ def test_the_semantic_cache_embedder_stays_in_the_region(gateway: Gateway) -> No
     until(lambda: bool(_rows(gateway, "route = 'us-embed'")), 10, "the embedder's row")
     assert set(_rows(gateway, "route = 'us-embed'")) == {(502, "RegionUnavailable")}
     assert "us-embed" not in gateway.us_models()
+
+
+def test_batch_lines_are_held_to_the_batch_keys_regions(gateway: Gateway) -> None:
+    """A batch made with an EU key: its lines get the EU deployment, or fail, never the US one."""
+    eu = gateway.key(name="eu-batch", regions=["eu"])
+    client = openai_sdk(gateway.url, eu)
+    lines = [
+        {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": {"model": model, "messages": HI}}
+        for cid, model in (("served", "chat"), ("refused", "chat-eu-down"))
+    ]
+    content = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    uploaded = client.files.create(file=("in.jsonl", content), purpose="batch")
+    before = gateway.us_models().count("us-model")
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    final = ("completed", "failed", "expired", "cancelled")
+    until(lambda: client.batches.retrieve(batch.id).status in final, 20, "the batch ends")
+    done = client.batches.retrieve(batch.id)
+    assert done.request_counts is not None and (done.request_counts.completed, done.request_counts.failed) == (1, 1)
+    assert done.error_file_id is not None
+    failed = [json.loads(line) for line in client.files.content(done.error_file_id).content.splitlines()]
+    assert failed[0]["custom_id"] == "refused"
+    assert failed[0]["response"]["body"]["error"]["code"] == "region_unavailable"
+    assert gateway.us_models().count("us-model") == before
