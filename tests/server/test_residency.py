@@ -70,6 +70,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                            "data_terms": "US processing, 30-day retention"},
                     "eu": {"type": "mock", "region": "eu-west-1"},
                     "eu-dead": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "region": "eu"},
+                    "eu-flaky": {"type": "mock", "region": "eu", "faults": [{"fault": "reset_after=4"}]},
                 },
                 "deployments": {
                     "d-us": {"provider": "us", "model": "us-model", "breaker": NO_BREAKER},
@@ -83,6 +84,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                     "d-us-judge": {"provider": "us", "model": "us-judge", "breaker": NO_BREAKER},
                     "d-us-embed": {"provider": "us", "model": "us-embed", "breaker": NO_BREAKER},
                     "d-eu": {"provider": "eu", "model": "mock-gpt", "breaker": NO_BREAKER},
+                    "d-eu-flaky": {"provider": "eu-flaky", "model": "mock-gpt", "breaker": NO_BREAKER},
+                    "d-us-resume": {"provider": "us", "model": "us-resume", "breaker": NO_BREAKER},
                     "d-eu-dead": {"provider": "eu-dead", "model": "eu-dead", "breaker": NO_BREAKER},
                     "d-eu-narrow": {"provider": "eu-dead", "model": "eu-dead", "breaker": NO_BREAKER,
                                     "max_concurrency": 1, "max_queue": 0},
@@ -96,6 +99,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                     "us-candidate": {**one, "deployments": ["d-us-shadow"]},
                     "shadowed": {**one, "deployments": ["d-eu"], "shadow": {"route": "us-candidate"}},
                     "eu-route": {**one, "deployments": ["d-us-routed", "d-eu"], "allowed_regions": ["eu"]},
+                    "resumed": {**one, "deployments": ["d-eu-flaky", "d-us-resume"], "stream_failure": "continue"},
                     "us-branch": {**one, "deployments": ["d-us-branch"]},
                     "eu-branch": {**one, "deployments": ["d-eu"]},
                     "branched": {"branches": {"us": {"route": "us-branch"}, "eu": {"route": "eu-branch"}},
@@ -317,3 +321,22 @@ def test_batch_lines_are_held_to_the_batch_keys_regions(gateway: Gateway) -> Non
     assert failed[0]["custom_id"] == "refused"
     assert failed[0]["response"]["body"]["error"]["code"] == "region_unavailable"
     assert gateway.us_models().count("us-model") == before
+
+
+def test_a_broken_stream_is_not_resumed_across(gateway: Gateway) -> None:
+    """A stream that breaks mid-way resumes on another deployment: never on one outside the region."""
+    eu = gateway.key(name="eu-stream", regions=["eu"])
+    stream = openai_sdk(gateway.url, eu).chat.completions.create(
+        model="resumed", messages=[{"role": "user", "content": "tell me a long story please"}], stream=True
+    )
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
+    assert "us-resume" not in gateway.us_models()
+    # the setup works: without the restriction the stream resumes on the US deployment
+    anywhere = gateway.key(name="stream-anywhere")
+    for _ in openai_sdk(gateway.url, anywhere).chat.completions.create(
+        model="resumed", messages=[{"role": "user", "content": "tell me a long story please"}], stream=True
+    ):
+        pass
+    assert "us-resume" in gateway.us_models()

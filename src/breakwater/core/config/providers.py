@@ -67,7 +67,7 @@ class Provider(_Model):
     dlp: ProviderDlp | None = None
     #: where the provider's deployments process data, unless a deployment says otherwise
     region: str | None = Field(default=None, pattern=REGION)
-    #: the provider's data-processing terms, for humans (shown, never enforced)
+    #: the provider's data-processing terms, for humans (read in the config file; never enforced)
     data_terms: str | None = None
     #: type vertex: the Google Cloud project and its location (a region such as ``us-east5``,
     #: ``global``, or a multi-region ``us`` / ``eu``): docs/configuration.md, "Google Vertex AI"
@@ -150,5 +150,5 @@ class Deployment(_Model):
     #: Requests restricted to some regions go only to deployments in them (docs/configuration.md,
     #: "Data residency")
     region: str | None = Field(default=None, pattern=REGION)
-    #: the provider's data-processing terms for this deployment, for humans (shown, never enforced)
+    #: the provider's data-processing terms for this deployment, for humans (read in the config file; never enforced)
     data_terms: str | None = None
