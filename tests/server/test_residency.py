@@ -340,3 +340,20 @@ def test_a_broken_stream_is_not_resumed_across(gateway: Gateway) -> None:
     ):
         pass
     assert "us-resume" in gateway.us_models()
+
+
+def test_usage_adds_up_by_region(gateway: Gateway) -> None:
+    """``/admin/usage?by=region`` (``breakwater usage --by region``): the regions that served."""
+    eu, anywhere = gateway.key(name="eu-usage", regions=["eu"]), gateway.key(name="usage-anywhere")
+    ids = [
+        openai_sdk(gateway.url, k)
+        .chat.completions.with_raw_response.create(model="chat", messages=HI)
+        .headers["x-request-id"]
+        for k in (eu, anywhere)
+    ]
+    for request_id in ids:
+        _row(gateway.ledger, request_id)
+    r = gateway.admin.get("/admin/usage", params={"by": "region"})
+    assert r.status_code == 200, r.text
+    groups = {g["group"]: g["requests"] for g in r.json()["data"]}
+    assert groups["eu-west-1"] >= 1 and groups["us-east-1"] >= 1
