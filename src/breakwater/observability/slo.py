@@ -86,6 +86,8 @@ The short window (a twelfth of the long one) makes the alert stop soon after the
 
 WINDOWS = {"5m": 300.0, "30m": 1800.0, "1h": 3600.0, "6h": 6 * 3600.0, "3d": 3 * 86400.0}
 """The burn-rate windows shown (``/metrics``, ``/admin/slo``): those the rules read."""
+REFRESH_S = 30.0
+"""How often the background task measures the objectives again (and so how soon an alert fires)."""
 EXHAUSTION_WINDOW = "1h"
 """The burn rate the time to exhaustion is projected at."""
 
@@ -181,7 +183,8 @@ def burn_rate(eligible: int, bad: int, target: float) -> float | None:
     """The bad share over the allowed share (``None`` without requests)."""
     if eligible == 0:
         return None
-    return (bad / eligible) / (1 - target)
+    # 1 - 0.99 is 0.010000000000000009 in binary: rounded, a 99% target allows exactly 1%
+    return (bad / eligible) / round(1 - target, 12)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from breakwater.observability.alerts import (
 from breakwater.observability.fleet_alerts import FleetAlerts
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.ledger.service import Ledger, store_for
+from breakwater.observability.slo import REFRESH_S, SloMonitor, SloTask, objectives
 
 if TYPE_CHECKING:  # opentelemetry is imported only when tracing is on (``build_tracer``)
     from breakwater.observability.tracing import Tracer
@@ -63,6 +64,18 @@ def build_ledger(config: Config, environ: Mapping[str, str], clock: Clock) -> Le
         retention_s=retention,
         clock=clock,
     )
+
+
+def build_slo(
+    config: Config, ledger: Ledger | None, clock: Clock, alert: Callable[[Alert], None], previous: SloTask | None
+) -> SloTask | None:
+    """The routes' SLOs measured from the ledger in the background (``None``: no route has an
+    ``slo``, or the ledger is off); the burn alerts active under ``previous`` stay active."""
+    measured = objectives(config.routes)
+    if not measured or ledger is None:
+        return None
+    active = None if previous is None else previous.monitor.active
+    return SloTask(SloMonitor(ledger.store, measured, clock.time, alert, active), REFRESH_S)
 
 
 def build_tracer(config: Config, environ: Mapping[str, str]) -> Tracer | None:
