@@ -3,9 +3,12 @@ window, and so how many may go badly (the error budget; docs/slo.md)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from breakwater.core.config.base import _Model
+from breakwater.core.config.problems import Problem
 
 #: the longest rolling window an objective may span (the ledger's retention must cover it)
 MAX_WINDOW_S = 90 * 86400.0
@@ -41,3 +44,36 @@ class RouteSlo(_Model):
         if self.availability is None and self.latency is None and self.ttft is None and self.refusal_rate is None:
             raise ValueError("slo needs at least one objective: availability, latency, ttft or refusal_rate")
         return self
+
+
+def slo_problems(data: dict[str, Any]) -> list[Problem]:
+    """Routes whose ``slo`` the ledger cannot measure: the ledger is off, or it keeps rows for less
+    time than the SLO window (the budget would forget failures it should still count).
+
+    Works on the raw mapping, like ``references.cross_check``, which calls it.
+    """
+    routes, ledger = data.get("routes"), data.get("ledger")
+    if not isinstance(routes, dict):
+        return []
+    ledger = ledger if isinstance(ledger, dict) else {}
+    enabled = ledger.get("enabled", True) is not False
+    retention = ledger.get("retention_days", 30.0)
+    problems = []
+    for name, route in routes.items():
+        slo = route.get("slo") if isinstance(route, dict) else None
+        if not isinstance(slo, dict):
+            continue
+        window = slo.get("window_s", 28 * 86400.0)
+        if not enabled:
+            problems.append(
+                Problem(f"routes.{name}.slo", "an slo is measured from the ledger: ledger.enabled is false")
+            )
+        elif isinstance(retention, int | float) and isinstance(window, int | float) and retention * 86400 < window:
+            problems.append(
+                Problem(
+                    f"routes.{name}.slo.window_s",
+                    f"the window ({window / 86400:g} days) is longer than ledger.retention_days ({retention:g}):"
+                    " the budget would forget failures it should still count",
+                )
+            )
+    return problems
