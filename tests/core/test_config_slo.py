@@ -55,3 +55,18 @@ def test_the_ledger_must_be_on_and_keep_the_whole_window() -> None:
     assert short and short[0].startswith("routes.chat.slo.window_s: the window (28 days) is longer than")
     build_config(_config({"availability": 0.99, "window_s": 7 * 86400}, {"retention_days": 7}))
     build_config(_config({"availability": 0.99}, {"retention_days": None}))
+
+
+def test_the_docs_example_validates() -> None:
+    """docs/slo.md's example is a valid slo with the figures the page states."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from breakwater.core.config.slo import RouteSlo
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "slo.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", doc, flags=re.DOTALL)
+    slo = RouteSlo.model_validate(yaml.safe_load(block)["routes"]["chat"]["slo"])
+    assert slo.window_s == 28 * 86400 and slo.availability == 0.999 and slo.refusal_rate == 0.02
