@@ -16,7 +16,8 @@ from breakwater.core.config import build_config
 from breakwater.infra.clock import ManualClock
 from breakwater.observability.alerts import Alert
 from breakwater.observability.ledger import SqliteLedger
-from breakwater.observability.slo import SloMonitor, objectives
+from breakwater.observability.slo import objectives
+from breakwater.observability.slo_alerts import SloMonitor
 from breakwater.server.app import create_app
 from tests.polling import until
 from tests.server.running import admin_http, openai_sdk, serve

@@ -33,7 +33,7 @@ from breakwater.engine.shadow.stage import ShadowStage
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
 from breakwater.observability.retirement_metrics import RetirementCollector
-from breakwater.observability.slo import SloMonitor
+from breakwater.observability.slo_alerts import SloMonitor
 from breakwater.observability.slo_metrics import SloCollector
 from breakwater.observability.stage_metrics import (
     CacheCollector,

@@ -5,8 +5,8 @@ Everything is counted in the database through the ledger's aggregate path
 (``ledger/bucketing.grouped_sums``, one SQL text for SQLite and PostgreSQL): per route and per
 window, how many requests an objective counts (``eligible``) and how many of them went badly
 (``bad``). So the figures are exact, survive a restart and cover the whole fleet when the
-ledger is shared. ``SloMonitor.refresh`` runs in the background (``SloTask``); the request path
-never waits on it, and ``/metrics`` reads the view it leaves behind.
+ledger is shared. The alerts and the background task that refreshes the figures are in
+``slo_alerts.py``; the request path never waits on either.
 
 What counts, per objective (shadow calls, rows with ``shadow_of``, are never counted):
 
@@ -23,22 +23,16 @@ budget exactly over the SLO window; 14.4 spends 2% of a 30-day budget in an hour
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from breakwater.engine.tasks import stop_task
-from breakwater.observability.alerts import Alert
 from breakwater.observability.ledger.bucketing import grouped_sums
 from breakwater.observability.ledger.reading import dialect_of
 
 if TYPE_CHECKING:
     from breakwater.core.config.routes import Route
     from breakwater.observability.ledger.service import Store
-
-log = logging.getLogger("breakwater.slo")
 
 GATEWAY_FAULTS = (
     "Saturated",
@@ -64,30 +58,8 @@ the request as too long or filtered, the client leaving: 499) are not counted at
 OBJECTIVES = ("availability", "latency", "ttft", "refusal_rate")
 
 
-@dataclass(frozen=True, slots=True)
-class BurnRule:
-    """Alert when the burn rate is at least ``factor`` over both ``long_s`` and ``short_s``."""
-
-    name: str
-    severity: str
-    factor: float
-    long_s: float
-    short_s: float
-
-
-RULES = (
-    BurnRule("page_1h", "page", 14.4, 3600.0, 300.0),
-    BurnRule("page_6h", "page", 6.0, 6 * 3600.0, 1800.0),
-    BurnRule("ticket_3d", "ticket", 1.0, 3 * 86400.0, 6 * 3600.0),
-)
-"""The Google SRE workbook's rule set ("Alerting on SLOs", multiwindow multi-burn-rate):
-2% of the budget gone in an hour or 5% in six hours pages; 10% in three days opens a ticket.
-The short window (a twelfth of the long one) makes the alert stop soon after the burn stops."""
-
 WINDOWS = {"5m": 300.0, "30m": 1800.0, "1h": 3600.0, "6h": 6 * 3600.0, "3d": 3 * 86400.0}
 """The burn-rate windows shown (``/metrics``, ``/admin/slo``): those the rules read."""
-REFRESH_S = 30.0
-"""How often the background task measures the objectives again (and so how soon an alert fires)."""
 EXHAUSTION_WINDOW = "1h"
 """The burn rate the time to exhaustion is projected at."""
 
@@ -255,126 +227,3 @@ async def measure(store: Store, objectives_: list[Objective], now: float) -> lis
         requests = {label: by_span[s][key][0] for label, s in spans.items()}
         out.append(SloStatus(o, now, eligible, bad, burn, requests))
     return out
-
-
-def _label(span: float) -> str:
-    return next(label for label, s in WINDOWS.items() if s == span)
-
-
-class SloMonitor:
-    """The routes' objectives, their last measurement, and which burn alerts are active.
-
-    Args:
-        store: the ledger store.
-        objectives_: what to measure (``objectives(config.routes)``).
-        now: the clock.
-        alert: where an alert goes when it starts (``AlertOutbox.push``: the log and the webhook).
-        active: alerts already active (carried over a reload, so they do not fire again).
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        objectives_: list[Objective],
-        now: Callable[[], float],
-        alert: Callable[[Alert], None],
-        active: set[tuple[str, str, str]] | None = None,
-    ) -> None:
-        self.store = store
-        self.objectives = objectives_
-        self._now = now
-        self._alert = alert
-        #: ``(route, objective, rule)`` whose condition held at the last refresh
-        self.active: set[tuple[str, str, str]] = set() if active is None else active
-        #: the last measurement (``/metrics``); empty until the first refresh
-        self.view: list[SloStatus] = []
-        self.fired = 0
-        self.refreshes = 0
-
-    async def measure(self) -> list[SloStatus]:
-        """The objectives now, read from the ledger (``GET /admin/slo``); no alert is raised."""
-        return await measure(self.store, self.objectives, self._now())
-
-    async def refresh(self) -> list[Alert]:
-        """Measure, keep the view, and raise the alerts whose condition started holding."""
-        self.view = await self.measure()
-        self.refreshes += 1
-        fired = []
-        for status in self.view:
-            o = status.objective
-            before = [i for i, rule in enumerate(RULES) if (o.route, o.name, rule.name) in self.active]
-            holding = [i for i, rule in enumerate(RULES) if _holds(status, rule)]
-            for rule in RULES:
-                self.active.discard((o.route, o.name, rule.name))
-            self.active.update((o.route, o.name, RULES[i].name) for i in holding)
-            # one alert per crossing per objective: the most urgent rule that starts holding, unless
-            # an alert at least as urgent is already active (a slow burn under a page says nothing new)
-            new = [i for i in holding if i not in before]
-            if new and (not before or min(new) < min(before)):
-                rule = RULES[min(new)]
-                fired.append(
-                    _alert(
-                        status, rule, status.burn[_label(rule.long_s)] or 0.0, status.burn[_label(rule.short_s)] or 0.0
-                    )
-                )
-        for alert in fired:
-            self._alert(alert)
-            self.fired += 1
-        return fired
-
-
-def _holds(status: SloStatus, rule: BurnRule) -> bool:
-    """Both windows burn at ``rule.factor`` or more, and the long one holds enough requests."""
-    long_, short = status.burn[_label(rule.long_s)], status.burn[_label(rule.short_s)]
-    if long_ is None or short is None or status.requests[_label(rule.long_s)] < status.objective.min_requests:
-        return False
-    return long_ >= rule.factor and short >= rule.factor
-
-
-def _alert(status: SloStatus, rule: BurnRule, long_: float, short: float) -> Alert:
-    o = status.objective
-    long_label, short_label = _label(rule.long_s), _label(rule.short_s)
-    return Alert(
-        rule="slo_burn",
-        subject=f"{o.route}/{o.name}",
-        message=(
-            f"route {o.route!r} {o.name} error budget burning at {long_:.1f}x over {long_label}"
-            f" and {short:.1f}x over {short_label} (>= {rule.factor}x: {rule.severity})"
-        ),
-        value=long_,
-        threshold=rule.factor,
-        at=status.at,
-        details={
-            "route": o.route,
-            "objective": o.name,
-            "severity": rule.severity,
-            "burn_rule": rule.name,
-            "short_burn_rate": short,
-            "budget_remaining": status.budget_remaining,
-        },
-    )
-
-
-class SloTask:
-    """Refreshes the monitor every ``interval_s`` in the background; stopped with the runtime."""
-
-    def __init__(self, monitor: SloMonitor, interval_s: float) -> None:
-        self.monitor = monitor
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="breakwater-slo")
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.monitor.refresh()
-            except Exception:
-                log.exception("SLO refresh failed (the ledger could not be read); the last view stays")
-            await asyncio.sleep(self._interval)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await stop_task(task)

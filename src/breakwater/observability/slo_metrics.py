@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from breakwater.observability.slo import SloMonitor
+from breakwater.observability.slo_alerts import SloMonitor
 
 
 class SloCollector(Collector):

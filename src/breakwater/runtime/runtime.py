@@ -52,7 +52,7 @@ from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.observability.retirement_metrics import RetirementCollector
-from breakwater.observability.slo import SloTask
+from breakwater.observability.slo_alerts import SloTask
 from breakwater.runtime.access import AccessLayer
 from breakwater.runtime.batching import build_batch_store
 from breakwater.runtime.branching import TRAINING_COUNT, build_plans, load_learned, local_embedder
@@ -287,7 +287,9 @@ class Runtime:
         )
         if self.drift is not None:
             stages["drift"] = self.drift
-        self.slo = build_slo(config, self.ledger, clock, self.outbox.push, None if previous is None else previous.slo)
+        self.slo = build_slo(
+            config, env, self.ledger, clock, self.outbox.push, None if previous is None else previous.slo
+        )
         #: the history trimmer, when some route trims
         self.trim = build_trim(config, router, process.tokenizers)
         if self.trim is not None:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from breakwater.core.errors import BackendUnavailable, BreakwaterError, InvalidRequest, NotFound
-from breakwater.observability.slo import SloTask
+from breakwater.observability.slo_alerts import SloTask
 from breakwater.server import errors
 from breakwater.server.admin import AdminAuth
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes

@@ -18,7 +18,8 @@ from breakwater.core.config.routes import Route
 from breakwater.observability.alerts import Alert
 from breakwater.observability.ledger import LedgerRow, SqliteLedger
 from breakwater.observability.ledger.postgres import PostgresLedger
-from breakwater.observability.slo import SloMonitor, SloStatus, measure, objectives
+from breakwater.observability.slo import SloStatus, measure, objectives
+from breakwater.observability.slo_alerts import SloMonitor
 
 from .conftest import DSN, table_of_its_own
 from .rows import make_row
@@ -186,3 +187,42 @@ async def test_burn_alerts_fire_once_per_crossing(store: Store) -> None:
     clock["now"] = NOW
     await monitor.refresh()
     assert len(pushed) == 2 * len(fired)
+
+
+async def test_a_fleet_sharing_redis_alerts_once(store: Store) -> None:
+    """Two processes over the same ledger and one Redis: only the leader raises the burn alerts,
+    the other keeps the same view and active set silently; when the leader stops, the other
+    takes over without raising again what already fired."""
+    from uuid import uuid4
+
+    import redis
+
+    from breakwater.infra.alert_exchange import RedisAlertExchange
+    from breakwater.observability.slo_alerts import SloTask
+    from tests.conftest import require_service
+
+    require_service("Redis", "127.0.0.1", 6379)
+    prefix = f"bwtest:{uuid4().hex}:slo:"
+    pushed: list[tuple[str, Alert]] = []
+
+    def monitor(name: str) -> SloMonitor:
+        fleet = RedisAlertExchange("redis://127.0.0.1:6379/0", namespace=prefix)
+        return SloMonitor(store, objectives(ROUTES), lambda: NOW, lambda a: pushed.append((name, a)), fleet=fleet)
+
+    first, second = monitor("first"), monitor("second")
+    try:
+        await first.refresh()
+        await second.refresh()
+        assert {name for name, _ in pushed} == {"first"} and pushed
+        assert second.active == first.active and second.view
+        fired = len(pushed)
+        await SloTask(first).stop()  # gives up the lead and closes its connection
+        await second.refresh()
+        assert len(pushed) == fired, "the new leader knows what is active already"
+        assert second.fleet is not None and await second.fleet.lead(90.0), "second leads now"
+    finally:
+        await SloTask(second).stop()
+        with redis.Redis(host="127.0.0.1", port=6379) as client:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
