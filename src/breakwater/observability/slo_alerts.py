@@ -108,6 +108,12 @@ class SloMonitor:
         #: the last measurement (``/metrics``); empty until the first refresh
         self.view: list[SloStatus] = []
         self.fired = 0
+        #: routes with a page rule holding: they shed optional work (shadow mirrors, drift samples)
+        self.shedding: frozenset[str] = frozenset()
+
+    def burning(self, route: str) -> bool:
+        """Whether ``route``'s error budget burns fast enough to page (it sheds optional work)."""
+        return route in self.shedding
 
     async def measure(self) -> list[SloStatus]:
         """The objectives now, read from the ledger (``GET /admin/slo``); no alert is raised."""
@@ -131,6 +137,8 @@ class SloMonitor:
             new = [i for i in holding if i not in before]
             if leading and new and (not before or min(new) < min(before)):
                 fired.append(_alert(status, RULES[min(new)]))
+        pages = {rule.name for rule in RULES if rule.severity == "page"}
+        self.shedding = frozenset(route for route, _, rule in self.active if rule in pages)
         if leading and self.fleet is not None:
             await self._share(interval_s)
         for alert in fired:

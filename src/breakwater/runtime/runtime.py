@@ -290,6 +290,10 @@ class Runtime:
         self.slo = build_slo(
             config, env, self.ledger, clock, self.outbox.push, None if previous is None else previous.slo
         )
+        if self.slo is not None:  # a fast burn sheds optional work first (docs/slo.md)
+            for optional in (self.shadow, self.drift):
+                if optional is not None:
+                    optional.shed = self.slo.monitor.burning
         #: the history trimmer, when some route trims
         self.trim = build_trim(config, router, process.tokenizers)
         if self.trim is not None:

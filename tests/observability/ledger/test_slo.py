@@ -181,6 +181,7 @@ async def test_burn_alerts_fire_once_per_crossing(store: Store) -> None:
     assert len(fired) == len(by_objective), "one alert per objective"
     await monitor.refresh()
     assert len(pushed) == len(fired), "still burning: nothing new"
+    assert not monitor.burning("chat"), "a ticket does not shed optional work; a page does"
     clock["now"] = NOW + 10 * DAY
     await monitor.refresh()
     assert not monitor.active
