@@ -16,6 +16,7 @@ from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.output import RouteOutput
 from breakwater.core.config.policies import RetryPolicy, Timeouts
 from breakwater.core.config.shadow import RouteShadow
+from breakwater.core.config.slo import RouteSlo
 from breakwater.core.config.targets import Branch, RouteTarget, _targets
 from breakwater.core.config.trim import RouteTrim
 from breakwater.core.config.variants import Variants
@@ -115,6 +116,8 @@ class Route(_Model):
     #: the oldest turns dropped or summarised when a prompt is over a token budget
     #: (docs/configuration.md, "History trimming")
     trim: RouteTrim | None = None
+    #: service-level objectives with error budgets and burn-rate alerts (docs/slo.md)
+    slo: RouteSlo | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")
