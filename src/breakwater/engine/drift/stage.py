@@ -142,6 +142,8 @@ class DriftStage(Stage):
         #: per route: its queue and the workers emptying it (made on the route's first sample)
         self._lanes: Lanes[_Job] = Lanes(self._grade, "breakwater-drift", self._failed)
         self._ids = IdGenerator()
+        #: whether a route sheds optional work now (its error budget burns fast: docs/slo.md)
+        self.shed: Callable[[str], bool] | None = None
 
     def chat(self, call: ChatCall) -> ChatCall:
         plans, rng, clock = self.plans, self._rng, self._clock
@@ -149,6 +151,9 @@ class DriftStage(Stage):
         async def watched(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
             plan = plans.get(request.model)
             if plan is None or (plan.share < 1.0 and rng.random() >= plan.share):
+                return await call(request, ctx)
+            if self.shed is not None and self.shed(request.model):
+                DriftCounts.add(self.counts.shed, request.model)
                 return await call(request, ctx)
             started = clock.monotonic()
             answer = await call(request, ctx)

@@ -103,6 +103,8 @@ class ShadowStage(Stage):
         #: per route: its queue and the workers emptying it (made on the route's first mirror)
         self._lanes: Lanes[_Job] = Lanes(self._mirror, "breakwater-shadow", self._failed)
         self._ids = IdGenerator()
+        #: whether a route sheds optional work now (its error budget burns fast: docs/slo.md)
+        self.shed: Callable[[str], bool] | None = None
 
     def chat(self, call: ChatCall) -> ChatCall:
         plans, rng = self.plans, self._rng
@@ -110,6 +112,9 @@ class ShadowStage(Stage):
         async def mirrored(request: ChatRequest, ctx: RequestContext) -> ChatAnswer:
             plan = plans.get(request.model)
             if plan is None or (plan.share < 1.0 and rng.random() >= plan.share):
+                return await call(request, ctx)
+            if self.shed is not None and self.shed(request.model):
+                ShadowCounts.add(self.counts.shed, request.model)
                 return await call(request, ctx)
             answer = await call(request, ctx)
             route, rid = request.model, ctx.request_id
