@@ -10,7 +10,8 @@ from breakwater.core.types import ChatRequest, Message, TextPart
 from breakwater.engine.context import RequestContext
 from breakwater.engine.pipeline import Outcome
 from breakwater.runtime.process import Process
-from breakwater.runtime.runtime import Runtime, unchanged_deployments
+from breakwater.runtime.reuse import unchanged_deployments
+from breakwater.runtime.runtime import Runtime
 
 
 def _config(tmp: Path, *, timeout: float = 600, alerts: bool = False) -> dict[str, Any]:

@@ -78,6 +78,7 @@ from breakwater.runtime.observers import (
     log_transition,
 )
 from breakwater.runtime.responding import build_response_store
+from breakwater.runtime.reuse import SECTIONS, kept_services, unchanged_deployments
 from breakwater.runtime.shadowing import build_shadow
 from breakwater.runtime.trimming import build_trim
 from breakwater.runtime.variants import build_refusal_detector, build_variant_plans
@@ -90,17 +91,6 @@ if TYPE_CHECKING:  # numpy only with a semantic route; opentelemetry only when t
     from breakwater.runtime.process import Process
 
 log = logging.getLogger("breakwater.server")
-
-#: the config sections each long-lived service is built from: unchanged, a reload keeps it
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "access": ("access", "limits", "redis"),
-    "ledger": ("ledger",),
-    "tracer": ("tracing", "providers"),
-    "alerts": ("alerts", "redis"),
-    "cache": ("cache", "redis"),
-    "responses": ("responses", "access"),
-    "batches": ("batches", "access"),
-}
 
 
 class Runtime:
@@ -148,12 +138,8 @@ class Runtime:
         #: deployments whose model retires (a ``retires`` date or the price list's mark): warned
         #: about when the runtime starts, and in /metrics
         self.retirements = retirements(config)
-        #: the services taken over from ``previous`` (by ``SECTIONS`` name)
-        self.kept = [
-            name
-            for name, sections in SECTIONS.items()
-            if previous is not None and all(getattr(previous.config, s) == getattr(config, s) for s in sections)
-        ]
+        #: the services taken over from ``previous`` (by ``reuse.SECTIONS`` name)
+        self.kept = [] if previous is None else kept_services(previous.config, config)
         identity = embedder_identity(config, router) if semantic(config) else ""
         old_index = None if previous is None else previous.semantic
         if "cache" in self.kept and old_index is not None and old_index.identity != identity:
@@ -341,9 +327,9 @@ class Runtime:
             await self.access.start()
             await self._seed_budgets()
         if "responses" in owned:
-            await self._open_responses()
+            await self._open_store(self.responses, "responses")
         if "batches" in owned:
-            await self._open_batches()
+            await self._open_store(self.batches, "batch")
 
     def commit(self) -> None:
         """This runtime serves from now on: what it took over is its own, and metrics read it."""
@@ -420,19 +406,12 @@ class Runtime:
         await self._idle.wait()
         await self.stop()
 
-    async def _open_responses(self) -> None:
-        """Open the responses' store; one that cannot be opened now is tried again at its first use."""
+    async def _open_store(self, store: ResponseStore | BatchStore, what: str) -> None:
+        """Open a store; one that cannot be opened now is tried again at its first use."""
         try:
-            await self.responses.open()
+            await store.open()
         except Exception as exc:  # noqa: BLE001 - an unreachable database must not stop the start-up
-            log.warning("could not open the responses store (%s): it is tried again when used", type(exc).__name__)
-
-    async def _open_batches(self) -> None:
-        """Open the batch store; one that cannot be opened now is tried again at its first use."""
-        try:
-            await self.batches.open()
-        except Exception as exc:  # noqa: BLE001 - an unreachable database must not stop the start-up
-            log.warning("could not open the batch store (%s): it is tried again when used", type(exc).__name__)
+            log.warning("could not open the %s store (%s): it is tried again when used", what, type(exc).__name__)
 
     async def _seed_budgets(self) -> None:
         """Memory counters start empty: give each budget the spend the ledger already holds."""
@@ -445,15 +424,3 @@ class Runtime:
             log.warning(
                 "could not read this period's spend from the ledger (%s): budgets start from 0", type(exc).__name__
             )
-
-
-def unchanged_deployments(old: Config, new: Config) -> set[str]:
-    """Deployments configured the same way, on a provider configured the same way, in both configs."""
-    same: set[str] = set()
-    for name, deployment in new.deployments.items():
-        before = old.deployments.get(name)
-        if before is None or before != deployment:
-            continue
-        if old.providers.get(deployment.provider) == new.providers.get(deployment.provider):
-            same.add(name)
-    return same
