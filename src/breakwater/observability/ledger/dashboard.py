@@ -18,8 +18,13 @@ The request explorer's search and a request's rows are in ``explorer.py``, re-ex
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from breakwater.observability.ledger import rollup
 from breakwater.observability.ledger.aggregate import BY, group_sql, tag_bind
 from breakwater.observability.ledger.bucketing import (
     bucket_of,
@@ -30,6 +35,7 @@ from breakwater.observability.ledger.bucketing import (
     sample_modulus,
 )
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
+from breakwater.observability.ledger.hourly import gathered
 from breakwater.observability.ledger.reading import dialect_of, money_text, money_units
 
 if TYPE_CHECKING:
@@ -119,6 +125,49 @@ async def _traffic(
     return out
 
 
+async def _rolled_traffic(
+    store: SqliteLedger | PostgresLedger, since: float, until: float, step: float, buckets: int, route: str | None
+) -> dict[int, dict[str, Any]] | None:
+    """``_traffic`` from the hourly rollup (percentiles from its histograms), or ``None`` when
+    the window is read from the rows; ``since`` on an hour and ``step`` whole hours, or one bucket."""
+    if buckets > 1 and (since % rollup.HOUR or step % rollup.HOUR):
+        return None
+    dim, value = ("all", "null") if route is None else ("route", rollup.key_text(route))
+    found = await gathered(store, since, until, (dim,))
+    if found is None:
+        return None
+    sums: dict[int, list[int]] = {}
+    hists: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+    for key, figures in found.sums.items():
+        if key[2] != value:
+            continue
+        i = min(buckets - 1, max(0, math.floor((key[0] - since) / step)))
+        seen = sums.setdefault(i, [0] * len(figures))
+        for n, f in enumerate(figures):
+            seen[n] += f
+        lat, first = hists.setdefault(i, ({}, {}))
+        for into, counts in zip((lat, first), found.hists.get(key, ({}, {})), strict=True):
+            for b, n in counts.items():
+                into[b] = into.get(b, 0) + n
+    out = {}
+    for i, (requests, errors, cost, saved, hits, unpriced, _, _) in sums.items():
+        lat, first = hists[i]
+        out[i] = {
+            "requests": requests,
+            "errors": errors,
+            "error_rate": errors / requests,
+            "latency_p50_ms": rollup.hist_nearest(lat, 50),
+            "latency_p95_ms": rollup.hist_nearest(lat, 95),
+            "ttft_p50_ms": rollup.hist_nearest(first, 50),
+            "ttft_p95_ms": rollup.hist_nearest(first, 95),
+            "cost_usd": money_text(cost),
+            "saved_usd": money_text(saved),
+            "cache_hits": hits,
+            "unpriced": unpriced,
+        }
+    return out
+
+
 def _empty() -> dict[str, Any]:
     return {
         "requests": 0,
@@ -159,7 +208,9 @@ async def series(
     buckets = _check_steps(since, until, step_s)
     if route is not None and not route:
         raise ValueError("route must not be empty")
-    found = await _traffic(store, since, until, step_s, buckets, route)
+    found = await _rolled_traffic(store, since, until, step_s, buckets, route)
+    if found is None:
+        found = await _traffic(store, since, until, step_s, buckets, route)
     return [{"t": since + i * step_s, **found.get(i, _empty())} for i in range(buckets)]
 
 
@@ -170,8 +221,46 @@ async def totals(store: SqliteLedger | PostgresLedger, *, since: float, until: f
         ValueError: a bad window.
     """
     _check_window(since, until)
-    found = await _traffic(store, since, until, until - since, 1, None)
+    found = await _rolled_traffic(store, since, until, until - since, 1, None)
+    if found is None:
+        found = await _traffic(store, since, until, until - since, 1, None)
     return found.get(0, _empty())
+
+
+async def _rolled_costs(
+    store: SqliteLedger | PostgresLedger,
+    by: str,
+    since: float,
+    until: float,
+    step: int,
+    buckets: int,
+    tag_key: str | None,
+) -> dict[tuple[Any, ...], list[Any]] | None:
+    """``grouped_sums``' rows and cost per (bucket, group) from the hourly rollup, or ``None``."""
+    if since % rollup.HOUR or step % rollup.HOUR:
+        return None
+    found = await gathered(store, since, until, ("all", "tag") if by == "tag" else (by,))
+    if found is None:
+        return None
+    out: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(key: tuple[Any, ...], n: int, cost: int) -> None:
+        seen = out.setdefault(key, [0, 0])
+        seen[0] += n
+        seen[1] += cost
+
+    for (hour, dim, value), figures in found.sums.items():
+        i = min(buckets - 1, math.floor((hour - since) / step))
+        if dim == "all":
+            add((i, None), figures[0], figures[2])
+        elif dim == "tag":
+            name, tagged = orjson.loads(value)
+            if name == tag_key:
+                add((i, str(tagged)), figures[0], figures[2])
+                add((i, None), -figures[0], -figures[2])  # the rows without the tag: all but these
+        else:
+            add((i, orjson.loads(value)), figures[0], figures[2])
+    return {k: v for k, v in out.items() if v[0]}
 
 
 async def cost_series(
@@ -207,11 +296,13 @@ async def cost_series(
     if (by == "tag") != (tag_key is not None) or tag_key == "":
         raise ValueError("a tag key is needed with (and only with) by='tag'")
     d = dialect_of(store)
-    tag = [] if tag_key is None else [tag_bind(tag_key, postgres=d.postgres)]
-    group = group_sql(by, "?4", postgres=d.postgres)
-    found = await grouped_sums(
-        store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag), buckets=(step_s, buckets)
-    )
+    found = await _rolled_costs(store, by, since, until, step_s, buckets, tag_key)
+    if found is None:
+        tag = [] if tag_key is None else [tag_bind(tag_key, postgres=d.postgres)]
+        group = group_sql(by, "?4", postgres=d.postgres)
+        found = await grouped_sums(
+            store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag), buckets=(step_s, buckets)
+        )
     # the window's groups by cost, ordered as the usage report orders them: cost, then requests,
     # then the group (rows without it last); aggregate() would also rank every group's latencies
     whole: dict[str | None, list[int]] = {}
@@ -237,6 +328,36 @@ async def cost_series(
     }
 
 
+Percentile = Callable[[int], float | None]
+
+
+def _none(p: int) -> float | None:
+    return None
+
+
+def _rolled_reliability(
+    rolled: rollup.Rollup,
+) -> tuple[dict[tuple[Any, ...], list[Any]], dict[str, Percentile], dict[str, Percentile]]:
+    """``reliability``'s sums per (deployment, provider, failure class) and percentile pickers
+    per deployment, from the hourly rollup."""
+    counted: dict[tuple[Any, ...], list[Any]] = {}
+    hists: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+    for (hour, dim, value), f in rolled.sums.items():
+        if dim == "failure":
+            key = tuple(orjson.loads(value))
+            figures = [f[0], f[1], f[6], f[7]]
+            seen = counted.get(key)
+            counted[key] = figures if seen is None else [a + b for a, b in zip(seen, figures, strict=True)]
+        elif dim == "deployment":
+            lat, first = hists.setdefault(orjson.loads(value), ({}, {}))
+            for into, counts in zip((lat, first), rolled.hists.get((hour, dim, value), ({}, {})), strict=True):
+                for b, n in counts.items():
+                    into[b] = into.get(b, 0) + n
+    pick: dict[str, Percentile] = {name: partial(rollup.hist_nearest, h) for name, (h, _) in hists.items()}
+    pick_first: dict[str, Percentile] = {name: partial(rollup.hist_nearest, h) for name, (_, h) in hists.items()}
+    return counted, pick, pick_first
+
+
 async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, until: float) -> list[dict[str, Any]]:
     """Per deployment, busiest first: how its requests went in the window.
 
@@ -260,10 +381,18 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
     ]
     # one grouping gives both: the figures per deployment, and its rows per error class
     failed = "CASE WHEN status >= 400 OR error_class IS NOT NULL THEN COALESCE(error_class, 'unknown') END"
-    counted = await grouped_sums(store, d, (since, until), ["deployment", "provider", failed], sums, routed)
-    modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
-    where, params = "ts >= ?1 AND ts < ?2" + routed, [since, until]
-    values = await ranked(store, d, "deployment", where, params, ["latency_ms", "ttft_ms"], modulus)
+    rolled = await gathered(store, since, until, ("failure", "deployment"))
+    pick: dict[str, Percentile]
+    pick_first: dict[str, Percentile]
+    if rolled is None:
+        counted = await grouped_sums(store, d, (since, until), ["deployment", "provider", failed], sums, routed)
+        modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
+        where, params = "ts >= ?1 AND ts < ?2" + routed, [since, until]
+        values = await ranked(store, d, "deployment", where, params, ["latency_ms", "ttft_ms"], modulus)
+        pick = {name: partial(nearest, v) for name, (v, _) in values.items()}
+        pick_first = {name: partial(nearest, v) for name, (_, v) in values.items()}
+    else:
+        counted, pick, pick_first = _rolled_reliability(rolled)
     by_class: dict[str, dict[str, int]] = {}
     merged: dict[str, list[Any]] = {}  # a deployment whose provider changed in the window: the larger name
     for (deployment, provider, error_class), figures in counted.items():
@@ -277,7 +406,7 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
             merged[deployment] = [max(seen[0], provider)] + [a + int(b) for a, b in zip(seen[1:], figures, strict=True)]
     out = []
     for deployment, (provider, requests, errs, retries, fallbacks) in merged.items():
-        lat, first = values.get(deployment, [[], []])
+        lat, first = pick.get(deployment, _none), pick_first.get(deployment, _none)
         out.append(
             {
                 "deployment": deployment,
@@ -288,10 +417,10 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
                 "error_classes": dict(sorted(by_class.get(deployment, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
                 "retries": int(retries),
                 "fallbacks": int(fallbacks),
-                "latency_p50_ms": nearest(lat, 50),
-                "latency_p95_ms": nearest(lat, 95),
-                "latency_p99_ms": nearest(lat, 99),
-                "ttft_p50_ms": nearest(first, 50),
+                "latency_p50_ms": lat(50),
+                "latency_p95_ms": lat(95),
+                "latency_p99_ms": lat(99),
+                "ttft_p50_ms": first(50),
             }
         )
     out.sort(key=lambda r: (-r["requests"], r["deployment"]))
