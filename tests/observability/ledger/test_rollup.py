@@ -94,8 +94,14 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await opened.close()
 
 
+@pytest.fixture(autouse=True)
+def _rows_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hourly, "MIN_HOURS", 6)
+
+
 def _from_rows(store: Store) -> None:
-    store.rollup_start = math.inf  # no hour is covered: every answer is read from the rows
+    """Every later answer read from the rows (no window holds enough whole hours)."""
+    hourly.MIN_HOURS = 10**9
 
 
 def _same(rolled: Any, rows: Any, path: str = "") -> None:
@@ -134,7 +140,7 @@ async def _answers(store: Store) -> list[Any]:
 
 
 async def test_the_rollup_answers_as_the_rows_do(store: Store) -> None:
-    assert hourly.whole_hours(store, BASE, BASE + 86400) is not None
+    assert hourly.whole_hours(await hourly.covered_from(store), BASE, BASE + 86400) is not None
     rolled = await _answers(store)
     _from_rows(store)
     _same(rolled, await _answers(store))
@@ -142,11 +148,23 @@ async def test_the_rollup_answers_as_the_rows_do(store: Store) -> None:
 
 
 async def test_a_short_window_or_unaligned_step_is_read_from_rows(store: Store) -> None:
-    assert hourly.whole_hours(store, BASE, BASE + 5 * 3600) is None
+    assert hourly.whole_hours(0.0, BASE, BASE + 5 * 3600) is None
     assert await hourly.gathered(store, BASE, BASE + 5 * 3600, ("all",)) is None
     unaligned = await series(store, since=BASE + 60, until=BASE + 86400, step_s=3600)
     _from_rows(store)
     assert unaligned == await series(store, since=BASE + 60, until=BASE + 86400, step_s=3600)
+
+
+async def test_a_file_never_opened_by_this_version_is_read_from_rows(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    store = SqliteLedger(path)
+    await store.open()
+    await store.write(ROWS[:50])
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE breakwater_ledger_hourly_start")
+    assert await hourly.covered_from(SqliteLedger(path)) is None
+    assert (await totals(SqliteLedger(path), since=BASE - 3600, until=BASE + 3 * 86400))["requests"] == 50
 
 
 async def test_a_ledger_from_before_the_rollups_is_filled_from_its_rows(tmp_path: Path) -> None:
@@ -164,9 +182,10 @@ async def test_a_ledger_from_before_the_rollups_is_filled_from_its_rows(tmp_path
     await reopened.open()
     try:
         assert reopened.rollup_start > BASE + SPAN  # covered from the next hour on only
-        assert hourly.whole_hours(reopened, BASE, BASE + 86400) is None
+        assert hourly.whole_hours(await hourly.covered_from(reopened), BASE, BASE + 86400) is None
         await reopened.fill_rollup()
         assert reopened.rollup_start == 0.0
+        hourly.MIN_HOURS = 6
         _same(await _answers(reopened), rows_answers)
     finally:
         await reopened.close()
@@ -187,6 +206,7 @@ async def test_postgres_from_before_the_rollups_is_filled_from_its_rows() -> Non
             assert reopened.rollup_start > BASE + SPAN
             await reopened.fill_rollup()
             assert reopened.rollup_start == 0.0
+            hourly.MIN_HOURS = 6
             _same(await _answers(reopened), rows_answers)
         finally:
             await reopened.close()
@@ -198,7 +218,7 @@ async def test_retention_drops_whole_hours_of_the_rollup(store: Store) -> None:
     figures = await totals(store, since=BASE + 86400 + 3600, until=BASE + 2 * 86400)
     _from_rows(store)
     _same(figures, await totals(store, since=BASE + 86400 + 3600, until=BASE + 2 * 86400))
-    store.rollup_start = 0.0
+    hourly.MIN_HOURS = 6
     found = await hourly.gathered(store, BASE, BASE + 2 * 86400, ("all",))
     assert found is not None
     assert min(hour for hour, _, _ in found.sums) == BASE + 86400  # the hour holding the cut is kept

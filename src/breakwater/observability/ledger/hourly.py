@@ -2,14 +2,17 @@
 table, the window's partial first and last hours from their rows, rolled up the same way.
 
 ``gathered`` gives a ``Rollup`` of the window, or ``None`` when the rollup does not pay (fewer
-than ``MIN_HOURS`` whole hours in the window at or after the store's ``rollup_start``): the
-callers then read the rows.
+than ``MIN_HOURS`` whole hours in the window at or after the hour the rollup covers from, as
+stored beside it): the callers then read the rows.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import TYPE_CHECKING
+
+import asyncpg  # type: ignore[import-untyped]
 
 from breakwater.observability.ledger import rollup
 from breakwater.observability.ledger.reading import dialect_of, fetch
@@ -22,9 +25,23 @@ if TYPE_CHECKING:
 MIN_HOURS = 6
 
 
-def whole_hours(store: SqliteLedger | PostgresLedger, since: float, until: float) -> tuple[float, float] | None:
-    """The window's whole hours the rollup covers, ``[first, end)``, or ``None`` if too few."""
-    first = max(math.ceil(since / rollup.HOUR) * rollup.HOUR, store.rollup_start)
+async def covered_from(store: SqliteLedger | PostgresLedger) -> float | None:
+    """The first hour the store's rollup covers, as stored (``None``: no rollup table yet, a
+    ledger this version has not opened)."""
+    d = dialect_of(store)
+    try:
+        (rows,) = await fetch(store, (f"SELECT start FROM {d.table}_hourly_start", []))
+    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):
+        return None
+    return float(rows[0][0]) if rows else None
+
+
+def whole_hours(start: float | None, since: float, until: float) -> tuple[float, float] | None:
+    """The window's whole hours a rollup covering from ``start`` holds, ``[first, end)``, or
+    ``None`` if too few."""
+    if start is None:
+        return None
+    first = max(math.ceil(since / rollup.HOUR) * rollup.HOUR, start)
     end = math.floor(until / rollup.HOUR) * rollup.HOUR
     return (float(first), float(end)) if end - first >= MIN_HOURS * rollup.HOUR else None
 
@@ -34,7 +51,7 @@ async def gathered(
 ) -> rollup.Rollup | None:
     """The window's rollup for ``dims`` (keys ``(hour, dim, value)``; the partial hours' rows
     under their own hour), or ``None`` when the rows should be read instead."""
-    hours = whole_hours(store, since, until)
+    hours = whole_hours(await covered_from(store), since, until)
     if hours is None:
         return None
     first, end = hours

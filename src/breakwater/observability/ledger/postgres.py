@@ -242,8 +242,8 @@ class PostgresLedger:
                     async with conn.transaction():
                         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{t}_hourly")
                         start = float(await conn.fetchval(f"SELECT start FROM {t}_hourly_start"))
-                        oldest = await conn.fetchval(f"SELECT MIN(ts) FROM {t} WHERE ts < $1", start)
-                        lo = 0.0 if oldest is None or oldest >= start - 86400 else start - 86400
+                        oldest, newest = await conn.fetchrow(f"SELECT MIN(ts), MAX(ts) FROM {t} WHERE ts < $1", start)
+                        lo = rollup.fill_from(oldest, newest)
                         records = await conn.fetch(f"SELECT {columns} FROM {t} WHERE ts >= $1 AND ts < $2", lo, start)
                         added = rollup.Rollup.of(tuple(r) for r in records)
                         await conn.executemany(rollup.merge_sql(t, postgres=True), added.merged_params({}))

@@ -257,6 +257,15 @@ def new_start(rows: int, newest: float | None, now: float) -> float:
     return hour_of(max(now, newest or 0.0)) + HOUR
 
 
+def fill_from(oldest: float | None, newest: float | None) -> float:
+    """Where ``fill``'s next step starts, given the oldest and newest rows not rolled up yet: a
+    day ending on the hour after the newest (empty days skipped), or 0.0 for all that is left."""
+    if oldest is None or newest is None:
+        return 0.0
+    lo = hour_of(newest) + HOUR - 86400
+    return 0.0 if oldest >= lo else lo
+
+
 def hist_counts(text: str | None) -> dict[int, int]:
     return {} if not text else {int(b): n for b, n in orjson.loads(text).items()}
 

@@ -298,7 +298,8 @@ class SqliteLedger:
         try:
             start = self.rollup_start
             (oldest,) = conn.execute(f"SELECT MIN(ts) FROM {_TABLE} WHERE ts < ?", (start,)).fetchone()
-            lo = 0.0 if oldest is None or oldest >= start - 86400 else start - 86400
+            (newest,) = conn.execute(f"SELECT MAX(ts) FROM {_TABLE} WHERE ts < ?", (start,)).fetchone()
+            lo = rollup.fill_from(oldest, newest)
             columns = ", ".join(rollup.COLUMNS)
             records = conn.execute(f"SELECT {columns} FROM {_TABLE} WHERE ts >= ? AND ts < ?", (lo, start))
             added = rollup.Rollup.of(records)
