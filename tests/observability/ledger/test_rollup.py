@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from breakwater.observability.ledger import LedgerRow, SqliteLedger, hourly, rollup
+from breakwater.observability.ledger.aggregate import aggregate
 from breakwater.observability.ledger.dashboard import cost_series, reliability, series, totals
 from breakwater.observability.ledger.postgres import PostgresLedger
 
@@ -222,6 +223,21 @@ async def test_retention_drops_whole_hours_of_the_rollup(store: Store) -> None:
     found = await hourly.gathered(store, BASE, BASE + 2 * 86400, ("all",))
     assert found is not None
     assert min(hour for hour, _, _ in found.sums) == BASE + 86400  # the hour holding the cut is kept
+
+
+TABLE = ("group", "requests", "errors", "error_rate", "input_tokens", "cached_input_tokens", "output_tokens")
+TABLE_MONEY = ("cost_usd", "saved_usd", "cache_hits")
+
+
+@pytest.mark.parametrize(("by", "tag_key"), [("user", None), ("route", None), ("tag", "team"), ("key", None)])
+async def test_the_cost_table_holds_the_usage_reports_figures(store: Store, by: str, tag_key: str | None) -> None:
+    since, until = BASE + 100.5, BASE + 2 * 86400 + 77.0
+    table = await hourly.cost_table(store, by=by, since=since, until=until, limit=3, tag_key=tag_key)
+    report = await aggregate(store, by=by, since=since, until=until, limit=3, tag_key=tag_key)
+    assert table is not None
+    assert [{k: r[k] for k in TABLE + TABLE_MONEY} for r in report.groups] == table
+    _from_rows(store)
+    assert await hourly.cost_table(store, by=by, since=since, until=until, limit=3, tag_key=tag_key) is None
 
 
 def test_a_histogram_percentile_is_within_one_bin() -> None:

@@ -18,13 +18,9 @@ The request explorer's search and a request's rows are in ``explorer.py``, re-ex
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from breakwater.observability.ledger import rollup
 from breakwater.observability.ledger.aggregate import BY, group_sql, tag_bind
 from breakwater.observability.ledger.bucketing import (
     bucket_of,
@@ -35,7 +31,14 @@ from breakwater.observability.ledger.bucketing import (
     sample_modulus,
 )
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
-from breakwater.observability.ledger.hourly import gathered
+from breakwater.observability.ledger.hourly import (
+    Percentile,
+    gathered,
+    no_percentile,
+    rolled_costs,
+    rolled_reliability,
+    rolled_traffic,
+)
 from breakwater.observability.ledger.reading import dialect_of, money_text, money_units
 
 if TYPE_CHECKING:
@@ -125,49 +128,6 @@ async def _traffic(
     return out
 
 
-async def _rolled_traffic(
-    store: SqliteLedger | PostgresLedger, since: float, until: float, step: float, buckets: int, route: str | None
-) -> dict[int, dict[str, Any]] | None:
-    """``_traffic`` from the hourly rollup (percentiles from its histograms), or ``None`` when
-    the window is read from the rows; ``since`` on an hour and ``step`` whole hours, or one bucket."""
-    if buckets > 1 and (since % rollup.HOUR or step % rollup.HOUR):
-        return None
-    dim, value = ("all", "null") if route is None else ("route", rollup.key_text(route))
-    found = await gathered(store, since, until, (dim,))
-    if found is None:
-        return None
-    sums: dict[int, list[int]] = {}
-    hists: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
-    for key, figures in found.sums.items():
-        if key[2] != value:
-            continue
-        i = min(buckets - 1, max(0, math.floor((key[0] - since) / step)))
-        seen = sums.setdefault(i, [0] * len(figures))
-        for n, f in enumerate(figures):
-            seen[n] += f
-        lat, first = hists.setdefault(i, ({}, {}))
-        for into, counts in zip((lat, first), found.hists.get(key, ({}, {})), strict=True):
-            for b, n in counts.items():
-                into[b] = into.get(b, 0) + n
-    out = {}
-    for i, (requests, errors, cost, saved, hits, unpriced, _, _) in sums.items():
-        lat, first = hists[i]
-        out[i] = {
-            "requests": requests,
-            "errors": errors,
-            "error_rate": errors / requests,
-            "latency_p50_ms": rollup.hist_nearest(lat, 50),
-            "latency_p95_ms": rollup.hist_nearest(lat, 95),
-            "ttft_p50_ms": rollup.hist_nearest(first, 50),
-            "ttft_p95_ms": rollup.hist_nearest(first, 95),
-            "cost_usd": money_text(cost),
-            "saved_usd": money_text(saved),
-            "cache_hits": hits,
-            "unpriced": unpriced,
-        }
-    return out
-
-
 def _empty() -> dict[str, Any]:
     return {
         "requests": 0,
@@ -208,7 +168,7 @@ async def series(
     buckets = _check_steps(since, until, step_s)
     if route is not None and not route:
         raise ValueError("route must not be empty")
-    found = await _rolled_traffic(store, since, until, step_s, buckets, route)
+    found = await rolled_traffic(store, since, until, step_s, buckets, route)
     if found is None:
         found = await _traffic(store, since, until, step_s, buckets, route)
     return [{"t": since + i * step_s, **found.get(i, _empty())} for i in range(buckets)]
@@ -221,46 +181,10 @@ async def totals(store: SqliteLedger | PostgresLedger, *, since: float, until: f
         ValueError: a bad window.
     """
     _check_window(since, until)
-    found = await _rolled_traffic(store, since, until, until - since, 1, None)
+    found = await rolled_traffic(store, since, until, until - since, 1, None)
     if found is None:
         found = await _traffic(store, since, until, until - since, 1, None)
     return found.get(0, _empty())
-
-
-async def _rolled_costs(
-    store: SqliteLedger | PostgresLedger,
-    by: str,
-    since: float,
-    until: float,
-    step: int,
-    buckets: int,
-    tag_key: str | None,
-) -> dict[tuple[Any, ...], list[Any]] | None:
-    """``grouped_sums``' rows and cost per (bucket, group) from the hourly rollup, or ``None``."""
-    if since % rollup.HOUR or step % rollup.HOUR:
-        return None
-    found = await gathered(store, since, until, ("all", "tag") if by == "tag" else (by,))
-    if found is None:
-        return None
-    out: dict[tuple[Any, ...], list[Any]] = {}
-
-    def add(key: tuple[Any, ...], n: int, cost: int) -> None:
-        seen = out.setdefault(key, [0, 0])
-        seen[0] += n
-        seen[1] += cost
-
-    for (hour, dim, value), figures in found.sums.items():
-        i = min(buckets - 1, math.floor((hour - since) / step))
-        if dim == "all":
-            add((i, None), figures[0], figures[2])
-        elif dim == "tag":
-            name, tagged = orjson.loads(value)
-            if name == tag_key:
-                add((i, str(tagged)), figures[0], figures[2])
-                add((i, None), -figures[0], -figures[2])  # the rows without the tag: all but these
-        else:
-            add((i, orjson.loads(value)), figures[0], figures[2])
-    return {k: v for k, v in out.items() if v[0]}
 
 
 async def cost_series(
@@ -296,7 +220,7 @@ async def cost_series(
     if (by == "tag") != (tag_key is not None) or tag_key == "":
         raise ValueError("a tag key is needed with (and only with) by='tag'")
     d = dialect_of(store)
-    found = await _rolled_costs(store, by, since, until, step_s, buckets, tag_key)
+    found = await rolled_costs(store, by, since, until, step_s, buckets, tag_key)
     if found is None:
         tag = [] if tag_key is None else [tag_bind(tag_key, postgres=d.postgres)]
         group = group_sql(by, "?4", postgres=d.postgres)
@@ -326,36 +250,6 @@ async def cost_series(
             for i, costs in enumerate(units)
         ],
     }
-
-
-Percentile = Callable[[int], float | None]
-
-
-def _none(p: int) -> float | None:
-    return None
-
-
-def _rolled_reliability(
-    rolled: rollup.Rollup,
-) -> tuple[dict[tuple[Any, ...], list[Any]], dict[str, Percentile], dict[str, Percentile]]:
-    """``reliability``'s sums per (deployment, provider, failure class) and percentile pickers
-    per deployment, from the hourly rollup."""
-    counted: dict[tuple[Any, ...], list[Any]] = {}
-    hists: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
-    for (hour, dim, value), f in rolled.sums.items():
-        if dim == "failure":
-            key = tuple(orjson.loads(value))
-            figures = [f[0], f[1], f[6], f[7]]
-            seen = counted.get(key)
-            counted[key] = figures if seen is None else [a + b for a, b in zip(seen, figures, strict=True)]
-        elif dim == "deployment":
-            lat, first = hists.setdefault(orjson.loads(value), ({}, {}))
-            for into, counts in zip((lat, first), rolled.hists.get((hour, dim, value), ({}, {})), strict=True):
-                for b, n in counts.items():
-                    into[b] = into.get(b, 0) + n
-    pick: dict[str, Percentile] = {name: partial(rollup.hist_nearest, h) for name, (h, _) in hists.items()}
-    pick_first: dict[str, Percentile] = {name: partial(rollup.hist_nearest, h) for name, (_, h) in hists.items()}
-    return counted, pick, pick_first
 
 
 async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, until: float) -> list[dict[str, Any]]:
@@ -392,7 +286,7 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
         pick = {name: partial(nearest, v) for name, (v, _) in values.items()}
         pick_first = {name: partial(nearest, v) for name, (_, v) in values.items()}
     else:
-        counted, pick, pick_first = _rolled_reliability(rolled)
+        counted, pick, pick_first = rolled_reliability(rolled)
     by_class: dict[str, dict[str, int]] = {}
     merged: dict[str, list[Any]] = {}  # a deployment whose provider changed in the window: the larger name
     for (deployment, provider, error_class), figures in counted.items():
@@ -406,7 +300,7 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
             merged[deployment] = [max(seen[0], provider)] + [a + int(b) for a, b in zip(seen[1:], figures, strict=True)]
     out = []
     for deployment, (provider, requests, errs, retries, fallbacks) in merged.items():
-        lat, first = pick.get(deployment, _none), pick_first.get(deployment, _none)
+        lat, first = pick.get(deployment, no_percentile), pick_first.get(deployment, no_percentile)
         out.append(
             {
                 "deployment": deployment,

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 
 from breakwater.observability.ledger import rollup
-from breakwater.observability.ledger.reading import dialect_of, fetch
+from breakwater.observability.ledger.reading import dialect_of, fetch, money_text
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
@@ -82,4 +85,164 @@ async def gathered(
             for into, text in ((lat, rest[-2]), (first_token, rest[-1])):
                 for b, n in rollup.hist_counts(text).items():
                     into[b] = into.get(b, 0) + n
+    return out
+
+
+async def rolled_traffic(
+    store: SqliteLedger | PostgresLedger, since: float, until: float, step: float, buckets: int, route: str | None
+) -> dict[int, dict[str, Any]] | None:
+    """``_traffic`` from the hourly rollup (percentiles from its histograms), or ``None`` when
+    the window is read from the rows; ``since`` on an hour and ``step`` whole hours, or one bucket."""
+    if buckets > 1 and (since % rollup.HOUR or step % rollup.HOUR):
+        return None
+    dim, value = ("all", "null") if route is None else ("route", rollup.key_text(route))
+    found = await gathered(store, since, until, (dim,))
+    if found is None:
+        return None
+    sums: dict[int, list[int]] = {}
+    hists: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+    for key, figures in found.sums.items():
+        if key[2] != value:
+            continue
+        i = min(buckets - 1, max(0, math.floor((key[0] - since) / step)))
+        seen = sums.setdefault(i, [0] * len(figures))
+        for n, f in enumerate(figures):
+            seen[n] += f
+        lat, first = hists.setdefault(i, ({}, {}))
+        for into, counts in zip((lat, first), found.hists.get(key, ({}, {})), strict=True):
+            for b, n in counts.items():
+                into[b] = into.get(b, 0) + n
+    out = {}
+    for i, (requests, errors, cost, saved, hits, unpriced, *_) in sums.items():
+        lat, first = hists[i]
+        out[i] = {
+            "requests": requests,
+            "errors": errors,
+            "error_rate": errors / requests,
+            "latency_p50_ms": rollup.hist_nearest(lat, 50),
+            "latency_p95_ms": rollup.hist_nearest(lat, 95),
+            "ttft_p50_ms": rollup.hist_nearest(first, 50),
+            "ttft_p95_ms": rollup.hist_nearest(first, 95),
+            "cost_usd": money_text(cost),
+            "saved_usd": money_text(saved),
+            "cache_hits": hits,
+            "unpriced": unpriced,
+        }
+    return out
+
+
+async def rolled_costs(
+    store: SqliteLedger | PostgresLedger,
+    by: str,
+    since: float,
+    until: float,
+    step: int,
+    buckets: int,
+    tag_key: str | None,
+) -> dict[tuple[Any, ...], list[Any]] | None:
+    """``grouped_sums``' rows and cost per (bucket, group) from the hourly rollup, or ``None``."""
+    if since % rollup.HOUR or step % rollup.HOUR:
+        return None
+    found = await gathered(store, since, until, ("all", "tag") if by == "tag" else (by,))
+    if found is None:
+        return None
+    out: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(key: tuple[Any, ...], n: int, cost: int) -> None:
+        seen = out.setdefault(key, [0, 0])
+        seen[0] += n
+        seen[1] += cost
+
+    for (hour, dim, value), figures in found.sums.items():
+        i = min(buckets - 1, math.floor((hour - since) / step))
+        if dim == "all":
+            add((i, None), figures[0], figures[2])
+        elif dim == "tag":
+            name, tagged = orjson.loads(value)
+            if name == tag_key:
+                add((i, str(tagged)), figures[0], figures[2])
+                add((i, None), -figures[0], -figures[2])  # the rows without the tag: all but these
+        else:
+            add((i, orjson.loads(value)), figures[0], figures[2])
+    return {k: v for k, v in out.items() if v[0]}
+
+
+Percentile = Callable[[int], float | None]
+
+
+def no_percentile(p: int) -> float | None:
+    return None
+
+
+def rolled_reliability(
+    rolled: rollup.Rollup,
+) -> tuple[dict[tuple[Any, ...], list[Any]], dict[str, Percentile], dict[str, Percentile]]:
+    """``reliability``'s sums per (deployment, provider, failure class) and percentile pickers
+    per deployment, from the hourly rollup."""
+    counted: dict[tuple[Any, ...], list[Any]] = {}
+    hists: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+    for (hour, dim, value), f in rolled.sums.items():
+        if dim == "failure":
+            key = tuple(orjson.loads(value))
+            figures = [f[0], f[1], f[6], f[7]]
+            seen = counted.get(key)
+            counted[key] = figures if seen is None else [a + b for a, b in zip(seen, figures, strict=True)]
+        elif dim == "deployment":
+            lat, first = hists.setdefault(orjson.loads(value), ({}, {}))
+            for into, counts in zip((lat, first), rolled.hists.get((hour, dim, value), ({}, {})), strict=True):
+                for b, n in counts.items():
+                    into[b] = into.get(b, 0) + n
+    pick: dict[str, Percentile] = {name: partial(rollup.hist_nearest, h) for name, (h, _) in hists.items()}
+    pick_first: dict[str, Percentile] = {name: partial(rollup.hist_nearest, h) for name, (_, h) in hists.items()}
+    return counted, pick, pick_first
+
+
+#: the usage report's columns a cost table row holds, as rollup figures (``rollup.FIGURES``)
+_TABLE_FIGURES = {
+    "requests": 0,
+    "errors": 1,
+    "input_tokens": 8,
+    "cached_input_tokens": 9,
+    "output_tokens": 10,
+    "cache_hits": 4,
+}
+
+
+async def cost_table(
+    store: SqliteLedger | PostgresLedger, *, by: str, since: float, until: float, limit: int, tag_key: str | None
+) -> list[dict[str, Any]] | None:
+    """The dashboard's cost table from the rollup: per group (``by`` as ``aggregate``'s, but not
+    ``day``), ordered as the usage report orders them, at most ``limit``: ``group``, ``requests``,
+    ``errors``, ``error_rate``, ``input_tokens``, ``cached_input_tokens``, ``output_tokens``,
+    ``cache_hits``, ``cost_usd`` and ``saved_usd`` (exact decimal text), the same figures as
+    ``aggregate`` gives (it adds percentiles and feedback, which the table does not show).
+    ``None`` when the window is read from the rows (``aggregate``)."""
+    found = await gathered(store, since, until, ("all", "tag") if by == "tag" else (by,))
+    if found is None:
+        return None
+    groups: dict[Any, list[int]] = {}
+
+    def add(name: Any, figures: list[int], sign: int = 1) -> None:
+        seen = groups.setdefault(name, [0] * len(figures))
+        for i, f in enumerate(figures):
+            seen[i] += sign * f
+
+    for (_, dim, value), figures in found.sums.items():
+        if dim == "all":
+            add(None, figures)
+        elif dim == "tag":
+            name, tagged = orjson.loads(value)
+            if name == tag_key:
+                add(str(tagged), figures)
+                add(None, figures, -1)  # the rows without the tag: all but these
+        else:
+            add(orjson.loads(value), figures)
+    ordered = sorted(
+        ((g, f) for g, f in groups.items() if f[0]), key=lambda gf: (-gf[1][2], -gf[1][0], gf[0] is None, gf[0] or "")
+    )
+    out = []
+    for group, f in ordered[:limit]:
+        row: dict[str, Any] = {"group": group, **{name: f[i] for name, i in _TABLE_FIGURES.items()}}
+        row.update(error_rate=f[1] / f[0], cost_usd=money_text(f[2]), saved_usd=money_text(f[3]))
+        out.append(row)
     return out

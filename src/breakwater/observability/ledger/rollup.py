@@ -28,7 +28,19 @@ from breakwater.observability.ledger.row import LedgerRow
 
 HOUR = 3600
 #: the figures of a rollup row, in order
-FIGURES = ("requests", "errors", "cost", "saved", "hits", "unpriced", "retries", "fallbacks")
+FIGURES = (
+    "requests",
+    "errors",
+    "cost",
+    "saved",
+    "hits",
+    "unpriced",
+    "retries",
+    "fallbacks",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+)
 #: the dimensions a rollup row is kept for; ``failure`` is ``[deployment, provider, error class]``
 #: (the class ``null`` for a row that did not fail; rows without a deployment left out) and
 #: ``tag`` is ``[key, value]``, one rollup row per tag a ledger row carries
@@ -54,6 +66,9 @@ COLUMNS = (
     "cost_usd",
     "saved_usd",
     "tags",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
 )
 _HITS = frozenset({"hit", "semantic-hit", "stale"})
 BINS_PER_DOUBLING = 16
@@ -119,6 +134,9 @@ class Rollup:
         cost: Any,
         saved: Any,
         tags: Any,
+        input_tokens: int,
+        cached_input_tokens: int,
+        output_tokens: int,
     ) -> None:
         hour = hour_of(ts)
         figures = (
@@ -130,6 +148,9 @@ class Rollup:
             int(cost is None),
             max(0, attempts - 1),
             int(bool(fallback)),
+            input_tokens,
+            cached_input_tokens,
+            output_tokens,
         )
         if isinstance(tags, str):
             tags = orjson.loads(tags)
@@ -229,6 +250,9 @@ def record_of(row: LedgerRow) -> tuple[Any, ...]:
         row.cost_usd,
         row.saved_usd,
         row.tags,
+        row.input_tokens,
+        row.cached_input_tokens,
+        row.output_tokens,
     )
 
 
