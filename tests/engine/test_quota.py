@@ -240,6 +240,10 @@ class Flaky:
         self._check()
         return await self.inner.read(windows, now)
 
+    async def held(self, keys: Sequence[str], now: float) -> list[int]:
+        self._check()
+        return await self.inner.held(keys, now)
+
     async def first(self, key: str, ttl_s: int, now: float) -> bool:
         self._check()
         return await self.inner.first(key, ttl_s, now)

@@ -206,7 +206,7 @@ def schema(table: str, *, postgres: bool) -> list[str]:
     figures = ", ".join(f"{f} {big} NOT NULL" for f in FIGURES)
     return [
         f"CREATE TABLE IF NOT EXISTS {table}_hourly (hour {real} NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL,"
-        f" {figures}, latency TEXT, ttft TEXT, PRIMARY KEY (hour, dim, value))",
+        f" {figures}, latency TEXT, ttft TEXT, PRIMARY KEY (dim, hour, value)){'' if postgres else ' WITHOUT ROWID'}",
         f"CREATE TABLE IF NOT EXISTS {table}_hourly_start (start {real} NOT NULL)",
     ]
 
@@ -218,7 +218,7 @@ def merge_sql(table: str, *, postgres: bool) -> str:
     marks = ", ".join(f"${i + 1}" if postgres else "?" for i in range(len(names)))
     added = ", ".join(f"{f} = {table}_hourly.{f} + excluded.{f}" for f in FIGURES)
     return (
-        f"INSERT INTO {table}_hourly ({', '.join(names)}) VALUES ({marks}) ON CONFLICT (hour, dim, value)"
+        f"INSERT INTO {table}_hourly ({', '.join(names)}) VALUES ({marks}) ON CONFLICT (dim, hour, value)"
         f" DO UPDATE SET {added}, latency = excluded.latency, ttft = excluded.ttft"
     )
 

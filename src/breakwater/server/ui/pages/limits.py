@@ -1,12 +1,13 @@
 """Limits and budgets: every budget against its cap this period (the limiter's own counters,
-``admin_keys.budgets``), the limits set on keys, teams, users and tags, and the alerts this
+``admin_keys.budgets``), every rate and concurrency limit against its use in the last minute and
+in flight (``admin_keys.limit_usage``, the same counters), the limits set on keys, teams, users and tags, and the alerts this
 process fired (``AlertTask.recent``, ``AlertOutbox.recent``: budget crossings and alert rules)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from breakwater.server.admin_keys import budgets
+from breakwater.server.admin_keys import budgets, limit_usage
 from breakwater.server.ui.view import Page, PageHandler, Reply, View
 
 
@@ -29,6 +30,7 @@ async def limits_page(view: View) -> Reply:
     context = {
         "enabled": admin is not None,
         "budgets": await budgets(admin, access.quota),
+        "usage": await limit_usage(admin, access.quota),
         "limits": limits,
         "alerts": [a.to_json() for a in alerts],
     }
