@@ -300,6 +300,8 @@ def test_limits_show_budget_use_and_the_alerts_fired(browser: Watched, traffic: 
     assert "$0.0004" in row.inner_text()
     assert float(row.get_by_role("meter").get_attribute("aria-valuenow") or 0) > 0
     assert "50" in page.locator("#limits tr", has_text="researcher").inner_text()
+    used = page.locator("#usage tr", has_text="researcher").locator("td").all_inner_texts()
+    assert used[2:5] == ["requests / min", "1", "50"]  # the request above, within the last minute
     assert "research" in page.locator("#alerts").inner_text()
     browser.shot("dashboard-limits")
 

@@ -15,8 +15,10 @@ async def limits_page(view: View) -> Reply:
     access = view.runtime.access
     admin = access.admin
     limits: list[dict[str, Any]] = []
+    labels: dict[str, str] = {}
     if admin is not None:
         for k in await admin.keys():
+            labels[k.id] = f"{k.prefix} {k.name}".strip()
             if k.revoked_at is None and k.limits.to_json():
                 limits.append({"scope": "key", "subject": f"{k.prefix} {k.name}".strip(), "limits": k.limits.to_json()})
         for t in await admin.teams():
@@ -30,7 +32,10 @@ async def limits_page(view: View) -> Reply:
     context = {
         "enabled": admin is not None,
         "budgets": await budgets(admin, access.quota),
-        "usage": await limit_usage(admin, access.quota),
+        "usage": [
+            {**u, "subject": labels.get(str(u["subject"]), u["subject"]) if u["scope"] == "key" else u["subject"]}
+            for u in await limit_usage(admin, access.quota)
+        ],
         "limits": limits,
         "alerts": [a.to_json() for a in alerts],
     }
