@@ -220,7 +220,7 @@ async def test_retention_drops_whole_hours_of_the_rollup(store: Store) -> None:
     _from_rows(store)
     _same(figures, await totals(store, since=BASE + 86400 + 3600, until=BASE + 2 * 86400))
     hourly.MIN_HOURS = 6
-    found = await hourly.gathered(store, BASE, BASE + 2 * 86400, ("all",))
+    found = await hourly.gathered(store, BASE, BASE + 2 * 86400, ("all",), step=3600)
     assert found is not None
     assert min(hour for hour, _, _ in found.sums) == BASE + 86400  # the hour holding the cut is kept
 

@@ -50,38 +50,58 @@ def whole_hours(start: float | None, since: float, until: float) -> tuple[float,
 
 
 async def gathered(
-    store: SqliteLedger | PostgresLedger, since: float, until: float, dims: tuple[str, ...]
+    store: SqliteLedger | PostgresLedger,
+    since: float,
+    until: float,
+    dims: tuple[str, ...],
+    *,
+    step: float | None = None,
+    hists: bool = False,
 ) -> rollup.Rollup | None:
-    """The window's rollup for ``dims`` (keys ``(hour, dim, value)``; the partial hours' rows
-    under their own hour), or ``None`` when the rows should be read instead."""
+    """The window's rollup for ``dims``, or ``None`` when the rows should be read instead.
+
+    Its keys are ``(t, dim, value)``: the whole hours summed per bucket of ``step`` seconds from
+    ``since`` (``t`` the bucket's start; without ``step``, one bucket, ``t`` = ``since``) in the
+    database, and the partial hours' rows under their own hour. With ``hists``, the histograms
+    of the dimensions that keep them, per hour (``t`` the hour).
+    """
     hours = whole_hours(await covered_from(store), since, until)
     if hours is None:
         return None
     first, end = hours
     d = dialect_of(store)
-    marks = ", ".join(f"?{i + 3}" for i in range(len(dims)))
-    figures = ", ".join(rollup.FIGURES)
-    table = f"{d.table}_hourly"
-    summed = (
-        f"SELECT hour, dim, value, {figures}, latency, ttft FROM {table} WHERE dim IN ({marks}) AND hour >= ?1 AND hour < ?2",
-        [first, end, *dims],
+    marks = ", ".join(f"?{i + 5}" for i in range(len(dims)))
+    table, where = f"{d.table}_hourly", f"dim IN ({marks}) AND hour >= ?1 AND hour < ?2"
+    # (one bucket: a step longer than the window, so the formula, and its parameters, stay)
+    bucket = "floor((hour - ?3) / ?4)::bigint" if d.postgres else "CAST((hour - ?3) / ?4 AS INTEGER)"
+    figures = ", ".join(f"SUM({f})" for f in rollup.FIGURES)
+    params = [first, end, since, float(step or 2 * (until - since)), *dims]
+    summed = (f"SELECT {bucket} AS b, dim, value, {figures} FROM {table} WHERE {where} GROUP BY b, dim, value", params)
+    wanted = [dim for dim in dims if dim in rollup.HISTOGRAM_DIMS] if hists else []
+    hist_marks = ", ".join(f"?{i + 3}" for i in range(len(wanted))) or "NULL"
+    histograms = (
+        f"SELECT hour, dim, value, latency, ttft FROM {table} WHERE dim IN ({hist_marks}) AND hour >= ?1 AND hour < ?2",
+        [first, end, *wanted],
     )
-    edge = f"SELECT {', '.join(rollup.COLUMNS)} FROM {d.table} WHERE ts >= ?1 AND ts < ?2"  # (an OR: a scan)
-    stored, before, after = await fetch(store, summed, (edge, [since, first]), (edge, [end, until]))
+    # the edges as two ranges (SQLite scans the whole table for an OR of them)
+    edge = f"SELECT {', '.join(rollup.COLUMNS)} FROM {d.table} WHERE ts >= ?1 AND ts < ?2"
+    stored, kept, before, after = await fetch(store, summed, histograms, (edge, [since, first]), (edge, [end, until]))
     out = rollup.Rollup.of(before + after)
     for key in [k for k in out.sums if k[1] not in dims]:
         del out.sums[key]
         out.hists.pop(key, None)
-    for hour, dim, value, *rest in stored:
-        key = rollup.stored_key(hour, dim, value)
-        figures_ = [int(f) for f in rest[: len(rollup.FIGURES)]]
-        seen = out.sums.get(key)
-        out.sums[key] = figures_ if seen is None else [a + b for a, b in zip(seen, figures_, strict=True)]
-        if dim in rollup.HISTOGRAM_DIMS:
-            lat, first_token = out.hists.setdefault(key, ({}, {}))
-            for into, text in ((lat, rest[-2]), (first_token, rest[-1])):
-                for b, n in rollup.hist_counts(text).items():
-                    into[b] = into.get(b, 0) + n
+    if not hists:
+        out.hists.clear()
+    for b, dim, value, *figures in stored:
+        at = (since + int(b) * (step or 0), dim, value)
+        seen = out.sums.get(at)
+        sums = [int(f) for f in figures]
+        out.sums[at] = sums if seen is None else [a + f for a, f in zip(seen, sums, strict=True)]
+    for hour, dim, value, latency, ttft in kept:
+        lat, first_token = out.hists.setdefault(rollup.stored_key(hour, dim, value), ({}, {}))
+        for into, text in ((lat, latency), (first_token, ttft)):
+            for b, n in rollup.hist_counts(text).items():
+                into[b] = into.get(b, 0) + n
     return out
 
 
@@ -93,25 +113,27 @@ async def rolled_traffic(
     if buckets > 1 and (since % rollup.HOUR or step % rollup.HOUR):
         return None
     dim, value = ("all", "null") if route is None else ("route", rollup.key_text(route))
-    found = await gathered(store, since, until, (dim,))
+    found = await gathered(store, since, until, (dim,), step=step if buckets > 1 else None, hists=True)
     if found is None:
         return None
     sums: dict[int, list[int]] = {}
     hists: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
     for key, figures in found.sums.items():
-        if key[2] != value:
-            continue
-        i = min(buckets - 1, max(0, math.floor((key[0] - since) / step)))
-        seen = sums.setdefault(i, [0] * len(figures))
-        for n, f in enumerate(figures):
-            seen[n] += f
-        lat, first = hists.setdefault(i, ({}, {}))
-        for into, counts in zip((lat, first), found.hists.get(key, ({}, {})), strict=True):
-            for b, n in counts.items():
-                into[b] = into.get(b, 0) + n
+        if key[2] == value:
+            i = min(buckets - 1, max(0, math.floor((key[0] - since) / step)))
+            seen = sums.setdefault(i, [0] * len(figures))
+            for n, f in enumerate(figures):
+                seen[n] += f
+    for key, counts_ in found.hists.items():
+        if key[2] == value:
+            i = min(buckets - 1, max(0, math.floor((key[0] - since) / step)))
+            lat, first = hists.setdefault(i, ({}, {}))
+            for into, counts in zip((lat, first), counts_, strict=True):
+                for b, n in counts.items():
+                    into[b] = into.get(b, 0) + n
     out = {}
     for i, (requests, errors, cost, saved, hits, unpriced, *_) in sums.items():
-        lat, first = hists[i]
+        lat, first = hists.get(i, ({}, {}))
         out[i] = {
             "requests": requests,
             "errors": errors,
@@ -140,7 +162,7 @@ async def rolled_costs(
     """``grouped_sums``' rows and cost per (bucket, group) from the hourly rollup, or ``None``."""
     if since % rollup.HOUR or step % rollup.HOUR:
         return None
-    found = await gathered(store, since, until, ("all", "tag") if by == "tag" else (by,))
+    found = await gathered(store, since, until, ("all", "tag") if by == "tag" else (by,), step=step)
     if found is None:
         return None
     out: dict[tuple[Any, ...], list[Any]] = {}
@@ -178,15 +200,17 @@ def rolled_reliability(
     per deployment, from the hourly rollup."""
     counted: dict[tuple[Any, ...], list[Any]] = {}
     hists: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
-    for (hour, dim, value), f in rolled.sums.items():
+    for (_, dim, value), f in rolled.sums.items():
         if dim == "failure":
             key = tuple(orjson.loads(value))
             figures = [f[0], f[1], f[6], f[7]]
             seen = counted.get(key)
             counted[key] = figures if seen is None else [a + b for a, b in zip(seen, figures, strict=True)]
-        elif dim == "deployment":
+
+    for (_, dim, value), counts_ in rolled.hists.items():
+        if dim == "deployment":
             lat, first = hists.setdefault(orjson.loads(value), ({}, {}))
-            for into, counts in zip((lat, first), rolled.hists.get((hour, dim, value), ({}, {})), strict=True):
+            for into, counts in zip((lat, first), counts_, strict=True):
                 for b, n in counts.items():
                     into[b] = into.get(b, 0) + n
     pick: dict[str, Percentile] = {name: partial(rollup.hist_nearest, h) for name, (h, _) in hists.items()}
