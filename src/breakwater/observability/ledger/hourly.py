@@ -92,10 +92,10 @@ async def gathered(
         out.hists.pop(key, None)
     if not hists:
         out.hists.clear()
-    for b, dim, value, *figures in stored:
+    for b, dim, value, *counted in stored:
         at = (since + int(b) * (step or 0), dim, value)
         seen = out.sums.get(at)
-        sums = [int(f) for f in figures]
+        sums = [int(f) for f in counted]
         out.sums[at] = sums if seen is None else [a + f for a, f in zip(seen, sums, strict=True)]
     for hour, dim, value, latency, ttft in kept:
         lat, first_token = out.hists.setdefault(rollup.stored_key(hour, dim, value), ({}, {}))
