@@ -155,22 +155,30 @@ def fill(path: Path) -> float:
     return time.perf_counter() - started
 
 
+class _NoRollup(SqliteLedger):
+    """A store that writes rows without adding them to the hourly rollup (what it costs)."""
+
+    def _roll_up(self, conn: sqlite3.Connection, rows: list[Any]) -> None:
+        return None
+
+
 def insert_cost(rows: int = 20_000, batch: int = 100, repeats: int = 5) -> dict[str, float]:
     """CPU microseconds per row a ledger batch insert takes (``SqliteLedger.write``, batches of
-    ``batch``, into a fresh file), with every index the store makes and without each of the
-    dashboard's; the configurations take turns, and CPU time (not wall time) is measured, so a
-    busy machine blurs the figures less."""
+    ``batch``, into a fresh file), with every index and the hourly rollup, and without each of
+    the dashboard's indexes and without the rollup; the configurations take turns, and CPU time
+    (not wall time) is measured, so a busy machine blurs the figures less."""
     configs = {
-        "every index": None,
+        "every index and the rollup": None,
         "without breakwater_ledger_dashboard": "breakwater_ledger_dashboard",
         "without breakwater_ledger_shadow": "breakwater_ledger_shadow",
+        "without the hourly rollup": "rollup",
     }
     records = [row_from_values(r) for r in _rows(rows, seed=7)]
 
     async def write(path: Path, drop: str | None) -> float:
-        store = SqliteLedger(path)
+        store = _NoRollup(path) if drop == "rollup" else SqliteLedger(path)
         await store.open()
-        if drop is not None:
+        if drop is not None and drop != "rollup":
             with sqlite3.connect(path) as conn:
                 conn.execute(f"DROP INDEX {drop}")
         started = time.process_time()

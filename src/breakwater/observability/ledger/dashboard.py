@@ -275,7 +275,8 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
     ]
     # one grouping gives both: the figures per deployment, and its rows per error class
     failed = "CASE WHEN status >= 400 OR error_class IS NOT NULL THEN COALESCE(error_class, 'unknown') END"
-    rolled = await gathered(store, since, until, ("failure", "deployment"), hists=True)
+    wanted = ("requests", "errors", "retries", "fallbacks")
+    rolled = await gathered(store, since, until, ("failure", "deployment"), hists=True, figures=wanted)
     pick: dict[str, Percentile]
     pick_first: dict[str, Percentile]
     if rolled is None:
