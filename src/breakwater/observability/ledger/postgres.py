@@ -215,6 +215,8 @@ class PostgresLedger:
                     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{self.table}_hourly")
                     stored = await conn.fetch(f"SELECT id FROM {self.table} WHERE id = ANY($1)", [r.id for r in rows])
                     await conn.executemany(self._insert, params)
+                    # the start as stored (another replica's fill may have moved it)
+                    self.rollup_start = float(await conn.fetchval(f"SELECT start FROM {self.table}_hourly_start"))
                     await self._roll_up(conn, rollup.fresh(rows, [r[0] for r in stored], self.rollup_start))
             except BaseException:
                 self._discard()
@@ -242,6 +244,9 @@ class PostgresLedger:
                     async with conn.transaction():
                         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{t}_hourly")
                         start = float(await conn.fetchval(f"SELECT start FROM {t}_hourly_start"))
+                        if start <= 0.0:  # filled already, by another replica
+                            self.rollup_start = 0.0
+                            return
                         oldest, newest = await conn.fetchrow(f"SELECT MIN(ts), MAX(ts) FROM {t} WHERE ts < $1", start)
                         lo = rollup.fill_from(oldest, newest)
                         records = await conn.fetch(f"SELECT {columns} FROM {t} WHERE ts >= $1 AND ts < $2", lo, start)

@@ -261,7 +261,7 @@ class SqliteLedger:
         params = [_to_params(r) for r in rows]
         conn = self._db()
         placeholders = ", ".join("?" for _ in COLUMNS)
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE")  # the rollup start read below stays current until COMMIT
         try:
             marks = ", ".join("?" for _ in rows)
             stored = [
@@ -270,6 +270,9 @@ class SqliteLedger:
             conn.executemany(
                 f"INSERT INTO {_TABLE} ({_COLS}) VALUES ({placeholders}) ON CONFLICT(id) DO NOTHING", params
             )
+            # the start as stored (another process's fill may have moved it), in this transaction
+            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_start").fetchone()
+            self.rollup_start = float(start)
             self._roll_up(conn, rollup.fresh(rows, stored, self.rollup_start))
         except BaseException:
             conn.execute("ROLLBACK")
@@ -296,7 +299,11 @@ class SqliteLedger:
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            start = self.rollup_start
+            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_start").fetchone()
+            if start <= 0.0:  # filled already, by another process
+                conn.execute("ROLLBACK")
+                self.rollup_start = 0.0
+                return False
             (oldest,) = conn.execute(f"SELECT MIN(ts) FROM {_TABLE} WHERE ts < ?", (start,)).fetchone()
             (newest,) = conn.execute(f"SELECT MAX(ts) FROM {_TABLE} WHERE ts < ?", (start,)).fetchone()
             lo = rollup.fill_from(oldest, newest)
