@@ -135,7 +135,7 @@ def build(path: Path, rows: int, seed: int = 22) -> float:
         f"INSERT INTO breakwater_ledger ({cols}) VALUES ({', '.join('?' for _ in COLUMNS)})", _rows(rows, seed)
     )
     conn.execute("COMMIT")
-    conn.execute("DELETE FROM breakwater_ledger_hourly_start")  # rows written behind the store's back
+    conn.execute("DELETE FROM breakwater_ledger_hourly_from")  # rows written behind the store's back
     conn.close()
     return time.perf_counter() - started
 

@@ -40,7 +40,7 @@ async def table_of_its_own() -> AsyncIterator[str]:
         yield name
     finally:
         await pg_execute(
-            f"DROP TABLE IF EXISTS {name}, {name}_feedback, {name}_eval_scores, {name}_hourly, {name}_hourly_start"
+            f"DROP TABLE IF EXISTS {name}, {name}_feedback, {name}_eval_scores, {name}_hourly, {name}_hourly_from"
         )
 
 

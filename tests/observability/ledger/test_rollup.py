@@ -163,7 +163,7 @@ async def test_a_file_never_opened_by_this_version_is_read_from_rows(tmp_path: P
     await store.write(ROWS[:50])
     await store.close()
     with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE breakwater_ledger_hourly_start")
+        conn.execute("DROP TABLE breakwater_ledger_hourly_from")
     assert await hourly.covered_from(SqliteLedger(path)) is None
     assert (await totals(SqliteLedger(path), since=BASE - 3600, until=BASE + 3 * 86400))["requests"] == 50
 
@@ -178,7 +178,7 @@ async def test_a_ledger_from_before_the_rollups_is_filled_from_its_rows(tmp_path
     await old.close()
     with sqlite3.connect(path) as conn:  # as a file written before the rollups were
         conn.execute("DROP TABLE breakwater_ledger_hourly")
-        conn.execute("DROP TABLE breakwater_ledger_hourly_start")
+        conn.execute("DROP TABLE breakwater_ledger_hourly_from")
     reopened = SqliteLedger(path)
     await reopened.open()
     try:
@@ -200,7 +200,7 @@ async def test_postgres_from_before_the_rollups_is_filled_from_its_rows() -> Non
         _from_rows(old)
         rows_answers = await _answers(old)
         await old.close()
-        await pg_execute(f"DROP TABLE {table}_hourly, {table}_hourly_start")
+        await pg_execute(f"DROP TABLE {table}_hourly, {table}_hourly_from")
         reopened = PostgresLedger(DSN, table=table)
         await reopened.open()
         try:

@@ -33,7 +33,7 @@ async def covered_from(store: SqliteLedger | PostgresLedger) -> float | None:
     ledger this version has not opened)."""
     d = dialect_of(store)
     try:
-        (rows,) = await fetch(store, (f"SELECT start FROM {d.table}_hourly_start", []))
+        (rows,) = await fetch(store, (f"SELECT start FROM {d.table}_hourly_from", []))
     except (sqlite3.OperationalError, asyncpg.UndefinedTableError):
         return None
     return float(rows[0][0]) if rows else None

@@ -167,11 +167,11 @@ class PostgresLedger:
                 await conn.execute(statement)
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{t}_hourly")
-                start = await conn.fetchval(f"SELECT start FROM {t}_hourly_start")
+                start = await conn.fetchval(f"SELECT start FROM {t}_hourly_from")
                 if start is None:  # a new table, or one from before the rollups
                     rows, newest = await conn.fetchrow(f"SELECT COUNT(*), MAX(ts) FROM {t}")
                     start = rollup.new_start(rows, newest, time.time())
-                    await conn.execute(f"INSERT INTO {t}_hourly_start (start) VALUES ($1)", start)
+                    await conn.execute(f"INSERT INTO {t}_hourly_from (start) VALUES ($1)", start)
             self.rollup_start = float(start)
         except BaseException:
             conn.terminate()
@@ -216,7 +216,7 @@ class PostgresLedger:
                     stored = await conn.fetch(f"SELECT id FROM {self.table} WHERE id = ANY($1)", [r.id for r in rows])
                     await conn.executemany(self._insert, params)
                     # the start as stored (another replica's fill may have moved it)
-                    self.rollup_start = float(await conn.fetchval(f"SELECT start FROM {self.table}_hourly_start"))
+                    self.rollup_start = float(await conn.fetchval(f"SELECT start FROM {self.table}_hourly_from"))
                     await self._roll_up(conn, rollup.fresh(rows, [r[0] for r in stored], self.rollup_start))
             except BaseException:
                 self._discard()
@@ -243,7 +243,7 @@ class PostgresLedger:
                 try:
                     async with conn.transaction():
                         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{t}_hourly")
-                        start = float(await conn.fetchval(f"SELECT start FROM {t}_hourly_start"))
+                        start = float(await conn.fetchval(f"SELECT start FROM {t}_hourly_from"))
                         if start <= 0.0:  # filled already, by another replica
                             self.rollup_start = 0.0
                             return
@@ -252,7 +252,7 @@ class PostgresLedger:
                         records = await conn.fetch(f"SELECT {columns} FROM {t} WHERE ts >= $1 AND ts < $2", lo, start)
                         added = rollup.Rollup.of(tuple(r) for r in records)
                         await conn.executemany(rollup.merge_sql(t, postgres=True), added.merged_params({}))
-                        await conn.execute(f"UPDATE {t}_hourly_start SET start = $1", lo)
+                        await conn.execute(f"UPDATE {t}_hourly_from SET start = $1", lo)
                 except BaseException:
                     self._discard()
                     raise

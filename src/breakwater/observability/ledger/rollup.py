@@ -207,7 +207,7 @@ def schema(table: str, *, postgres: bool) -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {table}_hourly (hour {real} NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL,"
         f" {figures}, latency TEXT, ttft TEXT, PRIMARY KEY (dim, hour, value)){'' if postgres else ' WITHOUT ROWID'}",
-        f"CREATE TABLE IF NOT EXISTS {table}_hourly_start (start {real} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {table}_hourly_from (start {real} NOT NULL)",
     ]
 
 

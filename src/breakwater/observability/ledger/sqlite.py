@@ -239,11 +239,11 @@ class SqliteLedger:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_shadow ON {_TABLE} (shadow_of) WHERE shadow_of IS NOT NULL")
         for statement in rollup.schema(_TABLE, postgres=False):
             conn.execute(statement)
-        start = conn.execute(f"SELECT start FROM {_TABLE}_hourly_start").fetchone()
+        start = conn.execute(f"SELECT start FROM {_TABLE}_hourly_from").fetchone()
         if start is None:  # a new file, or one from before the rollups
             rows, newest = conn.execute(f"SELECT COUNT(*), MAX(ts) FROM {_TABLE}").fetchone()
             start = (rollup.new_start(rows, newest, time.time()),)
-            conn.execute(f"INSERT INTO {_TABLE}_hourly_start (start) VALUES (?)", start)
+            conn.execute(f"INSERT INTO {_TABLE}_hourly_from (start) VALUES (?)", start)
         self.rollup_start = float(start[0])
         self._conn = conn
 
@@ -271,7 +271,7 @@ class SqliteLedger:
                 f"INSERT INTO {_TABLE} ({_COLS}) VALUES ({placeholders}) ON CONFLICT(id) DO NOTHING", params
             )
             # the start as stored (another process's fill may have moved it), in this transaction
-            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_start").fetchone()
+            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_from").fetchone()
             self.rollup_start = float(start)
             self._roll_up(conn, rollup.fresh(rows, stored, self.rollup_start))
         except BaseException:
@@ -299,7 +299,7 @@ class SqliteLedger:
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_start").fetchone()
+            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_from").fetchone()
             if start <= 0.0:  # filled already, by another process
                 conn.execute("ROLLBACK")
                 self.rollup_start = 0.0
@@ -311,7 +311,7 @@ class SqliteLedger:
             records = conn.execute(f"SELECT {columns} FROM {_TABLE} WHERE ts >= ? AND ts < ?", (lo, start))
             added = rollup.Rollup.of(records)
             conn.executemany(rollup.merge_sql(_TABLE, postgres=False), added.merged_params({}))
-            conn.execute(f"UPDATE {_TABLE}_hourly_start SET start = ?", (lo,))
+            conn.execute(f"UPDATE {_TABLE}_hourly_from SET start = ?", (lo,))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
