@@ -184,6 +184,17 @@ def test_update_replaces_routes_limits_and_tags(bw: Cli) -> None:
     assert (cleared["routes"], cleared["limits"], cleared["tags"], cleared["expires_at"]) == ([], {}, {}, None)
 
 
+def test_regions_restrict_keys_and_teams(bw: Cli) -> None:
+    """``--region`` (repeat) sets where a key's or team's requests may go; ``--any-region`` lifts it."""
+    key = bw.new_key("--region", "eu", "--region", "ch")
+    assert key["regions"] == ["eu", "ch"]
+    assert "eu, ch" in bw("keys", "show", key["id"])
+    assert bw.json("keys", "update", key["id"], "--any-region")["regions"] == []
+    assert bw.json("teams", "create", "emea", "--region", "eu")["regions"] == ["eu"]
+    assert bw.json("teams", "update", "emea", "--any-region")["regions"] == []
+    bw("keys", "create", "--region", "EU West", expect=2)
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [

@@ -276,3 +276,19 @@ def test_a_reload_keeps_a_watch_with_the_same_windows() -> None:
     assert same.reading("prod").current_samples == 1
     other = _stage(_plan(window_s=120, baseline_s=240), Rng(), Recorded(), previous=old)
     assert other.watches["prod"] is not old.watches["prod"] and not other.watches["prod"].alerting
+
+
+async def test_a_route_burning_its_error_budget_sheds_its_samples() -> None:
+    """While the route's budget burns fast (docs/slo.md) a sampled answer is not graded, and is
+    counted as shed; the caller's answer is untouched."""
+    recorded = Recorded()
+    stage = _stage(_plan(), Rng(), recorded)
+    stage.shed = lambda route: route == "prod"
+
+    async def primary(request: ChatRequest, ctx: RequestContext) -> Any:
+        return _answer("Paris.")
+
+    answer = await stage.chat(primary)(_request(), RequestContext("req-0"))
+    assert isinstance(answer, ChatResponse)
+    assert stage.counts.shed == {"prod": 1} and stage.queued("prod") == 0 and not recorded.scores
+    await stage.stop()

@@ -194,3 +194,21 @@ async def test_the_candidate_call_carries_the_primarys_data_loss_plan() -> None:
     await finished.wait(1)
     assert seen[0] is not None and seen[0] is not ctx.dlp and seen[0].route.action == "redact"
     await stage.stop()
+
+
+async def test_a_route_burning_its_error_budget_sheds_its_mirrors() -> None:
+    """While the route's budget burns fast (docs/slo.md) a sampled request is answered but not
+    mirrored, and counted as shed; once the burn stops, mirroring resumes."""
+    candidate, finished = Candidate(), Finished()
+    stage = _stage(candidate, finished)
+    burning = {"prod"}
+    stage.shed = burning.__contains__
+    call = stage.chat(_primary)
+    answer = await call(_request(), RequestContext("req-0"))
+    assert isinstance(answer, ChatResponse)
+    assert stage.counts.shed == {"prod": 1} and stage.counts.mirrored == {} and not candidate.calls
+    burning.clear()
+    await call(_request(), RequestContext("req-1"))
+    await finished.wait(1)
+    assert [c.outcome.shadow_of for c, _ in finished.calls] == ["req-1"]
+    await stage.stop()

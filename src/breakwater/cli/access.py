@@ -91,12 +91,14 @@ def register(sub: Any) -> None:
     create.add_argument("name")
     _limit_options(create)
     _tag_option(create)
+    _region_option(create)
     _leaf(actions, "list", "list teams", cmd.teams_list, common)
     _leaf(actions, "show", "one team", cmd.teams_show, common).add_argument("name")
     update = _leaf(actions, "update", "change a team's limits or tags", cmd.teams_update, common, note=_UPDATE_NOTE)
     update.add_argument("name")
     _limit_options(update, clearable=True)
     _tag_option(update, clearable=True)
+    _region_option(update, clearable=True)
     _leaf(actions, "disable", "stop every key of the team", cmd.teams_toggle, common).add_argument("name")
     _leaf(actions, "enable", "let the team's keys work again", cmd.teams_toggle, common).add_argument("name")
     _leaf(actions, "delete", "delete a team no key belongs to", cmd.teams_delete, common).add_argument("name")
@@ -253,6 +255,7 @@ def _key_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
         expiry.add_argument("--no-expiry", action="store_true", help="the key never expires")
     _tag_option(parser, clearable=update)
     _limit_options(parser, clearable=update)
+    _region_option(parser, clearable=update)
 
 
 def _subject(parser: argparse.ArgumentParser) -> None:
@@ -275,6 +278,18 @@ def _limit_options(parser: argparse.ArgumentParser, *, clearable: bool = False) 
     group.add_argument("--budget-period", choices=PERIODS, help="calendar period in UTC (default: month)")
     if clearable:
         group.add_argument("--no-limits", action="store_true", help="remove every limit")
+
+
+def _region_option(parser: argparse.ArgumentParser, *, clearable: bool = False) -> None:
+    parser.add_argument(
+        "--region",
+        dest="regions",
+        action="append",
+        metavar="REGION",
+        help="a region its requests may go to, e.g. eu (repeat; none: anywhere; docs/configuration.md)",
+    )
+    if clearable:
+        parser.add_argument("--any-region", action="store_true", help="lift the region restriction")
 
 
 def _tag_option(parser: argparse.ArgumentParser, *, clearable: bool = False) -> None:

@@ -93,6 +93,7 @@ def _key_input(args: argparse.Namespace, *, update: bool) -> Json:
         "tags": _tags(args),
         "limits": _limits(args),
         "expires_in_s": args.expires_in,
+        "regions": _regions(args),
     }
     if getattr(args, "no_expiry", False):
         data["no_expiry"] = True
@@ -105,12 +106,17 @@ def _key_input(args: argparse.Namespace, *, update: bool) -> Json:
 # --- teams ------------------------------------------------------------------------------------
 
 
+def _regions(args: argparse.Namespace) -> list[str] | None:
+    """``--region`` values, ``[]`` for ``--any-region``, ``None`` when neither was given."""
+    return [] if getattr(args, "any_region", False) else getattr(args, "regions", None)
+
+
 def _team_body(team: Team, **extra: Any) -> Json:
     return {"object": "team", **team.public(), **extra}
 
 
 async def teams_create(c: Call) -> Shown:
-    data = {"name": c.args.name, "limits": _limits(c.args), "tags": _tags(c.args)}
+    data = {"name": c.args.name, "limits": _limits(c.args), "tags": _tags(c.args), "regions": _regions(c.args)}
     spec = parse(TeamSpec, {k: v for k, v in data.items() if v is not None})
     return Shown(_team_body(await c.admin.create_team(spec, actor=c.actor)), out.draw_team)
 
@@ -124,9 +130,12 @@ async def teams_show(c: Call) -> Shown:
 
 
 async def teams_update(c: Call) -> Shown:
-    data = {k: v for k, v in {"limits": _limits(c.args), "tags": _tags(c.args)}.items() if v is not None}
+    given = {"limits": _limits(c.args), "tags": _tags(c.args), "regions": _regions(c.args)}
+    data = {k: v for k, v in given.items() if v is not None}
     if not data:
-        raise InvalidRequest("Nothing to change: give limit options, --tag, --no-limits or --no-tags")
+        raise InvalidRequest(
+            "Nothing to change: give limit options, --tag, --region, --no-limits, --no-tags or --any-region"
+        )
     team = await c.admin.update_team(c.args.name, parse(TeamPatch, data), actor=c.actor)
     return Shown(_team_body(team), out.draw_team)
 

@@ -111,6 +111,7 @@ def draw_key(body: Json) -> None:
         ("user", body["user"] or "-"),
         ("team", body["team"] or "-"),
         ("routes", _routes(body["routes"])),
+        ("regions", _regions(body.get("regions", []))),
         ("tags", _tags(body["tags"])),
         ("limits", summary(body["limits"])),
         ("status", body["status"]),
@@ -155,6 +156,7 @@ def draw_team(body: Json) -> None:
         ("name", body["name"]),
         ("limits", summary(body["limits"])),
         ("tags", _tags(body["tags"])),
+        ("regions", _regions(body.get("regions", []))),
         ("status", "disabled" if body["disabled"] else "active"),
         ("created", when(body["created_at"])),
     ]
@@ -240,6 +242,10 @@ def _value(name: str, value: Any) -> str:
 
 
 # --- shared -----------------------------------------------------------------------------------
+
+
+def _regions(regions: list[str]) -> str:
+    return ", ".join(regions) if regions else "(anywhere)"
 
 
 def _routes(routes: list[str]) -> str:

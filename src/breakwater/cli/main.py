@@ -1,4 +1,4 @@
-"""The ``breakwater`` command: serve | mock | check-config | config | usage | compare | shadow | keys |
+"""The ``breakwater`` command: serve | mock | check-config | config | usage | slo | compare | shadow | keys |
 teams | limits | audit | router | prompts | eval | replay | tokens | import | loadtest | version. Thin over the layers."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from breakwater import __version__
-from breakwater.cli import access, compare, costs, launch, prompts, replay, router, shadow, tokens, usage
+from breakwater.cli import access, compare, costs, launch, prompts, replay, router, shadow, slo, tokens, usage
 from breakwater.cli import config as config_cli
 from breakwater.cli import eval as eval_cli
 from breakwater.cli import imports as import_cli
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     config_cli.register(sub)
     usage.register(sub)
+    slo.register(sub)
     shadow.register(sub)
     compare.register(sub)
     access.register(sub)
@@ -118,6 +119,10 @@ def _check(args: argparse.Namespace) -> int:
         warning = retirement.warning(now)
         if warning is not None:
             print(f"  WARNING: {warning}")
+    from breakwater.runtime.residency import residency_warnings
+
+    for finding in residency_warnings(config):
+        print(f"  WARNING: residency: {finding}")
     return 0
 
 

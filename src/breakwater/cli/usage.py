@@ -52,7 +52,9 @@ def register(sub: Any) -> None:
     usage = sub.add_parser("usage", help="spend, tokens, errors and latency per user, route, model, ... (the ledger)")
     usage.add_argument("--config", metavar="FILE", help="YAML config naming the ledger (default: the embedded default)")
     usage.add_argument(
-        "--by", default="user", help="user | route | model | deployment | key | day | tag:<key> (default: user)"
+        "--by",
+        default="user",
+        help="user | route | model | deployment | key | region | day | tag:<key> (default: user)",
     )
     usage.add_argument("--since", default="24h", help="24h, 7d, 2026-11-01, ISO time or unix seconds (default: 24h)")
     usage.add_argument("--until", default=None, help="same forms as --since (default: now)")

@@ -41,6 +41,7 @@ BreakwaterError
     ├── UpstreamConnectionError   refused / reset / DNS (retryable)
     ├── MalformedResponse         the upstream spoke garbage (retryable)
     └── Unavailable               every attempt on every deployment failed (503)
+        └── RegionUnavailable     no deployment in the request's allowed regions could serve
 ```
 """
 
@@ -262,6 +263,13 @@ class Unavailable(UpstreamError):
     """Every attempt failed or was skipped; the message lists each deployment and why."""
 
     code = "all_deployments_failed"
+
+
+class RegionUnavailable(Unavailable):
+    """The request may go only to some regions (data residency) and no deployment there could
+    serve it: the ones elsewhere were never called. The message names the allowed regions."""
+
+    code = "region_unavailable"
 
 
 class ShuttingDown(BreakwaterError):

@@ -102,6 +102,8 @@ class VirtualKey:
     previous_prefix: str | None = None
     previous_hash: str | None = None
     previous_until: float | None = None
+    #: the regions the key's requests may go to (data residency, ``core/regions.py``); empty: anywhere
+    regions: tuple[str, ...] = ()
 
     def allows_route(self, route: str) -> bool:
         if not self.routes:
@@ -144,6 +146,7 @@ class VirtualKey:
             "disabled": self.disabled,
             "previous_prefix": self.previous_prefix,
             "previous_until": self.previous_until,
+            "regions": list(self.regions),
         }
 
 
@@ -156,6 +159,8 @@ class Team:
     tags: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     disabled: bool = False
+    #: the regions its keys' requests may go to (data residency); empty: anywhere
+    regions: tuple[str, ...] = ()
 
     def public(self) -> dict[str, Any]:
         return {
@@ -164,6 +169,7 @@ class Team:
             "tags": dict(self.tags),
             "created_at": self.created_at,
             "disabled": self.disabled,
+            "regions": list(self.regions),
         }
 
 

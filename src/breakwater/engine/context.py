@@ -62,6 +62,8 @@ class RouteOutcome:
     provider: str | None = None
     #: the upstream model name of the deployment that served (its reported name lands in ``tally``)
     upstream_model: str | None = None
+    #: the region of that deployment (data residency; ``None``: it declares none)
+    region: str | None = None
     attempts: int = 0
     #: served by a deployment other than the route's first choice, or by a fallback route
     fallback: bool = False
@@ -201,6 +203,11 @@ class RequestContext:
     #: what the history trimmer removed (``engine/trim/stage.py``; ``None``: nothing): the
     #: ledger's ``trimmed_messages``, ``trimmed_tokens``, ``trim_summary``
     trimmed: Trimmed | None = None
+    #: the regions the request's upstream calls may go to (data residency, ``core/regions.py``):
+    #: the key's, the team's and the route's restrictions met, set by the access stage; ``None``:
+    #: anywhere. Every side call made for the request (shadow, judges, embedder, summariser)
+    #: carries it over
+    regions: frozenset[str] | None = None
 
 
 def charge_unanswered(ctx: RequestContext, usage: Usage | None) -> None:

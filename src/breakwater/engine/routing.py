@@ -45,6 +45,8 @@ class Deployment:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     max_concurrency: int | None = None
     max_queue: int = 100
+    #: where it processes data (``core/regions.py``): restricted requests go only where allowed
+    region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,9 @@ class Route:
     #: the configured route whose limits apply: the route itself, or its wildcard (``openai/*``)
     limits_name: str = ""
     max_tokens: MaxTokensGuard | None = None
+    #: the regions this route's requests may go to (``None``: anywhere); the access stage puts it
+    #: on the request, and the attempts hold every route run to it as well
+    allowed_regions: frozenset[str] | None = None
     #: the answer cache's policy, when the route caches (``engine/cache``)
     cache: RouteCache | None = None
     #: a branching route's branches, as the routes that serve them (``engine/router``): its

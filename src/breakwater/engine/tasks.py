@@ -35,6 +35,8 @@ class LaneCounts:
 
     dropped: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
+    #: jobs not taken at all because the route's error budget burns fast (docs/slo.md)
+    shed: dict[str, int] = field(default_factory=dict)
 
     @staticmethod
     def add(counts: dict[str, int], route: str, n: int = 1) -> None:

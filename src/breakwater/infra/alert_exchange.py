@@ -18,16 +18,14 @@ All of this runs in the alert task's round, off the request path. Any Redis fail
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from redis.exceptions import RedisError
 
-from breakwater.infra.redis_client import bounded_redis
+from breakwater.infra.redis_client import answered, bounded_redis
 
 __all__ = ["RedisAlertExchange"]
 
@@ -110,11 +108,7 @@ class RedisAlertExchange:
         await self._redis.aclose()
 
     async def _call(self, op: Awaitable[_T]) -> _T:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await op
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise ConnectionError(f"Redis did not answer ({type(exc).__name__})") from None
+        return await answered(op, self._timeout_s, ConnectionError)
 
 
 def _ms(seconds: float) -> int:

@@ -9,9 +9,16 @@ within ``timeout_s`` rather than open more; connecting and every reply are bound
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+T = TypeVar("T")
 
 
 def bounded_redis(url: str, *, timeout_s: float, max_connections: int) -> Redis:
@@ -25,3 +32,13 @@ def bounded_redis(url: str, *, timeout_s: float, max_connections: int) -> Redis:
         retry=Retry(NoBackoff(), 0),
     )
     return Redis.from_pool(pool)
+
+
+async def answered(call: Awaitable[T], timeout_s: float, unavailable: Callable[[str], Exception]) -> T:
+    """Await one Redis call within ``timeout_s``; any failure (an error reply, a refused or reset
+    connection, the timeout) raises ``unavailable(reason)``, the caller's own error type."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await call
+    except (RedisError, OSError) as exc:  # OSError includes TimeoutError
+        raise unavailable(f"Redis did not answer ({type(exc).__name__})") from exc

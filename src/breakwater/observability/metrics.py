@@ -33,6 +33,8 @@ from breakwater.engine.shadow.stage import ShadowStage
 from breakwater.observability.ledger.writer import LedgerWriter
 from breakwater.observability.request_metrics import RequestMetrics
 from breakwater.observability.retirement_metrics import RetirementCollector
+from breakwater.observability.slo_alerts import SloMonitor
+from breakwater.observability.slo_metrics import SloCollector
 from breakwater.observability.stage_metrics import (
     CacheCollector,
     DriftCollector,
@@ -294,6 +296,7 @@ class Metrics:
         router: RouterStage | None = None,
         shadow: ShadowStage | None = None,
         drift: DriftStage | None = None,
+        slo: SloMonitor | None = None,
         prompts: PromptsStage | None = None,
         routes: Iterable[str] | None = None,
         deployments: Iterable[str] | None = None,
@@ -312,6 +315,7 @@ class Metrics:
             router: the router stage (``None``: no route has branches).
             shadow: the shadow stage (``None``: no route mirrors traffic).
             drift: the drift stage (``None``: no route's answers are graded).
+            slo: the SLO monitor's last view (``None``: no route has an ``slo``).
             prompts: the prompts stage (``None``: no prompts configured).
             routes, deployments: the new label sets of the request metrics, when they changed.
             config: the running configuration's stored version (``None``: from a file) and hash.
@@ -333,6 +337,8 @@ class Metrics:
             bound.append(ShadowCollector(shadow))
         if drift is not None:
             bound.append(DriftCollector(drift))
+        if slo is not None:
+            bound.append(SloCollector(slo))
         if prompts is not None:
             bound.append(PromptsCollector(prompts))
         if tokens:

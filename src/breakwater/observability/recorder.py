@@ -153,6 +153,7 @@ class Recorder:
             trimmed_messages=None if ctx.trimmed is None else ctx.trimmed.messages,
             trimmed_tokens=None if ctx.trimmed is None else ctx.trimmed.tokens,
             trim_summary=None if ctx.trimmed is None else ctx.trimmed.summary,
+            region=outcome.region,
         )
         if request is not None:
             _parameters(row, request)

@@ -30,10 +30,12 @@ class ShadowCollector(Collector):
         family = CounterMetricFamily(
             "breakwater_shadow_requests",
             "Requests of a shadowed route by what happened to their mirror: mirrored (queued for the "
-            "candidate), dropped (its queue was full, or the gateway stopped), failed (the candidate call failed).",
+            "candidate), dropped (its queue was full, or the gateway stopped), failed (the candidate call failed), "
+            "shed (not mirrored: the route's error budget burns fast).",
             labels=["route", "result"],
         )
-        for result, by_route in (("mirrored", counts.mirrored), ("dropped", counts.dropped), ("failed", counts.failed)):
+        results = (("mirrored", counts.mirrored), ("dropped", counts.dropped), ("failed", counts.failed))
+        for result, by_route in (*results, ("shed", counts.shed)):
             for route, n in sorted(by_route.items()):
                 family.add_metric([route, result], n)
         yield family
@@ -83,10 +85,12 @@ class DriftCollector(Collector):
         samples = CounterMetricFamily(
             "breakwater_eval_samples",
             "Sampled answers of a watched route by what became of them: scored, dropped (the queue was full, "
-            "or the gateway stopped), failed (grading failed unexpectedly).",
+            "or the gateway stopped), failed (grading failed unexpectedly), shed (not graded: the route's error "
+            "budget burns fast).",
             labels=["route", "result"],
         )
-        for result, by_route in (("scored", counts.scored), ("dropped", counts.dropped), ("failed", counts.failed)):
+        results = (("scored", counts.scored), ("dropped", counts.dropped), ("failed", counts.failed))
+        for result, by_route in (*results, ("shed", counts.shed)):
             for route, n in sorted(by_route.items()):
                 samples.add_metric([route, result], n)
         yield from (score, baseline, in_window, alerting, queued, samples)

@@ -32,6 +32,8 @@ from breakwater.observability.alerts import (
 from breakwater.observability.fleet_alerts import FleetAlerts
 from breakwater.observability.ledger.row import LedgerRow
 from breakwater.observability.ledger.service import Ledger, store_for
+from breakwater.observability.slo import objectives
+from breakwater.observability.slo_alerts import SloMonitor, SloTask
 
 if TYPE_CHECKING:  # opentelemetry is imported only when tracing is on (``build_tracer``)
     from breakwater.observability.tracing import Tracer
@@ -63,6 +65,34 @@ def build_ledger(config: Config, environ: Mapping[str, str], clock: Clock) -> Le
         retention_s=retention,
         clock=clock,
     )
+
+
+def build_slo(
+    config: Config,
+    environ: Mapping[str, str],
+    ledger: Ledger | None,
+    clock: Clock,
+    alert: Callable[[Alert], None],
+    previous: SloTask | None,
+) -> SloTask | None:
+    """The routes' SLOs measured from the ledger in the background (``None``: no route has an
+    ``slo``, or the ledger is off); the burn alerts active under ``previous`` stay active. With
+    Redis, the fleet's processes alert through one leader."""
+    measured = objectives(config.routes)
+    if not measured or ledger is None:
+        return None
+    active = None if previous is None else previous.monitor.active
+    fleet = None
+    if config.redis is not None:
+        from breakwater.infra.alert_exchange import RedisAlertExchange  # redis-py only for a gateway that uses it
+
+        r = config.redis
+        fleet = RedisAlertExchange(
+            resolve_optional(r.url, environ),
+            namespace=f"{r.namespace}slo:",
+            timeout_s=max(1.0, 10 * r.timeout_ms / 1000),
+        )
+    return SloTask(SloMonitor(ledger.store, measured, clock.time, alert, active, fleet))
 
 
 def build_tracer(config: Config, environ: Mapping[str, str]) -> Tracer | None:

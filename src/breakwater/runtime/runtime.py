@@ -52,6 +52,7 @@ from breakwater.observability.metrics import Metrics
 from breakwater.observability.recorder import Recorder
 from breakwater.observability.recording import RecordingStage
 from breakwater.observability.retirement_metrics import RetirementCollector
+from breakwater.observability.slo_alerts import SloTask
 from breakwater.runtime.access import AccessLayer
 from breakwater.runtime.batching import build_batch_store
 from breakwater.runtime.branching import TRAINING_COUNT, build_plans, load_learned, local_embedder
@@ -70,6 +71,7 @@ from breakwater.runtime.injection import build_injection
 from breakwater.runtime.observers import (
     build_alerts,
     build_ledger,
+    build_slo,
     build_tracer,
     build_webhook,
     fan_out,
@@ -112,6 +114,8 @@ class Runtime:
     tracer: Tracer | None
     access: AccessLayer
     drift: DriftStage | None
+    #: the routes' SLOs measured from the ledger (``None``: no route has one, or no ledger)
+    slo: SloTask | None
     #: stored responses of ``POST /v1/responses`` (``previous_response_id``)
     responses: ResponseStore
     #: batch files, batches and their lines' results (``/v1/files``, ``/v1/batches``)
@@ -283,6 +287,13 @@ class Runtime:
         )
         if self.drift is not None:
             stages["drift"] = self.drift
+        self.slo = build_slo(
+            config, env, self.ledger, clock, self.outbox.push, None if previous is None else previous.slo
+        )
+        if self.slo is not None:  # a fast burn sheds optional work first (docs/slo.md)
+            for optional in (self.shadow, self.drift):
+                if optional is not None:
+                    optional.shed = self.slo.monitor.burning
         #: the history trimmer, when some route trims
         self.trim = build_trim(config, router, process.tokenizers)
         if self.trim is not None:
@@ -324,6 +335,8 @@ class Runtime:
             if self.alerts is not None:
                 self.alerts.start()
             self.outbox.start()
+        if self.slo is not None:
+            self.slo.start()
         if "access" in owned:
             await self.access.start()
             await self._seed_budgets()
@@ -350,6 +363,7 @@ class Runtime:
             router=self.router_stage,
             shadow=self.shadow,
             drift=self.drift,
+            slo=None if self.slo is None else self.slo.monitor,
             prompts=self.prompts,
             routes=self.config.routes,
             deployments=self.config.deployments,
@@ -366,6 +380,8 @@ class Runtime:
             await self.shadow.stop()  # first: a candidate call cut short still leaves its ledger row
         if self.drift is not None:
             await self.drift.stop()  # before the ledger: a judge call cut short still leaves its row
+        if self.slo is not None:
+            await self.slo.stop()
         if "access" in owned:
             await self.access.stop()  # after the last request: its settlement applied
         if "alerts" in owned:

@@ -218,6 +218,7 @@ class Wiring:
             max_tokens=route.max_tokens,
             cache=route.cache if route.cache.mode != "off" else None,
             branch_targets=tuple(targets),
+            allowed_regions=_regions(route),
         )
         return made
 
@@ -244,8 +245,9 @@ class Wiring:
             if responses_api and deployment.adapter.wire == "openai":
                 target = dataclasses.replace(deployment.target, responses_api=True)
                 deployment = dataclasses.replace(deployment, target=target)
+            region = d.region or self.config.providers[d.provider].region
             deployments.append(
-                dataclasses.replace(deployment, max_concurrency=d.max_concurrency, max_queue=d.max_queue)
+                dataclasses.replace(deployment, max_concurrency=d.max_concurrency, max_queue=d.max_queue, region=region)
             )
         first_provider = self.config.deployments[route.deployments[0].deployment].provider
         return Route(
@@ -264,16 +266,19 @@ class Wiring:
             limits_name=name,
             max_tokens=route.max_tokens,
             cache=route.cache if route.cache.mode != "off" else None,
+            allowed_regions=_regions(route),
         )
 
     def _wildcard_factory(self, pattern: str, route: RouteConfig) -> WildcardFactory:
         provider = route.provider
         assert provider is not None
         limits = _limits(route)
+        region, allowed = self.config.providers[provider].region, _regions(route)
 
         def make(model_name: str) -> Route:
             upstream = model_name.partition("/")[2]
             deployment = self._deployment(model_name, provider, upstream, route.timeouts or Timeouts(), None, {})
+            deployment = dataclasses.replace(deployment, region=region)
             return Route(
                 name=model_name,
                 deployments=(deployment,),
@@ -287,6 +292,7 @@ class Wiring:
                 limits_name=pattern,
                 max_tokens=route.max_tokens,
                 cache=route.cache if route.cache.mode != "off" else None,
+                allowed_regions=allowed,
             )
 
         return make
@@ -395,6 +401,11 @@ class Wiring:
             sender = MockSender(MockService(self.clock, self.rng, list(p.faults), model=model))
             self._mock_senders[name] = sender
         return sender
+
+
+def _regions(route: RouteConfig) -> frozenset[str] | None:
+    """The route's ``allowed_regions`` (``None``: unrestricted)."""
+    return None if route.allowed_regions is None else frozenset(route.allowed_regions)
 
 
 def _default_host(p: ProviderConfig) -> str:

@@ -126,7 +126,7 @@ class Admin:
     def usage(self, store: Store | None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         """``GET /admin/usage``: ledger usage per group, costliest first, paged by ``page_token``.
 
-        Query: ``by`` (user | route | model | deployment | key | day | tag:<key>, default user),
+        Query: ``by`` (user | route | model | deployment | key | region | day | tag:<key>, default user),
         ``since`` / ``until`` (unix seconds, ISO date/time or a duration ago like ``24h``; default
         the last 24 hours), ``limit`` (1..1000, default 50), ``page_token`` (from the last page).
 

@@ -4,7 +4,7 @@
 POST   /admin/keys                      create (the key is in this response only)
 GET    /admin/keys[?user=&team=]        list
 GET    /admin/keys/{id}                 one key
-PATCH  /admin/keys/{id}                 change name, user, team, routes, tags, limits, expiry
+PATCH  /admin/keys/{id}                 change name, user, team, routes, tags, limits, expiry, regions
 POST   /admin/keys/{id}/disable|enable|revoke
 POST   /admin/keys/{id}/rotate          {"overlap_s": 3600}: a new key; the old one works that long
 POST   /admin/teams                     create;  GET /admin/teams

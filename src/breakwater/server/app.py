@@ -37,6 +37,7 @@ from breakwater.server.admin import Admin, AdminAuth
 from breakwater.server.admin_compare import compare_handler
 from breakwater.server.admin_drift import drift_handler
 from breakwater.server.admin_keys import KeysAdminApi
+from breakwater.server.admin_slo import slo_handler
 from breakwater.server.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from breakwater.server.batch_lines import LineExecutor
 from breakwater.server.batches import PATHS, BatchApi
@@ -156,6 +157,7 @@ class Served:
             auth, ledger_store, config.routes, runtime.process.clock.time
         )
         routes[("GET", "/admin/drift")] = drift_handler(auth, runtime.drift)
+        routes[("GET", "/admin/slo")] = slo_handler(auth, runtime.slo)
         routes[("POST", "/admin/reload")] = ReloadApi(auth, app.runtimes_of).reload
         self.config_admin = ConfigAdminApi(auth, app.stored, app.runtimes_of, runtime.process)
         for method, path, handler in self.config_admin.routes():

@@ -18,6 +18,7 @@ from breakwater.core.config.aws import AwsAuth
 from breakwater.core.config.base import _Model, _secret_reference
 from breakwater.core.config.dlp import ProviderDlp
 from breakwater.core.config.policies import BreakerPolicy, Timeouts
+from breakwater.core.regions import PATTERN as REGION
 
 WireType = Literal["openai", "anthropic", "gemini", "vertex", "bedrock", "mock"]
 MockWire = Literal["openai", "anthropic", "gemini", "bedrock"]
@@ -64,6 +65,10 @@ class Provider(_Model):
     #: what this provider's deployments may receive of personal data and secrets, over the
     #: route's ``dlp`` (docs/guardrails.md, "Per-provider policy")
     dlp: ProviderDlp | None = None
+    #: where the provider's deployments process data, unless a deployment says otherwise
+    region: str | None = Field(default=None, pattern=REGION)
+    #: the provider's data-processing terms, for humans (read in the config file; never enforced)
+    data_terms: str | None = None
     #: type vertex: the Google Cloud project and its location (a region such as ``us-east5``,
     #: ``global``, or a multi-region ``us`` / ``eu``): docs/configuration.md, "Google Vertex AI"
     project: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$")
@@ -141,3 +146,9 @@ class Deployment(_Model):
     #: the date the upstream model is retired (the provider's deprecation notice): warned about at
     #: start-up and by check-config from 90 days ahead, and in /metrics (docs/migration.md)
     retires: date | None = None
+    #: where the deployment processes data (``eu``, ``us``, ``eu-west-1``); unset: its provider's.
+    #: Requests restricted to some regions go only to deployments in them (docs/configuration.md,
+    #: "Data residency")
+    region: str | None = Field(default=None, pattern=REGION)
+    #: the provider's data-processing terms for this deployment, for humans (read in the config file; never enforced)
+    data_terms: str | None = None

@@ -10,6 +10,7 @@ from typing import Any
 
 from breakwater.core.config.problems import Problem
 from breakwater.core.config.prompts import NAME, parse_ref
+from breakwater.core.config.slo import slo_problems
 
 
 def _section(data: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
@@ -135,6 +136,7 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
                         f"unknown deployment {ref!r} (expected one of: {_one_of(known_deployments)})",
                     )
                 )
+    problems.extend(slo_problems(data))
     return problems
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,9 +16,11 @@ from breakwater.core.config.observability import CaptureSettings
 from breakwater.core.config.output import RouteOutput
 from breakwater.core.config.policies import RetryPolicy, Timeouts
 from breakwater.core.config.shadow import RouteShadow
+from breakwater.core.config.slo import RouteSlo
 from breakwater.core.config.targets import Branch, RouteTarget, _targets
 from breakwater.core.config.trim import RouteTrim
 from breakwater.core.config.variants import Variants
+from breakwater.core.regions import PATTERN as REGION
 
 Strategy = Literal["ordered", "weighted", "least_in_flight", "lowest_latency"]
 
@@ -115,6 +117,11 @@ class Route(_Model):
     #: the oldest turns dropped or summarised when a prompt is over a token budget
     #: (docs/configuration.md, "History trimming")
     trim: RouteTrim | None = None
+    #: the regions this route's requests may go to (data residency; docs/configuration.md): its
+    #: deployments, its fallback routes' and every side call made for its requests are held to it
+    allowed_regions: list[Annotated[str, Field(pattern=REGION)]] | None = None
+    #: service-level objectives with error budgets and burn-rate alerts (docs/slo.md)
+    slo: RouteSlo | None = None
     description: str | None = None
 
     @field_validator("deployments", mode="before")

@@ -21,6 +21,7 @@ from breakwater.core.errors import InvalidRequest
 from breakwater.core.keys import Team, VirtualKey
 from breakwater.core.limits import to_nano_ceiling
 from breakwater.core.pricing import Price, cost
+from breakwater.core.regions import narrow
 from breakwater.core.tokens import TextCounter, estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, EmbeddingRequest, Usage
 from breakwater.engine.access.directory import Directory
@@ -129,8 +130,15 @@ class Gatekeeper:
 
     def _route(self, ctx: RequestContext, model: str) -> Route:
         route = self.router.resolve(model)
-        if ctx.caller.key is not None and self.directory is not None:
-            self.directory.check_route(ctx.caller.key, route.name)
+        key, team = ctx.caller.key, ctx.caller.team
+        if key is not None and self.directory is not None:
+            self.directory.check_route(key, route.name)
+        # data residency: what the key, its team and the route allow, met once for the request
+        ctx.regions = narrow(
+            key.regions or None if key is not None else None,
+            team.regions or None if team is not None else None,
+            route.allowed_regions,
+        )
         return route
 
     async def _admit(self, ctx: RequestContext, route: Route, demand: Callable[[], Demand]) -> None:

@@ -37,6 +37,7 @@ from breakwater.core.keys import (
     new_key,
 )
 from breakwater.core.limits import Budget, Limits, Period
+from breakwater.core.regions import PATTERN as REGION
 from breakwater.engine.access.directory import Directory
 from breakwater.engine.access.store import AccessStore, KeyConflict
 from breakwater.engine.ports import Clock
@@ -80,6 +81,8 @@ def _tags(value: dict[str, str]) -> dict[str, str]:
 
 #: up to 16 ``key: value`` tags, as ``x-breakwater-tags`` takes them
 Tags = Annotated[dict[str, str], AfterValidator(_tags)]
+#: the regions a key's or team's requests may go to (data residency, ``core/regions.py``)
+RegionList = Annotated[list[Annotated[str, Field(pattern=REGION)]], Field(max_length=32)]
 
 
 class KeySpec(_Spec):
@@ -93,6 +96,8 @@ class KeySpec(_Spec):
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     expires_at: float | None = Field(default=None, gt=0)
     expires_in_s: float | None = Field(default=None, gt=0)
+    #: empty: anywhere
+    regions: RegionList = Field(default_factory=list)
 
 
 class KeyPatch(_Spec):
@@ -108,12 +113,15 @@ class KeyPatch(_Spec):
     expires_in_s: float | None = Field(default=None, gt=0)
     #: remove the expiry
     no_expiry: bool = False
+    #: ``[]`` lifts the restriction
+    regions: RegionList | None = None
 
 
 class TeamSpec(_Spec):
     name: str
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     tags: Tags = Field(default_factory=dict)
+    regions: RegionList = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -126,6 +134,7 @@ class TeamSpec(_Spec):
 class TeamPatch(_Spec):
     limits: LimitsSpec | None = None
     tags: Tags | None = None
+    regions: RegionList | None = None
 
 
 def parse(spec: type[_Spec], data: Any) -> Any:
@@ -205,6 +214,7 @@ class AccessOperations:
             limits=spec.limits.to_limits(),
             created_at=now,
             expires_at=_expiry(spec.expires_at, spec.expires_in_s, now),
+            regions=tuple(spec.regions),
         )
         return await self._with_new_secret(record, lambda key: key, actor, "key.create", now)
 
@@ -232,6 +242,8 @@ class AccessOperations:
             changes["tags"] = dict(patch.tags)
         if patch.limits is not None:
             changes["limits"] = patch.limits.to_limits()
+        if patch.regions is not None:
+            changes["regions"] = tuple(patch.regions)
         if patch.no_expiry:
             changes["expires_at"] = None
         elif patch.expires_at is not None or patch.expires_in_s is not None:
@@ -307,7 +319,7 @@ class AccessOperations:
         if any(t.name == spec.name for t in await self.teams()):
             raise InvalidRequest(f"Team '{spec.name}' exists already", param="name")
         now = self._clock.time()
-        team = Team(spec.name, spec.limits.to_limits(), dict(spec.tags), created_at=now)
+        team = Team(spec.name, spec.limits.to_limits(), dict(spec.tags), created_at=now, regions=tuple(spec.regions))
         await self.store.save_team(team, actor=actor, action="team.create", now=now)
         await self._changed("team.create", f"team:{team.name}", actor)
         return team
@@ -319,8 +331,10 @@ class AccessOperations:
             changes["limits"] = patch.limits.to_limits()
         if patch.tags is not None:
             changes["tags"] = dict(patch.tags)
+        if patch.regions is not None:
+            changes["regions"] = tuple(patch.regions)
         if not changes:
-            raise InvalidRequest("Nothing to change: give limits or tags")
+            raise InvalidRequest("Nothing to change: give limits, tags or regions")
         return await self._save_team(dataclasses.replace(team, **changes), actor, "team.update")
 
     async def set_team_disabled(self, name: str, disabled: bool, *, actor: str) -> Team:

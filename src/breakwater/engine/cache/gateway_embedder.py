@@ -56,9 +56,10 @@ class GatewayEmbedder:
         self.finish = finish
         self._ids = IdGenerator()
 
-    async def embed(self, text: str) -> Vector:
-        """Raises: EmbedderFailed."""
+    async def embed(self, text: str, regions: frozenset[str] | None = None) -> Vector:
+        """Raises: EmbedderFailed. ``regions``: the asking request's allowed regions (data residency)."""
         ctx = RequestContext("embed-" + self._ids.new(), caller=Caller(user=USER))
+        ctx.regions = regions
         ctx.started_at, ctx.started_mono = self.clock.time(), self.clock.monotonic()
         ctx.outcome.route = self.model
         outcome = Outcome()

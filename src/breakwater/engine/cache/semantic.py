@@ -43,8 +43,9 @@ class Embedder(Protocol):
     #: what its vectors are comparable with: an index filled by another embedder is not kept
     identity: str
 
-    async def embed(self, text: str) -> Vector:
-        """Raises: EmbedderFailed (``semantic_scope.py``)."""
+    async def embed(self, text: str, regions: frozenset[str] | None = None) -> Vector:
+        """Raises: EmbedderFailed (``semantic_scope.py``). ``regions``: where the text may be sent
+        (data residency, ``core/regions.py``); a local model sends it nowhere."""
         ...
 
 

@@ -201,7 +201,7 @@ class CacheStage(Stage):
         if text is None:
             return None
         try:
-            vector = await embedder.embed(text)
+            vector = await embedder.embed(text, ctx.regions)
         except EmbedderFailed as exc:
             self.counts.embed_failures += 1
             log.warning("semantic lookup skipped: %s", exc, extra={"request_id": ctx.request_id})

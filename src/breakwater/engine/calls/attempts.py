@@ -3,7 +3,10 @@
 For each attempt, in this order (one method each below):
 
 1. **order**: deployments in the order the route's strategy gives (``engine/routing.py``), the
-   ones whose context window the prompt does not fit left out (``core/tokens.py``);
+   ones outside the request's allowed regions left out (``core/regions.py``: the request's and
+   the route's restriction; the one place data residency is enforced, since every upstream call
+   of every kind comes through here), then the ones whose context window the prompt does not
+   fit (``core/tokens.py``);
 2. **breaker**: a deployment whose circuit breaker is open or cooling down after a 429 is
    skipped (``engine/calls/breaker.py``);
 3. **retry**: coming back to a deployment already tried is a retry, which needs the deployment's
@@ -16,7 +19,9 @@ For each attempt, in this order (one method each below):
    retryable failures go on (429, 5xx, 529, timeouts, connection, garbage); a 400-class failure
    is returned at once, since any deployment would refuse it the same way.
 
-When everything failed, one error lists each attempt and why.
+When everything failed, one error lists each attempt and why; when deployments were left out for
+their region, it is ``RegionUnavailable`` (503, ``region_unavailable``) unless the allowed ones
+said to back off (429-class).
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from breakwater.core.errors import (
     ContextLengthExceeded,
     Overloaded,
     RateLimited,
+    RegionUnavailable,
     Unavailable,
     UpstreamError,
     UpstreamTimeout,
 )
+from breakwater.core.regions import Regions, allows, describe, narrow
 from breakwater.core.tokens import byte_estimate, requested_tokens, token_bound
 from breakwater.core.types import ChatRequest
 from breakwater.engine.calls.admission import ConcurrencyLimiter, Slot
@@ -61,6 +68,8 @@ class _Run:
     attempts: int = 0
     retries: int = 0
     index: int = 0
+    #: the regions allowed when some deployment was left out for its region, else ``None``
+    fenced: Regions = None
 
 
 class Attempts:
@@ -87,7 +96,10 @@ class Attempts:
         avoid: str | None = None,
     ) -> T:
         failures: list[str] = []
-        run = _Run(self._order(route, request, stream, avoid, failures), deadline, failures)
+        allowed = narrow(ctx.regions, route.allowed_regions)
+        run = _Run(self._order(route, request, stream, avoid, failures, allowed), deadline, failures)
+        if allowed is not None and any(not allows(allowed, d.region) for d in route.deployments):
+            run.fenced = allowed
         policy, clock, deployments = route.retry, self.clock, self.deployments
         while run.attempts < policy.max_attempts and (run.attempts == 0 or clock.monotonic() < deadline):
             if run.index >= len(run.order):
@@ -113,13 +125,27 @@ class Attempts:
             done, result = await self._call(run, route, deployment, stats, breaker, ctx, attempt, slot, stream)
             if done:
                 return result  # type: ignore[return-value]
-        raise _exhausted(route, run.failures, run.last)
+        raise _exhausted(route, run.failures, run.last, run.fenced)
 
     def _order(
-        self, route: Route, request: ChatRequest | None, stream: bool, avoid: str | None, failures: list[str]
+        self,
+        route: Route,
+        request: ChatRequest | None,
+        stream: bool,
+        avoid: str | None,
+        failures: list[str],
+        allowed: Regions,
     ) -> list[Deployment]:
-        """Step 1: the deployments to try, in order; those the prompt does not fit noted in ``failures``."""
+        """Step 1: the deployments to try, in order; those outside ``allowed`` or that the prompt
+        does not fit noted in ``failures``."""
         order = self.router.order(route, self.deployments.stats, stream=stream)
+        if allowed is not None:
+            order = _in_regions(order, allowed, failures)
+            if not order:
+                raise RegionUnavailable(
+                    f"model '{route.name}': no deployment in the allowed regions ({describe(allowed)}) "
+                    f"can serve the request ({'; '.join(failures)})"
+                )
         if avoid is not None:
             order.sort(key=lambda d: d.name == avoid)
         if request is not None and route.has_windows and not _fits_surely(order, request):
@@ -265,6 +291,7 @@ def _chosen(ctx: RequestContext, deployment: Deployment, *, fallback: bool) -> N
     outcome.deployment = deployment.name
     outcome.provider = deployment.target.provider
     outcome.upstream_model = deployment.target.model
+    outcome.region = deployment.region
     outcome.fallback = outcome.fallback or fallback
 
 
@@ -273,10 +300,17 @@ def _log_attempt(ctx: RequestContext, deployment: Deployment, started: float, en
     ctx.outcome.attempt_log.append((deployment.name, target.provider, target.model, started, ended, error))
 
 
-def _exhausted(route: Route, failures: list[str], last: UpstreamError | None) -> UpstreamError:
+def _exhausted(route: Route, failures: list[str], last: UpstreamError | None, fenced: Regions) -> UpstreamError:
     """One error for a request nothing could serve: 429/503-class if that is what the upstreams
-    said (so clients back off), else 503; the message lists every attempt, never an upstream body."""
+    said (so clients back off), else 503 (``region_unavailable`` when deployments were left out
+    for their region); the message lists every attempt, never an upstream body."""
     summary = f"model '{route.name}': no deployment could serve the request ({'; '.join(failures) or 'none tried'})"
+    if fenced is not None and not isinstance(last, RateLimited):
+        summary = (
+            f"model '{route.name}': no deployment in the allowed regions ({describe(fenced)}) could serve "
+            f"the request ({'; '.join(failures)})"
+        )
+        return RegionUnavailable(summary, upstream_status=last.upstream_status if last else None)
     if isinstance(last, (RateLimited, Overloaded, UpstreamTimeout)):
         return type(last)(
             summary, provider=last.provider, upstream_status=last.upstream_status, retry_after=last.retry_after
@@ -286,6 +320,17 @@ def _exhausted(route: Route, failures: list[str], last: UpstreamError | None) ->
 
 def _tenant(ctx: RequestContext, request: ChatRequest | None) -> str:
     return ctx.caller.user or (request.user if request is not None else None) or ""
+
+
+def _in_regions(order: list[Deployment], allowed: frozenset[str], failures: list[str]) -> list[Deployment]:
+    """The deployments in the ``allowed`` regions; the others are noted in ``failures``."""
+    kept: list[Deployment] = []
+    for d in order:
+        if allows(allowed, d.region):
+            kept.append(d)
+        else:
+            failures.append(f"{d.name}: skipped (region {d.region or 'unset'} not allowed)")
+    return kept
 
 
 def _fits_surely(order: list[Deployment], request: ChatRequest) -> bool:

@@ -37,7 +37,7 @@ from breakwater.engine.evals.model_graded import Graders, evaluate
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
 from breakwater.engine.router.checks import JudgeCall
-from breakwater.engine.similarity import Similarity
+from breakwater.engine.similarity import Similarity, held_to
 from breakwater.engine.tasks import LaneCounts, Lanes
 from breakwater.engine.tee import EventStream
 
@@ -94,6 +94,8 @@ class _Job:
     at: float
     output: Output
     dlp: DlpPlan | None = None
+    #: the graded request's allowed regions (data residency): its judge is held to them
+    regions: frozenset[str] | None = None
 
 
 class DriftStage(Stage):
@@ -140,6 +142,8 @@ class DriftStage(Stage):
         #: per route: its queue and the workers emptying it (made on the route's first sample)
         self._lanes: Lanes[_Job] = Lanes(self._grade, "breakwater-drift", self._failed)
         self._ids = IdGenerator()
+        #: whether a route sheds optional work now (its error budget burns fast: docs/slo.md)
+        self.shed: Callable[[str], bool] | None = None
 
     def chat(self, call: ChatCall) -> ChatCall:
         plans, rng, clock = self.plans, self._rng, self._clock
@@ -148,13 +152,16 @@ class DriftStage(Stage):
             plan = plans.get(request.model)
             if plan is None or (plan.share < 1.0 and rng.random() >= plan.share):
                 return await call(request, ctx)
+            if self.shed is not None and self.shed(request.model):
+                DriftCounts.add(self.counts.shed, request.model)
+                return await call(request, ctx)
             started = clock.monotonic()
             answer = await call(request, ctx)
-            route, rid, dlp = request.model, ctx.request_id, ctx.dlp
+            route, rid, dlp, regions = request.model, ctx.request_id, ctx.dlp, ctx.regions
             if isinstance(answer, EventStream):
-                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, started, dlp)))
+                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, started, dlp, regions)))
             else:
-                self._offer(route, plan, request, rid, answer, started, dlp)
+                self._offer(route, plan, request, rid, answer, started, dlp, regions)
             return answer
 
         return watched
@@ -176,10 +183,11 @@ class DriftStage(Stage):
         answer: ChatResponse,
         started: float,
         dlp: DlpPlan | None = None,
+        regions: frozenset[str] | None = None,
     ) -> None:
         """Queue the sample, never waiting: a full queue drops it."""
         latency_ms = (self._clock.monotonic() - started) * 1000.0
-        job = _Job(route, plan, rid, self._clock.time(), _output(request, answer, latency_ms), dlp)
+        job = _Job(route, plan, rid, self._clock.time(), _output(request, answer, latency_ms), dlp, regions)
         if not self._lanes.offer(route, job, plan.queue, plan.concurrency):
             DriftCounts.add(self.counts.dropped, route)
 
@@ -190,8 +198,9 @@ class DriftStage(Stage):
 
     async def _grade(self, job: _Job) -> None:
         plan = job.plan
-        judge = None if plan.judge is None else self._judge(plan.judge, job.request_id, job.dlp)
-        graders = Graders(self._similarity, judge)
+        judge = None if plan.judge is None else self._judge(plan.judge, job.request_id, job.dlp, job.regions)
+        similarity = None if self._similarity is None else held_to(self._similarity, job.regions)
+        graders = Graders(similarity, judge)
         verdict = await evaluate(plan.assertions, job.output, plan.threshold, graders)
         failed = sorted(
             {("not-" if g.assertion.negate else "") + g.assertion.type for g in verdict.grades if not g.passed}
@@ -207,7 +216,9 @@ class DriftStage(Stage):
             except Exception as exc:  # noqa: BLE001 - the score stays in the watch; the store is told off in the log
                 log.warning("a drift score of request %s was not stored: %s", job.request_id, type(exc).__name__)
 
-    def _judge(self, route: str, request_id: str, dlp: DlpPlan | None) -> JudgeCall:
+    def _judge(
+        self, route: str, request_id: str, dlp: DlpPlan | None, regions: frozenset[str] | None = None
+    ) -> JudgeCall:
         """A judge route's call for one sample: a ledger row of its own, naming the graded request."""
         return judge_route(
             route,
@@ -217,6 +228,7 @@ class DriftStage(Stage):
             request_id=lambda: "drift-" + self._ids.new(),
             caller=lambda: Caller(user=USER, tags={"drift_of": request_id}),
             dlp=dlp,
+            regions=regions,
         )
 
     async def stop(self) -> None:

@@ -28,6 +28,7 @@ def judge_route(
     request_id: Callable[[], str],
     caller: Callable[[], Caller],
     dlp: DlpPlan | None = None,
+    regions: frozenset[str] | None = None,
 ) -> JudgeCall:
     """Args:
     route: the judge route.
@@ -36,6 +37,7 @@ def judge_route(
     request_id, caller: each call's request id and who the ledger says asked.
     dlp: the graded request's data-loss plan: the grading request quotes it, so each judge
         deployment gets it as that request's would (``DlpPlan.outbound``).
+    regions: the graded request's allowed regions (data residency): the judge is held to them.
 
     A failed call is recorded (502; 499 when cancelled) and raised: ``model_graded`` fails the
     assertion, naming the error's type.
@@ -46,6 +48,7 @@ def judge_route(
         ctx.started_at, ctx.started_mono = clock.time(), clock.monotonic()
         ctx.outcome.route = route
         ctx.dlp = None if dlp is None else dlp.fork()
+        ctx.regions = regions
         request = dataclasses.replace(prompt, model=route)
         outcome = Outcome(request=request)
         try:

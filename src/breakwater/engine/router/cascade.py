@@ -145,6 +145,7 @@ class Cascade:
             mine = RequestContext(ctx.request_id, caller=ctx.caller, headers=ctx.headers)
             # the grading request quotes this one: its deployments get it as this one's would
             mine.dlp = None if ctx.dlp is None else ctx.dlp.fork()
+            mine.regions = ctx.regions  # and may go where this one may
             prompt.model = route
             verdict = await call(prompt, mine)
             assert isinstance(verdict, ChatResponse)

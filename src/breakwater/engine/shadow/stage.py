@@ -28,7 +28,7 @@ from breakwater.engine.context import Caller, RequestContext
 from breakwater.engine.guardrails.dlp import DlpPlan
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, Outcome, Stage
 from breakwater.engine.ports import Clock, RandomSource
-from breakwater.engine.similarity import Similarity
+from breakwater.engine.similarity import Similarity, held_to
 from breakwater.engine.tasks import LaneCounts, Lanes
 from breakwater.engine.tee import EventStream
 
@@ -68,6 +68,8 @@ class _Job:
     #: the primary's data-loss plan (a copy): the candidate's deployments get what their
     #: providers may receive, like the primary's (``engine/guardrails/dlp.py``)
     dlp: DlpPlan | None = None
+    #: the primary's allowed regions (data residency): the candidate is held to them
+    regions: frozenset[str] | None = None
 
 
 class ShadowStage(Stage):
@@ -101,6 +103,8 @@ class ShadowStage(Stage):
         #: per route: its queue and the workers emptying it (made on the route's first mirror)
         self._lanes: Lanes[_Job] = Lanes(self._mirror, "breakwater-shadow", self._failed)
         self._ids = IdGenerator()
+        #: whether a route sheds optional work now (its error budget burns fast: docs/slo.md)
+        self.shed: Callable[[str], bool] | None = None
 
     def chat(self, call: ChatCall) -> ChatCall:
         plans, rng = self.plans, self._rng
@@ -109,13 +113,17 @@ class ShadowStage(Stage):
             plan = plans.get(request.model)
             if plan is None or (plan.share < 1.0 and rng.random() >= plan.share):
                 return await call(request, ctx)
+            if self.shed is not None and self.shed(request.model):
+                ShadowCounts.add(self.counts.shed, request.model)
+                return await call(request, ctx)
             answer = await call(request, ctx)
             route, rid = request.model, ctx.request_id
             dlp = None if ctx.dlp is None else dataclasses.replace(ctx.dlp)
+            regions = ctx.regions
             if isinstance(answer, EventStream):
-                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, dlp)))
+                answer.tap(Assembly(lambda whole: self._offer(route, plan, request, rid, whole, dlp, regions)))
             else:
-                self._offer(route, plan, request, rid, answer, dlp)
+                self._offer(route, plan, request, rid, answer, dlp, regions)
             return answer
 
         return mirrored
@@ -132,9 +140,10 @@ class ShadowStage(Stage):
         primary_id: str,
         answer: ChatResponse,
         dlp: DlpPlan | None = None,
+        regions: frozenset[str] | None = None,
     ) -> None:
         """Queue the mirror, never waiting: a full queue drops it."""
-        job = _Job(route, plan, request, primary_id, _text(answer), dlp)
+        job = _Job(route, plan, request, primary_id, _text(answer), dlp, regions)
         if self._lanes.offer(route, job, plan.queue, plan.concurrency):
             ShadowCounts.add(self.counts.mirrored, route)
         else:
@@ -150,7 +159,7 @@ class ShadowStage(Stage):
         ctx.started_at, ctx.started_mono = self._clock.time(), self._clock.monotonic()
         ctx.outcome.route = candidate
         ctx.outcome.shadow_of = job.primary_id
-        ctx.dlp = job.dlp
+        ctx.dlp, ctx.regions = job.dlp, job.regions
         request = _whole(job.request, candidate)
         outcome = Outcome(request=request)
         try:
@@ -165,7 +174,8 @@ class ShadowStage(Stage):
             text = _text(answer)
             ctx.outcome.shadow_exact = _same(text, job.primary_text)
             if job.plan.similarity and self._similarity is not None:
-                ctx.outcome.shadow_similarity = await self._similarity(text, job.primary_text)
+                similarity = held_to(self._similarity, job.regions)
+                ctx.outcome.shadow_similarity = await similarity(text, job.primary_text)
         finally:
             self._finish(ctx, outcome)
 

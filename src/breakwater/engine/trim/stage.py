@@ -122,6 +122,7 @@ class TrimStage(Stage):
         mine = RequestContext(ctx.request_id, caller=ctx.caller, headers=ctx.headers)
         # the summary request quotes this one: its deployments get it as this one's would
         mine.dlp = None if ctx.dlp is None else ctx.dlp.fork()
+        mine.regions = ctx.regions  # and may go where this one may
         prompt = ChatRequest(
             model=route,
             messages=[Message("system", [TextPart(INSTRUCTION)]), Message("user", [TextPart(transcript(removed))])],

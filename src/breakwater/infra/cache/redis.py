@@ -8,14 +8,11 @@ most one timeout (``infra/redis_client.py``). The URL may hold a password: messa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
-
 from breakwater.engine.cache.store import CacheUnavailable
-from breakwater.infra.redis_client import bounded_redis
+from breakwater.infra.redis_client import answered, bounded_redis
 
 _T = TypeVar("_T")
 
@@ -42,8 +39,4 @@ class RedisCacheStore:
         await self._redis.aclose()
 
     async def _call(self, op: Awaitable[_T]) -> _T:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await op
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise CacheUnavailable(f"Redis did not answer ({type(exc).__name__})") from None
+        return await answered(op, self._timeout_s, CacheUnavailable)

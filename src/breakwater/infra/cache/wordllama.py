@@ -52,8 +52,8 @@ class WordLlamaEmbedder:
         bundled = Path(wordllama.__file__).parent
         self._model = WordLlama.load(cache_dir=bundled, disable_download=True, dim=DIMENSIONS)
 
-    async def embed(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
-        return self.embed_now(text)
+    async def embed(self, text: str, regions: frozenset[str] | None = None) -> np.ndarray[Any, np.dtype[np.float32]]:
+        return self.embed_now(text)  # in process: the text goes to no region
 
     def embed_now(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
         """``text`` as a unit vector (float32)."""

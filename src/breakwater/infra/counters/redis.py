@@ -21,14 +21,11 @@ Redis needs no recovery step. The URL may hold a password: messages say "Redis",
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
 
-from redis.exceptions import RedisError
-
 from breakwater.engine.limits.counters import Adjust, Check, CountersUnavailable, Reading, Release, Verdict, Window
-from breakwater.infra.redis_client import bounded_redis
+from breakwater.infra.redis_client import answered, bounded_redis
 
 __all__ = ["RedisCounters"]
 
@@ -259,8 +256,4 @@ class RedisCounters:
 
     async def _answer(self, call: Awaitable[_T]) -> _T:
         """Await one Redis call within ``timeout_s``; every failure becomes ``CountersUnavailable``."""
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await call
-        except (RedisError, OSError) as exc:  # OSError includes TimeoutError and refused/reset connections
-            raise CountersUnavailable(f"Redis unavailable ({type(exc).__name__})") from exc
+        return await answered(call, self._timeout_s, CountersUnavailable)

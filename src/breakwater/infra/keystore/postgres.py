@@ -31,7 +31,7 @@ from breakwater.infra.keystore.batch_plans import BatchOperations
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.response_plans import ResponseOperations
-from breakwater.infra.keystore.schema import POSTGRES, Tables, create_statements
+from breakwater.infra.keystore.schema import POSTGRES, Tables, added_columns, create_statements
 
 T = TypeVar("T")
 
@@ -191,6 +191,10 @@ class PostgresKeyStore:
                             await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.tables.keys)
                             for statement in create_statements(self.tables, POSTGRES):
                                 await self._conn.execute(statement)
+                            for table, column, definition in added_columns(self.tables, POSTGRES):
+                                await self._conn.execute(
+                                    f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {definition}'
+                                )
                     yield self._conn
             except (KeyConflict, VersionConflict):
                 raise  # refused by the plan and rolled back cleanly: the connection is sound

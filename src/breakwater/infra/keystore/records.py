@@ -37,8 +37,9 @@ KEY_COLUMNS = (
     "previous_prefix",
     "previous_hash",
     "previous_until",
+    "regions",
 )
-TEAM_COLUMNS = ("name", "limits", "tags", "created_at", "disabled")
+TEAM_COLUMNS = ("name", "limits", "tags", "created_at", "disabled", "regions")
 LIMITS_COLUMNS = ("scope", "subject", "limits", "created_at")
 AUDIT_COLUMNS = ("seq", "ts", "actor", "action", "target", "before", "after")
 CONFIG_COLUMNS = ("number", "ts", "author", "action", "message", "text", "hash")
@@ -83,6 +84,7 @@ def key_values(key: VirtualKey) -> tuple[Any, ...]:
         key.previous_prefix,
         key.previous_hash,
         key.previous_until,
+        _dumps(list(key.regions)),
     )
 
 
@@ -90,6 +92,7 @@ def key_of(row: Row) -> VirtualKey:
     """What ``key_values`` stored."""
     values = dict(zip(KEY_COLUMNS, row, strict=True))
     values["routes"] = tuple(_loads(values["routes"]))
+    values["regions"] = tuple(_loads(values["regions"]) or ())
     values["tags"] = _loads(values["tags"])
     values["limits"] = Limits.from_json(_loads(values["limits"]))
     values["disabled"] = bool(values["disabled"])
@@ -98,13 +101,22 @@ def key_of(row: Row) -> VirtualKey:
 
 def team_values(team: Team) -> tuple[Any, ...]:
     """``team`` in ``TEAM_COLUMNS`` order."""
-    return (team.name, _dumps(team.limits.to_json()), _dumps(team.tags), team.created_at, team.disabled)
+    return (
+        team.name,
+        _dumps(team.limits.to_json()),
+        _dumps(team.tags),
+        team.created_at,
+        team.disabled,
+        _dumps(list(team.regions)),
+    )
 
 
 def team_of(row: Row) -> Team:
     """What ``team_values`` stored."""
-    name, limits, tags, created_at, disabled = row
-    return Team(name, Limits.from_json(_loads(limits)), _loads(tags), created_at, bool(disabled))
+    name, limits, tags, created_at, disabled, regions = row
+    return Team(
+        name, Limits.from_json(_loads(limits)), _loads(tags), created_at, bool(disabled), tuple(_loads(regions) or ())
+    )
 
 
 def limits_values(entry: SubjectLimits) -> tuple[Any, ...]:

@@ -26,6 +26,10 @@ from breakwater.infra.keystore.records import (
 
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
+# data residency (core/regions.py), added after the first schema: `added_columns` puts it on
+# tables made before it, defaulted to no restriction
+_REGIONS = "json NOT NULL DEFAULT '[]'"
+
 # The first word is a logical type the dialect replaces; the rest is the same SQL in both.
 _KEYS = {
     "id": "text PRIMARY KEY",
@@ -45,6 +49,7 @@ _KEYS = {
     # UNIQUE allows any number of NULLs in both databases: keys never rotated
     "previous_hash": "text UNIQUE",
     "previous_until": "real",
+    "regions": _REGIONS,
 }
 _TEAMS = {
     "name": "text PRIMARY KEY",
@@ -52,6 +57,7 @@ _TEAMS = {
     "tags": "json NOT NULL",
     "created_at": "real NOT NULL",
     "disabled": "bool NOT NULL",
+    "regions": _REGIONS,
 }
 _LIMITS = {
     "scope": "text NOT NULL",
@@ -201,6 +207,15 @@ class Tables:
 def quoted(columns: tuple[str, ...]) -> str:
     """A column list (``user`` is reserved in PostgreSQL, so every name is quoted)."""
     return ", ".join(f'"{c}"' for c in columns)
+
+
+def added_columns(tables: Tables, dialect: Dialect) -> list[tuple[str, str, str]]:
+    """``(table, column, definition)`` for each column added after a table was first made: a
+    store adds the ones its tables lack when it opens (PostgreSQL: ``ADD COLUMN IF NOT EXISTS``;
+    SQLite, which has no such clause, after reading the table's columns)."""
+    kind, _, rest = _REGIONS.partition(" ")
+    regions = f"{dialect.types[kind]} {rest}"
+    return [(tables.keys, "regions", regions), (tables.teams, "regions", regions)]
 
 
 def create_statements(tables: Tables, dialect: Dialect) -> list[str]:

@@ -29,7 +29,7 @@ from breakwater.infra.keystore.batch_plans import BatchOperations
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.response_plans import ResponseOperations
-from breakwater.infra.keystore.schema import SQLITE, Tables, create_statements
+from breakwater.infra.keystore.schema import SQLITE, Tables, added_columns, create_statements
 
 T = TypeVar("T")
 
@@ -197,6 +197,9 @@ class SqliteKeyStore:
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in create_statements(_TABLES, SQLITE):
                     conn.execute(statement)
+                for table, column, definition in added_columns(_TABLES, SQLITE):
+                    if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                        conn.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {definition}')
                 conn.execute("COMMIT")
             except BaseException:
                 conn.close()

@@ -38,6 +38,8 @@ GROUP_COLUMNS = {
     "model": "upstream_model",
     "deployment": "deployment",
     "key": "key_id",
+    # the serving deployment's region (data residency); '' for rows without one
+    "region": "COALESCE(region, '')",
 }
 """The groupings that are one ledger column each: a new column to group by is one more entry."""
 

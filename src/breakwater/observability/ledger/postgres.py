@@ -81,6 +81,7 @@ _TYPES = {
     "trimmed_messages": "INTEGER",
     "trimmed_tokens": "BIGINT",
     "trim_summary": "BOOLEAN",
+    "region": "TEXT",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)

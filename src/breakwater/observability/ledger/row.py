@@ -99,6 +99,8 @@ class LedgerRow:
     trimmed_messages: int | None = None
     trimmed_tokens: int | None = None
     trim_summary: bool | None = None
+    #: the region of the deployment that served (data residency; ``None``: it declares none)
+    region: str | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
@@ -152,6 +154,7 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "trimmed_messages",
     "trimmed_tokens",
     "trim_summary",
+    "region",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 

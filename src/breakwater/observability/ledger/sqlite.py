@@ -103,6 +103,7 @@ _TYPES = {
     "trimmed_messages": "INTEGER",
     "trimmed_tokens": "INTEGER",
     "trim_summary": "INTEGER",
+    "region": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools", "trim_summary")
