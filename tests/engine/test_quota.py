@@ -169,6 +169,24 @@ async def test_budget_overshoot_is_bounded_by_one_request() -> None:
     assert row["spent_usd"] == "0" and row["period_id"] == "d20261129"  # a new day, a new budget
 
 
+async def test_usage_reads_each_limits_live_use_without_counting() -> None:
+    """``Quota.usage``: requests and tokens in the last 60 one-second slots, requests in flight;
+    reading twice changes nothing, and the minute slides."""
+    c = clock()
+    quota = Quota(MemoryCounters(), c)
+    scope = key(rpm=10, tpm=1000, max_concurrent=4)
+    held = [await admit(quota, [scope], demand(tokens=100)) for _ in range(3)]
+    quota.settle(held[0], 40, None)
+    await quota.flush()
+    expected = [("rpm", 3, 10), ("tpm", 240, 1000), ("concurrent", 2, 4)]
+    for _ in range(2):
+        rows = await quota.usage([scope, key()])
+        assert [(r["limit"], r["used"], r["cap"]) for r in rows] == expected
+    assert rows[0]["scope"] == "key" and rows[0]["subject"] == "k1" and rows[0]["used_share"] == 0.3
+    c.advance(61)
+    assert [r["used"] for r in await quota.usage([scope])] == [0, 0, 2]
+
+
 async def test_budget_alerts_fire_once_per_crossing_across_replicas() -> None:
     """50/80/100% alerts fire when settled spend first crosses each share, once, even with two
     replicas sharing the counters."""
@@ -239,6 +257,10 @@ class Flaky:
     async def read(self, windows: Sequence[Window], now: float) -> list[Reading]:
         self._check()
         return await self.inner.read(windows, now)
+
+    async def held(self, keys: Sequence[str], now: float) -> list[int]:
+        self._check()
+        return await self.inner.held(keys, now)
 
     async def first(self, key: str, ttl_s: int, now: float) -> bool:
         self._check()

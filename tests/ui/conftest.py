@@ -22,7 +22,8 @@ ENVIRON = {"BW_ADMIN": ADMIN, "BW_HASH": "hash-secret-for-dashboard-tests-0123"}
 
 def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dict[str, Any]:
     """Two mock routes with a price (one capturing prompts and answers, with a drift watch), a
-    route with two variants over them, keys in SQLite, a SQLite ledger."""
+    route with two variants over them, a route mirrored to one of them, keys in SQLite, a SQLite
+    ledger."""
     price = {"input_per_mtok": "2.5", "output_per_mtok": "10"}
     config: dict[str, Any] = {
         "access": {"store": f"sqlite:///{tmp}/keys.db", "hash_secret": "env:BW_HASH"} if access else {"enabled": False},
@@ -39,6 +40,7 @@ def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dic
                 "drift": {"share": 1.0, "asserts": [{"type": "not-icontains", "value": "as an AI"}]},
             },
             "smart": {"deployments": ["d-smart"]},
+            "mirrored": {"deployments": ["d-fast"], "shadow": {"route": "smart"}},
             "canary": {
                 "variants": {
                     "sticky": "user",

@@ -300,6 +300,8 @@ def test_limits_show_budget_use_and_the_alerts_fired(browser: Watched, traffic: 
     assert "$0.0004" in row.inner_text()
     assert float(row.get_by_role("meter").get_attribute("aria-valuenow") or 0) > 0
     assert "50" in page.locator("#limits tr", has_text="researcher").inner_text()
+    used = page.locator("#usage tr", has_text="researcher").locator("td").all_inner_texts()
+    assert used[2:5] == ["requests / min", "1", "50"]  # the request above, within the last minute
     assert "research" in page.locator("#alerts").inner_text()
     browser.shot("dashboard-limits")
 
@@ -319,3 +321,27 @@ def test_rollouts_compare_the_variants_and_quality_shows_the_drift_watch(browser
     page.wait_for_url("**/ui/quality")
     assert "fast" in page.locator("#drift").inner_text()
     page.locator("#c-drift canvas, #c-drift .empty").first.wait_for()
+
+
+def test_rollouts_show_a_shadow_s_pairs_and_agreement(browser: Watched, traffic: Gateway) -> None:
+    """Requests to a mirrored route and their candidate calls are paired on the rollouts page."""
+    admin = httpx2.Client(base_url=traffic.url, headers={"authorization": f"Bearer {ADMIN}"})
+    key = admin.post("/admin/keys", json={"name": "mirror"}).json()["key"]
+    for i in range(3):
+        openai_sdk(traffic.url, key).chat.completions.create(
+            model="mirrored", messages=[{"role": "user", "content": f"mirror {i}"}]
+        )
+    ledger = traffic.app.ledger
+    assert ledger is not None
+    until(
+        lambda: ledger.writer.pending == 0 and _rows(traffic.app, "shadow_of IS NOT NULL") >= 3,
+        10,
+        "the candidate calls are in the ledger",
+    )
+    page = browser.page
+    page.goto("/ui/rollouts")
+    section = page.locator("section.rollout", has_text="Route mirrored")
+    cells = section.locator("table.shadow tbody td").all_inner_texts()
+    assert cells[0] == "3" and cells[1].startswith("0")
+    assert cells[2] != "—"  # the mock's answers were compared exactly
+    browser.shot("dashboard-rollouts-shadow")

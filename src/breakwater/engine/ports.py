@@ -115,6 +115,10 @@ class Counters(Protocol):
         """The windows' counts, changing nothing (amounts are ignored)."""
         ...
 
+    async def held(self, keys: Sequence[str], now: float) -> list[int]:
+        """Each lease set's live tokens (requests in flight), changing nothing."""
+        ...
+
     async def first(self, key: str, ttl_s: int, now: float) -> bool:
         """True for the first caller to claim ``key`` within ``ttl_s`` (alerts fire once across replicas)."""
         ...

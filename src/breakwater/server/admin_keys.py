@@ -111,6 +111,16 @@ async def budgets(
 ) -> list[dict[str, object]]:
     """Every budget (of keys, teams, users and tags), or those of one ``scope`` and ``subject``:
     cap, spend this period, reservations (``Quota.spend``); ``GET /admin/budgets`` and the dashboard."""
+    return await quota.spend(await _scopes(admin, scope, subject))
+
+
+async def limit_usage(admin: AccessOperations | None, quota: Quota) -> list[dict[str, object]]:
+    """Every rate and concurrency limit (of keys, teams, users and tags) against its live use
+    (``Quota.usage``); the dashboard's limits page."""
+    return await quota.usage(await _scopes(admin, None, None))
+
+
+async def _scopes(admin: AccessOperations | None, scope: str | None, subject: str | None) -> list[Scope]:
     scopes: list[Scope] = []
     if admin is not None:
         snapshot = await admin.store.snapshot()
@@ -122,8 +132,7 @@ async def budgets(
             for e in snapshot.limits:
                 if e.scope == "user" and e.subject == "*":
                     scopes.append(Scope("user", subject, f"user '{subject}'", e.limits))
-    wanted = [s for s in scopes if scope in (None, s.kind) and subject in (None, s.subject)]
-    return await quota.spend(wanted)
+    return [s for s in scopes if scope in (None, s.kind) and subject in (None, s.subject)]
 
 
 Body = Callable[[], Awaitable[Any]]

@@ -128,6 +128,16 @@ async def test_lease_limit_release_and_expiry(counters: Counters) -> None:
     assert later.admitted and later.readings == (Reading(2),)
 
 
+async def test_held_counts_a_lease_sets_live_tokens_and_changes_nothing(counters: Counters) -> None:
+    """``held`` counts the tokens not yet expired (one counts until its expiry), 0 for an unknown set."""
+    assert (await counters.acquire([CounterLease("h", 3, "t1", T + 30)], T)).admitted
+    assert (await counters.acquire([CounterLease("h", 3, "t2", T + 10)], T)).admitted
+    assert await counters.held(["h", "none"], T + 10) == [2, 0]
+    assert await counters.held(["h"], T + 10.5) == [1]
+    assert await counters.held(["h"], T) == [2]  # nothing was dropped by the later look
+    assert await counters.held([], T) == []
+
+
 async def test_settle_applies_deltas_and_skips_a_negative_one_on_a_missing_slot(counters: Counters) -> None:
     """Positive and negative deltas change the slot and return its value; a negative delta on a missing slot returns None."""
     assert (await counters.acquire([Window("tpm", 100, 10, slot=5, buckets=3)], T)).admitted

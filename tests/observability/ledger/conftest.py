@@ -39,7 +39,9 @@ async def table_of_its_own() -> AsyncIterator[str]:
     try:
         yield name
     finally:
-        await pg_execute(f"DROP TABLE IF EXISTS {name}, {name}_feedback, {name}_eval_scores")
+        await pg_execute(
+            f"DROP TABLE IF EXISTS {name}, {name}_feedback, {name}_eval_scores, {name}_hourly, {name}_hourly_from"
+        )
 
 
 @pytest.fixture

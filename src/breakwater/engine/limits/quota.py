@@ -46,13 +46,12 @@ from breakwater.engine.limits.budget_report import read_budgets
 from breakwater.engine.limits.checks import BudgetAlert, CheckMeta, Demand, Scope, Sessions, rate_headers, refusal
 from breakwater.engine.limits.counters import Adjust, Check, CounterLease, CountersUnavailable, Release, Window
 from breakwater.engine.limits.failover import Failover, Settlement
+from breakwater.engine.limits.limit_report import MINUTE, read_limits
 from breakwater.engine.ports import Clock, Counters
 from breakwater.engine.tasks import stop_task
 
 log = logging.getLogger("breakwater.limits")
 
-#: slots of the per-minute windows (one second each)
-MINUTE = 60
 #: the minute windows are forgotten this long after their last write
 _WINDOW_TTL_S = 2 * MINUTE
 #: a budget counter outlives its period by this much (the admin view shows the last period)
@@ -393,6 +392,11 @@ class Quota:
         base = f"{scope.kind}:{scope.subject}"
         seeds = [Adjust(f"spend:{span.id}:{base}", 0, amount, ttl), Adjust(f"spent:{span.id}:{base}", 0, amount, ttl)]
         await self.counters.settle(seeds, (), now)
+
+    async def usage(self, scopes: Sequence[Scope]) -> list[dict[str, object]]:
+        """Each scope's rate and concurrency limits against their live use (``read_limits``)."""
+        backend = self.counters if self.healthy or self.local is None else self.local
+        return await read_limits(backend, scopes, self.clock.time())
 
     async def spend(self, scopes: Sequence[Scope]) -> list[dict[str, object]]:
         """The budget of each scope that has one: cap, settled spend, committed (with reservations)."""

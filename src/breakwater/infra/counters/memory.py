@@ -194,6 +194,13 @@ class MemoryCounters:
             readings.append(Reading(slots.count(first, window.slot), slots.oldest(first, window.slot)))
         return readings
 
+    async def held(self, keys: Sequence[str], now: float) -> list[int]:
+        out = []
+        for key in keys:
+            tokens = self._leases.get(key)
+            out.append(0 if tokens is None else sum(1 for e in tokens.tokens.values() if e >= now))
+        return out
+
     async def first(self, key: str, ttl_s: int, now: float) -> bool:
         if self._writes >= self._sweep_at:
             self._sweep(now)

@@ -235,6 +235,14 @@ class RedisCounters:
         values = cast(list[Any], reply)
         return [Reading(values[j], values[j + 1]) for j in range(0, len(values), 2)]
 
+    async def held(self, keys: Sequence[str], now: float) -> list[int]:
+        if not keys:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcount(self._namespace + key, repr(float(now)), "+inf")  # a token counts until its expiry
+        return [int(n) for n in await self._answer(pipe.execute())]
+
     async def first(self, key: str, ttl_s: int, now: float) -> bool:
         claimed = await self._answer(self._redis.set(self._namespace + key, b"1", nx=True, ex=ttl_s))
         return bool(claimed)

@@ -18,6 +18,7 @@ The request explorer's search and a request's rows are in ``explorer.py``, re-ex
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from breakwater.observability.ledger.aggregate import BY, group_sql, tag_bind
@@ -30,6 +31,14 @@ from breakwater.observability.ledger.bucketing import (
     sample_modulus,
 )
 from breakwater.observability.ledger.explorer import RowFilter, request_rows, search
+from breakwater.observability.ledger.hourly import (
+    Percentile,
+    gathered,
+    no_percentile,
+    rolled_costs,
+    rolled_reliability,
+    rolled_traffic,
+)
 from breakwater.observability.ledger.reading import dialect_of, money_text, money_units
 
 if TYPE_CHECKING:
@@ -159,7 +168,9 @@ async def series(
     buckets = _check_steps(since, until, step_s)
     if route is not None and not route:
         raise ValueError("route must not be empty")
-    found = await _traffic(store, since, until, step_s, buckets, route)
+    found = await rolled_traffic(store, since, until, step_s, buckets, route)
+    if found is None:
+        found = await _traffic(store, since, until, step_s, buckets, route)
     return [{"t": since + i * step_s, **found.get(i, _empty())} for i in range(buckets)]
 
 
@@ -170,7 +181,9 @@ async def totals(store: SqliteLedger | PostgresLedger, *, since: float, until: f
         ValueError: a bad window.
     """
     _check_window(since, until)
-    found = await _traffic(store, since, until, until - since, 1, None)
+    found = await rolled_traffic(store, since, until, until - since, 1, None)
+    if found is None:
+        found = await _traffic(store, since, until, until - since, 1, None)
     return found.get(0, _empty())
 
 
@@ -207,11 +220,13 @@ async def cost_series(
     if (by == "tag") != (tag_key is not None) or tag_key == "":
         raise ValueError("a tag key is needed with (and only with) by='tag'")
     d = dialect_of(store)
-    tag = [] if tag_key is None else [tag_bind(tag_key, postgres=d.postgres)]
-    group = group_sql(by, "?4", postgres=d.postgres)
-    found = await grouped_sums(
-        store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag), buckets=(step_s, buckets)
-    )
+    found = await rolled_costs(store, by, since, until, step_s, buckets, tag_key)
+    if found is None:
+        tag = [] if tag_key is None else [tag_bind(tag_key, postgres=d.postgres)]
+        group = group_sql(by, "?4", postgres=d.postgres)
+        found = await grouped_sums(
+            store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag), buckets=(step_s, buckets)
+        )
     # the window's groups by cost, ordered as the usage report orders them: cost, then requests,
     # then the group (rows without it last); aggregate() would also rank every group's latencies
     whole: dict[str | None, list[int]] = {}
@@ -260,10 +275,19 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
     ]
     # one grouping gives both: the figures per deployment, and its rows per error class
     failed = "CASE WHEN status >= 400 OR error_class IS NOT NULL THEN COALESCE(error_class, 'unknown') END"
-    counted = await grouped_sums(store, d, (since, until), ["deployment", "provider", failed], sums, routed)
-    modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
-    where, params = "ts >= ?1 AND ts < ?2" + routed, [since, until]
-    values = await ranked(store, d, "deployment", where, params, ["latency_ms", "ttft_ms"], modulus)
+    wanted = ("requests", "errors", "retries", "fallbacks")
+    rolled = await gathered(store, since, until, ("failure", "deployment"), hists=True, figures=wanted)
+    pick: dict[str, Percentile]
+    pick_first: dict[str, Percentile]
+    if rolled is None:
+        counted = await grouped_sums(store, d, (since, until), ["deployment", "provider", failed], sums, routed)
+        modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
+        where, params = "ts >= ?1 AND ts < ?2" + routed, [since, until]
+        values = await ranked(store, d, "deployment", where, params, ["latency_ms", "ttft_ms"], modulus)
+        pick = {name: partial(nearest, v) for name, (v, _) in values.items()}
+        pick_first = {name: partial(nearest, v) for name, (_, v) in values.items()}
+    else:
+        counted, pick, pick_first = rolled_reliability(rolled)
     by_class: dict[str, dict[str, int]] = {}
     merged: dict[str, list[Any]] = {}  # a deployment whose provider changed in the window: the larger name
     for (deployment, provider, error_class), figures in counted.items():
@@ -277,7 +301,7 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
             merged[deployment] = [max(seen[0], provider)] + [a + int(b) for a, b in zip(seen[1:], figures, strict=True)]
     out = []
     for deployment, (provider, requests, errs, retries, fallbacks) in merged.items():
-        lat, first = values.get(deployment, [[], []])
+        lat, first = pick.get(deployment, no_percentile), pick_first.get(deployment, no_percentile)
         out.append(
             {
                 "deployment": deployment,
@@ -288,10 +312,10 @@ async def reliability(store: SqliteLedger | PostgresLedger, *, since: float, unt
                 "error_classes": dict(sorted(by_class.get(deployment, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
                 "retries": int(retries),
                 "fallbacks": int(fallbacks),
-                "latency_p50_ms": nearest(lat, 50),
-                "latency_p95_ms": nearest(lat, 95),
-                "latency_p99_ms": nearest(lat, 99),
-                "ttft_p50_ms": nearest(first, 50),
+                "latency_p50_ms": lat(50),
+                "latency_p95_ms": lat(95),
+                "latency_p99_ms": lat(99),
+                "ttft_p50_ms": first(50),
             }
         )
     out.sort(key=lambda r: (-r["requests"], r["deployment"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 
 from breakwater.engine.drift.stage import Score
+from breakwater.observability.ledger import rollup
 from breakwater.observability.ledger.eval_scores import EVAL_SCORE_COLUMNS, score_from_values, score_values
 from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
 from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
@@ -126,6 +128,8 @@ class PostgresLedger:
         self._delete_chunk = delete_chunk
         self._conn: Any = None
         self._lock = asyncio.Lock()
+        #: the first hour the rollup covers (rollup.py)
+        self.rollup_start = 0.0
         placeholders = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
         self._insert = f"INSERT INTO {table} ({_COLS}) VALUES ({placeholders}) ON CONFLICT (id) DO NOTHING"
         #: the feedback table, next to the ledger's
@@ -160,6 +164,16 @@ class PostgresLedger:
                 f"CREATE INDEX IF NOT EXISTS {e}_request ON {e} (request_id);"
                 f"CREATE INDEX IF NOT EXISTS {e}_ts_route ON {e} (ts, route);"
             )
+            for statement in rollup.schema(t, postgres=True):
+                await conn.execute(statement)
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{t}_hourly")
+                start = await conn.fetchval(f"SELECT start FROM {t}_hourly_from")
+                if start is None:  # a new table, or one from before the rollups
+                    rows, newest = await conn.fetchrow(f"SELECT COUNT(*), MAX(ts) FROM {t}")
+                    start = rollup.new_start(rows, newest, time.time())
+                    await conn.execute(f"INSERT INTO {t}_hourly_from (start) VALUES ($1)", start)
+            self.rollup_start = float(start)
         except BaseException:
             conn.terminate()
             raise
@@ -198,10 +212,52 @@ class PostgresLedger:
             conn = await self._connection()
             try:
                 async with conn.transaction():
+                    # one writer at a time adds to the rollup (its histograms are read, merged, written)
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{self.table}_hourly")
+                    stored = await conn.fetch(f"SELECT id FROM {self.table} WHERE id = ANY($1)", [r.id for r in rows])
                     await conn.executemany(self._insert, params)
+                    # the start as stored (another replica's fill may have moved it)
+                    self.rollup_start = float(await conn.fetchval(f"SELECT start FROM {self.table}_hourly_from"))
+                    await self._roll_up(conn, rollup.fresh(rows, [r[0] for r in stored], self.rollup_start))
             except BaseException:
                 self._discard()
                 raise
+
+    async def _roll_up(self, conn: Any, rows: list[LedgerRow]) -> None:
+        """Add the rows to the hourly rollup (in the caller's transaction)."""
+        if not rows:
+            return
+        added = rollup.Rollup.of(rollup.record_of(r) for r in rows)
+        hours = sorted({k[0] for k in added.hists})
+        found = await conn.fetch(rollup.stored_sql(self.table, len(hours), postgres=True), *hours)
+        stored = {rollup.stored_key(*r[:3]): (r[3], r[4]) for r in found}
+        await conn.executemany(rollup.merge_sql(self.table, postgres=True), added.merged_params(stored))
+
+    async def fill_rollup(self) -> None:
+        """Roll the hours before ``rollup_start`` up from their rows, a day per transaction,
+        newest first (a ledger from before the rollups; rollup.py)."""
+        columns = ", ".join(rollup.COLUMNS)
+        t = self.table
+        while self.rollup_start > 0.0:
+            async with self._lock:
+                conn = await self._connection()
+                try:
+                    async with conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{t}_hourly")
+                        start = float(await conn.fetchval(f"SELECT start FROM {t}_hourly_from"))
+                        if start <= 0.0:  # filled already, by another replica
+                            self.rollup_start = 0.0
+                            return
+                        oldest, newest = await conn.fetchrow(f"SELECT MIN(ts), MAX(ts) FROM {t} WHERE ts < $1", start)
+                        lo = rollup.fill_from(oldest, newest)
+                        records = await conn.fetch(f"SELECT {columns} FROM {t} WHERE ts >= $1 AND ts < $2", lo, start)
+                        added = rollup.Rollup.of(tuple(r) for r in records)
+                        await conn.executemany(rollup.merge_sql(t, postgres=True), added.merged_params({}))
+                        await conn.execute(f"UPDATE {t}_hourly_from SET start = $1", lo)
+                except BaseException:
+                    self._discard()
+                    raise
+                self.rollup_start = lo
 
     async def delete_before(self, ts: float) -> int:
         """Delete rows that started before ``ts``, one chunk per statement; return how many."""
@@ -209,6 +265,7 @@ class PostgresLedger:
         sql = f"DELETE FROM {self.table} WHERE ctid IN (SELECT ctid FROM {self.table} WHERE ts < $1 LIMIT $2)"
         await self._call("execute", f"DELETE FROM {self.feedback_table} WHERE ts < $1", ts)  # a few rows, if any
         await self._call("execute", f"DELETE FROM {self.eval_score_table} WHERE ts < $1", ts)  # a sampled share
+        await self._call("execute", f"DELETE FROM {self.table}_hourly WHERE hour <= $1", ts - rollup.HOUR)
         while True:
             status: str = await self._call("execute", sql, ts, self._delete_chunk)
             deleted = int(status.split()[-1])

@@ -87,6 +87,8 @@ def money(value: Any) -> Decimal:
 
 def money_units(value: Any) -> int:
     """A ``money_sum`` as integer units of 1e-10 USD (exact: both stores keep ten places)."""
+    if isinstance(value, int):
+        return value  # units already (SQLite's sums, the hourly rollup's)
     return int(money(value).scaleb(10).to_integral_value())
 
 

@@ -7,10 +7,12 @@ store or, if it is still down, to the spool, which the next start replays.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 from breakwater.engine.ports import Clock, SystemClock
+from breakwater.engine.tasks import stop_task
 from breakwater.observability.ledger.feedback import FeedbackDesk
 from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.row import LedgerRow
@@ -56,6 +58,8 @@ class Ledger:
         #: flushes (at most a second: an unknown id's 404 waits no longer)
         grace_s = min(2 * flush_interval_s, MAX_FEEDBACK_GRACE_S)
         self.feedback = FeedbackDesk(store, self.writer, clock or SystemClock(), grace_s=grace_s)
+        #: rolls up the hours of a ledger from before the hourly rollups (``rollup.py``)
+        self._fill: asyncio.Task[None] | None = None
 
     def submit(self, row: LedgerRow) -> None:
         self.writer.submit(row)
@@ -72,8 +76,19 @@ class Ledger:
         self.writer.start()
         if self.retention is not None:
             self.retention.start()
+        if self.store.rollup_start > 0.0:
+            self._fill = asyncio.create_task(self._fill_rollup(), name="breakwater-ledger-rollup-fill")
+
+    async def _fill_rollup(self) -> None:
+        """Roll up the hours written before this version, a day at a time in the background; a
+        failure leaves the rest for the next start (the dashboard reads those hours' rows)."""
+        try:
+            await self.store.fill_rollup()
+        except Exception as exc:  # noqa: BLE001 - the dashboard reads rows meanwhile; nothing is lost
+            log.warning("ledger rollup of older hours stopped (%s); it resumes at the next start", type(exc).__name__)
 
     async def stop(self) -> None:
+        await stop_task(self._fill)
         if self.retention is not None:
             await self.retention.stop()
         await self.writer.stop()

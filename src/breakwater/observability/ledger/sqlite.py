@@ -24,6 +24,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 import orjson
 
 from breakwater.engine.drift.stage import Score
+from breakwater.observability.ledger import rollup
 from breakwater.observability.ledger.eval_scores import EVAL_SCORE_COLUMNS, score_from_values, score_values
 from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
 from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
@@ -175,6 +177,8 @@ class SqliteLedger:
         self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        #: the first hour the rollup covers (rollup.py)
+        self.rollup_start = 0.0
 
     async def _run(self, fn: Callable[..., T], *args: Any, background: bool = False) -> T:
         executor = self._background if background else self._foreground
@@ -234,6 +238,14 @@ class SqliteLedger:
         # (few rows have one, so that index stays small)
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_dashboard ON {_TABLE} ({_DASHBOARD_COLUMNS})")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_shadow ON {_TABLE} (shadow_of) WHERE shadow_of IS NOT NULL")
+        for statement in rollup.schema(_TABLE, postgres=False):
+            conn.execute(statement)
+        start = conn.execute(f"SELECT start FROM {_TABLE}_hourly_from").fetchone()
+        if start is None:  # a new file, or one from before the rollups
+            rows, newest = conn.execute(f"SELECT COUNT(*), MAX(ts) FROM {_TABLE}").fetchone()
+            start = (rollup.new_start(rows, newest, time.time()),)
+            conn.execute(f"INSERT INTO {_TABLE}_hourly_from (start) VALUES (?)", start)
+        self.rollup_start = float(start[0])
         self._conn = conn
 
     async def write(self, rows: list[LedgerRow], *, behind: bool = False) -> None:
@@ -250,15 +262,63 @@ class SqliteLedger:
         params = [_to_params(r) for r in rows]
         conn = self._db()
         placeholders = ", ".join("?" for _ in COLUMNS)
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE")  # the rollup start read below stays current until COMMIT
         try:
+            marks = ", ".join("?" for _ in rows)
+            stored = [
+                r[0] for r in conn.execute(f"SELECT id FROM {_TABLE} WHERE id IN ({marks})", [r.id for r in rows])
+            ]
             conn.executemany(
                 f"INSERT INTO {_TABLE} ({_COLS}) VALUES ({placeholders}) ON CONFLICT(id) DO NOTHING", params
             )
+            # the start as stored (another process's fill may have moved it), in this transaction
+            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_from").fetchone()
+            self.rollup_start = float(start)
+            self._roll_up(conn, rollup.fresh(rows, stored, self.rollup_start))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _roll_up(self, conn: sqlite3.Connection, rows: list[LedgerRow]) -> None:
+        """Add the rows to the hourly rollup (in the caller's transaction)."""
+        if not rows:
+            return
+        added = rollup.Rollup.of(rollup.record_of(r) for r in rows)
+        hours = sorted({k[0] for k in added.hists})
+        sql = rollup.stored_sql(_TABLE, len(hours), postgres=False)
+        stored = {rollup.stored_key(*r[:3]): (r[3], r[4]) for r in conn.execute(sql, hours)}
+        conn.executemany(rollup.merge_sql(_TABLE, postgres=False), added.merged_params(stored))
+
+    async def fill_rollup(self) -> None:
+        """Roll the hours before ``rollup_start`` up from their rows, a day per transaction,
+        newest first (a ledger from before the rollups; rollup.py)."""
+        while await self._run(self._fill_day, background=True):
+            pass
+
+    def _fill_day(self) -> bool:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (start,) = conn.execute(f"SELECT start FROM {_TABLE}_hourly_from").fetchone()
+            if start <= 0.0:  # filled already, by another process
+                conn.execute("ROLLBACK")
+                self.rollup_start = 0.0
+                return False
+            (oldest,) = conn.execute(f"SELECT MIN(ts) FROM {_TABLE} WHERE ts < ?", (start,)).fetchone()
+            (newest,) = conn.execute(f"SELECT MAX(ts) FROM {_TABLE} WHERE ts < ?", (start,)).fetchone()
+            lo = rollup.fill_from(oldest, newest)
+            columns = ", ".join(rollup.COLUMNS)
+            records = conn.execute(f"SELECT {columns} FROM {_TABLE} WHERE ts >= ? AND ts < ?", (lo, start))
+            added = rollup.Rollup.of(records)
+            conn.executemany(rollup.merge_sql(_TABLE, postgres=False), added.merged_params({}))
+            conn.execute(f"UPDATE {_TABLE}_hourly_from SET start = ?", (lo,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self.rollup_start = lo
+        return lo > 0.0
 
     async def delete_before(self, ts: float) -> int:
         """Delete rows that started before ``ts``, one chunk per transaction; return how many."""
@@ -272,6 +332,7 @@ class SqliteLedger:
     def _delete_chunk_before(self, ts: float) -> int:
         self._db().execute(f"DELETE FROM {FEEDBACK_TABLE} WHERE ts < ?", (ts,))  # a few rows, if any
         self._db().execute(f"DELETE FROM {EVAL_SCORE_TABLE} WHERE ts < ?", (ts,))  # a sampled share
+        self._db().execute(f"DELETE FROM {_TABLE}_hourly WHERE hour <= ?", (ts - rollup.HOUR,))  # whole hours
         cur = self._db().execute(
             f"DELETE FROM {_TABLE} WHERE rowid IN (SELECT rowid FROM {_TABLE} WHERE ts < ? LIMIT ?)",
             (ts, self._delete_chunk),

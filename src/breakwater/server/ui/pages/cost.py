@@ -1,7 +1,8 @@
 """Cost: spend by user, key, team, route, model, deployment or tag over a window, the top groups
 over time, what caching saved, and the table as CSV.
 
-The table is the usage report (``observability/ledger/aggregate.aggregate``, as ``/admin/usage``);
+The table is the usage report's figures (``observability/ledger/aggregate.aggregate``, as
+``/admin/usage``), read from the hourly rollup for windows long enough (``hourly.cost_table``);
 the chart is ``dashboard.cost_series``. Teams are not a ledger column: a team's figures are its
 keys' figures added up (keys as they belong to teams now).
 """
@@ -18,6 +19,7 @@ import orjson
 from breakwater.core.errors import InvalidRequest
 from breakwater.observability.ledger.aggregate import aggregate
 from breakwater.observability.ledger.dashboard import cost_series, totals
+from breakwater.observability.ledger.hourly import cost_table
 from breakwater.server.ui.reads import ledger_store, read
 from breakwater.server.ui.view import Download, Page, PageHandler, Reply, View
 
@@ -40,8 +42,10 @@ def _grouping(view: View) -> tuple[str, str | None]:
 async def _groups(view: View, by: str, tag: str | None, since: float, until: float) -> list[dict[str, Any]]:
     store = ledger_store(view)
     ledger_by = "key" if by == "team" else by
-    page = await read(aggregate(store, by=ledger_by, since=since, until=until, limit=TABLE_ROWS, tag_key=tag))
-    rows = page.groups
+    rows = await read(cost_table(store, by=ledger_by, since=since, until=until, limit=TABLE_ROWS, tag_key=tag))
+    if rows is None:  # a window too short for the hourly rollup
+        page = await read(aggregate(store, by=ledger_by, since=since, until=until, limit=TABLE_ROWS, tag_key=tag))
+        rows = page.groups
     if by == "key":
         labels = await _key_labels(view)
         rows = [{**r, "label": labels.get(str(r["group"]), r["group"])} for r in rows]

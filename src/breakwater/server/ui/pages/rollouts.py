@@ -2,7 +2,8 @@
 
 Rollouts: each route with variants (canary or A/B: arms, weights, guards, ramp) or a shadow
 (candidate route, share), and its variants side by side from the ledger against the control
-(``observability/ledger/compare.py``, as ``/admin/compare``).
+(``observability/ledger/compare.py``, as ``/admin/compare``); a shadow's pairs, failures and
+agreement in the window, summed by the ledger (``observability/ledger/shadow_stats.py``).
 
 Quality: each route with a drift watch, its rolling score against the baseline now (the drift
 stage, as ``/admin/drift``) and its graded samples' mean score per time bucket (the ledger's
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from breakwater.observability.ledger.compare import compare, public
+from breakwater.observability.ledger.shadow_stats import shadow_stats
 from breakwater.server.ui.reads import ledger_on, ledger_store, read
 from breakwater.server.ui.view import Download, Page, PageHandler, Reply, View
 
@@ -53,7 +55,10 @@ async def rollouts_page(view: View) -> Reply:
                 )
                 entry["report"] = public(report)
         if shadow is not None:
-            entry["shadow"] = {"route": shadow.route, "share": shadow.share}
+            entry["shadow"] = {"route": shadow.route, "share": shadow.share, "stats": None}
+            if ledger_on(view):
+                stats = shadow_stats(ledger_store(view), route=route, since=since, until=until)
+                entry["shadow"]["stats"] = await read(stats)
         routes.append(entry)
     return Page("rollouts.html", {"window": name, "routes": routes})
 
