@@ -365,7 +365,9 @@ class BreakwaterApp:
         self._reload_signal.uninstall()
         await self.disconnects.stop()
         await self.rollouts.close()
-        await self.batch_runner.close()  # its lines in flight cancelled: resumed by the next runner
+        # no line starts any more; those in flight finish (as a request being drained would) or
+        # are cancelled after the drain timeout, to run again wherever the batch resumes
+        await self.batch_runner.close(grace_s=self.runtime.config.server.drain_timeout_s)
         if self.stored is not None:
             await self.stored.close()
         await self.process.sender.close()

@@ -338,3 +338,32 @@ async def _value(value: bool) -> bool:
 
 async def _len(value: Awaitable[set[str]], at_least: int) -> bool:
     return len(await value) >= at_least
+
+
+async def test_a_stopping_runner_lets_its_lines_in_flight_finish_and_starts_no_more(
+    store: MemoryBatchStore, fake: Fake, load: Load, clock: ManualClock
+) -> None:
+    """Stopped with a grace period, a runner starts no new line; the ones in flight finish and keep
+    their results (never run twice), and the batch stays in progress for the next runner."""
+    first = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
+    await _batch(store, 6)
+    fake.held = {"c2", "c3", "c4", "c5"}
+    fake.gate.clear()
+    first.start()
+    await _until(lambda: _value(fake.running == 2), "two held lines are in flight")
+    in_flight = set(fake.calls) - {"c0", "c1"}
+    closing = asyncio.get_running_loop().create_task(first.close(grace_s=60))
+    await _until(lambda: _value(first._stopping), "the runner is stopping")
+    fake.gate.set()
+    await closing
+    kept = await store.line_ids("batch_1")
+    assert in_flight <= kept  # the lines in flight kept their results
+    assert set(fake.calls) == kept  # and nothing started after the stop
+    assert await _status(store) == "in_progress"
+    second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
+    second.start()
+    try:
+        await _until(lambda: _aval(_status(store), "completed"), "the next runner finishes the batch")
+    finally:
+        await second.close()
+    assert sorted(fake.calls) == [f"c{i}" for i in range(6)]  # each line ran exactly once

@@ -110,6 +110,8 @@ class BatchRunner:
         self.counts: dict[str, int] = {"ok": 0, "failed": 0, "retried": 0, "throttled": 0}
         #: times a line waited for interactive traffic to calm down
         self.yields = 0
+        #: ``close`` was called: no line starts any more
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
@@ -125,12 +127,16 @@ class BatchRunner:
         """Look for work now (a batch was created or cancelled)."""
         self._wake.set()
 
-    async def close(self, *, release: bool = True) -> None:
-        """Stop: lines in flight are cancelled (run again by whoever resumes the batch), leases let
+    async def close(self, *, release: bool = True, grace_s: float = 0.0) -> None:
+        """Stop: no line starts any more; the lines in flight have ``grace_s`` to finish and keep
+        their results, the rest are cancelled (run again by whoever resumes the batch); leases let
         go (``release=False``: kept until they run out, as when a process dies)."""
+        self._stopping = True
         await stop_task(self._task)
         self._task = None
         working, self._working = self._working, {}
+        if working and grace_s > 0:
+            await asyncio.wait(set(working.values()), timeout=grace_s)
         for task in working.values():
             await stop_task(task)
         if not release:
@@ -172,7 +178,7 @@ class BatchRunner:
         """Take ``batch`` from its status to a final one (or until this runner stops)."""
         store = self._store()
         try:
-            while batch.status in ACTIVE:
+            while batch.status in ACTIVE and not self._stopping:
                 if batch.status == "validating":
                     batch = await self._validate(store, batch)
                 elif batch.status == "in_progress":
@@ -236,6 +242,9 @@ class BatchRunner:
                 if line.custom_id in done:
                     continue
                 await self._until_quiet(settings)
+                if self._stopping:  # the lines started finish and keep their results
+                    stopped = batch
+                    break
                 if self._clock.time() >= batch.expires_at:
                     break
                 if self._clock.monotonic() - checked >= settings.poll_s:
@@ -246,6 +255,10 @@ class BatchRunner:
                         break
                 assert self._slots is not None
                 await self._slots.acquire()
+                if self._stopping:
+                    self._slots.release()
+                    stopped = batch
+                    break
                 task = asyncio.get_running_loop().create_task(self._line(store, batch, line))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -267,7 +280,7 @@ class BatchRunner:
 
     async def _until_quiet(self, settings: BatchSettings) -> None:
         """Wait while interactive traffic keeps the gateway busy."""
-        while True:
+        while not self._stopping:
             in_flight, queued = self._load()
             if queued == 0 and in_flight - self.in_flight < settings.yield_in_flight:
                 return
