@@ -72,6 +72,11 @@ def test_csv_by_tag(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["usage", "--config", config, *WINDOW, "--by", "tag:team", "--format", "csv"]) == 0
     lines = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {line["tag:team"]: line["requests"] for line in lines} == {"t0": "4", "t1": "2"}
+    # what routers saved, per tag: rows n of users 0 and 2 are t0 (n = 0, 3, 4, 5), user 1's t1 (n = 1, 2)
+    routed = {t: sum((make_row(n).routing_saved_usd or Decimal(0) for n in ns), Decimal(0)) for t, ns in
+              (("t0", (0, 3, 4, 5)), ("t1", (1, 2)))}  # fmt: skip
+    assert any(routed.values())
+    assert {line["tag:team"]: Decimal(line["routing_saved_usd"]) for line in lines} == routed
 
 
 def test_table(config: str, capsys: pytest.CaptureFixture[str]) -> None:

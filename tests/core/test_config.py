@@ -172,7 +172,8 @@ routes:
     branches: {cheap: {route: small}, own: {deployments: [nope]}, cycle: {route: loop}, gone: {route: nowhere}}
     rules: [{if: {last_user_matches: "("}, then: cheap}, {if: {tools: true}, then: strong}]
     cascade: {steps: [cheap, premium], checks: {judge: {route: judge-me}}}
-  plain: {deployments: [a], default: cheap}
+    baseline: premium
+  plain: {deployments: [a], default: cheap, baseline: cheap}
 """
     )
     expected = [
@@ -184,6 +185,8 @@ routes:
         "routes.pick.cascade.checks.judge.route: unknown route 'judge-me'",
         "routes.pick.cascade: a cascade tries its steps in order: no rules, learned or default",
         "routes.plain.default: needs 'branches' to choose from",
+        "routes.pick.baseline: unknown branch 'premium' (expected one of: cheap, cycle, gone, own)",
+        "routes.plain.baseline: needs 'branches' to choose from",
         "providers.o.answers: only a provider of type 'mock' takes answers",
     ]
     for problem in expected:

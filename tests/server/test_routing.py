@@ -60,6 +60,7 @@ def _config(tmp: Path) -> dict[str, Any]:
                     {"if": {"prompt_tokens_over": 200}, "then": "strong"},
                 ],
                 "default": "cheap",
+                "baseline": "strong",
             },
             "ask": {
                 "branches": {"cheap": {"route": "small"}, "strong": {"route": "big"}},
@@ -145,6 +146,38 @@ def test_a_cascade_escalates_an_unsure_answer_and_charges_both_steps(gateway: tu
     small, big = (_row(ledger, rid) for rid in alone)
     assert row["input_tokens"] == small["input_tokens"] + big["input_tokens"]
     assert row["output_tokens"] == small["output_tokens"] + big["output_tokens"]
+
+
+def _at(row: dict[str, Any], price: dict[str, str]) -> Decimal:
+    """The row's tokens at ``price`` (the mock reports no cached tokens)."""
+    assert row["cached_input_tokens"] == 0
+    per = Decimal(1_000_000)
+    return (
+        row["input_tokens"] * Decimal(price["input_per_mtok"])
+        + row["output_tokens"] * Decimal(price["output_per_mtok"])
+    ) / per
+
+
+def test_the_ledger_says_what_routing_saved_against_the_baseline(gateway: tuple[openai.OpenAI, Path]) -> None:
+    """Each branching row records what its tokens would have cost at the route's baseline branch
+    (``pick``: ``baseline: strong``; a cascade: its last step) minus what it cost: a cheap
+    answer saves the difference, the baseline's own answer saves nothing, a cascade that
+    escalated spent its cheap step more; a plain route's row has no figure."""
+    client, ledger = gateway
+    cheap = _row(ledger, _ask(client, "pick", "Hello there").headers["x-request-id"])
+    assert cheap["branch"] == "cheap" and Decimal(cheap["cost_usd"]) == _at(cheap, SMALL_PRICE) > 0
+    assert Decimal(cheap["routing_saved_usd"]) == _at(cheap, BIG_PRICE) - _at(cheap, SMALL_PRICE) > 0
+    for extra in ({"tools": [TOOL]}, {"extra_headers": {"x-tier": "gold"}}):  # strong, and own (same price)
+        row = _row(ledger, _ask(client, "pick", "Hello there", **extra).headers["x-request-id"])
+        assert Decimal(row["routing_saved_usd"]) == 0
+    kept = _row(ledger, _ask(client, "ask", "What is 2+2?").headers["x-request-id"])
+    assert Decimal(kept["routing_saved_usd"]) == _at(kept, BIG_PRICE) - Decimal(kept["cost_usd"]) > 0
+    question = "What is the capital of France?"
+    escalated = _row(ledger, _ask(client, "ask", question).headers["x-request-id"])
+    cheap_step = _cost(ledger, _ask(client, "small", question).headers["x-request-id"])
+    assert Decimal(escalated["routing_saved_usd"]) == -cheap_step < 0
+    plain = _row(ledger, _ask(client, "big", "Hello there").headers["x-request-id"])
+    assert plain["routing_saved_usd"] is None
 
 
 def test_a_cascade_keeps_a_cheap_answer_that_passes(gateway: tuple[openai.OpenAI, Path]) -> None:

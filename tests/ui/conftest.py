@@ -20,10 +20,14 @@ ADMIN = "adm-dashboard-5e1f"
 ENVIRON = {"BW_ADMIN": ADMIN, "BW_HASH": "hash-secret-for-dashboard-tests-0123"}
 
 
+LARGE_PRICE = {"input_per_mtok": "25", "output_per_mtok": "100"}
+"""The price of the branching route's strong branch: ten times the other deployments'."""
+
+
 def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dict[str, Any]:
     """Two mock routes with a price (one capturing prompts and answers, with a drift watch), a
-    route with two variants over them, a route mirrored to one of them, keys in SQLite, a SQLite
-    ledger."""
+    route with two variants over them, a route mirrored to one of them, a branching route whose
+    baseline is a dearer deployment, keys in SQLite, a SQLite ledger."""
     price = {"input_per_mtok": "2.5", "output_per_mtok": "10"}
     config: dict[str, Any] = {
         "access": {"store": f"sqlite:///{tmp}/keys.db", "hash_secret": "env:BW_HASH"} if access else {"enabled": False},
@@ -32,6 +36,7 @@ def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dic
         "deployments": {
             "d-fast": {"provider": "m", "model": "mock-gpt", "price": price},
             "d-smart": {"provider": "m", "model": "mock-gpt-large", "price": price},
+            "d-large": {"provider": "m", "model": "mock-gpt-xl", "price": LARGE_PRICE},
         },
         "routes": {
             "fast": {
@@ -41,6 +46,12 @@ def gateway_config(tmp: Path, *, admin: bool = True, access: bool = True) -> dic
             },
             "smart": {"deployments": ["d-smart"]},
             "mirrored": {"deployments": ["d-fast"], "shadow": {"route": "smart"}},
+            "auto": {
+                "branches": {"cheap": {"route": "fast"}, "strong": {"deployments": ["d-large"]}},
+                "rules": [{"if": {"last_user_contains": ["prove"]}, "then": "strong"}],
+                "default": "cheap",
+                "baseline": "strong",
+            },
             "canary": {
                 "variants": {
                     "sticky": "user",

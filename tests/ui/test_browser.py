@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ USERS = ["alice", "bob", "carol"]
 
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """A gateway whose ledger holds the SDK's requests: three users on two routes, one failure, one hostile."""
+    """A gateway whose ledger holds the SDK's requests: three users on two routes, one failure, one
+    hostile, variants, and a team's key on a branching route (its cheap branch, then its strong one)."""
     tmp = tmp_path_factory.mktemp("ui-browser")
     app = create_app(build_config(gateway_config(tmp)), environ=ENVIRON)
     with serve(app) as url:
@@ -64,7 +66,12 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             )
         ledger = app.ledger
         assert ledger is not None
-        until(lambda: ledger.writer.pending == 0 and _rows(app) >= 22, 10, "the ledger has every row")
+        assert admin.post("/admin/teams", json={"name": "growth"}).status_code == 201
+        team_key = admin.post("/admin/keys", json={"name": "growth-app", "team": "growth"}).json()["key"]
+        team_client = openai_sdk(url, team_key)
+        for text in ("hello", "hi again", "prove it"):
+            team_client.chat.completions.create(model="auto", messages=[{"role": "user", "content": text}])
+        until(lambda: ledger.writer.pending == 0 and _rows(app) >= 25, 10, "the ledger has every row")
         yield Gateway(url, app, tmp)
 
 
@@ -251,7 +258,7 @@ def test_cost_by_user_and_team_with_a_csv_export(browser: Watched, traffic: Gate
     page.wait_for_url("**by=route**")
     routes = page.locator("#cost tbody tr td:first-child").all_inner_texts()
     assert (
-        {"fast", "smart", "canary"} <= set(routes) <= {"fast", "smart", "canary", "(none)"}
+        {"fast", "smart", "canary", "auto"} <= set(routes) <= {"fast", "smart", "canary", "auto", "(none)"}
     )  # (none): refused before routing
     client = traffic.login()
     r = client.get("/ui/cost.csv?window=24h&by=user")
@@ -266,6 +273,39 @@ def test_cost_by_user_and_team_with_a_csv_export(browser: Watched, traffic: Gate
     assert "(no team)" in teams.text
     assert client.get("/ui/cost?by=tag").status_code == 400
     assert client.get("/ui/cost?by=tag&tag=feature").status_code == 200
+
+
+def test_cost_shows_what_routing_saved_and_each_team_over_time(browser: Watched, traffic: Gateway) -> None:
+    """The branching route's cheap answers saved what their tokens would have cost at its baseline:
+    the tile, the route's row and the CSV say so; grouped by team, the table and the chart put the
+    team key's spend under its team."""
+    client = traffic.login()
+    rows = client.get("/ui/cost.csv?window=24h&by=route").text.splitlines()
+    header = rows[0].split(",")
+    auto = dict(zip(header, next(r for r in rows if r.startswith("auto,")).split(","), strict=True))
+    path = traffic.app.config.ledger.url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        cheap = db.execute(
+            "SELECT SUM(input_tokens), SUM(output_tokens), COUNT(*) FROM breakwater_ledger WHERE branch = 'cheap'"
+        ).fetchone()
+    assert cheap[2] == 2  # the strong branch is the baseline: it saved nothing
+    dearer = (Decimal(25) - Decimal("2.5")) * cheap[0] + (Decimal(100) - Decimal(10)) * cheap[1]
+    assert Decimal(auto["routing_saved_usd"]) == dearer / 1_000_000 > 0
+    page = browser.page
+    page.goto("/ui/cost?window=24h&by=team")
+    saved = page.locator(".tile", has_text="Saved by routing").locator("dd").inner_text()
+    assert saved.startswith("$") and saved != "$0"
+    table = page.locator("#cost").inner_text()
+    assert "growth" in table and "(no team)" in table
+    page.locator("#c-cost canvas").wait_for()
+    chart = client.get("/ui/api/cost?window=24h&by=team").json()
+    labels = [c["label"] for c in chart["charts"]["cost"]]
+    assert set(labels) == {"growth", "(no team)"}
+    growth = next(c for c in chart["charts"]["cost"] if c["label"] == "growth")
+    with sqlite3.connect(path) as db:
+        spent = db.execute("SELECT SUM(CAST(cost_usd AS REAL)) FROM breakwater_ledger WHERE route = 'auto'").fetchone()
+    assert sum(growth["values"]) == pytest.approx(spent[0])
+    browser.shot("dashboard-cost-teams")
 
 
 def test_reliability_shows_each_deployment_s_breaker_and_errors(browser: Watched) -> None:

@@ -53,6 +53,17 @@ class SpentCall:
     usage: Usage
 
 
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What a branching route's savings are counted against (docs/routing.md, "Saved by
+    routing"): its baseline branch, priced at that branch's first deployment."""
+
+    branch: str
+    deployment: str
+    provider: str
+    upstream_model: str
+
+
 @dataclass(slots=True)
 class RouteOutcome:
     """What the engine did with the request. Owner: the engine's calls (``engine/calls``)."""
@@ -79,6 +90,8 @@ class RouteOutcome:
     #: was chosen (``rule 2 (tools)``, ``learned 0.81 >= 0.70``, ``default``, a cascade's steps)
     branch: str | None = None
     decision: str | None = None
+    #: a branching route's baseline, for what its choice saved (the ledger's ``routing_saved_usd``)
+    baseline: Baseline | None = None
     #: the variant (arm) of a route with variants that took the request (``x-breakwater-variant``)
     variant: str | None = None
     #: a cascade's steps asked (``x-breakwater-cascade-steps``)

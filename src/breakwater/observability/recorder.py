@@ -23,7 +23,7 @@ from breakwater.core.prices import PriceBook
 from breakwater.core.pricing import cost
 from breakwater.core.tokens import estimate_prompt_tokens
 from breakwater.core.types import ChatRequest, Usage
-from breakwater.engine.context import RequestContext, SpentCall
+from breakwater.engine.context import Baseline, RequestContext, SpentCall
 from breakwater.engine.ports import TokenCounters, text_counter
 from breakwater.observability.capture import Capture
 from breakwater.observability.ledger.row import LedgerRow
@@ -84,6 +84,7 @@ class Recorder:
         cache = ctx.cache
         cost_usd: Decimal | None = None
         saved_usd: Decimal | None = None
+        routing_saved: Decimal | None = None
         if cache is not None and cache.served:
             # no upstream was paid for this answer: nothing used, nothing spent; what the call
             # it replaced cost is what the cache saved
@@ -97,8 +98,12 @@ class Recorder:
             usage = usage or Usage()
             if outcome.deployment is not None and outcome.upstream_model is not None:
                 cost_usd = self._cost(outcome.deployment, outcome.provider or "", outcome.upstream_model, usage)
+            answered = usage
+            answer_cost = cost_usd
             if outcome.earlier:  # a cascade's escalated steps, its judge: paid for too
                 usage, cost_usd = self._with_earlier(outcome.earlier, usage, cost_usd)
+            if outcome.baseline is not None and answer_cost is not None and cost_usd is not None:
+                routing_saved = self._routing_saved(outcome.baseline, outcome.branch, answered, answer_cost, cost_usd)
         upstream_s, overhead_s = _split(ctx, latency_s)
         generating_s = latency_s - (ttft_s or 0.0)
         tps = usage.output_tokens / generating_s if usage.output_tokens and generating_s > 0 else None
@@ -154,6 +159,7 @@ class Recorder:
             trimmed_tokens=None if ctx.trimmed is None else ctx.trimmed.tokens,
             trim_summary=None if ctx.trimmed is None else ctx.trimmed.summary,
             region=outcome.region,
+            routing_saved_usd=routing_saved,
         )
         if request is not None:
             _parameters(row, request)
@@ -182,6 +188,17 @@ class Recorder:
             )
             cost_usd = None if cost_usd is None or spent is None else cost_usd + spent
         return total, cost_usd
+
+    def _routing_saved(
+        self, baseline: Baseline, branch: str | None, answered: Usage, answer_cost: Decimal, paid: Decimal
+    ) -> Decimal | None:
+        """What the answer's tokens would have cost at the baseline branch, minus what was paid
+        (every step of a cascade); the baseline branch's own answer costs what it cost, so a
+        cascade that escalated to it saved minus its earlier steps. ``None``: no baseline price."""
+        if branch == baseline.branch:
+            return answer_cost - paid
+        price = self._prices.known(baseline.deployment, self._host_of(baseline.provider), baseline.upstream_model)
+        return None if price is None else cost(answered, price).total - paid
 
     def _cost(self, deployment: str, provider: str, model: str, usage: Usage) -> Decimal | None:
         """``usage`` at the deployment's price, or ``None`` when its price is unknown."""

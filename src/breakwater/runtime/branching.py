@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from breakwater.core.config import Config, Problem
+from breakwater.core.config import Config, Problem, Route
 from breakwater.core.tokens import TextCounter
 from breakwater.core.types import ChatRequest
+from breakwater.engine.context import Baseline
 from breakwater.engine.ports import Clock
 from breakwater.engine.router.cascade import Cascade
 from breakwater.engine.router.checks import Checks
@@ -48,8 +49,48 @@ def build_plans(config: Config, clock: Clock, learned: dict[str, Learned] | None
             default=route.default or "",
             learned=(learned or {}).get(name),
             cascade=cascade,
+            baseline=baseline_of(config, name),
         )
     return plans
+
+
+def baseline_branch(route: Route) -> str:
+    """The branch a branching route's savings are counted against: ``baseline``, else the
+    cascade's last step, else the learned router's strong branch, else ``default``."""
+    if route.baseline is not None:
+        return route.baseline
+    if route.cascade is not None:
+        return route.cascade.steps[-1]
+    if route.learned is not None:
+        return route.learned.strong
+    return route.default or ""
+
+
+def baseline_of(config: Config, name: str, seen: frozenset[str] = frozenset()) -> Baseline | None:
+    """Route ``name``'s baseline branch and the deployment it is priced at: the first deployment
+    the branch lists, or its route's first (through branching routes, their own baselines);
+    ``None`` when that leads to no deployment (a wildcard route, a loop)."""
+    route = config.routes.get(name)
+    if route is None or not route.branches or name in seen:
+        return None
+    branch = baseline_branch(route)
+    target = route.branches.get(branch)
+    if target is None:
+        return None
+    deployment: str | None = None
+    if target.deployments:
+        deployment = target.deployments[0].deployment
+    elif target.route is not None:
+        via = config.routes.get(target.route)
+        if via is not None and via.deployments:
+            deployment = via.deployments[0].deployment
+        elif via is not None and via.branches:
+            inner = baseline_of(config, target.route, seen | {name})
+            deployment = None if inner is None else inner.deployment
+    spec = None if deployment is None else config.deployments.get(deployment)
+    if spec is None or deployment is None:
+        return None
+    return Baseline(branch, deployment, spec.provider, spec.model)
 
 
 class EmbeddingScorer:

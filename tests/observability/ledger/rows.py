@@ -62,6 +62,7 @@ def make_row(i: int, *, prefix: str = "r") -> LedgerRow:
         seed=-(2**62) - i if full else None,
         has_tools=i % 4 == 0 if full else None,
         response_format="json_schema" if full else None,
+        routing_saved_usd=Decimal("-0.0000000107") * (i + 1) if full else None,
     )
 
 
@@ -80,6 +81,7 @@ def usage_row(
     tags: dict[str, str] | None = None,
     cache: str | None = None,
     saved: str | None = None,
+    routed: str | None = None,
 ) -> LedgerRow:
     """Row ``i`` of the hand-made usage: a minute apart from ``START``, 10 input (1 cached) and 5 output tokens."""
     return dataclasses.replace(
@@ -95,14 +97,15 @@ def usage_row(
         tags=tags or {},
         cache=cache,
         saved_usd=None if saved is None else Decimal(saved),
+        routing_saved_usd=None if routed is None else Decimal(routed),
     )
 
 
 USAGE_ROWS = [
     # alice: 4 requests, one error, costs 0.1 + 0.2 + 0.0000000001 + none; one cache miss, one hit
-    # that saved 0.05
-    usage_row(0, user="alice", latency=10.0, cost="0.1", tags={"team": "search"}, cache="miss"),
-    usage_row(1, user="alice", latency=40.0, cost="0.2", status=500, tags={"team": "search"}),
+    # that saved 0.05; a router saved 0.02 on one and cost 0.005 more than its baseline on another
+    usage_row(0, user="alice", latency=10.0, cost="0.1", tags={"team": "search"}, cache="miss", routed="0.02"),
+    usage_row(1, user="alice", latency=40.0, cost="0.2", status=500, tags={"team": "search"}, routed="-0.005"),
     usage_row(2, user="alice", latency=20.0, cost="0.0000000001", tags={"team": "ads"}, cache="hit", saved="0.05"),
     usage_row(3, user="alice", latency=30.0, cost=None),
     # bob: 2 requests, cheaper in total than alice

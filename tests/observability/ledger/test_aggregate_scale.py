@@ -71,8 +71,10 @@ NAMES = [
     "branch",
     "decision",
 ]
-#: columns added after these (all nullable): left empty
-LATER = (None,) * (len(COLUMNS) - len(NAMES))
+#: columns added after these (all nullable): left empty, but for the last, what routing saved
+LATER = (None,) * (len(COLUMNS) - len(NAMES) - 1)
+#: every 7th row saved by a router, the next cost more than its baseline (negative), the rest none
+ROUTED = ["0.0000098765", "-0.0000001234", *[None] * 5]
 TEAMS = [f'{{"team":"t{t}"}}' for t in range(5)]
 COSTS = [None if c % 11 == 0 else str(Decimal(c) * Decimal("0.0000012345")) for c in range(9973)]
 # every 13th row a cache hit (with what it saved), the next a miss, the rest on routes without a cache
@@ -97,7 +99,7 @@ def _row(i: int) -> tuple[Any, ...]:
         TEAMS[i % 5], f"route-{i % ROUTES}", f"dep-{i % 30}", "openai", f"model-{i % 8}", 1, 0,
         500 if i % 37 == 0 else 200, None, "stop", 100 + i % 900, i % 64, 0, 10 + i % 300, 0,
         COSTS[i % 9973], float((i * 104729) % 5000) + 0.5, None, None, 0, CACHE[i % 13], 0, None, None, None, None,
-        None, SAVED[i % 13], None, None, *LATER,
+        None, SAVED[i % 13], None, None, *LATER, ROUTED[i % 7],
     )  # fmt: skip
 
 
@@ -114,6 +116,7 @@ def big_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sqlit
         await store.close()
 
     assert COLUMNS[: len(NAMES)] == tuple(NAMES)
+    assert COLUMNS[-1] == "routing_saved_usd"
     asyncio.run(create())  # the table and indexes exactly as the store makes them
     started = time.perf_counter()
     conn = sqlite3.connect(path, isolation_level=None)
@@ -134,7 +137,7 @@ def _expected(path: Path, column: str, value: str) -> dict[str, Any]:
     """The group's figures computed in Python from its raw rows: Decimal sum, sorted latencies."""
     conn = sqlite3.connect(path)
     rows = conn.execute(
-        f'SELECT status, input_tokens, cached_input_tokens, output_tokens, cost_usd, latency_ms, cache, saved_usd, request_id, key_id FROM breakwater_ledger WHERE ts >= ? AND ts < ? AND "{column}" = ?',
+        f'SELECT status, input_tokens, cached_input_tokens, output_tokens, cost_usd, latency_ms, cache, saved_usd, request_id, key_id, routing_saved_usd FROM breakwater_ledger WHERE ts >= ? AND ts < ? AND "{column}" = ?',
         (DAY_START, DAY_END, value),
     ).fetchall()
     newest = {
@@ -165,6 +168,9 @@ def _expected(path: Path, column: str, value: str) -> dict[str, Any]:
         ),
         "saved_usd": format(
             sum((Decimal(r[7]) for r in rows if r[7] is not None), Decimal(0)).quantize(Decimal("1E-10")), "f"
+        ),
+        "routing_saved_usd": format(
+            sum((Decimal(r[10]) for r in rows if r[10] is not None), Decimal(0)).quantize(Decimal("1E-10")), "f"
         ),
         "cache_hits": hits,
         "cache_hit_rate": hits / lookups if lookups else None,

@@ -332,6 +332,7 @@ async def test_by_user_sums_counts_percentiles_and_order(usage: Store) -> None:
         "output_tokens": 20,
         "cost_usd": "0.3000000001",
         "saved_usd": "0.0500000000",
+        "routing_saved_usd": "0.0150000000",
         "cache_hits": 1,
         "cache_hit_rate": 0.5,  # a hit among a hit and a miss; the rows with no cache are not counted
         "feedback": 0,

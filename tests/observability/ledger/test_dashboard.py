@@ -58,6 +58,7 @@ def _row(
     saved: str | None = None,
     tags: dict[str, str] | None = None,
     shadow_of: str | None = None,
+    routed: str | None = None,
 ) -> LedgerRow:
     provider, model = {"dep-a": ("openai", "m1"), "dep-b": ("anthropic", "m2"), "dep-c": ("openai", "m3")}.get(
         deployment, ("", "")
@@ -84,6 +85,7 @@ def _row(
         saved_usd=None if saved is None else Decimal(saved),
         tags=tags or {},
         shadow_of=shadow_of,
+        routing_saved_usd=None if routed is None else Decimal(routed),
     )
 
 
@@ -95,10 +97,10 @@ ROWS = [
     _row("d", 4, user="carol", key="k3", deployment="dep-b", status=429, error_class="RateLimited", latency=30,
          cost="0.0000000001", attempts=2, fallback=True),
     # bucket 1: empty; bucket 2: two rows at the same instant
-    _row("e", 130, latency=5, ttft=1, cost="0.25", tags={"team": "search"}),
+    _row("e", 130, latency=5, ttft=1, cost="0.25", tags={"team": "search"}, routed="0.04"),
     _row("f", 130, route="search", user="bob", key="k2", status=404, latency=7, cost="0.0000000009"),
     # bucket 3: a request and its shadow call
-    _row("g", 200, latency=100, ttft=50, cost="1.5", tags={"team": "ads"}),
+    _row("g", 200, latency=100, ttft=50, cost="1.5", tags={"team": "ads"}, routed="-0.01"),
     _row("h", 201, route="chat-candidate", deployment="dep-c", latency=8, cost="0.01", shadow_of="req-g"),
     # bucket 4: refused before routing: no deployment, no cost
     _row("i", 250, user="", key="", deployment="", status=401, error_class="AuthenticationFailed", latency=0.5,
@@ -144,6 +146,7 @@ def _bucket(t: float, **figures: Any) -> dict[str, Any]:
         "ttft_p95_ms": None,
         "cost_usd": "0.0000000000",
         "saved_usd": "0.0000000000",
+        "routing_saved_usd": "0.0000000000",
         "cache_hits": 0,
         "unpriced": 0,
     }
@@ -160,9 +163,9 @@ async def test_series_buckets_every_minute_with_nearest_rank_percentiles(store: 
                 cache_hits=1, unpriced=1),
         _bucket(START + 60),
         _bucket(START + 120, requests=2, errors=1, error_rate=0.5, latency_p50_ms=5.0, latency_p95_ms=7.0,
-                ttft_p50_ms=1.0, ttft_p95_ms=1.0, cost_usd="0.2500000009"),
+                ttft_p50_ms=1.0, ttft_p95_ms=1.0, cost_usd="0.2500000009", routing_saved_usd="0.0400000000"),
         _bucket(START + 180, requests=2, latency_p50_ms=8.0, latency_p95_ms=100.0, ttft_p50_ms=50.0,
-                ttft_p95_ms=50.0, cost_usd="1.5100000000"),
+                ttft_p95_ms=50.0, cost_usd="1.5100000000", routing_saved_usd="-0.0100000000"),
         _bucket(START + 240, requests=1, errors=1, error_rate=1.0, latency_p50_ms=0.5, latency_p95_ms=0.5,
                 unpriced=1),
     ]  # fmt: skip
@@ -190,6 +193,7 @@ async def test_totals_rank_every_row_of_the_window(store: Store) -> None:
         "ttft_p95_ms": 50.0,
         "cost_usd": "1.8600000010",
         "saved_usd": "0.0500000000",
+        "routing_saved_usd": "0.0300000000",  # a router's 0.04 saved, less another's 0.01 spent
         "cache_hits": 1,
         "unpriced": 2,
     }

@@ -6,6 +6,7 @@ twice counts once, and retention drops whole hours.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -58,6 +59,7 @@ def _rows(count: int, seed: int = 7) -> list[LedgerRow]:
                 ttft_ms=rng.uniform(10, 400) if rng.random() < 0.6 else None,
                 cost_usd=cost,
                 saved_usd=Decimal("0.0001") if rng.random() < 0.1 else None,
+                routing_saved_usd=rng.choice([None, None, Decimal("0.0000312"), Decimal("-0.0000047")]),
                 cache=rng.choice(["hit", "semantic-hit", "miss", None]),
                 tags=tags,
             )
@@ -226,7 +228,7 @@ async def test_retention_drops_whole_hours_of_the_rollup(store: Store) -> None:
 
 
 TABLE = ("group", "requests", "errors", "error_rate", "input_tokens", "cached_input_tokens", "output_tokens")
-TABLE_MONEY = ("cost_usd", "saved_usd", "cache_hits")
+TABLE_MONEY = ("cost_usd", "saved_usd", "routing_saved_usd", "cache_hits")
 
 
 @pytest.mark.parametrize(("by", "tag_key"), [("user", None), ("route", None), ("tag", "team"), ("key", None)])
@@ -249,3 +251,47 @@ def test_a_histogram_percentile_is_within_one_bin() -> None:
         exact = values[-(-p * len(values) // 100) - 1]
         assert rollup.hist_nearest(counts, p) == pytest.approx(exact, rel=0.022)
     assert rollup.hist_nearest({}, 50) is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_rollup_from_before_the_routing_figure_gains_it(kind: str, tmp_path: Path) -> None:
+    """A rollup table made before ``routed`` was a figure gains it at open (0 for its hours, whose
+    rows had no routing savings); later rows add theirs, and the rollup still answers as the rows do."""
+    earlier = [dataclasses.replace(r, routing_saved_usd=None) for r in ROWS[:700]]
+    later = ROWS[700:]
+    assert any(r.routing_saved_usd for r in later)
+    async with contextlib.AsyncExitStack() as stack:
+        if kind == "sqlite":
+            path = tmp_path / "ledger.db"
+
+            def make() -> Store:
+                return SqliteLedger(path)
+
+            async def drop() -> None:
+                with contextlib.closing(sqlite3.connect(path)) as conn:
+                    conn.execute("ALTER TABLE breakwater_ledger_hourly DROP COLUMN routed")
+                    conn.commit()
+        else:
+            table = await stack.enter_async_context(table_of_its_own())
+
+            def make() -> Store:
+                return PostgresLedger(DSN, table=table)
+
+            async def drop() -> None:
+                await pg_execute(f"ALTER TABLE {table}_hourly DROP COLUMN routed")
+
+        old = make()
+        await old.open()
+        await old.write(earlier)
+        await old.close()
+        await drop()  # back to the rollup of the version before
+        reopened = make()
+        await reopened.open()
+        try:
+            await reopened.write(later)
+            rolled = await _answers(reopened)
+            assert rolled[2]["routing_saved_usd"] != "0.0000000000"
+            _from_rows(reopened)
+            _same(rolled, await _answers(reopened))
+        finally:
+            await reopened.close()

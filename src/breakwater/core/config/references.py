@@ -120,7 +120,7 @@ def cross_check(data: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(f"{path}.deployments", "a route with branches has no deployments of its own"))
             _check_branches(path, name, route, routes, deployments, problems)
             continue
-        for key in ("rules", "learned", "default", "cascade"):
+        for key in ("rules", "learned", "default", "cascade", "baseline"):
             if route.get(key):
                 problems.append(Problem(f"{path}.{key}", "needs 'branches' to choose from"))
         if not targets:
@@ -166,6 +166,7 @@ def _check_branches(
         if isinstance(rule, dict):
             branch_ref(f"{path}.rules[{i}].then", rule.get("then"))
     branch_ref(f"{path}.default", route.get("default"))
+    branch_ref(f"{path}.baseline", route.get("baseline"))
     learned = route.get("learned")
     if isinstance(learned, dict):
         branch_ref(f"{path}.learned.cheap", learned.get("cheap"))

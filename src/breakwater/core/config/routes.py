@@ -95,6 +95,9 @@ class Route(_Model):
     learned: Learned | None = None
     default: str | None = None
     cascade: Cascade | None = None
+    #: the branch a branching route's savings are counted against (docs/routing.md, "Saved by
+    #: routing"); unset: the cascade's last step, else the learned router's ``strong``, else ``default``
+    baseline: str | None = None
     #: a candidate route that gets a copy of a share of this route's requests; its answers are
     #: compared and recorded, never returned (docs/safe-change.md)
     shadow: RouteShadow | None = None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from breakwater.core.types import ChatRequest, EmbeddingRequest, EmbeddingResponse
-from breakwater.engine.context import RequestContext
+from breakwater.engine.context import Baseline, RequestContext
 from breakwater.engine.pipeline import ChatAnswer, ChatCall, EmbeddingsCall, Stage
 from breakwater.engine.ports import Clock
 from breakwater.engine.router.cascade import Cascade
@@ -56,6 +56,8 @@ class Plan:
     default: str = ""
     learned: Learned | None = None
     cascade: Cascade | None = None
+    #: what the route's savings are counted against (``None``: its baseline has no deployment to price)
+    baseline: Baseline | None = None
 
     @property
     def first(self) -> str:
@@ -108,6 +110,7 @@ class RouterStage(Stage):
         plan = self.plans.get(request.model)
         if plan is None:
             return await call(request, ctx)
+        ctx.outcome.baseline = plan.baseline
         try:
             if plan.cascade is not None:
                 answer = await plan.cascade.run(call, request, ctx, plan.branches, self.counts)

@@ -197,7 +197,8 @@ async def aggregate(
     Each group: ``group`` (the user, route, ...; ``None`` for rows without the tag), ``requests``,
     ``errors`` (status >= 400), ``error_rate``, ``input_tokens``, ``cached_input_tokens``,
     ``output_tokens``, ``cost_usd`` (exact decimal string; rows without a cost count as 0),
-    ``saved_usd`` (what answers served from the cache would have cost), ``cache_hits`` and
+    ``saved_usd`` (what answers served from the cache would have cost), ``routing_saved_usd``
+    (what branching routes saved against their baseline branch, docs/routing.md), ``cache_hits`` and
     ``cache_hit_rate`` (answers served from the cache among the requests looked up in it; ``None``
     when none was), ``feedback`` (requests with user feedback) and ``feedback_score`` (their mean
     score, each request's newest feedback counting once; ``None`` without feedback), and
@@ -231,6 +232,10 @@ async def aggregate(
     return await _postgres_query(store, by, since, until, limit, offset, tag_key)
 
 
+#: the sum of the routers' savings, on a ledger file that has the column
+_SQLITE_ROUTED = "COALESCE(SUM(CAST(ROUND(CAST(routing_saved_usd AS REAL) * 1e10) AS INTEGER)), 0)"
+
+
 def _rank(p: int) -> str:
     """The nearest-rank index ceil(p% of k) in integer arithmetic (SQLite has no ceil)."""
     return f"({p} * k + 99) / 100"
@@ -258,7 +263,7 @@ def _sqlite_query(
                    SUM(cache IN ('hit', 'semantic-hit', 'stale')) AS h,
                    SUM(cache IN ('hit', 'semantic-hit', 'stale', 'miss')) AS l,
                    COALESCE(SUM(CAST(ROUND(CAST(saved_usd AS REAL) * 1e10) AS INTEGER)), 0) AS saved,
-                   COUNT(*) OVER () AS total
+                   {{routed}} AS routed, COUNT(*) OVER () AS total
             FROM {_TABLE} WHERE ts >= ?1 AND ts < ?2
             GROUP BY g ORDER BY cost DESC, n DESC, g IS NULL, g LIMIT ?3 OFFSET ?4
         ), ranked AS (
@@ -274,7 +279,7 @@ def _sqlite_query(
             SELECT g, {_percentiles()} FROM ranked
             WHERE rn IN ({", ".join(_rank(p) for p in _RANKS.values())}) GROUP BY g
         )
-        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, COALESCE(f.n, 0), f.score,
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, p.routed, COALESCE(f.n, 0), f.score,
                {", ".join(f"q.{name}" for name in _RANKS)}, p.total
         FROM page p LEFT JOIN picks q ON q.g IS p.g LEFT JOIN feedback f ON f.g IS p.g
         ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
@@ -292,7 +297,10 @@ def _sqlite_query(
             return []
         # a ledger file of an earlier version, never opened by this one, has no feedback table
         feedback = _SQLITE_NEWEST if FEEDBACK_TABLE in tables else _NO_FEEDBACK
-        return conn.execute(sql.replace("{newest}", feedback), params).fetchall()
+        # ... nor the columns added since
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({_TABLE})")}
+        routed = _SQLITE_ROUTED if "routing_saved_usd" in columns else "0"
+        return conn.execute(sql.replace("{newest}", feedback).replace("{routed}", routed), params).fetchall()
     finally:
         conn.close()
 
@@ -317,11 +325,12 @@ async def _postgres_query(
                    COALESCE(sum(cost_usd), 0) AS cost,
                    count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale')) AS h,
                    count(*) FILTER (WHERE cache IN ('hit', 'semantic-hit', 'stale', 'miss')) AS l,
-                   COALESCE(sum(saved_usd), 0) AS saved, {percentiles}, count(*) OVER () AS total
+                   COALESCE(sum(saved_usd), 0) AS saved, COALESCE(sum(routing_saved_usd), 0) AS routed,
+                   {percentiles}, count(*) OVER () AS total
             FROM {store.table} WHERE ts >= $1 AND ts < $2
             GROUP BY g ORDER BY cost DESC, count(*) DESC, {group} IS NULL, {group} LIMIT $3 OFFSET $4
         )
-        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, COALESCE(f.n, 0), f.score,
+        SELECT p.g, p.n, p.errors, p.i, p.c, p.o, p.cost, p.h, p.l, p.saved, p.routed, COALESCE(f.n, 0), f.score,
                {", ".join(f"p.{name}" for name in _RANKS)}, p.total
         FROM page p LEFT JOIN feedback f ON f.g IS NOT DISTINCT FROM p.g
         ORDER BY p.cost DESC, p.n DESC, p.g IS NULL, p.g
@@ -338,7 +347,23 @@ def _money(value: Any) -> Decimal:
 
 def _page(rows: list[tuple[Any, ...]], offset: int) -> UsagePage:
     groups = []
-    for g, requests, errors, input_t, cached_t, output_t, cost, hits, lookups, saved, fb, score, *ranks, _ in rows:
+    for (
+        g,
+        requests,
+        errors,
+        input_t,
+        cached_t,
+        output_t,
+        cost,
+        hits,
+        lookups,
+        saved,
+        routed,
+        fb,
+        score,
+        *ranks,
+        _,
+    ) in rows:
         p50, p95, p99 = ranks
         value, saved_value = _money(cost), _money(saved)
         groups.append(
@@ -352,6 +377,7 @@ def _page(rows: list[tuple[Any, ...]], offset: int) -> UsagePage:
                 "output_tokens": int(output_t),
                 "cost_usd": format(value.quantize(_SCALE), "f"),
                 "saved_usd": format(saved_value.quantize(_SCALE), "f"),
+                "routing_saved_usd": format(_money(routed).quantize(_SCALE), "f"),
                 "cache_hits": int(hits or 0),
                 "cache_hit_rate": int(hits or 0) / int(lookups) if lookups else None,
                 "feedback": int(fb),

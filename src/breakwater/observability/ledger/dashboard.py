@@ -18,6 +18,7 @@ The request explorer's search and a request's rows are in ``explorer.py``, re-ex
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,7 @@ _TRAFFIC = [
     "{saved}",
     f"SUM(CASE WHEN cache IN {_HITS} THEN 1 ELSE 0 END)",
     "SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END)",
+    "{routed}",
 ]
 
 
@@ -103,14 +105,15 @@ async def _traffic(
     """The traffic figures per bucket number, for the buckets that hold rows."""
     d = dialect_of(store)
     where, extra = ("", ()) if route is None else (" AND route = ?4", (route,))
-    sums = [s.format(cost=d.money_sum("cost_usd"), saved=d.money_sum("saved_usd")) for s in _TRAFFIC]
+    money = {"cost": "cost_usd", "saved": "saved_usd", "routed": "routing_saved_usd"}
+    sums = [s.format(**{k: d.money_sum(c) for k, c in money.items()}) for s in _TRAFFIC]
     counted = await bucket_sums(store, d, (since, until, step, buckets), sums, where, extra)
     modulus = sample_modulus(sum(int(c[0]) for c in counted.values()))
     group, rows = bucket_of(d, buckets), "ts >= ?1 AND ts < ?2" + where
     params = [since, until, float(step), *extra]
     values = await ranked(store, d, group, rows, params, ["latency_ms", "ttft_ms"], modulus)
     out = {}
-    for i, (requests, errors, cost, saved, hits, unpriced) in counted.items():
+    for i, (requests, errors, cost, saved, hits, unpriced, routed) in counted.items():
         lat, first = values.get(i, [[], []])  # (a float key 3.0 is found by 3)
         out[i] = {
             "requests": int(requests),
@@ -122,6 +125,7 @@ async def _traffic(
             "ttft_p95_ms": nearest(first, 95),
             "cost_usd": money_text(cost),
             "saved_usd": money_text(saved),
+            "routing_saved_usd": money_text(routed),
             "cache_hits": int(hits),
             "unpriced": int(unpriced),
         }
@@ -139,6 +143,7 @@ def _empty() -> dict[str, Any]:
         "ttft_p95_ms": None,
         "cost_usd": money_text(0),
         "saved_usd": money_text(0),
+        "routing_saved_usd": money_text(0),
         "cache_hits": 0,
         "unpriced": 0,
     }
@@ -151,9 +156,10 @@ async def series(
 
     Each bucket: ``t`` (its start), ``requests``, ``errors`` (status >= 400), ``error_rate``,
     ``latency_p50_ms`` / ``latency_p95_ms``, ``ttft_p50_ms`` / ``ttft_p95_ms`` (streams' time to
-    first token; ``None`` where no row has one), ``cost_usd`` and ``saved_usd`` (exact decimal
-    text; a row without a cost counts 0), ``cache_hits`` (answers served from the cache) and
-    ``unpriced`` (rows without a cost).
+    first token; ``None`` where no row has one), ``cost_usd``, ``saved_usd`` (what the cache
+    saved) and ``routing_saved_usd`` (what branching routes saved against their baseline, net of
+    cascade escalations) as exact decimal text (a row without a figure counts 0), ``cache_hits``
+    (answers served from the cache) and ``unpriced`` (rows without a cost).
 
     Args:
         store: the ledger store to read.
@@ -196,6 +202,7 @@ async def cost_series(
     step_s: int,
     top: int = 8,
     tag_key: str | None = None,
+    merge: Callable[[Any], str] | None = None,
 ) -> dict[str, Any]:
     """Cost per time bucket for the window's ``top`` groups by cost, the rest together as ``other``.
 
@@ -208,6 +215,8 @@ async def cost_series(
         by: one of ``COST_BY``.
         top: how many groups are shown by name (1..50).
         tag_key: the tag whose value groups the rows, when ``by == "tag"``.
+        merge: the larger group each group belongs to (a key's team): groups merged before they
+            are ranked.
 
     Raises:
         ValueError: a bad window, step, grouping, tag key or ``top``.
@@ -227,6 +236,13 @@ async def cost_series(
         found = await grouped_sums(
             store, d, (since, until), [group], [d.money_sum("cost_usd")], "", tuple(tag), buckets=(step_s, buckets)
         )
+    if merge is not None:
+        merged: dict[tuple[Any, ...], list[Any]] = {}
+        for (i, name), (n, cost) in found.items():
+            into = merged.setdefault((i, merge(name)), [0, 0])
+            into[0] += int(n)
+            into[1] += money_units(cost)
+        found = merged
     # the window's groups by cost, ordered as the usage report orders them: cost, then requests,
     # then the group (rows without it last); aggregate() would also rank every group's latencies
     whole: dict[str | None, list[int]] = {}

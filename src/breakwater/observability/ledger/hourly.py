@@ -176,6 +176,10 @@ async def gathered(
     return out
 
 
+#: the rollup figures ``rolled_traffic`` reads
+_TRAFFIC_FIGURES = ("requests", "errors", "cost", "saved", "hits", "unpriced", "routed")
+
+
 async def rolled_traffic(
     store: SqliteLedger | PostgresLedger, since: float, until: float, step: float, buckets: int, route: str | None
 ) -> dict[int, dict[str, Any]] | None:
@@ -185,7 +189,7 @@ async def rolled_traffic(
         return None
     dim, value = ("all", "null") if route is None else ("route", rollup.key_text(route))
     step_ = step if buckets > 1 else None
-    found = await gathered(store, since, until, (dim,), step=step_, hists=True, figures=rollup.FIGURES[:6])
+    found = await gathered(store, since, until, (dim,), step=step_, hists=True, figures=_TRAFFIC_FIGURES)
     if found is None:
         return None
     sums: dict[int, list[int]] = {}
@@ -204,7 +208,9 @@ async def rolled_traffic(
                 for b, n in counts.items():
                     into[b] = into.get(b, 0) + n
     out = {}
-    for i, (requests, errors, cost, saved, hits, unpriced, *_) in sums.items():
+    for i, figures in sums.items():
+        requests, errors, cost, saved, hits, unpriced = figures[:6]
+        routed = figures[_ROUTED]
         lat, first = hists.get(i, ({}, {}))
         out[i] = {
             "requests": requests,
@@ -216,6 +222,7 @@ async def rolled_traffic(
             "ttft_p95_ms": rollup.hist_nearest(first, 95),
             "cost_usd": money_text(cost),
             "saved_usd": money_text(saved),
+            "routing_saved_usd": money_text(routed),
             "cache_hits": hits,
             "unpriced": unpriced,
         }
@@ -295,6 +302,7 @@ def rolled_reliability(
     return counted, pick, pick_first
 
 
+_ROUTED = rollup.FIGURES.index("routed")
 #: the usage report's columns a cost table row holds, as rollup figures (``rollup.FIGURES``)
 _TABLE_FIGURES = {
     "requests": 0,
@@ -312,7 +320,7 @@ async def cost_table(
     """The dashboard's cost table from the rollup: per group (``by`` as ``aggregate``'s, but not
     ``day``), ordered as the usage report orders them, at most ``limit``: ``group``, ``requests``,
     ``errors``, ``error_rate``, ``input_tokens``, ``cached_input_tokens``, ``output_tokens``,
-    ``cache_hits``, ``cost_usd`` and ``saved_usd`` (exact decimal text), the same figures as
+    ``cache_hits``, ``cost_usd``, ``saved_usd`` and ``routing_saved_usd`` (exact decimal text), the same figures as
     ``aggregate`` gives (it adds percentiles and feedback, which the table does not show).
     ``None`` when the window is read from the rows (``aggregate``)."""
     found = await gathered(store, since, until, ("all", "tag") if by == "tag" else (by,))
@@ -342,5 +350,6 @@ async def cost_table(
     for group, f in ordered[:limit]:
         row: dict[str, Any] = {"group": group, **{name: f[i] for name, i in _TABLE_FIGURES.items()}}
         row.update(error_rate=f[1] / f[0], cost_usd=money_text(f[2]), saved_usd=money_text(f[3]))
+        row["routing_saved_usd"] = money_text(f[_ROUTED])
         out.append(row)
     return out

@@ -22,7 +22,7 @@ from breakwater.engine.drift.stage import Score
 from breakwater.observability.ledger import rollup
 from breakwater.observability.ledger.eval_scores import EVAL_SCORE_COLUMNS, score_from_values, score_values
 from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
-from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
+from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, DECIMALS, LedgerRow, column_values
 
 _TYPES = {
     "id": "TEXT PRIMARY KEY",
@@ -82,6 +82,7 @@ _TYPES = {
     "trimmed_tokens": "BIGINT",
     "trim_summary": "BOOLEAN",
     "region": "TEXT",
+    "routing_saved_usd": "NUMERIC(20,10)",
 }
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,50}")
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -97,7 +98,7 @@ def _to_params(row: LedgerRow) -> list[Any]:
 def _from_record(record: Any) -> LedgerRow:
     data = {name: record[name] for name in COLUMNS}
     data["tags"] = orjson.loads(data["tags"])
-    for name in ("cost_usd", "saved_usd"):
+    for name in DECIMALS:
         data[name] = None if data[name] is None else Decimal(data[name])
     return LedgerRow(**data)
 
@@ -166,6 +167,8 @@ class PostgresLedger:
             )
             for statement in rollup.schema(t, postgres=True):
                 await conn.execute(statement)
+            for figure in rollup.ADDED_FIGURES:
+                await conn.execute(rollup.added_figure_sql(t, figure, postgres=True))
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{t}_hourly")
                 start = await conn.fetchval(f"SELECT start FROM {t}_hourly_from")

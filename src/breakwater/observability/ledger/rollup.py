@@ -40,7 +40,11 @@ FIGURES = (
     "input_tokens",
     "cached_input_tokens",
     "output_tokens",
+    "routed",
 )
+#: figures added after the first rollup schema: each store adds them (0 for the hours rolled up
+#: before, whose rows had no such column) to a table that lacks them
+ADDED_FIGURES = ("routed",)
 #: the dimensions a rollup row is kept for; ``failure`` is ``[deployment, provider, error class]``
 #: (the class ``null`` for a row that did not fail; rows without a deployment left out) and
 #: ``tag`` is ``[key, value]``, one rollup row per tag a ledger row carries
@@ -69,6 +73,7 @@ COLUMNS = (
     "input_tokens",
     "cached_input_tokens",
     "output_tokens",
+    "routing_saved_usd",
 )
 _HITS = frozenset({"hit", "semantic-hit", "stale"})
 BINS_PER_DOUBLING = 16
@@ -137,6 +142,7 @@ class Rollup:
         input_tokens: int,
         cached_input_tokens: int,
         output_tokens: int,
+        routed: Any,
     ) -> None:
         hour = hour_of(ts)
         figures = (
@@ -151,6 +157,7 @@ class Rollup:
             input_tokens,
             cached_input_tokens,
             output_tokens,
+            0 if routed is None else units(routed),
         )
         if isinstance(tags, str):
             tags = orjson.loads(tags)
@@ -201,14 +208,22 @@ class Rollup:
 
 
 def schema(table: str, *, postgres: bool) -> list[str]:
-    """The statements creating the rollup table of ``table`` and its ``start`` table."""
+    """The statements creating the rollup table of ``table`` and its ``start`` table (then
+    ``added_figure_sql`` for each of ``ADDED_FIGURES`` the table lacks)."""
     real, big = ("DOUBLE PRECISION", "BIGINT") if postgres else ("REAL", "INTEGER")
-    figures = ", ".join(f"{f} {big} NOT NULL" for f in FIGURES)
+    figures = ", ".join(f"{f} {big} NOT NULL" for f in FIGURES if f not in ADDED_FIGURES)
     return [
         f"CREATE TABLE IF NOT EXISTS {table}_hourly (hour {real} NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL,"
         f" {figures}, latency TEXT, ttft TEXT, PRIMARY KEY (dim, hour, value)){'' if postgres else ' WITHOUT ROWID'}",
         f"CREATE TABLE IF NOT EXISTS {table}_hourly_from (start {real} NOT NULL)",
     ]
+
+
+def added_figure_sql(table: str, figure: str, *, postgres: bool) -> str:
+    """Adds one of ``ADDED_FIGURES`` to the rollup table (PostgreSQL: only if it lacks it)."""
+    if postgres:
+        return f"ALTER TABLE {table}_hourly ADD COLUMN IF NOT EXISTS {figure} BIGINT NOT NULL DEFAULT 0"
+    return f"ALTER TABLE {table}_hourly ADD COLUMN {figure} INTEGER NOT NULL DEFAULT 0"
 
 
 def merge_sql(table: str, *, postgres: bool) -> str:
@@ -253,6 +268,7 @@ def record_of(row: LedgerRow) -> tuple[Any, ...]:
         row.input_tokens,
         row.cached_input_tokens,
         row.output_tokens,
+        row.routing_saved_usd,
     )
 
 

@@ -101,11 +101,15 @@ class LedgerRow:
     trim_summary: bool | None = None
     #: the region of the deployment that served (data residency; ``None``: it declares none)
     region: str | None = None
+    #: a branching route's answer (docs/routing.md, "Saved by routing"): what its tokens would have
+    #: cost at the route's baseline branch, minus what the request cost (every cascade step
+    #: included); negative when the choice cost more. ``None``: not a branching route, or unpriced
+    routing_saved_usd: Decimal | None = None
 
     def to_json(self) -> bytes:
         """The row as one JSON object (no newline); ``cost_usd`` as a string so no precision is lost."""
         data = asdict(self)
-        for name in _DECIMALS:
+        for name in DECIMALS:
             if data[name] is not None:
                 data[name] = str(data[name])
         return orjson.dumps(data)
@@ -118,7 +122,7 @@ class LedgerRow:
             orjson.JSONDecodeError, TypeError, KeyError: the text is not a row (e.g. a torn spool line).
         """
         data: dict[str, Any] = orjson.loads(raw)
-        for name in _DECIMALS:
+        for name in DECIMALS:
             value = data.get(name)
             data[name] = None if value is None else Decimal(value)
         return cls(**{name: data[name] for name in COLUMNS if name in data})
@@ -155,12 +159,13 @@ ADDED_COLUMNS: tuple[str, ...] = (
     "trimmed_tokens",
     "trim_summary",
     "region",
+    "routing_saved_usd",
 )
 """Nullable columns added after the first schema: each store adds them to a table that lacks them."""
 
 
 #: money columns: exact decimals, written as strings wherever a float could round them
-_DECIMALS = ("cost_usd", "saved_usd")
+DECIMALS = ("cost_usd", "saved_usd", "routing_saved_usd")
 
 _VALUES = operator.attrgetter(*COLUMNS)
 _TAGS = COLUMNS.index("tags")

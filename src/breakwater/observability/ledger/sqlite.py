@@ -37,7 +37,7 @@ from breakwater.engine.drift.stage import Score
 from breakwater.observability.ledger import rollup
 from breakwater.observability.ledger.eval_scores import EVAL_SCORE_COLUMNS, score_from_values, score_values
 from breakwater.observability.ledger.feedback import FEEDBACK_COLUMNS, Feedback
-from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, LedgerRow, column_values
+from breakwater.observability.ledger.row import ADDED_COLUMNS, COLUMNS, DECIMALS, LedgerRow, column_values
 
 T = TypeVar("T")
 
@@ -104,6 +104,7 @@ _TYPES = {
     "trimmed_tokens": "INTEGER",
     "trim_summary": "INTEGER",
     "region": "TEXT",
+    "routing_saved_usd": "TEXT",
 }
 _BOOLS = frozenset({"fallback", "stream", "usage_estimated"})
 _NULLABLE_BOOLS = ("shadow_exact", "refused", "has_tools", "trim_summary")
@@ -124,16 +125,15 @@ _DASHBOARD_COLUMNS = (
 _NOT_REPLAY = "json_extract(tags, '$.replay') IS NULL"
 
 
-_COST, _SAVED = COLUMNS.index("cost_usd"), COLUMNS.index("saved_usd")
+_MONEY = tuple(COLUMNS.index(name) for name in DECIMALS)
 
 
 def _to_params(row: LedgerRow) -> list[Any]:
     """A row's column values; money as exact decimal text (SQLite has no decimal type)."""
     values = column_values(row)
-    if row.cost_usd is not None:
-        values[_COST] = str(row.cost_usd)
-    if row.saved_usd is not None:
-        values[_SAVED] = str(row.saved_usd)
+    for i in _MONEY:
+        if values[i] is not None:
+            values[i] = str(values[i])
     return values
 
 
@@ -152,7 +152,7 @@ def row_from_values(record: tuple[Any, ...]) -> LedgerRow:
     """The row of a record in ``COLUMNS`` order, as SQLite (or PostgreSQL, read as a tuple) gives it."""
     data = dict(zip(COLUMNS, record, strict=True))
     data["tags"] = orjson.loads(data["tags"])
-    for name in ("cost_usd", "saved_usd"):
+    for name in DECIMALS:
         data[name] = None if data[name] is None else Decimal(data[name])
     for name in _BOOLS:
         data[name] = bool(data[name])
@@ -240,6 +240,10 @@ class SqliteLedger:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_shadow ON {_TABLE} (shadow_of) WHERE shadow_of IS NOT NULL")
         for statement in rollup.schema(_TABLE, postgres=False):
             conn.execute(statement)
+        present = {r[1] for r in conn.execute(f"PRAGMA table_info({_TABLE}_hourly)")}
+        for figure in rollup.ADDED_FIGURES:
+            if figure not in present:  # a new file, or a rollup from an earlier version
+                conn.execute(rollup.added_figure_sql(_TABLE, figure, postgres=False))
         start = conn.execute(f"SELECT start FROM {_TABLE}_hourly_from").fetchone()
         if start is None:  # a new file, or one from before the rollups
             rows, newest = conn.execute(f"SELECT COUNT(*), MAX(ts) FROM {_TABLE}").fetchone()

@@ -22,7 +22,7 @@ def templates() -> jinja2.Environment:
 
 
 def usd(value: Any) -> str:
-    """``$12.34``; small amounts keep four significant digits (``$0.0001234``); ``—`` for none."""
+    """``$12.34`` (``-$12.34``); small amounts keep four significant digits (``$0.0001234``); ``—`` for none."""
     if _absent(value) or value == "":
         return "—"
     try:
@@ -31,9 +31,10 @@ def usd(value: Any) -> str:
         return "—"
     if amount == 0:
         return "$0"
-    if abs(amount) >= 1:
-        return f"${amount:,.2f}"
-    return f"${float(amount):.4g}"
+    sign, amount = ("-" if amount < 0 else ""), abs(amount)
+    if amount >= 1:
+        return f"{sign}${amount:,.2f}"
+    return f"{sign}${float(amount):.4g}"
 
 
 def ms(value: Any) -> str:

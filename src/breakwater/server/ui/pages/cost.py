@@ -1,10 +1,10 @@
 """Cost: spend by user, key, team, route, model, deployment or tag over a window, the top groups
-over time, what caching saved, and the table as CSV.
+over time, what caching and routing saved, and the table as CSV.
 
 The table is the usage report's figures (``observability/ledger/aggregate.aggregate``, as
 ``/admin/usage``), read from the hourly rollup for windows long enough (``hourly.cost_table``);
-the chart is ``dashboard.cost_series``. Teams are not a ledger column: a team's figures are its
-keys' figures added up (keys as they belong to teams now).
+the chart is ``dashboard.cost_series``. Teams are not a ledger column: a team's figures, in the
+table and over time, are its keys' figures added up (keys as they belong to teams now).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ GROUPS = ("user", "key", "team", "route", "model", "deployment", "tag")
 TABLE_ROWS = 1000
 CHART_GROUPS = 8
 _SUMMED = ("requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens", "cache_hits")
+_MONEY = ("cost_usd", "saved_usd", "routing_saved_usd")
+NO_TEAM = "(no team)"
 
 
 def _grouping(view: View) -> tuple[str, str | None]:
@@ -61,23 +63,25 @@ async def _key_labels(view: View) -> dict[str, str]:
     return {k.id: f"{k.prefix} {k.name}".strip() for k in await admin.keys()}
 
 
-async def _by_team(view: View, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _team_of(view: View) -> dict[str, str]:
+    """Each key's team now (keys without one are not listed)."""
     admin = view.runtime.access.admin
-    team_of = {} if admin is None else {k.id: k.team for k in await admin.keys()}
+    return {} if admin is None else {k.id: k.team for k in await admin.keys() if k.team}
+
+
+async def _by_team(view: View, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    team_of = await _team_of(view)
     teams: dict[str, dict[str, Any]] = {}
     for row in keys:
-        team = team_of.get(str(row["group"])) or "(no team)"
-        into = teams.setdefault(
-            team, {"group": team, **dict.fromkeys(_SUMMED, 0), "cost": Decimal(0), "saved": Decimal(0)}
-        )
+        team = team_of.get(str(row["group"]), NO_TEAM)
+        into = teams.setdefault(team, {"group": team, **dict.fromkeys(_SUMMED, 0), **dict.fromkeys(_MONEY, Decimal(0))})
         for name in _SUMMED:
             into[name] += row.get(name) or 0
-        into["cost"] += Decimal(row["cost_usd"])
-        into["saved"] += Decimal(row.get("saved_usd") or 0)
+        for name in _MONEY:
+            into[name] += Decimal(row.get(name) or 0)
     out = []
     for t in teams.values():
-        cost, saved = t.pop("cost"), t.pop("saved")
-        out.append({**t, "cost_usd": str(cost), "saved_usd": str(saved), "error_rate": t["errors"] / t["requests"]})
+        out.append({**t, **{name: str(t[name]) for name in _MONEY}, "error_rate": t["errors"] / t["requests"]})
     out.sort(key=lambda r: (-Decimal(r["cost_usd"]), -r["requests"]))
     return out
 
@@ -96,7 +100,6 @@ async def cost_page(view: View) -> Reply:
         "rows": rows,
         "totals": whole,
         "query": query,
-        "chart": by != "team",
     }
     return Page("cost.html", context)
 
@@ -105,11 +108,23 @@ async def cost_data(view: View) -> Reply:
     """The top groups' spend per bucket: ``{"x", "charts": {"cost": [{"label", "values"}]}}``."""
     _, since, until, step = view.window()
     by, tag = _grouping(view)
-    if by == "team":
-        raise InvalidRequest("Cost over time is by user, key, route, model, deployment or tag", param="by")
+    merge = None
+    if by == "team":  # the keys' costs, each added to its team's
+        team_of = await _team_of(view)
+
+        def merge(key: Any) -> str:
+            return team_of.get(str(key), NO_TEAM)
+
     found = await read(
         cost_series(
-            ledger_store(view), by=by, since=since, until=until, step_s=int(step), top=CHART_GROUPS, tag_key=tag
+            ledger_store(view),
+            by="key" if by == "team" else by,
+            since=since,
+            until=until,
+            step_s=int(step),
+            top=CHART_GROUPS,
+            tag_key=tag,
+            merge=merge,
         )
     )
     labels = await _key_labels(view) if by == "key" else {}
@@ -129,7 +144,7 @@ async def cost_csv(view: View) -> Reply:
     rows = await _groups(view, by, tag, since, until)
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens", "cost_usd", "saved_usd"]
+    columns = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens", *_MONEY]
     writer.writerow([by, *columns])
     for row in rows:
         writer.writerow([_cell(row["group"]), *(row.get(c) for c in columns)])
