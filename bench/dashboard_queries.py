@@ -90,7 +90,8 @@ def _rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
     step = SPAN / count
     weights = [1 / (u + 1) for u in range(USERS)]  # a few heavy users, a long tail
     users = rng.choices(range(USERS), weights, k=count)
-    later = (None,) * (len(COLUMNS) - COLUMNS.index("shadow_of") - 1)
+    later = (None,) * (len(COLUMNS) - COLUMNS.index("shadow_of") - 2)
+    assert COLUMNS[-1] == "routing_saved_usd"
     for i in range(count):
         ts = start + i * step + rng.random() * step
         user = users[i]
@@ -108,13 +109,14 @@ def _rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
         tags = "{}" if i % 10 == 0 else f'{{"team":"{TEAMS[user % 6]}","feature":"{FEATURES[i % 10]}"}}'
         shadow = f"req-{i - 1}" if i % 100 == 99 else None
         captured = i % 20 == 0
+        routed = str(price * Decimal("0.6")) if i % 3 == 0 and cost and not hit else None  # a router's cheap branch
         yield (
             f"row-{i:08d}", f"req-{i}", None, ts, f"key-{user % 120}", f"user-{user}", tags,
             ROUTES[(user * 7 + i) % len(ROUTES)], dep, provider, model, attempts, int(attempts > 2 or i % 33 == 0),
             status, error_class, "stop" if status < 400 else None, tokens_in, tokens_in // 4, 0, tokens_out, 0,
             None if cost is None else str(cost), latency, ttft, None, int(stream), cache, 0,
             TEXT if captured else None, TEXT if captured else None, latency * 0.97, latency * 0.03, None,
-            str(price) if hit else None, None, None, shadow, *later,
+            str(price) if hit else None, None, None, shadow, *later, routed,
         )  # fmt: skip
 
 
