@@ -141,3 +141,20 @@ def test_a_keyboard_alone_logs_in_moves_between_sections_and_submits(page: Watch
     p.keyboard.press("Enter")
     p.wait_for_url("**by=tag**")
     assert "tag=feature" in p.url
+
+
+def test_the_pages_read_without_javascript(chromium: Any, served: Gateway) -> None:
+    """With JavaScript off, the login form works and each page still shows its tiles and tables;
+    a chart says where its figures are instead."""
+    context = chromium.new_context(base_url=served.url, java_script_enabled=False)
+    try:
+        p = context.new_page()
+        _login(p)
+        assert p.locator(".tile").count() > 0
+        assert "drawn with JavaScript" in p.locator("figure.chart").first.inner_text()
+        p.goto("/ui/cost?window=24h&by=route")
+        assert "fast" in p.locator("#cost").inner_text()
+        p.goto("/ui/requests")
+        assert p.locator("#requests tbody tr").count() >= 5
+    finally:
+        context.close()
