@@ -306,6 +306,10 @@ def test_cost_shows_what_routing_saved_and_each_team_over_time(browser: Watched,
         spent = db.execute("SELECT SUM(CAST(cost_usd AS REAL)) FROM breakwater_ledger WHERE route = 'auto'").fetchone()
     assert sum(growth["values"]) == pytest.approx(spent[0])
     browser.shot("dashboard-cost-teams")
+    with sqlite3.connect(path) as db:
+        (request_id,) = db.execute("SELECT request_id FROM breakwater_ledger WHERE branch = 'cheap'").fetchone()
+    page.goto(f"/ui/request?id={request_id}")
+    assert "saved by routing $" in page.locator("main").inner_text()
 
 
 def test_reliability_shows_each_deployment_s_breaker_and_errors(browser: Watched) -> None:
