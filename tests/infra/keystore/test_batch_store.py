@@ -8,21 +8,13 @@ absent, a failure under ``BREAKWATER_REQUIRE_SERVICES=1``; each test gets tables
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from breakwater.engine.batches.store import BatchRecord, BatchStore, FileInfo, LineResult
 from breakwater.infra.batch_memory import MemoryBatchStore
-from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
 
-from ...conftest import require_service
+from .conftest import Opening
 
-HOST, PORT = "127.0.0.1", 5432
-DSN = f"postgresql://postgres@{HOST}:{PORT}/test"
 T = 1_700_000_000.0
 CONTENT = b'{"custom_id": "a", "body": "\xc3\xbc\x00 binary-safe"}\n'
 
@@ -50,35 +42,11 @@ def _line(custom_id: str, index: int, ok: bool = True) -> LineResult:
     return LineResult(custom_id, index, ok, {"custom_id": custom_id, "response": {"status_code": 200 if ok else 500}})
 
 
-async def _drop_tables(prefix: str) -> None:
-    t = PostgresKeyStore(DSN, table_prefix=prefix).tables
-    conn = await asyncpg.connect(DSN)
-    try:
-        every = (t.keys, t.teams, t.limits, t.audit, t.config, t.responses, t.files, t.batches, t.batch_lines)
-        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BatchStore]:
-    """Each store in turn, open, on a fresh database; closed (and its tables dropped) after the test."""
-    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
-    opened: BatchStore
-    if request.param == "memory":
-        opened = MemoryBatchStore()
-    elif request.param == "sqlite":
-        opened = SqliteKeyStore(tmp_path / "keys.db")
-    else:
-        require_service("PostgreSQL", HOST, PORT)
-        opened = PostgresKeyStore(DSN, table_prefix=prefix)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-        if request.param == "postgres":
-            await _drop_tables(prefix)
+@pytest.fixture
+async def store(open_store: Opening) -> BatchStore:
+    """Each store in turn (in memory, SQLite, PostgreSQL), open on a fresh database; closed (and its
+    tables dropped) after the test."""
+    return await open_store(MemoryBatchStore)
 
 
 async def test_a_file_comes_back_with_its_content(store: BatchStore) -> None:

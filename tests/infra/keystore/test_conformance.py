@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,8 @@ from breakwater.core.limits import Budget, Limits
 from breakwater.engine.access.store import AccessStore, KeyConflict
 from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore, store_for
 
-from ...conftest import require_service
+from .conftest import DSN, prefix_of_its_own
 
-HOST, PORT = "127.0.0.1", 5432
-DSN = f"postgresql://postgres@{HOST}:{PORT}/test"
 SECRET = b"hash secret"
 T = 1_700_000_000.0
 LIMITS = Limits(rpm=60, tpm=100_000, max_concurrent=4, budget=Budget(Decimal("12.345678901"), "week"))
@@ -85,28 +82,14 @@ def _postgres(prefix: str) -> Backend:
     return Backend(lambda: PostgresKeyStore(DSN, table_prefix=prefix, command_timeout_s=5.0), stored, audit_text)
 
 
-async def _drop_tables(prefix: str) -> None:
-    tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
-    conn = await asyncpg.connect(DSN)
-    try:
-        every = astuple(tables)  # every table the store makes (batches' too)
-        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """Each database in turn: a fresh SQLite file, or fresh PostgreSQL tables dropped after the test."""
     if request.param == "sqlite":
         yield _sqlite(tmp_path / "keys.db")
         return
-    require_service("PostgreSQL", HOST, PORT)
-    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
-    try:
+    async with prefix_of_its_own() as prefix:
         yield _postgres(prefix)
-    finally:
-        await _drop_tables(prefix)
 
 
 @pytest.fixture
@@ -354,29 +337,27 @@ async def test_of_two_writers_racing_with_one_hash_exactly_one_wins(store: Acces
 
 async def test_postgres_store_reconnects_after_losing_its_connection() -> None:
     """A PostgreSQL store whose server session is killed works again by the next call, on a new connection."""
-    require_service("PostgreSQL", HOST, PORT)
-    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
-    store = PostgresKeyStore(DSN, table_prefix=prefix)
-    try:
-        await store.open()
-        await store.save_team(Team("search"), actor="admin", action="team.create", now=T)
-        killed = store._conn.get_server_pid()
-        admin = await asyncpg.connect(DSN)
+    async with prefix_of_its_own() as prefix:
+        store = PostgresKeyStore(DSN, table_prefix=prefix)
         try:
-            # with a timeout, pg_terminate_backend waits until the session is gone
-            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", killed)
-        finally:
-            await admin.close()
-        outcomes: list[object] = []
-        for _ in range(2):  # the first call may fail on the dead connection, never the second
+            await store.open()
+            await store.save_team(Team("search"), actor="admin", action="team.create", now=T)
+            killed = store._conn.get_server_pid()
+            admin = await asyncpg.connect(DSN)
             try:
-                outcomes.append(await store.version())
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError) as exc:
-                outcomes.append(type(exc))
-        assert outcomes[-1] == 1 and store._conn.get_server_pid() != killed
-    finally:
-        await store.close()
-        await _drop_tables(prefix)
+                # with a timeout, pg_terminate_backend waits until the session is gone
+                assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", killed)
+            finally:
+                await admin.close()
+            outcomes: list[object] = []
+            for _ in range(2):  # the first call may fail on the dead connection, never the second
+                try:
+                    outcomes.append(await store.version())
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError) as exc:
+                    outcomes.append(type(exc))
+            assert outcomes[-1] == 1 and store._conn.get_server_pid() != killed
+        finally:
+            await store.close()
 
 
 def test_store_for_picks_the_store_by_url(tmp_path: Path) -> None:

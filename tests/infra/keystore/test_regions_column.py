@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,8 @@ from breakwater.core.keys import Team, VirtualKey
 from breakwater.engine.access.store import AccessStore
 from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
 
-from ...conftest import require_service
+from .conftest import DSN, prefix_of_its_own
 
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
 T = 1_700_000_000.0
 
 
@@ -46,18 +44,13 @@ async def made(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
         yield (lambda: SqliteKeyStore(path)), sql
         return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
-    tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
+    async with prefix_of_its_own() as prefix:
+        tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
 
-    async def pg(statement: str) -> None:
-        await _postgres_sql(statement.format(keys=tables.keys, teams=tables.teams))
+        async def pg(statement: str) -> None:
+            await _postgres_sql(statement.format(keys=tables.keys, teams=tables.teams))
 
-    try:
         yield (lambda: PostgresKeyStore(DSN, table_prefix=prefix, command_timeout_s=5.0)), pg
-    finally:
-        names = [getattr(tables, f) for f in tables.__dataclass_fields__]
-        await _postgres_sql(f"DROP TABLE IF EXISTS {', '.join(names)}")
 
 
 def _key(regions: tuple[str, ...]) -> VirtualKey:

@@ -8,23 +8,15 @@ absent, a failure under ``BREAKWATER_REQUIRE_SERVICES=1``; each test gets tables
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import astuple
-from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from breakwater.engine.responses.store import ResponseStore, StoredResponse
-from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
 from breakwater.infra.response_memory import MemoryResponseStore
 
-from ...conftest import require_service
+from .conftest import Opening
 
-HOST, PORT = "127.0.0.1", 5432
-DSN = f"postgresql://postgres@{HOST}:{PORT}/test"
 T = 1_700_000_000.0
 TTL = 3600.0
 
@@ -40,35 +32,11 @@ def _record(response_id: str, owner: str = "key_a", at: float = T, ttl: float = 
     return StoredResponse(response_id, owner, at, at + ttl, ITEMS, response)
 
 
-async def _drop_tables(prefix: str) -> None:
-    tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
-    conn = await asyncpg.connect(DSN)
-    try:
-        every = astuple(tables)  # every table the store makes (batches' too)
-        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ResponseStore]:
-    """Each store in turn, open, on a fresh database; closed (and its tables dropped) after the test."""
-    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
-    opened: ResponseStore
-    if request.param == "memory":
-        opened = MemoryResponseStore()
-    elif request.param == "sqlite":
-        opened = SqliteKeyStore(tmp_path / "keys.db")
-    else:
-        require_service("PostgreSQL", HOST, PORT)
-        opened = PostgresKeyStore(DSN, table_prefix=prefix)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-        if request.param == "postgres":
-            await _drop_tables(prefix)
+@pytest.fixture
+async def store(open_store: Opening) -> ResponseStore:
+    """Each store in turn (in memory, SQLite, PostgreSQL), open on a fresh database; closed (and its
+    tables dropped) after the test."""
+    return await open_store(MemoryResponseStore)
 
 
 async def test_put_then_get_returns_the_record(store: ResponseStore) -> None:

@@ -3,9 +3,7 @@ stores (SQLite and PostgreSQL), with each arm's difference from the control and 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from breakwater.observability.ledger.compare import compare, public
 from breakwater.observability.ledger.feedback import Feedback
 from breakwater.observability.ledger.postgres import PostgresLedger
 
-from .conftest import DSN, table_of_its_own
+from .conftest import Holding
 from .rows import START, make_row
 
 Store = SqliteLedger | PostgresLedger
@@ -52,19 +50,10 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture
+async def store(ledger_holding: Holding) -> Store:
     """Each store in turn, holding ``ROWS``."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            opened: Store = SqliteLedger(tmp_path / "ledger.db")
-        else:
-            table = await stack.enter_async_context(table_of_its_own())
-            opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        stack.push_async_callback(opened.close)
-        await opened.write(ROWS)
-        yield opened
+    return await ledger_holding(ROWS)
 
 
 async def _report(store: Store, **kw: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from breakwater.observability.ledger.dashboard import (
 from breakwater.observability.ledger.explorer import encode_cursor
 from breakwater.observability.ledger.postgres import PostgresLedger
 
-from .conftest import DSN, table_of_its_own
+from .conftest import Holding
 from .rows import START, make_row
 
 Store = SqliteLedger | PostgresLedger
@@ -111,27 +110,10 @@ ROWS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture
+async def store(ledger_holding: Holding) -> Store:
     """Each store in turn, holding ``ROWS``."""
-    opened: Store
-    if request.param == "sqlite":
-        opened = SqliteLedger(tmp_path / "ledger.db")
-        await opened.open()
-        await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    async with table_of_its_own() as table:
-        opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
+    return await ledger_holding(ROWS)
 
 
 def _bucket(t: float, **figures: Any) -> dict[str, Any]:

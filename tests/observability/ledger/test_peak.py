@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from breakwater.observability.ledger import SqliteLedger
 from breakwater.observability.ledger.peak import peak
-from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.service import Store
 
-from .conftest import DSN, table_of_its_own
+from .conftest import Holding
 from .rows import START, make_row
 
 #: minute 0: 3 requests on route a and 2 on b; minute 2: 4 on a; minute 5: 1 on b
@@ -37,19 +34,10 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture
+async def store(ledger_holding: Holding) -> Store:
     """Each store in turn, holding ``ROWS``."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            opened: Store = SqliteLedger(tmp_path / "ledger.db")
-        else:
-            table = await stack.enter_async_context(table_of_its_own())
-            opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        stack.push_async_callback(opened.close)
-        await opened.write(ROWS)
-        yield opened
+    return await ledger_holding(ROWS)
 
 
 async def test_the_fullest_bucket_of_the_window_and_its_rate(store: Store) -> None:

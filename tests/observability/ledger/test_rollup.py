@@ -11,7 +11,6 @@ import dataclasses
 import math
 import random
 import sqlite3
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from breakwater.observability.ledger.aggregate import aggregate
 from breakwater.observability.ledger.dashboard import cost_series, reliability, series, totals
 from breakwater.observability.ledger.postgres import PostgresLedger
 
-from .conftest import DSN, pg_execute, table_of_its_own
+from .conftest import DSN, Holding, pg_execute, table_of_its_own
 from .rows import make_row
 
 Store = SqliteLedger | PostgresLedger
@@ -70,31 +69,10 @@ def _rows(count: int, seed: int = 7) -> list[LedgerRow]:
 ROWS = _rows(1500)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture
+async def store(ledger_holding: Holding) -> Store:
     """Each store in turn, holding ``ROWS`` (written in batches of 100, the last one twice)."""
-    opened: Store
-    if request.param == "sqlite":
-        opened = SqliteLedger(tmp_path / "ledger.db")
-        await opened.open()
-        for i in range(0, len(ROWS), 100):
-            await opened.write(ROWS[i : i + 100])
-        await opened.write(ROWS[-100:])
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    async with table_of_its_own() as table:
-        opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        for i in range(0, len(ROWS), 100):
-            await opened.write(ROWS[i : i + 100])
-        await opened.write(ROWS[-100:])
-        try:
-            yield opened
-        finally:
-            await opened.close()
+    return await ledger_holding(*(ROWS[i : i + 100] for i in range(0, len(ROWS), 100)), ROWS[-100:])
 
 
 @pytest.fixture(autouse=True)

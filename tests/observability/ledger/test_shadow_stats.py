@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +13,7 @@ from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.shadow_report import shadow_report
 from breakwater.observability.ledger.shadow_stats import shadow_stats
 
-from .conftest import DSN, table_of_its_own
+from .conftest import Holding
 from .rows import T0, make_row
 
 Store = SqliteLedger | PostgresLedger
@@ -50,26 +48,10 @@ def _rows() -> list[LedgerRow]:
 ROWS = _rows()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened: Store
-    if request.param == "sqlite":
-        opened = SqliteLedger(tmp_path / "ledger.db")
-        await opened.open()
-        await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    async with table_of_its_own() as table:
-        opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
+@pytest.fixture
+async def store(ledger_holding: Holding) -> Store:
+    """Each store in turn, holding ``ROWS``."""
+    return await ledger_holding(ROWS)
 
 
 @pytest.mark.parametrize(("route", "since", "until"), [("chat", T0, T0 + 300), ("search", T0 + 50.2, T0 + 200)])

@@ -8,8 +8,6 @@ the window, inside the three-day burn window) and four days ago (outside everyth
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +19,7 @@ from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.slo import SloStatus, measure, objectives
 from breakwater.observability.slo_alerts import SloMonitor
 
-from .conftest import DSN, table_of_its_own
+from .conftest import Holding
 from .rows import make_row
 
 Store = SqliteLedger | PostgresLedger
@@ -99,27 +97,10 @@ ROWS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture
+async def store(ledger_holding: Holding) -> Store:
     """Each store in turn, holding ``ROWS``."""
-    opened: Store
-    if request.param == "sqlite":
-        opened = SqliteLedger(tmp_path / "ledger.db")
-        await opened.open()
-        await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    async with table_of_its_own() as table:
-        opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        await opened.write(ROWS)
-        try:
-            yield opened
-        finally:
-            await opened.close()
+    return await ledger_holding(ROWS)
 
 
 async def _statuses(store: Store, now: float = NOW) -> dict[str, SloStatus]:

@@ -3,18 +3,15 @@ answers from SQLite and PostgreSQL, cost exact, cache hits and unrouted requests
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from breakwater.observability.ledger import LedgerRow, SqliteLedger
 from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.token_totals import Throughput, throughput, token_totals
-from tests.observability.ledger.conftest import DSN, table_of_its_own
+from tests.observability.ledger.conftest import Holding
 from tests.observability.ledger.rows import START, make_row
 
 Store = SqliteLedger | PostgresLedger
@@ -48,19 +45,10 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+@pytest.fixture
+async def store(ledger_holding: Holding) -> Store:
     """Each store in turn, holding ``ROWS``."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            opened: Store = SqliteLedger(tmp_path / "ledger.db")
-        else:
-            table = await stack.enter_async_context(table_of_its_own())
-            opened = PostgresLedger(DSN, table=table)
-        await opened.open()
-        stack.push_async_callback(opened.close)
-        await opened.write(ROWS)
-        yield opened
+    return await ledger_holding(ROWS)
 
 
 async def test_sums_per_route_deployment_and_model(store: Store) -> None:

@@ -1,0 +1,92 @@
+"""Fixtures for the key stores' suites: PostgreSQL tables of the test's own, and each store of a
+contract in turn (in memory, and the key stores on SQLite and PostgreSQL).
+
+PostgreSQL needs 127.0.0.1:5432 (trust auth, user ``postgres``, database ``test``): skipped when
+absent, a failure under ``BREAKWATER_REQUIRE_SERVICES=1``. Each test gets tables of its own
+(``bwtest_<hex>_*``), every one of them dropped afterwards, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import astuple
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
+
+from ...conftest import require_service
+
+HOST, PORT = "127.0.0.1", 5432
+DSN = f"postgresql://postgres@{HOST}:{PORT}/test"
+
+
+class Openable(Protocol):
+    """A store the suites open before a test and close after it."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=Openable)
+
+
+class Opening(Protocol):
+    """``open_store``: ``await open_store(MemoryBatchStore)`` is the store of this run, open."""
+
+    async def __call__(self, memory: Callable[[], S]) -> S | SqliteKeyStore | PostgresKeyStore: ...
+
+
+async def drop_tables(prefix: str) -> None:
+    """Drop every table a PostgreSQL key store makes under ``prefix`` (the batches' too)."""
+    every = astuple(PostgresKeyStore(DSN, table_prefix=prefix).tables)
+    conn = await asyncpg.connect(DSN)
+    try:
+        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def prefix_of_its_own() -> AsyncIterator[str]:
+    """A fresh table prefix on the real PostgreSQL (skip or fail if it is absent), its tables dropped on exit."""
+    require_service("PostgreSQL", HOST, PORT)
+    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
+    try:
+        yield prefix
+    finally:
+        await drop_tables(prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opening]:
+    """Each store in turn (in memory, SQLite, PostgreSQL), opened by the test file's own fixture.
+
+    A contract's suite (``ResponseStore``, ``BatchStore``) awaits ``open_store(memory)`` once a
+    test, with its in-memory store's class, and gets that store, or a key store on a fresh SQLite
+    file or fresh PostgreSQL tables (``prefix_of_its_own``), open. The store is closed, and its
+    tables dropped, after the test.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def opening(memory: Callable[[], S]) -> S | SqliteKeyStore | PostgresKeyStore:
+            opened: S | SqliteKeyStore | PostgresKeyStore
+            if request.param == "memory":
+                opened = memory()
+            elif request.param == "sqlite":
+                opened = SqliteKeyStore(tmp_path / "keys.db")
+            else:
+                prefix = await stack.enter_async_context(prefix_of_its_own())
+                opened = PostgresKeyStore(DSN, table_prefix=prefix)
+            await opened.open()
+            stack.push_async_callback(opened.close)
+            return opened
+
+        yield opening
