@@ -215,7 +215,11 @@ def _calls(store: SqliteLedger, since: float, until: float, step: int) -> dict[s
         "cost_series by tag:team": lambda: cost_series(
             store, by="tag", tag_key="team", since=since, until=until, step_s=step
         ),
+        "cost_series by team (keys merged)": lambda: cost_series(
+            store, by="key", since=since, until=until, step_s=step, merge=_team_of
+        ),
         "cost table by route": lambda: _cost_table(store, since, until),
+        "cost table by key (teams)": lambda: _cost_table(store, since, until, by="key"),
         "reliability": lambda: reliability(store, since=since, until=until),
         "search (first page)": lambda: search(store, window),
         "search (errors, route)": lambda: search(
@@ -228,16 +232,22 @@ def _calls(store: SqliteLedger, since: float, until: float, step: int) -> dict[s
     }
 
 
-async def _cost_table(store: SqliteLedger, since: float, until: float) -> Any:
+async def _cost_table(store: SqliteLedger, since: float, until: float, by: str = "route") -> Any:
     """The cost page's table as the page reads it: from the hourly rollup, or the usage report."""
-    rows = await cost_table(store, by="route", since=since, until=until, limit=1000, tag_key=None)
-    return rows if rows is not None else await aggregate(store, by="route", since=since, until=until, limit=1000)
+    rows = await cost_table(store, by=by, since=since, until=until, limit=1000, tag_key=None)
+    return rows if rows is not None else await aggregate(store, by=by, since=since, until=until, limit=1000)
+
+
+def _team_of(key: Any) -> str:
+    """The bench's keys' teams (``key-N``: a team for every sixth), as the cost page merges them."""
+    return TEAMS[int(str(key).removeprefix("key-")) % len(TEAMS)] if str(key).startswith("key-") else "(no team)"
 
 
 #: the dashboard's pages and the calls each one makes
 PAGES = {
     "page: overview": ("series", "totals", "cost_series by user"),
     "page: costs": ("cost_series by tag:team", "cost table by route"),
+    "page: costs by team": ("cost_series by team (keys merged)", "cost table by key (teams)"),
     "page: reliability": ("reliability", "series"),
     "page: explorer": ("search (first page)", "request_rows"),
 }
