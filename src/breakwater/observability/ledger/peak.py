@@ -1,24 +1,23 @@
 """The ledger's busiest moment: the most requests in one time bucket of a window, as a rate.
 
 ``breakwater loadtest --from-ledger`` drives a gateway at a multiple of it ("load test at 2-3x
-peak"). One grouped query per dialect, inside the database like ``aggregate.py``: rows are put
-in buckets of ``bucket_s`` seconds (``floor(ts / bucket_s)``) and the fullest bucket is kept.
-A bucket of a minute smooths single-second bursts that a gateway's queues absorb anyway.
+peak"). The rows are counted per bucket of ``bucket_s`` seconds (``floor(ts / bucket_s)``)
+inside the database, by ``bucketing.grouped_sums`` (the dashboard's reader, one query text for
+both stores), and the fullest bucket is kept. A bucket of a minute smooths single-second bursts
+that a gateway's queues absorb anyway.
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from breakwater.observability.ledger.sqlite import SqliteLedger
+from breakwater.observability.ledger.bucketing import grouped_sums
+from breakwater.observability.ledger.reading import dialect_of
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
-
-_TABLE = "breakwater_ledger"  # SqliteLedger's fixed table
+    from breakwater.observability.ledger.sqlite import SqliteLedger
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,47 +42,16 @@ async def peak(
     route: str | None = None,
 ) -> Peak | None:
     """The fullest ``bucket_s`` bucket of rows with ``since <= ts < until`` (of ``route`` alone when
-    given); ``None`` when the window has no rows.
+    given; the earliest of equally full ones); ``None`` when the window has no rows.
 
     Raises:
         ValueError: ``bucket_s`` not positive.
     """
     if bucket_s <= 0:
         raise ValueError("the bucket must be positive")
-    if isinstance(store, SqliteLedger):
-        row = await asyncio.to_thread(_sqlite, store, since, until, bucket_s, route)
-    else:
-        sql = f"""
-            SELECT floor(ts / $3) AS b, count(*) AS n FROM {store.table}
-            WHERE ts >= $1 AND ts < $2 AND ($4::text IS NULL OR route = $4)
-            GROUP BY b ORDER BY n DESC, b LIMIT 1
-        """
-        records = await store._call("fetch", sql, since, until, bucket_s, route)
-        row = tuple(records[0]) if records else None
-    if row is None:
+    where, params = ("", (float(bucket_s),)) if route is None else (" AND route = ?4", (float(bucket_s), route))
+    found = await grouped_sums(store, dialect_of(store), (since, until), ["floor(ts / ?3)"], [], where, params)
+    if not found:
         return None
-    return Peak(start=float(row[0]) * bucket_s, requests=int(row[1]), bucket_s=bucket_s)
-
-
-def _sqlite(
-    store: SqliteLedger, since: float, until: float, bucket_s: float, route: str | None
-) -> tuple[Any, ...] | None:
-    # CAST truncates towards zero: the same as floor for the (positive) unix times of the ledger
-    sql = f"""
-        SELECT CAST(ts / ?3 AS INTEGER) AS b, COUNT(*) AS n FROM {_TABLE}
-        WHERE ts >= ?1 AND ts < ?2 AND (?4 IS NULL OR route = ?4)
-        GROUP BY b ORDER BY n DESC, b LIMIT 1
-    """
-    try:
-        conn = sqlite3.connect(f"{store.path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.OperationalError:
-        if not store.path.exists():
-            return None
-        raise
-    try:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (_TABLE,)).fetchone():
-            return None
-        row: tuple[Any, ...] | None = conn.execute(sql, (since, until, bucket_s, route)).fetchone()
-        return row
-    finally:
-        conn.close()
+    bucket, (requests,) = min(found.items(), key=lambda kv: (-int(kv[1][0]), float(kv[0][0])))
+    return Peak(start=float(bucket[0]) * bucket_s, requests=int(requests), bucket_s=bucket_s)
