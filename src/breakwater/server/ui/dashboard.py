@@ -12,7 +12,8 @@ page; the dashboard never answers 500 to a request it could not read.
 
 The pages are in ``pages/``, one module per section; each maps ``(method, path)`` to an async
 function ``(View) -> Reply`` (``view.py``). ``UiShared`` is what outlives a configuration
-reload: the templates, the static files, the sessions.
+reload: the templates, the static files, the sessions and the login throttle (``throttle.py``:
+an address that typed too many wrong keys is answered 429 without its key being looked at).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from breakwater.server.ui import pages
 from breakwater.server.ui.session import COOKIE, KEY_LABEL, SESSION_S, Session, Sessions
 from breakwater.server.ui.static import UPLOT_VERSION, StaticFiles
 from breakwater.server.ui.templates import templates
+from breakwater.server.ui.throttle import LoginThrottle
 from breakwater.server.ui.view import WINDOWS, Download, Page, PageHandler, Redirect, Reply, View
 from breakwater.server.ui.web import Request, cookie_header, read_form, redirect, send_page
 
@@ -48,6 +50,7 @@ class UiShared:
 
     def __init__(self, now: Callable[[], float]) -> None:
         self.sessions = Sessions(now)
+        self.throttle = LoginThrottle(now)
         self.static = StaticFiles()
         self._templates: jinja2.Environment | None = None
 
@@ -119,19 +122,53 @@ class Dashboard:
             raise MethodNotAllowed(f"Method {request.method} is not allowed on /ui/login", ["GET", "POST"])
         if not request.same_origin():
             raise PermissionDenied("This form was not sent from this gateway's dashboard", code="cross_origin")
+        throttle, client = self._shared.throttle, request.client
+        if await self._locked_out(send, request):  # the form is not even read
+            return
         form = await read_form(scope, receive)
+        # again once the form is in: logins sent at once were all read before any was judged
+        if await self._locked_out(send, request):
+            return
         typed = form.get("admin_key", "").strip()
         refusal = self._auth.judge(typed.encode()) if typed else None
         if not typed:
             refusal = InvalidRequest("Type the admin key (server.admin_key)", param="admin_key")
         if refusal is not None:
-            log.info("dashboard login refused from %s: %s", request.client, type(refusal).__name__)
+            log.info("dashboard login refused from %s: %s", client, type(refusal).__name__)
+            if typed and self._auth.configured:  # a key was tried (an empty form, or no key to try, is no guess)
+                locked = throttle.failed(client)
+                if locked is not None:
+                    log.warning(
+                        "dashboard login: %s locked out for %d s after %d failed logins",
+                        client,
+                        locked,
+                        throttle.failures,
+                    )
             await self._login_page(send, request, form.get("next", ""), refusal.message, errors.classify(refusal)[0])
             return
+        throttle.succeeded(client)
         _, cookie = self._shared.sessions.issue(self._key)
         await redirect(send, _local(form.get("next", "")), [self._cookie(request, cookie, int(SESSION_S))])
 
-    async def _login_page(self, send: Send, request: Request, after: str, error: str | None, status: int) -> None:
+    async def _locked_out(self, send: Send, request: Request) -> bool:
+        """True when the client is locked out of logging in (``throttle.py``); the 429 page is then sent."""
+        wait = self._shared.throttle.retry_after(request.client)
+        if wait is None:
+            return False
+        log.info("dashboard login refused from %s: locked out for %d s more", request.client, wait)
+        message = f"Too many failed logins from this address: try again in {_duration(wait)}."
+        await self._login_page(send, request, "", message, 429, [(b"retry-after", str(wait).encode())])
+        return True
+
+    async def _login_page(
+        self,
+        send: Send,
+        request: Request,
+        after: str,
+        error: str | None,
+        status: int,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         context = {
             "error": error,
             "disabled": not self._auth.configured,
@@ -140,7 +177,7 @@ class Dashboard:
             "uplot_version": UPLOT_VERSION,
         }
         body = self._shared.templates.get_template("login.html").render(context)
-        await send_page(send, status, body.encode(), HTML)
+        await send_page(send, status, body.encode(), HTML, extra or [])
 
     async def _logout(self, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
         if request.method != "POST":
@@ -230,6 +267,14 @@ class Dashboard:
             return
         page = Page("error.html", {"status": status, "message": exc.message}, status)
         await send_page(send, status, self._render(page, view), HTML, extra)
+
+
+def _duration(seconds: int) -> str:
+    """``seconds`` as a person reads a wait: whole minutes, rounded up, from a minute on."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _local(path: str) -> str:
