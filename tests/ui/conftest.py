@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +81,13 @@ class Gateway:
         r = client.post("/ui/login", data={"admin_key": ADMIN})
         assert r.status_code == 303, r.text
         return client
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
 
 
 @pytest.fixture(scope="module")

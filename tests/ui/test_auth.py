@@ -4,7 +4,6 @@ and bad input answered with a 4xx page."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +13,7 @@ import pytest
 from breakwater.core.config import build_config
 from breakwater.server.app import create_app
 from tests.server.running import serve
-from tests.ui.conftest import ADMIN, ENVIRON, Gateway, gateway_config
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
+from tests.ui.conftest import ADMIN, ENVIRON, Gateway, csrf_of, gateway_config
 
 
 def test_no_session_redirects_to_login(gateway: Gateway) -> None:

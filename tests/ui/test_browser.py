@@ -137,6 +137,7 @@ def test_a_key_created_in_the_dashboard_works_and_can_be_disabled(browser: Watch
     form.get_by_label("User", exact=True).fill("dana")
     form.get_by_label("Requests / minute").fill("100")
     form.get_by_role("button", name="Create key").click()
+    page.wait_for_url("**/ui/keys?created=*")  # POST/redirect/GET
     secret = page.locator("#new-secret").inner_text().strip()
     assert secret.startswith("bw-")
     browser.shot("dashboard-keys")
@@ -155,6 +156,28 @@ def test_a_key_created_in_the_dashboard_works_and_can_be_disabled(browser: Watch
             model="fast", messages=[{"role": "user", "content": "hi"}]
         )
     assert "dashboard (127.0.0.1)" in page.locator("#audit").inner_text()
+
+
+def test_reloading_the_key_created_page_makes_no_second_key_and_hides_the_secret(
+    browser: Watched, traffic: Gateway
+) -> None:
+    """Reloading the page that showed a new key's secret creates nothing and shows a note instead of the secret."""
+    page = browser.page
+    page.goto("/ui/keys")
+    form = page.locator("#create-key")
+    form.get_by_label("Name", exact=True).fill("reloaded-once")
+    form.get_by_role("button", name="Create key").click()
+    page.wait_for_url("**/ui/keys?created=*")
+    secret = page.locator("#new-secret").inner_text().strip()
+    assert secret.startswith("bw-")
+    page.reload()
+    assert "created=" in page.url
+    assert page.locator("#new-secret").count() == 0
+    assert secret not in page.content()
+    assert "not shown again" in page.locator("#secret-gone").inner_text()
+    assert page.locator("#keys tr", has_text="reloaded-once").count() == 1
+    admin = httpx2.Client(base_url=traffic.url, headers={"authorization": f"Bearer {ADMIN}"})
+    assert [k["name"] for k in admin.get("/admin/keys").json()["data"]].count("reloaded-once") == 1
 
 
 def test_overview_shows_the_traffic_in_tiles_and_charts(browser: Watched, traffic: Gateway) -> None:

@@ -12,8 +12,9 @@ page; the dashboard never answers 500 to a request it could not read.
 
 The pages are in ``pages/``, one module per section; each maps ``(method, path)`` to an async
 function ``(View) -> Reply`` (``view.py``). ``UiShared`` is what outlives a configuration
-reload: the templates, the static files, the sessions and the login throttle (``throttle.py``:
-an address that typed too many wrong keys is answered 429 without its key being looked at).
+reload: the templates, the static files, the sessions, the login throttle (``throttle.py``: an
+address that typed too many wrong keys is answered 429 without its key being looked at) and the
+one-time slots a new key's secret waits in for its page (``reveal.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from breakwater.server import errors
 from breakwater.server.admin import AdminAuth
 from breakwater.server.asgi import Receive, Scope, Send
 from breakwater.server.ui import pages
+from breakwater.server.ui.reveal import Reveals
 from breakwater.server.ui.session import COOKIE, KEY_LABEL, SESSION_S, Session, Sessions
 from breakwater.server.ui.static import UPLOT_VERSION, StaticFiles
 from breakwater.server.ui.templates import templates
@@ -51,6 +53,7 @@ class UiShared:
     def __init__(self, now: Callable[[], float]) -> None:
         self.sessions = Sessions(now)
         self.throttle = LoginThrottle(now)
+        self.reveals = Reveals(now)
         self.static = StaticFiles()
         self._templates: jinja2.Environment | None = None
 
@@ -219,7 +222,8 @@ class Dashboard:
             if allowed:
                 raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}", allowed)
             raise NotFound(f"No dashboard page {request.path}")
-        view = View(self._runtime, request, session, self._runtime.process.clock.time(), self._auth.open)
+        now = self._runtime.process.clock.time()
+        view = View(self._runtime, request, session, now, self._auth.open, self._shared.reveals)
         try:
             if method == "POST":
                 view.form = await read_form(scope, receive)

@@ -13,6 +13,7 @@ from typing import Any
 
 from breakwater.core.errors import InvalidRequest
 from breakwater.runtime.runtime import Runtime
+from breakwater.server.ui.reveal import Reveals
 from breakwater.server.ui.session import Session
 from breakwater.server.ui.web import Request
 
@@ -28,13 +29,15 @@ DEFAULT_WINDOW = "24h"
 
 @dataclass(slots=True)
 class View:
-    """One page request: the runtime it reads, the request, the session, and the form (POST)."""
+    """One page request: the runtime it reads, the request, the session, the one-time slots a
+    page shows a new secret through (``reveal.py``), and the form (POST)."""
 
     runtime: Runtime
     request: Request
     session: Session
     now: float
     open_mode: bool
+    reveals: Reveals
     form: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -1,5 +1,9 @@
 """Keys and teams: list, create (the secret shown once), disable and enable, rotate.
 
+Creating or rotating a key answers with a redirect (POST/redirect/GET): the new secret waits in a
+one-time slot bound to the session (``reveal.py``) and ``GET /ui/keys?created=<token>`` shows it
+once, so reloading that page neither posts the form again nor shows the secret a second time.
+
 Every change goes through ``engine/access/operations.AccessOperations``, the same operations as
 ``/admin/keys`` and ``breakwater keys``, with the same validation and the same audit trail (the
 actor is ``dashboard (<client address>)``). A form's fields become the admin API's JSON body, so
@@ -30,7 +34,18 @@ async def keys_page(view: View) -> Reply:
     admin = view.runtime.access.admin
     if admin is None:
         return Page("keys.html", {"enabled": False, "keys": [], "teams": [], "audit": [], "created": None})
-    return Page("keys.html", await _listing(view, admin, None))
+    token = view.query.get("created")
+    # a HEAD (a link checker, a prefetch) never uses up the slot: only the page a person sees does
+    created = view.reveals.take(view.session.id, token) if token and view.request.method == "GET" else None
+    context = await _listing(view, admin, created)
+    context["gone"] = bool(token) and created is None
+    return Page("keys.html", context)
+
+
+def _reveal(view: View, action: str, key_view: dict[str, Any], secret: str) -> Redirect:
+    """Keep the new secret for this session's next page, and send the browser there."""
+    token = view.reveals.keep(view.session.id, {"action": action, "key": key_view, "secret": secret})
+    return Redirect(f"/ui/keys?created={token}")
 
 
 async def _listing(view: View, admin: AccessOperations, created: dict[str, Any] | None) -> dict[str, Any]:
@@ -63,8 +78,7 @@ async def create_key(view: View) -> Reply:
     if days is not None:
         spec["expires_in_s"] = days * 86400.0
     key, plain = await admin.create_key(parse(KeySpec, spec), actor=view.actor)
-    context = await _listing(view, admin, {"action": "created", "key": key.view(view.now), "secret": plain})
-    return Page("keys.html", context, 201)
+    return _reveal(view, "created", key.view(view.now), plain)
 
 
 async def key_action(view: View) -> Reply:
@@ -77,8 +91,7 @@ async def key_action(view: View) -> Reply:
     if action == "rotate":
         overlap = _number(view.form, "overlap_s", float)
         key, plain = await admin.rotate(key_id, overlap_s=3600.0 if overlap is None else overlap, actor=view.actor)
-        context = await _listing(view, admin, {"action": "rotated", "key": key.view(view.now), "secret": plain})
-        return Page("keys.html", context)
+        return _reveal(view, "rotated", key.view(view.now), plain)
     raise InvalidRequest("Unknown key action: disable, enable or rotate", param="action")
 
 
