@@ -104,6 +104,22 @@ def test_axe_finds_nothing_on_any_page(page: Watched) -> None:
     assert {path: found for path, found in broken.items() if found} == {}
 
 
+def test_axe_finds_nothing_on_the_key_created_page_and_its_reload(page: Watched) -> None:
+    """The page showing a new key's secret, and the note its reload shows instead, break no WCAG 2.1 A/AA rule."""
+    p = page.page
+    _login(p)
+    p.goto("/ui/keys")
+    p.locator("#create-key").get_by_label("Name", exact=True).fill("a11y")
+    p.locator("#create-key").get_by_role("button", name="Create key").click()
+    p.wait_for_url("**/ui/keys?created=*")
+    assert p.locator("#new-secret").count() == 1
+    broken = {"created": _violations(p)}
+    p.reload()
+    assert p.locator("#secret-gone").count() == 1
+    broken["reloaded"] = _violations(p)
+    assert {name: found for name, found in broken.items() if found} == {}
+
+
 def test_a_keyboard_alone_logs_in_moves_between_sections_and_submits(page: Watched) -> None:
     """Tab reaches the key field and the button; Enter logs in; every section's link is reached
     by Tab, in order, with a visible focus; a filter form is filled and sent from the keyboard."""
