@@ -72,14 +72,16 @@ class MemoryBatchStore:
         held: list[BatchRecord] = []
         free: list[BatchRecord] = []
         for record in self._batches.values():
-            holder, until = self._leases.get(record.id, ("", 0.0))
-            if record.status in ACTIVE and (holder == runner or until <= now):
-                (held if holder == runner else free).append(record)
+            if self._claimable(record, runner, now):
+                (held if self._leases.get(record.id, ("", 0.0))[0] == runner else free).append(record)
         chosen = {record.id for record in [*held, *free][:limit]}
         claimed = [record for record in self._batches.values() if record.id in chosen]  # oldest first
         for record in claimed:
             self._leases[record.id] = (runner, now + lease_s)
         return [self._counted(record) for record in claimed]
+
+    async def batch_claimable(self, runner: str, now: float) -> bool:
+        return any(self._claimable(record, runner, now) for record in self._batches.values())
 
     async def batch_release(self, batch_id: str, runner: str) -> None:
         if self._leases.get(batch_id, ("", 0.0))[0] == runner:
@@ -97,6 +99,10 @@ class MemoryBatchStore:
 
     async def lines(self, batch_id: str) -> list[LineResult]:
         return sorted(self._lines.get(batch_id, {}).values(), key=lambda r: r.index)
+
+    def _claimable(self, record: BatchRecord, runner: str, now: float) -> bool:
+        holder, until = self._leases.get(record.id, ("", 0.0))
+        return record.status in ACTIVE and (holder == runner or until <= now)
 
     def _counted(self, record: BatchRecord) -> BatchRecord:
         lines = self._lines.get(record.id, {}).values()

@@ -240,11 +240,11 @@ async def test_a_crashed_runners_batch_is_taken_over_when_its_lease_runs_out(
     done_before = await store.line_ids("batch_1")
     calls_before = len(fake.calls)
     second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
-    claims = CountingClaims(store)
-    second._store = lambda: claims  # type: ignore[method-assign, assignment]
+    looks = CountingLooks(store)
+    second._store = lambda: looks  # type: ignore[method-assign, assignment]
     second.start()
     try:
-        await _until(lambda: _value(claims.count >= 3), "the second runner has looked for work")
+        await _until(lambda: _value(looks.count >= 3), "the second runner has looked for work")
         assert len(fake.calls) == calls_before  # the lease still holds
         clock.advance(SETTINGS.lease_s)
         await _until(lambda: _aval(_status(store), "completed"), "the second runner finishes the batch")
@@ -313,8 +313,8 @@ class FlakyLines:
         return await self._store.line_put(batch_id, result)
 
 
-class CountingClaims:
-    """The store, counting claims."""
+class CountingLooks:
+    """The store, counting the runner's looks for work (``batch_claimable``)."""
 
     def __init__(self, store: MemoryBatchStore) -> None:
         self._store = store
@@ -323,9 +323,9 @@ class CountingClaims:
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
 
-    async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
+    async def batch_claimable(self, runner: str, now: float) -> bool:
         self.count += 1
-        return await self._store.batch_claim(runner, now, lease_s, limit)
+        return await self._store.batch_claimable(runner, now)
 
 
 async def _aval(value: Awaitable[str], expected: str) -> bool:

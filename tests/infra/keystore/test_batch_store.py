@@ -158,3 +158,21 @@ async def test_a_claim_renews_the_batches_held_before_taking_others(store: Batch
     assert [b.id for b in await store.batch_claim("r1", T, 60, 1)] == ["batch-1"]
     assert [b.id for b in await store.batch_claim("r1", T + 61, 60, 1)] == ["batch-1"]  # batch-0's lease ran out
     assert [b.id for b in await store.batch_claim("r1", T + 62, 60, 2)] == ["batch-0", "batch-1"]
+
+
+async def test_claimable_says_whether_a_claim_would_take_anything(store: BatchStore) -> None:
+    """``batch_claimable`` is true exactly when ``batch_claim`` would claim something: an active
+    batch the runner holds (to renew), or one whose lease has run out; never a finished batch."""
+    assert await store.batch_claimable("r1", T) is False
+    await store.batch_save(_batch("batch-done", status="completed"), None)
+    assert await store.batch_claimable("r1", T) is False
+    await store.batch_save(_batch("batch-1"), None)
+    assert await store.batch_claimable("r1", T) is True
+    await store.batch_claim("r1", T, 60, 10)
+    assert await store.batch_claimable("r1", T + 1) is True  # held: its lease is to be renewed
+    assert await store.batch_claimable("r2", T + 59) is False  # held by another, lease running
+    assert await store.batch_claimable("r2", T + 60) is True  # the lease ran out
+    record = await store.batch_get("batch-1", "key_a")
+    assert record is not None
+    await store.batch_save(record.moved("failed", T + 2), "validating")
+    assert await store.batch_claimable("r1", T + 3) is False

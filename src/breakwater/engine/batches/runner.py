@@ -3,7 +3,8 @@
 One ``BatchRunner`` per gateway process looks at the store every ``poll_s`` (at once when a batch
 is created here) and claims the active batches it may run (``BatchStore.batch_claim``: a lease,
 renewed on every look, so replicas sharing a store share the work and a batch whose runner died
-is taken over once its lease runs out). A batch goes
+is taken over once its lease runs out). It claims only when ``batch_claimable`` (a read) says
+there is something to claim or renew, so an idle gateway's looks write nothing. A batch goes
 
 ```
 validating -> in_progress -> finalizing -> completed
@@ -152,9 +153,7 @@ class BatchRunner:
         while True:
             settings = self._settings()
             try:
-                # the ones held come first (their leases renewed); no more than lines can run at once
-                most = max(settings.concurrency, len(self._working))
-                claimed = await self._store().batch_claim(self.name, self._clock.time(), settings.lease_s, most)
+                claimed = await self._claim(self._store(), settings)
             except Exception as exc:  # noqa: BLE001 - an unreachable store is tried again at the next look
                 log.warning("could not look for batches: %s", type(exc).__name__)
                 claimed = []
@@ -168,6 +167,15 @@ class BatchRunner:
                 await asyncio.wait_for(self._wake.wait(), min(settings.poll_s, settings.lease_s / 3))
             except TimeoutError:
                 pass
+
+    async def _claim(self, store: BatchStore, settings: BatchSettings) -> list[BatchRecord]:
+        """The batches to work on: claimed (the ones held first, their leases renewed; no more than
+        lines can run at once), only when there is anything to claim, so an idle look writes nothing."""
+        now = self._clock.time()
+        if not await store.batch_claimable(self.name, now):
+            return []
+        most = max(settings.concurrency, len(self._working))
+        return await store.batch_claim(self.name, now, settings.lease_s, most)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         for batch_id, working in list(self._working.items()):

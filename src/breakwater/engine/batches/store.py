@@ -8,7 +8,9 @@ replica never answers a line twice; its ``request_counts`` are counted from thos
 
 A batch's status changes by compare-and-set (``batch_save(record, expect=...)``): a runner's
 progress write cannot undo a cancellation that landed in between. A runner holds a batch under a
-lease (``batch_claim``), so replicas sharing a store share the work without running a batch twice.
+lease (``batch_claim``), so replicas sharing a store share the work without running a batch twice;
+it asks first whether there is anything to claim (``batch_claimable``, a read), so an idle
+runner's looks write nothing.
 
 Implemented by the key stores (``infra/keystore/batch_plans.py``: the ``<prefix>_files``,
 ``_batches`` and ``_batch_lines`` tables) and in memory (``infra/batch_memory.py``), behind one
@@ -199,6 +201,11 @@ class BatchStore(Protocol):
         """Up to ``limit`` active batches (``ACTIVE``) that ``runner`` holds or whose lease has run
         out at ``now``, leased to ``runner`` until ``now + lease_s``: those it holds first (so their
         leases are renewed), then the oldest; returned oldest first."""
+        ...
+
+    async def batch_claimable(self, runner: str, now: float) -> bool:
+        """Whether ``batch_claim`` would claim anything: an active batch ``runner`` holds or whose
+        lease has run out at ``now`` (a read, so an idle runner's looks write nothing)."""
         ...
 
     async def batch_release(self, batch_id: str, runner: str) -> None:

@@ -74,6 +74,10 @@ class BatchOperations:
             f"ORDER BY CASE WHEN lease_owner = {m(1)} THEN 0 ELSE 1 END, seq LIMIT {m(4)}) AND {claimable} "
             "RETURNING id"
         )
+        self._claimable = (
+            f"SELECT 1 FROM {batches} WHERE status IN ({_ACTIVE}) "
+            f"AND (lease_owner = {m(1)} OR lease_until <= {m(2)}) LIMIT 1"
+        )
         self._claimed = (
             f"SELECT {counted} FROM {batches} b WHERE lease_owner = {m(1)} AND status IN ({_ACTIVE}) ORDER BY seq"
         )
@@ -134,6 +138,10 @@ class BatchOperations:
         yield Query(self._claim, (runner, now + lease_s, now, limit))
         rows = yield Query(self._claimed, (runner,))
         return [_batch_of(row) for row in rows]
+
+    def batch_claimable(self, runner: str, now: float) -> Plan[bool]:
+        rows = yield Query(self._claimable, (runner, now))
+        return bool(rows)
 
     def batch_release(self, batch_id: str, runner: str) -> Plan[None]:
         yield Query(self._release, (batch_id, runner))

@@ -149,6 +149,9 @@ class PostgresKeyStore:
     async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
         return await self._run(self._batches.batch_claim(runner, now, lease_s, limit), write=True, serialise=False)
 
+    async def batch_claimable(self, runner: str, now: float) -> bool:
+        return await self._run(self._batches.batch_claimable(runner, now), write=False)
+
     async def batch_release(self, batch_id: str, runner: str) -> None:
         await self._run(self._batches.batch_release(batch_id, runner), write=True, serialise=False)
 

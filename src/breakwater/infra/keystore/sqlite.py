@@ -146,6 +146,9 @@ class SqliteKeyStore:
     async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
         return await self._write(self._batches.batch_claim(runner, now, lease_s, limit))
 
+    async def batch_claimable(self, runner: str, now: float) -> bool:
+        return await self._read(self._batches.batch_claimable(runner, now))
+
     async def batch_release(self, batch_id: str, runner: str) -> None:
         await self._write(self._batches.batch_release(batch_id, runner))
 
