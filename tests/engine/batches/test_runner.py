@@ -127,7 +127,7 @@ async def test_a_batch_runs_to_completed_with_its_output_file(
     assert record is not None and (record.total, record.completed, record.failed) == (3, 3, 0)
     assert sorted(fake.calls) == ["c0", "c1", "c2"]
     assert record.output_file_id is not None and record.error_file_id is None
-    content = await store.file_content(record.output_file_id, "")
+    content = await store.file_content(record.output_file_id, "", T)
     assert content is not None
     assert [json.loads(line)["custom_id"] for line in content.splitlines()] == ["c0", "c1", "c2"]
 
@@ -180,7 +180,7 @@ async def test_a_429_or_5xx_line_is_tried_again(
     record = await store.batch_get("batch_1", "")
     assert record is not None and (record.completed, record.failed) == (2, 2)
     assert record.error_file_id is not None
-    errors = await store.file_content(record.error_file_id, "")
+    errors = await store.file_content(record.error_file_id, "", T)
     assert errors is not None
     assert {
         json.loads(line)["custom_id"]: json.loads(line)["response"]["status_code"] for line in errors.splitlines()
@@ -218,7 +218,7 @@ async def test_an_expired_batch_ends_with_its_unanswered_lines_as_errors(
     assert fake.calls == []
     record = await store.batch_get("batch_1", "")
     assert record is not None and record.error_file_id is not None and record.output_file_id is None
-    errors = await store.file_content(record.error_file_id, "")
+    errors = await store.file_content(record.error_file_id, "", T)
     assert errors is not None
     assert [json.loads(line)["error"]["code"] for line in errors.splitlines()] == ["batch_expired", "batch_expired"]
 
@@ -284,7 +284,7 @@ async def test_a_batch_whose_input_file_is_deleted_midway_fails(
     first.start()
     await _until(lambda: _len(store.line_ids("batch_1"), 1), "a line is answered")
     await first.close()
-    assert await store.file_delete("file-in", "")
+    assert await store.file_delete("file-in", "", T)
     second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
     second.start()
     try:
