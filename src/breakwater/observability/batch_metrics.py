@@ -14,7 +14,8 @@ from breakwater.engine.batches.runner import BatchRunner
 
 
 class BatchCollector(Collector):
-    """Batches running, lines in flight, lines run by outcome, waits for interactive traffic."""
+    """Batches running, lines in flight, lines run by outcome, waits for interactive traffic,
+    expired files swept."""
 
     def __init__(self, runner: BatchRunner) -> None:
         self._runner = runner
@@ -40,4 +41,9 @@ class BatchCollector(Collector):
             "breakwater_batch_yields",
             "Times a batch line waited because interactive traffic kept the gateway busy.",
             value=runner.yields,
+        )
+        yield CounterMetricFamily(
+            "breakwater_batch_files_expired",
+            "Expired batch files this process's sweeps deleted (another replica may delete the rest).",
+            value=runner.swept,
         )

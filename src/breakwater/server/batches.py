@@ -8,6 +8,11 @@ worker thread: tens of megabytes of JSON must not stall the event loop) before i
 batch is created ``validating`` and run by the process's ``BatchRunner``
 (``engine/batches/runner.py``), which is woken at once. The store's failures are a 503.
 
+Files expire as OpenAI's do: an upload's ``expires_after[anchor]`` / ``expires_after[seconds]``
+form fields (``FileExpirationAfter``), else 30 days; a batch's output and error files after its
+``output_expires_after`` (``BatchFileExpirationAfter``), else 30 days. Every call passes the
+clock's ``now`` to the store, so an expired file is a 404 (a 400 as a batch's input) at once.
+
 Paths: ``POST/GET /v1/files``, ``GET/DELETE /v1/files/{id}``, ``GET /v1/files/{id}/content``,
 ``POST/GET /v1/batches``, ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -26,12 +32,12 @@ from breakwater.core.config.batches import BatchSettings
 from breakwater.core.errors import BackendUnavailable, Conflict, InvalidRequest, MethodNotAllowed, NotFound
 from breakwater.core.ids import IdGenerator
 from breakwater.engine.batches.lines import ENDPOINTS, read_lines
-from breakwater.engine.batches.store import BatchRecord, BatchStore, FileInfo
+from breakwater.engine.batches.store import BATCH_FILE_TTL_S, EXPIRY_BOUNDS_S, BatchRecord, BatchStore, FileInfo
 from breakwater.engine.context import RequestContext
 from breakwater.server import errors
 from breakwater.server.asgi import Headers, Receive, Scope, Send, header, read_body, read_json_body, send_bytes
 from breakwater.server.endpoints import Endpoints, fail_with, parse_json
-from breakwater.server.multipart import parse_form
+from breakwater.server.multipart import Part, parse_form
 
 log = logging.getLogger("breakwater.server")
 
@@ -46,6 +52,8 @@ _MAX_METADATA, _MAX_KEY, _MAX_VALUE = 16, 64, 512
 #: room for the multipart framing around a file of the largest size
 _FORM_OVERHEAD = 64 * 1024
 _WINDOW_S = {"24h": 86_400.0}
+_CREATE_FIELDS = {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
+_DIGITS = re.compile(rb"[0-9]{1,12}")
 
 Result = tuple[int, bytes, Headers]
 
@@ -150,32 +158,36 @@ class BatchApi:
                 f"The file is {len(content)} bytes; the limit is {settings.max_file_bytes}", param="file"
             )
         # tens of megabytes of JSON: checked in a worker thread, not on the event loop serving requests
+        lives = _upload_lives(form)
         await asyncio.to_thread(read_lines, content, settings.max_lines)
         name = upload.filename[:255] or "upload.jsonl"
-        info = FileInfo(f"file-{self._ids.new()}", owner, "batch", name, len(content), self._ep.clock.time())
+        now = self._ep.clock.time()
+        info = FileInfo(f"file-{self._ids.new()}", owner, "batch", name, len(content), now, now + lives)
         await self._call(self._store.file_put(info, content))
         return _json(info.public())
 
     async def _files(self, owner: str, query: dict[str, str]) -> Result:
         limit = _limit(query, 10_000, 10_000)
         purpose = query.get("purpose") or None
-        files = await self._call(self._store.file_list(owner, purpose, query.get("after") or None, limit + 1))
+        files = await self._call(
+            self._store.file_list(owner, purpose, query.get("after") or None, limit + 1, self._now())
+        )
         return _json(_page([f.public() for f in files], limit))
 
     async def _file(self, file_id: str, owner: str) -> dict[str, Any]:
-        info = await self._call(self._store.file_get(file_id, owner))
+        info = await self._call(self._store.file_get(file_id, owner, self._now()))
         if info is None:
             raise NotFound(f"No such File object: {file_id}", param="id")
         return info.public()
 
     async def _content(self, file_id: str, owner: str) -> Result:
-        content = await self._call(self._store.file_content(file_id, owner))
+        content = await self._call(self._store.file_content(file_id, owner, self._now()))
         if content is None:
             raise NotFound(f"No such File object: {file_id}", param="id")
         return 200, content, [(b"content-type", b"application/octet-stream")]
 
     async def _delete(self, file_id: str, owner: str) -> Result:
-        if not await self._call(self._store.file_delete(file_id, owner)):
+        if not await self._call(self._store.file_delete(file_id, owner, self._now())):
             raise NotFound(f"No such File object: {file_id}", param="id")
         return _json({"id": file_id, "object": "file", "deleted": True})
 
@@ -193,13 +205,14 @@ class BatchApi:
         if not isinstance(window, str) or window not in _WINDOW_S:
             raise InvalidRequest("'completion_window' must be '24h'", param="completion_window")
         metadata = _metadata(body.get("metadata"))
-        unknown = sorted(set(body) - {"input_file_id", "endpoint", "completion_window", "metadata"})
+        output_lives = _output_lives(body.get("output_expires_after"))
+        unknown = sorted(set(body) - _CREATE_FIELDS)
         if unknown:
             raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
-        info = await self._call(self._store.file_get(input_file_id, owner))
+        now = self._now()
+        info = await self._call(self._store.file_get(input_file_id, owner, now))
         if info is None or info.purpose != "batch":
             raise InvalidRequest(f"No batch input file with id '{input_file_id}'", param="input_file_id")
-        now = self._ep.clock.time()
         record = BatchRecord(
             f"batch_{self._ids.new()}",
             owner,
@@ -210,6 +223,7 @@ class BatchApi:
             now,
             now + _WINDOW_S[window],
             metadata,
+            output_expires_s=output_lives,
         )
         await self._call(self._store.batch_save(record, None))
         self._wake()
@@ -239,6 +253,9 @@ class BatchApi:
                 return _json(moved.public())
         raise Conflict("The batch kept changing while it was being cancelled; retry")
 
+    def _now(self) -> float:
+        return self._ep.clock.time()
+
     async def _call(self, work: Awaitable[T]) -> T:
         """A store call; its failure is a 503."""
         try:
@@ -250,6 +267,48 @@ class BatchApi:
             raise BackendUnavailable(
                 "The gateway's batch store is unavailable; retry shortly", code="batch_store_unavailable"
             ) from exc
+
+
+def _lifetime(anchor: Any, seconds: Any, field: str, sub: str) -> float:
+    """Seconds a file lives from OpenAI's ``{anchor: "created_at", seconds}``; a 400 naming the
+    field (``field`` + ``sub`` % part: ``expires_after[seconds]``, ``output_expires_after.seconds``)."""
+    if anchor != "created_at":
+        param = field + sub % "anchor"
+        raise InvalidRequest(f"'{param}' must be 'created_at'", param=param)
+    low, high = EXPIRY_BOUNDS_S
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        param = field + sub % "seconds"
+        raise InvalidRequest(f"'{param}' must be an integer from {low} to {high}", param=param)
+    return float(seconds)
+
+
+def _upload_lives(form: dict[str, Part]) -> float:
+    """An upload's lifetime: its ``expires_after[anchor]`` and ``expires_after[seconds]`` form
+    fields, as the SDKs send ``expires_after``, else 30 days (OpenAI's default for ``batch`` files)."""
+    if "expires_after" in form:
+        raise InvalidRequest(
+            "Send 'expires_after' as the fields 'expires_after[anchor]' and 'expires_after[seconds]'",
+            param="expires_after",
+        )
+    anchor, seconds = form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return BATCH_FILE_TTL_S
+    text = None if anchor is None else anchor.content.decode("utf-8", "replace")
+    number = int(seconds.content) if seconds is not None and _DIGITS.fullmatch(seconds.content) else None
+    return _lifetime(text, number, "expires_after", "[%s]")
+
+
+def _output_lives(value: Any) -> float | None:
+    """A batch's ``output_expires_after`` in seconds (``None``: unset, 30 days)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("'output_expires_after' must be an object", param="output_expires_after")
+    unknown = sorted(set(value) - {"anchor", "seconds"})
+    if unknown:
+        param = f"output_expires_after.{unknown[0]}"
+        raise InvalidRequest(f"Unrecognized request argument supplied: {param}", param=param)
+    return _lifetime(value.get("anchor"), value.get("seconds"), "output_expires_after", ".%s")
 
 
 def _json(body: dict[str, Any]) -> Result:

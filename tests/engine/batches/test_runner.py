@@ -127,7 +127,7 @@ async def test_a_batch_runs_to_completed_with_its_output_file(
     assert record is not None and (record.total, record.completed, record.failed) == (3, 3, 0)
     assert sorted(fake.calls) == ["c0", "c1", "c2"]
     assert record.output_file_id is not None and record.error_file_id is None
-    content = await store.file_content(record.output_file_id, "")
+    content = await store.file_content(record.output_file_id, "", T)
     assert content is not None
     assert [json.loads(line)["custom_id"] for line in content.splitlines()] == ["c0", "c1", "c2"]
 
@@ -180,7 +180,7 @@ async def test_a_429_or_5xx_line_is_tried_again(
     record = await store.batch_get("batch_1", "")
     assert record is not None and (record.completed, record.failed) == (2, 2)
     assert record.error_file_id is not None
-    errors = await store.file_content(record.error_file_id, "")
+    errors = await store.file_content(record.error_file_id, "", T)
     assert errors is not None
     assert {
         json.loads(line)["custom_id"]: json.loads(line)["response"]["status_code"] for line in errors.splitlines()
@@ -218,7 +218,7 @@ async def test_an_expired_batch_ends_with_its_unanswered_lines_as_errors(
     assert fake.calls == []
     record = await store.batch_get("batch_1", "")
     assert record is not None and record.error_file_id is not None and record.output_file_id is None
-    errors = await store.file_content(record.error_file_id, "")
+    errors = await store.file_content(record.error_file_id, "", T)
     assert errors is not None
     assert [json.loads(line)["error"]["code"] for line in errors.splitlines()] == ["batch_expired", "batch_expired"]
 
@@ -240,11 +240,11 @@ async def test_a_crashed_runners_batch_is_taken_over_when_its_lease_runs_out(
     done_before = await store.line_ids("batch_1")
     calls_before = len(fake.calls)
     second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
-    claims = CountingClaims(store)
-    second._store = lambda: claims  # type: ignore[method-assign, assignment]
+    looks = CountingLooks(store)
+    second._store = lambda: looks  # type: ignore[method-assign, assignment]
     second.start()
     try:
-        await _until(lambda: _value(claims.count >= 3), "the second runner has looked for work")
+        await _until(lambda: _value(looks.count >= 3), "the second runner has looked for work")
         assert len(fake.calls) == calls_before  # the lease still holds
         clock.advance(SETTINGS.lease_s)
         await _until(lambda: _aval(_status(store), "completed"), "the second runner finishes the batch")
@@ -284,7 +284,7 @@ async def test_a_batch_whose_input_file_is_deleted_midway_fails(
     first.start()
     await _until(lambda: _len(store.line_ids("batch_1"), 1), "a line is answered")
     await first.close()
-    assert await store.file_delete("file-in", "")
+    assert await store.file_delete("file-in", "", T)
     second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
     second.start()
     try:
@@ -313,8 +313,8 @@ class FlakyLines:
         return await self._store.line_put(batch_id, result)
 
 
-class CountingClaims:
-    """The store, counting claims."""
+class CountingLooks:
+    """The store, counting the runner's looks for work (``batch_claimable``)."""
 
     def __init__(self, store: MemoryBatchStore) -> None:
         self._store = store
@@ -323,9 +323,9 @@ class CountingClaims:
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
 
-    async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
+    async def batch_claimable(self, runner: str, now: float) -> bool:
         self.count += 1
-        return await self._store.batch_claim(runner, now, lease_s, limit)
+        return await self._store.batch_claimable(runner, now)
 
 
 async def _aval(value: Awaitable[str], expected: str) -> bool:

@@ -52,36 +52,36 @@ async def store(open_store: Opening) -> BatchStore:
 async def test_a_file_comes_back_with_its_content(store: BatchStore) -> None:
     """A stored file's description and exact bytes come back to its owner."""
     await store.file_put(_file("file-1"), CONTENT)
-    assert await store.file_get("file-1", "key_a") == _file("file-1")
-    assert await store.file_content("file-1", "key_a") == CONTENT
+    assert await store.file_get("file-1", "key_a", T) == _file("file-1")
+    assert await store.file_content("file-1", "key_a", T) == CONTENT
 
 
 async def test_another_owner_sees_no_file(store: BatchStore) -> None:
     """Another key can neither read, list nor delete a file: it is as if it did not exist."""
     await store.file_put(_file("file-1"), CONTENT)
-    assert await store.file_get("file-1", "key_b") is None
-    assert await store.file_content("file-1", "key_b") is None
-    assert await store.file_list("key_b", None, None, 10) == []
-    assert await store.file_delete("file-1", "key_b") is False
-    assert await store.file_get("file-1", "key_a") is not None
+    assert await store.file_get("file-1", "key_b", T) is None
+    assert await store.file_content("file-1", "key_b", T) is None
+    assert await store.file_list("key_b", None, None, 10, T) == []
+    assert await store.file_delete("file-1", "key_b", T) is False
+    assert await store.file_get("file-1", "key_a", T) is not None
 
 
 async def test_files_list_newest_first_by_pages_and_purpose(store: BatchStore) -> None:
     """Listing is newest first, filtered by purpose, and pages after a given id."""
     for i in range(5):
         await store.file_put(_file(f"file-{i}", purpose="batch" if i % 2 == 0 else "batch_output"), CONTENT)
-    assert [f.id for f in await store.file_list("key_a", None, None, 3)] == ["file-4", "file-3", "file-2"]
-    assert [f.id for f in await store.file_list("key_a", None, "file-2", 10)] == ["file-1", "file-0"]
-    assert [f.id for f in await store.file_list("key_a", "batch", None, 10)] == ["file-4", "file-2", "file-0"]
-    assert await store.file_list("key_a", None, "file-unknown", 10) == []
+    assert [f.id for f in await store.file_list("key_a", None, None, 3, T)] == ["file-4", "file-3", "file-2"]
+    assert [f.id for f in await store.file_list("key_a", None, "file-2", 10, T)] == ["file-1", "file-0"]
+    assert [f.id for f in await store.file_list("key_a", "batch", None, 10, T)] == ["file-4", "file-2", "file-0"]
+    assert await store.file_list("key_a", None, "file-unknown", 10, T) == []
 
 
 async def test_a_deleted_file_is_gone(store: BatchStore) -> None:
     """Deleting says whether there was a file, and the file is gone afterwards."""
     await store.file_put(_file("file-1"), CONTENT)
-    assert await store.file_delete("file-1", "key_a") is True
-    assert await store.file_get("file-1", "key_a") is None
-    assert await store.file_delete("file-1", "key_a") is False
+    assert await store.file_delete("file-1", "key_a", T) is True
+    assert await store.file_get("file-1", "key_a", T) is None
+    assert await store.file_delete("file-1", "key_a", T) is False
 
 
 async def test_a_batch_comes_back_to_its_owner_only(store: BatchStore) -> None:
@@ -158,3 +158,105 @@ async def test_a_claim_renews_the_batches_held_before_taking_others(store: Batch
     assert [b.id for b in await store.batch_claim("r1", T, 60, 1)] == ["batch-1"]
     assert [b.id for b in await store.batch_claim("r1", T + 61, 60, 1)] == ["batch-1"]  # batch-0's lease ran out
     assert [b.id for b in await store.batch_claim("r1", T + 62, 60, 2)] == ["batch-0", "batch-1"]
+
+
+async def test_claimable_says_whether_a_claim_would_take_anything(store: BatchStore) -> None:
+    """``batch_claimable`` is true exactly when ``batch_claim`` would claim something: an active
+    batch the runner holds (to renew), or one whose lease has run out; never a finished batch."""
+    assert await store.batch_claimable("r1", T) is False
+    await store.batch_save(_batch("batch-done", status="completed"), None)
+    assert await store.batch_claimable("r1", T) is False
+    await store.batch_save(_batch("batch-1"), None)
+    assert await store.batch_claimable("r1", T) is True
+    await store.batch_claim("r1", T, 60, 10)
+    assert await store.batch_claimable("r1", T + 1) is True  # held: its lease is to be renewed
+    assert await store.batch_claimable("r2", T + 59) is False  # held by another, lease running
+    assert await store.batch_claimable("r2", T + 60) is True  # the lease ran out
+    record = await store.batch_get("batch-1", "key_a")
+    assert record is not None
+    await store.batch_save(record.moved("failed", T + 2), "validating")
+    assert await store.batch_claimable("r1", T + 3) is False
+
+
+def _expiring(file_id: str, expires_at: float | None, owner: str = "key_a") -> FileInfo:
+    return FileInfo(file_id, owner, "batch", f"{file_id}.jsonl", len(CONTENT), T, expires_at)
+
+
+async def test_a_file_keeps_its_expiry(store: BatchStore) -> None:
+    """A file's ``expires_at`` comes back as stored, and ``None`` (never) stays ``None``."""
+    await store.file_put(_expiring("file-1", T + 3600), CONTENT)
+    await store.file_put(_expiring("file-2", None), CONTENT)
+    assert await store.file_get("file-1", "key_a", T) == _expiring("file-1", T + 3600)
+    assert await store.file_get("file-2", "key_a", T + 10**9) == _expiring("file-2", None)
+
+
+async def test_an_expired_file_is_gone_from_the_moment_it_expires(store: BatchStore) -> None:
+    """From ``expires_at`` on, a file is not read, listed nor deleted, as if it did not exist,
+    although it is still stored; a second before, it is all there."""
+    await store.file_put(_expiring("file-1", T + 3600), CONTENT)
+    await store.file_put(_expiring("file-2", None), CONTENT)
+    before = T + 3599
+    assert await store.file_get("file-1", "key_a", before) is not None
+    assert await store.file_content("file-1", "key_a", before) == CONTENT
+    assert [f.id for f in await store.file_list("key_a", None, None, 10, before)] == ["file-2", "file-1"]
+    at = T + 3600
+    assert await store.file_get("file-1", "key_a", at) is None
+    assert await store.file_content("file-1", "key_a", at) is None
+    assert [f.id for f in await store.file_list("key_a", None, None, 10, at)] == ["file-2"]
+    assert [f.id for f in await store.file_list("key_a", "batch", None, 10, at)] == ["file-2"]
+    assert await store.file_delete("file-1", "key_a", at) is False
+    # the runner's read of an active batch's input ignores expiry; the owner still counts
+    assert await store.file_content("file-1", "key_a", None) == CONTENT
+    assert await store.file_content("file-1", "key_b", None) is None
+
+
+async def test_a_page_after_an_expired_file_goes_on_from_it(store: BatchStore) -> None:
+    """Paging ``after`` a file that expired meanwhile still goes on from its place in the listing."""
+    for i, expires in enumerate([None, T + 3600, None]):
+        await store.file_put(_expiring(f"file-{i}", expires), CONTENT)
+    assert [f.id for f in await store.file_list("key_a", None, "file-1", 10, T + 3600)] == ["file-0"]
+
+
+async def test_the_sweep_deletes_expired_files_in_chunks(store: BatchStore) -> None:
+    """``file_expired`` finds up to ``limit`` expired files, soonest expired first, and nothing
+    else; ``file_sweep`` deletes them, and deleting again (another replica was first) deletes none."""
+    await store.file_put(_expiring("file-late", T + 7200), CONTENT)
+    await store.file_put(_expiring("file-early", T + 3600), CONTENT)
+    await store.file_put(_expiring("file-never", None), CONTENT)
+    await store.file_put(_expiring("file-other", T + 5000, owner="key_b"), CONTENT)
+    assert await store.file_expired(T + 3599, 10) == []
+    now = T + 7200
+    assert await store.file_expired(now, 2) == ["file-early", "file-other"]
+    assert await store.file_sweep(["file-early", "file-other"], now) == 2
+    assert await store.file_sweep(["file-early", "file-other"], now) == 0
+    assert await store.file_expired(now, 2) == ["file-late"]
+    assert await store.file_sweep(["file-late"], now) == 1
+    assert await store.file_expired(now, 10) == []
+    assert await store.file_get("file-early", "key_a", None) is None
+    assert await store.file_get("file-never", "key_a", now) is not None
+
+
+async def test_the_sweep_spares_what_has_not_expired(store: BatchStore) -> None:
+    """``file_sweep`` checks expiry itself: an id that has not expired at ``now`` (or never
+    expires, or does not exist) is left alone."""
+    await store.file_put(_expiring("file-1", T + 3600), CONTENT)
+    await store.file_put(_expiring("file-2", None), CONTENT)
+    assert await store.file_sweep(["file-1", "file-2", "file-none"], T + 3599) == 0
+    assert await store.file_get("file-1", "key_a", T) is not None
+    assert await store.file_get("file-2", "key_a", T) is not None
+
+
+async def test_an_active_batchs_input_is_not_swept_until_it_ends(store: BatchStore) -> None:
+    """An expired file that an active batch reads is neither found nor deleted by the sweep (it
+    is still hidden from its owner); once the batch has ended, it is swept."""
+    await store.file_put(_expiring("file-1", T + 3600), CONTENT)  # `_batch`'s input file
+    running = _batch("batch-1").moved("in_progress", T)
+    await store.batch_save(running, None)
+    now = T + 3600
+    assert await store.file_get("file-1", "key_a", now) is None
+    assert await store.file_expired(now, 10) == []
+    assert await store.file_sweep(["file-1"], now) == 0
+    assert await store.file_content("file-1", "key_a", None) == CONTENT
+    assert await store.batch_save(running.moved("completed", now), "in_progress") is True
+    assert await store.file_expired(now, 10) == ["file-1"]
+    assert await store.file_sweep(["file-1"], now) == 1

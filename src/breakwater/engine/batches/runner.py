@@ -3,7 +3,10 @@
 One ``BatchRunner`` per gateway process looks at the store every ``poll_s`` (at once when a batch
 is created here) and claims the active batches it may run (``BatchStore.batch_claim``: a lease,
 renewed on every look, so replicas sharing a store share the work and a batch whose runner died
-is taken over once its lease runs out). A batch goes
+is taken over once its lease runs out). It claims only when ``batch_claimable`` (a read) says
+there is something to claim or renew, so an idle gateway's looks write nothing. Each look also
+sweeps expired files (``file_expired``, a read; then ``file_sweep`` on what it found, at most
+``SWEEP_CHUNK`` files a look): every replica may, as deleting is idempotent. A batch goes
 
 ```
 validating -> in_progress -> finalizing -> completed
@@ -41,11 +44,22 @@ from breakwater.core.config.batches import BatchSettings
 from breakwater.core.errors import InvalidRequest
 from breakwater.core.ids import IdGenerator
 from breakwater.engine.batches.lines import Line, read_lines
-from breakwater.engine.batches.store import ACTIVE, BatchRecord, BatchStatus, BatchStore, FileInfo, LineResult
+from breakwater.engine.batches.store import (
+    ACTIVE,
+    BATCH_FILE_TTL_S,
+    BatchRecord,
+    BatchStatus,
+    BatchStore,
+    FileInfo,
+    LineResult,
+)
 from breakwater.engine.ports import Clock
 from breakwater.engine.tasks import stop_task
 
 log = logging.getLogger("breakwater.batches")
+
+#: the most expired files one look deletes (one transaction): a backlog goes over several looks
+SWEEP_CHUNK = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +124,8 @@ class BatchRunner:
         self.counts: dict[str, int] = {"ok": 0, "failed": 0, "retried": 0, "throttled": 0}
         #: times a line waited for interactive traffic to calm down
         self.yields = 0
+        #: expired files this runner's sweeps deleted
+        self.swept = 0
         #: ``close`` was called: no line starts any more
         self._stopping = False
 
@@ -151,13 +167,16 @@ class BatchRunner:
     async def _run(self) -> None:
         while True:
             settings = self._settings()
+            store = self._store()
             try:
-                # the ones held come first (their leases renewed); no more than lines can run at once
-                most = max(settings.concurrency, len(self._working))
-                claimed = await self._store().batch_claim(self.name, self._clock.time(), settings.lease_s, most)
+                claimed = await self._claim(store, settings)
             except Exception as exc:  # noqa: BLE001 - an unreachable store is tried again at the next look
                 log.warning("could not look for batches: %s", type(exc).__name__)
                 claimed = []
+            try:
+                await self._sweep(store)
+            except Exception as exc:  # noqa: BLE001 - the expired files are swept at a later look
+                log.warning("could not sweep expired files: %s", type(exc).__name__)
             for batch in claimed:
                 if batch.id not in self._working:
                     task = asyncio.get_running_loop().create_task(self._work(batch), name=f"batch-{batch.id}")
@@ -168,6 +187,22 @@ class BatchRunner:
                 await asyncio.wait_for(self._wake.wait(), min(settings.poll_s, settings.lease_s / 3))
             except TimeoutError:
                 pass
+
+    async def _claim(self, store: BatchStore, settings: BatchSettings) -> list[BatchRecord]:
+        """The batches to work on: claimed (the ones held first, their leases renewed; no more than
+        lines can run at once), only when there is anything to claim, so an idle look writes nothing."""
+        now = self._clock.time()
+        if not await store.batch_claimable(self.name, now):
+            return []
+        most = max(settings.concurrency, len(self._working))
+        return await store.batch_claim(self.name, now, settings.lease_s, most)
+
+    async def _sweep(self, store: BatchStore) -> None:
+        """Delete up to ``SWEEP_CHUNK`` expired files (none: a read only)."""
+        now = self._clock.time()
+        expired = await store.file_expired(now, SWEEP_CHUNK)
+        if expired:
+            self.swept += await store.file_sweep(expired, now)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         for batch_id, working in list(self._working.items()):
@@ -204,7 +239,8 @@ class BatchRunner:
         return current
 
     async def _input(self, store: BatchStore, batch: BatchRecord) -> list[Line]:
-        content = await store.file_content(batch.input_file_id, batch.owner)
+        # expired or not: an active batch's input is kept until it ends (docs/batch.md)
+        content = await store.file_content(batch.input_file_id, batch.owner, None)
         if content is None:
             raise InvalidRequest(f"The input file '{batch.input_file_id}' no longer exists")
         lines = await asyncio.to_thread(read_lines, content, self._settings().max_lines)  # off the event loop
@@ -362,11 +398,12 @@ class BatchRunner:
         if not lines:
             return None
         file_id = output_file_id(batch.id, kind)
-        if await store.file_get(file_id, batch.owner) is None:
+        if await store.file_get(file_id, batch.owner, None) is None:
             content = await asyncio.to_thread(_jsonl, lines)  # up to a file's worth of JSON: off the event loop
-            info = FileInfo(
-                file_id, batch.owner, "batch_output", f"{batch.id}_{kind}.jsonl", len(content), self._clock.time()
-            )
+            now = self._clock.time()
+            lives = BATCH_FILE_TTL_S if batch.output_expires_s is None else batch.output_expires_s
+            name = f"{batch.id}_{kind}.jsonl"
+            info = FileInfo(file_id, batch.owner, "batch_output", name, len(content), now, now + lives)
             await store.file_put(info, content)
         return file_id
 

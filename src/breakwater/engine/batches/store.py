@@ -8,7 +8,15 @@ replica never answers a line twice; its ``request_counts`` are counted from thos
 
 A batch's status changes by compare-and-set (``batch_save(record, expect=...)``): a runner's
 progress write cannot undo a cancellation that landed in between. A runner holds a batch under a
-lease (``batch_claim``), so replicas sharing a store share the work without running a batch twice.
+lease (``batch_claim``), so replicas sharing a store share the work without running a batch twice;
+it asks first whether there is anything to claim (``batch_claimable``, a read), so an idle
+runner's looks write nothing.
+
+A file may expire (``expires_at``, OpenAI's ``expires_after``): from that moment it is gone for
+every call that passes ``now`` (read, content, listing, deletion), as if deleted, and
+``file_expired`` / ``file_sweep`` find and delete it later. The one exception is the input file
+of a batch still active: the runner reads it with ``now=None`` and no sweep deletes it until the
+batch has ended, so a batch never loses its lines part-way.
 
 Implemented by the key stores (``infra/keystore/batch_plans.py``: the ``<prefix>_files``,
 ``_batches`` and ``_batch_lines`` tables) and in memory (``infra/batch_memory.py``), behind one
@@ -25,6 +33,12 @@ ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 #: statuses a batch ends in
 FINAL = ("completed", "failed", "expired", "cancelled")
 
+#: OpenAI's bounds on ``expires_after[seconds]`` and ``output_expires_after.seconds``: 1 hour to 30 days
+EXPIRY_BOUNDS_S = (3600, 2_592_000)
+#: how long a file of purpose ``batch`` (an upload) or ``batch_output`` (a batch's output or error
+#: file) lives when its creator names no expiry: 30 days, OpenAI's default for ``batch`` files
+BATCH_FILE_TTL_S = 2_592_000.0
+
 BatchStatus = Literal[
     "validating", "in_progress", "finalizing", "cancelling", "completed", "failed", "expired", "cancelled"
 ]
@@ -40,6 +54,8 @@ class FileInfo:
     filename: str
     bytes: int
     created_at: float
+    #: when the file is gone (``None``: never; files kept by a version before expiry have none)
+    expires_at: float | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -47,6 +63,7 @@ class FileInfo:
             "object": "file",
             "bytes": self.bytes,
             "created_at": int(self.created_at),
+            "expires_at": None if self.expires_at is None else int(self.expires_at),
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
@@ -88,6 +105,9 @@ class BatchRecord:
     total: int = 0
     completed: int = 0
     failed: int = 0
+    #: seconds the output and error files live after they are made (``output_expires_after``;
+    #: ``None``: ``BATCH_FILE_TTL_S``)
+    output_expires_s: float | None = None
 
     def moved(self, status: BatchStatus, now: float, **changes: Any) -> BatchRecord:
         """This batch in ``status`` since ``now``."""
@@ -105,6 +125,7 @@ class BatchRecord:
             "error_file_id": self.error_file_id,
             "errors": self.errors,
             "total": self.total,
+            "output_expires_s": self.output_expires_s,
         }
 
     @classmethod
@@ -126,6 +147,7 @@ class BatchRecord:
             body.get("error_file_id"),
             body.get("errors"),
             int(body.get("total") or 0),
+            output_expires_s=body.get("output_expires_s"),
         )
 
     def public(self) -> dict[str, Any]:
@@ -172,15 +194,34 @@ class BatchStore(Protocol):
         """Keep a new file."""
         ...
 
-    async def file_get(self, file_id: str, owner: str) -> FileInfo | None: ...
-
-    async def file_content(self, file_id: str, owner: str) -> bytes | None: ...
-
-    async def file_list(self, owner: str, purpose: str | None, after: str | None, limit: int) -> list[FileInfo]:
-        """``owner``'s files, newest first, from the one after ``after`` (a file id)."""
+    async def file_get(self, file_id: str, owner: str, now: float | None) -> FileInfo | None:
+        """The file, if ``owner`` made it and it has not expired at ``now`` (``None``: expired or not,
+        for the runner reading an active batch's input)."""
         ...
 
-    async def file_delete(self, file_id: str, owner: str) -> bool: ...
+    async def file_content(self, file_id: str, owner: str, now: float | None) -> bytes | None:
+        """The file's bytes, on the terms of ``file_get``."""
+        ...
+
+    async def file_list(
+        self, owner: str, purpose: str | None, after: str | None, limit: int, now: float
+    ) -> list[FileInfo]:
+        """``owner``'s files not expired at ``now``, newest first, from the one after ``after`` (a file id)."""
+        ...
+
+    async def file_delete(self, file_id: str, owner: str, now: float) -> bool:
+        """Delete the file if ``owner`` made it and it has not expired at ``now``; whether it did."""
+        ...
+
+    async def file_expired(self, now: float, limit: int) -> list[str]:
+        """Up to ``limit`` ids of files expired at ``now`` that no active batch has as its input,
+        soonest expired first (a read: the sweep's look, made every ``poll_s``)."""
+        ...
+
+    async def file_sweep(self, file_ids: list[str], now: float) -> int:
+        """Delete those of ``file_ids`` that are expired at ``now`` and no active batch's input;
+        how many it deleted (another replica's sweep may have been first: deleting is idempotent)."""
+        ...
 
     async def batch_save(self, record: BatchRecord, expect: str | None) -> bool:
         """Insert ``record`` (``expect=None``), or replace it if its stored status is ``expect``;
@@ -199,6 +240,11 @@ class BatchStore(Protocol):
         """Up to ``limit`` active batches (``ACTIVE``) that ``runner`` holds or whose lease has run
         out at ``now``, leased to ``runner`` until ``now + lease_s``: those it holds first (so their
         leases are renewed), then the oldest; returned oldest first."""
+        ...
+
+    async def batch_claimable(self, runner: str, now: float) -> bool:
+        """Whether ``batch_claim`` would claim anything: an active batch ``runner`` holds or whose
+        lease has run out at ``now`` (a read, so an idle runner's looks write nothing)."""
         ...
 
     async def batch_release(self, batch_id: str, runner: str) -> None:

@@ -31,7 +31,7 @@ from breakwater.infra.keystore.batch_plans import BatchOperations
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.response_plans import ResponseOperations
-from breakwater.infra.keystore.schema import POSTGRES, Tables, added_columns, create_statements
+from breakwater.infra.keystore.schema import POSTGRES, Tables, added_columns, added_indexes, create_statements
 
 T = TypeVar("T")
 
@@ -125,17 +125,25 @@ class PostgresKeyStore:
     async def file_put(self, info: FileInfo, content: bytes) -> None:
         await self._run(self._batches.file_put(info, content), write=True, serialise=False)
 
-    async def file_get(self, file_id: str, owner: str) -> FileInfo | None:
-        return await self._run(self._batches.file_get(file_id, owner), write=False)
+    async def file_get(self, file_id: str, owner: str, now: float | None) -> FileInfo | None:
+        return await self._run(self._batches.file_get(file_id, owner, now), write=False)
 
-    async def file_content(self, file_id: str, owner: str) -> bytes | None:
-        return await self._run(self._batches.file_content(file_id, owner), write=False)
+    async def file_content(self, file_id: str, owner: str, now: float | None) -> bytes | None:
+        return await self._run(self._batches.file_content(file_id, owner, now), write=False)
 
-    async def file_list(self, owner: str, purpose: str | None, after: str | None, limit: int) -> list[FileInfo]:
-        return await self._run(self._batches.file_list(owner, purpose, after, limit), write=False)
+    async def file_list(
+        self, owner: str, purpose: str | None, after: str | None, limit: int, now: float
+    ) -> list[FileInfo]:
+        return await self._run(self._batches.file_list(owner, purpose, after, limit, now), write=False)
 
-    async def file_delete(self, file_id: str, owner: str) -> bool:
-        return await self._run(self._batches.file_delete(file_id, owner), write=True, serialise=False)
+    async def file_delete(self, file_id: str, owner: str, now: float) -> bool:
+        return await self._run(self._batches.file_delete(file_id, owner, now), write=True, serialise=False)
+
+    async def file_expired(self, now: float, limit: int) -> list[str]:
+        return await self._run(self._batches.file_expired(now, limit), write=False)
+
+    async def file_sweep(self, file_ids: list[str], now: float) -> int:
+        return await self._run(self._batches.file_sweep(file_ids, now), write=True, serialise=False)
 
     async def batch_save(self, record: BatchRecord, expect: str | None) -> bool:
         return await self._run(self._batches.batch_save(record, expect), write=True, serialise=False)
@@ -148,6 +156,9 @@ class PostgresKeyStore:
 
     async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
         return await self._run(self._batches.batch_claim(runner, now, lease_s, limit), write=True, serialise=False)
+
+    async def batch_claimable(self, runner: str, now: float) -> bool:
+        return await self._run(self._batches.batch_claimable(runner, now), write=False)
 
     async def batch_release(self, batch_id: str, runner: str) -> None:
         await self._run(self._batches.batch_release(batch_id, runner), write=True, serialise=False)
@@ -195,6 +206,8 @@ class PostgresKeyStore:
                                 await self._conn.execute(
                                     f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {definition}'
                                 )
+                            for statement in added_indexes(self.tables):
+                                await self._conn.execute(statement)
                     yield self._conn
             except (KeyConflict, VersionConflict):
                 raise  # refused by the plan and rolled back cleanly: the connection is sound

@@ -44,7 +44,7 @@ LIMITS_COLUMNS = ("scope", "subject", "limits", "created_at")
 AUDIT_COLUMNS = ("seq", "ts", "actor", "action", "target", "before", "after")
 CONFIG_COLUMNS = ("number", "ts", "author", "action", "message", "text", "hash")
 RESPONSE_COLUMNS = ("id", "owner", "created_at", "expires_at", "items", "response")
-FILE_COLUMNS = ("id", "owner", "purpose", "filename", "bytes", "created_at", "content")
+FILE_COLUMNS = ("id", "owner", "purpose", "filename", "bytes", "created_at", "content", "expires_at")
 BATCH_COLUMNS = ("id", "owner", "status", "created_at", "expires_at", "lease_owner", "lease_until", "body")
 BATCH_LINE_COLUMNS = ("batch_id", "custom_id", "idx", "ok", "line")
 

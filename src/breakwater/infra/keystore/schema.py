@@ -2,7 +2,7 @@
 
 Both stores hold the same logical schema; a ``Dialect`` says only what differs: the SQL type of
 each logical type (JSON is ``TEXT`` in SQLite, ``JSONB`` in PostgreSQL), how the audit numbers
-its rows, and how a statement marks its parameters. Table names derive from one prefix, so
+its rows, how a statement marks its parameters, and how it reads a member of a JSON column. Table names derive from one prefix, so
 tests (and two gateways sharing one database) can keep separate tables.
 """
 
@@ -29,6 +29,10 @@ _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 # data residency (core/regions.py), added after the first schema: `added_columns` puts it on
 # tables made before it, defaulted to no restriction
 _REGIONS = "json NOT NULL DEFAULT '[]'"
+
+# when a batch file is gone (engine/batches/store.py), added after the first schema: files made
+# before it have none (NULL: never expire)
+_FILE_EXPIRES = "real"
 
 # The first word is a logical type the dialect replaces; the rest is the same SQL in both.
 _KEYS = {
@@ -103,6 +107,7 @@ _FILES = {
     "bytes": "int NOT NULL",
     "created_at": "real NOT NULL",
     "content": "blob NOT NULL",
+    "expires_at": _FILE_EXPIRES,
 }
 # batches: the status and the runner's lease as columns, the rest of the record as JSON
 _BATCHES = {
@@ -134,10 +139,16 @@ class Dialect:
     types: Mapping[str, str]
     #: parameter marker: ``?`` (``?1``, numbered) or ``$`` (``$1``)
     sigil: str
+    #: a JSON column's top-level member as text: ``{column}`` and ``{key}`` filled in
+    member: str
 
     def mark(self, n: int) -> str:
         """The marker of the ``n``-th parameter (from 1)."""
         return f"{self.sigil}{n}"
+
+    def text_of(self, column: str, key: str) -> str:
+        """SQL for the text of ``column``'s JSON member ``key`` (a plain identifier, spliced in)."""
+        return self.member.format(column=column, key=key)
 
 
 SQLITE = Dialect(
@@ -151,6 +162,8 @@ SQLITE = Dialect(
         "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
     },
     "?",
+    # JSON1's function, in SQLite builds long before its `->>` operator (3.38)
+    "json_extract({column}, '$.{key}')",
 )
 POSTGRES = Dialect(
     {
@@ -163,6 +176,7 @@ POSTGRES = Dialect(
         "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     },
     "$",
+    "{column} ->> '{key}'",
 )
 
 
@@ -215,7 +229,18 @@ def added_columns(tables: Tables, dialect: Dialect) -> list[tuple[str, str, str]
     SQLite, which has no such clause, after reading the table's columns)."""
     kind, _, rest = _REGIONS.partition(" ")
     regions = f"{dialect.types[kind]} {rest}"
-    return [(tables.keys, "regions", regions), (tables.teams, "regions", regions)]
+    return [
+        (tables.keys, "regions", regions),
+        (tables.teams, "regions", regions),
+        (tables.files, "expires_at", dialect.types[_FILE_EXPIRES]),
+    ]
+
+
+def added_indexes(tables: Tables) -> list[str]:
+    """``CREATE INDEX IF NOT EXISTS`` on added columns, run after ``added_columns`` (an index on a
+    column an older table lacks cannot be made before it)."""
+    # the sweep's look for expired files, every `poll_s`: from the index, never through the contents
+    return [f"CREATE INDEX IF NOT EXISTS {tables.files}_expires ON {tables.files} (expires_at)"]
 
 
 def create_statements(tables: Tables, dialect: Dialect) -> list[str]:

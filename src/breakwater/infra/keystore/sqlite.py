@@ -29,7 +29,7 @@ from breakwater.infra.keystore.batch_plans import BatchOperations
 from breakwater.infra.keystore.config_plans import ConfigOperations
 from breakwater.infra.keystore.operations import Operations, Plan, Query, advance
 from breakwater.infra.keystore.response_plans import ResponseOperations
-from breakwater.infra.keystore.schema import SQLITE, Tables, added_columns, create_statements
+from breakwater.infra.keystore.schema import SQLITE, Tables, added_columns, added_indexes, create_statements
 
 T = TypeVar("T")
 
@@ -122,17 +122,25 @@ class SqliteKeyStore:
     async def file_put(self, info: FileInfo, content: bytes) -> None:
         await self._write(self._batches.file_put(info, content))
 
-    async def file_get(self, file_id: str, owner: str) -> FileInfo | None:
-        return await self._read(self._batches.file_get(file_id, owner))
+    async def file_get(self, file_id: str, owner: str, now: float | None) -> FileInfo | None:
+        return await self._read(self._batches.file_get(file_id, owner, now))
 
-    async def file_content(self, file_id: str, owner: str) -> bytes | None:
-        return await self._read(self._batches.file_content(file_id, owner))
+    async def file_content(self, file_id: str, owner: str, now: float | None) -> bytes | None:
+        return await self._read(self._batches.file_content(file_id, owner, now))
 
-    async def file_list(self, owner: str, purpose: str | None, after: str | None, limit: int) -> list[FileInfo]:
-        return await self._read(self._batches.file_list(owner, purpose, after, limit))
+    async def file_list(
+        self, owner: str, purpose: str | None, after: str | None, limit: int, now: float
+    ) -> list[FileInfo]:
+        return await self._read(self._batches.file_list(owner, purpose, after, limit, now))
 
-    async def file_delete(self, file_id: str, owner: str) -> bool:
-        return await self._write(self._batches.file_delete(file_id, owner))
+    async def file_delete(self, file_id: str, owner: str, now: float) -> bool:
+        return await self._write(self._batches.file_delete(file_id, owner, now))
+
+    async def file_expired(self, now: float, limit: int) -> list[str]:
+        return await self._read(self._batches.file_expired(now, limit))
+
+    async def file_sweep(self, file_ids: list[str], now: float) -> int:
+        return await self._write(self._batches.file_sweep(file_ids, now))
 
     async def batch_save(self, record: BatchRecord, expect: str | None) -> bool:
         return await self._write(self._batches.batch_save(record, expect))
@@ -145,6 +153,9 @@ class SqliteKeyStore:
 
     async def batch_claim(self, runner: str, now: float, lease_s: float, limit: int) -> list[BatchRecord]:
         return await self._write(self._batches.batch_claim(runner, now, lease_s, limit))
+
+    async def batch_claimable(self, runner: str, now: float) -> bool:
+        return await self._read(self._batches.batch_claimable(runner, now))
 
     async def batch_release(self, batch_id: str, runner: str) -> None:
         await self._write(self._batches.batch_release(batch_id, runner))
@@ -200,6 +211,8 @@ class SqliteKeyStore:
                 for table, column, definition in added_columns(_TABLES, SQLITE):
                     if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
                         conn.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {definition}')
+                for statement in added_indexes(_TABLES):
+                    conn.execute(statement)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.close()
