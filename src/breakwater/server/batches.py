@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from breakwater.core.config.batches import BatchSettings
-from breakwater.core.errors import BackendUnavailable, Conflict, InvalidRequest, MethodNotAllowed, NotFound
+from breakwater.core.errors import Conflict, InvalidRequest, MethodNotAllowed, NotFound
 from breakwater.core.ids import IdGenerator
 from breakwater.engine.batches.lines import ENDPOINTS, read_lines
 from breakwater.engine.batches.store import BATCH_FILE_TTL_S, EXPIRY_BOUNDS_S, BatchRecord, BatchStore, FileInfo
@@ -257,16 +257,9 @@ class BatchApi:
         return self._ep.clock.time()
 
     async def _call(self, work: Awaitable[T]) -> T:
-        """A store call; its failure is a 503."""
-        try:
-            return await work
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("the batch store failed: %s", type(exc).__name__)
-            raise BackendUnavailable(
-                "The gateway's batch store is unavailable; retry shortly", code="batch_store_unavailable"
-            ) from exc
+        return await errors.store_call(
+            work, "batch", "The gateway's batch store is unavailable; retry shortly", "batch_store_unavailable"
+        )
 
 
 def _lifetime(anchor: Any, seconds: Any, field: str, sub: str) -> float:

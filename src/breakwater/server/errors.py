@@ -23,13 +23,18 @@ Decisions where vendors differ:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from breakwater.core import errors as e
 from breakwater.providers import anthropic_serve, openai_serve
 from breakwater.server.asgi import JSON_HEADERS, Headers
 
 log = logging.getLogger("breakwater.server")
+
+T = TypeVar("T")
 
 # class -> (status, OpenAI type, Anthropic type); the most specific class wins (MRO order)
 _TABLE: dict[type[BaseException], tuple[int, str, str]] = {
@@ -124,3 +129,16 @@ def stream_error(exc: BaseException, request_id: str, wire: str) -> tuple[str, s
     _, openai_type, anthropic_type = classify(exc)
     code = getattr(exc, "code", None) if isinstance(exc, e.BreakwaterError) else "internal_error"
     return _message(exc, request_id), anthropic_type if wire == "anthropic" else openai_type, code
+
+
+async def store_call(work: Awaitable[T], store: str, message: str, code: str) -> T:
+    """A call to one of the gateway's own stores (responses, batches) on a request's behalf; its
+    failure is a 503 ``BackendUnavailable`` saying ``message`` (logged by class, never its text,
+    which may hold a connection string)."""
+    try:
+        return await work
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("the %s store failed: %s", store, type(exc).__name__)
+        raise e.BackendUnavailable(message, code=code) from exc

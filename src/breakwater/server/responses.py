@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from breakwater.core.errors import BackendUnavailable, MethodNotAllowed, NotFound
+from breakwater.core.errors import MethodNotAllowed, NotFound
 from breakwater.core.ids import IdGenerator
 from breakwater.core.types import ChatResponse
 from breakwater.engine.context import RequestContext
@@ -130,17 +130,10 @@ class ResponsesApi:
 
     async def _call(self, work: Awaitable[T]) -> T:
         """A store call; its failure is a 503 (the answer cannot be continued without it)."""
-        try:
-            return await work
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("the responses store failed: %s", type(exc).__name__)
-            raise BackendUnavailable(
-                "The gateway's responses store is unavailable; retry, or send 'store': false "
-                "without 'previous_response_id'",
-                code="responses_store_unavailable",
-            ) from exc
+        message = (
+            "The gateway's responses store is unavailable; retry, or send 'store': false without 'previous_response_id'"
+        )
+        return await errors.store_call(work, "responses", message, "responses_store_unavailable")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET`` or ``DELETE /v1/responses/{id}`` (another key's response is not found)."""

@@ -9,10 +9,11 @@ absent, a failure under ``BREAKWATER_REQUIRE_SERVICES=1``. Each test gets tables
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import astuple
+from dataclasses import asdict, astuple
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -20,6 +21,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
+from breakwater.infra.keystore.schema import Tables
 
 from ...conftest import require_service
 
@@ -90,3 +92,36 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             return opened
 
         yield opening
+
+
+KeyStore = SqliteKeyStore | PostgresKeyStore
+Behind = tuple[Callable[[], KeyStore], Callable[[str], Awaitable[None]]]
+"""``earlier_store``: a way to make the store, and to run SQL on its tables behind its back."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def earlier_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Behind]:
+    """Each key store in turn (a fresh SQLite file, fresh PostgreSQL tables), and a way to run
+    SQL on its tables (``{keys}``, ``{files}``: every ``Tables`` field names its table) behind its
+    back, as a migration test turns the tables back into an earlier version's."""
+    if request.param == "sqlite":
+        path = tmp_path / "keys.db"
+        names = asdict(Tables.named("breakwater"))
+
+        async def lite(statement: str) -> None:
+            with contextlib.closing(sqlite3.connect(path)) as db, db:
+                db.execute(statement.format(**names))
+
+        yield (lambda: SqliteKeyStore(path)), lite
+        return
+    async with prefix_of_its_own() as prefix:
+        tables = asdict(Tables.named(prefix))
+
+        async def pg(statement: str) -> None:
+            conn = await asyncpg.connect(DSN)
+            try:
+                await conn.execute(statement.format(**tables))
+            finally:
+                await conn.close()
+
+        yield (lambda: PostgresKeyStore(DSN, table_prefix=prefix, command_timeout_s=5.0)), pg

@@ -3,56 +3,17 @@ index) on open, and the files kept by the earlier version never expire."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from breakwater.engine.batches.store import FileInfo
 
-import asyncpg  # type: ignore[import-untyped]
-import pytest
-
-from breakwater.engine.batches.store import BatchStore, FileInfo
-from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
-
-from .conftest import DSN, prefix_of_its_own
+from .conftest import Behind
 
 T = 1_700_000_000.0
 
-#: a way to make the store, and to run SQL on its tables behind its back (``{files}``)
-Made = tuple[Callable[[], BatchStore], Callable[[str], Awaitable[None]]]
 
-
-async def _postgres_sql(sql: str) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def made(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Made]:
-    if request.param == "sqlite":
-        path = tmp_path / "keys.db"
-
-        async def lite(statement: str) -> None:
-            with sqlite3.connect(path) as db:
-                db.execute(statement.format(files="breakwater_files"))
-
-        yield (lambda: SqliteKeyStore(path)), lite
-        return
-    async with prefix_of_its_own() as prefix:
-        files = PostgresKeyStore(DSN, table_prefix=prefix).tables.files
-
-        async def pg(statement: str) -> None:
-            await _postgres_sql(statement.format(files=files))
-
-        yield (lambda: PostgresKeyStore(DSN, table_prefix=prefix)), pg
-
-
-async def test_a_store_made_before_expiry_gets_the_column(made: Made) -> None:
+async def test_a_store_made_before_expiry_gets_the_column(earlier_store: Behind) -> None:
     """A files table without ``expires_at`` (an older gateway's) gets it on open: its files read
     with no expiry and are never swept, and new files keep theirs."""
-    make, sql = made
+    make, sql = earlier_store
     store = make()
     await store.open()
     await store.file_put(FileInfo("file-old", "key_a", "batch", "old.jsonl", 3, T), b"old")

@@ -2,63 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
-
-import asyncpg  # type: ignore[import-untyped]
-import pytest
-
 from breakwater.core.keys import Team, VirtualKey
-from breakwater.engine.access.store import AccessStore
-from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
 
-from .conftest import DSN, prefix_of_its_own
+from .conftest import Behind
 
 T = 1_700_000_000.0
-
-
-async def _sqlite_sql(path: Path, sql: str) -> None:
-    import sqlite3
-
-    with sqlite3.connect(path) as db:
-        db.execute(sql)
-
-
-async def _postgres_sql(sql: str) -> None:
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def made(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Callable[[], AccessStore], Any]]:
-    """A way to make the store, and to run SQL on its tables behind its back (``{keys}``, ``{teams}``)."""
-    if request.param == "sqlite":
-        path = tmp_path / "keys.db"
-
-        async def sql(statement: str) -> None:
-            await _sqlite_sql(path, statement.format(keys="breakwater_keys", teams="breakwater_teams"))
-
-        yield (lambda: SqliteKeyStore(path)), sql
-        return
-    async with prefix_of_its_own() as prefix:
-        tables = PostgresKeyStore(DSN, table_prefix=prefix).tables
-
-        async def pg(statement: str) -> None:
-            await _postgres_sql(statement.format(keys=tables.keys, teams=tables.teams))
-
-        yield (lambda: PostgresKeyStore(DSN, table_prefix=prefix, command_timeout_s=5.0)), pg
 
 
 def _key(regions: tuple[str, ...]) -> VirtualKey:
     return VirtualKey(id="key_1", prefix="bw-abc", hash="h1", name="eu", created_at=T, regions=regions)
 
 
-async def test_regions_are_stored_and_read_back(made: tuple[Callable[[], AccessStore], Any]) -> None:
-    make, _ = made
+async def test_regions_are_stored_and_read_back(earlier_store: Behind) -> None:
+    make, _ = earlier_store
     store = make()
     await store.open()
     try:
@@ -70,9 +26,9 @@ async def test_regions_are_stored_and_read_back(made: tuple[Callable[[], AccessS
         await store.close()
 
 
-async def test_a_store_made_before_regions_gets_the_column(made: tuple[Callable[[], AccessStore], Any]) -> None:
+async def test_a_store_made_before_regions_gets_the_column(earlier_store: Behind) -> None:
     """Tables without the column (an older gateway's) get it on open: old keys read as unrestricted."""
-    make, sql = made
+    make, sql = earlier_store
     store = make()
     await store.open()
     await store.save_key(_key(()), actor="t", action="key.create", now=T)
