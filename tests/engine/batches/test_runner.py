@@ -6,101 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
-from breakwater.core.config.batches import BatchSettings
-from breakwater.engine.batches.lines import Line
 from breakwater.engine.batches.runner import BatchRunner, LineAnswer
-from breakwater.engine.batches.store import BatchRecord, FileInfo, LineResult
+from breakwater.engine.batches.store import LineResult
 from breakwater.infra.batch_memory import MemoryBatchStore
 from breakwater.infra.clock import ManualClock
-
-T = 1_800_000_000.0
-SETTINGS = BatchSettings(poll_s=0.01, lease_s=60, concurrency=2)
-
-
-def _content(n: int) -> bytes:
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    lines = [{"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions", "body": body} for i in range(n)]
-    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-
-
-async def _batch(store: MemoryBatchStore, n: int, batch_id: str = "batch_1") -> BatchRecord:
-    content = _content(n)
-    await store.file_put(FileInfo("file-in", "", "batch", "in.jsonl", len(content), T), content)
-    record = BatchRecord(batch_id, "", "/v1/chat/completions", "file-in", "24h", "validating", T, T + 86_400)
-    await store.batch_save(record, None)
-    return record
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait for ``condition`` on the loop; fail, naming ``what``, after 5 s."""
-    deadline = time.monotonic() + 5
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        await asyncio.sleep(0.005)  # polling a condition with a deadline, not a fixed wait
-
-
-class Fake:
-    """A line executor: answers from ``answers`` (then 200s); lines wait while ``gate`` is clear."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.running = 0
-        self.most = 0
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.answers: dict[str, list[LineAnswer]] = {}
-        #: lines that wait for ``gate`` (``None``: every line)
-        self.held: set[str] | None = None
-
-    async def __call__(self, batch: BatchRecord, line: Line) -> LineAnswer:
-        self.calls.append(line.custom_id)
-        self.running += 1
-        self.most = max(self.most, self.running)
-        try:
-            if self.held is None or line.custom_id in self.held:
-                await self.gate.wait()
-        finally:
-            self.running -= 1
-        queued = self.answers.get(line.custom_id)
-        if queued:
-            return queued.pop(0)
-        return LineAnswer(200, f"req-{line.custom_id}", {"object": "chat.completion"})
-
-
-class Load:
-    def __init__(self) -> None:
-        self.now = (0, 0)
-        self.looks = 0
-
-    def __call__(self) -> tuple[int, int]:
-        self.looks += 1
-        return self.now
-
-
-@pytest.fixture
-def store() -> MemoryBatchStore:
-    return MemoryBatchStore()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(wall=T)
-
-
-@pytest.fixture
-def fake() -> Fake:
-    return Fake()
-
-
-@pytest.fixture
-def load() -> Load:
-    return Load()
+from tests.engine.batches.scripted import (
+    SETTINGS,
+    Fake,
+    Load,
+    T,
+    at_least,
+    batch_of,
+    equals,
+    status_of,
+    until,
+    value_of,
+)
 
 
 @pytest.fixture
@@ -110,19 +35,13 @@ async def runner(store: MemoryBatchStore, clock: ManualClock, fake: Fake, load: 
     await runner.close()
 
 
-async def _status(store: MemoryBatchStore, batch_id: str = "batch_1") -> str:
-    record = await store.batch_get(batch_id, "")
-    assert record is not None
-    return record.status
-
-
 async def test_a_batch_runs_to_completed_with_its_output_file(
     store: MemoryBatchStore, runner: BatchRunner, fake: Fake
 ) -> None:
     """Every line is executed once and the output file holds one line per request, in input order."""
-    await _batch(store, 3)
+    await batch_of(store, 3)
     runner.start()
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes")
     record = await store.batch_get("batch_1", "")
     assert record is not None and (record.total, record.completed, record.failed) == (3, 3, 0)
     assert sorted(fake.calls) == ["c0", "c1", "c2"]
@@ -138,29 +57,29 @@ async def test_lines_wait_while_interactive_traffic_is_busy(
     """No line starts while a deployment has requests queued, or while interactive requests in
     flight reach ``yield_in_flight``; once it is quiet, the batch runs."""
     load.now = (0, 1)
-    await _batch(store, 2)
+    await batch_of(store, 2)
     runner.start()
-    await _until(lambda: _value(load.looks >= 5), "the runner has looked at the load several times")
+    await until(lambda: value_of(load.looks >= 5), "the runner has looked at the load several times")
     assert fake.calls == []
     load.now = (SETTINGS.yield_in_flight, 0)
     looked = load.looks
-    await _until(lambda: _value(load.looks >= looked + 5), "the runner has looked again")
+    await until(lambda: value_of(load.looks >= looked + 5), "the runner has looked again")
     assert fake.calls == []
     load.now = (SETTINGS.yield_in_flight - 1, 0)
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes once it is quiet")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes once it is quiet")
 
 
 async def test_at_most_concurrency_lines_run_at_once(store: MemoryBatchStore, runner: BatchRunner, fake: Fake) -> None:
     """With ``concurrency: 2``, a third line starts only when one of two running lines ends."""
     fake.gate.clear()
-    await _batch(store, 5)
+    await batch_of(store, 5)
     runner.start()
-    await _until(lambda: _value(fake.running == 2), "two lines run")
+    await until(lambda: value_of(fake.running == 2), "two lines run")
     for _ in range(50):
         await asyncio.sleep(0)  # let every ready task run: none may start a third line
     assert fake.running == 2 and len(fake.calls) == 2
     fake.gate.set()
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes")
     assert fake.most == 2
 
 
@@ -172,9 +91,9 @@ async def test_a_429_or_5xx_line_is_tried_again(
     busy = LineAnswer(429, "r", {"error": {}}, retry_after=7.0)
     down = LineAnswer(503, "r", {"error": {}})
     fake.answers = {"c0": [down], "c1": [busy], "c2": [down, down, down], "c3": [LineAnswer(400, "r", {"error": {}})]}
-    await _batch(store, 4)
+    await batch_of(store, 4)
     runner.start()
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes")
     assert sorted(clock.sleeps) == [2.0, 2.0, 4.0, 7.0]
     assert sorted(fake.calls) == ["c0", "c0", "c1", "c1", "c2", "c2", "c2", "c3"]
     record = await store.batch_get("batch_1", "")
@@ -197,9 +116,9 @@ async def test_a_line_the_gateways_limits_refuse_waits_without_spending_attempts
     as often as it takes, without spending its ``line_attempts``."""
     limited = LineAnswer(429, "r", {"error": {}}, retry_after=3.0, throttled=True)
     fake.answers = {"c0": [limited] * 5}
-    await _batch(store, 1)
+    await batch_of(store, 1)
     runner.start()
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes")
     assert clock.sleeps == [3.0] * 5
     assert fake.calls == ["c0"] * 6 and runner.counts["throttled"] == 5
     record = await store.batch_get("batch_1", "")
@@ -211,10 +130,10 @@ async def test_an_expired_batch_ends_with_its_unanswered_lines_as_errors(
 ) -> None:
     """Past its completion window, a batch starts no line: it ends ``expired``, each line without a
     result in the error file with ``batch_expired``."""
-    await _batch(store, 2)
+    await batch_of(store, 2)
     clock.advance(86_400)
     runner.start()
-    await _until(lambda: _aval(_status(store), "expired"), "the batch expires")
+    await until(lambda: equals(status_of(store), "expired"), "the batch expires")
     assert fake.calls == []
     record = await store.batch_get("batch_1", "")
     assert record is not None and record.error_file_id is not None and record.output_file_id is None
@@ -229,12 +148,12 @@ async def test_a_crashed_runners_batch_is_taken_over_when_its_lease_runs_out(
     """A runner that dies mid-batch keeps its lease: another runner on the same store waits for it
     to run out, then runs only the lines without a result, so every line has exactly one."""
     first = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
-    await _batch(store, 6)
+    await batch_of(store, 6)
     fake.held = {"c2", "c3", "c4", "c5"}
     fake.gate.clear()  # lines from the third on hang, then the process dies
     first.start()
-    await _until(lambda: _len(store.line_ids("batch_1"), 2), "two lines are answered")
-    await _until(lambda: _value(fake.running == 2), "two more lines are in flight")
+    await until(lambda: at_least(store.line_ids("batch_1"), 2), "two lines are answered")
+    await until(lambda: value_of(fake.running == 2), "two more lines are in flight")
     await first.close(release=False)
     fake.gate.set()
     done_before = await store.line_ids("batch_1")
@@ -244,10 +163,10 @@ async def test_a_crashed_runners_batch_is_taken_over_when_its_lease_runs_out(
     second._store = lambda: looks  # type: ignore[method-assign, assignment]
     second.start()
     try:
-        await _until(lambda: _value(looks.count >= 3), "the second runner has looked for work")
+        await until(lambda: value_of(looks.count >= 3), "the second runner has looked for work")
         assert len(fake.calls) == calls_before  # the lease still holds
         clock.advance(SETTINGS.lease_s)
-        await _until(lambda: _aval(_status(store), "completed"), "the second runner finishes the batch")
+        await until(lambda: equals(status_of(store), "completed"), "the second runner finishes the batch")
     finally:
         await second.close()
     lines = await store.lines("batch_1")
@@ -263,10 +182,10 @@ async def test_a_result_the_store_failed_to_keep_is_run_again(
     batch is taken up again at the next look, that line runs again, and the batch completes whole."""
     flaky = FlakyLines(store)
     runner = BatchRunner(lambda: flaky, lambda: SETTINGS, fake, load, clock)  # type: ignore[arg-type, return-value]
-    await _batch(store, 3)
+    await batch_of(store, 3)
     runner.start()
     try:
-        await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+        await until(lambda: equals(status_of(store), "completed"), "the batch completes")
     finally:
         await runner.close()
     assert sorted(fake.calls) == ["c0", "c1", "c1", "c2"]
@@ -278,17 +197,17 @@ async def test_a_batch_whose_input_file_is_deleted_midway_fails(
 ) -> None:
     """A batch resumed after its input file was deleted ends ``failed`` with the reason, once."""
     first = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
-    await _batch(store, 4)
+    await batch_of(store, 4)
     fake.held = {"c1", "c2", "c3"}
     fake.gate.clear()
     first.start()
-    await _until(lambda: _len(store.line_ids("batch_1"), 1), "a line is answered")
+    await until(lambda: at_least(store.line_ids("batch_1"), 1), "a line is answered")
     await first.close()
     assert await store.file_delete("file-in", "", T)
     second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
     second.start()
     try:
-        await _until(lambda: _aval(_status(store), "failed"), "the batch fails")
+        await until(lambda: equals(status_of(store), "failed"), "the batch fails")
     finally:
         await second.close()
     record = await store.batch_get("batch_1", "")
@@ -328,42 +247,30 @@ class CountingLooks:
         return await self._store.batch_claimable(runner, now)
 
 
-async def _aval(value: Awaitable[str], expected: str) -> bool:
-    return await value == expected
-
-
-async def _value(value: bool) -> bool:
-    return value
-
-
-async def _len(value: Awaitable[set[str]], at_least: int) -> bool:
-    return len(await value) >= at_least
-
-
 async def test_a_stopping_runner_lets_its_lines_in_flight_finish_and_starts_no_more(
     store: MemoryBatchStore, fake: Fake, load: Load, clock: ManualClock
 ) -> None:
     """Stopped with a grace period, a runner starts no new line; the ones in flight finish and keep
     their results (never run twice), and the batch stays in progress for the next runner."""
     first = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
-    await _batch(store, 6)
+    await batch_of(store, 6)
     fake.held = {"c2", "c3", "c4", "c5"}
     fake.gate.clear()
     first.start()
-    await _until(lambda: _value(fake.running == 2), "two held lines are in flight")
+    await until(lambda: value_of(fake.running == 2), "two held lines are in flight")
     in_flight = set(fake.calls) - {"c0", "c1"}
     closing = asyncio.get_running_loop().create_task(first.close(grace_s=60))
-    await _until(lambda: _value(first._stopping), "the runner is stopping")
+    await until(lambda: value_of(first._stopping), "the runner is stopping")
     fake.gate.set()
     await closing
     kept = await store.line_ids("batch_1")
     assert in_flight <= kept  # the lines in flight kept their results
     assert set(fake.calls) == kept  # and nothing started after the stop
-    assert await _status(store) == "in_progress"
+    assert await status_of(store) == "in_progress"
     second = BatchRunner(lambda: store, lambda: SETTINGS, fake, load, clock)
     second.start()
     try:
-        await _until(lambda: _aval(_status(store), "completed"), "the next runner finishes the batch")
+        await until(lambda: equals(status_of(store), "completed"), "the next runner finishes the batch")
     finally:
         await second.close()
     assert sorted(fake.calls) == [f"c{i}" for i in range(6)]  # each line ran exactly once

@@ -18,7 +18,7 @@ from breakwater.infra.batch_memory import MemoryBatchStore
 from breakwater.infra.clock import ManualClock
 from breakwater.infra.keystore import SqliteKeyStore
 from breakwater.observability.batch_metrics import BatchCollector
-from tests.engine.batches.test_runner import SETTINGS, Fake, Load, T, _aval, _content, _status, _until, _value
+from tests.engine.batches.scripted import SETTINGS, Fake, Load, T, content_of, equals, status_of, until, value_of
 
 #: the ``BatchStore`` methods that write
 WRITES = ("file_put", "file_delete", "file_sweep", "batch_save", "batch_claim", "batch_release", "line_put")
@@ -49,23 +49,8 @@ class Recording:
 
 
 @pytest.fixture
-def store() -> MemoryBatchStore:
-    return MemoryBatchStore()
-
-
-@pytest.fixture
 def recording(store: MemoryBatchStore) -> Recording:
     return Recording(store)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(wall=T)
-
-
-@pytest.fixture
-def fake() -> Fake:
-    return Fake()
 
 
 @pytest.fixture
@@ -76,7 +61,7 @@ async def runner(recording: Recording, clock: ManualClock, fake: Fake) -> AsyncI
 
 
 async def _input(store: MemoryBatchStore, n: int, expires_at: float | None = None) -> None:
-    content = _content(n)
+    content = content_of(n)
     await store.file_put(FileInfo("file-in", "", "batch", "in.jsonl", len(content), T, expires_at), content)
 
 
@@ -102,7 +87,7 @@ async def test_an_idle_runners_looks_write_nothing(
     await _input(store, 2, expires_at=T + 3600)
     await store.batch_save(_record("completed"), None)
     runner.start()
-    await _until(lambda: _value(recording.looks >= 10), "the runner has looked ten times")
+    await until(lambda: value_of(recording.looks >= 10), "the runner has looked ten times")
     await runner.close()
     assert recording.writes == []
 
@@ -116,12 +101,12 @@ async def test_a_held_batch_is_renewed_at_every_look(
     await store.batch_save(_record(), None)
     fake.gate.clear()
     runner.start()
-    await _until(lambda: _value(recording.writes.count(("batch_claim", runner.name)) >= 3), "three claims")
+    await until(lambda: value_of(recording.writes.count(("batch_claim", runner.name)) >= 3), "three claims")
     fake.gate.set()
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
-    await _until(lambda: _value(runner.running == 0), "the runner lets the batch go")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes")
+    await until(lambda: value_of(runner.running == 0), "the runner lets the batch go")
     looks, writes = recording.looks, len(recording.writes)
-    await _until(lambda: _value(recording.looks >= looks + 5), "five more looks")
+    await until(lambda: value_of(recording.looks >= looks + 5), "five more looks")
     assert len(recording.writes) == writes
 
 
@@ -140,7 +125,7 @@ async def test_each_look_sweeps_a_bounded_chunk_of_expired_files(
     await store.file_put(FileInfo("file-kept", "", "batch", "x.jsonl", 1, T, T + 7200), b"x")
     clock.advance(3600 + 4)
     runner.start()
-    await _until(lambda: _value(runner.swept == 5), "five files are swept")
+    await until(lambda: value_of(runner.swept == 5), "five files are swept")
     sweeps = [ids for name, ids in recording.writes if name == "file_sweep"]
     assert sweeps == [["file-0", "file-1"], ["file-2", "file-3"], ["file-4"]]
     assert await store.file_get("file-kept", "", clock.time()) is not None
@@ -157,17 +142,17 @@ async def test_an_active_batchs_expired_input_is_kept_until_the_batch_ends(
     await store.batch_save(_record(), None)
     fake.gate.clear()
     runner.start()
-    await _until(lambda: _value(fake.running == 2), "two lines run")
+    await until(lambda: value_of(fake.running == 2), "two lines run")
     clock.advance(3600)
     looks = recording.looks
-    await _until(lambda: _value(recording.looks >= looks + 3), "three looks after the input expired")
+    await until(lambda: value_of(recording.looks >= looks + 3), "three looks after the input expired")
     assert runner.swept == 0 and await store.file_content("file-in", "", None) is not None
     assert await store.file_get("file-in", "", clock.time()) is None
     fake.gate.set()
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes")
     record = await store.batch_get("batch_1", "")
     assert record is not None and (record.completed, record.failed) == (3, 0)
-    await _until(lambda: _value(runner.swept == 1), "the input file is swept")
+    await until(lambda: value_of(runner.swept == 1), "the input file is swept")
     assert await store.file_content("file-in", "", None) is None
 
 
@@ -181,7 +166,7 @@ async def test_output_files_expire_after_the_batchs_output_expires_after(
     await store.batch_save(_record(output_expires_s=output_expires_s), None)
     clock.advance(100)
     runner.start()
-    await _until(lambda: _aval(_status(store), "completed"), "the batch completes")
+    await until(lambda: equals(status_of(store), "completed"), "the batch completes")
     record = await store.batch_get("batch_1", "")
     assert record is not None and record.output_file_id is not None
     info = await store.file_get(record.output_file_id, "", clock.time())
@@ -199,7 +184,7 @@ async def test_an_idle_runner_leaves_a_sqlite_store_untouched(tmp_path: Path, cl
         version = observer.execute("PRAGMA data_version").fetchone()[0]
         runner.start()
         try:
-            await _until(lambda: _value(looking.looks >= 10), "the runner has looked ten times")
+            await until(lambda: value_of(looking.looks >= 10), "the runner has looked ten times")
         finally:
             await runner.close()
             await sqlite_store.close()
