@@ -192,6 +192,8 @@ def test_overview_shows_the_traffic_in_tiles_and_charts(browser: Watched, traffi
     assert tiles.locator(".tile", has_text="Requests").locator("dd").inner_text() == str(rows)
     rate = f"{errors / rows * 100:.1f}%"
     assert tiles.locator(".tile", has_text="Error rate").locator("dd").inner_text() == rate
+    saved = tiles.locator(".tile", has_text="Saved by routing").locator("dd").inner_text()
+    assert saved.startswith("$") and saved != "$0"  # the branching route's cheap answers
     page.locator("#c-traffic canvas").wait_for()
     assert page.locator(".plot canvas").count() == 4  # no streams: the TTFT chart says so instead
     assert "No data" in page.locator("#c-ttft").inner_text()
