@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from breakwater.observability.ledger.sqlite import FEEDBACK_TABLE, SqliteLedger
+from breakwater.observability.ledger.sqlite import SqliteLedger
+from breakwater.observability.ledger.sqlite_schema import FEEDBACK_TABLE
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from breakwater.observability.ledger.aggregate import postgres_newest_feedback, sqlite_newest_feedback
 from breakwater.observability.ledger.significance import ALPHA, Moments, two_proportions, welch
-from breakwater.observability.ledger.sqlite import FEEDBACK_TABLE, SqliteLedger
+from breakwater.observability.ledger.sqlite import SqliteLedger
+from breakwater.observability.ledger.sqlite_schema import FEEDBACK_TABLE
 
 if TYPE_CHECKING:
     from breakwater.observability.ledger.postgres import PostgresLedger
