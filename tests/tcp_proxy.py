@@ -30,22 +30,27 @@ class TcpProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        # Connections go before the wait: since CPython 3.12.1, wait_closed() waits for every
+        # connection the server accepted to end, so waiting first would never return.
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for w in list(self._writers):
             w.transport.abort()
         self._writers.clear()
+        if server is not None:
+            await server.wait_closed()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._writers.add(client_w)  # before the upstream connect, so a cut meanwhile drops it too
         try:
             up_r, up_w = await asyncio.open_connection(*self._target)
         except OSError:
             client_w.transport.abort()
+            self._writers.discard(client_w)
             return
-        self._writers |= {client_w, up_w}
+        self._writers.add(up_w)
 
         async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
