@@ -190,3 +190,17 @@ async def test_an_idle_runner_leaves_a_sqlite_store_untouched(tmp_path: Path, cl
             await sqlite_store.close()
         assert observer.execute("PRAGMA data_version").fetchone()[0] == version
     assert looking.writes == []
+
+
+async def test_close_lets_go_of_a_lease_no_task_works_on(
+    store: MemoryBatchStore, clock: ManualClock, fake: Fake
+) -> None:
+    """A batch this runner claimed whose task is not running at that moment (it ended between two
+    looks) is let go on close too, so another gateway takes it at once, not when the lease runs out."""
+    await store.file_put(FileInfo("file-in", "", "batch", "in.jsonl", len(content_of(2)), T), content_of(2))
+    await store.batch_save(_record(), None)
+    runner = BatchRunner(lambda: store, lambda: SETTINGS, fake, Load(), clock)
+    assert [b.id for b in await runner._claim(store, SETTINGS)] == ["batch_1"]  # leased, no task started
+    assert not await store.batch_claimable("another-runner", clock.time())
+    await runner.close()
+    assert await store.batch_claimable("another-runner", clock.time())

@@ -128,6 +128,9 @@ class BatchRunner:
         self.swept = 0
         #: ``close`` was called: no line starts any more
         self._stopping = False
+        #: the batches the last claim leased to this runner: let go on ``close`` even when no task
+        #: works on one at that moment (its task ended between two looks)
+        self._leased: set[str] = set()
 
     def start(self) -> None:
         if self._task is None:
@@ -158,7 +161,7 @@ class BatchRunner:
         if not release:
             return
         store = self._store()
-        for batch_id in working:
+        for batch_id in sorted(set(working) | self._leased):
             try:
                 await store.batch_release(batch_id, self.name)
             except Exception as exc:  # noqa: BLE001 - the lease then runs out on its own
@@ -195,7 +198,9 @@ class BatchRunner:
         if not await store.batch_claimable(self.name, now):
             return []
         most = max(settings.concurrency, len(self._working))
-        return await store.batch_claim(self.name, now, settings.lease_s, most)
+        claimed = await store.batch_claim(self.name, now, settings.lease_s, most)
+        self._leased = {batch.id for batch in claimed}
+        return claimed
 
     async def _sweep(self, store: BatchStore) -> None:
         """Delete up to ``SWEEP_CHUNK`` expired files (none: a read only)."""
