@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, astuple
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore
 from breakwater.infra.keystore.schema import Tables
-
-from ...conftest import require_service
-
-HOST, PORT = "127.0.0.1", 5432
-DSN = f"postgresql://postgres@{HOST}:{PORT}/test"
+from tests.postgres import DSN, name_of_its_own, pg_execute
 
 
 class Openable(Protocol):
@@ -48,23 +42,16 @@ class Opening(Protocol):
 
 async def drop_tables(prefix: str) -> None:
     """Drop every table a PostgreSQL key store makes under ``prefix`` (the batches' too)."""
-    every = astuple(PostgresKeyStore(DSN, table_prefix=prefix).tables)
-    conn = await asyncpg.connect(DSN)
-    try:
-        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(every)}")
-    finally:
-        await conn.close()
+    await pg_execute(_drop(prefix))
 
 
-@asynccontextmanager
-async def prefix_of_its_own() -> AsyncIterator[str]:
+def _drop(prefix: str) -> str:
+    return f"DROP TABLE IF EXISTS {', '.join(astuple(Tables.named(prefix)))}"
+
+
+def prefix_of_its_own() -> AbstractAsyncContextManager[str]:
     """A fresh table prefix on the real PostgreSQL (skip or fail if it is absent), its tables dropped on exit."""
-    require_service("PostgreSQL", HOST, PORT)
-    prefix = f"bwtest_{uuid.uuid4().hex[:12]}"
-    try:
-        yield prefix
-    finally:
-        await drop_tables(prefix)
+    return name_of_its_own("bwtest", _drop)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -118,10 +105,6 @@ async def earlier_store(request: pytest.FixtureRequest, tmp_path: Path) -> Async
         tables = asdict(Tables.named(prefix))
 
         async def pg(statement: str) -> None:
-            conn = await asyncpg.connect(DSN)
-            try:
-                await conn.execute(statement.format(**tables))
-            finally:
-                await conn.close()
+            await pg_execute(statement.format(**tables))
 
         yield (lambda: PostgresKeyStore(DSN, table_prefix=prefix, command_timeout_s=5.0)), pg

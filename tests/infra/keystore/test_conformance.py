@@ -26,8 +26,9 @@ from breakwater.core.keys import SubjectLimits, Team, VirtualKey, hash_key, key_
 from breakwater.core.limits import Budget, Limits
 from breakwater.engine.access.store import AccessStore, KeyConflict
 from breakwater.infra.keystore import PostgresKeyStore, SqliteKeyStore, store_for
+from tests.postgres import DSN
 
-from .conftest import DSN, prefix_of_its_own
+from .conftest import prefix_of_its_own
 
 SECRET = b"hash secret"
 T = 1_700_000_000.0

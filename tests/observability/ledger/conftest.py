@@ -10,48 +10,28 @@ other's rows.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from breakwater.observability.ledger import LedgerRow, SqliteLedger
 from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.service import Store
-
-from ...conftest import require_service
-
-HOST, PORT = "127.0.0.1", 5432
-DSN = f"postgresql://postgres@{HOST}:{PORT}/test"
+from tests.postgres import DSN, name_of_its_own
 
 #: ``ledger_holding``: ``await ledger_holding(rows, ...)`` opens the store holding them
 Holding = Callable[..., Awaitable[Store]]
 
 
-async def pg_execute(sql: str, *args: object) -> str:
-    """Run one statement on a connection of its own, behind any store's back."""
-    conn = await asyncpg.connect(DSN)
-    try:
-        status: str = await conn.execute(sql, *args)
-        return status
-    finally:
-        await conn.close()
-
-
-@asynccontextmanager
-async def table_of_its_own() -> AsyncIterator[str]:
-    """A fresh table name on the real PostgreSQL (skip or fail if it is absent), dropped on exit."""
-    require_service("PostgreSQL", HOST, PORT)
-    name = f"bw_ledger_test_{uuid.uuid4().hex[:12]}"
-    try:
-        yield name
-    finally:
-        await pg_execute(
-            f"DROP TABLE IF EXISTS {name}, {name}_feedback, {name}_eval_scores, {name}_hourly, {name}_hourly_from"
-        )
+def table_of_its_own() -> AbstractAsyncContextManager[str]:
+    """A fresh table name on the real PostgreSQL (skip or fail if it is absent), dropped on exit
+    with the tables made beside it."""
+    return name_of_its_own(
+        "bw_ledger_test",
+        lambda t: f"DROP TABLE IF EXISTS {t}, {t}_feedback, {t}_eval_scores, {t}_hourly, {t}_hourly_from",
+    )
 
 
 @pytest.fixture

@@ -33,8 +33,9 @@ from breakwater.observability.ledger.aggregate import BY, aggregate
 from breakwater.observability.ledger.feedback import Feedback
 from breakwater.observability.ledger.postgres import PostgresLedger
 from breakwater.observability.ledger.row import ADDED_COLUMNS
+from tests.postgres import DSN, pg_execute
 
-from .conftest import DSN, pg_execute, table_of_its_own
+from .conftest import table_of_its_own
 from .rows import DAY, START, T0, USAGE_ROWS, make_row, wait_for
 
 Store = SqliteLedger | PostgresLedger

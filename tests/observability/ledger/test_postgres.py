@@ -15,9 +15,9 @@ import pytest
 
 from breakwater.observability.ledger import LedgerRow, LedgerWriter
 from breakwater.observability.ledger.postgres import PostgresLedger
+from tests.postgres import DSN, HOST, PORT
 
 from ...tcp_proxy import TcpProxy
-from .conftest import DSN, HOST, PORT
 from .rows import make_row, wait_for
 
 

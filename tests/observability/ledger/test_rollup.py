@@ -21,8 +21,9 @@ from breakwater.observability.ledger import LedgerRow, SqliteLedger, hourly, rol
 from breakwater.observability.ledger.aggregate import aggregate
 from breakwater.observability.ledger.dashboard import cost_series, reliability, series, totals
 from breakwater.observability.ledger.postgres import PostgresLedger
+from tests.postgres import DSN, pg_execute
 
-from .conftest import DSN, Holding, pg_execute, table_of_its_own
+from .conftest import Holding, table_of_its_own
 from .rows import make_row
 
 Store = SqliteLedger | PostgresLedger
